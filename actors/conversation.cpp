@@ -1,0 +1,373 @@
+#include "actors/conversation.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
+
+namespace parley {
+
+namespace {
+
+using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
+using pending = conversation_state::pending;
+using pending_ptr = conversation_state::pending_ptr;
+using key = conversation_state::key;
+
+key key_of(const send_request& req) {
+  return key{req.sender_user, req.sender_device, req.client_message_id};
+}
+
+send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
+                      bool dedup) {
+  return send_result{make_server_message_id(conv, seq), seq, sent_at, dedup};
+}
+
+bool within_window(self_ptr self, int64_t accepted_at_ms) {
+  auto& st = self->state;
+  return st.deps.clock() - accepted_at_ms < st.deps.limits.idempotency_window_ms;
+}
+
+void remember(self_ptr self, const key& k, send_result res) {
+  auto& st = self->state;
+  res.deduplicated = true; // every later answer for this key is a repeat
+  if (st.recent.emplace(k, std::move(res)).second)
+    st.recent_order.push_back(k);
+  while (st.recent_order.size() > st.deps.limits.idempotency_cache) {
+    st.recent.erase(st.recent_order.front());
+    st.recent_order.pop_front();
+  }
+}
+
+/// Answers every promise of `p`; the first asker gets deduplicated = false
+/// unless the key was already committed before this incarnation saw it.
+void answer(self_ptr self, pending& p, send_result res) {
+  for (auto& rp : p.promises) {
+    rp.deliver(res);
+    res.deduplicated = true;
+  }
+  p.promises.clear();
+  p.done = true;
+  self->state.by_key.erase(key_of(p.req));
+}
+
+void fail(self_ptr self, pending& p, const caf::error& err) {
+  for (auto& rp : p.promises)
+    rp.deliver(err);
+  p.promises.clear();
+  p.done = true;
+  self->state.by_key.erase(key_of(p.req));
+}
+
+void schedule_watermark(self_ptr self) {
+  auto& st = self->state;
+  if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
+    return;
+  st.tick_scheduled = true;
+  self->delayed_send(self, st.deps.limits.watermark_delay,
+                     caf::tick_atom::value);
+}
+
+/// A commit of the current epoch failed: every commit of this epoch still in
+/// flight is doomed too (the writer fences them), so fail them all now and
+/// reuse their sequences in a new epoch.
+void roll_back(self_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  if (!st.inflight.empty())
+    st.next_seq = st.inflight.begin()->first;
+  for (auto& [seq, p] : st.inflight)
+    fail(self, *p, err);
+  st.inflight.clear();
+  ++st.epoch;
+  if (st.dispatched > 0)
+    st.watermark_dirty = true;
+  spdlog::warn("conversation {}: commit failed ({}), epoch {} resumes at {}",
+               st.id, to_string(err), st.epoch, st.next_seq);
+}
+
+void commit(self_ptr self, write_batch batch,
+            std::function<void()> on_ok,
+            std::function<void(const caf::error&)> on_fail) {
+  auto& st = self->state;
+  auto epoch = st.epoch;
+  self->request(st.deps.writer, caf::infinite, commit_atom::value, st.id,
+                epoch, std::move(batch))
+    .then([on_ok](uint64_t) { on_ok(); },
+          [=](caf::error& err) {
+            if (epoch == self->state.epoch)
+              roll_back(self, err);
+            on_fail(err);
+          });
+}
+
+void emit(self_ptr self, const stored_message& msg) {
+  auto& st = self->state;
+  self->send(st.deps.delivery, deliver_atom::value, msg);
+  st.dispatched = std::max(st.dispatched, msg.seq);
+  st.watermark_dirty = true;
+}
+
+void commit_new(self_ptr self, const pending_ptr& p) {
+  auto& st = self->state;
+  auto& m = p->msg;
+  m.conversation = st.id;
+  m.seq = st.next_seq++;
+  m.sender_user = p->req.sender_user;
+  m.sender_device = p->req.sender_device;
+  m.client_message_id = p->req.client_message_id;
+  m.sent_at_ms = st.deps.clock();
+  m.kind = p->req.kind;
+  m.payload = std::move(p->req.payload);
+  p->epoch = st.epoch;
+  st.inflight.emplace(m.seq, p);
+  write_batch batch;
+  store::add_message(batch, m);
+  if (st.watermark_dirty) {
+    store::add_watermark(batch, st.id, st.dispatched);
+    st.watermark_dirty = false;
+  }
+  commit(
+    self, std::move(batch),
+    [self, p] {
+      auto& st = self->state;
+      if (p->done) {
+        // Cannot happen while the writer fences failed epochs.
+        spdlog::critical("conversation {}: seq {} committed after roll-back",
+                         st.id, p->msg.seq);
+        std::abort();
+      }
+      st.inflight.erase(p->msg.seq);
+      st.head = std::max(st.head, p->msg.seq);
+      emit(self, p->msg);
+      auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
+      remember(self, key_of(p->req), res);
+      answer(self, *p, res);
+      schedule_watermark(self);
+    },
+    [](const caf::error&) {
+      // roll_back failed `p` together with the rest of its epoch.
+    });
+}
+
+/// Moves resolved sends off the front of the queue, in arrival order.
+void drain(self_ptr self) {
+  auto& st = self->state;
+  while (!st.queue.empty() && st.queue.front()->ph != pending::phase::lookup) {
+    auto p = st.queue.front();
+    st.queue.pop_front();
+    switch (p->ph) {
+      case pending::phase::failed:
+        fail(self, *p, p->err);
+        break;
+      case pending::phase::duplicate: {
+        auto res = result_of(st.id, p->hit.seq, p->hit.accepted_at_ms, true);
+        remember(self, key_of(p->req), res);
+        answer(self, *p, res);
+        break;
+      }
+      default:
+        commit_new(self, p);
+    }
+  }
+}
+
+void handle_send(self_ptr self, send_request& req,
+                 caf::typed_response_promise<send_result> rp) {
+  auto& st = self->state;
+  if (!st.exists) {
+    rp.deliver(caf::make_error(errc::not_found, "no such conversation"));
+    return;
+  }
+  auto m = st.members.find(req.sender_user);
+  if (m == st.members.end() || m->second.left_at_sequence != 0) {
+    rp.deliver(caf::make_error(errc::not_member, "sender is not a member"));
+    return;
+  }
+  if (req.client_message_id.empty() || req.client_message_id.size() > 128) {
+    rp.deliver(caf::make_error(errc::bad_request,
+                               "client_message_id must have 1-128 bytes"));
+    return;
+  }
+  if (req.payload.size() > st.deps.limits.max_payload_bytes) {
+    rp.deliver(caf::make_error(errc::too_large, "payload too large"));
+    return;
+  }
+  auto k = key_of(req);
+  if (auto i = st.recent.find(k); i != st.recent.end()) {
+    if (within_window(self, i->second.sent_at_ms)) {
+      rp.deliver(i->second);
+      return;
+    }
+  }
+  if (auto i = st.by_key.find(k); i != st.by_key.end()) {
+    i->second->promises.push_back(rp); // in flight: share the first answer
+    return;
+  }
+  auto p = std::make_shared<pending>();
+  p->req = std::move(req);
+  p->promises.push_back(rp);
+  st.by_key.emplace(k, p);
+  st.queue.push_back(p);
+  self
+    ->request(st.deps.reader, caf::infinite, lookup_atom::value, st.id,
+              k.user, k.device, k.cmid)
+    .then(
+      [self, p](idempotency_hit& hit) {
+        if (hit.found && within_window(self, hit.accepted_at_ms)) {
+          p->hit = hit;
+          p->ph = pending::phase::duplicate;
+        } else {
+          p->ph = pending::phase::fresh;
+        }
+        drain(self);
+      },
+      [self, p](caf::error& err) {
+        p->ph = pending::phase::failed;
+        p->err = err;
+        drain(self);
+      });
+}
+
+void handle_join(self_ptr self, user_id user,
+                 caf::typed_response_promise<sequence> rp) {
+  auto& st = self->state;
+  if (auto i = st.members.find(user);
+      i != st.members.end() && i->second.left_at_sequence == 0) {
+    rp.deliver(i->second.joined_at_sequence);
+    return;
+  }
+  member m{user, 1, st.next_seq, 0};
+  write_batch batch;
+  if (!st.exists)
+    store::add_conversation(batch, st.id, 1, st.deps.clock());
+  store::add_member(batch, st.id, m);
+  commit(
+    self, std::move(batch),
+    [self, m, rp]() mutable {
+      self->state.exists = true;
+      self->state.members[m.user] = m;
+      rp.deliver(m.joined_at_sequence);
+    },
+    [rp](const caf::error& err) mutable { rp.deliver(err); });
+}
+
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  st.tick_scheduled = false;
+  if (!st.watermark_dirty)
+    return;
+  if (!st.inflight.empty())
+    return; // the next message batch carries it
+  write_batch batch;
+  store::add_watermark(batch, st.id, st.dispatched);
+  st.watermark_dirty = false;
+  commit(
+    self, std::move(batch), [] {},
+    [self](const caf::error&) {
+      self->state.watermark_dirty = true;
+      schedule_watermark(self);
+    });
+}
+
+void become_ready(self_ptr self) {
+  auto& st = self->state;
+  st.ready = true;
+  if (st.watermark_dirty)
+    on_tick(self); // persist what the relay re-emitted before new sends
+  auto stash = std::move(st.stash);
+  for (auto& f : stash)
+    f();
+}
+
+/// The outbox relay: re-emits the log suffix after the watermark, in order,
+/// one page at a time, before any new send is taken.
+void relay(self_ptr self) {
+  auto& st = self->state;
+  if (st.dispatched >= st.head) {
+    become_ready(self);
+    return;
+  }
+  self
+    ->request(st.deps.reader, caf::infinite, fetch_atom::value, st.id,
+              st.dispatched, st.deps.limits.outbox_page)
+    .then(
+      [self](std::vector<stored_message>& msgs) {
+        auto& st = self->state;
+        for (auto& msg : msgs)
+          if (msg.seq <= st.head)
+            emit(self, msg);
+        if (msgs.empty())
+          st.dispatched = st.head; // cannot happen: head came from the log
+        relay(self);
+      },
+      [self](caf::error& err) {
+        spdlog::error("conversation {}: outbox read failed: {}",
+                      self->state.id, to_string(err));
+        self->quit(err);
+      });
+}
+
+} // namespace
+
+conversation_actor::behavior_type
+conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
+  auto& st = self->state;
+  st.id = id;
+  st.deps = std::move(deps);
+  self->request(st.deps.writer, caf::infinite, load_atom::value, id)
+    .then(
+      [self](conversation_snapshot& snap) {
+        auto& st = self->state;
+        st.exists = snap.exists;
+        st.head = snap.head;
+        st.next_seq = snap.head + 1;
+        st.dispatched = std::min(snap.dispatched, snap.head);
+        for (auto& m : snap.members)
+          st.members[m.user] = m;
+        relay(self);
+      },
+      [self](caf::error& err) {
+        spdlog::error("conversation {}: load failed: {}", self->state.id,
+                      to_string(err));
+        self->quit(err);
+      });
+  return {
+    [self](send_atom, send_request& req) -> caf::result<send_result> {
+      auto rp = self->make_response_promise<send_result>();
+      if (!self->state.ready)
+        self->state.stash.emplace_back(
+          [self, req, rp]() mutable { handle_send(self, req, rp); });
+      else
+        handle_send(self, req, rp);
+      return rp;
+    },
+    [self](caf::join_atom, user_id user) -> caf::result<sequence> {
+      auto rp = self->make_response_promise<sequence>();
+      if (!self->state.ready)
+        self->state.stash.emplace_back(
+          [self, user, rp] { handle_join(self, user, rp); });
+      else
+        handle_join(self, user, rp);
+      return rp;
+    },
+    [self](caf::get_atom) -> caf::result<conversation_status> {
+      auto rp = self->make_response_promise<conversation_status>();
+      auto report = [self, rp]() mutable {
+        auto& st = self->state;
+        rp.deliver(conversation_status{st.head, st.dispatched,
+                                       st.inflight.size() + st.queue.size(),
+                                       st.members.size()});
+      };
+      if (!self->state.ready)
+        self->state.stash.emplace_back(report);
+      else
+        report();
+      return rp;
+    },
+    [self](caf::tick_atom) { on_tick(self); },
+  };
+}
+
+} // namespace parley

@@ -1,0 +1,118 @@
+#pragma once
+
+// conversation: one actor per conversation. Owns membership, sequence
+// allocation and idempotency; persists each message (with its idempotency
+// record and the outbox watermark) through the store writer before it
+// answers `accepted` and emits the message for delivery.
+//
+// Invariants: committed sequences are gapless from 1; a send key
+// (user, device, client_message_id) maps to at most one sequence within the
+// idempotency window; answers leave in sequence order; every committed
+// message is emitted at least once (re-emitted after a restart from the
+// outbox watermark) and at most once per incarnation.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/delivery.hpp"
+#include "actors/store_reader.hpp"
+#include "actors/store_writer.hpp"
+
+namespace parley {
+
+using conversation_actor = caf::typed_actor<
+  /// Accepts a message. Replies once it is durable, with the same answer for
+  /// every repeat of its key inside the idempotency window. Errors:
+  /// not_found, not_member, bad_request, too_large, storage_failed
+  /// (retryable: nothing was kept).
+  caf::replies_to<send_atom, send_request>::with<send_result>,
+  /// Adds `user` as a member (creating the conversation if needed); replies
+  /// the member's joined_at_sequence once durable. Idempotent.
+  caf::replies_to<caf::join_atom, user_id>::with<sequence>,
+  /// Reports head, dispatched watermark and in-flight count.
+  caf::replies_to<caf::get_atom>::with<conversation_status>,
+  /// Internal: persist the outbox watermark if it moved.
+  caf::reacts_to<caf::tick_atom>>;
+
+/// Milliseconds since the Unix epoch (injected: simulated in tests).
+using clock_fn = std::function<int64_t()>;
+
+/// Tunables of conversation actors (config: parley.conversation.*).
+struct conversation_limits {
+  int64_t idempotency_window_ms = 24 * 3600 * 1000;
+  size_t idempotency_cache = 1024; ///< recent keys kept in memory
+  size_t max_payload_bytes = 64 * 1024;
+  uint64_t outbox_page = 256;      ///< messages per re-emission read
+  caf::timespan watermark_delay = std::chrono::milliseconds(100);
+};
+
+/// What every conversation actor is spawned with.
+struct conversation_deps {
+  store_writer_actor writer;
+  store_reader_actor reader;
+  delivery_actor delivery;
+  clock_fn clock;
+  conversation_limits limits;
+};
+
+struct conversation_state {
+  struct key {
+    user_id user;
+    device_id device;
+    std::string cmid;
+    bool operator<(const key& o) const {
+      return std::tie(user, device, cmid) < std::tie(o.user, o.device, o.cmid);
+    }
+  };
+
+  /// A send between arrival and its answer.
+  struct pending {
+    enum class phase { lookup, duplicate, fresh, failed } ph = phase::lookup;
+    send_request req;
+    std::vector<caf::typed_response_promise<send_result>> promises;
+    idempotency_hit hit;
+    caf::error err;
+    stored_message msg; ///< once a sequence is assigned
+    uint64_t epoch = 0;
+    bool done = false;
+  };
+  using pending_ptr = std::shared_ptr<pending>;
+
+  conversation_id id = 0;
+  conversation_deps deps;
+  bool ready = false;
+  bool exists = false;
+  std::vector<std::function<void()>> stash; ///< requests before ready
+  std::map<user_id, member> members;
+  sequence next_seq = 1;
+  sequence head = 0;
+  sequence dispatched = 0;
+  bool watermark_dirty = false;
+  bool tick_scheduled = false;
+  uint64_t epoch = 1;
+  std::deque<pending_ptr> queue;           ///< arrival order, not yet assigned
+  std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
+  std::map<key, pending_ptr> by_key;        ///< every unanswered send
+  std::map<key, send_result> recent;        ///< committed keys (bounded)
+  std::deque<key> recent_order;
+
+  static inline const char* name = "conversation";
+};
+
+conversation_actor::behavior_type conversation_impl(
+  conversation_actor::stateful_pointer<conversation_state> self,
+  conversation_id id, conversation_deps deps);
+
+} // namespace parley

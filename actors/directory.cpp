@@ -1,0 +1,47 @@
+#include "actors/directory.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+
+namespace parley {
+
+directory_actor::behavior_type
+directory_impl(directory_actor::stateful_pointer<directory_state> self,
+               conversation_deps deps) {
+  self->state.deps = std::move(deps);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(dm.source);
+    if (i == st.by_addr.end())
+      return;
+    if (dm.reason && dm.reason != caf::exit_reason::user_shutdown)
+      spdlog::warn("conversation {} stopped: {}", i->second,
+                   to_string(dm.reason));
+    st.conversations.erase(i->second);
+    st.by_addr.erase(i);
+  });
+  // A conversation's failure must not take the directory down with it; the
+  // link only serves the other direction (the node stopping).
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    if (self->state.by_addr.count(em.source) == 0)
+      self->quit(em.reason);
+  });
+  return {
+    [self](caf::get_atom, conversation_id conv) -> conversation_actor {
+      auto& st = self->state;
+      if (auto i = st.conversations.find(conv); i != st.conversations.end())
+        return i->second;
+      auto hdl = self->spawn(conversation_impl, conv, st.deps);
+      self->monitor(hdl);
+      // Conversations end with the directory (node shutdown).
+      self->link_to(hdl);
+      st.conversations.emplace(conv, hdl);
+      st.by_addr.emplace(hdl.address(), conv);
+      ++st.spawned;
+      return hdl;
+    },
+  };
+}
+
+} // namespace parley

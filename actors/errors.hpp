@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+
+namespace parley {
+
+/// Parley's error codes (CAF category "parley"). Values are stable: they
+/// cross BASP between nodes. The gateway maps them to wire Error codes in one
+/// place; `retryable` below says which ones a client may simply retry.
+enum class errc : uint8_t {
+  /// Not an error.
+  none = 0,
+  /// The sender is not a member of the conversation.
+  not_member,
+  /// The conversation (or other object) does not exist.
+  not_found,
+  /// A payload or request exceeds a configured size limit.
+  too_large,
+  /// A request is malformed (empty client_message_id, bad key, ...).
+  bad_request,
+  /// The storage layer failed to write; nothing of the request was kept.
+  /// Retryable with the same idempotency key.
+  storage_failed,
+  /// Refused without trying because an earlier write of the same writer
+  /// failed and the writer has not yet rolled back. Retryable.
+  storage_fenced,
+  /// A storage record could not be decoded: on-disk corruption or a bug.
+  storage_corrupt,
+  /// The node is shutting down. Retryable (elsewhere or later).
+  shutting_down,
+};
+
+/// Returns a stable lowercase name for `x` (used in logs and errors).
+const char* to_string(errc x);
+
+/// True for errors a client may retry unchanged with the same
+/// idempotency key.
+bool retryable(errc x);
+
+/// True if `err` is a Parley error equal to `x`.
+bool is(const caf::error& err, errc x);
+
+} // namespace parley
+
+CAF_ERROR_CODE_ENUM(parley::errc, "parley")

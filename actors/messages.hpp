@@ -1,0 +1,182 @@
+#pragma once
+
+// Inspectable structs exchanged between Parley actors. Client-facing data is
+// protobuf at the edges (gateway, store); inside, these plain structs travel.
+// The order of fields in each `inspect` is the BASP wire format between
+// nodes: append only.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+namespace parley {
+
+using conversation_id = uint64_t;
+using user_id = uint64_t;
+using device_id = uint64_t;
+using sequence = uint64_t;
+
+/// Opaque server message id, derived from (conversation, sequence) so it
+/// needs no storage: 32 lowercase hex digits.
+std::string make_server_message_id(conversation_id conv, sequence seq);
+
+// -- storage ------------------------------------------------------------------
+
+/// One put or delete of a write batch.
+struct kv_op {
+  bool erase = false;
+  std::string key;
+  std::string value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kv_op& x) {
+  return f(caf::meta::type_name("kv_op"), x.erase, x.key, x.value);
+}
+
+/// Operations applied atomically by one storage write.
+struct write_batch {
+  std::vector<kv_op> ops;
+
+  void put(std::string key, std::string value) {
+    ops.push_back(kv_op{false, std::move(key), std::move(value)});
+  }
+  void erase(std::string key) {
+    ops.push_back(kv_op{true, std::move(key), {}});
+  }
+  bool empty() const {
+    return ops.empty();
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_batch& x) {
+  return f(caf::meta::type_name("write_batch"), x.ops);
+}
+
+// -- conversations ------------------------------------------------------------
+
+/// A member of a conversation with its membership history.
+struct member {
+  user_id user = 0;
+  int32_t role = 0;                ///< parley.store.v1.MemberRecord.Role
+  sequence joined_at_sequence = 1; ///< first sequence the member may see
+  sequence left_at_sequence = 0;   ///< 0 = still a member
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member& x) {
+  return f(caf::meta::type_name("member"), x.user, x.role,
+           x.joined_at_sequence, x.left_at_sequence);
+}
+
+/// What a conversation actor needs from disk when it activates.
+struct conversation_snapshot {
+  bool exists = false;
+  sequence head = 0;       ///< highest stored sequence, 0 = empty
+  sequence dispatched = 0; ///< outbox watermark
+  std::vector<member> members;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        conversation_snapshot& x) {
+  return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
+           x.dispatched, x.members);
+}
+
+/// A message as stored and as emitted for delivery.
+struct stored_message {
+  conversation_id conversation = 0;
+  sequence seq = 0;
+  user_id sender_user = 0;
+  device_id sender_device = 0;
+  std::string client_message_id;
+  int64_t sent_at_ms = 0;
+  int32_t kind = 0; ///< parley.v1.MessageKind
+  std::string payload;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_message& x) {
+  return f(caf::meta::type_name("stored_message"), x.conversation, x.seq,
+           x.sender_user, x.sender_device, x.client_message_id, x.sent_at_ms,
+           x.kind, x.payload);
+}
+
+/// A send, as the gateway hands it to a conversation. `sender_user` and
+/// `sender_device` are the authenticated ones, never client claims.
+struct send_request {
+  conversation_id conversation = 0;
+  user_id sender_user = 0;
+  device_id sender_device = 0;
+  std::string client_message_id;
+  int32_t kind = 0;
+  std::string payload;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_request& x) {
+  return f(caf::meta::type_name("send_request"), x.conversation,
+           x.sender_user, x.sender_device, x.client_message_id, x.kind,
+           x.payload);
+}
+
+/// The answer to a send: identical for every repeat of the same key.
+struct send_result {
+  std::string server_message_id;
+  sequence server_sequence = 0;
+  int64_t sent_at_ms = 0;
+  bool deduplicated = false; ///< true: answers an earlier identical send
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_result& x) {
+  return f(caf::meta::type_name("send_result"), x.server_message_id,
+           x.server_sequence, x.sent_at_ms, x.deduplicated);
+}
+
+/// Result of an idempotency index lookup.
+struct idempotency_hit {
+  bool found = false;
+  sequence seq = 0;
+  int64_t accepted_at_ms = 0; ///< also the message's sent_at_ms
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, idempotency_hit& x) {
+  return f(caf::meta::type_name("idempotency_hit"), x.found, x.seq,
+           x.accepted_at_ms);
+}
+
+/// A conversation actor's view of itself (tests, admin, bench).
+struct conversation_status {
+  sequence head = 0;       ///< highest committed sequence
+  sequence dispatched = 0; ///< highest sequence emitted for delivery
+  uint64_t in_flight = 0;  ///< sends waiting for their commit
+  uint64_t members = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_status& x) {
+  return f(caf::meta::type_name("conversation_status"), x.head, x.dispatched,
+           x.in_flight, x.members);
+}
+
+/// Counters of the store writer (group commit effectiveness).
+struct writer_stats {
+  uint64_t commits = 0;   ///< commit requests answered ok
+  uint64_t syncs = 0;     ///< synced writes made
+  uint64_t failures = 0;  ///< failed synced writes
+  uint64_t ops = 0;       ///< key/value operations written
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, writer_stats& x) {
+  return f(caf::meta::type_name("writer_stats"), x.commits, x.syncs,
+           x.failures, x.ops);
+}
+
+} // namespace parley

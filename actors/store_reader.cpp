@@ -1,0 +1,39 @@
+#include "actors/store_reader.hpp"
+
+#include "runtime/store/conversation_store.hpp"
+
+namespace parley {
+
+namespace {
+
+/// Unwraps an expected into a CAF result (value or error).
+template <class T>
+caf::result<T> to_result(caf::expected<T>&& x) {
+  if (!x)
+    return std::move(x.error());
+  return std::move(*x);
+}
+
+} // namespace
+
+store_reader_actor::behavior_type
+store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
+                  std::shared_ptr<kv_backend> kv) {
+  self->state.kv = std::move(kv);
+  return {
+    [=](lookup_atom, conversation_id conv, user_id user, device_id device,
+        const std::string& cmid) {
+      return to_result(
+        store::lookup_idempotency(*self->state.kv, conv, user, device, cmid));
+    },
+    [=](fetch_atom, conversation_id conv, sequence after, uint64_t limit) {
+      return to_result(
+        store::fetch_messages(*self->state.kv, conv, after, limit));
+    },
+    [=](outbox_atom) {
+      return to_result(store::undispatched_conversations(*self->state.kv));
+    },
+  };
+}
+
+} // namespace parley

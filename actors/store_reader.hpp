@@ -1,0 +1,43 @@
+#pragma once
+
+// store_reader: answers reads of the node's database (idempotency lookups,
+// message pages, the outbox relay's scan) off the writer's thread, so reads
+// never wait behind a synced write. Reads see every commit acknowledged
+// before they were asked. May block on disk: node.cpp spawns it detached.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/type_ids.hpp"
+#include "runtime/store/kv_backend.hpp"
+
+namespace parley {
+
+using store_reader_actor = caf::typed_actor<
+  /// Looks up the idempotency record of (conv, user, device, cmid).
+  caf::replies_to<lookup_atom, conversation_id, user_id, device_id,
+                  std::string>::with<idempotency_hit>,
+  /// Reads up to `limit` messages of `conv` after sequence `after`, in order.
+  caf::replies_to<fetch_atom, conversation_id, sequence,
+                  uint64_t>::with<std::vector<stored_message>>,
+  /// Lists conversations with undispatched outbox records.
+  caf::replies_to<outbox_atom>::with<std::vector<uint64_t>>>;
+
+struct store_reader_state {
+  std::shared_ptr<kv_backend> kv;
+
+  static inline const char* name = "store_reader";
+};
+
+store_reader_actor::behavior_type
+store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
+                  std::shared_ptr<kv_backend> kv);
+
+} // namespace parley

@@ -1,0 +1,92 @@
+#include "actors/store_writer.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
+
+namespace parley {
+
+namespace {
+
+using self_ptr = store_writer_actor::stateful_pointer<store_writer_state>;
+
+/// Makes one synced write of everything pending and answers its requesters.
+void write_pending(self_ptr self) {
+  auto& st = self->state;
+  st.tick_scheduled = false;
+  if (st.waiting.empty() && st.pending.empty())
+    return;
+  auto err = st.kv->write(st.pending, true);
+  auto waiting = std::move(st.waiting);
+  auto ops = st.pending.ops.size();
+  st.waiting.clear();
+  st.pending.ops.clear();
+  if (err) {
+    ++st.stats.failures;
+    for (auto& w : waiting) {
+      auto& f = st.fenced[w.writer];
+      f = std::max(f, w.epoch);
+      w.promise.deliver(err);
+    }
+    return;
+  }
+  ++st.stats.syncs;
+  st.stats.ops += ops;
+  st.stats.commits += waiting.size();
+  for (auto& w : waiting)
+    w.promise.deliver(st.stats.syncs);
+}
+
+} // namespace
+
+store_writer_actor::behavior_type
+store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
+                  store_writer_limits limits) {
+  self->state.kv = std::move(kv);
+  self->state.limits = limits;
+  return {
+    [=](commit_atom, uint64_t writer, uint64_t epoch,
+        write_batch& batch) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (auto i = st.fenced.find(writer); i != st.fenced.end()) {
+        if (epoch <= i->second)
+          return caf::make_error(errc::storage_fenced,
+                                 "an earlier write of this writer failed");
+        st.fenced.erase(i);
+      }
+      for (auto& op : batch.ops)
+        st.pending.ops.push_back(std::move(op));
+      auto rp = self->make_response_promise<uint64_t>();
+      st.waiting.push_back({writer, epoch, rp});
+      if (st.pending.ops.size() >= st.limits.max_batch_ops) {
+        write_pending(self);
+      } else if (!st.tick_scheduled) {
+        // Runs after everything already in the mailbox: that is the batch.
+        st.tick_scheduled = true;
+        self->send(self, caf::tick_atom::value);
+      }
+      return rp;
+    },
+    [=](load_atom, conversation_id conv) -> caf::result<conversation_snapshot> {
+      write_pending(self);
+      self->state.fenced.erase(conv);
+      auto snap = store::load_conversation(*self->state.kv, conv);
+      if (!snap)
+        return snap.error();
+      return std::move(*snap);
+    },
+    [=](caf::flush_atom) -> uint64_t {
+      write_pending(self);
+      return self->state.stats.syncs;
+    },
+    [=](stats_atom) -> writer_stats { return self->state.stats; },
+    [=](caf::tick_atom) {
+      if (self->state.tick_scheduled)
+        write_pending(self);
+    },
+  };
+}
+
+} // namespace parley

@@ -1,0 +1,74 @@
+#pragma once
+
+// store_writer: the only writer of the node's database. Group commit: it
+// merges every commit request pending in its mailbox into one batch, makes
+// one synced write, then answers each requester. Nothing is acknowledged
+// before it is on disk; a failed write fails every request in that batch.
+//
+// Fencing: when a batch fails, each writer (conversation) in it is fenced at
+// its epoch; later commits of that writer with an epoch <= the fenced one
+// fail with `errc::storage_fenced` without being written. A writer that saw
+// a failure bumps its epoch, so its later sequences never land after a hole.
+//
+// Blocks on disk: node.cpp spawns it detached (its own thread).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+#include <caf/replies_to.hpp>
+
+#include "actors/type_ids.hpp"
+#include "runtime/store/kv_backend.hpp"
+
+namespace parley {
+
+using store_writer_actor = caf::typed_actor<
+  /// Commits `batch` for `writer` in `epoch`. Replies the number of the
+  /// synced write that made it durable, or an error; then nothing of it
+  /// was written.
+  caf::replies_to<commit_atom, uint64_t, uint64_t, write_batch>::with<uint64_t>,
+  /// Writes everything pending, clears the fence of conversation `conv` and
+  /// reads its snapshot. Everything committed before this request is in it.
+  caf::replies_to<load_atom, conversation_id>::with<conversation_snapshot>,
+  /// Writes everything pending now; replies the number of synced writes.
+  caf::replies_to<caf::flush_atom>::with<uint64_t>,
+  /// Group commit counters.
+  caf::replies_to<stats_atom>::with<writer_stats>,
+  /// Internal: a batch is pending; write it.
+  caf::reacts_to<caf::tick_atom>>;
+
+/// Tunables of the store writer.
+struct store_writer_limits {
+  /// Write early once a batch holds this many operations.
+  size_t max_batch_ops = 20000;
+};
+
+struct store_writer_state {
+  struct waiter {
+    uint64_t writer;
+    uint64_t epoch;
+    caf::typed_response_promise<uint64_t> promise;
+  };
+
+  std::shared_ptr<kv_backend> kv;
+  store_writer_limits limits;
+  write_batch pending;
+  std::vector<waiter> waiting;
+  bool tick_scheduled = false;
+  std::map<uint64_t, uint64_t> fenced; ///< writer -> highest failed epoch
+  writer_stats stats;
+
+  static inline const char* name = "store_writer";
+};
+
+store_writer_actor::behavior_type
+store_writer_impl(store_writer_actor::stateful_pointer<store_writer_state> self,
+                  std::shared_ptr<kv_backend> kv, store_writer_limits limits);
+
+} // namespace parley

@@ -1,0 +1,51 @@
+#pragma once
+
+// The one CAF type-id block of Parley: every message struct and atom.
+// Register with `cfg.add_message_types<caf::id_block::parley>()`.
+// Atoms: `<verb>_atom`, alphabetical, at most 10 characters, never the text
+// of a CAF built-in (tests/unit/atoms_test.cpp checks they are distinct).
+
+#include <cstdint>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/type_id.hpp>
+
+#include "actors/messages.hpp"
+
+CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(parley, (parley::conversation_snapshot))
+  CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
+  CAF_ADD_TYPE_ID(parley, (parley::idempotency_hit))
+  CAF_ADD_TYPE_ID(parley, (parley::kv_op))
+  CAF_ADD_TYPE_ID(parley, (parley::member))
+  CAF_ADD_TYPE_ID(parley, (parley::send_request))
+  CAF_ADD_TYPE_ID(parley, (parley::send_result))
+  CAF_ADD_TYPE_ID(parley, (parley::stored_message))
+  CAF_ADD_TYPE_ID(parley, (parley::write_batch))
+  CAF_ADD_TYPE_ID(parley, (parley::writer_stats))
+  CAF_ADD_TYPE_ID(parley, (std::vector<parley::stored_message>))
+  CAF_ADD_TYPE_ID(parley, (std::vector<uint64_t>))
+
+  CAF_ADD_ATOM(parley, parley, commit_atom, "commit")
+  CAF_ADD_ATOM(parley, parley, deliver_atom, "deliver")
+  CAF_ADD_ATOM(parley, parley, fetch_atom, "fetch")
+  CAF_ADD_ATOM(parley, parley, load_atom, "load")
+  CAF_ADD_ATOM(parley, parley, lookup_atom, "lookup")
+  CAF_ADD_ATOM(parley, parley, outbox_atom, "outbox")
+  CAF_ADD_ATOM(parley, parley, send_atom, "send")
+  CAF_ADD_ATOM(parley, parley, stats_atom, "stats")
+
+CAF_END_TYPE_ID_BLOCK(parley)
+
+namespace parley {
+
+/// Every atom text Parley defines, in the order above (for the unit test).
+inline std::vector<caf::atom_value> parley_atoms() {
+  return {commit_atom::value, deliver_atom::value, fetch_atom::value,
+          load_atom::value,   lookup_atom::value,  outbox_atom::value,
+          send_atom::value,   stats_atom::value};
+}
+
+} // namespace parley

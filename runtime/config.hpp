@@ -1,0 +1,52 @@
+#pragma once
+
+// node_config: every option of a Parley node, each with its default and
+// help text in one place. CLI overrides the config file (CAF's INI format,
+// section [parley]); `--help` and `--dump-config` come from CAF.
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor_system_config.hpp>
+
+#include "actors/conversation.hpp"
+#include "actors/store_writer.hpp"
+
+namespace parley {
+
+inline constexpr const char* default_data_dir = "./data";
+inline constexpr const char* default_log_level = "info";
+inline constexpr int64_t default_idempotency_window_s = 24 * 3600;
+inline constexpr uint64_t default_idempotency_cache = 1024;
+inline constexpr uint64_t default_max_payload_bytes = 64 * 1024;
+inline constexpr int64_t default_watermark_delay_ms = 100;
+inline constexpr uint64_t default_max_batch_ops = 20000;
+
+class node_config : public caf::actor_system_config {
+public:
+  std::string data_dir = default_data_dir;
+  std::string log_level = default_log_level;
+  int64_t idempotency_window_s = default_idempotency_window_s;
+  uint64_t idempotency_cache = default_idempotency_cache;
+  uint64_t max_payload_bytes = default_max_payload_bytes;
+  int64_t watermark_delay_ms = default_watermark_delay_ms;
+  uint64_t max_batch_ops = default_max_batch_ops;
+
+  node_config();
+
+  /// Limits for conversation actors from the options above.
+  conversation_limits conversation() const;
+
+  /// Limits for the store writer from the options above.
+  store_writer_limits writer() const;
+
+  /// Checks option values; returns a message for the first bad one.
+  std::string validate() const;
+};
+
+/// Rewrites Parley's friendly flags into CAF's form: `--data DIR` and
+/// `--data=DIR` to `--parley.data=DIR`, `--config FILE` to
+/// `--config-file=FILE`, `--log-level L` to `--parley.log-level=L`.
+std::vector<std::string> normalize_args(int argc, char** argv);
+
+} // namespace parley

@@ -1,0 +1,92 @@
+#include "runtime/node.hpp"
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/delivery_log.hpp"
+#include "actors/errors.hpp"
+
+namespace parley {
+
+int64_t system_clock_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+node::node(caf::actor_system& sys, node_options opts)
+  : sys_(sys),
+    opts_(std::move(opts)),
+    delivered_(std::make_shared<std::atomic<uint64_t>>(0)) {
+  if (!opts_.clock)
+    opts_.clock = system_clock_ms;
+}
+
+node::~node() {
+  stop();
+}
+
+void node::start() {
+  if (opts_.detach_store) {
+    writer_ = sys_.spawn<caf::detached>(store_writer_impl, opts_.kv,
+                                        opts_.writer);
+    reader_ = sys_.spawn<caf::detached>(store_reader_impl, opts_.kv);
+  } else {
+    writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
+    reader_ = sys_.spawn(store_reader_impl, opts_.kv);
+  }
+  delivery_ = opts_.delivery ? opts_.delivery
+                             : sys_.spawn(delivery_log_impl, delivered_);
+  directory_ = sys_.spawn(directory_impl,
+                          conversation_deps{writer_, reader_, delivery_,
+                                            opts_.clock, opts_.conversation});
+  running_ = true;
+  // The outbox relay: conversations whose delivery events were not all
+  // emitted before the last stop re-emit them once activated.
+  auto dir = directory_;
+  sys_.spawn([dir, reader = reader_](caf::event_based_actor* self) {
+    self->request(reader, caf::infinite, outbox_atom::value)
+      .then(
+        [=](std::vector<uint64_t>& convs) {
+          if (!convs.empty())
+            spdlog::info("outbox relay: {} conversation(s) to re-emit",
+                         convs.size());
+          for (auto conv : convs)
+            self->request(dir, caf::infinite, caf::get_atom::value, conv)
+              .then([](conversation_actor&) {});
+        },
+        [](caf::error& err) {
+          spdlog::error("outbox relay: scan failed: {}", to_string(err));
+        });
+  });
+}
+
+void node::stop() {
+  if (!running_)
+    return;
+  running_ = false;
+  caf::scoped_actor self{sys_};
+  self->send_exit(directory_, caf::exit_reason::user_shutdown);
+  self->wait_for(directory_);
+  // Conversations are gone; their commits are in the writer's mailbox
+  // ahead of this flush, so they finish before it answers.
+  self->request(writer_, caf::infinite, caf::flush_atom::value)
+    .receive([](uint64_t syncs) { spdlog::info("store: {} synced writes", syncs); },
+             [](caf::error& err) {
+               spdlog::error("store: final flush failed: {}", to_string(err));
+             });
+  for (auto hdl : {caf::actor_cast<caf::actor>(writer_),
+                   caf::actor_cast<caf::actor>(reader_)})
+    self->send_exit(hdl, caf::exit_reason::user_shutdown);
+  if (!opts_.delivery)
+    self->send_exit(delivery_, caf::exit_reason::user_shutdown);
+  self->wait_for(writer_, reader_);
+}
+
+} // namespace parley

@@ -1,0 +1,198 @@
+#include "runtime/store/conversation_store.hpp"
+
+#include "actors/errors.hpp"
+#include "parley/v1/store.pb.h"
+#include "runtime/store/keys.hpp"
+
+namespace parley::store {
+
+namespace {
+
+namespace pb = parley::store::v1;
+
+template <class Record>
+caf::expected<Record> parse(std::string_view bytes, const char* what) {
+  Record rec;
+  if (!rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return caf::make_error(errc::storage_corrupt, what);
+  return rec;
+}
+
+caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv) {
+  auto from = keys::message(conv, 0);
+  auto to = keys::message(conv + 1, 0);
+  if (conv == UINT64_MAX)
+    to = keys::prefix_end(std::string(1, keys::messages_tag));
+  auto last = kv.last(from, to);
+  if (!last)
+    return last.error();
+  if (!*last)
+    return sequence{0};
+  auto decoded = keys::decode_message((*last)->first);
+  if (!decoded)
+    return caf::make_error(errc::storage_corrupt, "bad message key");
+  return decoded->second;
+}
+
+} // namespace
+
+void add_message(write_batch& batch, const stored_message& msg) {
+  pb::MessageRecord rec;
+  rec.set_sender_user_id(msg.sender_user);
+  rec.set_sender_device_id(msg.sender_device);
+  rec.set_client_message_id(msg.client_message_id);
+  rec.set_sent_at_ms(msg.sent_at_ms);
+  rec.set_kind(static_cast<parley::v1::MessageKind>(msg.kind));
+  rec.set_payload(msg.payload);
+  batch.put(keys::message(msg.conversation, msg.seq),
+            rec.SerializeAsString());
+  pb::IdempotencyRecord idem;
+  idem.set_server_sequence(msg.seq);
+  idem.set_accepted_at_ms(msg.sent_at_ms);
+  batch.put(keys::idempotency(msg.conversation, msg.sender_user,
+                              msg.sender_device, msg.client_message_id),
+            idem.SerializeAsString());
+}
+
+void add_watermark(write_batch& batch, conversation_id conv,
+                   sequence dispatched) {
+  pb::OutboxWatermark rec;
+  rec.set_dispatched_sequence(dispatched);
+  batch.put(keys::outbox(conv), rec.SerializeAsString());
+}
+
+void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
+                      int64_t created_at_ms) {
+  pb::ConversationRecord rec;
+  rec.set_kind(static_cast<pb::ConversationRecord::Kind>(kind));
+  rec.set_created_at_ms(created_at_ms);
+  batch.put(keys::conversation(conv), rec.SerializeAsString());
+}
+
+void add_member(write_batch& batch, conversation_id conv, const member& m) {
+  pb::MemberRecord rec;
+  rec.set_role(static_cast<pb::MemberRecord::Role>(m.role));
+  rec.set_joined_at_sequence(m.joined_at_sequence);
+  rec.set_left_at_sequence(m.left_at_sequence);
+  batch.put(keys::member(conv, m.user), rec.SerializeAsString());
+}
+
+caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
+                                                       conversation_id conv) {
+  conversation_snapshot snap;
+  auto rec = kv.get(keys::conversation(conv));
+  if (!rec)
+    return rec.error();
+  snap.exists = rec->has_value();
+  auto head = head_of(kv, conv);
+  if (!head)
+    return head.error();
+  snap.head = *head;
+  auto wm = kv.get(keys::outbox(conv));
+  if (!wm)
+    return wm.error();
+  if (*wm) {
+    auto parsed = parse<pb::OutboxWatermark>(**wm, "bad outbox watermark");
+    if (!parsed)
+      return parsed.error();
+    snap.dispatched = parsed->dispatched_sequence();
+  }
+  caf::error err;
+  auto from = keys::member(conv, 0);
+  auto to = keys::prefix_end(keys::conversation(conv).replace(
+    0, 1, 1, keys::members_tag));
+  auto scan_err = kv.scan(from, to, [&](std::string_view k,
+                                        std::string_view v) {
+    auto ids = keys::decode_member(k);
+    auto m = parse<pb::MemberRecord>(v, "bad member record");
+    if (!ids || !m) {
+      err = caf::make_error(errc::storage_corrupt, "bad member record");
+      return false;
+    }
+    snap.members.push_back(member{ids->second, static_cast<int32_t>(m->role()),
+                                  m->joined_at_sequence(),
+                                  m->left_at_sequence()});
+    return true;
+  });
+  if (scan_err)
+    return scan_err;
+  if (err)
+    return err;
+  return snap;
+}
+
+caf::expected<idempotency_hit>
+lookup_idempotency(kv_backend& kv, conversation_id conv, user_id user,
+                   device_id device, std::string_view client_message_id) {
+  auto rec = kv.get(keys::idempotency(conv, user, device, client_message_id));
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return idempotency_hit{};
+  auto parsed = parse<pb::IdempotencyRecord>(**rec, "bad idempotency record");
+  if (!parsed)
+    return parsed.error();
+  return idempotency_hit{true, parsed->server_sequence(),
+                         parsed->accepted_at_ms()};
+}
+
+caf::expected<std::vector<stored_message>>
+fetch_messages(kv_backend& kv, conversation_id conv, sequence after,
+               size_t limit) {
+  std::vector<stored_message> result;
+  if (limit == 0 || after == UINT64_MAX)
+    return result;
+  caf::error err;
+  auto to = keys::prefix_end(keys::message(conv, UINT64_MAX));
+  auto scan_err = kv.scan(
+    keys::message(conv, after + 1), to,
+    [&](std::string_view k, std::string_view v) {
+      auto ids = keys::decode_message(k);
+      auto rec = parse<pb::MessageRecord>(v, "bad message record");
+      if (!ids || !rec || ids->first != conv) {
+        err = caf::make_error(errc::storage_corrupt, "bad message record");
+        return false;
+      }
+      stored_message msg;
+      msg.conversation = conv;
+      msg.seq = ids->second;
+      msg.sender_user = rec->sender_user_id();
+      msg.sender_device = rec->sender_device_id();
+      msg.client_message_id = rec->client_message_id();
+      msg.sent_at_ms = rec->sent_at_ms();
+      msg.kind = rec->kind();
+      msg.payload = rec->payload();
+      result.push_back(std::move(msg));
+      return result.size() < limit;
+    });
+  if (scan_err)
+    return scan_err;
+  if (err)
+    return err;
+  return result;
+}
+
+caf::expected<std::vector<conversation_id>>
+undispatched_conversations(kv_backend& kv) {
+  std::vector<conversation_id> convs;
+  std::string tag(1, keys::conversations_tag);
+  auto scan_err = kv.scan(tag, keys::prefix_end(tag),
+                          [&](std::string_view k, std::string_view) {
+                            if (auto id = keys::read_u64(k, 1))
+                              convs.push_back(*id);
+                            return true;
+                          });
+  if (scan_err)
+    return scan_err;
+  std::vector<conversation_id> result;
+  for (auto conv : convs) {
+    auto snap = load_conversation(kv, conv);
+    if (!snap)
+      return snap.error();
+    if (snap->dispatched < snap->head)
+      result.push_back(conv);
+  }
+  return result;
+}
+
+} // namespace parley::store

@@ -1,0 +1,55 @@
+#pragma once
+
+// Conversation tables: turns Parley structs into storage records (protobuf,
+// schema/parley/v1/store.proto) and back. The only code that knows both the
+// key layouts (keys.hpp) and the record formats of these tables.
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/messages.hpp"
+#include "runtime/store/kv_backend.hpp"
+
+namespace parley::store {
+
+// -- writes: append to a batch ---------------------------------------------------
+
+/// Adds the message record and its idempotency record.
+void add_message(write_batch& batch, const stored_message& msg);
+
+/// Adds the outbox watermark: every seq <= `dispatched` was emitted.
+void add_watermark(write_batch& batch, conversation_id conv,
+                   sequence dispatched);
+
+/// Adds the conversation record (kind: store.v1 ConversationRecord.Kind).
+void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
+                      int64_t created_at_ms);
+
+/// Adds or replaces a member record.
+void add_member(write_batch& batch, conversation_id conv, const member& m);
+
+// -- reads -------------------------------------------------------------------------
+
+/// Reads what a conversation actor needs to activate.
+caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
+                                                       conversation_id conv);
+
+/// Looks up an idempotency record.
+caf::expected<idempotency_hit>
+lookup_idempotency(kv_backend& kv, conversation_id conv, user_id user,
+                   device_id device, std::string_view client_message_id);
+
+/// Reads up to `limit` messages with sequence > `after`, in order.
+caf::expected<std::vector<stored_message>>
+fetch_messages(kv_backend& kv, conversation_id conv, sequence after,
+               size_t limit);
+
+/// Lists conversations whose outbox watermark is behind their head: their
+/// delivery events must be re-emitted (the outbox relay).
+caf::expected<std::vector<conversation_id>>
+undispatched_conversations(kv_backend& kv);
+
+} // namespace parley::store

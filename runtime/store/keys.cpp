@@ -1,0 +1,88 @@
+#include "runtime/store/keys.hpp"
+
+namespace parley::keys {
+
+namespace {
+
+std::string tagged(char tag, uint64_t a) {
+  std::string out;
+  out.reserve(9);
+  out.push_back(tag);
+  append_u64(out, a);
+  return out;
+}
+
+std::string tagged(char tag, uint64_t a, uint64_t b) {
+  auto out = tagged(tag, a);
+  append_u64(out, b);
+  return out;
+}
+
+std::optional<std::pair<uint64_t, uint64_t>>
+decode_pair(char tag, std::string_view key) {
+  if (key.size() != 17 || key[0] != tag)
+    return std::nullopt;
+  return std::make_pair(*read_u64(key, 1), *read_u64(key, 9));
+}
+
+} // namespace
+
+void append_u64(std::string& out, uint64_t x) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((x >> shift) & 0xFF));
+}
+
+std::optional<uint64_t> read_u64(std::string_view in, size_t pos) {
+  if (pos > in.size() || in.size() - pos < 8)
+    return std::nullopt;
+  uint64_t x = 0;
+  for (size_t i = 0; i < 8; ++i)
+    x = (x << 8) | static_cast<uint8_t>(in[pos + i]);
+  return x;
+}
+
+std::string message(conversation_id conv, sequence seq) {
+  return tagged(messages_tag, conv, seq);
+}
+
+std::optional<std::pair<conversation_id, sequence>>
+decode_message(std::string_view key) {
+  return decode_pair(messages_tag, key);
+}
+
+std::string idempotency(conversation_id conv, user_id user, device_id device,
+                        std::string_view client_message_id) {
+  auto out = tagged(idempotency_tag, conv, user);
+  append_u64(out, device);
+  out.append(client_message_id);
+  return out;
+}
+
+std::string conversation(conversation_id conv) {
+  return tagged(conversations_tag, conv);
+}
+
+std::string outbox(conversation_id conv) {
+  return tagged(outbox_tag, conv);
+}
+
+std::string member(conversation_id conv, user_id user) {
+  return tagged(members_tag, conv, user);
+}
+
+std::optional<std::pair<conversation_id, user_id>>
+decode_member(std::string_view key) {
+  return decode_pair(members_tag, key);
+}
+
+std::string prefix_end(std::string prefix) {
+  // Strip trailing 0xFF bytes, then increment the last byte.
+  while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xFF)
+    prefix.pop_back();
+  if (prefix.empty())
+    return std::string(); // no upper bound
+  prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  return prefix;
+}
+
+} // namespace parley::keys

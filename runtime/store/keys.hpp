@@ -1,0 +1,69 @@
+#pragma once
+
+// Key layouts of Parley's LevelDB tables.
+//
+// DO NOT CHANGE: these layouts are on disk. Every key starts with a one-byte
+// table tag; integers are fixed-width big-endian so that LevelDB's bytewise
+// order is numeric order. Add tables with new tags; never reuse a tag.
+//
+//  tag  table          key                                         value
+//  'b'  members        'b' conv:u64 user:u64                       MemberRecord
+//  'c'  conversations  'c' conv:u64                                ConversationRecord
+//  'i'  idempotency    'i' conv:u64 user:u64 device:u64 cmid:bytes IdempotencyRecord
+//  'm'  messages       'm' conv:u64 seq:u64                        MessageRecord
+//  'o'  outbox         'o' conv:u64                                OutboxWatermark
+//
+// Idempotency is scoped to the conversation: the conversation actor is the
+// one that checks it, and a client_message_id reused in another
+// conversation is a different message there.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "actors/messages.hpp"
+
+namespace parley::keys {
+
+inline constexpr char members_tag = 'b';
+inline constexpr char conversations_tag = 'c';
+inline constexpr char idempotency_tag = 'i';
+inline constexpr char messages_tag = 'm';
+inline constexpr char outbox_tag = 'o';
+
+/// Appends `x` as 8 big-endian bytes.
+void append_u64(std::string& out, uint64_t x);
+
+/// Reads 8 big-endian bytes at `pos`; nullopt if `in` is too short.
+std::optional<uint64_t> read_u64(std::string_view in, size_t pos);
+
+/// 'm' conv seq
+std::string message(conversation_id conv, sequence seq);
+
+/// Decodes a messages-table key; nullopt if `key` is not one.
+std::optional<std::pair<conversation_id, sequence>>
+decode_message(std::string_view key);
+
+/// 'i' conv user device cmid
+std::string idempotency(conversation_id conv, user_id user, device_id device,
+                        std::string_view client_message_id);
+
+/// 'c' conv
+std::string conversation(conversation_id conv);
+
+/// 'o' conv
+std::string outbox(conversation_id conv);
+
+/// 'b' conv user
+std::string member(conversation_id conv, user_id user);
+
+/// Decodes a members-table key; nullopt if `key` is not one.
+std::optional<std::pair<conversation_id, user_id>>
+decode_member(std::string_view key);
+
+/// The smallest key greater than every key starting with `prefix`.
+std::string prefix_end(std::string prefix);
+
+} // namespace parley::keys

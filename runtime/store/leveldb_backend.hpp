@@ -1,0 +1,48 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/store/kv_backend.hpp"
+
+namespace leveldb {
+class Cache;
+class DB;
+class FilterPolicy;
+class Status;
+} // namespace leveldb
+
+namespace parley {
+
+/// Maps a LevelDB status to Parley's error codes (the one place that does).
+caf::error to_error(const leveldb::Status& st);
+
+/// kv_backend on a LevelDB database in a directory of its own.
+class leveldb_backend : public kv_backend {
+public:
+  /// Opens (creating if missing) the database at `dir`.
+  static caf::expected<std::shared_ptr<leveldb_backend>>
+  open(const std::string& dir);
+
+  ~leveldb_backend() override;
+
+  caf::error write(const write_batch& batch, bool sync) override;
+
+  caf::expected<std::optional<std::string>> get(std::string_view key) override;
+
+  caf::error scan(std::string_view from, std::string_view to,
+                  const visitor& f) override;
+
+  caf::expected<std::optional<std::pair<std::string, std::string>>>
+  last(std::string_view from, std::string_view to) override;
+
+private:
+  leveldb_backend() = default;
+
+  // Declared before db_: the database must close before these go.
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;
+  std::unique_ptr<leveldb::Cache> cache_;
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+} // namespace parley

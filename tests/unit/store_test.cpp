@@ -1,0 +1,155 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <memory>
+
+#include <unistd.h>
+
+#include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
+#include "runtime/store/keys.hpp"
+#include "runtime/store/leveldb_backend.hpp"
+#include "runtime/store/memory_backend.hpp"
+
+using namespace parley;
+
+namespace {
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    path = std::filesystem::temp_directory_path()
+           / ("parley-unit-" + std::to_string(::getpid()) + "-"
+              + std::to_string(counter()++));
+    std::filesystem::remove_all(path);
+  }
+  ~temp_dir() {
+    std::filesystem::remove_all(path);
+  }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+stored_message msg(conversation_id conv, sequence seq, std::string cmid) {
+  stored_message m;
+  m.conversation = conv;
+  m.seq = seq;
+  m.sender_user = 7;
+  m.sender_device = 3;
+  m.client_message_id = std::move(cmid);
+  m.sent_at_ms = 1000 + static_cast<int64_t>(seq);
+  m.kind = 1;
+  m.payload = std::string("payload-") + std::to_string(seq);
+  return m;
+}
+
+/// The same checks against both backends: they must agree.
+void check_backend(kv_backend& kv) {
+  write_batch b;
+  store::add_conversation(b, 5, 1, 99);
+  store::add_member(b, 5, member{7, 1, 1, 0});
+  store::add_member(b, 5, member{8, 1, 3, 0});
+  for (sequence s = 1; s <= 10; ++s)
+    store::add_message(b, msg(5, s, "c" + std::to_string(s)));
+  store::add_message(b, msg(6, 1, "other")); // neighbour conversation
+  store::add_watermark(b, 5, 4);
+  REQUIRE_FALSE(kv.write(b, true));
+
+  auto snap = store::load_conversation(kv, 5);
+  REQUIRE(snap);
+  CHECK(snap->exists);
+  CHECK(snap->head == 10);
+  CHECK(snap->dispatched == 4);
+  REQUIRE(snap->members.size() == 2);
+  CHECK(snap->members[1].user == 8);
+  CHECK(snap->members[1].joined_at_sequence == 3);
+
+  auto none = store::load_conversation(kv, 4);
+  REQUIRE(none);
+  CHECK_FALSE(none->exists);
+  CHECK(none->head == 0);
+  CHECK(none->members.empty());
+
+  auto page = store::fetch_messages(kv, 5, 4, 3);
+  REQUIRE(page);
+  REQUIRE(page->size() == 3);
+  CHECK((*page)[0].seq == 5);
+  CHECK((*page)[2].seq == 7);
+  CHECK((*page)[0].payload == "payload-5");
+  CHECK((*page)[0].client_message_id == "c5");
+  auto tail = store::fetch_messages(kv, 5, 8, 100);
+  REQUIRE(tail);
+  CHECK(tail->size() == 2); // stops at the conversation's end
+
+  auto hit = store::lookup_idempotency(kv, 5, 7, 3, "c9");
+  REQUIRE(hit);
+  CHECK(hit->found);
+  CHECK(hit->seq == 9);
+  CHECK(hit->accepted_at_ms == 1009);
+  auto miss = store::lookup_idempotency(kv, 5, 7, 4, "c9");
+  REQUIRE(miss);
+  CHECK_FALSE(miss->found);
+
+  auto behind = store::undispatched_conversations(kv);
+  REQUIRE(behind);
+  CHECK(*behind == std::vector<conversation_id>{5});
+}
+
+} // namespace
+
+TEST_CASE("memory backend stores, reads and scans conversations") {
+  memory_backend kv;
+  check_backend(kv);
+}
+
+TEST_CASE("leveldb backend stores, reads and scans conversations") {
+  temp_dir dir;
+  auto kv = leveldb_backend::open(dir.path.string());
+  REQUIRE(kv);
+  check_backend(**kv);
+}
+
+TEST_CASE("leveldb backend keeps synced writes across reopen") {
+  temp_dir dir;
+  {
+    auto kv = leveldb_backend::open(dir.path.string());
+    REQUIRE(kv);
+    write_batch b;
+    store::add_message(b, msg(1, 1, "a"));
+    REQUIRE_FALSE((*kv)->write(b, true));
+  }
+  auto kv = leveldb_backend::open(dir.path.string());
+  REQUIRE(kv);
+  auto snap = store::load_conversation(**kv, 1);
+  REQUIRE(snap);
+  CHECK(snap->head == 1);
+}
+
+TEST_CASE("an injected write failure applies nothing of the batch") {
+  memory_backend kv;
+  kv.fail_write = [](const write_batch&) { return true; };
+  write_batch b;
+  store::add_message(b, msg(1, 1, "a"));
+  auto err = kv.write(b, true);
+  CHECK(is(err, errc::storage_failed));
+  kv.fail_write = nullptr;
+  auto snap = store::load_conversation(kv, 1);
+  REQUIRE(snap);
+  CHECK(snap->head == 0);
+  CHECK(kv.failed_writes() == 1);
+}
+
+TEST_CASE("a corrupt record is reported, not misread") {
+  memory_backend kv;
+  write_batch b;
+  b.put(keys::message(1, 1), "\xff\xff\xff garbage");
+  b.put(keys::outbox(2), std::string("\x08", 1)); // truncated varint
+  REQUIRE_FALSE(kv.write(b, true));
+  auto page = store::fetch_messages(kv, 1, 0, 10);
+  CHECK_FALSE(page);
+  CHECK(is(page.error(), errc::storage_corrupt));
+  auto snap = store::load_conversation(kv, 2);
+  CHECK_FALSE(snap);
+}
