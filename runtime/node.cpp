@@ -11,6 +11,7 @@
 
 #include "actors/delivery_log.hpp"
 #include "actors/errors.hpp"
+#include "actors/outbox_relay.hpp"
 
 namespace parley {
 
@@ -47,24 +48,7 @@ void node::start() {
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation});
   running_ = true;
-  // The outbox relay: conversations whose delivery events were not all
-  // emitted before the last stop re-emit them once activated.
-  auto dir = directory_;
-  sys_.spawn([dir, reader = reader_](caf::event_based_actor* self) {
-    self->request(reader, caf::infinite, outbox_atom::value)
-      .then(
-        [=](std::vector<uint64_t>& convs) {
-          if (!convs.empty())
-            spdlog::info("outbox relay: {} conversation(s) to re-emit",
-                         convs.size());
-          for (auto conv : convs)
-            self->request(dir, caf::infinite, caf::get_atom::value, conv)
-              .then([](conversation_actor&) {});
-        },
-        [](caf::error& err) {
-          spdlog::error("outbox relay: scan failed: {}", to_string(err));
-        });
-  });
+  sys_.spawn(outbox_relay_impl, reader_, directory_);
 }
 
 void node::stop() {
