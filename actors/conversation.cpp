@@ -27,18 +27,13 @@ send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
 
 bool within_window(self_ptr self, int64_t accepted_at_ms) {
   auto& st = self->state;
-  return st.deps.clock() - accepted_at_ms < st.deps.limits.idempotency_window_ms;
+  return idempotency_live(st.deps.clock(), accepted_at_ms,
+                          st.deps.limits.idempotency_window_ms);
 }
 
 void remember(self_ptr self, const key& k, send_result res) {
-  auto& st = self->state;
   res.deduplicated = true; // every later answer for this key is a repeat
-  if (st.recent.emplace(k, std::move(res)).second)
-    st.recent_order.push_back(k);
-  while (st.recent_order.size() > st.deps.limits.idempotency_cache) {
-    st.recent.erase(st.recent_order.front());
-    st.recent_order.pop_front();
-  }
+  self->state.recent.add(k, res);
 }
 
 /// Answers every promise of `p`; the first asker gets deduplicated = false
@@ -75,28 +70,29 @@ void schedule_watermark(self_ptr self) {
 /// reuse their sequences in a new epoch.
 void roll_back(self_ptr self, const caf::error& err) {
   auto& st = self->state;
+  std::optional<sequence> first_doomed;
   if (!st.inflight.empty())
-    st.next_seq = st.inflight.begin()->first;
+    first_doomed = st.inflight.begin()->first;
   for (auto& [seq, p] : st.inflight)
     fail(self, *p, err);
   st.inflight.clear();
-  ++st.epoch;
+  st.seqs.roll_back(first_doomed);
   if (st.dispatched > 0)
     st.watermark_dirty = true;
   spdlog::warn("conversation {}: commit failed ({}), epoch {} resumes at {}",
-               st.id, to_string(err), st.epoch, st.next_seq);
+               st.id, to_string(err), st.seqs.epoch(), st.seqs.next());
 }
 
 void commit(self_ptr self, write_batch batch,
             std::function<void()> on_ok,
             std::function<void(const caf::error&)> on_fail) {
   auto& st = self->state;
-  auto epoch = st.epoch;
+  auto epoch = st.seqs.epoch();
   self->request(st.deps.writer, caf::infinite, commit_atom::value, st.id,
                 epoch, std::move(batch))
     .then([on_ok](uint64_t) { on_ok(); },
           [=](caf::error& err) {
-            if (epoch == self->state.epoch)
+            if (epoch == self->state.seqs.epoch())
               roll_back(self, err);
             on_fail(err);
           });
@@ -113,14 +109,14 @@ void commit_new(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& m = p->msg;
   m.conversation = st.id;
-  m.seq = st.next_seq++;
+  m.seq = st.seqs.assign();
   m.sender_user = p->req.sender_user;
   m.sender_device = p->req.sender_device;
   m.client_message_id = p->req.client_message_id;
   m.sent_at_ms = st.deps.clock();
   m.kind = p->req.kind;
   m.payload = std::move(p->req.payload);
-  p->epoch = st.epoch;
+  p->epoch = st.seqs.epoch();
   st.inflight.emplace(m.seq, p);
   write_batch batch;
   store::add_message(batch, m);
@@ -195,11 +191,10 @@ void handle_send(self_ptr self, send_request& req,
     return;
   }
   auto k = key_of(req);
-  if (auto i = st.recent.find(k); i != st.recent.end()) {
-    if (within_window(self, i->second.sent_at_ms)) {
-      rp.deliver(i->second);
-      return;
-    }
+  if (auto hit = st.recent.find(k);
+      hit && within_window(self, hit->sent_at_ms)) {
+    rp.deliver(*hit);
+    return;
   }
   if (auto i = st.by_key.find(k); i != st.by_key.end()) {
     i->second->promises.push_back(rp); // in flight: share the first answer
@@ -238,7 +233,7 @@ void handle_join(self_ptr self, user_id user,
     rp.deliver(i->second.joined_at_sequence);
     return;
   }
-  member m{user, 1, st.next_seq, 0};
+  member m{user, 1, st.seqs.next(), 0};
   write_batch batch;
   if (!st.exists)
     store::add_conversation(batch, st.id, 1, st.deps.clock());
@@ -316,13 +311,14 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
   auto& st = self->state;
   st.id = id;
   st.deps = std::move(deps);
+  st.recent.set_capacity(st.deps.limits.idempotency_cache);
   self->request(st.deps.writer, caf::infinite, load_atom::value, id)
     .then(
       [self](conversation_snapshot& snap) {
         auto& st = self->state;
         st.exists = snap.exists;
         st.head = snap.head;
-        st.next_seq = snap.head + 1;
+        st.seqs = sequence_allocator{snap.head};
         st.dispatched = std::min(snap.dispatched, snap.head);
         for (auto& m : snap.members)
           st.members[m.user] = m;

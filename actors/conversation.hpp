@@ -27,6 +27,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/send_keys.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 
@@ -68,14 +69,7 @@ struct conversation_deps {
 };
 
 struct conversation_state {
-  struct key {
-    user_id user;
-    device_id device;
-    std::string cmid;
-    bool operator<(const key& o) const {
-      return std::tie(user, device, cmid) < std::tie(o.user, o.device, o.cmid);
-    }
-  };
+  using key = send_key;
 
   /// A send between arrival and its answer.
   struct pending {
@@ -96,17 +90,15 @@ struct conversation_state {
   bool exists = false;
   std::vector<std::function<void()>> stash; ///< requests before ready
   std::map<user_id, member> members;
-  sequence next_seq = 1;
+  sequence_allocator seqs;
   sequence head = 0;
   sequence dispatched = 0;
   bool watermark_dirty = false;
   bool tick_scheduled = false;
-  uint64_t epoch = 1;
   std::deque<pending_ptr> queue;           ///< arrival order, not yet assigned
   std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
   std::map<key, pending_ptr> by_key;        ///< every unanswered send
-  std::map<key, send_result> recent;        ///< committed keys (bounded)
-  std::deque<key> recent_order;
+  recent_sends recent;                      ///< committed keys (bounded)
 
   static inline const char* name = "conversation";
 };

@@ -27,7 +27,8 @@ Usage: parleyd [--data DIR] [--config FILE] [--log-level LEVEL] [CAF options]
   --help              this text and every option with its default
   --dump-config       print the effective configuration and exit
 
-All options (see --help below) may also be given as --parley.NAME=VALUE.
+Every option (listed by --long-help) may also be given as --parley.NAME=VALUE
+or in the config file.
 Stops cleanly on SIGTERM or SIGINT.
 )";
 

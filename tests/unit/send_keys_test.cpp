@@ -1,0 +1,72 @@
+#include <doctest/doctest.h>
+
+#include "actors/send_keys.hpp"
+
+using namespace parley;
+
+TEST_CASE("idempotency records answer repeats inside the window only") {
+  const int64_t day = 24 * 3600 * 1000;
+  struct row {
+    int64_t now, accepted, window;
+    bool live;
+  };
+  for (auto r : {row{1000, 1000, day, true},           // same instant
+                 row{1000 + day - 1, 1000, day, true}, // last live ms
+                 row{1000 + day, 1000, day, false},    // window is half-open
+                 row{1000 + 2 * day, 1000, day, false},
+                 row{500, 1000, day, true},            // clock went back
+                 row{1001, 1000, 1, false}}) {
+    CAPTURE(r.now);
+    CAPTURE(r.accepted);
+    CHECK(idempotency_live(r.now, r.accepted, r.window) == r.live);
+  }
+}
+
+TEST_CASE("recent sends keep the first answer and evict the oldest") {
+  recent_sends rs{2};
+  send_key a{1, 1, "a"}, b{1, 1, "b"}, c{1, 2, "a"};
+  rs.add(a, send_result{"ida", 1, 10, false});
+  rs.add(a, send_result{"other", 9, 99, false}); // first answer wins
+  REQUIRE(rs.find(a));
+  CHECK(rs.find(a)->server_sequence == 1);
+  rs.add(b, send_result{"idb", 2, 11, false});
+  CHECK(rs.find(c) == nullptr); // same cmid, other device: other key
+  rs.add(c, send_result{"idc", 3, 12, false});
+  CHECK(rs.size() == 2);
+  CHECK(rs.find(a) == nullptr); // oldest evicted
+  CHECK(rs.find(b));
+  CHECK(rs.find(c));
+  rs.set_capacity(1);
+  CHECK(rs.find(b) == nullptr);
+  CHECK(rs.find(c));
+}
+
+TEST_CASE("sequences are allocated gapless from the head on disk") {
+  sequence_allocator fresh;
+  CHECK(fresh.assign() == 1);
+  CHECK(fresh.assign() == 2);
+  sequence_allocator resumed{41};
+  CHECK(resumed.next() == 42);
+  CHECK(resumed.assign() == 42);
+  CHECK(resumed.assign() == 43);
+}
+
+TEST_CASE("a failed commit rolls allocation back to the first doomed "
+          "sequence in a new epoch") {
+  sequence_allocator seqs{10};
+  CHECK(seqs.epoch() == 1);
+  seqs.assign(); // 11 committed
+  seqs.assign(); // 12 fails
+  seqs.assign(); // 13 doomed with it
+  seqs.roll_back(12);
+  CHECK(seqs.epoch() == 2);
+  CHECK(seqs.assign() == 12); // reused: no gap
+  // A failed non-message commit (no sequence in flight) keeps the position
+  // but still starts a new epoch.
+  seqs.roll_back(std::nullopt);
+  CHECK(seqs.epoch() == 3);
+  CHECK(seqs.next() == 13);
+  // Never moves forward on roll-back.
+  seqs.roll_back(99);
+  CHECK(seqs.next() == 13);
+}
