@@ -54,6 +54,12 @@ directory_impl(self_ptr self, conversation_deps deps) {
     [self](caf::get_atom, conversation_id conv) -> conversation_actor {
       return get_or_spawn(self, conv);
     },
+    [self](caf::get_atom) {
+      std::vector<conversation_actor> result;
+      for (auto& [id, hdl] : self->state.conversations)
+        result.push_back(hdl);
+      return result;
+    },
     [self](caf::spawn_atom, conversation_id conv) { get_or_spawn(self, conv); },
   };
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <vector>
 
 #include <caf/replies_to.hpp>
 #include <caf/stateful_actor.hpp>
@@ -24,6 +25,8 @@ namespace parley {
 using directory_actor = caf::typed_actor<
   /// Returns the actor of conversation `conv` (spawned if not running).
   caf::replies_to<caf::get_atom, conversation_id>::with<conversation_actor>,
+  /// Lists the running conversations (for an orderly shutdown).
+  caf::replies_to<caf::get_atom>::with<std::vector<conversation_actor>>,
   /// Internal: restart conversation `conv` if it is not running.
   caf::reacts_to<caf::spawn_atom, conversation_id>>;
 

@@ -56,8 +56,14 @@ void node::stop() {
     return;
   running_ = false;
   caf::scoped_actor self{sys_};
+  std::vector<conversation_actor> convs;
+  self->request(directory_, caf::infinite, caf::get_atom::value)
+    .receive([&](std::vector<conversation_actor>& xs) { convs = std::move(xs); },
+             [](caf::error&) {});
   self->send_exit(directory_, caf::exit_reason::user_shutdown);
   self->wait_for(directory_);
+  for (auto& conv : convs)
+    self->wait_for(conv);
   // Conversations are gone; their commits are in the writer's mailbox
   // ahead of this flush, so they finish before it answers.
   self->request(writer_, caf::infinite, caf::flush_atom::value)
