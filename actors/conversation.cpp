@@ -120,8 +120,13 @@ void commit_new(self_ptr self, const pending_ptr& p) {
   st.inflight.emplace(m.seq, p);
   write_batch batch;
   store::add_message(batch, m);
-  if (st.watermark_dirty) {
+  // The watermark rides along only every `watermark_every` messages: a
+  // crash then re-emits at most that many (plus the idle delay's worth),
+  // and most batches carry two records per message instead of three.
+  if (st.watermark_dirty
+      && st.dispatched >= st.watermark_sent + st.deps.limits.watermark_every) {
     store::add_watermark(batch, st.id, st.dispatched);
+    st.watermark_sent = st.dispatched;
     st.watermark_dirty = false;
   }
   commit(
@@ -257,6 +262,7 @@ void on_tick(self_ptr self) {
     return; // the next message batch carries it
   write_batch batch;
   store::add_watermark(batch, st.id, st.dispatched);
+  st.watermark_sent = st.dispatched;
   st.watermark_dirty = false;
   commit(
     self, std::move(batch), [] {},
@@ -320,6 +326,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         st.head = snap.head;
         st.seqs = sequence_allocator{snap.head};
         st.dispatched = std::min(snap.dispatched, snap.head);
+        st.watermark_sent = st.dispatched;
         for (auto& m : snap.members)
           st.members[m.user] = m;
         relay(self);

@@ -56,6 +56,7 @@ struct conversation_limits {
   size_t idempotency_cache = 1024; ///< recent keys kept in memory
   size_t max_payload_bytes = 64 * 1024;
   uint64_t outbox_page = 256;      ///< messages per re-emission read
+  uint64_t watermark_every = 64;   ///< messages between watermark writes
   caf::timespan watermark_delay = std::chrono::milliseconds(100);
 };
 
@@ -93,6 +94,7 @@ struct conversation_state {
   sequence_allocator seqs;
   sequence head = 0;
   sequence dispatched = 0;
+  sequence watermark_sent = 0; ///< last watermark handed to the writer
   bool watermark_dirty = false;
   bool tick_scheduled = false;
   std::deque<pending_ptr> queue;           ///< arrival order, not yet assigned

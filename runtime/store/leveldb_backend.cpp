@@ -29,7 +29,7 @@ leveldb_backend::open(const std::string& dir) {
   self->cache_.reset(leveldb::NewLRUCache(64 << 20));
   leveldb::Options opts;
   opts.create_if_missing = true;
-  opts.write_buffer_size = 32 << 20;
+  opts.write_buffer_size = 8 << 20;
   opts.filter_policy = self->filter_.get();
   opts.block_cache = self->cache_.get();
   leveldb::DB* db = nullptr;

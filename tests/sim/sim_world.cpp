@@ -252,6 +252,7 @@ void world::boot() {
   conversation_limits lim;
   lim.watermark_delay = std::chrono::milliseconds(k.watermark_delay_ms);
   lim.idempotency_cache = 8; // small, so lookups hit the store too
+  lim.watermark_every = k.watermark_every;
   auto epoch = virtual_epoch_ms_;
   auto* sp = &sched;
   clock_fn clock = [sp, epoch] {

@@ -42,6 +42,7 @@ struct knobs {
   int node_crashes = 0;      ///< node crashes during the faulty phase
   uint64_t faulty_steps = 4000;
   int64_t watermark_delay_ms = 100;
+  uint64_t watermark_every = 64;
 };
 
 /// Everything clients saw for one client_message_id.

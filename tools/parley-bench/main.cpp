@@ -234,6 +234,10 @@ int run_nodes(const options& o, const std::string& cmdline,
               std::shared_ptr<kv_backend> kv, const std::string& payload,
               double base) {
   node_config cfg;
+  if (auto t = std::getenv("BENCH_THREADS"))
+    cfg.set("scheduler.max-threads", std::atoi(t));
+  if (auto t = std::getenv("BENCH_THROUGHPUT"))
+    cfg.set("scheduler.max-throughput", std::atoi(t));
   caf::actor_system sys{cfg};
   node_options nopts;
   nopts.kv = std::move(kv);
