@@ -1,4 +1,5 @@
 #include "actors/conversation.hpp"
+#include "actors/conversation_detail.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -11,7 +12,7 @@ namespace parley {
 
 namespace {
 
-using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
+using conversation_detail::self_ptr;
 using pending = conversation_state::pending;
 using pending_ptr = conversation_state::pending_ptr;
 using key = conversation_state::key;
@@ -56,14 +57,6 @@ void fail(self_ptr self, pending& p, const caf::error& err) {
   self->state.by_key.erase(key_of(p.req));
 }
 
-void schedule_watermark(self_ptr self) {
-  auto& st = self->state;
-  if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
-    return;
-  st.tick_scheduled = true;
-  self->delayed_send(self, st.deps.limits.watermark_delay,
-                     caf::tick_atom::value);
-}
 
 /// A commit of the current epoch failed: every commit of this epoch still in
 /// flight is doomed too (the writer fences them), so fail them all now and
@@ -83,6 +76,10 @@ void roll_back(self_ptr self, const caf::error& err) {
                st.id, to_string(err), st.seqs.epoch(), st.seqs.next());
 }
 
+} // namespace
+
+namespace conversation_detail {
+
 void commit(self_ptr self, write_batch batch,
             std::function<void()> on_ok,
             std::function<void(const caf::error&)> on_fail) {
@@ -98,12 +95,13 @@ void commit(self_ptr self, write_batch batch,
           });
 }
 
-void emit(self_ptr self, const stored_message& msg) {
-  auto& st = self->state;
-  self->send(st.deps.delivery, deliver_atom::value, msg);
-  st.dispatched = std::max(st.dispatched, msg.seq);
-  st.watermark_dirty = true;
-}
+} // namespace conversation_detail
+
+namespace {
+
+using namespace conversation_detail;
+
+
 
 void commit_new(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
@@ -117,6 +115,8 @@ void commit_new(self_ptr self, const pending_ptr& p) {
   m.kind = p->req.kind;
   m.payload = std::move(p->req.payload);
   p->epoch = st.seqs.epoch();
+  if (st.sweeping)
+    st.sweep_guard.insert(key_of(p->req));
   st.inflight.emplace(m.seq, p);
   write_batch batch;
   store::add_message(batch, m);
@@ -146,6 +146,7 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       remember(self, key_of(p->req), res);
       answer(self, *p, res);
       schedule_watermark(self);
+      maybe_sweep(self);
     },
     [](const caf::error&) {
       // roll_back failed `p` together with the rest of its epoch.
@@ -253,24 +254,6 @@ void handle_join(self_ptr self, user_id user,
     [rp](const caf::error& err) mutable { rp.deliver(err); });
 }
 
-void on_tick(self_ptr self) {
-  auto& st = self->state;
-  st.tick_scheduled = false;
-  if (!st.watermark_dirty)
-    return;
-  if (!st.inflight.empty())
-    return; // the next message batch carries it
-  write_batch batch;
-  store::add_watermark(batch, st.id, st.dispatched);
-  st.watermark_sent = st.dispatched;
-  st.watermark_dirty = false;
-  commit(
-    self, std::move(batch), [] {},
-    [self](const caf::error&) {
-      self->state.watermark_dirty = true;
-      schedule_watermark(self);
-    });
-}
 
 void become_ready(self_ptr self) {
   auto& st = self->state;
@@ -280,35 +263,9 @@ void become_ready(self_ptr self) {
   auto stash = std::move(st.stash);
   for (auto& f : stash)
     f();
+  maybe_sweep(self);
 }
 
-/// The outbox relay: re-emits the log suffix after the watermark, in order,
-/// one page at a time, before any new send is taken.
-void relay(self_ptr self) {
-  auto& st = self->state;
-  if (st.dispatched >= st.head) {
-    become_ready(self);
-    return;
-  }
-  self
-    ->request(st.deps.reader, caf::infinite, fetch_atom::value, st.id,
-              st.dispatched, st.deps.limits.outbox_page)
-    .then(
-      [self](std::vector<stored_message>& msgs) {
-        auto& st = self->state;
-        for (auto& msg : msgs)
-          if (msg.seq <= st.head)
-            emit(self, msg);
-        if (msgs.empty())
-          st.dispatched = st.head; // cannot happen: head came from the log
-        relay(self);
-      },
-      [self](caf::error& err) {
-        spdlog::error("conversation {}: outbox read failed: {}",
-                      self->state.id, to_string(err));
-        self->quit(err);
-      });
-}
 
 } // namespace
 
@@ -327,9 +284,10 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         st.seqs = sequence_allocator{snap.head};
         st.dispatched = std::min(snap.dispatched, snap.head);
         st.watermark_sent = st.dispatched;
+        st.swept = snap.swept;
         for (auto& m : snap.members)
           st.members[m.user] = m;
-        relay(self);
+        relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {
         spdlog::error("conversation {}: load failed: {}", self->state.id,

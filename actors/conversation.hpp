@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ struct conversation_limits {
   size_t max_payload_bytes = 64 * 1024;
   uint64_t outbox_page = 256;      ///< messages per re-emission read
   uint64_t watermark_every = 64;   ///< messages between watermark writes
+  int64_t sweep_interval_ms = 10 * 60 * 1000; ///< between idempotency sweeps
+  uint64_t sweep_page = 1024;      ///< messages examined per sweep step
   caf::timespan watermark_delay = std::chrono::milliseconds(100);
 };
 
@@ -101,6 +104,10 @@ struct conversation_state {
   std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
   std::map<key, pending_ptr> by_key;        ///< every unanswered send
   recent_sends recent;                      ///< committed keys (bounded)
+  sequence swept = 0;          ///< idempotency records gone up to here
+  int64_t last_sweep_ms = 0;
+  bool sweeping = false;
+  std::set<key> sweep_guard;   ///< keys written while a sweep is pending
 
   static inline const char* name = "conversation";
 };

@@ -78,13 +78,14 @@ struct conversation_snapshot {
   sequence head = 0;       ///< highest stored sequence, 0 = empty
   sequence dispatched = 0; ///< outbox watermark
   std::vector<member> members;
+  sequence swept = 0;      ///< idempotency records deleted up to here
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f,
                                         conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
-           x.dispatched, x.members);
+           x.dispatched, x.members, x.swept);
 }
 
 /// A message as stored and as emitted for delivery.
@@ -149,6 +150,33 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, idempotency_hit& x) {
   return f(caf::meta::type_name("idempotency_hit"), x.found, x.seq,
            x.accepted_at_ms);
+}
+
+/// The key of an idempotency record, within its conversation.
+struct idempotency_key {
+  user_id user = 0;
+  device_id device = 0;
+  std::string client_message_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, idempotency_key& x) {
+  return f(caf::meta::type_name("idempotency_key"), x.user, x.device,
+           x.client_message_id);
+}
+
+/// What an idempotency sweep found: records to delete, and how far the
+/// sweep got (every message up to `swept` is past the window).
+struct idempotency_sweep {
+  sequence swept = 0;
+  bool more = false; ///< stopped at the page limit, not at a live message
+  std::vector<idempotency_key> expired;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, idempotency_sweep& x) {
+  return f(caf::meta::type_name("idempotency_sweep"), x.swept, x.more,
+           x.expired);
 }
 
 /// A conversation actor's view of itself (tests, admin, bench).

@@ -28,7 +28,11 @@ using store_reader_actor = caf::typed_actor<
   caf::replies_to<fetch_atom, conversation_id, sequence,
                   uint64_t>::with<std::vector<stored_message>>,
   /// Lists conversations with undispatched outbox records.
-  caf::replies_to<outbox_atom>::with<std::vector<uint64_t>>>;
+  caf::replies_to<outbox_atom>::with<std::vector<uint64_t>>,
+  /// Finds idempotency records of `conv` past their window: messages after
+  /// `after` sent before `cutoff_ms`, at most `limit`.
+  caf::replies_to<sweep_atom, conversation_id, sequence, int64_t,
+                  uint64_t>::with<idempotency_sweep>>;
 
 struct store_reader_state {
   std::shared_ptr<kv_backend> kv;

@@ -18,6 +18,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::conversation_snapshot))
   CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_hit))
+  CAF_ADD_TYPE_ID(parley, (parley::idempotency_key))
+  CAF_ADD_TYPE_ID(parley, (parley::idempotency_sweep))
   CAF_ADD_TYPE_ID(parley, (parley::kv_op))
   CAF_ADD_TYPE_ID(parley, (parley::member))
   CAF_ADD_TYPE_ID(parley, (parley::send_request))
@@ -36,6 +38,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, outbox_atom, "outbox")
   CAF_ADD_ATOM(parley, parley, send_atom, "send")
   CAF_ADD_ATOM(parley, parley, stats_atom, "stats")
+  CAF_ADD_ATOM(parley, parley, sweep_atom, "sweep")
 
 CAF_END_TYPE_ID_BLOCK(parley)
 
@@ -45,7 +48,7 @@ namespace parley {
 inline std::vector<caf::atom_value> parley_atoms() {
   return {commit_atom::value, deliver_atom::value, fetch_atom::value,
           load_atom::value,   lookup_atom::value,  outbox_atom::value,
-          send_atom::value,   stats_atom::value};
+          send_atom::value,   stats_atom::value,  sweep_atom::value};
 }
 
 } // namespace parley

@@ -31,7 +31,10 @@ node_config::node_config() {
          "how long an idle conversation waits before persisting its "
          "outbox watermark")
     .add(max_batch_ops, "max-batch-ops",
-         "key/value operations after which a group commit writes early");
+         "key/value operations after which a group commit writes early")
+    .add(sweep_interval_s, "idempotency-sweep-interval-s",
+         "seconds between a busy conversation's sweeps of idempotency "
+         "records past their window");
 }
 
 conversation_limits node_config::conversation() const {
@@ -40,6 +43,7 @@ conversation_limits node_config::conversation() const {
   lim.idempotency_cache = idempotency_cache;
   lim.max_payload_bytes = max_payload_bytes;
   lim.watermark_delay = std::chrono::milliseconds(watermark_delay_ms);
+  lim.sweep_interval_ms = sweep_interval_s * 1000;
   return lim;
 }
 
@@ -56,6 +60,8 @@ std::string node_config::validate() const {
     return "parley.idempotency-window-s must be positive";
   if (watermark_delay_ms < 0)
     return "parley.watermark-delay-ms must not be negative";
+  if (sweep_interval_s < 0)
+    return "parley.idempotency-sweep-interval-s must not be negative";
   if (max_batch_ops == 0)
     return "parley.max-batch-ops must be positive";
   return {};

@@ -21,6 +21,7 @@ inline constexpr uint64_t default_idempotency_cache = 1024;
 inline constexpr uint64_t default_max_payload_bytes = 64 * 1024;
 inline constexpr int64_t default_watermark_delay_ms = 100;
 inline constexpr uint64_t default_max_batch_ops = 20000;
+inline constexpr int64_t default_sweep_interval_s = 600;
 
 class node_config : public caf::actor_system_config {
 public:
@@ -31,6 +32,7 @@ public:
   uint64_t max_payload_bytes = default_max_payload_bytes;
   int64_t watermark_delay_ms = default_watermark_delay_ms;
   uint64_t max_batch_ops = default_max_batch_ops;
+  int64_t sweep_interval_s = default_sweep_interval_s;
 
   node_config();
 

@@ -77,6 +77,18 @@ void add_member(write_batch& batch, conversation_id conv, const member& m) {
   batch.put(keys::member(conv, m.user), rec.SerializeAsString());
 }
 
+void erase_idempotency(write_batch& batch, conversation_id conv,
+                       const idempotency_key& key) {
+  batch.erase(
+    keys::idempotency(conv, key.user, key.device, key.client_message_id));
+}
+
+void add_sweep_mark(write_batch& batch, conversation_id conv, sequence swept) {
+  pb::IdempotencySweep rec;
+  rec.set_swept_sequence(swept);
+  batch.put(keys::sweep(conv), rec.SerializeAsString());
+}
+
 caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
                                                        conversation_id conv) {
   conversation_snapshot snap;
@@ -96,6 +108,15 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
     if (!parsed)
       return parsed.error();
     snap.dispatched = parsed->dispatched_sequence();
+  }
+  auto sw = kv.get(keys::sweep(conv));
+  if (!sw)
+    return sw.error();
+  if (*sw) {
+    auto parsed = parse<pb::IdempotencySweep>(**sw, "bad sweep mark");
+    if (!parsed)
+      return parsed.error();
+    snap.swept = parsed->swept_sequence();
   }
   caf::error err;
   auto from = keys::member(conv, 0);
@@ -169,6 +190,32 @@ fetch_messages(kv_backend& kv, conversation_id conv, sequence after,
     return scan_err;
   if (err)
     return err;
+  return result;
+}
+
+caf::expected<idempotency_sweep>
+find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
+                         int64_t cutoff_ms, size_t limit) {
+  idempotency_sweep result;
+  result.swept = after;
+  auto msgs = fetch_messages(kv, conv, after, limit);
+  if (!msgs)
+    return msgs.error();
+  for (auto& m : *msgs) {
+    // Sequences follow acceptance; the first message still inside the
+    // window ends the sweep (a clock step backwards only delays it).
+    if (m.sent_at_ms >= cutoff_ms)
+      return result;
+    auto hit = lookup_idempotency(kv, conv, m.sender_user, m.sender_device,
+                                  m.client_message_id);
+    if (!hit)
+      return hit.error();
+    if (hit->found && hit->seq == m.seq)
+      result.expired.push_back(
+        idempotency_key{m.sender_user, m.sender_device, m.client_message_id});
+    result.swept = m.seq;
+  }
+  result.more = msgs->size() == limit;
   return result;
 }
 

@@ -31,6 +31,13 @@ void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
 /// Adds or replaces a member record.
 void add_member(write_batch& batch, conversation_id conv, const member& m);
 
+/// Deletes an idempotency record.
+void erase_idempotency(write_batch& batch, conversation_id conv,
+                       const idempotency_key& key);
+
+/// Records that idempotency records up to `swept` are gone.
+void add_sweep_mark(write_batch& batch, conversation_id conv, sequence swept);
+
 // -- reads -------------------------------------------------------------------------
 
 /// Reads what a conversation actor needs to activate.
@@ -46,6 +53,13 @@ lookup_idempotency(kv_backend& kv, conversation_id conv, user_id user,
 caf::expected<std::vector<stored_message>>
 fetch_messages(kv_backend& kv, conversation_id conv, sequence after,
                size_t limit);
+
+/// Walks messages after `after` in order while they were sent before
+/// `cutoff_ms` (at most `limit`) and returns the idempotency records that
+/// still point at them. A record re-used by a later message is kept.
+caf::expected<idempotency_sweep>
+find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
+                         int64_t cutoff_ms, size_t limit);
 
 /// Lists conversations whose outbox watermark is behind their head: their
 /// delivery events must be re-emitted (the outbox relay).

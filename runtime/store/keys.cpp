@@ -66,6 +66,10 @@ std::string outbox(conversation_id conv) {
   return tagged(outbox_tag, conv);
 }
 
+std::string sweep(conversation_id conv) {
+  return tagged(sweep_tag, conv);
+}
+
 std::string member(conversation_id conv, user_id user) {
   return tagged(members_tag, conv, user);
 }

@@ -9,6 +9,7 @@
 //  tag  table          key                                         value
 //  'b'  members        'b' conv:u64 user:u64                       MemberRecord
 //  'c'  conversations  'c' conv:u64                                ConversationRecord
+//  'e'  sweep mark     'e' conv:u64                                IdempotencySweep
 //  'i'  idempotency    'i' conv:u64 user:u64 device:u64 cmid:bytes IdempotencyRecord
 //  'm'  messages       'm' conv:u64 seq:u64                        MessageRecord
 //  'o'  outbox         'o' conv:u64                                OutboxWatermark
@@ -29,6 +30,7 @@ namespace parley::keys {
 
 inline constexpr char members_tag = 'b';
 inline constexpr char conversations_tag = 'c';
+inline constexpr char sweep_tag = 'e';
 inline constexpr char idempotency_tag = 'i';
 inline constexpr char messages_tag = 'm';
 inline constexpr char outbox_tag = 'o';
@@ -55,6 +57,9 @@ std::string conversation(conversation_id conv);
 
 /// 'o' conv
 std::string outbox(conversation_id conv);
+
+/// 'e' conv
+std::string sweep(conversation_id conv);
 
 /// 'b' conv user
 std::string member(conversation_id conv, user_id user);

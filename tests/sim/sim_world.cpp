@@ -1,4 +1,5 @@
 #include "sim_world.hpp"
+#include "sim_actors.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -23,7 +24,6 @@
 namespace parley::sim {
 
 using namespace std::chrono_literals;
-using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 namespace {
 
@@ -36,124 +36,6 @@ void fnv(uint64_t& h, uint64_t x) {
     h ^= (x >> (i * 8)) & 0xFF;
     h *= 1099511628211ull;
   }
-}
-
-// -- delivery recorder ---------------------------------------------------------
-
-delivery_actor::behavior_type recorder(delivery_actor::pointer self,
-                                       world* w) {
-  return {
-    [=](deliver_atom, const stored_message& msg) {
-      auto from = self->current_sender() ? self->current_sender()->id() : 0;
-      w->deliveries.push_back({w->incarnation, from, msg.conversation,
-                               msg.seq});
-    },
-  };
-}
-
-// -- clients -----------------------------------------------------------------------
-
-struct client_plan {
-  conversation_id conv;
-  user_id user;
-  device_id device;
-  std::vector<std::string> cmids;
-};
-
-struct client_state {
-  client_plan plan;
-  world* w = nullptr;
-  size_t next = 0;                   ///< next index not yet started
-  std::map<size_t, int> attempts;    ///< index -> sends in flight
-  std::set<size_t> acked;
-};
-
-void launch(caf::stateful_actor<client_state>* self, size_t idx);
-
-void settle(caf::stateful_actor<client_state>* self, size_t idx) {
-  auto& st = self->state;
-  if (--st.attempts[idx] > 0)
-    return;
-  st.attempts.erase(idx);
-  if (st.acked.count(idx) == 0) {
-    auto backoff = std::chrono::milliseconds(static_cast<int64_t>(10 + st.w->uniform() * 200));
-    self->delayed_send(self, backoff, retry_atom::value, idx);
-    st.attempts[idx] = 1; // the slot stays taken until the retry
-    return;
-  }
-  while (st.attempts.size() < st.w->k.window && st.next < st.plan.cmids.size())
-    launch(self, st.next++);
-  if (st.attempts.empty() && st.next == st.plan.cmids.size())
-    self->quit();
-}
-
-void launch(caf::stateful_actor<client_state>* self, size_t idx) {
-  auto& st = self->state;
-  auto w = st.w;
-  int copies = w->k.copies;
-  if (w->uniform() < w->k.p_duplicate)
-    ++copies;
-  st.attempts[idx] += copies;
-  send_request req;
-  req.conversation = st.plan.conv;
-  req.sender_user = st.plan.user;
-  req.sender_device = st.plan.device;
-  req.client_message_id = st.plan.cmids[idx];
-  req.kind = 1;
-  req.payload = "payload of " + req.client_message_id;
-  for (int i = 0; i < copies; ++i) {
-    self->request(w->directory(), 30s, caf::get_atom::value, st.plan.conv)
-      .then(
-        [=](conversation_actor& conv) {
-          self->request(conv, 30s, send_atom::value, req)
-            .then(
-              [=](send_result& res) {
-                self->state.w->record(req.client_message_id, res);
-                self->state.acked.insert(idx);
-                settle(self, idx);
-              },
-              [=](caf::error& err) {
-                self->state.w->record(req.client_message_id, err);
-                settle(self, idx);
-              });
-        },
-        [=](caf::error&) { settle(self, idx); });
-  }
-}
-
-caf::behavior client(caf::stateful_actor<client_state>* self, world* w,
-                     client_plan plan) {
-  self->state.w = w;
-  self->state.plan = std::move(plan);
-  self->send(self, retry_atom::value, size_t{SIZE_MAX}); // start
-  return {
-    [=](retry_atom, size_t idx) {
-      auto& st = self->state;
-      if (idx == SIZE_MAX) {
-        while (st.attempts.size() < st.w->k.window
-               && st.next < st.plan.cmids.size())
-          launch(self, st.next++);
-        if (st.plan.cmids.empty())
-          self->quit();
-        return;
-      }
-      st.attempts.erase(idx);
-      launch(self, idx);
-    },
-  };
-}
-
-/// Joins every planned user to their conversation; retries on failure.
-void joiner(caf::event_based_actor* self, world* w, conversation_id conv,
-            user_id user) {
-  self->request(w->directory(), 30s, caf::get_atom::value, conv)
-    .then([=](conversation_actor& c) {
-      self->request(c, 30s, caf::join_atom::value, user)
-        .then([](sequence) {},
-              [=](caf::error&) {
-                self->spawn(joiner, w, conv, user); // retry
-              });
-    });
 }
 
 } // namespace
@@ -248,11 +130,13 @@ void world::boot() {
                             store_writer_limits{});
   node_->reader = sys.spawn(store_reader_impl,
                             std::shared_ptr<kv_backend>(disk));
-  node_->delivery = sys.spawn(recorder, this);
+  node_->delivery = spawn_recorder(sys, this);
   conversation_limits lim;
   lim.watermark_delay = std::chrono::milliseconds(k.watermark_delay_ms);
   lim.idempotency_cache = 8; // small, so lookups hit the store too
   lim.watermark_every = k.watermark_every;
+  lim.idempotency_window_ms = k.idempotency_window_ms;
+  lim.sweep_interval_ms = k.sweep_interval_ms;
   auto epoch = virtual_epoch_ms_;
   auto* sp = &sched;
   clock_fn clock = [sp, epoch] {
@@ -282,7 +166,7 @@ void world::join_members() {
   for (int c = 0; c < k.clients; ++c) {
     auto conv = conversation_id(1 + c % k.conversations);
     node_->others.push_back(
-      sys_->spawn(joiner, this, conv, user_id(100 + c)));
+      spawn_joiner(*sys_, this, conv, user_id(100 + c)));
   }
 }
 
@@ -299,7 +183,7 @@ void world::spawn_clients(bool replay_some) {
       outcomes[cmid].conv = plan.conv;
       outcomes[cmid].user = plan.user;
     }
-    node_->others.push_back(sys_->spawn(client, this, std::move(plan)));
+    node_->others.push_back(spawn_client(*sys_, this, std::move(plan)));
   }
 }
 
@@ -309,8 +193,22 @@ void world::replay_acked() {
                      user_id(100 + c), device_id(1), {}};
     for (int i = 0; i < k.messages; ++i)
       plan.cmids.push_back("c" + std::to_string(c) + "-m" + std::to_string(i));
-    node_->others.push_back(sys_->spawn(client, this, std::move(plan)));
+    node_->others.push_back(spawn_client(*sys_, this, std::move(plan)));
   }
+}
+
+void world::advance(std::chrono::milliseconds dt) {
+  coordinator(*sys_).advance_time(dt);
+}
+
+void world::send(int c, std::vector<std::string> cmids) {
+  client_plan plan{conversation_id(1 + c % k.conversations), user_id(100 + c),
+                   device_id(1), std::move(cmids)};
+  for (auto& cmid : plan.cmids) {
+    outcomes[cmid].conv = plan.conv;
+    outcomes[cmid].user = plan.user;
+  }
+  node_->others.push_back(spawn_client(*sys_, this, std::move(plan)));
 }
 
 void world::crash() {

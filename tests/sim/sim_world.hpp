@@ -10,6 +10,7 @@
 // Nothing here sleeps or reads the wall clock: time is the coordinator's.
 
 #include <cstdint>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,6 +44,8 @@ struct knobs {
   uint64_t faulty_steps = 4000;
   int64_t watermark_delay_ms = 100;
   uint64_t watermark_every = 64;
+  int64_t idempotency_window_ms = 24 * 3600 * 1000;
+  int64_t sweep_interval_ms = 10 * 60 * 1000;
 };
 
 /// Everything clients saw for one client_message_id.
@@ -88,6 +91,12 @@ public:
 
   /// Spawns a client that sends every acked message once more.
   void replay_acked();
+
+  /// Moves virtual time forward, firing the timers that fall due.
+  void advance(std::chrono::milliseconds dt);
+
+  /// Spawns client `c` (user 100 + c) sending exactly `cmids`.
+  void send(int c, std::vector<std::string> cmids);
 
   /// True when every planned message has an answer.
   bool all_acked() const;

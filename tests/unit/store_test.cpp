@@ -153,3 +153,52 @@ TEST_CASE("a corrupt record is reported, not misread") {
   auto snap = store::load_conversation(kv, 2);
   CHECK_FALSE(snap);
 }
+
+TEST_CASE("an idempotency sweep finds records past the window, in order, "
+          "and keeps re-used keys") {
+  memory_backend kv;
+  write_batch b;
+  // seq 1..6 sent at 1001..1006; "c2" was re-used by seq 6 (its window had
+  // passed), so its record now points at 6.
+  for (sequence s = 1; s <= 5; ++s)
+    store::add_message(b, msg(5, s, "c" + std::to_string(s)));
+  store::add_message(b, msg(5, 6, "c2"));
+  REQUIRE_FALSE(kv.write(b, true));
+
+  auto names = [](const idempotency_sweep& s) {
+    std::vector<std::string> out;
+    for (auto& k : s.expired)
+      out.push_back(k.client_message_id);
+    return out;
+  };
+  // Cutoff 1004: messages sent before it (1, 2, 3) are past the window.
+  auto r = store::find_expired_idempotency(kv, 5, 0, 1004, 100);
+  REQUIRE(r);
+  CHECK(r->swept == 3);
+  CHECK_FALSE(r->more);
+  CHECK(names(*r) == std::vector<std::string>{"c1", "c3"}); // c2 re-used
+  // The page limit stops early and says so.
+  auto p = store::find_expired_idempotency(kv, 5, 0, 9999, 2);
+  REQUIRE(p);
+  CHECK(p->swept == 2);
+  CHECK(p->more);
+  // Resuming after the mark, nothing before it is looked at again.
+  auto q = store::find_expired_idempotency(kv, 5, 3, 9999, 100);
+  REQUIRE(q);
+  CHECK(q->swept == 6);
+  CHECK(names(*q) == std::vector<std::string>{"c4", "c5", "c2"});
+  // Nothing expired: the mark stays where it was.
+  auto none = store::find_expired_idempotency(kv, 5, 0, 1001, 100);
+  REQUIRE(none);
+  CHECK(none->swept == 0);
+  CHECK(none->expired.empty());
+  // Erasing and marking is what the conversation then commits.
+  write_batch del;
+  for (auto& k : r->expired)
+    store::erase_idempotency(del, 5, k);
+  store::add_sweep_mark(del, 5, r->swept);
+  REQUIRE_FALSE(kv.write(del, true));
+  CHECK_FALSE(store::lookup_idempotency(kv, 5, 7, 3, "c1")->found);
+  CHECK(store::lookup_idempotency(kv, 5, 7, 3, "c2")->seq == 6);
+  CHECK(store::load_conversation(kv, 5)->swept == 3);
+}

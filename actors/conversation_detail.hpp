@@ -1,0 +1,38 @@
+#pragma once
+
+// Internal to the conversation actor: helpers shared by its two sources,
+// conversation.cpp (the send path) and conversation_upkeep.cpp (outbox
+// re-emission, watermark persistence, idempotency sweeping). Not an
+// interface for other actors.
+
+#include <functional>
+
+#include "actors/conversation.hpp"
+
+namespace parley::conversation_detail {
+
+using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
+
+/// Sends `batch` to the store writer in the current epoch. A failure of the
+/// current epoch rolls the send path back before `on_fail` runs.
+void commit(self_ptr self, write_batch batch, std::function<void()> on_ok,
+            std::function<void(const caf::error&)> on_fail);
+
+/// Emits a committed message for delivery and advances `dispatched`.
+void emit(self_ptr self, const stored_message& msg);
+
+/// Arms the idle timer that persists the outbox watermark.
+void schedule_watermark(self_ptr self);
+
+/// Persists the outbox watermark now unless a commit is in flight.
+void on_tick(self_ptr self);
+
+/// Re-emits the log suffix after the watermark, in order, a page at a time;
+/// then runs `done`.
+void relay(self_ptr self, std::function<void()> done);
+
+/// Starts an idempotency sweep if one is due: deletes the idempotency
+/// records of messages older than the window, in sequence order.
+void maybe_sweep(self_ptr self);
+
+} // namespace parley::conversation_detail

@@ -1,0 +1,138 @@
+// The conversation actor's upkeep, apart from its send path: re-emitting the
+// outbox after a restart, persisting the outbox watermark, and sweeping
+// idempotency records whose window has passed.
+
+#include "actors/conversation_detail.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
+
+namespace parley::conversation_detail {
+
+void emit(self_ptr self, const stored_message& msg) {
+  auto& st = self->state;
+  self->send(st.deps.delivery, deliver_atom::value, msg);
+  st.dispatched = std::max(st.dispatched, msg.seq);
+  st.watermark_dirty = true;
+}
+
+void schedule_watermark(self_ptr self) {
+  auto& st = self->state;
+  if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
+    return;
+  st.tick_scheduled = true;
+  self->delayed_send(self, st.deps.limits.watermark_delay,
+                     caf::tick_atom::value);
+}
+
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  st.tick_scheduled = false;
+  if (!st.watermark_dirty || !st.inflight.empty())
+    return; // after the commits in flight, schedule_watermark runs again
+  write_batch batch;
+  store::add_watermark(batch, st.id, st.dispatched);
+  st.watermark_sent = st.dispatched;
+  st.watermark_dirty = false;
+  commit(
+    self, std::move(batch), [] {},
+    [self](const caf::error&) {
+      self->state.watermark_dirty = true;
+      schedule_watermark(self);
+    });
+}
+
+void relay(self_ptr self, std::function<void()> done) {
+  auto& st = self->state;
+  if (st.dispatched >= st.head) {
+    done();
+    return;
+  }
+  self
+    ->request(st.deps.reader, caf::infinite, fetch_atom::value, st.id,
+              st.dispatched, st.deps.limits.outbox_page)
+    .then(
+      [self, done](std::vector<stored_message>& msgs) {
+        auto& st = self->state;
+        for (auto& msg : msgs)
+          if (msg.seq <= st.head)
+            emit(self, msg);
+        if (msgs.empty())
+          st.dispatched = st.head; // cannot happen: head came from the log
+        relay(self, done);
+      },
+      [self](caf::error& err) {
+        spdlog::error("conversation {}: outbox read failed: {}",
+                      self->state.id, to_string(err));
+        self->quit(err);
+      });
+}
+
+void maybe_sweep(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.deps.clock();
+  if (st.sweeping || now - st.last_sweep_ms < st.deps.limits.sweep_interval_ms)
+    return;
+  st.sweeping = true;
+  st.last_sweep_ms = now;
+  // A send under way may be re-using an expired key: its new record must
+  // survive the deletions, which are committed after it.
+  for (auto& [k, p] : st.by_key)
+    st.sweep_guard.insert(k);
+  auto cutoff = now - st.deps.limits.idempotency_window_ms;
+  auto finish = [self] {
+    self->state.sweeping = false;
+    self->state.sweep_guard.clear();
+  };
+  self
+    ->request(st.deps.reader, caf::infinite, sweep_atom::value, st.id,
+              st.swept, cutoff, st.deps.limits.sweep_page)
+    .then(
+      [self, finish](idempotency_sweep& found) {
+        auto& st = self->state;
+        if (found.swept <= st.swept) {
+          finish();
+          return;
+        }
+        write_batch batch;
+        size_t erased = 0;
+        for (auto& k : found.expired) {
+          if (st.sweep_guard.count(
+                send_key{k.user, k.device, k.client_message_id}))
+            continue;
+          store::erase_idempotency(batch, st.id, k);
+          ++erased;
+        }
+        store::add_sweep_mark(batch, st.id, found.swept);
+        // Commits after this one are ordered after it: no guard needed.
+        st.sweep_guard.clear();
+        auto swept = found.swept;
+        auto more = found.more;
+        commit(
+          self, std::move(batch),
+          [self, swept, more, erased] {
+            auto& st = self->state;
+            st.swept = std::max(st.swept, swept);
+            st.sweeping = false;
+            spdlog::debug("conversation {}: swept {} idempotency records "
+                          "up to seq {}",
+                          st.id, erased, swept);
+            if (more) {
+              st.last_sweep_ms = 0; // continue at once
+              maybe_sweep(self);
+            }
+          },
+          [self](const caf::error&) { self->state.sweeping = false; });
+      },
+      [self, finish](caf::error& err) {
+        spdlog::warn("conversation {}: idempotency sweep failed: {}",
+                     self->state.id, to_string(err));
+        finish();
+      });
+}
+
+} // namespace parley::conversation_detail
