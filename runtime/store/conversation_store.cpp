@@ -18,6 +18,18 @@ caf::expected<Record> parse(std::string_view bytes, const char* what) {
   return rec;
 }
 
+/// Reads and parses one record; an absent key reads as the default record.
+template <class Record>
+caf::expected<Record> read(kv_backend& kv, const std::string& key,
+                           const char* what) {
+  auto bytes = kv.get(key);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return Record{};
+  return parse<Record>(**bytes, what);
+}
+
 caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv) {
   auto from = keys::message(conv, 0);
   auto to = keys::message(conv + 1, 0);
@@ -100,28 +112,17 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
   if (!head)
     return head.error();
   snap.head = *head;
-  auto wm = kv.get(keys::outbox(conv));
+  auto wm = read<pb::OutboxWatermark>(kv, keys::outbox(conv), "bad watermark");
   if (!wm)
     return wm.error();
-  if (*wm) {
-    auto parsed = parse<pb::OutboxWatermark>(**wm, "bad outbox watermark");
-    if (!parsed)
-      return parsed.error();
-    snap.dispatched = parsed->dispatched_sequence();
-  }
-  auto sw = kv.get(keys::sweep(conv));
+  snap.dispatched = wm->dispatched_sequence();
+  auto sw = read<pb::IdempotencySweep>(kv, keys::sweep(conv), "bad sweep mark");
   if (!sw)
     return sw.error();
-  if (*sw) {
-    auto parsed = parse<pb::IdempotencySweep>(**sw, "bad sweep mark");
-    if (!parsed)
-      return parsed.error();
-    snap.swept = parsed->swept_sequence();
-  }
+  snap.swept = sw->swept_sequence();
   caf::error err;
   auto from = keys::member(conv, 0);
-  auto to = keys::prefix_end(keys::conversation(conv).replace(
-    0, 1, 1, keys::members_tag));
+  auto to = keys::prefix_end(keys::member(conv, 0).substr(0, 9));
   auto scan_err = kv.scan(from, to, [&](std::string_view k,
                                         std::string_view v) {
     auto ids = keys::decode_member(k);

@@ -96,7 +96,10 @@ directory_actor world::directory() const {
 }
 
 void world::record(const std::string& cmid, const send_result& r) {
-  outcomes[cmid].answers.push_back(r);
+  auto& o = outcomes[cmid];
+  o.answers.push_back(r);
+  if (!r.deduplicated)
+    fresh_answers[{incarnation, o.user, o.conv}].push_back(r.server_sequence);
 }
 
 void world::record(const std::string& cmid, const caf::error& e) {
@@ -189,11 +192,10 @@ void world::spawn_clients(bool replay_some) {
 
 void world::replay_acked() {
   for (int c = 0; c < k.clients; ++c) {
-    client_plan plan{conversation_id(1 + c % k.conversations),
-                     user_id(100 + c), device_id(1), {}};
+    std::vector<std::string> cmids;
     for (int i = 0; i < k.messages; ++i)
-      plan.cmids.push_back("c" + std::to_string(c) + "-m" + std::to_string(i));
-    node_->others.push_back(spawn_client(*sys_, this, std::move(plan)));
+      cmids.push_back("c" + std::to_string(c) + "-m" + std::to_string(i));
+    send(c, std::move(cmids));
   }
 }
 
@@ -379,6 +381,16 @@ std::string world::check() const {
         return cmid + ": non-retryable error " + to_string(code);
     }
   }
+  // Answers leave in sequence order: the fresh ones a client receives from
+  // a conversation have increasing sequences.
+  for (auto& [who, seqs] : fresh_answers)
+    for (size_t i = 1; i < seqs.size(); ++i)
+      if (seqs[i] <= seqs[i - 1]) {
+        why << "user " << std::get<1>(who) << " got seq " << seqs[i]
+            << " after seq " << seqs[i - 1] << " from conversation "
+            << std::get<2>(who);
+        return why.str();
+      }
   // Deliveries: each incarnation of a conversation emits in strictly
   // increasing order (so at most once); every stored message was emitted.
   std::map<std::pair<uint64_t, caf::actor_id>, sequence> last;

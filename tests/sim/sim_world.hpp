@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -120,6 +121,11 @@ public:
   std::shared_ptr<memory_backend> disk;
   std::map<std::string, outcome> outcomes;
   std::vector<delivery> deliveries;
+  /// Fresh (not deduplicated) answers in the order clients received them:
+  /// (incarnation, user, conversation) -> sequences.
+  std::map<std::tuple<uint64_t, user_id, conversation_id>,
+           std::vector<sequence>>
+    fresh_answers;
 
   // Internal: used by the sim actors.
   double uniform();
