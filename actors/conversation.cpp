@@ -57,7 +57,6 @@ void fail(self_ptr self, pending& p, const caf::error& err) {
   self->state.by_key.erase(key_of(p.req));
 }
 
-
 /// A commit of the current epoch failed: every commit of this epoch still in
 /// flight is doomed too (the writer fences them), so fail them all now and
 /// reuse their sequences in a new epoch.
@@ -72,7 +71,7 @@ void roll_back(self_ptr self, const caf::error& err) {
   st.seqs.roll_back(first_doomed);
   if (st.dispatched > 0)
     st.watermark_dirty = true;
-  spdlog::warn("conversation {}: commit failed ({}), epoch {} resumes at {}",
+  spdlog::warn("commit failed conversation={} error=\"{}\" epoch={} next_seq={}",
                st.id, to_string(err), st.seqs.epoch(), st.seqs.next());
 }
 
@@ -101,8 +100,6 @@ namespace {
 
 using namespace conversation_detail;
 
-
-
 void commit_new(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& m = p->msg;
@@ -114,7 +111,6 @@ void commit_new(self_ptr self, const pending_ptr& p) {
   m.sent_at_ms = st.deps.clock();
   m.kind = p->req.kind;
   m.payload = std::move(p->req.payload);
-  p->epoch = st.seqs.epoch();
   if (st.sweeping)
     st.sweep_guard.insert(key_of(p->req));
   st.inflight.emplace(m.seq, p);
@@ -135,7 +131,7 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       auto& st = self->state;
       if (p->done) {
         // Cannot happen while the writer fences failed epochs.
-        spdlog::critical("conversation {}: seq {} committed after roll-back",
+        spdlog::critical("invariant broken: committed after roll-back conversation={} seq={}",
                          st.id, p->msg.seq);
         std::abort();
       }
@@ -254,7 +250,6 @@ void handle_join(self_ptr self, user_id user,
     [rp](const caf::error& err) mutable { rp.deliver(err); });
 }
 
-
 void become_ready(self_ptr self) {
   auto& st = self->state;
   st.ready = true;
@@ -265,7 +260,6 @@ void become_ready(self_ptr self) {
     f();
   maybe_sweep(self);
 }
-
 
 } // namespace
 
@@ -290,7 +284,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {
-        spdlog::error("conversation {}: load failed: {}", self->state.id,
+        spdlog::error("conversation load failed conversation={} error=\"{}\"", self->state.id,
                       to_string(err));
         self->quit(err);
       });

@@ -83,7 +83,6 @@ struct conversation_state {
     idempotency_hit hit;
     caf::error err;
     stored_message msg; ///< once a sequence is assigned
-    uint64_t epoch = 0;
     bool done = false;
   };
   using pending_ptr = std::shared_ptr<pending>;

@@ -66,7 +66,7 @@ void relay(self_ptr self, std::function<void()> done) {
         relay(self, done);
       },
       [self](caf::error& err) {
-        spdlog::error("conversation {}: outbox read failed: {}",
+        spdlog::error("outbox read failed conversation={} error=\"{}\"",
                       self->state.id, to_string(err));
         self->quit(err);
       });
@@ -118,8 +118,8 @@ void maybe_sweep(self_ptr self) {
             auto& st = self->state;
             st.swept = std::max(st.swept, swept);
             st.sweeping = false;
-            spdlog::debug("conversation {}: swept {} idempotency records "
-                          "up to seq {}",
+            spdlog::debug("idempotency sweep conversation={} erased={} "
+                          "swept_seq={}",
                           st.id, erased, swept);
             if (more) {
               st.last_sweep_ms = 0; // continue at once
@@ -129,7 +129,7 @@ void maybe_sweep(self_ptr self) {
           [self](const caf::error&) { self->state.sweeping = false; });
       },
       [self, finish](caf::error& err) {
-        spdlog::warn("conversation {}: idempotency sweep failed: {}",
+        spdlog::warn("idempotency sweep failed conversation={} error=\"{}\"",
                      self->state.id, to_string(err));
         finish();
       });

@@ -39,7 +39,7 @@ directory_impl(self_ptr self, conversation_deps deps) {
     st.conversations.erase(conv);
     st.by_addr.erase(i);
     if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
-      spdlog::warn("conversation {} failed: {}; restarting", conv,
+      spdlog::warn("conversation failed, restarting conversation={} reason=\"{}\"", conv,
                    to_string(dm.reason));
       self->delayed_send(self, st.respawn_delay, caf::spawn_atom::value, conv);
     }

@@ -12,13 +12,13 @@ void outbox_relay_impl(caf::event_based_actor* self, store_reader_actor reader,
     .then(
       [=](std::vector<uint64_t>& convs) {
         if (!convs.empty())
-          spdlog::info("outbox relay: {} conversation(s) to re-emit",
+          spdlog::info("outbox relay conversations={}",
                        convs.size());
         for (auto conv : convs)
           self->send(directory, caf::spawn_atom::value, conv);
       },
       [](caf::error& err) {
-        spdlog::error("outbox relay: scan failed: {}", to_string(err));
+        spdlog::error("outbox relay scan failed error=\"{}\"", to_string(err));
       });
 }
 

@@ -67,9 +67,9 @@ void node::stop() {
   // Conversations are gone; their commits are in the writer's mailbox
   // ahead of this flush, so they finish before it answers.
   self->request(writer_, caf::infinite, caf::flush_atom::value)
-    .receive([](uint64_t syncs) { spdlog::info("store: {} synced writes", syncs); },
+    .receive([](uint64_t syncs) { spdlog::info("store flushed synced_writes={}", syncs); },
              [](caf::error& err) {
-               spdlog::error("store: final flush failed: {}", to_string(err));
+               spdlog::error("store final flush failed error=\"{}\"", to_string(err));
              });
   for (auto hdl : {caf::actor_cast<caf::actor>(writer_),
                    caf::actor_cast<caf::actor>(reader_)})

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <caf/actor_system.hpp>
@@ -75,13 +77,13 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec) {
-    spdlog::critical("cannot create data directory {}: {}", cfg.data_dir,
+    spdlog::critical("cannot create data directory data={} error=\"{}\"", cfg.data_dir,
                      ec.message());
     return 1;
   }
   auto kv = leveldb_backend::open(cfg.data_dir);
   if (!kv) {
-    spdlog::critical("cannot open database in {}: {}", cfg.data_dir,
+    spdlog::critical("cannot open database data={} error=\"{}\"", cfg.data_dir,
                      cfg.render(kv.error()));
     return 1;
   }
@@ -94,12 +96,12 @@ int main(int argc, char** argv) {
     opts.writer = cfg.writer();
     node n{sys, std::move(opts)};
     n.start();
-    spdlog::info("node started, data in {}", cfg.data_dir);
+    spdlog::info("node started data={} pid={}", cfg.data_dir, ::getpid());
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
     n.stop();
   }
-  spdlog::info("stopped");
+  spdlog::info("stopped exit_code={}", exit_code);
   return exit_code;
 }
