@@ -10,7 +10,8 @@ packages=(
   libleveldb-dev libsnappy-dev      # storage (leveldb's CMake config links snappy)
   libspdlog-dev libfmt-dev          # structured logging
   doctest-dev                       # unit, sim and e2e tests
-  libboost-dev                      # Beast/Asio (gateway, later issues)
+  libboost-dev                      # Beast/Asio: HTTP and WebSocket gateway
+  libsodium-dev                     # Argon2id password hashes, random tokens
 )
 
 missing=()

@@ -1,0 +1,186 @@
+#include "runtime/gateway/frame_codec.hpp"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+
+#include <caf/sec.hpp>
+
+#include "actors/errors.hpp"
+
+namespace parley::gateway {
+
+namespace {
+
+namespace pbu = google::protobuf::util;
+
+decoded_frame refuse(v1::Error::Code code, std::string message) {
+  decoded_frame r;
+  r.code = code;
+  r.message = std::move(message);
+  return r;
+}
+
+bool has_unknown_fields(const google::protobuf::Message& m) {
+  return m.GetReflection()->GetUnknownFields(m).field_count() > 0;
+}
+
+} // namespace
+
+decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
+                                  size_t max_bytes) {
+  if (data.size() > max_bytes)
+    return refuse(v1::Error::CODE_TOO_LARGE,
+                  "frame of " + std::to_string(data.size())
+                    + " bytes exceeds the limit of "
+                    + std::to_string(max_bytes));
+  decoded_frame r;
+  bool unknown = false;
+  if (fmt == frame_format::binary) {
+    if (!r.frame.ParseFromArray(data.data(), static_cast<int>(data.size())))
+      return refuse(v1::Error::CODE_BAD_FRAME, "not a protobuf ClientFrame");
+    unknown = has_unknown_fields(r.frame);
+  } else {
+    pbu::JsonParseOptions strict;
+    auto st = pbu::JsonStringToMessage(
+      google::protobuf::StringPiece{data.data(), data.size()}, &r.frame,
+      strict);
+    if (!st.ok()) {
+      // Retry leniently: unknown fields are allowed (newer clients), but
+      // then an unset body means a frame type this server does not know.
+      r.frame.Clear();
+      pbu::JsonParseOptions lenient;
+      lenient.ignore_unknown_fields = true;
+      auto st2 = pbu::JsonStringToMessage(
+        google::protobuf::StringPiece{data.data(), data.size()}, &r.frame,
+        lenient);
+      if (!st2.ok())
+        return refuse(v1::Error::CODE_BAD_FRAME,
+                      "not a ClientFrame in JSON: "
+                        + std::string(st.message().substr(0, 200)));
+      unknown = true;
+    }
+  }
+  if (r.frame.body_case() == v1::ClientFrame::BODY_NOT_SET)
+    return unknown ? refuse(v1::Error::CODE_UNIMPLEMENTED,
+                            "unknown frame type")
+                   : refuse(v1::Error::CODE_BAD_FRAME, "frame has no body");
+  if (r.frame.request_id() == 0)
+    return refuse(v1::Error::CODE_BAD_FRAME, "request_id must be non-zero");
+  r.ok = true;
+  return r;
+}
+
+std::string encode_server_frame(const v1::ServerFrame& frame,
+                                frame_format fmt) {
+  if (fmt == frame_format::binary)
+    return frame.SerializeAsString();
+  std::string out;
+  pbu::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = false; // lowerCamelCase, canonical
+  (void) pbu::MessageToJsonString(frame, &out, opts);
+  return out;
+}
+
+std::string encode_client_frame(const v1::ClientFrame& frame,
+                                frame_format fmt) {
+  if (fmt == frame_format::binary)
+    return frame.SerializeAsString();
+  std::string out;
+  (void) pbu::MessageToJsonString(frame, &out, {});
+  return out;
+}
+
+std::optional<v1::ServerFrame> decode_server_frame(std::string_view data,
+                                                   frame_format fmt) {
+  v1::ServerFrame frame;
+  if (fmt == frame_format::binary) {
+    if (!frame.ParseFromArray(data.data(), static_cast<int>(data.size())))
+      return std::nullopt;
+    return frame;
+  }
+  pbu::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;
+  if (!pbu::JsonStringToMessage(
+         google::protobuf::StringPiece{data.data(), data.size()}, &frame,
+         lenient)
+         .ok())
+    return std::nullopt;
+  return frame;
+}
+
+v1::ServerFrame error_frame(uint32_t request_id, v1::Error::Code code,
+                            std::string message, bool retryable,
+                            std::optional<uint32_t> retry_after_ms) {
+  v1::ServerFrame f;
+  f.set_request_id(request_id);
+  auto* e = f.mutable_error();
+  e->set_code(code);
+  e->set_message(std::move(message));
+  e->set_retryable(retryable);
+  if (retry_after_ms)
+    e->set_retry_after_ms(*retry_after_ms);
+  return f;
+}
+
+v1::Error to_wire_error(const caf::error& err) {
+  v1::Error out;
+  auto set = [&](v1::Error::Code c, const char* msg, bool retry) {
+    out.set_code(c);
+    out.set_message(msg);
+    out.set_retryable(retry);
+  };
+  if (err.category() == caf::atom("parley")) {
+    switch (static_cast<errc>(err.code())) {
+      case errc::not_member:
+        set(v1::Error::CODE_FORBIDDEN, "not a member of this conversation",
+            false);
+        break;
+      case errc::not_found:
+        set(v1::Error::CODE_NOT_FOUND, "no such object", false);
+        break;
+      case errc::too_large:
+        set(v1::Error::CODE_TOO_LARGE, "payload too large", false);
+        break;
+      case errc::bad_request:
+        set(v1::Error::CODE_BAD_FRAME, "malformed request", false);
+        break;
+      case errc::storage_failed:
+      case errc::storage_fenced:
+        set(v1::Error::CODE_UNAVAILABLE, "storage failed; retry the send",
+            true);
+        break;
+      case errc::shutting_down:
+        set(v1::Error::CODE_UNAVAILABLE, "server shutting down", true);
+        break;
+      case errc::storage_corrupt:
+      default:
+        set(v1::Error::CODE_INTERNAL, "internal error", false);
+    }
+    return out;
+  }
+  if (err == caf::sec::request_timeout)
+    set(v1::Error::CODE_UNAVAILABLE, "request timed out; retry", true);
+  else
+    set(v1::Error::CODE_UNAVAILABLE, "temporarily unavailable; retry", true);
+  return out;
+}
+
+void route_protobuf_logs() {
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level,
+                                     const char* file, int line,
+                                     const std::string& msg) {
+    if (level >= google::protobuf::LOGLEVEL_FATAL)
+      spdlog::critical("protobuf {}:{} {}", file, line, msg);
+    else
+      spdlog::debug("protobuf {}", msg);
+  });
+}
+
+std::string code_name(v1::Error::Code code) {
+  auto name = v1::Error::Code_Name(code);
+  return name.rfind("CODE_", 0) == 0 ? name.substr(5) : name;
+}
+
+} // namespace parley::gateway
