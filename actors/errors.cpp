@@ -13,6 +13,9 @@ const char* to_string(errc x) {
     case errc::storage_fenced: return "storage_fenced";
     case errc::storage_corrupt: return "storage_corrupt";
     case errc::shutting_down: return "shutting_down";
+    case errc::unauthenticated: return "unauthenticated";
+    case errc::conflict: return "conflict";
+    case errc::forbidden: return "forbidden";
   }
   return "unknown";
 }

@@ -32,6 +32,12 @@ enum class errc : uint8_t {
   storage_corrupt,
   /// The node is shutting down. Retryable (elsewhere or later).
   shutting_down,
+  /// Credentials or token missing, wrong, or revoked.
+  unauthenticated,
+  /// The name or object already exists (e.g. a taken username).
+  conflict,
+  /// Not allowed for this user (e.g. registration closed, device limit).
+  forbidden,
 };
 
 /// Returns a stable lowercase name for `x` (used in logs and errors).

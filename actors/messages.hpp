@@ -179,6 +179,45 @@ typename Inspector::result_type inspect(Inspector& f, idempotency_sweep& x) {
            x.expired);
 }
 
+// -- accounts -------------------------------------------------------------------
+
+/// The authenticated identity of a connection: the only ids the server
+/// trusts, never ones a client claims.
+struct principal {
+  user_id user = 0;
+  device_id device = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, principal& x) {
+  return f(caf::meta::type_name("principal"), x.user, x.device);
+}
+
+/// A device login: its ids and the bearer token (shown once, stored hashed).
+struct login_result {
+  user_id user = 0;
+  device_id device = 0;
+  std::string token;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, login_result& x) {
+  return f(caf::meta::type_name("login_result"), x.user, x.device, x.token);
+}
+
+struct device_info {
+  device_id device = 0;
+  std::string name;
+  int64_t created_at_ms = 0;
+  bool revoked = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, device_info& x) {
+  return f(caf::meta::type_name("device_info"), x.device, x.name,
+           x.created_at_ms, x.revoked);
+}
+
 /// A conversation actor's view of itself (tests, admin, bench).
 struct conversation_status {
   sequence head = 0;       ///< highest committed sequence

@@ -16,6 +16,10 @@
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
   CAF_ADD_TYPE_ID(parley, (parley::conversation_snapshot))
+  CAF_ADD_TYPE_ID(parley, (parley::device_info))
+  CAF_ADD_TYPE_ID(parley, (parley::login_result))
+  CAF_ADD_TYPE_ID(parley, (parley::principal))
+  CAF_ADD_TYPE_ID(parley, (std::vector<parley::device_info>))
   CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_hit))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_key))
@@ -30,12 +34,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::stored_message>))
   CAF_ADD_TYPE_ID(parley, (std::vector<uint64_t>))
 
+  CAF_ADD_ATOM(parley, parley, auth_atom, "auth")
   CAF_ADD_ATOM(parley, parley, commit_atom, "commit")
   CAF_ADD_ATOM(parley, parley, deliver_atom, "deliver")
+  CAF_ADD_ATOM(parley, parley, devices_atom, "devices")
   CAF_ADD_ATOM(parley, parley, fetch_atom, "fetch")
+  CAF_ADD_ATOM(parley, parley, frame_atom, "frame")
   CAF_ADD_ATOM(parley, parley, load_atom, "load")
+  CAF_ADD_ATOM(parley, parley, login_atom, "login")
   CAF_ADD_ATOM(parley, parley, lookup_atom, "lookup")
   CAF_ADD_ATOM(parley, parley, outbox_atom, "outbox")
+  CAF_ADD_ATOM(parley, parley, register_atom, "register")
+  CAF_ADD_ATOM(parley, parley, revoke_atom, "revoke")
   CAF_ADD_ATOM(parley, parley, send_atom, "send")
   CAF_ADD_ATOM(parley, parley, stats_atom, "stats")
   CAF_ADD_ATOM(parley, parley, sweep_atom, "sweep")
@@ -46,9 +56,11 @@ namespace parley {
 
 /// Every atom text Parley defines, in the order above (for the unit test).
 inline std::vector<caf::atom_value> parley_atoms() {
-  return {commit_atom::value, deliver_atom::value, fetch_atom::value,
-          load_atom::value,   lookup_atom::value,  outbox_atom::value,
-          send_atom::value,   stats_atom::value,  sweep_atom::value};
+  return {auth_atom::value,     commit_atom::value, deliver_atom::value,
+          devices_atom::value,  fetch_atom::value,  frame_atom::value,
+          load_atom::value,     login_atom::value,  lookup_atom::value,
+          outbox_atom::value,   register_atom::value, revoke_atom::value,
+          send_atom::value,     stats_atom::value,  sweep_atom::value};
 }
 
 } // namespace parley

@@ -154,6 +154,15 @@ v1::Error to_wire_error(const caf::error& err) {
       case errc::shutting_down:
         set(v1::Error::CODE_UNAVAILABLE, "server shutting down", true);
         break;
+      case errc::unauthenticated:
+        set(v1::Error::CODE_UNAUTHENTICATED, "not authenticated", false);
+        break;
+      case errc::conflict:
+        set(v1::Error::CODE_CONFLICT, "already exists", false);
+        break;
+      case errc::forbidden:
+        set(v1::Error::CODE_FORBIDDEN, "not allowed", false);
+        break;
       case errc::storage_corrupt:
       default:
         set(v1::Error::CODE_INTERNAL, "internal error", false);

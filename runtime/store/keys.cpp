@@ -79,6 +79,32 @@ decode_member(std::string_view key) {
   return decode_pair(members_tag, key);
 }
 
+std::string account(std::string_view username) {
+  std::string out(1, accounts_tag);
+  out.append(username);
+  return out;
+}
+
+std::string user_name(user_id user) {
+  return tagged(user_names_tag, user);
+}
+
+std::string device(user_id user, device_id dev) {
+  return tagged(devices_tag, user, dev);
+}
+
+std::string token(std::string_view token_hash) {
+  std::string out(1, tokens_tag);
+  out.append(token_hash);
+  return out;
+}
+
+std::string counter(std::string_view name) {
+  std::string out(1, counters_tag);
+  out.append(name);
+  return out;
+}
+
 std::string prefix_end(std::string prefix) {
   // Strip trailing 0xFF bytes, then increment the last byte.
   while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xFF)

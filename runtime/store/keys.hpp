@@ -13,6 +13,11 @@
 //  'i'  idempotency    'i' conv:u64 user:u64 device:u64 cmid:bytes IdempotencyRecord
 //  'm'  messages       'm' conv:u64 seq:u64                        MessageRecord
 //  'o'  outbox         'o' conv:u64                                OutboxWatermark
+//  'd'  devices        'd' user:u64 device:u64                     DeviceRecord
+//  'n'  counters       'n' name:bytes                              Counter
+//  't'  tokens         't' token_hash:32 bytes                     TokenRecord
+//  'u'  accounts       'u' username:bytes                          AccountRecord
+//  'v'  user names     'v' user:u64                                username (raw)
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -34,6 +39,11 @@ inline constexpr char sweep_tag = 'e';
 inline constexpr char idempotency_tag = 'i';
 inline constexpr char messages_tag = 'm';
 inline constexpr char outbox_tag = 'o';
+inline constexpr char devices_tag = 'd';
+inline constexpr char counters_tag = 'n';
+inline constexpr char tokens_tag = 't';
+inline constexpr char accounts_tag = 'u';
+inline constexpr char user_names_tag = 'v';
 
 /// Appends `x` as 8 big-endian bytes.
 void append_u64(std::string& out, uint64_t x);
@@ -67,6 +77,21 @@ std::string member(conversation_id conv, user_id user);
 /// Decodes a members-table key; nullopt if `key` is not one.
 std::optional<std::pair<conversation_id, user_id>>
 decode_member(std::string_view key);
+
+/// 'u' username
+std::string account(std::string_view username);
+
+/// 'v' user
+std::string user_name(user_id user);
+
+/// 'd' user device
+std::string device(user_id user, device_id dev);
+
+/// 't' token_hash
+std::string token(std::string_view token_hash);
+
+/// 'n' name
+std::string counter(std::string_view name);
 
 /// The smallest key greater than every key starting with `prefix`.
 std::string prefix_end(std::string prefix);

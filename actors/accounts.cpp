@@ -1,0 +1,319 @@
+#include "actors/accounts.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/errors.hpp"
+#include "parley/v1/store.pb.h"
+#include "runtime/accounts/credentials.hpp"
+#include "runtime/store/keys.hpp"
+
+namespace parley {
+
+namespace {
+
+using self_ptr = accounts_actor::stateful_pointer<accounts_state>;
+namespace pb = parley::store::v1;
+
+/// The store writer's fence id for account writes (conversation ids with
+/// the top bit set are direct conversations, so this cannot collide).
+constexpr uint64_t accounts_writer_id = UINT64_MAX;
+
+bool valid_username(const std::string& name) {
+  if (name.size() < 3 || name.size() > 32)
+    return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
+          || c == '.' || c == '-'))
+      return false;
+  return true;
+}
+
+template <class Record>
+caf::expected<std::optional<Record>> read(kv_backend& kv,
+                                          const std::string& key) {
+  auto bytes = kv.get(key);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<Record>{};
+  Record rec;
+  if (!rec.ParseFromString(**bytes))
+    return caf::make_error(errc::storage_corrupt, key.substr(0, 1));
+  return std::optional<Record>{std::move(rec)};
+}
+
+/// Commits `batch` as the accounts writer; a failure starts a new epoch so
+/// the writer's fence does not refuse later account writes.
+template <class OnOk, class OnErr>
+void commit(self_ptr self, write_batch batch, OnOk on_ok, OnErr on_err) {
+  auto epoch = self->state.epoch;
+  self->request(self->state.writer, caf::infinite, commit_atom::value,
+                accounts_writer_id, epoch, std::move(batch))
+    .then([on_ok](uint64_t) mutable { on_ok(); },
+          [self, epoch, on_err](caf::error& err) mutable {
+            if (self->state.epoch == epoch)
+              ++self->state.epoch;
+            on_err(err);
+          });
+}
+
+caf::expected<device_id> last_device_of(self_ptr self, user_id user) {
+  auto& st = self->state;
+  if (auto i = st.last_device.find(user); i != st.last_device.end())
+    return i->second;
+  auto last = st.kv->last(keys::device(user, 0), keys::device(user + 1, 0));
+  if (!last)
+    return last.error();
+  device_id dev = 0;
+  if (*last)
+    dev = keys::read_u64((*last)->first, 9).value_or(0);
+  st.last_device[user] = dev;
+  return dev;
+}
+
+caf::result<user_id> do_register(self_ptr self, const std::string& name,
+                                 const std::string& password) {
+  auto& st = self->state;
+  if (!st.limits.registration_open)
+    return caf::make_error(errc::forbidden, "registration is closed");
+  if (!valid_username(name))
+    return caf::make_error(errc::bad_request,
+                           "username: 3-32 of a-z 0-9 _ . -");
+  if (password.size() < 8 || password.size() > 1024)
+    return caf::make_error(errc::bad_request, "password: 8-1024 bytes");
+  auto existing = st.kv->get(keys::account(name));
+  if (!existing)
+    return existing.error();
+  if (*existing || st.pending_names.count(name))
+    return caf::make_error(errc::conflict, "username taken");
+  auto hash = credentials::hash_password(password, st.limits.hash_strength);
+  if (hash.empty())
+    return caf::make_error(errc::storage_failed, "cannot hash password");
+  auto id = ++st.last_user;
+  pb::AccountRecord rec;
+  rec.set_user_id(id);
+  rec.set_password_hash(hash);
+  rec.set_created_at_ms(st.clock());
+  pb::Counter counter;
+  counter.set_value(id);
+  write_batch batch;
+  batch.put(keys::account(name), rec.SerializeAsString());
+  batch.put(keys::user_name(id), name);
+  batch.put(keys::counter("user"), counter.SerializeAsString());
+  st.pending_names.insert(name);
+  auto rp = self->make_response_promise<user_id>();
+  commit(
+    self, std::move(batch),
+    [self, rp, name, id]() mutable {
+      self->state.pending_names.erase(name);
+      spdlog::info("account created user={} name={}", id, name);
+      rp.deliver(id);
+    },
+    [self, rp, name](caf::error& err) mutable {
+      self->state.pending_names.erase(name);
+      rp.deliver(err);
+    });
+  return rp;
+}
+
+caf::result<login_result> do_login(self_ptr self, const std::string& name,
+                                   const std::string& password,
+                                   const std::string& device_name) {
+  auto& st = self->state;
+  auto refuse = caf::make_error(errc::unauthenticated,
+                                "wrong username or password");
+  if (device_name.empty() || device_name.size() > 64)
+    return caf::make_error(errc::bad_request, "device name: 1-64 bytes");
+  auto acct = read<pb::AccountRecord>(*st.kv, keys::account(name));
+  if (!acct)
+    return acct.error();
+  if (!*acct) {
+    // Spend the same time as a real check: no user enumeration by timing.
+    credentials::verify_password(
+      credentials::hash_password("x", st.limits.hash_strength), password);
+    return refuse;
+  }
+  if (!credentials::verify_password((*acct)->password_hash(), password))
+    return refuse;
+  if ((*acct)->blocked())
+    return caf::make_error(errc::forbidden, "account blocked");
+  auto user = (*acct)->user_id();
+  auto last = last_device_of(self, user);
+  if (!last)
+    return last.error();
+  uint64_t active = 0;
+  auto scan_err = st.kv->scan(
+    keys::device(user, 0), keys::device(user + 1, 0),
+    [&](std::string_view, std::string_view v) {
+      pb::DeviceRecord d;
+      if (d.ParseFromArray(v.data(), static_cast<int>(v.size()))
+          && !d.revoked())
+        ++active;
+      return true;
+    });
+  if (scan_err)
+    return scan_err;
+  if (active >= st.limits.max_devices)
+    return caf::make_error(errc::forbidden, "device limit reached; revoke one");
+  auto dev = *last + 1;
+  st.last_device[user] = dev;
+  auto token = credentials::new_token();
+  auto th = credentials::token_hash(token);
+  pb::DeviceRecord drec;
+  drec.set_name(device_name);
+  drec.set_token_hash(th);
+  drec.set_created_at_ms(st.clock());
+  pb::TokenRecord trec;
+  trec.set_user_id(user);
+  trec.set_device_id(dev);
+  write_batch batch;
+  batch.put(keys::device(user, dev), drec.SerializeAsString());
+  batch.put(keys::token(th), trec.SerializeAsString());
+  auto rp = self->make_response_promise<login_result>();
+  commit(
+    self, std::move(batch),
+    [rp, user, dev, token]() mutable {
+      spdlog::info("device logged in user={} device={}", user, dev);
+      rp.deliver(login_result{user, dev, token});
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+caf::result<principal> do_auth(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
+  if (token.empty() || token.size() > 256)
+    return refuse;
+  auto rec = read<pb::TokenRecord>(*st.kv,
+                                   keys::token(credentials::token_hash(token)));
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return refuse;
+  principal who{(*rec)->user_id(), (*rec)->device_id()};
+  auto dev = read<pb::DeviceRecord>(*st.kv, keys::device(who.user, who.device));
+  if (!dev)
+    return dev.error();
+  if (!*dev || (*dev)->revoked())
+    return refuse;
+  if (auto sender = self->current_sender()) {
+    auto addr = caf::actor_cast<caf::actor_addr>(sender);
+    st.online[{who.user, who.device}].insert(addr);
+    st.online_by_addr[addr] = {who.user, who.device};
+    self->monitor(caf::actor_cast<caf::actor>(sender));
+  }
+  return who;
+}
+
+caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
+  auto& st = self->state;
+  auto rec = read<pb::DeviceRecord>(*st.kv, keys::device(user, dev));
+  if (!rec)
+    return rec.error();
+  if (!*rec || (*rec)->revoked())
+    return caf::make_error(errc::not_found, "no such active device");
+  auto drec = **rec;
+  drec.set_revoked(true);
+  write_batch batch;
+  batch.put(keys::device(user, dev), drec.SerializeAsString());
+  batch.erase(keys::token(drec.token_hash()));
+  auto rp = self->make_response_promise<bool>();
+  commit(
+    self, std::move(batch),
+    [self, rp, user, dev]() mutable {
+      auto& st = self->state;
+      auto i = st.online.find({user, dev});
+      if (i != st.online.end()) {
+        for (auto& addr : i->second)
+          if (auto hdl = caf::actor_cast<caf::actor>(addr))
+            caf::anon_send(hdl, caf::close_atom::value,
+                           std::string{"device revoked"});
+      }
+      spdlog::info("device revoked user={} device={}", user, dev);
+      rp.deliver(true);
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+} // namespace
+
+conversation_id direct_conversation_id(user_id a, user_id b) {
+  if (a > b)
+    std::swap(a, b);
+  return (uint64_t{1} << 63) | ((a & 0x7FFFFFFFull) << 32)
+         | (b & 0xFFFFFFFFull);
+}
+
+accounts_actor::behavior_type
+accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
+              store_writer_actor writer, accounts_limits limits,
+              std::function<int64_t()> clock) {
+  auto& st = self->state;
+  st.kv = std::move(kv);
+  st.writer = std::move(writer);
+  st.limits = std::move(limits);
+  st.clock = std::move(clock);
+  if (auto c = read<pb::Counter>(*st.kv, keys::counter("user")); c && *c)
+    st.last_user = (*c)->value();
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.online_by_addr.find(dm.source);
+    if (i == st.online_by_addr.end())
+      return;
+    auto j = st.online.find(i->second);
+    if (j != st.online.end()) {
+      j->second.erase(dm.source);
+      if (j->second.empty())
+        st.online.erase(j);
+    }
+    st.online_by_addr.erase(i);
+  });
+  return {
+    [self](register_atom, const std::string& name,
+           const std::string& password) {
+      return do_register(self, name, password);
+    },
+    [self](login_atom, const std::string& name, const std::string& password,
+           const std::string& device_name) {
+      return do_login(self, name, password, device_name);
+    },
+    [self](auth_atom, const std::string& token) {
+      return do_auth(self, token);
+    },
+    [self](caf::resolve_atom, const std::string& name) -> caf::result<user_id> {
+      auto acct = read<pb::AccountRecord>(*self->state.kv, keys::account(name));
+      if (!acct)
+        return acct.error();
+      if (!*acct)
+        return caf::make_error(errc::not_found, "no such user");
+      return (*acct)->user_id();
+    },
+    [self](devices_atom, user_id user)
+      -> caf::result<std::vector<device_info>> {
+      std::vector<device_info> out;
+      auto err = self->state.kv->scan(
+        keys::device(user, 0), keys::device(user + 1, 0),
+        [&](std::string_view k, std::string_view v) {
+          pb::DeviceRecord d;
+          if (d.ParseFromArray(v.data(), static_cast<int>(v.size())))
+            out.push_back(device_info{keys::read_u64(k, 9).value_or(0),
+                                      d.name(), d.created_at_ms(),
+                                      d.revoked()});
+          return true;
+        });
+      if (err)
+        return err;
+      return out;
+    },
+    [self](revoke_atom, user_id user, device_id dev) {
+      return do_revoke(self, user, dev);
+    },
+  };
+}
+
+} // namespace parley

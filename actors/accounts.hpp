@@ -1,0 +1,80 @@
+#pragma once
+
+// accounts: users, their devices and bearer tokens. Owns registration,
+// password checks (Argon2id: slow on purpose, so node.cpp runs this actor
+// detached), device logins, token authentication and revocation, and which
+// connections are authenticated as which device, so a revoked device's
+// connections are closed at once. Writes go through the store writer;
+// secrets are stored hashed only.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/store_writer.hpp"
+#include "actors/type_ids.hpp"
+#include "runtime/store/kv_backend.hpp"
+
+namespace parley {
+
+using accounts_actor = caf::typed_actor<
+  /// Creates an account (username, password); replies its user id.
+  /// Errors: bad_request (invalid name or password), conflict (taken),
+  /// forbidden (registration closed).
+  caf::replies_to<register_atom, std::string, std::string>::with<user_id>,
+  /// Logs a device in (username, password, device name). Errors:
+  /// unauthenticated (wrong name or password), forbidden (device limit).
+  caf::replies_to<login_atom, std::string, std::string,
+                  std::string>::with<login_result>,
+  /// Authenticates a bearer token; the sender is then closed (it receives
+  /// `caf::close_atom`) when the device is revoked. Error: unauthenticated.
+  caf::replies_to<auth_atom, std::string>::with<principal>,
+  /// Looks a username up. Error: not_found.
+  caf::replies_to<caf::resolve_atom, std::string>::with<user_id>,
+  /// Lists a user's devices.
+  caf::replies_to<devices_atom, user_id>::with<std::vector<device_info>>,
+  /// Revokes one of the user's devices. Error: not_found.
+  caf::replies_to<revoke_atom, user_id, device_id>::with<bool>>;
+
+/// Tunables of the accounts actor (config: parley.*).
+struct accounts_limits {
+  bool registration_open = true;
+  uint64_t max_devices = 8;
+  std::string hash_strength = "interactive"; ///< or "min" (tests only)
+};
+
+struct accounts_state {
+  std::shared_ptr<kv_backend> kv;
+  store_writer_actor writer;
+  accounts_limits limits;
+  std::function<int64_t()> clock;
+  uint64_t epoch = 1;
+  user_id last_user = 0;
+  std::set<std::string> pending_names;            ///< commits under way
+  std::map<user_id, device_id> last_device;       ///< loaded lazily
+  std::map<std::pair<user_id, device_id>, std::set<caf::actor_addr>> online;
+  std::map<caf::actor_addr, std::pair<user_id, device_id>> online_by_addr;
+
+  static inline const char* name = "accounts";
+};
+
+accounts_actor::behavior_type
+accounts_impl(accounts_actor::stateful_pointer<accounts_state> self,
+              std::shared_ptr<kv_backend> kv, store_writer_actor writer,
+              accounts_limits limits, std::function<int64_t()> clock);
+
+/// The stable id of the direct conversation between two users (order does
+/// not matter): the top bit set, then the two user ids. Needs user ids
+/// below 2^31; group ids stay below 2^63.
+conversation_id direct_conversation_id(user_id a, user_id b);
+
+} // namespace parley

@@ -1,0 +1,51 @@
+#include "runtime/accounts/credentials.hpp"
+
+#include <sodium.h>
+
+namespace parley::credentials {
+
+bool init() {
+  return sodium_init() >= 0;
+}
+
+std::string hash_password(std::string_view password,
+                          std::string_view strength) {
+  char out[crypto_pwhash_STRBYTES];
+  auto ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+  auto mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+  if (strength == "min") {
+    ops = crypto_pwhash_OPSLIMIT_MIN;
+    mem = crypto_pwhash_MEMLIMIT_MIN;
+  }
+  if (crypto_pwhash_str(out, password.data(), password.size(), ops, mem) != 0)
+    return {}; // out of memory
+  return out;
+}
+
+bool verify_password(const std::string& hash, std::string_view password) {
+  return !hash.empty()
+         && crypto_pwhash_str_verify(hash.c_str(), password.data(),
+                                     password.size())
+              == 0;
+}
+
+std::string new_token() {
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  char out[sodium_base64_ENCODED_LEN(32,
+                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(out, sizeof out, raw, sizeof raw,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  sodium_memzero(raw, sizeof raw);
+  return out;
+}
+
+std::string token_hash(std::string_view token) {
+  unsigned char h[32];
+  crypto_generichash(h, sizeof h,
+                     reinterpret_cast<const unsigned char*>(token.data()),
+                     token.size(), nullptr, 0);
+  return std::string(reinterpret_cast<char*>(h), sizeof h);
+}
+
+} // namespace parley::credentials
