@@ -34,7 +34,16 @@ node_config::node_config() {
          "key/value operations after which a group commit writes early")
     .add(sweep_interval_s, "idempotency-sweep-interval-s",
          "seconds between a busy conversation's sweeps of idempotency "
-         "records past their window");
+         "records past their window")
+    .add(listen, "listen", "HOST:PORT for HTTP and WebSocket (/v1/ws)")
+    .add(max_frame_bytes, "max-frame-bytes",
+         "largest WebSocket frame accepted (larger: TOO_LARGE)")
+    .add(max_devices, "max-devices", "logged-in devices per account")
+    .add(registration_closed, "registration-closed",
+         "refuse new accounts (POST /v1/accounts)")
+    .add(password_hash, "password-hash",
+         "Argon2id cost: interactive, or min (tests only)")
+    .add(io_threads, "io-threads", "threads serving sockets");
 }
 
 conversation_limits node_config::conversation() const {
@@ -53,6 +62,37 @@ store_writer_limits node_config::writer() const {
   return lim;
 }
 
+accounts_limits node_config::accounts() const {
+  accounts_limits lim;
+  lim.registration_open = !registration_closed;
+  lim.max_devices = max_devices;
+  lim.hash_strength = password_hash;
+  return lim;
+}
+
+std::optional<gateway::gateway_options> node_config::gateway() const {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return std::nullopt;
+  gateway::gateway_options g;
+  g.server.address = listen.substr(0, colon);
+  if (g.server.address.size() > 2 && g.server.address.front() == '['
+      && g.server.address.back() == ']')
+    g.server.address = g.server.address.substr(1, g.server.address.size() - 2);
+  try {
+    size_t pos = 0;
+    auto port = std::stoul(listen.substr(colon + 1), &pos);
+    if (pos != listen.size() - colon - 1 || port > 65535)
+      return std::nullopt;
+    g.server.port = static_cast<uint16_t>(port);
+  } catch (...) {
+    return std::nullopt;
+  }
+  g.server.max_frame_bytes = max_frame_bytes;
+  g.server.threads = static_cast<unsigned>(io_threads);
+  return g;
+}
+
 std::string node_config::validate() const {
   if (data_dir.empty())
     return "parley.data must not be empty";
@@ -62,6 +102,14 @@ std::string node_config::validate() const {
     return "parley.watermark-delay-ms must not be negative";
   if (sweep_interval_s < 0)
     return "parley.idempotency-sweep-interval-s must not be negative";
+  if (!gateway())
+    return "parley.listen must be HOST:PORT, e.g. 127.0.0.1:8080";
+  if (password_hash != "interactive" && password_hash != "min")
+    return "parley.password-hash must be interactive or min";
+  if (max_frame_bytes < 1024)
+    return "parley.max-frame-bytes must be at least 1024";
+  if (io_threads == 0 || io_threads > 64)
+    return "parley.io-threads must be 1-64";
   if (max_batch_ops == 0)
     return "parley.max-batch-ops must be positive";
   return {};
@@ -72,6 +120,7 @@ std::vector<std::string> normalize_args(int argc, char** argv) {
     {"--data", "--parley.data"},
     {"--log-level", "--parley.log-level"},
     {"--config", "--config-file"},
+    {"--listen", "--parley.listen"},
   };
   std::vector<std::string> out;
   for (int i = 1; i < argc; ++i) {

@@ -5,12 +5,15 @@
 // section [parley]); `--help` and `--dump-config` come from CAF.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <caf/actor_system_config.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/accounts.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/gateway/gateway.hpp"
 
 namespace parley {
 
@@ -22,6 +25,11 @@ inline constexpr uint64_t default_max_payload_bytes = 64 * 1024;
 inline constexpr int64_t default_watermark_delay_ms = 100;
 inline constexpr uint64_t default_max_batch_ops = 20000;
 inline constexpr int64_t default_sweep_interval_s = 600;
+inline constexpr const char* default_listen = "127.0.0.1:8080";
+inline constexpr uint64_t default_max_frame_bytes = 96 * 1024;
+inline constexpr uint64_t default_max_devices = 8;
+inline constexpr const char* default_password_hash = "interactive";
+inline constexpr uint64_t default_io_threads = 1;
 
 class node_config : public caf::actor_system_config {
 public:
@@ -33,6 +41,12 @@ public:
   int64_t watermark_delay_ms = default_watermark_delay_ms;
   uint64_t max_batch_ops = default_max_batch_ops;
   int64_t sweep_interval_s = default_sweep_interval_s;
+  std::string listen = default_listen;
+  uint64_t max_frame_bytes = default_max_frame_bytes;
+  uint64_t max_devices = default_max_devices;
+  bool registration_closed = false;
+  std::string password_hash = default_password_hash;
+  uint64_t io_threads = default_io_threads;
 
   node_config();
 
@@ -41,6 +55,13 @@ public:
 
   /// Limits for the store writer from the options above.
   store_writer_limits writer() const;
+
+  /// Account limits from the options above.
+  accounts_limits accounts() const;
+
+  /// Gateway settings from the options above; empty on a bad listen
+  /// address (validate() says why).
+  std::optional<gateway::gateway_options> gateway() const;
 
   /// Checks option values; returns a message for the first bad one.
   std::string validate() const;

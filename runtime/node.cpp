@@ -33,7 +33,7 @@ node::~node() {
   stop();
 }
 
-void node::start() {
+std::string node::start() {
   if (opts_.detach_store) {
     writer_ = sys_.spawn<caf::detached>(store_writer_impl, opts_.kv,
                                         opts_.writer);
@@ -47,14 +47,27 @@ void node::start() {
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation});
+  accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
+                                       opts_.accounts, opts_.clock);
   running_ = true;
   sys_.spawn(outbox_relay_impl, reader_, directory_);
+  if (opts_.gateway) {
+    gateway_ = std::make_unique<gateway::gateway>(sys_, *opts_.gateway,
+                                                  accounts_, directory_);
+    if (auto err = gateway_->start(); !err.empty())
+      return err;
+    spdlog::info("gateway listening address={} port={}",
+                 opts_.gateway->server.address, gateway_->port());
+  }
+  return {};
 }
 
 void node::stop() {
   if (!running_)
     return;
   running_ = false;
+  if (gateway_)
+    gateway_->stop(); // no new requests; sessions close
   caf::scoped_actor self{sys_};
   std::vector<conversation_actor> convs;
   self->request(directory_, caf::infinite, caf::get_atom::value)
@@ -71,6 +84,8 @@ void node::stop() {
              [](caf::error& err) {
                spdlog::error("store final flush failed error=\"{}\"", to_string(err));
              });
+  self->send_exit(accounts_, caf::exit_reason::user_shutdown);
+  self->wait_for(accounts_);
   for (auto hdl : {caf::actor_cast<caf::actor>(writer_),
                    caf::actor_cast<caf::actor>(reader_)})
     self->send_exit(hdl, caf::exit_reason::user_shutdown);

@@ -7,13 +7,17 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <caf/fwd.hpp>
 
+#include "actors/accounts.hpp"
 #include "actors/delivery.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/gateway/gateway.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley {
@@ -25,6 +29,9 @@ struct node_options {
   clock_fn clock;         ///< empty: the system clock
   delivery_actor delivery; ///< empty: a delivery_log
   bool detach_store = true; ///< false only under the test coordinator
+  accounts_limits accounts;
+  /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
+  std::optional<gateway::gateway_options> gateway;
 };
 
 class node {
@@ -32,8 +39,9 @@ public:
   node(caf::actor_system& sys, node_options opts);
   ~node();
 
-  /// Spawns the actors and starts the outbox relay (asynchronously).
-  void start();
+  /// Spawns the actors, starts the outbox relay (asynchronously) and, if
+  /// configured, the gateway. Returns an error message, or empty.
+  std::string start();
 
   /// Stops the directory and its conversations, writes what the store writer
   /// has pending, then stops the store actors. Blocks until done.
@@ -42,6 +50,10 @@ public:
   directory_actor directory() const { return directory_; }
   store_writer_actor writer() const { return writer_; }
   store_reader_actor reader() const { return reader_; }
+  accounts_actor accounts() const { return accounts_; }
+
+  /// The gateway's port (0 without a gateway).
+  uint16_t port() const { return gateway_ ? gateway_->port() : 0; }
 
   /// Messages the delivery_log saw (when no delivery actor was given).
   uint64_t delivered() const { return delivered_->load(); }
@@ -54,6 +66,8 @@ private:
   store_reader_actor reader_;
   delivery_actor delivery_;
   directory_actor directory_;
+  accounts_actor accounts_;
+  std::unique_ptr<gateway::gateway> gateway_;
   bool running_ = false;
 };
 

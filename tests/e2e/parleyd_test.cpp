@@ -76,7 +76,7 @@ TEST_CASE("parleyd_stops_cleanly_on_sigterm_and_sigint_and_restarts") {
   auto dir = temp_dir("node");
   for (int sig : {SIGTERM, SIGINT}) {
     CAPTURE(sig);
-    child c{PARLEYD, {"--data", dir}};
+    child c{PARLEYD, {"--data", dir, "--listen", "127.0.0.1:0"}};
     REQUIRE(c.wait_for_line("node started"));
     c.signal(sig);
     auto st = c.wait(15000);
@@ -87,9 +87,9 @@ TEST_CASE("parleyd_stops_cleanly_on_sigterm_and_sigint_and_restarts") {
   }
   CHECK(std::filesystem::exists(dir + "/CURRENT")); // a LevelDB lives there
   // A second node on the same data is refused (LevelDB's lock), clearly.
-  child a{PARLEYD, {"--data", dir}};
+  child a{PARLEYD, {"--data", dir, "--listen", "127.0.0.1:0"}};
   REQUIRE(a.wait_for_line("node started"));
-  child b{PARLEYD, {"--data", dir}};
+  child b{PARLEYD, {"--data", dir, "--listen", "127.0.0.1:0"}};
   CHECK(exit_code(b.wait()) == 1);
   CHECK(saw(b, "cannot open database"));
   a.signal(SIGTERM);

@@ -13,6 +13,7 @@
 
 #include <caf/actor_system.hpp>
 
+#include "runtime/accounts/credentials.hpp"
 #include "runtime/config.hpp"
 #include "runtime/node.hpp"
 #include "runtime/store/leveldb_backend.hpp"
@@ -24,6 +25,8 @@ const char* usage = R"(parleyd - Parley chat server node
 Usage: parleyd [--data DIR] [--config FILE] [--log-level LEVEL] [CAF options]
 
   --data DIR          database directory (default ./data)
+  --listen HOST:PORT  HTTP and WebSocket address (default 127.0.0.1:8080;
+                      port 0 picks a free port, logged at start)
   --config FILE       config file, INI format with a [parley] section
   --log-level LEVEL   trace|debug|info|warn|error|critical|off (default info)
   --help              this text and every option with its default
@@ -81,6 +84,10 @@ int main(int argc, char** argv) {
                      ec.message());
     return 1;
   }
+  if (!credentials::init()) {
+    spdlog::critical("libsodium failed to initialize");
+    return 1;
+  }
   auto kv = leveldb_backend::open(cfg.data_dir);
   if (!kv) {
     spdlog::critical("cannot open database data={} error=\"{}\"", cfg.data_dir,
@@ -94,9 +101,16 @@ int main(int argc, char** argv) {
     opts.kv = *kv;
     opts.conversation = cfg.conversation();
     opts.writer = cfg.writer();
+    opts.accounts = cfg.accounts();
+    opts.gateway = cfg.gateway();
     node n{sys, std::move(opts)};
-    n.start();
-    spdlog::info("node started data={} pid={}", cfg.data_dir, ::getpid());
+    if (auto err = n.start(); !err.empty()) {
+      spdlog::critical("cannot start: {}", err);
+      n.stop();
+      return 1;
+    }
+    spdlog::info("node started data={} port={} pid={}", cfg.data_dir,
+                 n.port(), ::getpid());
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");

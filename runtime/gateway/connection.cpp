@@ -1,0 +1,269 @@
+#include "runtime/gateway/connection.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+
+namespace parley::gateway {
+
+namespace {
+
+using self_ptr = connection_actor::stateful_pointer<connection_state>;
+using namespace std::chrono_literals;
+
+constexpr uint32_t protocol_version = 1;
+/// WebSocket close codes of our own (4000-4999).
+constexpr uint16_t close_unauthenticated = 4001;
+constexpr uint16_t close_bad_version = 4002;
+constexpr uint16_t close_hello_timeout = 4003;
+constexpr uint16_t close_revoked = 4004;
+
+void reply(self_ptr self, const v1::ServerFrame& f, frame_format fmt) {
+  auto& st = self->state;
+  st.deps.stats->frames_out++;
+  if (f.body_case() == v1::ServerFrame::kError)
+    st.deps.stats->errors_out++;
+  st.link->send(encode_server_frame(f, fmt), fmt == frame_format::binary);
+}
+
+void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
+                 v1::Error::Code code, std::string message,
+                 bool retryable = false) {
+  reply(self, error_frame(request_id, code, std::move(message), retryable),
+        fmt);
+}
+
+void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
+                 const caf::error& err) {
+  v1::ServerFrame f;
+  f.set_request_id(request_id);
+  *f.mutable_error() = to_wire_error(err);
+  reply(self, f, fmt);
+}
+
+/// Sends a Disconnect frame, then closes the socket.
+void disconnect(self_ptr self, uint16_t code, const std::string& reason,
+                bool reconnect) {
+  auto& st = self->state;
+  v1::ServerFrame f;
+  f.set_event_seq(++st.event_seq);
+  auto* d = f.mutable_disconnect();
+  d->set_code(code);
+  d->set_reason(reason);
+  d->set_reconnect(reconnect);
+  reply(self, f, st.push_format);
+  st.link->close(code, reason);
+}
+
+void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
+  auto& st = self->state;
+  auto rid = frame.request_id();
+  auto& hello = frame.hello();
+  if (st.authenticated || st.authenticating) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "already sent Hello");
+    return;
+  }
+  auto max_v = hello.max_version() ? hello.max_version() : hello.min_version();
+  if (hello.min_version() > protocol_version || max_v < protocol_version) {
+    reply_error(self, rid, fmt, v1::Error::CODE_UNSUPPORTED_VERSION,
+                "this server speaks protocol version 1");
+    disconnect(self, close_bad_version, "unsupported protocol version",
+               false);
+    return;
+  }
+  auto token = !hello.auth_token().empty() ? hello.auth_token()
+                                           : st.header_token;
+  if (token.empty()) {
+    reply_error(self, rid, fmt, v1::Error::CODE_UNAUTHENTICATED,
+                "no token: send auth_token in Hello or an Authorization "
+                "header");
+    disconnect(self, close_unauthenticated, "unauthenticated", false);
+    return;
+  }
+  st.authenticating = true;
+  st.push_format = fmt;
+  self->request(st.deps.accounts, 30s, auth_atom::value, token)
+    .then(
+      [self, rid, fmt](principal& who) {
+        auto& st = self->state;
+        st.authenticating = false;
+        st.authenticated = true;
+        st.who = who;
+        v1::ServerFrame f;
+        f.set_request_id(rid);
+        auto* w = f.mutable_welcome();
+        w->set_protocol_version(protocol_version);
+        w->set_server_build("parleyd 0.1");
+        w->set_user_id(who.user);
+        w->set_device_id(who.device);
+        w->set_session_id(std::to_string(self->id()));
+        w->set_heartbeat_ms(st.deps.heartbeat_ms);
+        w->set_max_frame_bytes(static_cast<uint32_t>(st.deps.max_frame_bytes));
+        reply(self, f, fmt);
+      },
+      [self, rid, fmt](caf::error& err) {
+        self->state.authenticating = false;
+        reply_error(self, rid, fmt, err);
+        disconnect(self, close_unauthenticated, "unauthenticated", false);
+      });
+}
+
+void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
+  auto& st = self->state;
+  auto rid = frame.request_id();
+  auto& s = frame.send();
+  // The sender is the authenticated device, whatever the frame says.
+  send_request req{s.conversation_id(), st.who.user, st.who.device,
+                   s.client_message_id(), static_cast<int32_t>(s.kind()),
+                   s.payload()};
+  auto conv_id = s.conversation_id();
+  auto cmid = s.client_message_id();
+  self->request(st.deps.directory, 30s, caf::get_atom::value, conv_id)
+    .then(
+      [self, rid, fmt, req, conv_id, cmid](conversation_actor& conv) {
+        self->request(conv, 30s, send_atom::value, req)
+          .then(
+            [self, rid, fmt, conv_id, cmid](send_result& r) {
+              self->state.deps.stats->messages_accepted++;
+              v1::ServerFrame f;
+              f.set_request_id(rid);
+              auto* a = f.mutable_accepted();
+              a->set_conversation_id(conv_id);
+              a->set_client_message_id(cmid);
+              a->set_server_message_id(r.server_message_id);
+              a->set_server_sequence(r.server_sequence);
+              a->set_sent_at_ms(r.sent_at_ms);
+              a->set_deduplicated(r.deduplicated);
+              reply(self, f, fmt);
+            },
+            [self, rid, fmt](caf::error& err) {
+              reply_error(self, rid, fmt, err);
+            });
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
+void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
+                    frame_format fmt) {
+  auto& st = self->state;
+  auto rid = frame.request_id();
+  self
+    ->request(st.deps.accounts, 30s, caf::resolve_atom::value,
+              frame.open_direct().username())
+    .then(
+      [self, rid, fmt](user_id peer) {
+        auto& st = self->state;
+        auto me = st.who.user;
+        auto conv_id = direct_conversation_id(me, peer);
+        self->request(st.deps.directory, 30s, caf::get_atom::value, conv_id)
+          .then(
+            [self, rid, fmt, me, peer, conv_id](conversation_actor& conv) {
+              // Both parties are members of their direct conversation.
+              self->request(conv, 30s, caf::join_atom::value, me)
+                .then(
+                  [self, rid, fmt, peer, conv, conv_id](sequence) {
+                    self->request(conv, 30s, caf::join_atom::value, peer)
+                      .then(
+                        [self, rid, fmt, peer, conv_id](sequence) {
+                          v1::ServerFrame f;
+                          f.set_request_id(rid);
+                          auto* d = f.mutable_direct_opened();
+                          d->set_conversation_id(conv_id);
+                          d->set_peer_user_id(peer);
+                          reply(self, f, fmt);
+                        },
+                        [self, rid, fmt](caf::error& err) {
+                          reply_error(self, rid, fmt, err);
+                        });
+                  },
+                  [self, rid, fmt](caf::error& err) {
+                    reply_error(self, rid, fmt, err);
+                  });
+            },
+            [self, rid, fmt](caf::error& err) {
+              reply_error(self, rid, fmt, err);
+            });
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
+void on_frame(self_ptr self, const std::string& data, bool binary) {
+  auto& st = self->state;
+  st.deps.stats->frames_in++;
+  auto fmt = binary ? frame_format::binary : frame_format::json;
+  auto d = decode_client_frame(data, fmt, st.deps.max_frame_bytes);
+  if (!d.ok) {
+    reply_error(self, 0, fmt, d.code, d.message);
+    return;
+  }
+  auto& frame = d.frame;
+  auto rid = frame.request_id();
+  using body = v1::ClientFrame;
+  if (frame.body_case() == body::kPing) {
+    v1::ServerFrame f;
+    f.set_request_id(rid);
+    f.mutable_pong();
+    reply(self, f, fmt);
+    return;
+  }
+  if (frame.body_case() == body::kHello) {
+    on_hello(self, frame, fmt);
+    return;
+  }
+  if (!st.authenticated) {
+    reply_error(self, rid, fmt, v1::Error::CODE_UNAUTHENTICATED,
+                "send Hello with a token first");
+    return;
+  }
+  switch (frame.body_case()) {
+    case body::kSend:
+      on_send(self, frame, fmt);
+      break;
+    case body::kOpenDirect:
+      on_open_direct(self, frame, fmt);
+      break;
+    default:
+      reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED,
+                  "not implemented yet");
+  }
+}
+
+} // namespace
+
+connection_actor::behavior_type
+connection_impl(self_ptr self, connection_deps deps,
+                std::shared_ptr<ws_link> link, std::string authorization) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.link = std::move(link);
+  const std::string bearer = "Bearer ";
+  if (authorization.rfind(bearer, 0) == 0)
+    st.header_token = authorization.substr(bearer.size());
+  st.deps.stats->connections_open++;
+  st.deps.stats->connections_total++;
+  self->attach_functor([stats = st.deps.stats](const caf::error&) {
+    stats->connections_open--;
+  });
+  self->delayed_send(self, st.deps.hello_timeout, caf::timeout_atom::value);
+  return {
+    [self](frame_atom, std::string& data, bool binary) {
+      on_frame(self, data, binary);
+    },
+    [self](caf::close_atom, std::string& reason) {
+      disconnect(self, close_revoked, reason, false);
+      self->quit();
+    },
+    [self](caf::leave_atom) { self->quit(); },
+    [self](caf::timeout_atom) {
+      if (self->state.authenticated || self->state.authenticating)
+        return;
+      reply_error(self, 0, self->state.push_format,
+                  v1::Error::CODE_UNAUTHENTICATED, "no Hello within 10 s");
+      disconnect(self, close_hello_timeout, "hello timeout", true);
+      self->quit();
+    },
+  };
+}
+
+} // namespace parley::gateway

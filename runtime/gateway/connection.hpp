@@ -1,0 +1,66 @@
+#pragma once
+
+// connection: one actor per WebSocket session. Owns the auth handshake
+// (Hello with a token, or the Authorization header of the upgrade),
+// decoding of inbound frames, and turning requests into messages to the
+// directory, conversations and accounts. It answers every request with its
+// request_id, and uses only the authenticated user and device, never ids a
+// client claims. The socket's I/O stays on the server's threads; this actor
+// hands frames to the session's bounded outbound queue (ws_link).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/accounts.hpp"
+#include "actors/directory.hpp"
+#include "runtime/gateway/frame_codec.hpp"
+#include "runtime/gateway/metrics.hpp"
+#include "runtime/gateway/server.hpp"
+
+namespace parley::gateway {
+
+using connection_actor = caf::typed_actor<
+  /// An inbound WebSocket message (binary: protobuf, else JSON text).
+  caf::reacts_to<frame_atom, std::string, bool>,
+  /// Close the session with a Disconnect frame (e.g. device revoked).
+  caf::reacts_to<caf::close_atom, std::string>,
+  /// The socket closed; the actor ends.
+  caf::reacts_to<caf::leave_atom>,
+  /// Internal: the Hello deadline passed.
+  caf::reacts_to<caf::timeout_atom>>;
+
+struct connection_deps {
+  accounts_actor accounts;
+  directory_actor directory;
+  std::shared_ptr<metrics> stats;
+  size_t max_frame_bytes = 96 * 1024;
+  std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
+  uint32_t heartbeat_ms = 30000;
+};
+
+struct connection_state {
+  connection_deps deps;
+  std::shared_ptr<ws_link> link;
+  std::string header_token; ///< from "Authorization: Bearer ..."
+  bool authenticating = false;
+  bool authenticated = false;
+  principal who;
+  frame_format push_format = frame_format::binary;
+  uint32_t event_seq = 0;
+
+  static inline const char* name = "connection";
+};
+
+connection_actor::behavior_type
+connection_impl(connection_actor::stateful_pointer<connection_state> self,
+                connection_deps deps, std::shared_ptr<ws_link> link,
+                std::string authorization);
+
+} // namespace parley::gateway

@@ -1,0 +1,228 @@
+#include "runtime/gateway/gateway.hpp"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/errors.hpp"
+#include "parley/v1/api.pb.h"
+#include "runtime/gateway/connection.hpp"
+
+namespace parley::gateway {
+
+namespace {
+
+namespace pbu = google::protobuf::util;
+using namespace std::chrono_literals;
+
+std::string to_json(const google::protobuf::Message& m) {
+  std::string out;
+  (void) pbu::MessageToJsonString(m, &out, {});
+  return out;
+}
+
+http_response error_response(v1::Error::Code code, std::string message) {
+  api::v1::ErrorBody body;
+  body.mutable_error()->set_code(code);
+  body.mutable_error()->set_message(std::move(message));
+  return http_response{http_status(code), "application/json", to_json(body),
+                       {}};
+}
+
+http_response error_response(const caf::error& err) {
+  api::v1::ErrorBody body;
+  *body.mutable_error() = to_wire_error(err);
+  auto code = body.error().code();
+  http_response r{http_status(code), "application/json", to_json(body), {}};
+  return r;
+}
+
+template <class Message>
+bool parse_body(const std::string& body, Message& out, respond_fn& respond) {
+  pbu::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  auto st = pbu::JsonStringToMessage(body, &out, opts);
+  if (!st.ok()) {
+    respond(error_response(v1::Error::CODE_BAD_FRAME,
+                           "request body is not the expected JSON: "
+                             + std::string(st.message().substr(0, 200))));
+    return false;
+  }
+  return true;
+}
+
+std::string bearer_of(const http_request& req) {
+  const std::string prefix = "Bearer ";
+  return req.authorization.rfind(prefix, 0) == 0
+           ? req.authorization.substr(prefix.size())
+           : std::string{};
+}
+
+} // namespace
+
+unsigned http_status(v1::Error::Code code) {
+  switch (code) {
+    case v1::Error::CODE_BAD_FRAME: return 400;
+    case v1::Error::CODE_UNAUTHENTICATED: return 401;
+    case v1::Error::CODE_FORBIDDEN: return 403;
+    case v1::Error::CODE_NOT_FOUND: return 404;
+    case v1::Error::CODE_CONFLICT: return 409;
+    case v1::Error::CODE_TOO_LARGE: return 413;
+    case v1::Error::CODE_RATE_LIMITED: return 429;
+    case v1::Error::CODE_UNIMPLEMENTED: return 501;
+    case v1::Error::CODE_UNAVAILABLE:
+    case v1::Error::CODE_OVERLOADED: return 503;
+    default: return 500;
+  }
+}
+
+gateway::gateway(caf::actor_system& sys, gateway_options opts,
+                 accounts_actor accounts, directory_actor directory)
+  : sys_(sys),
+    opts_(std::move(opts)),
+    accounts_(std::move(accounts)),
+    directory_(std::move(directory)),
+    stats_(std::make_shared<metrics>()) {
+  route_protobuf_logs();
+  auto http = [this](http_request req, respond_fn respond) {
+    handle_http(std::move(req), std::move(respond));
+  };
+  auto ws = [this](std::shared_ptr<ws_link> link,
+                   const http_request& req) -> ws_handlers {
+    connection_deps deps{accounts_, directory_, stats_,
+                         opts_.server.max_frame_bytes, opts_.hello_timeout};
+    auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
+    return ws_handlers{
+      [conn](std::string data, bool binary) {
+        caf::anon_send(conn, frame_atom::value, std::move(data), binary);
+      },
+      [conn] { caf::anon_send(conn, caf::leave_atom::value); }};
+  };
+  server_ = std::make_unique<server>(opts_.server, http, ws);
+}
+
+gateway::~gateway() {
+  stop();
+}
+
+std::string gateway::start() {
+  return server_->start();
+}
+
+void gateway::stop() {
+  if (server_)
+    server_->stop();
+}
+
+uint16_t gateway::port() const {
+  return server_->port();
+}
+
+void gateway::handle_http(http_request req, respond_fn respond) {
+  stats_->http_requests++;
+  auto path = req.target.substr(0, req.target.find('?'));
+  if (path == "/healthz" && req.method == "GET") {
+    respond({200, "application/json", R"({"status":"ok"})", {}});
+    return;
+  }
+  if (path == "/metrics" && req.method == "GET") {
+    respond({200, "text/plain; version=0.0.4", stats_->render(), {}});
+    return;
+  }
+  auto accounts = accounts_;
+  if (path == "/v1/accounts" && req.method == "POST") {
+    api::v1::CreateAccountRequest body;
+    if (!parse_body(req.body, body, respond))
+      return;
+    sys_.spawn([=](caf::event_based_actor* self) {
+      self->request(accounts, 60s, register_atom::value, body.username(),
+                    body.password())
+        .then(
+          [=](user_id id) {
+            api::v1::CreateAccountResponse out;
+            out.set_user_id(id);
+            respond({201, "application/json", to_json(out), {}});
+          },
+          [=](caf::error& err) { respond(error_response(err)); });
+    });
+    return;
+  }
+  if (path == "/v1/login" && req.method == "POST") {
+    api::v1::LoginRequest body;
+    if (!parse_body(req.body, body, respond))
+      return;
+    sys_.spawn([=](caf::event_based_actor* self) {
+      self->request(accounts, 60s, login_atom::value, body.username(),
+                    body.password(), body.device_name())
+        .then(
+          [=](login_result& r) {
+            api::v1::LoginResponse out;
+            out.set_user_id(r.user);
+            out.set_device_id(r.device);
+            out.set_token(r.token);
+            respond({200, "application/json", to_json(out), {}});
+          },
+          [=](caf::error& err) { respond(error_response(err)); });
+    });
+    return;
+  }
+  const std::string devices = "/v1/devices";
+  if (path.rfind(devices, 0) == 0) {
+    auto rest = path.substr(devices.size());
+    auto token = bearer_of(req);
+    device_id target = 0;
+    if (req.method == "DELETE") {
+      if (rest.size() < 2 || rest[0] != '/') {
+        respond(error_response(v1::Error::CODE_NOT_FOUND,
+                               "DELETE /v1/devices/{device_id}"));
+        return;
+      }
+      try {
+        size_t pos = 0;
+        target = std::stoull(rest.substr(1), &pos);
+        if (pos != rest.size() - 1)
+          throw std::invalid_argument("trailing characters");
+      } catch (...) {
+        respond(error_response(v1::Error::CODE_BAD_FRAME, "bad device id"));
+        return;
+      }
+    } else if (req.method != "GET" || !rest.empty()) {
+      respond(error_response(v1::Error::CODE_NOT_FOUND, "no such route"));
+      return;
+    }
+    auto method = req.method;
+    sys_.spawn([=](caf::event_based_actor* self) {
+      self->request(accounts, 60s, auth_atom::value, token)
+        .then(
+          [=](principal& who) {
+            if (method == "GET") {
+              self->request(accounts, 60s, devices_atom::value, who.user)
+                .then(
+                  [=](std::vector<device_info>& list) {
+                    api::v1::DeviceList out;
+                    for (auto& d : list) {
+                      auto* x = out.add_devices();
+                      x->set_device_id(d.device);
+                      x->set_name(d.name);
+                      x->set_created_at_ms(d.created_at_ms);
+                      x->set_revoked(d.revoked);
+                    }
+                    respond({200, "application/json", to_json(out), {}});
+                  },
+                  [=](caf::error& err) { respond(error_response(err)); });
+              return;
+            }
+            self->request(accounts, 60s, revoke_atom::value, who.user, target)
+              .then([=](bool) { respond({204, "application/json", "", {}}); },
+                    [=](caf::error& err) { respond(error_response(err)); });
+          },
+          [=](caf::error& err) { respond(error_response(err)); });
+    });
+    return;
+  }
+  respond(error_response(v1::Error::CODE_NOT_FOUND, "no such route"));
+}
+
+} // namespace parley::gateway

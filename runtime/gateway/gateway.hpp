@@ -1,0 +1,57 @@
+#pragma once
+
+// gateway: the node's HTTP + WebSocket front. Routes the JSON API
+// (accounts, logins, devices), /healthz and /metrics, and gives every
+// WebSocket session a connection actor.
+
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/accounts.hpp"
+#include "actors/directory.hpp"
+#include "parley/v1/wire.pb.h"
+#include "runtime/gateway/metrics.hpp"
+#include "runtime/gateway/server.hpp"
+
+namespace parley::gateway {
+
+struct gateway_options {
+  server_options server;
+  std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
+};
+
+class gateway {
+public:
+  gateway(caf::actor_system& sys, gateway_options opts,
+          accounts_actor accounts, directory_actor directory);
+  ~gateway();
+
+  /// Starts listening; returns an error message, or empty.
+  std::string start();
+
+  /// Stops accepting and closes every session.
+  void stop();
+
+  uint16_t port() const;
+
+  const std::shared_ptr<metrics>& stats() const {
+    return stats_;
+  }
+
+private:
+  void handle_http(http_request req, respond_fn respond);
+
+  caf::actor_system& sys_;
+  gateway_options opts_;
+  accounts_actor accounts_;
+  directory_actor directory_;
+  std::shared_ptr<metrics> stats_;
+  std::unique_ptr<server> server_;
+};
+
+/// The HTTP status for a wire error code.
+unsigned http_status(v1::Error::Code code);
+
+} // namespace parley::gateway

@@ -1,0 +1,357 @@
+#include "runtime/gateway/server.hpp"
+
+#include <utility> // Asio in Boost 1.74 needs it first
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+namespace parley::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+ws_link::~ws_link() = default;
+
+namespace {
+
+http_request to_request(const http::request<http::string_body>& req,
+                        const std::string& remote) {
+  http_request r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(req.target());
+  r.body = req.body();
+  if (auto i = req.find(http::field::authorization); i != req.end())
+    r.authorization = std::string(i->value());
+  r.remote = remote;
+  return r;
+}
+
+// -- WebSocket session -----------------------------------------------------------
+
+class ws_session : public ws_link,
+                   public std::enable_shared_from_this<ws_session> {
+public:
+  ws_session(tcp::socket&& socket, const server_options& opts)
+    : ws_(std::move(socket)), opts_(opts) {
+  }
+
+  void run(http::request<http::string_body> req, const std::string& remote,
+           const ws_acceptor& acceptor) {
+    ws_.set_option(
+      websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.read_message_max(opts_.max_frame_bytes * 4); // we answer TOO_LARGE
+    auto self = shared_from_this();
+    auto info = to_request(req, remote);
+    ws_.async_accept(req, [self, info, acceptor](beast::error_code ec) {
+      if (ec)
+        return;
+      self->handlers_ = acceptor(self, info);
+      self->read();
+    });
+  }
+
+  bool send(std::string data, bool binary) override {
+    if (closed_.load())
+      return false;
+    auto self = shared_from_this();
+    asio::post(ws_.get_executor(), [self, d = std::move(data), binary]() mutable {
+      self->enqueue(std::move(d), binary);
+    });
+    return true;
+  }
+
+  void close(uint16_t code, std::string reason) override {
+    auto self = shared_from_this();
+    asio::post(ws_.get_executor(), [self, code, reason] {
+      self->close_now(code, reason);
+    });
+  }
+
+private:
+  void read() {
+    auto self = shared_from_this();
+    ws_.async_read(buf_, [self](beast::error_code ec, size_t) {
+      if (ec) {
+        self->finish();
+        return;
+      }
+      auto data = beast::buffers_to_string(self->buf_.data());
+      self->buf_.consume(self->buf_.size());
+      if (self->handlers_.on_frame)
+        self->handlers_.on_frame(std::move(data), self->ws_.got_binary());
+      self->read();
+    });
+  }
+
+  void enqueue(std::string data, bool binary) {
+    if (closing_)
+      return;
+    if (queue_.size() >= opts_.max_outbound_frames) {
+      spdlog::warn("websocket outbound queue full, closing");
+      close_now(static_cast<uint16_t>(websocket::close_code::policy_error),
+                "outbound queue full; reconnect and sync");
+      return;
+    }
+    queue_.emplace_back(std::move(data), binary);
+    if (queue_.size() == 1)
+      write_next();
+  }
+
+  void write_next() {
+    auto self = shared_from_this();
+    ws_.binary(queue_.front().second);
+    ws_.async_write(asio::buffer(queue_.front().first),
+                    [self](beast::error_code ec, size_t) {
+                      if (ec) {
+                        self->queue_.clear();
+                        return;
+                      }
+                      self->queue_.pop_front();
+                      if (!self->queue_.empty())
+                        self->write_next();
+                      else if (self->closing_)
+                        self->send_close();
+                    });
+  }
+
+  void close_now(uint16_t code, std::string reason) {
+    if (closing_)
+      return;
+    closing_ = true;
+    closed_ = true;
+    close_reason_ = websocket::close_reason{
+      static_cast<websocket::close_code>(code), reason};
+    if (queue_.empty())
+      send_close();
+    // else: the close follows the queued frames (e.g. a Disconnect frame)
+  }
+
+  void send_close() {
+    auto self = shared_from_this();
+    ws_.async_close(close_reason_, [self](beast::error_code) {});
+  }
+
+  void finish() {
+    closed_ = true;
+    if (!finished_) {
+      finished_ = true;
+      if (handlers_.on_closed)
+        handlers_.on_closed();
+      handlers_ = {}; // breaks the session <-> actor cycle
+    }
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  const server_options& opts_;
+  beast::flat_buffer buf_;
+  ws_handlers handlers_;
+  std::deque<std::pair<std::string, bool>> queue_;
+  std::atomic<bool> closed_{false};
+  bool closing_ = false;
+  bool finished_ = false;
+  websocket::close_reason close_reason_;
+};
+
+// -- HTTP session -------------------------------------------------------------------
+
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(tcp::socket&& socket, const server_options& opts,
+               const http_handler& http, const ws_acceptor& ws)
+    : stream_(std::move(socket)), opts_(opts), http_(http), ws_(ws) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec)
+      remote_ = ep.address().to_string();
+  }
+
+  void run() {
+    asio::dispatch(stream_.get_executor(),
+                   [self = shared_from_this()] { self->read(); });
+  }
+
+private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(opts_.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(30));
+    http::async_read(stream_, buf_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec,
+                                                 size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream) {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      reply_now(413, R"({"error":{"code":"TOO_LARGE","message":"request body too large"}})",
+                false);
+      return;
+    }
+    if (ec)
+      return;
+    auto req = parser_->release();
+    if (websocket::is_upgrade(req)) {
+      if (req.target() != "/v1/ws") {
+        reply_now(404, R"({"error":{"code":"NOT_FOUND","message":"WebSocket is at /v1/ws"}})",
+                  false);
+        return;
+      }
+      stream_.expires_never();
+      std::make_shared<ws_session>(stream_.release_socket(), opts_)
+        ->run(std::move(req), remote_, ws_);
+      return;
+    }
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    auto self = shared_from_this();
+    auto ex = stream_.get_executor();
+    http_(to_request(req, remote_), [self, ex](http_response resp) {
+      asio::post(ex, [self, resp = std::move(resp)]() mutable {
+        self->write(std::move(resp));
+      });
+    });
+  }
+
+  void reply_now(unsigned status, std::string body, bool keep_alive) {
+    keep_alive_ = keep_alive;
+    http_response r;
+    r.status = status;
+    r.body = std::move(body);
+    write(std::move(r));
+  }
+
+  void write(http_response resp) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(resp.status), version_);
+    res->set(http::field::server, "parleyd");
+    res->set(http::field::content_type, resp.content_type);
+    for (auto& [k, v] : resp.headers)
+      res->set(k, v);
+    res->keep_alive(keep_alive_);
+    res->body() = std::move(resp.body);
+    res->prepare_payload();
+    auto self = shared_from_this();
+    http::async_write(stream_, *res,
+                      [self, res](beast::error_code ec, size_t) {
+                        if (ec)
+                          return;
+                        if (!res->keep_alive()) {
+                          beast::error_code ignored;
+                          self->stream_.socket().shutdown(
+                            tcp::socket::shutdown_send, ignored);
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  beast::tcp_stream stream_;
+  const server_options& opts_;
+  const http_handler& http_;
+  const ws_acceptor& ws_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+};
+
+} // namespace
+
+// -- server ---------------------------------------------------------------------------
+
+struct server::impl {
+  server_options opts;
+  http_handler http;
+  ws_acceptor ws;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(ioc),
+                          [this](beast::error_code ec, tcp::socket socket) {
+                            if (ec)
+                              return; // closed: stop() was called
+                            std::make_shared<http_session>(std::move(socket),
+                                                           opts, http, ws)
+                              ->run();
+                            accept();
+                          });
+  }
+};
+
+server::server(server_options opts, http_handler http, ws_acceptor ws)
+  : impl_(std::make_unique<impl>()) {
+  impl_->opts = std::move(opts);
+  impl_->http = std::move(http);
+  impl_->ws = std::move(ws);
+}
+
+server::~server() {
+  stop();
+}
+
+std::string server::start() {
+  auto& d = *impl_;
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(d.opts.address, ec);
+  if (ec)
+    return "bad listen address " + d.opts.address + ": " + ec.message();
+  tcp::endpoint ep{addr, d.opts.port};
+  d.acceptor.open(ep.protocol(), ec);
+  if (!ec)
+    d.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec)
+    d.acceptor.bind(ep, ec);
+  if (!ec)
+    d.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return "cannot listen on " + d.opts.address + ":"
+           + std::to_string(d.opts.port) + ": " + ec.message();
+  d.port = d.acceptor.local_endpoint().port();
+  d.accept();
+  for (unsigned i = 0; i < std::max(1u, d.opts.threads); ++i)
+    d.threads.emplace_back([&d] { d.ioc.run(); });
+  return {};
+}
+
+uint16_t server::port() const {
+  return impl_->port;
+}
+
+void server::stop() {
+  auto& d = *impl_;
+  if (d.threads.empty())
+    return;
+  asio::post(d.ioc, [&d] {
+    beast::error_code ec;
+    d.acceptor.close(ec);
+  });
+  d.ioc.stop();
+  for (auto& t : d.threads)
+    t.join();
+  d.threads.clear();
+}
+
+} // namespace parley::gateway

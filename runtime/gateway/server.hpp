@@ -1,0 +1,93 @@
+#pragma once
+
+// The gateway's network edge: one port serving HTTP (JSON API, health,
+// metrics) and WebSocket (/v1/ws), on Boost.Beast with its own I/O threads,
+// never on CAF's scheduler. No CAF in this header: the server hands
+// requests and frames to callbacks, and the actor side answers through
+// `respond_fn` and `ws_link`, both safe to call from any thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace parley::gateway {
+
+struct http_request {
+  std::string method;
+  std::string target;
+  std::string body;
+  std::string authorization; ///< the Authorization header, if any
+  std::string remote;        ///< peer address
+};
+
+struct http_response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Answers one HTTP request; call exactly once, from any thread.
+using respond_fn = std::function<void(http_response)>;
+
+using http_handler = std::function<void(http_request, respond_fn)>;
+
+/// The actor side's handle on one WebSocket session. Thread-safe.
+class ws_link {
+public:
+  virtual ~ws_link();
+
+  /// Queues a frame for sending. Returns false if the session is closed or
+  /// its bounded queue overflowed (then it closes with code 1008).
+  virtual bool send(std::string data, bool binary) = 0;
+
+  /// Closes the session with a WebSocket close code and reason.
+  virtual void close(uint16_t code, std::string reason) = 0;
+};
+
+/// Callbacks of one WebSocket session, called on its I/O thread.
+struct ws_handlers {
+  std::function<void(std::string data, bool binary)> on_frame;
+  std::function<void()> on_closed;
+};
+
+/// Called once per accepted WebSocket with its link and upgrade request.
+using ws_acceptor =
+  std::function<ws_handlers(std::shared_ptr<ws_link>, const http_request&)>;
+
+struct server_options {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8080;             ///< 0: any free port (see port())
+  unsigned threads = 1;             ///< I/O threads
+  size_t max_frame_bytes = 96 * 1024; ///< larger frames close the socket
+  size_t max_outbound_frames = 1024;  ///< per-session queue bound
+  size_t max_body_bytes = 64 * 1024;  ///< HTTP request bodies
+};
+
+/// Listens on one address; HTTP and WebSocket on the same port.
+class server {
+public:
+  server(server_options opts, http_handler http, ws_acceptor ws);
+  ~server();
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds and starts the I/O threads. Returns an error message, or empty.
+  std::string start();
+
+  /// The bound port (useful with port 0).
+  uint16_t port() const;
+
+  /// Stops accepting, closes every session and joins the I/O threads.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace parley::gateway

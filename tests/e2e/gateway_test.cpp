@@ -1,0 +1,253 @@
+// A real parleyd on loopback with real HTTP and WebSocket clients: the
+// account API, the Hello handshake, sends over JSON and binary frames, and
+// every refusal with its documented code.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <regex>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process.hpp"
+#include "ws_client.hpp"
+
+using namespace parley;
+using namespace parley::e2e;
+using gateway::frame_format;
+
+namespace {
+
+std::string field(const std::string& json, const std::string& key) {
+  std::smatch m;
+  std::regex re("\"" + key + "\":\"?([^\",}]*)");
+  return std::regex_search(json, m, re) ? m[1].str() : std::string{};
+}
+
+/// parleyd on a free port over a fresh data directory.
+struct node {
+  std::string dir;
+  std::unique_ptr<child> proc;
+  uint16_t port = 0;
+
+  node() {
+    dir = (std::filesystem::temp_directory_path()
+           / ("parley-gw-" + std::to_string(getpid()) + "-"
+              + std::to_string(counter()++)))
+            .string();
+    std::filesystem::remove_all(dir);
+    proc = std::make_unique<child>(
+      PARLEYD, std::vector<std::string>{"--data", dir, "--listen",
+                                        "127.0.0.1:0",
+                                        "--parley.password-hash=min"});
+    std::string line;
+    while (proc->read_line(line, 10000)) {
+      auto p = field(line + ",", "port=");
+      std::smatch m;
+      if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)"))) {
+        port = static_cast<uint16_t>(std::stoi(m[1].str()));
+        break;
+      }
+    }
+    REQUIRE(port != 0);
+  }
+
+  ~node() {
+    proc->signal(SIGTERM);
+    auto st = proc->wait(15000);
+    CHECK(WIFEXITED(st));
+    std::filesystem::remove_all(dir);
+  }
+
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+
+  /// Registers `name` and logs a device in; returns its token.
+  std::string account(const std::string& name, const std::string& device) {
+    auto r = http_call(port, "POST", "/v1/accounts",
+                       R"({"username":")" + name
+                         + R"(","password":"correct horse"})");
+    CHECK(r.status == 201);
+    return login(name, device);
+  }
+
+  std::string login(const std::string& name, const std::string& device) {
+    auto r = http_call(port, "POST", "/v1/login",
+                       R"({"username":")" + name
+                         + R"(","password":"correct horse","deviceName":")"
+                         + device + R"("})");
+    REQUIRE(r.status == 200);
+    auto token = field(r.body, "token");
+    REQUIRE(token.size() >= 43);
+    return token;
+  }
+};
+
+v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f) {
+  REQUIRE(f);
+  REQUIRE(f->has_error());
+  return f->error().code();
+}
+
+} // namespace
+
+TEST_CASE("http_api_creates_accounts_logs_devices_in_and_refuses_bad_input") {
+  node n;
+  auto health = http_call(n.port, "GET", "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.body.find("ok") != std::string::npos);
+  auto token = n.account("alice", "phone");
+  auto dup = http_call(n.port, "POST", "/v1/accounts",
+                       R"({"username":"alice","password":"whatever123"})");
+  CHECK(dup.status == 409);
+  CHECK(dup.body.find("CONFLICT") != std::string::npos);
+  auto wrong = http_call(n.port, "POST", "/v1/login",
+                         R"({"username":"alice","password":"wrong pass",)"
+                         R"("deviceName":"x"})");
+  CHECK(wrong.status == 401);
+  CHECK(http_call(n.port, "POST", "/v1/accounts", "{garbage").status == 400);
+  CHECK(http_call(n.port, "POST", "/v1/accounts",
+                  R"({"username":"NO SPACES","password":"long enough"})")
+          .status
+        == 400);
+  CHECK(http_call(n.port, "POST", "/v1/accounts",
+                  std::string(200000, 'x'))
+          .status
+        == 413);
+  CHECK(http_call(n.port, "GET", "/nope").status == 404);
+  auto devices = http_call(n.port, "GET", "/v1/devices", {}, token);
+  CHECK(devices.status == 200);
+  CHECK(devices.body.find("phone") != std::string::npos);
+  CHECK(http_call(n.port, "GET", "/v1/devices", {}, "bad-token").status
+        == 401);
+  auto metrics = http_call(n.port, "GET", "/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("parley_http_requests_total") != std::string::npos);
+}
+
+TEST_CASE("websocket_sends_are_accepted_in_order_over_json_and_binary") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "laptop");
+  ws_client a{n.port};
+  auto welcome = a.call(hello(1, alice), frame_format::json);
+  REQUIRE(welcome);
+  REQUIRE(welcome->has_welcome());
+  CHECK(welcome->welcome().protocol_version() == 1);
+  auto opened = a.call(open_direct(2, "bob"), frame_format::json);
+  REQUIRE(opened);
+  REQUIRE(opened->has_direct_opened());
+  auto conv = opened->direct_opened().conversation_id();
+  for (uint32_t i = 1; i <= 3; ++i) {
+    auto acc = a.call(send_frame(10 + i, conv, "a-" + std::to_string(i), "hi"),
+                      frame_format::json);
+    REQUIRE(acc);
+    REQUIRE(acc->has_accepted());
+    CHECK(acc->accepted().server_sequence() == i);
+    CHECK_FALSE(acc->accepted().deduplicated());
+  }
+  // Bob, in binary frames, authenticated by header, finds the same
+  // conversation; his message takes the next sequence.
+  ws_client b{n.port, bob};
+  auto bw = b.call(hello(1, ""), frame_format::binary);
+  REQUIRE(bw);
+  REQUIRE(bw->has_welcome());
+  auto bo = b.call(open_direct(2, "alice"), frame_format::binary);
+  REQUIRE(bo);
+  CHECK(bo->direct_opened().conversation_id() == conv);
+  auto bacc = b.call(send_frame(3, conv, "b-1", "yo"), frame_format::binary);
+  REQUIRE(bacc);
+  REQUIRE(bacc->has_accepted());
+  CHECK(bacc->accepted().server_sequence() == 4);
+  // Alice retries her first send on a new connection: the original answer.
+  ws_client a2{n.port};
+  REQUIRE(a2.call(hello(1, alice), frame_format::binary)->has_welcome());
+  auto again = a2.call(send_frame(2, conv, "a-1", "hi"), frame_format::binary);
+  REQUIRE(again);
+  REQUIRE(again->has_accepted());
+  CHECK(again->accepted().server_sequence() == 1);
+  CHECK(again->accepted().deduplicated());
+}
+
+TEST_CASE("websocket_refuses_bad_tokens_requests_before_hello_and_non_members") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  n.account("bob", "laptop");
+  auto carol = n.account("carol", "tablet");
+  {
+    ws_client c{n.port};
+    auto r = c.call(hello(1, "forged-token"), frame_format::json);
+    CHECK(error_of(r) == v1::Error::CODE_UNAUTHENTICATED);
+    // The server then says why and closes.
+    auto bye = c.read();
+    REQUIRE(bye);
+    CHECK(bye->has_disconnect());
+    CHECK_FALSE(c.read(3000));
+    CHECK(c.closed());
+  }
+  {
+    ws_client c{n.port};
+    auto r = c.call(send_frame(1, 1, "x", "early"), frame_format::binary);
+    CHECK(error_of(r) == v1::Error::CODE_UNAUTHENTICATED);
+    auto pong = c.call(ping(2), frame_format::binary); // still open
+    REQUIRE(pong);
+    CHECK(pong->has_pong());
+  }
+  // Carol cannot write into Alice and Bob's conversation.
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
+  auto conv = a.call(open_direct(2, "bob"), frame_format::json)
+                ->direct_opened()
+                .conversation_id();
+  ws_client c{n.port};
+  REQUIRE(c.call(hello(1, carol), frame_format::json)->has_welcome());
+  auto r = c.call(send_frame(2, conv, "c-1", "let me in"), frame_format::json);
+  CHECK(error_of(r) == v1::Error::CODE_FORBIDDEN);
+  auto missing = c.call(open_direct(3, "nobody"), frame_format::json);
+  CHECK(error_of(missing) == v1::Error::CODE_NOT_FOUND);
+}
+
+TEST_CASE("a_revoked_device_is_disconnected_and_its_token_refused") {
+  node n;
+  auto phone = n.account("alice", "phone");
+  auto laptop = n.login("alice", "laptop");
+  ws_client p{n.port};
+  auto w = p.call(hello(1, phone), frame_format::json);
+  REQUIRE(w);
+  REQUIRE(w->has_welcome());
+  auto dev = w->welcome().device_id();
+  auto del = http_call(n.port, "DELETE", "/v1/devices/" + std::to_string(dev),
+                       {}, laptop);
+  CHECK(del.status == 204);
+  auto bye = p.read();
+  REQUIRE(bye);
+  CHECK(bye->has_disconnect());
+  CHECK(bye->disconnect().reason() == "device revoked");
+  CHECK_FALSE(p.read(3000));
+  ws_client again{n.port};
+  CHECK(error_of(again.call(hello(1, phone), frame_format::json))
+        == v1::Error::CODE_UNAUTHENTICATED);
+}
+
+TEST_CASE("bad_frames_get_error_frames_and_the_connection_survives") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
+  a.send_raw("\xff\xff\xff\xff garbage", true);
+  CHECK(error_of(a.read()) == v1::Error::CODE_BAD_FRAME);
+  a.send_raw("{not json", false);
+  CHECK(error_of(a.read()) == v1::Error::CODE_BAD_FRAME);
+  a.send_raw(R"({"requestId":5,"typing":{}})", false);
+  CHECK(error_of(a.read()) == v1::Error::CODE_UNIMPLEMENTED);
+  a.send_raw(std::string(100 * 1024, 'x'), true);
+  CHECK(error_of(a.read()) == v1::Error::CODE_TOO_LARGE);
+  auto pong = a.call(ping(9), frame_format::binary);
+  REQUIRE(pong);
+  CHECK(pong->has_pong());
+}

@@ -1,0 +1,166 @@
+#include "ws_client.hpp"
+
+#include <utility>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+namespace parley::e2e {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+void set_timeout(tcp::socket& s, int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+} // namespace
+
+http_result http_call(uint16_t port, const std::string& method,
+                      const std::string& target, const std::string& body,
+                      const std::string& bearer) {
+  asio::io_context ioc;
+  tcp::socket sock{ioc};
+  sock.connect({asio::ip::make_address("127.0.0.1"), port});
+  set_timeout(sock, 30000);
+  http::request<http::string_body> req{http::string_to_verb(method), target,
+                                       11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!bearer.empty())
+    req.set(http::field::authorization, "Bearer " + bearer);
+  req.body() = body;
+  req.prepare_payload();
+  http::write(sock, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  beast::error_code ec;
+  http::read(sock, buf, res, ec);
+  if (ec)
+    return {};
+  return {res.result_int(), res.body()};
+}
+
+struct ws_client::impl {
+  asio::io_context ioc;
+  websocket::stream<tcp::socket> ws{ioc};
+  beast::flat_buffer buf;
+  bool closed = false;
+};
+
+ws_client::ws_client(uint16_t port, const std::string& bearer)
+  : impl_(std::make_unique<impl>()) {
+  auto& ws = impl_->ws;
+  ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+  if (!bearer.empty())
+    ws.set_option(websocket::stream_base::decorator(
+      [bearer](websocket::request_type& req) {
+        req.set(http::field::authorization, "Bearer " + bearer);
+      }));
+  ws.handshake("127.0.0.1", "/v1/ws");
+}
+
+ws_client::~ws_client() {
+  beast::error_code ec;
+  if (!impl_->closed)
+    impl_->ws.close(websocket::close_code::normal, ec);
+}
+
+void ws_client::send(const v1::ClientFrame& frame, gateway::frame_format fmt) {
+  send_raw(gateway::encode_client_frame(frame, fmt),
+           fmt == gateway::frame_format::binary);
+}
+
+void ws_client::send_raw(const std::string& data, bool binary) {
+  impl_->ws.binary(binary);
+  beast::error_code ec;
+  impl_->ws.write(asio::buffer(data), ec);
+  if (ec)
+    impl_->closed = true;
+}
+
+std::optional<v1::ServerFrame> ws_client::read(int timeout_ms) {
+  if (impl_->closed)
+    return std::nullopt;
+  set_timeout(impl_->ws.next_layer(), timeout_ms);
+  beast::error_code ec;
+  impl_->buf.clear();
+  impl_->ws.read(impl_->buf, ec);
+  if (ec) {
+    if (ec == websocket::error::closed || ec == asio::error::eof
+        || ec == asio::error::connection_reset)
+      impl_->closed = true;
+    return std::nullopt;
+  }
+  auto data = beast::buffers_to_string(impl_->buf.data());
+  return gateway::decode_server_frame(data,
+                                      impl_->ws.got_binary()
+                                        ? gateway::frame_format::binary
+                                        : gateway::frame_format::json);
+}
+
+std::optional<v1::ServerFrame> ws_client::call(const v1::ClientFrame& frame,
+                                               gateway::frame_format fmt,
+                                               int timeout_ms) {
+  send(frame, fmt);
+  for (;;) {
+    auto f = read(timeout_ms);
+    if (!f || f->request_id() == frame.request_id())
+      return f;
+  }
+}
+
+bool ws_client::closed() const {
+  return impl_->closed;
+}
+
+v1::ClientFrame hello(uint32_t rid, const std::string& token) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  auto* h = f.mutable_hello();
+  h->set_min_version(1);
+  h->set_max_version(1);
+  h->set_client_name("e2e");
+  h->set_auth_token(token);
+  return f;
+}
+
+v1::ClientFrame send_frame(uint32_t rid, uint64_t conv,
+                           const std::string& cmid,
+                           const std::string& payload) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  auto* s = f.mutable_send();
+  s->set_conversation_id(conv);
+  s->set_client_message_id(cmid);
+  s->set_kind(v1::MESSAGE_KIND_TEXT);
+  s->set_payload(payload);
+  return f;
+}
+
+v1::ClientFrame open_direct(uint32_t rid, const std::string& username) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  f.mutable_open_direct()->set_username(username);
+  return f;
+}
+
+v1::ClientFrame ping(uint32_t rid) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  f.mutable_ping();
+  return f;
+}
+
+} // namespace parley::e2e

@@ -1,0 +1,60 @@
+#pragma once
+
+// Test clients for a real parleyd on loopback: blocking HTTP calls and a
+// WebSocket client speaking ClientFrame/ServerFrame (binary or JSON), with
+// receive timeouts so a test never hangs.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/gateway/frame_codec.hpp"
+
+namespace parley::e2e {
+
+struct http_result {
+  unsigned status = 0;
+  std::string body;
+};
+
+/// One HTTP/1.1 request to 127.0.0.1:port.
+http_result http_call(uint16_t port, const std::string& method,
+                      const std::string& target, const std::string& body = {},
+                      const std::string& bearer = {});
+
+class ws_client {
+public:
+  /// Connects to ws://127.0.0.1:port/v1/ws, optionally with a bearer token
+  /// in the Authorization header of the upgrade.
+  explicit ws_client(uint16_t port, const std::string& bearer = {});
+  ~ws_client();
+
+  void send(const v1::ClientFrame& frame, gateway::frame_format fmt);
+  void send_raw(const std::string& data, bool binary);
+
+  /// Next server frame, or nullopt on timeout or close.
+  std::optional<v1::ServerFrame> read(int timeout_ms = 10000);
+
+  /// Sends `frame` and reads frames until the one answering its request_id.
+  std::optional<v1::ServerFrame> call(const v1::ClientFrame& frame,
+                                      gateway::frame_format fmt,
+                                      int timeout_ms = 10000);
+
+  /// True once the server closed the connection.
+  bool closed() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Frames a person would type.
+v1::ClientFrame hello(uint32_t rid, const std::string& token);
+v1::ClientFrame send_frame(uint32_t rid, uint64_t conv,
+                           const std::string& cmid,
+                           const std::string& payload);
+v1::ClientFrame open_direct(uint32_t rid, const std::string& username);
+v1::ClientFrame ping(uint32_t rid);
+
+} // namespace parley::e2e
