@@ -15,7 +15,12 @@ namespace parley::conversation_detail {
 
 void emit(self_ptr self, const stored_message& msg) {
   auto& st = self->state;
-  self->send(st.deps.delivery, deliver_atom::value, msg);
+  std::vector<user_id> to;
+  for (auto& [id, m] : st.members)
+    if (m.joined_at_sequence <= msg.seq
+        && (m.left_at_sequence == 0 || msg.seq < m.left_at_sequence))
+      to.push_back(id);
+  self->send(st.deps.delivery, deliver_atom::value, msg, std::move(to));
   st.dispatched = std::max(st.dispatched, msg.seq);
   st.watermark_dirty = true;
 }

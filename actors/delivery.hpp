@@ -4,6 +4,8 @@
 // (at least once; receivers dedupe by (conversation, seq)). Device mailboxes
 // implement it in the next step; until then parleyd logs and counts.
 
+#include <vector>
+
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
@@ -12,7 +14,8 @@
 namespace parley {
 
 using delivery_actor = caf::typed_actor<
-  /// A committed message to deliver to the conversation's member devices.
-  caf::reacts_to<deliver_atom, stored_message>>;
+  /// A committed message and the users it goes to (the members at its
+  /// sequence); each of their devices gets it, except the sending device.
+  caf::reacts_to<deliver_atom, stored_message, std::vector<user_id>>>;
 
 } // namespace parley

@@ -9,7 +9,6 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/delivery_log.hpp"
 #include "actors/errors.hpp"
 #include "actors/outbox_relay.hpp"
 
@@ -23,8 +22,7 @@ int64_t system_clock_ms() {
 
 node::node(caf::actor_system& sys, node_options opts)
   : sys_(sys),
-    opts_(std::move(opts)),
-    delivered_(std::make_shared<std::atomic<uint64_t>>(0)) {
+    opts_(std::move(opts)) {
   if (!opts_.clock)
     opts_.clock = system_clock_ms;
 }
@@ -42,8 +40,9 @@ std::string node::start() {
     writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
     reader_ = sys_.spawn(store_reader_impl, opts_.kv);
   }
+  registry_ = sys_.spawn(device_registry_impl);
   delivery_ = opts_.delivery ? opts_.delivery
-                             : sys_.spawn(delivery_log_impl, delivered_);
+                             : caf::actor_cast<delivery_actor>(registry_);
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation});
@@ -52,8 +51,8 @@ std::string node::start() {
   running_ = true;
   sys_.spawn(outbox_relay_impl, reader_, directory_);
   if (opts_.gateway) {
-    gateway_ = std::make_unique<gateway::gateway>(sys_, *opts_.gateway,
-                                                  accounts_, directory_);
+    gateway_ = std::make_unique<gateway::gateway>(
+      sys_, *opts_.gateway, accounts_, directory_, registry_);
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",
@@ -89,8 +88,7 @@ void node::stop() {
   for (auto hdl : {caf::actor_cast<caf::actor>(writer_),
                    caf::actor_cast<caf::actor>(reader_)})
     self->send_exit(hdl, caf::exit_reason::user_shutdown);
-  if (!opts_.delivery)
-    self->send_exit(delivery_, caf::exit_reason::user_shutdown);
+  self->send_exit(registry_, caf::exit_reason::user_shutdown);
   self->wait_for(writer_, reader_);
 }
 

@@ -14,6 +14,7 @@
 
 #include "actors/accounts.hpp"
 #include "actors/delivery.hpp"
+#include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
@@ -27,7 +28,7 @@ struct node_options {
   conversation_limits conversation;
   store_writer_limits writer;
   clock_fn clock;         ///< empty: the system clock
-  delivery_actor delivery; ///< empty: a delivery_log
+  delivery_actor delivery; ///< empty: the device registry
   bool detach_store = true; ///< false only under the test coordinator
   accounts_limits accounts;
   /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
@@ -55,15 +56,13 @@ public:
   /// The gateway's port (0 without a gateway).
   uint16_t port() const { return gateway_ ? gateway_->port() : 0; }
 
-  /// Messages the delivery_log saw (when no delivery actor was given).
-  uint64_t delivered() const { return delivered_->load(); }
 
 private:
   caf::actor_system& sys_;
   node_options opts_;
-  std::shared_ptr<std::atomic<uint64_t>> delivered_;
   store_writer_actor writer_;
   store_reader_actor reader_;
+  device_registry_actor registry_;
   delivery_actor delivery_;
   directory_actor directory_;
   accounts_actor accounts_;

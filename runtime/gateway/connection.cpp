@@ -55,6 +55,18 @@ void disconnect(self_ptr self, uint16_t code, const std::string& reason,
   st.link->close(code, reason);
 }
 
+void to_wire_message(const stored_message& m, v1::Message& out) {
+  out.set_conversation_id(m.conversation);
+  out.set_server_sequence(m.seq);
+  out.set_server_message_id(make_server_message_id(m.conversation, m.seq));
+  out.set_sender_user_id(m.sender_user);
+  out.set_sender_device_id(m.sender_device);
+  out.set_client_message_id(m.client_message_id);
+  out.set_sent_at_ms(m.sent_at_ms);
+  out.set_kind(static_cast<v1::MessageKind>(m.kind));
+  out.set_payload(m.payload);
+}
+
 void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
@@ -101,6 +113,10 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
         w->set_heartbeat_ms(st.deps.heartbeat_ms);
         w->set_max_frame_bytes(static_cast<uint32_t>(st.deps.max_frame_bytes));
         reply(self, f, fmt);
+        // From now on this connection receives the device's messages.
+        self->request(st.deps.registry, 30s, caf::join_atom::value, who.user,
+                      who.device, caf::actor_cast<caf::actor>(self))
+          .then([](bool) {}, [](caf::error&) {});
       },
       [self, rid, fmt](caf::error& err) {
         self->state.authenticating = false;
@@ -249,6 +265,13 @@ connection_impl(self_ptr self, connection_deps deps,
   return {
     [self](frame_atom, std::string& data, bool binary) {
       on_frame(self, data, binary);
+    },
+    [self](deliver_atom, const stored_message& msg) {
+      auto& st = self->state;
+      v1::ServerFrame f;
+      f.set_event_seq(++st.event_seq);
+      to_wire_message(msg, *f.mutable_message());
+      reply(self, f, st.push_format);
     },
     [self](caf::close_atom, std::string& reason) {
       disconnect(self, close_revoked, reason, false);

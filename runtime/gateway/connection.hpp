@@ -19,6 +19,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/accounts.hpp"
+#include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
@@ -29,6 +30,8 @@ namespace parley::gateway {
 using connection_actor = caf::typed_actor<
   /// An inbound WebSocket message (binary: protobuf, else JSON text).
   caf::reacts_to<frame_atom, std::string, bool>,
+  /// A message for this device: pushed as a Message frame.
+  caf::reacts_to<deliver_atom, stored_message>,
   /// Close the session with a Disconnect frame (e.g. device revoked).
   caf::reacts_to<caf::close_atom, std::string>,
   /// The socket closed; the actor ends.
@@ -39,6 +42,7 @@ using connection_actor = caf::typed_actor<
 struct connection_deps {
   accounts_actor accounts;
   directory_actor directory;
+  device_registry_actor registry;
   std::shared_ptr<metrics> stats;
   size_t max_frame_bytes = 96 * 1024;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);

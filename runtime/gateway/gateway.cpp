@@ -1,5 +1,7 @@
 #include "runtime/gateway/gateway.hpp"
 
+#include <algorithm>
+
 #include <google/protobuf/util/json_util.h>
 
 #include <caf/actor_system.hpp>
@@ -79,11 +81,13 @@ unsigned http_status(v1::Error::Code code) {
 }
 
 gateway::gateway(caf::actor_system& sys, gateway_options opts,
-                 accounts_actor accounts, directory_actor directory)
+                 accounts_actor accounts, directory_actor directory,
+                 device_registry_actor registry)
   : sys_(sys),
     opts_(std::move(opts)),
     accounts_(std::move(accounts)),
     directory_(std::move(directory)),
+    registry_(std::move(registry)),
     stats_(std::make_shared<metrics>()) {
   route_protobuf_logs();
   auto http = [this](http_request req, respond_fn respond) {
@@ -91,9 +95,19 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
   };
   auto ws = [this](std::shared_ptr<ws_link> link,
                    const http_request& req) -> ws_handlers {
-    connection_deps deps{accounts_, directory_, stats_,
+    connection_deps deps{accounts_, directory_, registry_, stats_,
                          opts_.server.max_frame_bytes, opts_.hello_timeout};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
+    {
+      std::lock_guard<std::mutex> guard{conns_mtx_};
+      // Forget connections that ended, then remember this one.
+      conns_.erase(std::remove_if(conns_.begin(), conns_.end(),
+                                  [](const caf::actor_addr& a) {
+                                    return !caf::actor_cast<caf::actor>(a);
+                                  }),
+                   conns_.end());
+      conns_.push_back(conn.address());
+    }
     return ws_handlers{
       [conn](std::string data, bool binary) {
         caf::anon_send(conn, frame_atom::value, std::move(data), binary);
@@ -114,6 +128,12 @@ std::string gateway::start() {
 void gateway::stop() {
   if (server_)
     server_->stop();
+  // The sockets are gone with the I/O threads: end their actors too.
+  std::lock_guard<std::mutex> guard{conns_mtx_};
+  for (auto& addr : conns_)
+    if (auto hdl = caf::actor_cast<caf::actor>(addr))
+      caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+  conns_.clear();
 }
 
 uint16_t gateway::port() const {

@@ -5,11 +5,16 @@
 // WebSocket session a connection actor.
 
 #include <memory>
+#include <mutex>
+#include <vector>
+
+#include <caf/actor_addr.hpp>
 #include <string>
 
 #include <caf/fwd.hpp>
 
 #include "actors/accounts.hpp"
+#include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
 #include "parley/v1/wire.pb.h"
 #include "runtime/gateway/metrics.hpp"
@@ -25,7 +30,8 @@ struct gateway_options {
 class gateway {
 public:
   gateway(caf::actor_system& sys, gateway_options opts,
-          accounts_actor accounts, directory_actor directory);
+          accounts_actor accounts, directory_actor directory,
+          device_registry_actor registry);
   ~gateway();
 
   /// Starts listening; returns an error message, or empty.
@@ -47,8 +53,11 @@ private:
   gateway_options opts_;
   accounts_actor accounts_;
   directory_actor directory_;
+  device_registry_actor registry_;
   std::shared_ptr<metrics> stats_;
   std::unique_ptr<server> server_;
+  std::mutex conns_mtx_;
+  std::vector<caf::actor_addr> conns_; ///< connection actors, for stop()
 };
 
 /// The HTTP status for a wire error code.

@@ -59,6 +59,12 @@ struct node {
     proc->signal(SIGTERM);
     auto st = proc->wait(15000);
     CHECK(WIFEXITED(st));
+    if (!WIFEXITED(st)) {
+      MESSAGE("parleyd status " << st << " signal "
+              << (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+      for (auto& l : proc->lines())
+        MESSAGE(l);
+    }
     std::filesystem::remove_all(dir);
   }
 
@@ -87,6 +93,14 @@ struct node {
     return token;
   }
 };
+
+/// The user id behind a token, as the server reports it in Welcome.
+uint64_t bob_id(node& n, const std::string& token) {
+  ws_client c{n.port};
+  auto w = c.call(hello(1, token), frame_format::binary);
+  REQUIRE(w);
+  return w->welcome().user_id();
+}
 
 v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f) {
   REQUIRE(f);
@@ -250,4 +264,64 @@ TEST_CASE("bad_frames_get_error_frames_and_the_connection_survives") {
   auto pong = a.call(ping(9), frame_format::binary);
   REQUIRE(pong);
   CHECK(pong->has_pong());
+}
+
+TEST_CASE("online_delivery_reaches_the_peer_in_order_across_formats") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  auto alice_laptop = n.login("alice", "laptop");
+  auto bob = n.account("bob", "laptop");
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
+  ws_client al{n.port};
+  REQUIRE(al.call(hello(1, alice_laptop), frame_format::binary)->has_welcome());
+  ws_client b{n.port};
+  REQUIRE(b.call(hello(1, bob), frame_format::binary)->has_welcome());
+  auto conv = a.call(open_direct(2, "bob"), frame_format::json)
+                ->direct_opened()
+                .conversation_id();
+  const int count = 50;
+  for (int i = 0; i < count; ++i) // pipelined: no waiting per send
+    a.send(send_frame(100 + i, conv, "m" + std::to_string(i),
+                      "text " + std::to_string(i)),
+           frame_format::json);
+  // Bob (binary) gets all of them, in sequence order, once.
+  uint32_t last_event = 0;
+  for (int i = 0; i < count; ++i) {
+    auto f = b.read();
+    REQUIRE(f);
+    REQUIRE(f->has_message());
+    auto& m = f->message();
+    CHECK(m.conversation_id() == conv);
+    CHECK(m.server_sequence() == uint64_t(i + 1));
+    CHECK(m.payload() == "text " + std::to_string(i));
+    CHECK(m.client_message_id() == "m" + std::to_string(i));
+    CHECK(f->request_id() == 0);
+    CHECK(f->event_seq() == last_event + 1);
+    last_event = f->event_seq();
+  }
+  // Alice's other device sees her messages too; the sending device does
+  // not get its own messages pushed back, only the Accepted answers.
+  for (int i = 0; i < count; ++i) {
+    auto f = al.read();
+    REQUIRE(f);
+    REQUIRE(f->has_message());
+    CHECK(f->message().server_sequence() == uint64_t(i + 1));
+  }
+  int accepted = 0;
+  for (int i = 0; i < count; ++i) {
+    auto f = a.read();
+    REQUIRE(f);
+    CHECK_FALSE(f->has_message());
+    accepted += f->has_accepted();
+  }
+  CHECK(accepted == count);
+  // Bob answers in binary; Alice's JSON connection receives it.
+  auto acc = b.call(send_frame(7, conv, "b0", "reply"), frame_format::binary);
+  REQUIRE(acc->has_accepted());
+  auto f = a.read();
+  REQUIRE(f);
+  REQUIRE(f->has_message());
+  CHECK(f->message().payload() == "reply");
+  CHECK(f->message().sender_user_id() == bob_id(n, bob));
 }

@@ -22,7 +22,7 @@ namespace {
 delivery_actor::behavior_type recorder(delivery_actor::pointer self,
                                        world* w) {
   return {
-    [=](deliver_atom, const stored_message& msg) {
+    [=](deliver_atom, const stored_message& msg, const std::vector<user_id>&) {
       auto from = self->current_sender() ? self->current_sender()->id() : 0;
       w->deliveries.push_back({w->incarnation, from, msg.conversation,
                                msg.seq});

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(level);
+  spdlog::flush_on(spdlog::level::info); // lines reach pipes and files whole
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [parleyd] %v");
 
   std::error_code ec;
