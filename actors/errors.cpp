@@ -16,6 +16,7 @@ const char* to_string(errc x) {
     case errc::unauthenticated: return "unauthenticated";
     case errc::conflict: return "conflict";
     case errc::forbidden: return "forbidden";
+    case errc::cursor_ahead: return "cursor_ahead";
   }
   return "unknown";
 }

@@ -38,6 +38,9 @@ enum class errc : uint8_t {
   conflict,
   /// Not allowed for this user (e.g. registration closed, device limit).
   forbidden,
+  /// A sync cursor is past the conversation's head: the client's state is
+  /// from the future (another server's data); it must resync from scratch.
+  cursor_ahead,
 };
 
 /// Returns a stable lowercase name for `x` (used in logs and errors).

@@ -218,6 +218,47 @@ typename Inspector::result_type inspect(Inspector& f, device_info& x) {
            x.created_at_ms, x.revoked);
 }
 
+// -- sync ---------------------------------------------------------------------------
+
+/// A device's sync request: its cursors (conversation -> last sequence it
+/// holds; absent: it holds nothing) and where the previous page ended.
+struct sync_request {
+  std::vector<conversation_id> cursor_conversations;
+  std::vector<sequence> cursor_sequences; ///< parallel to the above
+  uint32_t page_size = 100;
+  std::string continuation; ///< empty: first page
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sync_request& x) {
+  return f(caf::meta::type_name("sync_request"), x.cursor_conversations,
+           x.cursor_sequences, x.page_size, x.continuation);
+}
+
+/// One conversation in a sync answer's inbox summary.
+struct inbox_item {
+  conversation_id conversation = 0;
+  sequence head = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inbox_item& x) {
+  return f(caf::meta::type_name("inbox_item"), x.conversation, x.head);
+}
+
+/// One page of a sync answer.
+struct sync_page {
+  std::vector<inbox_item> inbox; ///< first page only
+  std::vector<stored_message> messages;
+  std::string continuation; ///< empty: complete
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sync_page& x) {
+  return f(caf::meta::type_name("sync_page"), x.inbox, x.messages,
+           x.continuation);
+}
+
 /// A conversation actor's view of itself (tests, admin, bench).
 struct conversation_status {
   sequence head = 0;       ///< highest committed sequence

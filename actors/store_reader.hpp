@@ -32,10 +32,13 @@ using store_reader_actor = caf::typed_actor<
   /// Finds idempotency records of `conv` past their window: messages after
   /// `after` sent before `cutoff_ms`, at most `limit`.
   caf::replies_to<sweep_atom, conversation_id, sequence, int64_t,
-                  uint64_t>::with<idempotency_sweep>>;
+                  uint64_t>::with<idempotency_sweep>,
+  /// One page of `user`'s sync (see store::sync).
+  caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>>;
 
 struct store_reader_state {
   std::shared_ptr<kv_backend> kv;
+  uint64_t sync_recent = 50; ///< messages per conversation without a cursor
 
   static inline const char* name = "store_reader";
 };

@@ -23,12 +23,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_hit))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_key))
+  CAF_ADD_TYPE_ID(parley, (parley::inbox_item))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_sweep))
   CAF_ADD_TYPE_ID(parley, (parley::kv_op))
   CAF_ADD_TYPE_ID(parley, (parley::member))
   CAF_ADD_TYPE_ID(parley, (parley::send_request))
   CAF_ADD_TYPE_ID(parley, (parley::send_result))
   CAF_ADD_TYPE_ID(parley, (parley::stored_message))
+  CAF_ADD_TYPE_ID(parley, (parley::sync_page))
+  CAF_ADD_TYPE_ID(parley, (parley::sync_request))
   CAF_ADD_TYPE_ID(parley, (parley::write_batch))
   CAF_ADD_TYPE_ID(parley, (parley::writer_stats))
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::stored_message>))
@@ -49,6 +52,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, send_atom, "send")
   CAF_ADD_ATOM(parley, parley, stats_atom, "stats")
   CAF_ADD_ATOM(parley, parley, sweep_atom, "sweep")
+  CAF_ADD_ATOM(parley, parley, sync_atom, "sync")
 
 CAF_END_TYPE_ID_BLOCK(parley)
 
@@ -60,7 +64,8 @@ inline std::vector<caf::atom_value> parley_atoms() {
           devices_atom::value,  fetch_atom::value,  frame_atom::value,
           load_atom::value,     login_atom::value,  lookup_atom::value,
           outbox_atom::value,   register_atom::value, revoke_atom::value,
-          send_atom::value,     stats_atom::value,  sweep_atom::value};
+          send_atom::value,     stats_atom::value,  sweep_atom::value,
+          sync_atom::value};
 }
 
 } // namespace parley

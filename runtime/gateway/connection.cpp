@@ -204,6 +204,37 @@ void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
+void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
+  auto& st = self->state;
+  st.deps.stats->sync_requests++;
+  auto rid = frame.request_id();
+  auto& s = frame.sync();
+  sync_request req;
+  for (auto& c : s.cursors()) {
+    req.cursor_conversations.push_back(c.conversation_id());
+    req.cursor_sequences.push_back(c.after_sequence());
+  }
+  req.page_size = s.page_size();
+  req.continuation = s.continuation();
+  self->request(st.deps.reader, 60s, sync_atom::value, st.who.user, req)
+    .then(
+      [self, rid, fmt](sync_page& page) {
+        v1::ServerFrame f;
+        f.set_request_id(rid);
+        auto* p = f.mutable_sync_page();
+        for (auto& item : page.inbox) {
+          auto* e = p->add_inbox();
+          e->set_conversation_id(item.conversation);
+          e->set_head_sequence(item.head);
+        }
+        for (auto& m : page.messages)
+          to_wire_message(m, *p->add_messages());
+        p->set_continuation(page.continuation);
+        reply(self, f, fmt);
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
 void on_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
   st.deps.stats->frames_in++;
@@ -238,6 +269,9 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
       break;
     case body::kOpenDirect:
       on_open_direct(self, frame, fmt);
+      break;
+    case body::kSync:
+      on_sync(self, frame, fmt);
       break;
     default:
       reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED,

@@ -21,6 +21,7 @@
 #include "actors/accounts.hpp"
 #include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
+#include "actors/store_reader.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
 #include "runtime/gateway/server.hpp"
@@ -43,6 +44,7 @@ struct connection_deps {
   accounts_actor accounts;
   directory_actor directory;
   device_registry_actor registry;
+  store_reader_actor reader;
   std::shared_ptr<metrics> stats;
   size_t max_frame_bytes = 96 * 1024;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);

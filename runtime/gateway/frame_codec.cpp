@@ -163,6 +163,10 @@ v1::Error to_wire_error(const caf::error& err) {
       case errc::forbidden:
         set(v1::Error::CODE_FORBIDDEN, "not allowed", false);
         break;
+      case errc::cursor_ahead:
+        set(v1::Error::CODE_CURSOR_AHEAD,
+            "a cursor is past the conversation's head; resync", false);
+        break;
       case errc::storage_corrupt:
       default:
         set(v1::Error::CODE_INTERNAL, "internal error", false);

@@ -82,12 +82,13 @@ unsigned http_status(v1::Error::Code code) {
 
 gateway::gateway(caf::actor_system& sys, gateway_options opts,
                  accounts_actor accounts, directory_actor directory,
-                 device_registry_actor registry)
+                 device_registry_actor registry, store_reader_actor reader)
   : sys_(sys),
     opts_(std::move(opts)),
     accounts_(std::move(accounts)),
     directory_(std::move(directory)),
     registry_(std::move(registry)),
+    reader_(std::move(reader)),
     stats_(std::make_shared<metrics>()) {
   route_protobuf_logs();
   auto http = [this](http_request req, respond_fn respond) {
@@ -95,7 +96,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
   };
   auto ws = [this](std::shared_ptr<ws_link> link,
                    const http_request& req) -> ws_handlers {
-    connection_deps deps{accounts_, directory_, registry_, stats_,
+    connection_deps deps{accounts_, directory_, registry_, reader_, stats_,
                          opts_.server.max_frame_bytes, opts_.hello_timeout};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {

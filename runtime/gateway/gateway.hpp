@@ -16,6 +16,7 @@
 #include "actors/accounts.hpp"
 #include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
+#include "actors/store_reader.hpp"
 #include "parley/v1/wire.pb.h"
 #include "runtime/gateway/metrics.hpp"
 #include "runtime/gateway/server.hpp"
@@ -31,7 +32,7 @@ class gateway {
 public:
   gateway(caf::actor_system& sys, gateway_options opts,
           accounts_actor accounts, directory_actor directory,
-          device_registry_actor registry);
+          device_registry_actor registry, store_reader_actor reader);
   ~gateway();
 
   /// Starts listening; returns an error message, or empty.
@@ -54,6 +55,7 @@ private:
   accounts_actor accounts_;
   directory_actor directory_;
   device_registry_actor registry_;
+  store_reader_actor reader_;
   std::shared_ptr<metrics> stats_;
   std::unique_ptr<server> server_;
   std::mutex conns_mtx_;

@@ -35,6 +35,8 @@ std::string metrics::render() const {
       messages_accepted.load());
   add("parley_http_requests_total", "counter", "HTTP requests served.",
       http_requests.load());
+  add("parley_sync_requests_total", "counter", "Sync pages requested.",
+      sync_requests.load());
   return out;
 }
 

@@ -17,6 +17,7 @@ struct metrics {
   std::atomic<uint64_t> errors_out{0};
   std::atomic<uint64_t> messages_accepted{0};
   std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> sync_requests{0};
 
   /// Renders every counter in Prometheus text exposition format.
   std::string render() const;

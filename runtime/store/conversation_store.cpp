@@ -1,5 +1,8 @@
 #include "runtime/store/conversation_store.hpp"
 
+#include <algorithm>
+#include <map>
+
 #include "actors/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/keys.hpp"
@@ -86,7 +89,9 @@ void add_member(write_batch& batch, conversation_id conv, const member& m) {
   rec.set_role(static_cast<pb::MemberRecord::Role>(m.role));
   rec.set_joined_at_sequence(m.joined_at_sequence);
   rec.set_left_at_sequence(m.left_at_sequence);
-  batch.put(keys::member(conv, m.user), rec.SerializeAsString());
+  auto bytes = rec.SerializeAsString();
+  batch.put(keys::member(conv, m.user), bytes);
+  batch.put(keys::membership(m.user, conv), bytes);
 }
 
 void erase_idempotency(write_batch& batch, conversation_id conv,
@@ -218,6 +223,116 @@ find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
   }
   result.more = msgs->size() == limit;
   return result;
+}
+
+caf::expected<sync_page> sync(kv_backend& kv, user_id user,
+                              const sync_request& req, uint64_t recent) {
+  constexpr size_t max_page_bytes = 512 * 1024;
+  // The user's conversations, in id order.
+  std::vector<std::pair<conversation_id, member>> convs;
+  caf::error err;
+  auto scan_err = kv.scan(
+    keys::membership(user, 0), keys::membership(user + 1, 0),
+    [&](std::string_view k, std::string_view v) {
+      auto conv = keys::read_u64(k, 9);
+      pb::MemberRecord rec;
+      if (!conv || !rec.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+        err = caf::make_error(errc::storage_corrupt, "bad membership record");
+        return false;
+      }
+      convs.emplace_back(*conv, member{user, static_cast<int32_t>(rec.role()),
+                                       rec.joined_at_sequence(),
+                                       rec.left_at_sequence()});
+      return true;
+    });
+  if (scan_err)
+    return scan_err;
+  if (err)
+    return err;
+  std::map<conversation_id, sequence> cursors;
+  for (size_t i = 0; i < req.cursor_conversations.size()
+                     && i < req.cursor_sequences.size();
+       ++i)
+    cursors[req.cursor_conversations[i]] = req.cursor_sequences[i];
+  for (auto& [conv, seq] : cursors) {
+    auto it = std::find_if(convs.begin(), convs.end(),
+                           [conv = conv](auto& c) { return c.first == conv; });
+    if (it == convs.end())
+      return caf::make_error(errc::forbidden,
+                             "not a member of conversation "
+                               + std::to_string(conv));
+  }
+  // Where to resume: "<conversation>:<last sequence sent>".
+  conversation_id resume_conv = 0;
+  sequence resume_after = 0;
+  bool resuming = !req.continuation.empty();
+  if (resuming) {
+    auto colon = req.continuation.find(':');
+    try {
+      if (colon == std::string::npos)
+        throw std::invalid_argument("no colon");
+      resume_conv = std::stoull(req.continuation.substr(0, colon));
+      resume_after = std::stoull(req.continuation.substr(colon + 1));
+    } catch (...) {
+      return caf::make_error(errc::bad_request, "bad continuation");
+    }
+  }
+  sync_page page;
+  size_t budget = std::clamp<size_t>(req.page_size ? req.page_size : 100, 1,
+                                     1000);
+  size_t bytes = 0;
+  // The inbox comes whole, before any message (a client draws it first).
+  std::vector<sequence> heads;
+  for (auto& [conv, m] : convs) {
+    auto head = head_of(kv, conv);
+    if (!head)
+      return head.error();
+    heads.push_back(*head);
+    if (!resuming)
+      page.inbox.push_back(inbox_item{conv, *head});
+  }
+  for (size_t ci = 0; ci < convs.size(); ++ci) {
+    auto& [conv, m] = convs[ci];
+    auto head = &heads[ci];
+    if (resuming && conv < resume_conv)
+      continue;
+    // The member sees [joined_at, left_at) only.
+    sequence first = m.joined_at_sequence ? m.joined_at_sequence : 1;
+    sequence last = m.left_at_sequence ? m.left_at_sequence - 1 : *head;
+    last = std::min(last, *head);
+    sequence after;
+    if (resuming && conv == resume_conv) {
+      after = resume_after;
+    } else if (auto c = cursors.find(conv); c != cursors.end()) {
+      if (c->second > *head)
+        return caf::make_error(errc::cursor_ahead,
+                               "cursor past head in conversation "
+                                 + std::to_string(conv));
+      after = c->second;
+    } else {
+      after = last > recent ? last - recent : 0;
+    }
+    after = std::max(after, first - 1);
+    while (after < last) {
+      if (budget == 0 || bytes >= max_page_bytes) {
+        page.continuation = std::to_string(conv) + ":" + std::to_string(after);
+        return page;
+      }
+      auto msgs = fetch_messages(kv, conv, after,
+                                 std::min<uint64_t>(budget, last - after));
+      if (!msgs)
+        return msgs.error();
+      if (msgs->empty())
+        break;
+      for (auto& msg : *msgs) {
+        after = msg.seq;
+        bytes += msg.payload.size() + 64;
+        page.messages.push_back(std::move(msg));
+        --budget;
+      }
+    }
+  }
+  return page;
 }
 
 caf::expected<std::vector<conversation_id>>

@@ -61,6 +61,15 @@ caf::expected<idempotency_sweep>
 find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
                          int64_t cutoff_ms, size_t limit);
 
+/// Answers one page of a device's sync for `user`: on the first page, the
+/// user's conversations with their heads; then messages after each
+/// cursor (or the last `recent` of a conversation without one), in
+/// conversation then sequence order, never before the user joined or after
+/// they left. Errors: forbidden (a cursor for a conversation the user is
+/// not in), cursor_ahead, bad_request (a bad continuation).
+caf::expected<sync_page> sync(kv_backend& kv, user_id user,
+                              const sync_request& req, uint64_t recent);
+
 /// Lists conversations whose outbox watermark is behind their head: their
 /// delivery events must be re-emitted (the outbox relay).
 caf::expected<std::vector<conversation_id>>

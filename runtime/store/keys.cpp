@@ -99,6 +99,10 @@ std::string token(std::string_view token_hash) {
   return out;
 }
 
+std::string membership(user_id user, conversation_id conv) {
+  return tagged(memberships_tag, user, conv);
+}
+
 std::string counter(std::string_view name) {
   std::string out(1, counters_tag);
   out.append(name);

@@ -18,6 +18,7 @@
 //  't'  tokens         't' token_hash:32 bytes                     TokenRecord
 //  'u'  accounts       'u' username:bytes                          AccountRecord
 //  'v'  user names     'v' user:u64                                username (raw)
+//  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -44,6 +45,7 @@ inline constexpr char counters_tag = 'n';
 inline constexpr char tokens_tag = 't';
 inline constexpr char accounts_tag = 'u';
 inline constexpr char user_names_tag = 'v';
+inline constexpr char memberships_tag = 'y';
 
 /// Appends `x` as 8 big-endian bytes.
 void append_u64(std::string& out, uint64_t x);
@@ -92,6 +94,9 @@ std::string token(std::string_view token_hash);
 
 /// 'n' name
 std::string counter(std::string_view name);
+
+/// 'y' user conv: the user's side of a membership (sync lists these).
+std::string membership(user_id user, conversation_id conv);
 
 /// The smallest key greater than every key starting with `prefix`.
 std::string prefix_end(std::string prefix);

@@ -325,3 +325,84 @@ TEST_CASE("online_delivery_reaches_the_peer_in_order_across_formats") {
   CHECK(f->message().payload() == "reply");
   CHECK(f->message().sender_user_id() == bob_id(n, bob));
 }
+
+TEST_CASE("an_offline_recipient_syncs_exactly_the_missed_messages_in_pages") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "laptop");
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
+  auto conv = a.call(open_direct(2, "bob"), frame_format::binary)
+                ->direct_opened()
+                .conversation_id();
+  // Bob saw the first two messages before going offline.
+  for (int i = 0; i < 2; ++i)
+    REQUIRE(a.call(send_frame(10 + i, conv, "early" + std::to_string(i), "e"),
+                   frame_format::binary)
+              ->has_accepted());
+  const int missed = 1000;
+  for (int i = 0; i < missed; ++i)
+    a.send(send_frame(100 + i, conv, "m" + std::to_string(i),
+                      "payload " + std::to_string(i)),
+           frame_format::binary);
+  for (int i = 0; i < missed; ++i) {
+    auto f = a.read();
+    REQUIRE(f);
+    REQUIRE(f->has_accepted());
+  }
+  ws_client b{n.port};
+  REQUIRE(b.call(hello(1, bob), frame_format::json)->has_welcome());
+  std::vector<uint64_t> seqs;
+  std::string continuation;
+  int pages = 0;
+  uint32_t rid = 2;
+  do {
+    v1::ClientFrame f;
+    f.set_request_id(rid++);
+    auto* s = f.mutable_sync();
+    auto* c = s->add_cursors();
+    c->set_conversation_id(conv);
+    c->set_after_sequence(2);
+    s->set_page_size(100);
+    s->set_continuation(continuation);
+    auto page = b.call(f, frame_format::json);
+    REQUIRE(page);
+    REQUIRE(page->has_sync_page());
+    if (pages == 0) {
+      REQUIRE(page->sync_page().inbox_size() == 1);
+      CHECK(page->sync_page().inbox(0).head_sequence() == 2 + missed);
+    } else {
+      CHECK(page->sync_page().inbox_size() == 0);
+    }
+    CHECK(page->sync_page().messages_size() <= 100);
+    for (auto& m : page->sync_page().messages()) {
+      seqs.push_back(m.server_sequence());
+      CHECK(m.payload()
+            == "payload " + std::to_string(m.server_sequence() - 3));
+    }
+    continuation = page->sync_page().continuation();
+    ++pages;
+    REQUIRE(pages <= 20);
+  } while (!continuation.empty());
+  CHECK(pages >= 10);
+  REQUIRE(seqs.size() == size_t(missed)); // exactly those, once
+  for (size_t i = 0; i < seqs.size(); ++i)
+    CHECK(seqs[i] == 3 + i); // in order
+  // A cursor past the head, or into someone else's conversation, is refused.
+  auto carol = n.account("carol", "tablet");
+  ws_client c{n.port};
+  REQUIRE(c.call(hello(1, carol), frame_format::json)->has_welcome());
+  v1::ClientFrame peek;
+  peek.set_request_id(5);
+  auto* cur = peek.mutable_sync()->add_cursors();
+  cur->set_conversation_id(conv);
+  CHECK(error_of(c.call(peek, frame_format::json))
+        == v1::Error::CODE_FORBIDDEN);
+  v1::ClientFrame ahead;
+  ahead.set_request_id(rid++);
+  auto* cur2 = ahead.mutable_sync()->add_cursors();
+  cur2->set_conversation_id(conv);
+  cur2->set_after_sequence(999999);
+  CHECK(error_of(b.call(ahead, frame_format::json))
+        == v1::Error::CODE_CURSOR_AHEAD);
+}

@@ -202,3 +202,61 @@ TEST_CASE("an idempotency sweep finds records past the window, in order, "
   CHECK(store::lookup_idempotency(kv, 5, 7, 3, "c2")->seq == 6);
   CHECK(store::load_conversation(kv, 5)->swept == 3);
 }
+
+TEST_CASE("sync pages respect membership history, cursors and continuations") {
+  memory_backend kv;
+  write_batch b;
+  store::add_conversation(b, 5, 1, 0);
+  store::add_conversation(b, 6, 1, 0);
+  // User 7 joined conversation 5 at seq 4 and left at seq 9 (sees 4..8);
+  // is a member of 6 from the start.
+  store::add_member(b, 5, member{7, 1, 4, 9});
+  store::add_member(b, 6, member{7, 1, 1, 0});
+  for (sequence s = 1; s <= 12; ++s)
+    store::add_message(b, msg(5, s, "a" + std::to_string(s)));
+  for (sequence s = 1; s <= 3; ++s)
+    store::add_message(b, msg(6, s, "b" + std::to_string(s)));
+  REQUIRE_FALSE(kv.write(b, true));
+
+  auto all = [&](sync_request req) {
+    std::vector<std::pair<conversation_id, sequence>> got;
+    for (int pages = 0; pages < 50; ++pages) {
+      auto page = store::sync(kv, 7, req, 50);
+      REQUIRE(page);
+      if (pages == 0)
+        CHECK(page->inbox.size() == 2);
+      else
+        CHECK(page->inbox.empty());
+      for (auto& m : page->messages)
+        got.emplace_back(m.conversation, m.seq);
+      if (page->continuation.empty())
+        return got;
+      req.continuation = page->continuation;
+    }
+    FAIL("sync did not end");
+    return got;
+  };
+  sync_request none; // no cursors: recent history, within membership
+  none.page_size = 2;
+  auto got = all(none);
+  std::vector<std::pair<conversation_id, sequence>> want{
+    {5, 4}, {5, 5}, {5, 6}, {5, 7}, {5, 8}, {6, 1}, {6, 2}, {6, 3}};
+  CHECK(got == want);
+  sync_request cur;
+  cur.cursor_conversations = {5, 6};
+  cur.cursor_sequences = {6, 3};
+  cur.page_size = 1;
+  want = {{5, 7}, {5, 8}};
+  CHECK(all(cur) == want);
+  sync_request ahead;
+  ahead.cursor_conversations = {6};
+  ahead.cursor_sequences = {4};
+  CHECK(is(store::sync(kv, 7, ahead, 50).error(), errc::cursor_ahead));
+  sync_request other;
+  other.cursor_conversations = {99};
+  other.cursor_sequences = {0};
+  CHECK(is(store::sync(kv, 7, other, 50).error(), errc::forbidden));
+  sync_request bad;
+  bad.continuation = "garbage";
+  CHECK(is(store::sync(kv, 7, bad, 50).error(), errc::bad_request));
+}
