@@ -1,0 +1,230 @@
+// kill -9 of parleyd while 20 senders stream over WebSocket; restart on the
+// same data; every sender reconnects and retries what it did not see
+// accepted (same client_message_id); the recipient syncs. Every message a
+// sender saw accepted is there exactly once, sequences have no gaps, and
+// nothing is duplicated.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process.hpp"
+#include "ws_client.hpp"
+
+using namespace parley;
+using namespace parley::e2e;
+using gateway::frame_format;
+
+namespace {
+
+std::unique_ptr<child> start_node(const std::string& dir, uint16_t& port) {
+  auto proc = std::make_unique<child>(
+    PARLEYD, std::vector<std::string>{"--data", dir, "--listen", "127.0.0.1:0",
+                                      "--parley.password-hash=min"});
+  std::string line;
+  std::smatch m;
+  while (proc->read_line(line, 10000))
+    if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)"))) {
+      port = static_cast<uint16_t>(std::stoi(m[1].str()));
+      return proc;
+    }
+  FAIL("parleyd did not start");
+  return proc;
+}
+
+std::string login(uint16_t port, const std::string& name, bool create) {
+  if (create)
+    REQUIRE(http_call(port, "POST", "/v1/accounts",
+                      R"({"username":")" + name
+                        + R"(","password":"correct horse"})")
+              .status
+            == 201);
+  auto r = http_call(port, "POST", "/v1/login",
+                     R"({"username":")" + name
+                       + R"(","password":"correct horse","deviceName":"d"})");
+  REQUIRE(r.status == 200);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.body, m, std::regex("\"token\":\"([^\"]+)\"")));
+  return m[1].str();
+}
+
+std::atomic<size_t> accepted_total{0}; // progress, read by the test thread
+
+struct sender_log {
+  uint64_t conv = 0;
+  std::map<std::string, uint64_t> accepted; // cmid -> seq
+  std::set<std::string> sent;
+};
+
+/// Sends, 16 in flight: first (with `resend_unacked`) every cmid sent
+/// before but never seen accepted, then up to `count` new cmids
+/// s<sender>-<n>, until the connection dies.
+void stream(uint16_t port, const std::string& token, int sender,
+            sender_log& log, size_t count, bool resend_unacked) {
+  try {
+    ws_client c{port};
+    auto w = c.call(hello(1, token), frame_format::binary, 5000);
+    if (!w || !w->has_welcome())
+      return;
+    auto o = c.call(open_direct(2, "rcpt"), frame_format::binary, 5000);
+    if (!o || !o->has_direct_opened())
+      return;
+    log.conv = o->direct_opened().conversation_id();
+    std::vector<std::string> todo;
+    if (resend_unacked)
+      for (auto& cmid : log.sent)
+        if (!log.accepted.count(cmid))
+          todo.push_back(cmid);
+    const size_t goal = todo.size() + count;
+    for (size_t i = 0; todo.size() < goal; ++i) {
+      auto cmid = "s" + std::to_string(sender) + "-" + std::to_string(i);
+      if (!log.sent.count(cmid))
+        todo.push_back(cmid);
+      if (i > 100000)
+        break;
+    }
+    std::map<uint32_t, std::string> inflight;
+    uint32_t rid = 10;
+    size_t next = 0;
+    while (next < todo.size() || !inflight.empty()) {
+      while (inflight.size() < 16 && next < todo.size()) {
+        auto& cmid = todo[next++];
+        log.sent.insert(cmid);
+        inflight[rid] = cmid;
+        c.send(send_frame(rid++, log.conv, cmid, "x"), frame_format::binary);
+      }
+      auto f = c.read(5000);
+      if (!f)
+        return; // the server died
+      auto i = inflight.find(f->request_id());
+      if (i == inflight.end())
+        continue;
+      if (f->has_accepted()) {
+        log.accepted[i->second] = f->accepted().server_sequence();
+        ++accepted_total;
+      }
+      inflight.erase(i);
+      if (log.accepted.size() >= count && !resend_unacked)
+        next = todo.size(); // enough: drain
+    }
+  } catch (...) {
+    // connection refused or reset: the node is down
+  }
+}
+
+} // namespace
+
+TEST_CASE("kill_9_of_parleyd_under_20_senders_loses_and_duplicates_nothing") {
+  auto dir = (std::filesystem::temp_directory_path()
+              / ("parley-gwcrash-" + std::to_string(getpid())))
+               .string();
+  std::filesystem::remove_all(dir);
+  uint16_t port = 0;
+  auto proc = start_node(dir, port);
+  const int senders = 20;
+  std::vector<std::string> tokens;
+  for (int s = 0; s < senders; ++s)
+    tokens.push_back(login(port, "sender" + std::to_string(s), true));
+  auto rcpt = login(port, "rcpt", true);
+  std::vector<sender_log> logs(senders);
+  {
+    std::vector<std::thread> threads;
+    for (int s = 0; s < senders; ++s)
+      threads.emplace_back([&, s] {
+        stream(port, tokens[s], s, logs[s], 100000, false);
+      });
+    // Kill once the stream is well under way.
+    for (int i = 0; i < 200; ++i) {
+      if (accepted_total.load() > 3000)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    proc->signal(SIGKILL);
+    CHECK(proc->wait(10000) != -1);
+    for (auto& t : threads)
+      t.join();
+  }
+  size_t acked_before = 0, unacked = 0;
+  for (auto& l : logs) {
+    acked_before += l.accepted.size();
+    unacked += l.sent.size() - l.accepted.size();
+  }
+  MESSAGE(acked_before << " sends accepted before kill -9, " << unacked
+                       << " in flight");
+  CHECK(acked_before > 0);
+  // Restart on the same data; every sender retries what it did not see
+  // accepted, with the same client_message_id.
+  proc = start_node(dir, port);
+  auto before = logs; // what each sender saw accepted before the crash
+  {
+    std::vector<std::thread> threads;
+    for (int s = 0; s < senders; ++s)
+      threads.emplace_back([&, s] {
+        stream(port, tokens[s], s, logs[s], 0, true);
+      });
+    for (auto& t : threads)
+      t.join();
+  }
+  for (int s = 0; s < senders; ++s) {
+    CAPTURE(s);
+    CHECK(logs[s].accepted.size() == logs[s].sent.size()); // all answered
+    for (auto& [cmid, seq] : before[s].accepted)
+      CHECK(logs[s].accepted[cmid] == seq); // retries keep their answer
+  }
+  // The recipient syncs everything: each conversation gapless from 1, each
+  // cmid once, at the sequence its sender was told.
+  ws_client r{port};
+  REQUIRE(r.call(hello(1, rcpt), frame_format::binary)->has_welcome());
+  std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> got;
+  v1::ClientFrame f;
+  f.set_request_id(2);
+  auto* sync = f.mutable_sync();
+  for (auto& l : logs) {
+    auto* c = sync->add_cursors();
+    c->set_conversation_id(l.conv);
+    c->set_after_sequence(0);
+  }
+  sync->set_page_size(1000);
+  for (int page = 0; page < 1000; ++page) {
+    auto p = r.call(f, frame_format::binary, 30000);
+    REQUIRE(p);
+    REQUIRE(p->has_sync_page());
+    for (auto& m : p->sync_page().messages())
+      got[m.conversation_id()].emplace_back(m.server_sequence(),
+                                            m.client_message_id());
+    if (p->sync_page().continuation().empty())
+      break;
+    f.set_request_id(f.request_id() + 1);
+    sync->set_continuation(p->sync_page().continuation());
+  }
+  size_t total = 0;
+  for (auto& l : logs) {
+    auto& msgs = got[l.conv];
+    std::set<std::string> seen;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      CHECK(msgs[i].first == i + 1);                // gapless, in order
+      CHECK(seen.insert(msgs[i].second).second);    // no duplicate
+    }
+    CHECK(msgs.size() == l.accepted.size());
+    for (auto& [cmid, seq] : l.accepted) {
+      REQUIRE(seq >= 1);
+      REQUIRE(seq <= msgs.size());
+      CHECK(msgs[seq - 1].second == cmid);
+    }
+    total += msgs.size();
+  }
+  MESSAGE(total << " messages delivered by sync after the restart");
+  proc->signal(SIGTERM);
+  CHECK(proc->wait(15000) != -1);
+  std::filesystem::remove_all(dir);
+}
