@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <string>
 
 #include <sys/wait.h>
@@ -405,4 +406,47 @@ TEST_CASE("an_offline_recipient_syncs_exactly_the_missed_messages_in_pages") {
   cur2->set_after_sequence(999999);
   CHECK(error_of(b.call(ahead, frame_format::json))
         == v1::Error::CODE_CURSOR_AHEAD);
+}
+
+TEST_CASE("a_send_retried_on_a_new_connection_after_a_drop_is_stored_once") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "laptop");
+  uint64_t conv = 0;
+  for (int round = 0; round < 20; ++round) {
+    {
+      ws_client a{n.port};
+      REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
+      conv = a.call(open_direct(2, "bob"), frame_format::binary)
+               ->direct_opened()
+               .conversation_id();
+      // Send and drop the connection without waiting for Accepted.
+      a.send(send_frame(3, conv, "drop-" + std::to_string(round), "once"),
+             frame_format::binary);
+    }
+    ws_client a{n.port};
+    REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
+    auto acc = a.call(send_frame(4, conv, "drop-" + std::to_string(round),
+                                 "once"),
+                      frame_format::binary);
+    REQUIRE(acc);
+    REQUIRE(acc->has_accepted());
+  }
+  // Each of the 20 sends is in the log exactly once, gapless.
+  ws_client b{n.port};
+  REQUIRE(b.call(hello(1, bob), frame_format::binary)->has_welcome());
+  v1::ClientFrame f;
+  f.set_request_id(2);
+  auto* c = f.mutable_sync()->add_cursors();
+  c->set_conversation_id(conv);
+  auto page = b.call(f, frame_format::binary);
+  REQUIRE(page);
+  REQUIRE(page->has_sync_page());
+  auto& msgs = page->sync_page().messages();
+  REQUIRE(msgs.size() == 20);
+  std::set<std::string> seen;
+  for (int i = 0; i < msgs.size(); ++i) {
+    CHECK(msgs[i].server_sequence() == uint64_t(i + 1));
+    CHECK(seen.insert(msgs[i].client_message_id()).second);
+  }
 }
