@@ -135,10 +135,10 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
                    s.payload()};
   auto conv_id = s.conversation_id();
   auto cmid = s.client_message_id();
-  self->request(st.deps.directory, 30s, caf::get_atom::value, conv_id)
-    .then(
-      [self, rid, fmt, req, conv_id, cmid](conversation_actor& conv) {
-        self->request(conv, 30s, send_atom::value, req)
+  // Local actors that always answer: no request timeout (CAF 0.17 keeps
+  // every timeout in its clock until it fires, which costs per send).
+  auto send_to = [self, rid, fmt, req, conv_id, cmid](conversation_actor conv) {
+        self->request(conv, caf::infinite, send_atom::value, req)
           .then(
             [self, rid, fmt, conv_id, cmid](send_result& r) {
               self->state.deps.stats->messages_accepted++;
@@ -153,9 +153,23 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               a->set_deduplicated(r.deduplicated);
               reply(self, f, fmt);
             },
-            [self, rid, fmt](caf::error& err) {
+            [self, rid, fmt, conv_id](caf::error& err) {
+              self->state.conversations.erase(conv_id); // may have restarted
               reply_error(self, rid, fmt, err);
             });
+  };
+  if (auto i = st.conversations.find(conv_id); i != st.conversations.end()) {
+    send_to(i->second);
+    return;
+  }
+  self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv_id)
+    .then(
+      [self, send_to, conv_id](conversation_actor& conv) {
+        auto& cache = self->state.conversations;
+        if (cache.size() >= 1024)
+          cache.clear();
+        cache.emplace(conv_id, conv);
+        send_to(conv);
       },
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,8 @@ struct connection_state {
   bool authenticated = false;
   principal who;
   frame_format push_format = frame_format::binary;
+  /// Conversation handles this connection sent to (dropped on an error).
+  std::map<conversation_id, conversation_actor> conversations;
   uint32_t event_seq = 0;
 
   static inline const char* name = "connection";
