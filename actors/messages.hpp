@@ -24,16 +24,19 @@ std::string make_server_message_id(conversation_id conv, sequence seq);
 
 // -- storage ------------------------------------------------------------------
 
-/// One put or delete of a write batch.
+/// One put or delete of a write batch. A `max_u64` op stores the larger of
+/// its value and the one on disk (both 8-byte big-endian): cursors that
+/// must never move backwards. The store writer resolves it.
 struct kv_op {
   bool erase = false;
   std::string key;
   std::string value;
+  bool max_u64 = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, kv_op& x) {
-  return f(caf::meta::type_name("kv_op"), x.erase, x.key, x.value);
+  return f(caf::meta::type_name("kv_op"), x.erase, x.key, x.value, x.max_u64);
 }
 
 /// Operations applied atomically by one storage write.
@@ -41,10 +44,14 @@ struct write_batch {
   std::vector<kv_op> ops;
 
   void put(std::string key, std::string value) {
-    ops.push_back(kv_op{false, std::move(key), std::move(value)});
+    ops.push_back(kv_op{false, std::move(key), std::move(value), false});
   }
   void erase(std::string key) {
     ops.push_back(kv_op{true, std::move(key), {}});
+  }
+  void max_u64(std::string key, std::string big_endian_value) {
+    ops.push_back(kv_op{false, std::move(key), std::move(big_endian_value),
+                        true});
   }
   bool empty() const {
     return ops.empty();

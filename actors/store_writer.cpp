@@ -7,6 +7,7 @@
 
 #include "actors/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
+#include "runtime/store/keys.hpp"
 
 namespace parley {
 
@@ -20,6 +21,20 @@ void write_pending(self_ptr self) {
   st.tick_scheduled = false;
   if (st.waiting.empty() && st.pending.empty())
     return;
+  // Resolve max-merges against the disk (this thread is the only writer,
+  // so nothing changes these keys in between).
+  for (auto& [key, v] : st.pending_max) {
+    auto cur = st.kv->get(key);
+    uint64_t on_disk = 0;
+    if (cur && *cur)
+      on_disk = keys::read_u64(**cur, 0).value_or(0);
+    if (v > on_disk) {
+      std::string bytes;
+      keys::append_u64(bytes, v);
+      st.pending.put(key, std::move(bytes));
+    }
+  }
+  st.pending_max.clear();
   // Sorted, LevelDB inserts walk its memtable in order (far fewer cache
   // misses); stable, so later operations on one key still win.
   std::stable_sort(st.pending.ops.begin(), st.pending.ops.end(),
@@ -62,8 +77,15 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
                                  "an earlier write of this writer failed");
         st.fenced.erase(i);
       }
-      for (auto& op : batch.ops)
-        st.pending.ops.push_back(std::move(op));
+      for (auto& op : batch.ops) {
+        if (op.max_u64) {
+          auto v = keys::read_u64(op.value, 0).value_or(0);
+          auto& slot = st.pending_max[op.key];
+          slot = std::max(slot, v);
+        } else {
+          st.pending.ops.push_back(std::move(op));
+        }
+      }
       auto rp = self->make_response_promise<uint64_t>();
       st.waiting.push_back({writer, epoch, rp});
       if (st.pending.ops.size() >= st.limits.max_batch_ops) {

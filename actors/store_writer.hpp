@@ -59,6 +59,7 @@ struct store_writer_state {
   std::shared_ptr<kv_backend> kv;
   store_writer_limits limits;
   write_batch pending;
+  std::map<std::string, uint64_t> pending_max; ///< max_u64 ops, merged
   std::vector<waiter> waiting;
   bool tick_scheduled = false;
   std::map<uint64_t, uint64_t> fenced; ///< writer -> highest failed epoch

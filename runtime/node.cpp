@@ -52,7 +52,9 @@ std::string node::start() {
   sys_.spawn(outbox_relay_impl, reader_, directory_);
   if (opts_.gateway) {
     gateway_ = std::make_unique<gateway::gateway>(
-      sys_, *opts_.gateway, accounts_, directory_, registry_, reader_);
+      sys_, *opts_.gateway,
+      gateway::gateway_actors{accounts_, directory_, registry_, reader_,
+                              writer_});
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",

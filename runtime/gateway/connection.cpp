@@ -3,6 +3,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/errors.hpp"
+#include "runtime/store/keys.hpp"
 
 namespace parley::gateway {
 
@@ -249,6 +250,53 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
+/// Writes the coalesced delivered cursors; one write at a time.
+void flush_delivered(self_ptr self) {
+  auto& st = self->state;
+  if (st.delivered_writing || st.delivered_pending.empty())
+    return;
+  write_batch batch;
+  for (auto& [conv, seq] : st.delivered_pending) {
+    std::string v;
+    keys::append_u64(v, seq);
+    batch.max_u64(keys::delivered(st.who.user, st.who.device, conv),
+                  std::move(v));
+  }
+  st.delivered_pending.clear();
+  st.delivered_writing = true;
+  // This connection's own fence id in the store writer.
+  auto writer_id = (uint64_t{1} << 62) | self->id();
+  auto epoch = st.write_epoch;
+  self
+    ->request(st.deps.writer, caf::infinite, commit_atom::value, writer_id,
+              epoch, std::move(batch))
+    .then(
+      [self](uint64_t) {
+        self->state.delivered_writing = false;
+        flush_delivered(self);
+      },
+      [self, epoch](caf::error&) {
+        // Cursors are max-merged: the next ack carries the same or more.
+        auto& st = self->state;
+        st.delivered_writing = false;
+        if (st.write_epoch == epoch)
+          ++st.write_epoch;
+      });
+}
+
+void on_delivered(self_ptr self, const v1::ClientFrame& frame,
+                  frame_format fmt) {
+  auto& d = frame.delivered();
+  if (d.conversation_id() == 0 || d.up_to_sequence() == 0) {
+    reply_error(self, frame.request_id(), fmt, v1::Error::CODE_BAD_FRAME,
+                "delivered needs conversation_id and up_to_sequence");
+    return;
+  }
+  auto& slot = self->state.delivered_pending[d.conversation_id()];
+  slot = std::max(slot, d.up_to_sequence());
+  flush_delivered(self); // no answer: acks are fire-and-forget
+}
+
 void on_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
   st.deps.stats->frames_in++;
@@ -286,6 +334,9 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
       break;
     case body::kSync:
       on_sync(self, frame, fmt);
+      break;
+    case body::kDelivered:
+      on_delivered(self, frame, fmt);
       break;
     default:
       reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED,

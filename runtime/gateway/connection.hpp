@@ -46,6 +46,7 @@ struct connection_deps {
   directory_actor directory;
   device_registry_actor registry;
   store_reader_actor reader;
+  store_writer_actor writer;
   std::shared_ptr<metrics> stats;
   size_t max_frame_bytes = 96 * 1024;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
@@ -62,6 +63,11 @@ struct connection_state {
   frame_format push_format = frame_format::binary;
   /// Conversation handles this connection sent to (dropped on an error).
   std::map<conversation_id, conversation_actor> conversations;
+  /// Delivered acks not yet written (max-merged), and whether a write is
+  /// under way: a burst of acks becomes one cursor write per conversation.
+  std::map<conversation_id, sequence> delivered_pending;
+  bool delivered_writing = false;
+  uint64_t write_epoch = 1;
   uint32_t event_seq = 0;
 
   static inline const char* name = "connection";

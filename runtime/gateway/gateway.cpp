@@ -81,14 +81,10 @@ unsigned http_status(v1::Error::Code code) {
 }
 
 gateway::gateway(caf::actor_system& sys, gateway_options opts,
-                 accounts_actor accounts, directory_actor directory,
-                 device_registry_actor registry, store_reader_actor reader)
+                 gateway_actors actors)
   : sys_(sys),
     opts_(std::move(opts)),
-    accounts_(std::move(accounts)),
-    directory_(std::move(directory)),
-    registry_(std::move(registry)),
-    reader_(std::move(reader)),
+    actors_(std::move(actors)),
     stats_(std::make_shared<metrics>()) {
   route_protobuf_logs();
   auto http = [this](http_request req, respond_fn respond) {
@@ -96,8 +92,10 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
   };
   auto ws = [this](std::shared_ptr<ws_link> link,
                    const http_request& req) -> ws_handlers {
-    connection_deps deps{accounts_, directory_, registry_, reader_, stats_,
-                         opts_.server.max_frame_bytes, opts_.hello_timeout};
+    connection_deps deps{actors_.accounts, actors_.directory,
+                         actors_.registry, actors_.reader, actors_.writer,
+                         stats_, opts_.server.max_frame_bytes,
+                         opts_.hello_timeout};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
       std::lock_guard<std::mutex> guard{conns_mtx_};
@@ -152,7 +150,7 @@ void gateway::handle_http(http_request req, respond_fn respond) {
     respond({200, "text/plain; version=0.0.4", stats_->render(), {}});
     return;
   }
-  auto accounts = accounts_;
+  auto accounts = actors_.accounts;
   if (path == "/v1/accounts" && req.method == "POST") {
     api::v1::CreateAccountRequest body;
     if (!parse_body(req.body, body, respond))

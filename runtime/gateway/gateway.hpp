@@ -17,6 +17,7 @@
 #include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
+#include "actors/store_writer.hpp"
 #include "parley/v1/wire.pb.h"
 #include "runtime/gateway/metrics.hpp"
 #include "runtime/gateway/server.hpp"
@@ -28,11 +29,18 @@ struct gateway_options {
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
 };
 
+/// The node actors the gateway talks to.
+struct gateway_actors {
+  accounts_actor accounts;
+  directory_actor directory;
+  device_registry_actor registry;
+  store_reader_actor reader;
+  store_writer_actor writer;
+};
+
 class gateway {
 public:
-  gateway(caf::actor_system& sys, gateway_options opts,
-          accounts_actor accounts, directory_actor directory,
-          device_registry_actor registry, store_reader_actor reader);
+  gateway(caf::actor_system& sys, gateway_options opts, gateway_actors actors);
   ~gateway();
 
   /// Starts listening; returns an error message, or empty.
@@ -52,10 +60,7 @@ private:
 
   caf::actor_system& sys_;
   gateway_options opts_;
-  accounts_actor accounts_;
-  directory_actor directory_;
-  device_registry_actor registry_;
-  store_reader_actor reader_;
+  gateway_actors actors_;
   std::shared_ptr<metrics> stats_;
   std::unique_ptr<server> server_;
   std::mutex conns_mtx_;

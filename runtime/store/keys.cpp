@@ -99,6 +99,12 @@ std::string token(std::string_view token_hash) {
   return out;
 }
 
+std::string delivered(user_id user, device_id dev, conversation_id conv) {
+  auto out = tagged(delivered_tag, user, dev);
+  append_u64(out, conv);
+  return out;
+}
+
 std::string membership(user_id user, conversation_id conv) {
   return tagged(memberships_tag, user, conv);
 }

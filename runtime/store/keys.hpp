@@ -19,6 +19,7 @@
 //  'u'  accounts       'u' username:bytes                          AccountRecord
 //  'v'  user names     'v' user:u64                                username (raw)
 //  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
+//  'r'  delivered      'r' user:u64 device:u64 conv:u64            seq:u64 (raw, max-merged)
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -46,6 +47,7 @@ inline constexpr char tokens_tag = 't';
 inline constexpr char accounts_tag = 'u';
 inline constexpr char user_names_tag = 'v';
 inline constexpr char memberships_tag = 'y';
+inline constexpr char delivered_tag = 'r';
 
 /// Appends `x` as 8 big-endian bytes.
 void append_u64(std::string& out, uint64_t x);
@@ -94,6 +96,9 @@ std::string token(std::string_view token_hash);
 
 /// 'n' name
 std::string counter(std::string_view name);
+
+/// 'r' user device conv: the device's delivered cursor.
+std::string delivered(user_id user, device_id dev, conversation_id conv);
 
 /// 'y' user conv: the user's side of a membership (sync lists these).
 std::string membership(user_id user, conversation_id conv);

@@ -450,3 +450,25 @@ TEST_CASE("a_send_retried_on_a_new_connection_after_a_drop_is_stored_once") {
     CHECK(seen.insert(msgs[i].client_message_id()).second);
   }
 }
+
+TEST_CASE("delivered_acks_are_taken_silently_and_malformed_ones_refused") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
+  v1::ClientFrame bad;
+  bad.set_request_id(2);
+  bad.mutable_delivered()->set_conversation_id(5);
+  CHECK(error_of(a.call(bad, frame_format::json))
+        == v1::Error::CODE_BAD_FRAME);
+  for (uint32_t i = 0; i < 20; ++i) {
+    v1::ClientFrame ack;
+    ack.set_request_id(10 + i);
+    ack.mutable_delivered()->set_conversation_id(5);
+    ack.mutable_delivered()->set_up_to_sequence(i + 1);
+    a.send(ack, frame_format::json);
+  }
+  auto next = a.call(ping(99), frame_format::json);
+  REQUIRE(next);
+  CHECK(next->has_pong()); // no answers or errors for the acks
+}

@@ -145,3 +145,36 @@ TEST_CASE("sim: a load writes what is pending first and lifts the fence") {
   CHECK(f.answers[3].back() != 0);
   CHECK(f.head(3) == 3);
 }
+
+TEST_CASE("sim: max-merged cursors never move backwards") {
+  fixture f;
+  auto key = keys::delivered(1, 2, 3);
+  auto cursor = [&] {
+    auto v = f.disk->get(key);
+    REQUIRE(v);
+    return *v ? keys::read_u64(**v, 0).value_or(0) : 0;
+  };
+  auto put = [&](std::vector<uint64_t> values) {
+    write_batch b;
+    for (auto v : values) {
+      std::string bytes;
+      keys::append_u64(bytes, v);
+      b.max_u64(key, bytes);
+    }
+    auto w = f.writer;
+    f.sys->spawn([=](caf::event_based_actor* a) {
+      a->request(w, caf::infinite, commit_atom::value, uint64_t{77},
+                 uint64_t{1}, b)
+        .then([](uint64_t) {}, [](caf::error&) {});
+    });
+    f.sched->run();
+  };
+  put({5});
+  CHECK(cursor() == 5);
+  put({3}); // an older ack arriving late
+  CHECK(cursor() == 5);
+  put({4, 9, 6}); // a burst in one batch
+  CHECK(cursor() == 9);
+  put({10});
+  CHECK(cursor() == 10);
+}
