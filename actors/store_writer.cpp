@@ -1,6 +1,9 @@
 #include "actors/store_writer.hpp"
 
 #include <algorithm>
+#include <chrono>
+
+#include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -39,7 +42,14 @@ void write_pending(self_ptr self) {
   // misses); stable, so later operations on one key still win.
   std::stable_sort(st.pending.ops.begin(), st.pending.ops.end(),
                    [](const kv_op& a, const kv_op& b) { return a.key < b.key; });
+  auto t0 = std::chrono::steady_clock::now();
   auto err = st.kv->write(st.pending, true);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - t0)
+              .count();
+  if (ms >= 20)
+    spdlog::warn("slow synced write ms={} ops={} requests={}", ms,
+                 st.pending.ops.size(), st.waiting.size());
   auto waiting = std::move(st.waiting);
   auto ops = st.pending.ops.size();
   st.waiting.clear();

@@ -30,6 +30,7 @@
 #include "runtime/node.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/leveldb_backend.hpp"
+#include "ws_mode.hpp"
 
 using namespace parley;
 using namespace std::chrono_literals;
@@ -46,13 +47,17 @@ struct options {
   uint64_t baseline_writes = 2000;
   uint64_t time_limit_s = 120;
   std::string data;
+  bench::ws_options ws;
 };
 
 const char* usage = R"(parley-bench - Parley load generator
 
-Usage: parley-bench [--mode accept] [options]
+Usage: parley-bench [--mode accept|ws] [options]
 
   --mode accept          in-process accept path with fsync (default)
+  --mode ws              WebSocket pairs against a running parleyd (start it
+                         with --parley.password-hash=min: the bench makes
+                         2 accounts per pair)
   --conversations N      conversations (default 1000)
   --messages M           messages per conversation (default 100)
   --window W             sends in flight per conversation (default 8)
@@ -62,6 +67,14 @@ Usage: parley-bench [--mode accept] [options]
   --data DIR             database directory (default: a fresh temporary
                          directory, removed afterwards)
   --help                 this text
+
+ws mode:
+  --host H --port P      parleyd's address (default 127.0.0.1:8080)
+  --pairs N              sender/recipient pairs (default 100)
+  --window W             sends in flight per sender (default 16)
+  --duration-s S         measured seconds after 1 s of warm-up (default 10)
+  --rate R               total offered msg/s, paced (default 0: unpaced)
+  --server-pid PID       parleyd's pid, to report its CPU time
 )";
 
 bool parse(int argc, char** argv, options& o) {
@@ -99,12 +112,26 @@ bool parse(int argc, char** argv, options& o) {
       o.time_limit_s = num();
     } else if (a == "--data") {
       o.data = need();
+    } else if (a == "--host") {
+      o.ws.host = need();
+    } else if (a == "--port") {
+      o.ws.port = static_cast<uint16_t>(num());
+    } else if (a == "--pairs") {
+      o.ws.pairs = num();
+    } else if (a == "--duration-s") {
+      o.ws.duration_s = num();
+    } else if (a == "--rate") {
+      o.ws.rate = num();
+    } else if (a == "--server-pid") {
+      o.ws.server_pid = static_cast<int64_t>(num());
     } else {
       throw std::runtime_error("unknown argument " + a);
     }
   }
-  if (o.mode != "accept")
+  if (o.mode != "accept" && o.mode != "ws")
     throw std::runtime_error("unknown mode " + o.mode);
+  o.ws.window = o.window == 8 ? 16 : o.window; // ws default: 16
+  o.ws.payload = o.payload;
   return true;
 }
 
@@ -319,5 +346,13 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     cmdline += std::string(" ") + argv[i];
   spdlog::set_level(spdlog::level::warn);
+  if (o.mode == "ws") {
+    try {
+      return bench::run_ws(o.ws, cmdline);
+    } catch (std::exception& e) {
+      std::fprintf(stderr, "parley-bench: %s\n", e.what());
+      return 1;
+    }
+  }
   return run_accept(o, cmdline);
 }

@@ -1,0 +1,365 @@
+#include "ws_mode.hpp"
+
+#include <utility> // Asio in Boost 1.74 needs it first
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "parley/v1/wire.pb.h"
+
+namespace parley::bench {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           clock_type::now().time_since_epoch())
+    .count();
+}
+
+std::string http_post(const ws_options& o, const std::string& target,
+                      const std::string& body) {
+  asio::io_context ioc;
+  tcp::socket s{ioc};
+  s.connect({asio::ip::make_address(o.host), o.port});
+  http::request<http::string_body> req{http::verb::post, target, 11};
+  req.set(http::field::host, o.host);
+  req.body() = body;
+  req.prepare_payload();
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  return res.body();
+}
+
+std::string login(const ws_options& o, const std::string& name) {
+  http_post(o, "/v1/accounts",
+            R"({"username":")" + name + R"(","password":"bench password"})");
+  auto body = http_post(o, "/v1/login",
+                        R"({"username":")" + name
+                          + R"(","password":"bench password","deviceName":"bench"})");
+  std::smatch m;
+  if (!std::regex_search(body, m, std::regex("\"token\":\"([^\"]+)\"")))
+    throw std::runtime_error("login failed for " + name + ": " + body);
+  return m[1].str();
+}
+
+struct stats {
+  uint64_t sent = 0, accepted = 0, delivered = 0, errors = 0;
+  std::vector<uint32_t> latency_us;
+  bool measuring = false;
+};
+
+/// One WebSocket client: a sender or a recipient.
+struct peer : std::enable_shared_from_this<peer> {
+  peer(asio::io_context& ioc, const ws_options& o, stats& st)
+    : ws(asio::make_strand(ioc)), timer(ioc), opts(o), s(st) {
+  }
+
+  websocket::stream<beast::tcp_stream> ws;
+  asio::steady_timer timer;
+  const ws_options& opts;
+  stats& s;
+  beast::flat_buffer buf;
+  std::deque<std::string> outq;
+  bool writing = false;
+  std::string token;
+  std::string peer_name;       ///< senders: whom to open_direct
+  bool sender = false;
+  bool ready = false;
+  uint64_t conv = 0;
+  uint32_t rid = 1;
+  uint64_t inflight = 0, counter = 0;
+  double interval_ns = 0;      ///< pacing per sender, 0 = none
+  int64_t next_send_ns = 0;
+  std::string padding;
+  bool stop = false;
+
+  void start(std::function<void()> on_ready) {
+    auto self = shared_from_this();
+    ws.next_layer().async_connect(
+      tcp::endpoint{asio::ip::make_address(opts.host), opts.port},
+      [self, on_ready](beast::error_code ec) {
+        if (ec)
+          throw std::runtime_error("connect: " + ec.message());
+        self->ws.binary(true);
+        self->ws.async_handshake(opts_host(self), "/v1/ws",
+                                 [self, on_ready](beast::error_code ec) {
+                                   if (ec)
+                                     throw std::runtime_error(
+                                       "handshake: " + ec.message());
+                                   v1::ClientFrame f;
+                                   f.set_request_id(self->rid++);
+                                   auto* h = f.mutable_hello();
+                                   h->set_min_version(1);
+                                   h->set_max_version(1);
+                                   h->set_auth_token(self->token);
+                                   self->write(f.SerializeAsString());
+                                   self->on_ready_ = on_ready;
+                                   self->read();
+                                 });
+      });
+  }
+
+  static std::string opts_host(const std::shared_ptr<peer>& p) {
+    return p->opts.host;
+  }
+
+  std::function<void()> on_ready_;
+
+  void write(std::string data) {
+    outq.push_back(std::move(data));
+    if (!writing)
+      write_next();
+  }
+
+  void write_next() {
+    writing = true;
+    auto self = shared_from_this();
+    ws.async_write(asio::buffer(outq.front()),
+                   [self](beast::error_code ec, size_t) {
+                     if (ec)
+                       return;
+                     self->outq.pop_front();
+                     if (self->outq.empty())
+                       self->writing = false;
+                     else
+                       self->write_next();
+                   });
+  }
+
+  void read() {
+    auto self = shared_from_this();
+    ws.async_read(buf, [self](beast::error_code ec, size_t) {
+      if (ec)
+        return;
+      v1::ServerFrame f;
+      auto data = self->buf.data();
+      if (f.ParseFromArray(data.data(), static_cast<int>(data.size())))
+        self->on_frame(f);
+      self->buf.consume(self->buf.size());
+      self->read();
+    });
+  }
+
+  void on_frame(const v1::ServerFrame& f) {
+    if (f.has_welcome()) {
+      if (sender) {
+        v1::ClientFrame o;
+        o.set_request_id(rid++);
+        o.mutable_open_direct()->set_username(peer_name);
+        write(o.SerializeAsString());
+      } else {
+        ready = true;
+        on_ready_();
+      }
+    } else if (f.has_direct_opened()) {
+      conv = f.direct_opened().conversation_id();
+      ready = true;
+      on_ready_();
+    } else if (f.has_accepted()) {
+      --inflight;
+      if (s.measuring)
+        ++s.accepted;
+      pump();
+    } else if (f.has_message()) {
+      auto& p = f.message().payload();
+      if (p.size() >= 8 && s.measuring) {
+        int64_t sent;
+        std::memcpy(&sent, p.data(), 8);
+        s.latency_us.push_back(
+          static_cast<uint32_t>((now_ns() - sent) / 1000));
+        ++s.delivered;
+      }
+    } else if (f.has_error()) {
+      ++s.errors;
+      if (sender && f.request_id() != 0) {
+        --inflight;
+        pump();
+      }
+    }
+  }
+
+  /// Sends while the window and the pace allow.
+  void pump() {
+    while (!stop && inflight < opts.window) {
+      auto now = now_ns();
+      if (interval_ns > 0 && now < next_send_ns) {
+        timer.expires_after(std::chrono::nanoseconds(next_send_ns - now));
+        auto self = shared_from_this();
+        timer.async_wait([self](beast::error_code ec) {
+          if (!ec)
+            self->pump();
+        });
+        return;
+      }
+      if (interval_ns > 0)
+        next_send_ns = std::max(next_send_ns + int64_t(interval_ns),
+                                now - int64_t(interval_ns) * 4);
+      v1::ClientFrame f;
+      f.set_request_id(rid == 0 ? ++rid : rid++);
+      auto* snd = f.mutable_send();
+      snd->set_conversation_id(conv);
+      snd->set_client_message_id("b" + std::to_string(counter++));
+      std::string payload = padding;
+      auto ts = now_ns();
+      std::memcpy(payload.data(), &ts, 8);
+      snd->set_payload(payload);
+      ++inflight;
+      if (s.measuring)
+        ++s.sent;
+      write(f.SerializeAsString());
+    }
+  }
+};
+
+/// user + system CPU seconds of this process.
+double self_cpu() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec
+         + ru.ru_stime.tv_usec / 1e6;
+}
+
+/// user + system CPU seconds of `pid` (from /proc), or -1.
+double proc_cpu(int64_t pid) {
+  if (pid <= 0)
+    return -1;
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string all((std::istreambuf_iterator<char>(in)), {});
+  auto close = all.rfind(')');
+  if (close == std::string::npos)
+    return -1;
+  std::istringstream is{all.substr(close + 2)};
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && is >> field; ++i) {
+    if (i == 14)
+      utime = std::stod(field);
+    if (i == 15)
+      stime = std::stod(field);
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+double pct(std::vector<uint32_t>& v, double p) {
+  if (v.empty())
+    return 0;
+  auto k = static_cast<size_t>(p * (v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+} // namespace
+
+int run_ws(const ws_options& o, const std::string& cmdline) {
+  auto run_id = std::to_string(::getpid()) + "x"
+                + std::to_string(std::random_device{}() % 100000);
+  std::vector<std::pair<std::string, std::string>> tokens; // sender, recipient
+  std::vector<std::string> recv_names;
+  for (uint64_t i = 0; i < o.pairs; ++i) {
+    auto s = "bs" + run_id + "n" + std::to_string(i);
+    auto r = "br" + run_id + "n" + std::to_string(i);
+    tokens.emplace_back(login(o, s), login(o, r));
+    recv_names.push_back(r);
+  }
+  asio::io_context ioc;
+  stats st;
+  std::vector<std::shared_ptr<peer>> peers;
+  uint64_t ready = 0;
+  auto on_ready = [&] { ++ready; };
+  std::string padding(std::max<uint64_t>(o.payload, 8), 'x');
+  for (uint64_t i = 0; i < o.pairs; ++i) {
+    auto r = std::make_shared<peer>(ioc, o, st);
+    r->token = tokens[i].second;
+    peers.push_back(r);
+    auto s = std::make_shared<peer>(ioc, o, st);
+    s->token = tokens[i].first;
+    s->sender = true;
+    s->peer_name = recv_names[i];
+    s->padding = padding;
+    if (o.rate > 0)
+      s->interval_ns = 1e9 * double(o.pairs) / double(o.rate);
+    peers.push_back(s);
+  }
+  for (auto& p : peers)
+    p->start(on_ready);
+  auto deadline = clock_type::now() + std::chrono::seconds(30);
+  while (ready < peers.size() && clock_type::now() < deadline)
+    ioc.run_for(std::chrono::milliseconds(10));
+  if (ready < peers.size()) {
+    std::fprintf(stderr, "parley-bench: only %llu of %zu connections ready\n",
+                 static_cast<unsigned long long>(ready), peers.size());
+    return 1;
+  }
+  for (auto& p : peers)
+    if (p->sender) {
+      p->next_send_ns = now_ns();
+      p->pump();
+    }
+  ioc.run_for(std::chrono::seconds(1)); // warm-up
+  st.measuring = true;
+  auto cpu0 = self_cpu();
+  auto srv0 = proc_cpu(o.server_pid);
+  auto t0 = clock_type::now();
+  ioc.run_for(std::chrono::seconds(o.duration_s));
+  std::chrono::duration<double> dt = clock_type::now() - t0;
+  st.measuring = false;
+  auto cpu1 = self_cpu();
+  auto srv1 = proc_cpu(o.server_pid);
+  for (auto& p : peers)
+    p->stop = true;
+  ioc.run_for(std::chrono::milliseconds(500));
+  std::printf("command: %s\n", cmdline.c_str());
+  std::printf("pairs %llu, window %llu, payload %llu B, %s\n",
+              static_cast<unsigned long long>(o.pairs),
+              static_cast<unsigned long long>(o.window),
+              static_cast<unsigned long long>(o.payload),
+              o.rate ? ("offered " + std::to_string(o.rate) + " msg/s").c_str()
+                     : "unpaced");
+  std::printf("sent %.0f msg/s, accepted %.0f msg/s, delivered %.0f msg/s "
+              "over %.1f s; %llu error frames\n",
+              st.sent / dt.count(), st.accepted / dt.count(),
+              st.delivered / dt.count(), dt.count(),
+              static_cast<unsigned long long>(st.errors));
+  std::printf("send->deliver latency: p50 %.0f us, p99 %.0f us, p999 %.0f "
+              "us, max %.0f us\n",
+              pct(st.latency_us, 0.5), pct(st.latency_us, 0.99),
+              pct(st.latency_us, 0.999), pct(st.latency_us, 1.0));
+  std::printf("cpu: bench client %.2f s", cpu1 - cpu0);
+  if (srv0 >= 0 && srv1 >= 0)
+    std::printf(", server %.2f s", srv1 - srv0);
+  std::printf(" over %.1f s wall (2 cores = %.1f s)\n", dt.count(),
+              2 * dt.count());
+  return st.errors == 0 ? 0 : 1;
+}
+
+} // namespace parley::bench

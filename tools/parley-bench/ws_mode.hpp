@@ -1,0 +1,27 @@
+#pragma once
+
+// parley-bench --mode ws: N sender/recipient pairs over real WebSockets
+// against a running parleyd. Each sender keeps W sends in flight (or paces
+// itself to a total rate); each recipient is online and measures
+// send -> deliver latency from a timestamp in the payload.
+
+#include <cstdint>
+#include <string>
+
+namespace parley::bench {
+
+struct ws_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  uint64_t pairs = 100;
+  uint64_t window = 16;
+  uint64_t duration_s = 10;
+  uint64_t rate = 0;       ///< total messages/s, 0 = as fast as possible
+  uint64_t payload = 200;
+  int64_t server_pid = 0;  ///< for the server's CPU time, if given
+};
+
+/// Runs the benchmark and prints its results; returns an exit code.
+int run_ws(const ws_options& o, const std::string& cmdline);
+
+} // namespace parley::bench
