@@ -48,6 +48,7 @@ struct options {
   uint64_t time_limit_s = 120;
   std::string data;
   bench::ws_options ws;
+  uint64_t connections = 10000;
 };
 
 const char* usage = R"(parley-bench - Parley load generator
@@ -75,6 +76,10 @@ ws mode:
   --duration-s S         measured seconds after 1 s of warm-up (default 10)
   --rate R               total offered msg/s, paced (default 0: unpaced)
   --server-pid PID       parleyd's pid, to report its CPU time
+
+idle mode (--mode idle, same --host/--port, needs --server-pid):
+  --connections N        authenticated idle WebSockets to hold (10000);
+                         reports the server's RSS per connection
 )";
 
 bool parse(int argc, char** argv, options& o) {
@@ -122,13 +127,15 @@ bool parse(int argc, char** argv, options& o) {
       o.ws.duration_s = num();
     } else if (a == "--rate") {
       o.ws.rate = num();
+    } else if (a == "--connections") {
+      o.connections = num();
     } else if (a == "--server-pid") {
       o.ws.server_pid = static_cast<int64_t>(num());
     } else {
       throw std::runtime_error("unknown argument " + a);
     }
   }
-  if (o.mode != "accept" && o.mode != "ws")
+  if (o.mode != "accept" && o.mode != "ws" && o.mode != "idle")
     throw std::runtime_error("unknown mode " + o.mode);
   o.ws.window = o.window == 8 ? 16 : o.window; // ws default: 16
   o.ws.payload = o.payload;
@@ -346,8 +353,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     cmdline += std::string(" ") + argv[i];
   spdlog::set_level(spdlog::level::warn);
-  if (o.mode == "ws") {
+  if (o.mode == "ws" || o.mode == "idle") {
     try {
+      if (o.mode == "idle")
+        return bench::run_idle(o.ws, o.connections, cmdline);
       return bench::run_ws(o.ws, cmdline);
     } catch (std::exception& e) {
       std::fprintf(stderr, "parley-bench: %s\n", e.what());

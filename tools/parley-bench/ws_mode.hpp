@@ -25,3 +25,13 @@ struct ws_options {
 int run_ws(const ws_options& o, const std::string& cmdline);
 
 } // namespace parley::bench
+
+namespace parley::bench {
+
+/// parley-bench --mode idle: opens N authenticated WebSocket connections
+/// that stay idle, and reports the server's resident memory per connection
+/// (VmRSS of --server-pid before and after).
+int run_idle(const ws_options& o, uint64_t connections,
+             const std::string& cmdline);
+
+} // namespace parley::bench
