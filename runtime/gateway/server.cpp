@@ -174,6 +174,9 @@ public:
                const http_handler& http, const ws_acceptor& ws)
     : stream_(std::move(socket)), opts_(opts), http_(http), ws_(ws) {
     beast::error_code ec;
+    // Small frames must not wait for Nagle's algorithm (up to 40 ms with
+    // delayed ACKs): chat latency is per frame.
+    stream_.socket().set_option(tcp::no_delay(true), ec);
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec)
       remote_ = ep.address().to_string();

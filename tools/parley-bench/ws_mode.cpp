@@ -110,6 +110,8 @@ struct peer : std::enable_shared_from_this<peer> {
       [self, on_ready](beast::error_code ec) {
         if (ec)
           throw std::runtime_error("connect: " + ec.message());
+        beast::get_lowest_layer(self->ws).socket().set_option(
+          tcp::no_delay(true), ec);
         self->ws.binary(true);
         self->ws.async_handshake(opts_host(self), "/v1/ws",
                                  [self, on_ready](beast::error_code ec) {
