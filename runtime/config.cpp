@@ -43,7 +43,9 @@ node_config::node_config() {
          "refuse new accounts (POST /v1/accounts)")
     .add(password_hash, "password-hash",
          "Argon2id cost: interactive, or min (tests only)")
-    .add(io_threads, "io-threads", "threads serving sockets");
+    .add(io_threads, "io-threads", "threads serving sockets")
+    .add(heartbeat_ms, "heartbeat-ms",
+         "clients ping this often; silent for twice as long: disconnected");
 }
 
 conversation_limits node_config::conversation() const {
@@ -90,6 +92,7 @@ std::optional<gateway::gateway_options> node_config::gateway() const {
   }
   g.server.max_frame_bytes = max_frame_bytes;
   g.server.threads = static_cast<unsigned>(io_threads);
+  g.heartbeat_ms = static_cast<uint32_t>(heartbeat_ms);
   return g;
 }
 
@@ -108,6 +111,8 @@ std::string node_config::validate() const {
     return "parley.password-hash must be interactive or min";
   if (max_frame_bytes < 1024)
     return "parley.max-frame-bytes must be at least 1024";
+  if (heartbeat_ms < 100 || heartbeat_ms > 3600 * 1000)
+    return "parley.heartbeat-ms must be 100-3600000";
   if (io_threads == 0 || io_threads > 64)
     return "parley.io-threads must be 1-64";
   if (max_batch_ops == 0)

@@ -30,6 +30,7 @@ inline constexpr uint64_t default_max_frame_bytes = 96 * 1024;
 inline constexpr uint64_t default_max_devices = 8;
 inline constexpr const char* default_password_hash = "interactive";
 inline constexpr uint64_t default_io_threads = 1;
+inline constexpr uint64_t default_heartbeat_ms = 30000;
 
 class node_config : public caf::actor_system_config {
 public:
@@ -47,6 +48,7 @@ public:
   bool registration_closed = false;
   std::string password_hash = default_password_hash;
   uint64_t io_threads = default_io_threads;
+  uint64_t heartbeat_ms = default_heartbeat_ms;
 
   node_config();
 

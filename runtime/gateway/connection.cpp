@@ -18,6 +18,7 @@ constexpr uint16_t close_unauthenticated = 4001;
 constexpr uint16_t close_bad_version = 4002;
 constexpr uint16_t close_hello_timeout = 4003;
 constexpr uint16_t close_revoked = 4004;
+constexpr uint16_t close_heartbeat = 4005;
 
 void reply(self_ptr self, const v1::ServerFrame& f, frame_format fmt) {
   auto& st = self->state;
@@ -114,6 +115,8 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
         w->set_heartbeat_ms(st.deps.heartbeat_ms);
         w->set_max_frame_bytes(static_cast<uint32_t>(st.deps.max_frame_bytes));
         reply(self, f, fmt);
+        self->delayed_send(self, std::chrono::milliseconds(st.deps.heartbeat_ms),
+                           caf::tick_atom::value);
         // From now on this connection receives the device's messages.
         self->request(st.deps.registry, 30s, caf::join_atom::value, who.user,
                       who.device, caf::actor_cast<caf::actor>(self))
@@ -300,6 +303,7 @@ void on_delivered(self_ptr self, const v1::ClientFrame& frame,
 void on_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
   st.deps.stats->frames_in++;
+  st.last_frame = self->clock().now();
   auto fmt = binary ? frame_format::binary : frame_format::json;
   auto d = decode_client_frame(data, fmt, st.deps.max_frame_bytes);
   if (!d.ok) {
@@ -355,6 +359,7 @@ connection_impl(self_ptr self, connection_deps deps,
   const std::string bearer = "Bearer ";
   if (authorization.rfind(bearer, 0) == 0)
     st.header_token = authorization.substr(bearer.size());
+  st.last_frame = self->clock().now();
   st.deps.stats->connections_open++;
   st.deps.stats->connections_total++;
   self->attach_functor([stats = st.deps.stats](const caf::error&) {
@@ -377,6 +382,18 @@ connection_impl(self_ptr self, connection_deps deps,
       self->quit();
     },
     [self](caf::leave_atom) { self->quit(); },
+    [self](caf::tick_atom) {
+      auto& st = self->state;
+      auto silence = self->clock().now() - st.last_frame;
+      if (silence > 2 * std::chrono::milliseconds(st.deps.heartbeat_ms)) {
+        disconnect(self, close_heartbeat, "no frame for two heartbeats",
+                   true);
+        self->quit();
+        return;
+      }
+      self->delayed_send(self, std::chrono::milliseconds(st.deps.heartbeat_ms),
+                         caf::tick_atom::value);
+    },
     [self](caf::timeout_atom) {
       if (self->state.authenticated || self->state.authenticating)
         return;

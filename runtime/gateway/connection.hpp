@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor_clock.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_actor.hpp>
@@ -39,7 +40,10 @@ using connection_actor = caf::typed_actor<
   /// The socket closed; the actor ends.
   caf::reacts_to<caf::leave_atom>,
   /// Internal: the Hello deadline passed.
-  caf::reacts_to<caf::timeout_atom>>;
+  caf::reacts_to<caf::timeout_atom>,
+  /// Internal: heartbeat check (a client silent for two heartbeat
+  /// intervals is disconnected).
+  caf::reacts_to<caf::tick_atom>>;
 
 struct connection_deps {
   accounts_actor accounts;
@@ -69,6 +73,7 @@ struct connection_state {
   bool delivered_writing = false;
   uint64_t write_epoch = 1;
   uint32_t event_seq = 0;
+  caf::actor_clock::time_point last_frame;
 
   static inline const char* name = "connection";
 };

@@ -95,7 +95,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
     connection_deps deps{actors_.accounts, actors_.directory,
                          actors_.registry, actors_.reader, actors_.writer,
                          stats_, opts_.server.max_frame_bytes,
-                         opts_.hello_timeout};
+                         opts_.hello_timeout, opts_.heartbeat_ms};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
       std::lock_guard<std::mutex> guard{conns_mtx_};

@@ -27,6 +27,7 @@ namespace parley::gateway {
 struct gateway_options {
   server_options server;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
+  uint32_t heartbeat_ms = 30000; ///< clients ping this often
 };
 
 /// The node actors the gateway talks to.

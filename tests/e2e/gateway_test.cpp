@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <regex>
 #include <set>
+#include <thread>
 #include <string>
 
 #include <sys/wait.h>
@@ -34,16 +35,16 @@ struct node {
   std::unique_ptr<child> proc;
   uint16_t port = 0;
 
-  node() {
+  explicit node(std::vector<std::string> extra = {}) {
     dir = (std::filesystem::temp_directory_path()
            / ("parley-gw-" + std::to_string(getpid()) + "-"
               + std::to_string(counter()++)))
             .string();
     std::filesystem::remove_all(dir);
-    proc = std::make_unique<child>(
-      PARLEYD, std::vector<std::string>{"--data", dir, "--listen",
-                                        "127.0.0.1:0",
-                                        "--parley.password-hash=min"});
+    std::vector<std::string> args{"--data", dir, "--listen", "127.0.0.1:0",
+                                  "--parley.password-hash=min"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    proc = std::make_unique<child>(PARLEYD, args);
     std::string line;
     while (proc->read_line(line, 10000)) {
       auto p = field(line + ",", "port=");
@@ -471,4 +472,30 @@ TEST_CASE("delivered_acks_are_taken_silently_and_malformed_ones_refused") {
   auto next = a.call(ping(99), frame_format::json);
   REQUIRE(next);
   CHECK(next->has_pong()); // no answers or errors for the acks
+}
+
+TEST_CASE("a_silent_client_is_disconnected_after_two_heartbeats") {
+  node n{{"--parley.heartbeat-ms=300"}};
+  auto alice = n.account("alice", "phone");
+  auto alice2 = n.login("alice", "laptop");
+  ws_client silent{n.port};
+  auto w = silent.call(hello(1, alice), frame_format::json);
+  REQUIRE(w);
+  CHECK(w->welcome().heartbeat_ms() == 300);
+  ws_client lively{n.port};
+  REQUIRE(lively.call(hello(1, alice2), frame_format::json)->has_welcome());
+  // The lively one pings every 150 ms for 1.5 s and stays connected.
+  for (uint32_t i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    auto pong = lively.call(ping(10 + i), frame_format::json, 2000);
+    REQUIRE(pong);
+    CHECK(pong->has_pong());
+  }
+  // The silent one was told why and closed.
+  auto bye = silent.read(2000);
+  REQUIRE(bye);
+  REQUIRE(bye->has_disconnect());
+  CHECK(bye->disconnect().code() == 4005);
+  CHECK(bye->disconnect().reconnect());
+  CHECK_FALSE(silent.read(2000));
 }
