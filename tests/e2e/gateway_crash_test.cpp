@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "process.hpp"
+#include "parleyd_node.hpp"
 #include "ws_client.hpp"
 
 using namespace parley;
@@ -26,37 +26,6 @@ using namespace parley::e2e;
 using gateway::frame_format;
 
 namespace {
-
-std::unique_ptr<child> start_node(const std::string& dir, uint16_t& port) {
-  auto proc = std::make_unique<child>(
-    PARLEYD, std::vector<std::string>{"--data", dir, "--listen", "127.0.0.1:0",
-                                      "--parley.password-hash=min"});
-  std::string line;
-  std::smatch m;
-  while (proc->read_line(line, 10000))
-    if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)"))) {
-      port = static_cast<uint16_t>(std::stoi(m[1].str()));
-      return proc;
-    }
-  FAIL("parleyd did not start");
-  return proc;
-}
-
-std::string login(uint16_t port, const std::string& name, bool create) {
-  if (create)
-    REQUIRE(http_call(port, "POST", "/v1/accounts",
-                      R"({"username":")" + name
-                        + R"(","password":"correct horse"})")
-              .status
-            == 201);
-  auto r = http_call(port, "POST", "/v1/login",
-                     R"({"username":")" + name
-                       + R"(","password":"correct horse","deviceName":"d"})");
-  REQUIRE(r.status == 200);
-  std::smatch m;
-  REQUIRE(std::regex_search(r.body, m, std::regex("\"token\":\"([^\"]+)\"")));
-  return m[1].str();
-}
 
 std::atomic<size_t> accepted_total{0}; // progress, read by the test thread
 
@@ -125,17 +94,13 @@ void stream(uint16_t port, const std::string& token, int sender,
 } // namespace
 
 TEST_CASE("kill_9_of_parleyd_under_20_senders_loses_and_duplicates_nothing") {
-  auto dir = (std::filesystem::temp_directory_path()
-              / ("parley-gwcrash-" + std::to_string(getpid())))
-               .string();
-  std::filesystem::remove_all(dir);
-  uint16_t port = 0;
-  auto proc = start_node(dir, port);
+  node n;
   const int senders = 20;
   std::vector<std::string> tokens;
   for (int s = 0; s < senders; ++s)
-    tokens.push_back(login(port, "sender" + std::to_string(s), true));
-  auto rcpt = login(port, "rcpt", true);
+    tokens.push_back(n.account("sender" + std::to_string(s), "d"));
+  auto rcpt = n.account("rcpt", "d");
+  auto port = n.port;
   std::vector<sender_log> logs(senders);
   {
     std::vector<std::thread> threads;
@@ -149,8 +114,7 @@ TEST_CASE("kill_9_of_parleyd_under_20_senders_loses_and_duplicates_nothing") {
         break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    proc->signal(SIGKILL);
-    CHECK(proc->wait(10000) != -1);
+    n.stop(SIGKILL);
     for (auto& t : threads)
       t.join();
   }
@@ -164,7 +128,8 @@ TEST_CASE("kill_9_of_parleyd_under_20_senders_loses_and_duplicates_nothing") {
   CHECK(acked_before > 0);
   // Restart on the same data; every sender retries what it did not see
   // accepted, with the same client_message_id.
-  proc = start_node(dir, port);
+  n.restart();
+  port = n.port;
   auto before = logs; // what each sender saw accepted before the crash
   {
     std::vector<std::thread> threads;
@@ -224,7 +189,4 @@ TEST_CASE("kill_9_of_parleyd_under_20_senders_loses_and_duplicates_nothing") {
     total += msgs.size();
   }
   MESSAGE(total << " messages delivered by sync after the restart");
-  proc->signal(SIGTERM);
-  CHECK(proc->wait(15000) != -1);
-  std::filesystem::remove_all(dir);
 }

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "parleyd_node.hpp"
 #include "process.hpp"
 #include "ws_client.hpp"
 
@@ -22,79 +23,6 @@ using namespace parley::e2e;
 using gateway::frame_format;
 
 namespace {
-
-std::string field(const std::string& json, const std::string& key) {
-  std::smatch m;
-  std::regex re("\"" + key + "\":\"?([^\",}]*)");
-  return std::regex_search(json, m, re) ? m[1].str() : std::string{};
-}
-
-/// parleyd on a free port over a fresh data directory.
-struct node {
-  std::string dir;
-  std::unique_ptr<child> proc;
-  uint16_t port = 0;
-
-  explicit node(std::vector<std::string> extra = {}) {
-    dir = (std::filesystem::temp_directory_path()
-           / ("parley-gw-" + std::to_string(getpid()) + "-"
-              + std::to_string(counter()++)))
-            .string();
-    std::filesystem::remove_all(dir);
-    std::vector<std::string> args{"--data", dir, "--listen", "127.0.0.1:0",
-                                  "--parley.password-hash=min"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    proc = std::make_unique<child>(PARLEYD, args);
-    std::string line;
-    while (proc->read_line(line, 10000)) {
-      auto p = field(line + ",", "port=");
-      std::smatch m;
-      if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)"))) {
-        port = static_cast<uint16_t>(std::stoi(m[1].str()));
-        break;
-      }
-    }
-    REQUIRE(port != 0);
-  }
-
-  ~node() {
-    proc->signal(SIGTERM);
-    auto st = proc->wait(15000);
-    CHECK(WIFEXITED(st));
-    if (!WIFEXITED(st)) {
-      MESSAGE("parleyd status " << st << " signal "
-              << (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
-      for (auto& l : proc->lines())
-        MESSAGE(l);
-    }
-    std::filesystem::remove_all(dir);
-  }
-
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-
-  /// Registers `name` and logs a device in; returns its token.
-  std::string account(const std::string& name, const std::string& device) {
-    auto r = http_call(port, "POST", "/v1/accounts",
-                       R"({"username":")" + name
-                         + R"(","password":"correct horse"})");
-    CHECK(r.status == 201);
-    return login(name, device);
-  }
-
-  std::string login(const std::string& name, const std::string& device) {
-    auto r = http_call(port, "POST", "/v1/login",
-                       R"({"username":")" + name
-                         + R"(","password":"correct horse","deviceName":")"
-                         + device + R"("})");
-    REQUIRE(r.status == 200);
-    auto token = field(r.body, "token");
-    REQUIRE(token.size() >= 43);
-    return token;
-  }
-};
 
 /// The user id behind a token, as the server reports it in Welcome.
 uint64_t bob_id(node& n, const std::string& token) {

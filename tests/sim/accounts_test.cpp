@@ -18,25 +18,19 @@
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/memory_backend.hpp"
+#include "coordinated_system.hpp"
 
 using namespace parley;
 
 namespace {
 
-struct fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
+struct fixture : sim::coordinated_system {
   std::shared_ptr<memory_backend> disk = std::make_shared<memory_backend>();
   store_writer_actor writer;
   accounts_actor accounts;
 
   explicit fixture(accounts_limits lim = {}) {
     REQUIRE(credentials::init());
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.add_message_types<caf::id_block::parley>();
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     writer = sys->spawn(store_writer_impl, std::shared_ptr<kv_backend>(disk),
                         store_writer_limits{});
     lim.hash_strength = "min";

@@ -142,14 +142,6 @@ bool parse(int argc, char** argv, options& o) {
   return true;
 }
 
-double percentile(std::vector<uint32_t>& v, double p) {
-  if (v.empty())
-    return 0;
-  auto k = static_cast<size_t>(p * (v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
 // -- baseline: one message per synced write ---------------------------------------
 
 double baseline_rate(kv_backend& kv, const options& o,
@@ -325,8 +317,8 @@ int run_nodes(const options& o, const std::string& cmdline,
               static_cast<unsigned long long>(total), dt.count(), rate,
               rate / base);
   std::printf("accept latency: p50 %.0f us, p99 %.0f us, max %.0f us\n",
-              percentile(latency, 0.50), percentile(latency, 0.99),
-              percentile(latency, 1.0));
+              bench::percentile(latency, 0.50), bench::percentile(latency, 0.99),
+              bench::percentile(latency, 1.0));
   std::printf("synced writes: %llu, messages per synced write: %.1f\n",
               static_cast<unsigned long long>(syncs),
               syncs ? double(accepted) / syncs : 0.0);

@@ -258,6 +258,27 @@ void shut_down(asio::io_context& ioc, std::vector<std::shared_ptr<peer>>& peers)
   ioc.stop();
 }
 
+/// Connects and says Hello on every peer, 500 at a time so the listen
+/// backlog never overflows; false (after closing them) if not all are
+/// ready within 120 s.
+bool connect_all(asio::io_context& ioc,
+                 std::vector<std::shared_ptr<peer>>& peers, uint64_t& ready,
+                 const std::function<void()>& on_ready) {
+  size_t started = 0;
+  auto deadline = clock_type::now() + std::chrono::seconds(120);
+  while (ready < peers.size() && clock_type::now() < deadline) {
+    while (started < peers.size() && started < ready + 500)
+      peers[started++]->start(on_ready);
+    ioc.run_for(std::chrono::milliseconds(10));
+  }
+  if (ready == peers.size())
+    return true;
+  std::fprintf(stderr, "parley-bench: only %llu of %zu connections ready\n",
+               static_cast<unsigned long long>(ready), peers.size());
+  shut_down(ioc, peers);
+  return false;
+}
+
 /// user + system CPU seconds of this process.
 double self_cpu() {
   rusage ru{};
@@ -287,15 +308,15 @@ double proc_cpu(int64_t pid) {
   return (utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
-double pct(std::vector<uint32_t>& v, double p) {
+} // namespace
+
+double percentile(std::vector<uint32_t>& v, double p) {
   if (v.empty())
     return 0;
   auto k = static_cast<size_t>(p * (v.size() - 1));
   std::nth_element(v.begin(), v.begin() + k, v.end());
   return v[k];
 }
-
-} // namespace
 
 int run_ws(const ws_options& o, const std::string& cmdline) {
   auto run_id = std::to_string(::getpid()) + "x"
@@ -327,17 +348,8 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
       s->interval_ns = 1e9 * double(o.pairs) / double(o.rate);
     peers.push_back(s);
   }
-  for (auto& p : peers)
-    p->start(on_ready);
-  auto deadline = clock_type::now() + std::chrono::seconds(30);
-  while (ready < peers.size() && clock_type::now() < deadline)
-    ioc.run_for(std::chrono::milliseconds(10));
-  if (ready < peers.size()) {
-    std::fprintf(stderr, "parley-bench: only %llu of %zu connections ready\n",
-                 static_cast<unsigned long long>(ready), peers.size());
-    shut_down(ioc, peers);
+  if (!connect_all(ioc, peers, ready, on_ready))
     return 1;
-  }
   for (auto& p : peers)
     if (p->sender) {
       p->next_send_ns = now_ns();
@@ -368,8 +380,8 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
               static_cast<unsigned long long>(st.errors));
   std::printf("send->deliver latency: p50 %.0f us, p99 %.0f us, p999 %.0f "
               "us, max %.0f us\n",
-              pct(st.latency_us, 0.5), pct(st.latency_us, 0.99),
-              pct(st.latency_us, 0.999), pct(st.latency_us, 1.0));
+              percentile(st.latency_us, 0.5), percentile(st.latency_us, 0.99),
+              percentile(st.latency_us, 0.999), percentile(st.latency_us, 1.0));
   std::printf("cpu: bench client %.2f s", cpu1 - cpu0);
   if (srv0 >= 0 && srv1 >= 0)
     std::printf(", server %.2f s", srv1 - srv0);
@@ -434,20 +446,8 @@ int run_idle(const ws_options& o, uint64_t connections,
     p->token = t;
     peers.push_back(p);
   }
-  // Connect in waves so the listen backlog never overflows.
-  size_t started = 0;
-  auto deadline = clock_type::now() + std::chrono::seconds(120);
-  while (ready < peers.size() && clock_type::now() < deadline) {
-    while (started < peers.size() && started < ready + 500)
-      peers[started++]->start(on_ready);
-    ioc.run_for(std::chrono::milliseconds(10));
-  }
-  if (ready < peers.size()) {
-    std::fprintf(stderr, "parley-bench: only %llu of %zu connections ready\n",
-                 static_cast<unsigned long long>(ready), peers.size());
-    shut_down(ioc, peers);
+  if (!connect_all(ioc, peers, ready, on_ready))
     return 1;
-  }
   ioc.run_for(std::chrono::seconds(2)); // let the server settle
   auto after = rss_kib(o.server_pid);
   auto count = peers.size();

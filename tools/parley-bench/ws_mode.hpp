@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace parley::bench {
 
@@ -20,6 +21,9 @@ struct ws_options {
   uint64_t payload = 200;
   int64_t server_pid = 0;  ///< for the server's CPU time, if given
 };
+
+/// The p-quantile (0..1) of `v` (reorders it); 0 if empty.
+double percentile(std::vector<uint32_t>& v, double p);
 
 /// Runs the benchmark and prints its results; returns an exit code.
 int run_ws(const ws_options& o, const std::string& cmdline);

@@ -1,0 +1,88 @@
+#include "parleyd_node.hpp"
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <regex>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ws_client.hpp"
+
+namespace parley::e2e {
+
+std::string json_field(const std::string& json, const std::string& key) {
+  std::smatch m;
+  std::regex re("\"" + key + "\":\"?([^\",}]*)");
+  return std::regex_search(json, m, re) ? m[1].str() : std::string{};
+}
+
+node::node(std::vector<std::string> extra) : extra_(std::move(extra)) {
+  static int counter = 0;
+  dir = (std::filesystem::temp_directory_path()
+         / ("parley-e2e-" + std::to_string(getpid()) + "-"
+            + std::to_string(counter++)))
+          .string();
+  std::filesystem::remove_all(dir);
+  restart();
+}
+
+node::~node() {
+  if (proc_)
+    stop(SIGTERM);
+  std::filesystem::remove_all(dir);
+}
+
+void node::stop(int sig) {
+  proc_->signal(sig);
+  auto st = proc_->wait(15000);
+  if (sig == SIGTERM) {
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+    if (!WIFEXITED(st))
+      for (auto& l : proc_->lines())
+        MESSAGE(l);
+  } else {
+    CHECK(st != -1);
+  }
+  proc_.reset();
+}
+
+void node::restart() {
+  std::vector<std::string> args{"--data", dir, "--listen", "127.0.0.1:0",
+                                "--parley.password-hash=min"};
+  args.insert(args.end(), extra_.begin(), extra_.end());
+  proc_ = std::make_unique<child>(PARLEYD, args);
+  port = 0;
+  std::string line;
+  std::smatch m;
+  while (proc_->read_line(line, 10000))
+    if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)"))) {
+      port = static_cast<uint16_t>(std::stoi(m[1].str()));
+      break;
+    }
+  REQUIRE(port != 0);
+}
+
+std::string node::account(const std::string& name, const std::string& device) {
+  auto r = http_call(port, "POST", "/v1/accounts",
+                     R"({"username":")" + name
+                       + R"(","password":"correct horse"})");
+  CHECK(r.status == 201);
+  return login(name, device);
+}
+
+std::string node::login(const std::string& name, const std::string& device) {
+  auto r = http_call(port, "POST", "/v1/login",
+                     R"({"username":")" + name
+                       + R"(","password":"correct horse","deviceName":")"
+                       + device + R"("})");
+  REQUIRE(r.status == 200);
+  auto token = json_field(r.body, "token");
+  REQUIRE(token.size() >= 43);
+  return token;
+}
+
+} // namespace parley::e2e

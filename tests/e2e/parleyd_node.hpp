@@ -1,0 +1,48 @@
+#pragma once
+
+// A real parleyd for end-to-end tests: started on a free loopback port over
+// a fresh data directory (removed afterwards), stopped with SIGTERM (and
+// checked to exit cleanly) or killed and restarted on the same data.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.hpp"
+
+namespace parley::e2e {
+
+class node {
+public:
+  /// Starts parleyd with `extra` arguments after the defaults.
+  explicit node(std::vector<std::string> extra = {});
+
+  /// Stops parleyd (SIGTERM, expects exit 0) and removes the data.
+  ~node();
+
+  /// Sends `sig` to parleyd and reaps it.
+  void stop(int sig);
+
+  /// Starts parleyd again on the same data directory.
+  void restart();
+
+  /// Registers `name` (password "correct horse") and logs `device` in;
+  /// returns the device's token.
+  std::string account(const std::string& name, const std::string& device);
+
+  /// Logs another device of `name` in; returns its token.
+  std::string login(const std::string& name, const std::string& device);
+
+  uint16_t port = 0;
+  std::string dir;
+
+private:
+  std::vector<std::string> extra_;
+  std::unique_ptr<child> proc_;
+};
+
+/// The value of "key":"value" (or "key":value) in a JSON text, or empty.
+std::string json_field(const std::string& json, const std::string& key);
+
+} // namespace parley::e2e
