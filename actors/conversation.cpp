@@ -136,7 +136,11 @@ void commit_new(self_ptr self, const pending_ptr& p) {
         std::abort();
       }
       st.inflight.erase(p->msg.seq);
-      st.head = std::max(st.head, p->msg.seq);
+      if (p->msg.seq > st.head) {
+        if (st.deps.metrics)
+          st.deps.metrics->outbox_backlog += int64_t(p->msg.seq - st.head);
+        st.head = p->msg.seq;
+      }
       emit(self, p->msg);
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
       remember(self, key_of(p->req), res);
@@ -275,6 +279,9 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         auto& st = self->state;
         st.exists = snap.exists;
         st.head = snap.head;
+        if (st.deps.metrics)
+          st.deps.metrics->outbox_backlog
+            += int64_t(snap.head - std::min(snap.dispatched, snap.head));
         st.seqs = sequence_allocator{snap.head};
         st.dispatched = std::min(snap.dispatched, snap.head);
         st.watermark_sent = st.dispatched;

@@ -28,6 +28,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/node_metrics.hpp"
 #include "actors/send_keys.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
@@ -70,6 +71,7 @@ struct conversation_deps {
   delivery_actor delivery;
   clock_fn clock;
   conversation_limits limits;
+  std::shared_ptr<node_metrics> metrics; ///< may be null
 };
 
 struct conversation_state {
@@ -107,6 +109,13 @@ struct conversation_state {
   int64_t last_sweep_ms = 0;
   bool sweeping = false;
   std::set<key> sweep_guard;   ///< keys written while a sweep is pending
+
+  /// Returns this incarnation's share of the outbox backlog gauge (the
+  /// next incarnation counts what is left again).
+  ~conversation_state() {
+    if (deps.metrics)
+      deps.metrics->outbox_backlog -= int64_t(head - dispatched);
+  }
 
   static inline const char* name = "conversation";
 };

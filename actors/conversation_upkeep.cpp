@@ -21,7 +21,11 @@ void emit(self_ptr self, const stored_message& msg) {
         && (m.left_at_sequence == 0 || msg.seq < m.left_at_sequence))
       to.push_back(id);
   self->send(st.deps.delivery, deliver_atom::value, msg, std::move(to));
-  st.dispatched = std::max(st.dispatched, msg.seq);
+  if (msg.seq > st.dispatched) {
+    if (st.deps.metrics)
+      st.deps.metrics->outbox_backlog -= int64_t(msg.seq - st.dispatched);
+    st.dispatched = msg.seq;
+  }
   st.watermark_dirty = true;
 }
 

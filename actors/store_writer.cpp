@@ -44,9 +44,12 @@ void write_pending(self_ptr self) {
                    [](const kv_op& a, const kv_op& b) { return a.key < b.key; });
   auto t0 = std::chrono::steady_clock::now();
   auto err = st.kv->write(st.pending, true);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
               std::chrono::steady_clock::now() - t0)
               .count();
+  auto ms = us / 1000;
+  if (st.limits.metrics)
+    st.limits.metrics->commit_latency.observe(static_cast<uint64_t>(us));
   if (ms >= 20)
     spdlog::warn("slow synced write ms={} ops={} requests={}", ms,
                  st.pending.ops.size(), st.waiting.size());

@@ -23,6 +23,7 @@
 #include <caf/typed_response_promise.hpp>
 #include <caf/replies_to.hpp>
 
+#include "actors/node_metrics.hpp"
 #include "actors/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
@@ -47,6 +48,8 @@ using store_writer_actor = caf::typed_actor<
 struct store_writer_limits {
   /// Write early once a batch holds this many operations.
   size_t max_batch_ops = 20000;
+  /// Where to record each synced write's duration (may be null).
+  std::shared_ptr<node_metrics> metrics;
 };
 
 struct store_writer_state {

@@ -22,7 +22,9 @@ int64_t system_clock_ms() {
 
 node::node(caf::actor_system& sys, node_options opts)
   : sys_(sys),
-    opts_(std::move(opts)) {
+    opts_(std::move(opts)),
+    metrics_(std::make_shared<node_metrics>()) {
+  opts_.writer.metrics = metrics_;
   if (!opts_.clock)
     opts_.clock = system_clock_ms;
 }
@@ -45,7 +47,8 @@ std::string node::start() {
                              : caf::actor_cast<delivery_actor>(registry_);
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
-                                            opts_.clock, opts_.conversation});
+                                            opts_.clock, opts_.conversation,
+                                            metrics_});
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
   running_ = true;
@@ -54,7 +57,7 @@ std::string node::start() {
     gateway_ = std::make_unique<gateway::gateway>(
       sys_, *opts_.gateway,
       gateway::gateway_actors{accounts_, directory_, registry_, reader_,
-                              writer_});
+                              writer_, metrics_});
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",

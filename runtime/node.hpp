@@ -67,6 +67,7 @@ private:
   directory_actor directory_;
   accounts_actor accounts_;
   std::unique_ptr<gateway::gateway> gateway_;
+  std::shared_ptr<node_metrics> metrics_;
   bool running_ = false;
 };
 

@@ -376,6 +376,8 @@ connection_impl(self_ptr self, connection_deps deps,
       f.set_event_seq(++st.event_seq);
       to_wire_message(msg, *f.mutable_message());
       reply(self, f, st.push_format);
+      if (st.deps.node_stats)
+        st.deps.node_stats->messages_delivered++;
     },
     [self](caf::close_atom, std::string& reason) {
       disconnect(self, close_revoked, reason, false);

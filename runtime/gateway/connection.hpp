@@ -52,6 +52,7 @@ struct connection_deps {
   store_reader_actor reader;
   store_writer_actor writer;
   std::shared_ptr<metrics> stats;
+  std::shared_ptr<node_metrics> node_stats; ///< may be null
   size_t max_frame_bytes = 96 * 1024;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000;

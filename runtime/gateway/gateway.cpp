@@ -94,7 +94,8 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
                    const http_request& req) -> ws_handlers {
     connection_deps deps{actors_.accounts, actors_.directory,
                          actors_.registry, actors_.reader, actors_.writer,
-                         stats_, opts_.server.max_frame_bytes,
+                         stats_, actors_.node_stats,
+                         opts_.server.max_frame_bytes,
                          opts_.hello_timeout, opts_.heartbeat_ms};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
@@ -147,7 +148,10 @@ void gateway::handle_http(http_request req, respond_fn respond) {
     return;
   }
   if (path == "/metrics" && req.method == "GET") {
-    respond({200, "text/plain; version=0.0.4", stats_->render(), {}});
+    auto text = stats_->render();
+    if (actors_.node_stats)
+      text += actors_.node_stats->render();
+    respond({200, "text/plain; version=0.0.4", std::move(text), {}});
     return;
   }
   auto accounts = actors_.accounts;

@@ -37,6 +37,7 @@ struct gateway_actors {
   device_registry_actor registry;
   store_reader_actor reader;
   store_writer_actor writer;
+  std::shared_ptr<node_metrics> node_stats; ///< exported at /metrics too
 };
 
 class gateway {

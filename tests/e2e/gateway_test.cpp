@@ -254,6 +254,19 @@ TEST_CASE("online_delivery_reaches_the_peer_in_order_across_formats") {
   REQUIRE(f->has_message());
   CHECK(f->message().payload() == "reply");
   CHECK(f->message().sender_user_id() == bob_id(n, bob));
+  // /metrics counts what happened.
+  auto metrics = http_call(n.port, "GET", "/metrics").body;
+  auto value = [&](const std::string& name) {
+    std::smatch m;
+    std::regex re("\n" + name + " ([0-9.]+)");
+    return std::regex_search(metrics, m, re) ? std::stod(m[1].str()) : -1.0;
+  };
+  CHECK(value("parley_messages_delivered_total") >= 2 * count + 1);
+  CHECK(value("parley_messages_accepted_total") >= count + 1);
+  CHECK(value("parley_outbox_backlog") == 0);
+  CHECK(value("parley_commit_latency_seconds_count") >= 1);
+  CHECK(metrics.find("parley_commit_latency_seconds_bucket{le=\"+Inf\"}")
+        != std::string::npos);
 }
 
 TEST_CASE("an_offline_recipient_syncs_exactly_the_missed_messages_in_pages") {

@@ -1,0 +1,50 @@
+#pragma once
+
+// Counters that actors of a node update and /metrics exports. Lock-free;
+// handed to actors at spawn (nullable: tests may leave them out).
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace parley {
+
+/// A latency histogram with fixed buckets (Prometheus-style, cumulative on
+/// output).
+class latency_histogram {
+public:
+  /// Upper bounds of the buckets in microseconds.
+  static constexpr std::array<uint64_t, 12> bounds_us{
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000};
+
+  void observe(uint64_t us) {
+    size_t i = 0;
+    while (i < bounds_us.size() && us > bounds_us[i])
+      ++i;
+    counts_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_us_.fetch_add(us, std::memory_order_relaxed);
+  }
+
+  /// Prometheus text for histogram `name` (seconds).
+  std::string render(const std::string& name, const std::string& help) const;
+
+private:
+  std::array<std::atomic<uint64_t>, bounds_us.size() + 1> counts_{};
+  std::atomic<uint64_t> sum_us_{0};
+};
+
+struct node_metrics {
+  /// Duration of each synced write of the store writer.
+  latency_histogram commit_latency;
+  /// Committed messages not yet emitted for delivery, over all
+  /// conversations (grows after a restart until the outbox relay is done).
+  std::atomic<int64_t> outbox_backlog{0};
+  /// Messages pushed to connected devices.
+  std::atomic<uint64_t> messages_delivered{0};
+
+  std::string render() const;
+};
+
+} // namespace parley
