@@ -6,6 +6,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/errors.hpp"
@@ -128,12 +129,23 @@ std::string gateway::start() {
 void gateway::stop() {
   if (server_)
     server_->stop();
-  // The sockets are gone with the I/O threads: end their actors too.
-  std::lock_guard<std::mutex> guard{conns_mtx_};
-  for (auto& addr : conns_)
-    if (auto hdl = caf::actor_cast<caf::actor>(addr))
-      caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
-  conns_.clear();
+  // The sockets are gone with the I/O threads: end their actors too, and
+  // wait, so that none touches a session after the server is destroyed.
+  std::vector<caf::actor> live;
+  {
+    std::lock_guard<std::mutex> guard{conns_mtx_};
+    for (auto& addr : conns_)
+      if (auto hdl = caf::actor_cast<caf::actor>(addr))
+        live.push_back(hdl);
+    conns_.clear();
+  }
+  if (live.empty())
+    return;
+  caf::scoped_actor self{sys_};
+  for (auto& hdl : live) {
+    self->send_exit(hdl, caf::exit_reason::user_shutdown);
+    self->wait_for(hdl);
+  }
 }
 
 uint16_t gateway::port() const {
