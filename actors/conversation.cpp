@@ -211,6 +211,14 @@ void handle_send(self_ptr self, send_request& req,
   p->promises.push_back(rp);
   st.by_key.emplace(k, p);
   st.queue.push_back(p);
+  if (!st.recent.evicted()
+      && st.deps.clock() >= st.old_keys_live_until_ms) {
+    // Every key this incarnation committed is still in `recent`, and no
+    // earlier incarnation's key can be live: the store has nothing to say.
+    p->ph = pending::phase::fresh;
+    drain(self);
+    return;
+  }
   self
     ->request(st.deps.reader, caf::infinite, lookup_atom::value, st.id,
               k.user, k.device, k.cmid)
@@ -286,6 +294,11 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         st.dispatched = std::min(snap.dispatched, snap.head);
         st.watermark_sent = st.dispatched;
         st.swept = snap.swept;
+        // An hour of margin for a clock that stepped back between commits.
+        if (snap.head > 0)
+          st.old_keys_live_until_ms = snap.head_sent_at_ms
+                                      + st.deps.limits.idempotency_window_ms
+                                      + 3600 * 1000;
         for (auto& m : snap.members)
           st.members[m.user] = m;
         relay(self, [self] { become_ready(self); });

@@ -105,6 +105,9 @@ struct conversation_state {
   std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
   std::map<key, pending_ptr> by_key;        ///< every unanswered send
   recent_sends recent;                      ///< committed keys (bounded)
+  /// Until then, a key committed by an earlier incarnation may still be
+  /// inside its window, so unknown keys must be looked up in the store.
+  int64_t old_keys_live_until_ms = 0;
   sequence swept = 0;          ///< idempotency records gone up to here
   int64_t last_sweep_ms = 0;
   bool sweeping = false;

@@ -86,13 +86,14 @@ struct conversation_snapshot {
   sequence dispatched = 0; ///< outbox watermark
   std::vector<member> members;
   sequence swept = 0;      ///< idempotency records deleted up to here
+  int64_t head_sent_at_ms = 0; ///< acceptance time of the head message
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f,
                                         conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
-           x.dispatched, x.members, x.swept);
+           x.dispatched, x.members, x.swept, x.head_sent_at_ms);
 }
 
 /// A message as stored and as emitted for delivery.

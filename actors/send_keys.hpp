@@ -63,13 +63,22 @@ public:
     return map_.size();
   }
 
+  /// True once any answer was evicted: from then on, a key missing here
+  /// may still have been committed, and only the store can tell.
+  bool evicted() const {
+    return evicted_;
+  }
+
 private:
   void evict() {
     while (order_.size() > capacity_) {
       map_.erase(order_.front());
       order_.pop_front();
+      evicted_ = true;
     }
   }
+
+  bool evicted_ = false;
 
   size_t capacity_;
   std::map<send_key, send_result> map_;

@@ -33,7 +33,10 @@ caf::expected<Record> read(kv_backend& kv, const std::string& key,
   return parse<Record>(**bytes, what);
 }
 
-caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv) {
+/// The highest sequence of `conv` (0 if empty) and, if `sent_at` is given,
+/// that message's acceptance time.
+caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv,
+                                int64_t* sent_at = nullptr) {
   auto from = keys::message(conv, 0);
   auto to = keys::message(conv + 1, 0);
   if (conv == UINT64_MAX)
@@ -46,6 +49,12 @@ caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv) {
   auto decoded = keys::decode_message((*last)->first);
   if (!decoded)
     return caf::make_error(errc::storage_corrupt, "bad message key");
+  if (sent_at) {
+    auto rec = parse<pb::MessageRecord>((*last)->second, "bad message record");
+    if (!rec)
+      return rec.error();
+    *sent_at = rec->sent_at_ms();
+  }
   return decoded->second;
 }
 
@@ -113,7 +122,7 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
   if (!rec)
     return rec.error();
   snap.exists = rec->has_value();
-  auto head = head_of(kv, conv);
+  auto head = head_of(kv, conv, &snap.head_sent_at_ms);
   if (!head)
     return head.error();
   snap.head = *head;
