@@ -85,4 +85,18 @@ std::string node::login(const std::string& name, const std::string& device) {
   return token;
 }
 
+uint64_t user_id_of(uint16_t port, const std::string& token) {
+  ws_client c{port};
+  auto w = c.call(hello(1, token), gateway::frame_format::binary);
+  REQUIRE(w);
+  REQUIRE(w->has_welcome());
+  return w->welcome().user_id();
+}
+
+v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f) {
+  REQUIRE(f);
+  REQUIRE(f->has_error());
+  return f->error().code();
+}
+
 } // namespace parley::e2e

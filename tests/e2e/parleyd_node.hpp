@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
+#include "parley/v1/wire.pb.h"
 #include "process.hpp"
 
 namespace parley::e2e {
@@ -44,5 +47,11 @@ private:
 
 /// The value of "key":"value" (or "key":value) in a JSON text, or empty.
 std::string json_field(const std::string& json, const std::string& key);
+
+/// The user id behind a token, as the server reports it in Welcome.
+uint64_t user_id_of(uint16_t port, const std::string& token);
+
+/// The code of an Error frame (fails the test for anything else).
+v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f);
 
 } // namespace parley::e2e
