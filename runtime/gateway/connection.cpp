@@ -182,21 +182,24 @@ void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
                     frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
+  auto fail = [self, rid, fmt](caf::error& err) {
+    reply_error(self, rid, fmt, err);
+  };
   self
     ->request(st.deps.accounts, 30s, caf::resolve_atom::value,
               frame.open_direct().username())
     .then(
-      [self, rid, fmt](user_id peer) {
+      [self, rid, fmt, fail](user_id peer) {
         auto& st = self->state;
         auto me = st.who.user;
         auto conv_id = direct_conversation_id(me, peer);
         self->request(st.deps.directory, 30s, caf::get_atom::value, conv_id)
           .then(
-            [self, rid, fmt, me, peer, conv_id](conversation_actor& conv) {
+            [self, rid, fmt, fail, me, peer, conv_id](conversation_actor& conv) {
               // Both parties are members of their direct conversation.
               self->request(conv, 30s, caf::join_atom::value, me)
                 .then(
-                  [self, rid, fmt, peer, conv, conv_id](sequence) {
+                  [self, rid, fmt, fail, peer, conv, conv_id](sequence) {
                     self->request(conv, 30s, caf::join_atom::value, peer)
                       .then(
                         [self, rid, fmt, peer, conv_id](sequence) {
@@ -207,19 +210,13 @@ void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
                           d->set_peer_user_id(peer);
                           reply(self, f, fmt);
                         },
-                        [self, rid, fmt](caf::error& err) {
-                          reply_error(self, rid, fmt, err);
-                        });
+                        fail);
                   },
-                  [self, rid, fmt](caf::error& err) {
-                    reply_error(self, rid, fmt, err);
-                  });
+                  fail);
             },
-            [self, rid, fmt](caf::error& err) {
-              reply_error(self, rid, fmt, err);
-            });
+            fail);
       },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+      fail);
 }
 
 void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {

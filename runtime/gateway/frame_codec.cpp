@@ -50,12 +50,7 @@ decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
       // Retry leniently: unknown fields are allowed (newer clients), but
       // then an unset body means a frame type this server does not know.
       r.frame.Clear();
-      pbu::JsonParseOptions lenient;
-      lenient.ignore_unknown_fields = true;
-      auto st2 = pbu::JsonStringToMessage(
-        google::protobuf::StringPiece{data.data(), data.size()}, &r.frame,
-        lenient);
-      if (!st2.ok())
+      if (!parse_json_lenient(data, r.frame).empty())
         return refuse(v1::Error::CODE_BAD_FRAME,
                       "not a ClientFrame in JSON: "
                         + std::string(st.message().substr(0, 200)));
@@ -72,24 +67,32 @@ decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
   return r;
 }
 
+std::string parse_json_lenient(std::string_view data,
+                               google::protobuf::Message& out) {
+  pbu::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;
+  auto st = pbu::JsonStringToMessage(
+    google::protobuf::StringPiece{data.data(), data.size()}, &out, lenient);
+  return st.ok() ? std::string{} : std::string(st.message().substr(0, 200));
+}
+
+std::string encode_message(const google::protobuf::Message& m,
+                           frame_format fmt) {
+  if (fmt == frame_format::binary)
+    return m.SerializeAsString();
+  std::string out; // canonical JSON: lowerCamelCase keys
+  (void) pbu::MessageToJsonString(m, &out, {});
+  return out;
+}
+
 std::string encode_server_frame(const v1::ServerFrame& frame,
                                 frame_format fmt) {
-  if (fmt == frame_format::binary)
-    return frame.SerializeAsString();
-  std::string out;
-  pbu::JsonPrintOptions opts;
-  opts.preserve_proto_field_names = false; // lowerCamelCase, canonical
-  (void) pbu::MessageToJsonString(frame, &out, opts);
-  return out;
+  return encode_message(frame, fmt);
 }
 
 std::string encode_client_frame(const v1::ClientFrame& frame,
                                 frame_format fmt) {
-  if (fmt == frame_format::binary)
-    return frame.SerializeAsString();
-  std::string out;
-  (void) pbu::MessageToJsonString(frame, &out, {});
-  return out;
+  return encode_message(frame, fmt);
 }
 
 std::optional<v1::ServerFrame> decode_server_frame(std::string_view data,
@@ -100,12 +103,7 @@ std::optional<v1::ServerFrame> decode_server_frame(std::string_view data,
       return std::nullopt;
     return frame;
   }
-  pbu::JsonParseOptions lenient;
-  lenient.ignore_unknown_fields = true;
-  if (!pbu::JsonStringToMessage(
-         google::protobuf::StringPiece{data.data(), data.size()}, &frame,
-         lenient)
-         .ok())
+  if (!parse_json_lenient(data, frame).empty())
     return std::nullopt;
   return frame;
 }

@@ -33,6 +33,16 @@ struct decoded_frame {
 decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
                                   size_t max_bytes);
 
+/// Encodes any protobuf message: binary, or canonical JSON (lowerCamelCase
+/// keys, 64-bit integers as strings).
+std::string encode_message(const google::protobuf::Message& m,
+                           frame_format fmt);
+
+/// Parses JSON into `out`, ignoring unknown fields (newer peers). Returns
+/// an error description, or empty on success.
+std::string parse_json_lenient(std::string_view data,
+                               google::protobuf::Message& out);
+
 /// Encodes a server frame in `fmt`.
 std::string encode_server_frame(const v1::ServerFrame& frame,
                                 frame_format fmt);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include <google/protobuf/util/json_util.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -17,13 +16,10 @@ namespace parley::gateway {
 
 namespace {
 
-namespace pbu = google::protobuf::util;
 using namespace std::chrono_literals;
 
 std::string to_json(const google::protobuf::Message& m) {
-  std::string out;
-  (void) pbu::MessageToJsonString(m, &out, {});
-  return out;
+  return encode_message(m, frame_format::json);
 }
 
 http_response error_response(v1::Error::Code code, std::string message) {
@@ -44,13 +40,10 @@ http_response error_response(const caf::error& err) {
 
 template <class Message>
 bool parse_body(const std::string& body, Message& out, respond_fn& respond) {
-  pbu::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  auto st = pbu::JsonStringToMessage(body, &out, opts);
-  if (!st.ok()) {
+  auto err = parse_json_lenient(body, out);
+  if (!err.empty()) {
     respond(error_response(v1::Error::CODE_BAD_FRAME,
-                           "request body is not the expected JSON: "
-                             + std::string(st.message().substr(0, 200))));
+                           "request body is not the expected JSON: " + err));
     return false;
   }
   return true;

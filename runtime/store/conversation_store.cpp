@@ -291,12 +291,16 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
                                      1000);
   size_t bytes = 0;
   // The inbox comes whole, before any message (a client draws it first).
-  std::vector<sequence> heads;
-  for (auto& [conv, m] : convs) {
+  // Later pages read heads only from where they resume.
+  std::vector<sequence> heads(convs.size(), 0);
+  for (size_t ci = 0; ci < convs.size(); ++ci) {
+    auto conv = convs[ci].first;
+    if (resuming && conv < resume_conv)
+      continue;
     auto head = head_of(kv, conv);
     if (!head)
       return head.error();
-    heads.push_back(*head);
+    heads[ci] = *head;
     if (!resuming)
       page.inbox.push_back(inbox_item{conv, *head});
   }

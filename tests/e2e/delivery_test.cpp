@@ -92,10 +92,7 @@ TEST_CASE("an_offline_recipient_syncs_exactly_the_missed_messages_in_pages") {
   auto alice = n.account("alice", "phone");
   auto bob = n.account("bob", "laptop");
   ws_client a{n.port};
-  REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
-  auto conv = a.call(open_direct(2, "bob"), frame_format::binary)
-                ->direct_opened()
-                .conversation_id();
+  auto conv = open_chat(a, alice, "bob", frame_format::binary);
   // Bob saw the first two messages before going offline.
   for (int i = 0; i < 2; ++i)
     REQUIRE(a.call(send_frame(10 + i, conv, "early" + std::to_string(i), "e"),
@@ -114,38 +111,25 @@ TEST_CASE("an_offline_recipient_syncs_exactly_the_missed_messages_in_pages") {
   ws_client b{n.port};
   REQUIRE(b.call(hello(1, bob), frame_format::json)->has_welcome());
   std::vector<uint64_t> seqs;
-  std::string continuation;
-  int pages = 0;
   uint32_t rid = 2;
-  do {
-    v1::ClientFrame f;
-    f.set_request_id(rid++);
-    auto* s = f.mutable_sync();
-    auto* c = s->add_cursors();
-    c->set_conversation_id(conv);
-    c->set_after_sequence(2);
-    s->set_page_size(100);
-    s->set_continuation(continuation);
-    auto page = b.call(f, frame_format::json);
-    REQUIRE(page);
-    REQUIRE(page->has_sync_page());
-    if (pages == 0) {
-      REQUIRE(page->sync_page().inbox_size() == 1);
-      CHECK(page->sync_page().inbox(0).head_sequence() == 2 + missed);
+  auto pages = sync_all(b, {{conv, 2}}, 100, frame_format::json, rid, 20);
+  rid += static_cast<uint32_t>(pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    auto& page = pages[i];
+    if (i == 0) {
+      REQUIRE(page.inbox_size() == 1);
+      CHECK(page.inbox(0).head_sequence() == 2 + missed);
     } else {
-      CHECK(page->sync_page().inbox_size() == 0);
+      CHECK(page.inbox_size() == 0);
     }
-    CHECK(page->sync_page().messages_size() <= 100);
-    for (auto& m : page->sync_page().messages()) {
+    CHECK(page.messages_size() <= 100);
+    for (auto& m : page.messages()) {
       seqs.push_back(m.server_sequence());
       CHECK(m.payload()
             == "payload " + std::to_string(m.server_sequence() - 3));
     }
-    continuation = page->sync_page().continuation();
-    ++pages;
-    REQUIRE(pages <= 20);
-  } while (!continuation.empty());
-  CHECK(pages >= 10);
+  }
+  CHECK(pages.size() >= 10);
   REQUIRE(seqs.size() == size_t(missed)); // exactly those, once
   for (size_t i = 0; i < seqs.size(); ++i)
     CHECK(seqs[i] == 3 + i); // in order
@@ -176,10 +160,7 @@ TEST_CASE("a_send_retried_on_a_new_connection_after_a_drop_is_stored_once") {
   for (int round = 0; round < 20; ++round) {
     {
       ws_client a{n.port};
-      REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
-      conv = a.call(open_direct(2, "bob"), frame_format::binary)
-               ->direct_opened()
-               .conversation_id();
+      conv = open_chat(a, alice, "bob", frame_format::binary);
       // Send and drop the connection without waiting for Accepted.
       a.send(send_frame(3, conv, "drop-" + std::to_string(round), "once"),
              frame_format::binary);
@@ -216,10 +197,7 @@ TEST_CASE("a_device_that_does_not_read_is_disconnected_and_recovers_by_sync") {
   auto alice = n.account("alice", "phone");
   auto bob = n.account("bob", "laptop");
   ws_client a{n.port};
-  REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
-  auto conv = a.call(open_direct(2, "bob"), frame_format::binary)
-                ->direct_opened()
-                .conversation_id();
+  auto conv = open_chat(a, alice, "bob", frame_format::binary);
   ws_client b{n.port};
   REQUIRE(b.call(hello(1, bob), frame_format::binary)->has_welcome());
   // Bob stops reading. Alice sends until the server gives up on him: his
@@ -253,23 +231,10 @@ TEST_CASE("a_device_that_does_not_read_is_disconnected_and_recovers_by_sync") {
   // He reconnects and syncs: every message, once, in order.
   ws_client b2{n.port};
   REQUIRE(b2.call(hello(1, bob), frame_format::binary)->has_welcome());
-  v1::ClientFrame f;
-  f.set_request_id(2);
-  auto* s = f.mutable_sync();
-  auto* c = s->add_cursors();
-  c->set_conversation_id(conv);
-  s->set_page_size(1000);
   uint64_t next = 1;
-  for (int page = 0; page < 200; ++page) {
-    auto p = b2.call(f, frame_format::binary, 30000);
-    REQUIRE(p);
-    REQUIRE(p->has_sync_page());
-    for (auto& m : p->sync_page().messages())
+  for (auto& page : sync_all(b2, {{conv, 0}}, 1000, frame_format::binary, 2,
+                             200))
+    for (auto& m : page.messages())
       CHECK(m.server_sequence() == next++);
-    if (p->sync_page().continuation().empty())
-      break;
-    f.set_request_id(f.request_id() + 1);
-    s->set_continuation(p->sync_page().continuation());
-  }
   CHECK(next == uint64_t(total) + 1);
 }

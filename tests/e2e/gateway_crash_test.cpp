@@ -151,27 +151,13 @@ TEST_CASE("kill_9_of_parleyd_under_20_senders_loses_and_duplicates_nothing") {
   ws_client r{port};
   REQUIRE(r.call(hello(1, rcpt), frame_format::binary)->has_welcome());
   std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> got;
-  v1::ClientFrame f;
-  f.set_request_id(2);
-  auto* sync = f.mutable_sync();
-  for (auto& l : logs) {
-    auto* c = sync->add_cursors();
-    c->set_conversation_id(l.conv);
-    c->set_after_sequence(0);
-  }
-  sync->set_page_size(1000);
-  for (int page = 0; page < 1000; ++page) {
-    auto p = r.call(f, frame_format::binary, 30000);
-    REQUIRE(p);
-    REQUIRE(p->has_sync_page());
-    for (auto& m : p->sync_page().messages())
+  std::map<uint64_t, uint64_t> cursors;
+  for (auto& l : logs)
+    cursors[l.conv] = 0;
+  for (auto& page : sync_all(r, cursors, 1000, frame_format::binary, 2))
+    for (auto& m : page.messages())
       got[m.conversation_id()].emplace_back(m.server_sequence(),
                                             m.client_message_id());
-    if (p->sync_page().continuation().empty())
-      break;
-    f.set_request_id(f.request_id() + 1);
-    sync->set_continuation(p->sync_page().continuation());
-  }
   size_t total = 0;
   for (auto& l : logs) {
     auto& msgs = got[l.conv];

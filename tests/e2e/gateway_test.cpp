@@ -127,10 +127,7 @@ TEST_CASE("websocket_refuses_bad_tokens_requests_before_hello_and_non_members") 
   }
   // Carol cannot write into Alice and Bob's conversation.
   ws_client a{n.port};
-  REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
-  auto conv = a.call(open_direct(2, "bob"), frame_format::json)
-                ->direct_opened()
-                .conversation_id();
+  auto conv = open_chat(a, alice, "bob", frame_format::json);
   ws_client c{n.port};
   REQUIRE(c.call(hello(1, carol), frame_format::json)->has_welcome());
   auto r = c.call(send_frame(2, conv, "c-1", "let me in"), frame_format::json);

@@ -93,6 +93,45 @@ uint64_t user_id_of(uint16_t port, const std::string& token) {
   return w->welcome().user_id();
 }
 
+uint64_t open_chat(ws_client& c, const std::string& token,
+                   const std::string& peer, gateway::frame_format fmt) {
+  auto w = c.call(hello(1, token), fmt);
+  REQUIRE(w);
+  REQUIRE(w->has_welcome());
+  auto o = c.call(open_direct(2, peer), fmt);
+  REQUIRE(o);
+  REQUIRE(o->has_direct_opened());
+  return o->direct_opened().conversation_id();
+}
+
+std::vector<v1::SyncPage>
+sync_all(ws_client& c, const std::map<uint64_t, uint64_t>& cursors,
+         uint32_t page_size, gateway::frame_format fmt, uint32_t first_rid,
+         int max_pages) {
+  std::vector<v1::SyncPage> pages;
+  v1::ClientFrame f;
+  f.set_request_id(first_rid);
+  auto* s = f.mutable_sync();
+  for (auto& [conv, after] : cursors) {
+    auto* cur = s->add_cursors();
+    cur->set_conversation_id(conv);
+    cur->set_after_sequence(after);
+  }
+  s->set_page_size(page_size);
+  for (int i = 0; i < max_pages; ++i) {
+    auto p = c.call(f, fmt, 30000);
+    REQUIRE(p);
+    REQUIRE(p->has_sync_page());
+    pages.push_back(p->sync_page());
+    if (p->sync_page().continuation().empty())
+      return pages;
+    f.set_request_id(f.request_id() + 1);
+    s->set_continuation(p->sync_page().continuation());
+  }
+  FAIL("sync did not complete within " << max_pages << " pages");
+  return pages;
+}
+
 v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f) {
   REQUIRE(f);
   REQUIRE(f->has_error());

@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include <map>
 #include <optional>
 
 #include "parley/v1/wire.pb.h"
 #include "process.hpp"
+#include "ws_client.hpp"
 
 namespace parley::e2e {
 
@@ -50,6 +52,18 @@ std::string json_field(const std::string& json, const std::string& key);
 
 /// The user id behind a token, as the server reports it in Welcome.
 uint64_t user_id_of(uint16_t port, const std::string& token);
+
+/// Says Hello with `token` on `c` and opens the direct conversation with
+/// `peer`; returns its id (request ids 1 and 2).
+uint64_t open_chat(ws_client& c, const std::string& token,
+                   const std::string& peer, gateway::frame_format fmt);
+
+/// Syncs from `cursors` (conversation -> after sequence) until the
+/// continuation is empty; returns every page (at most `max_pages`).
+std::vector<v1::SyncPage>
+sync_all(ws_client& c, const std::map<uint64_t, uint64_t>& cursors,
+         uint32_t page_size, gateway::frame_format fmt, uint32_t first_rid,
+         int max_pages = 1000);
 
 /// The code of an Error frame (fails the test for anything else).
 v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f);

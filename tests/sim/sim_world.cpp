@@ -175,18 +175,15 @@ void world::join_members() {
 
 void world::spawn_clients(bool replay_some) {
   for (int c = 0; c < k.clients; ++c) {
-    client_plan plan{conversation_id(1 + c % k.conversations),
-                     user_id(100 + c), device_id(1), {}};
+    std::vector<std::string> cmids;
     for (int i = 0; i < k.messages; ++i) {
       auto cmid = "c" + std::to_string(c) + "-m" + std::to_string(i);
       auto o = outcomes.find(cmid);
       bool acked = o != outcomes.end() && !o->second.answers.empty();
       if (!acked || (replay_some && uniform() < k.p_replay))
-        plan.cmids.push_back(cmid);
-      outcomes[cmid].conv = plan.conv;
-      outcomes[cmid].user = plan.user;
+        cmids.push_back(std::move(cmid));
     }
-    node_->others.push_back(spawn_client(*sys_, this, std::move(plan)));
+    send(c, std::move(cmids));
   }
 }
 
