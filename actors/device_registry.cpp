@@ -1,54 +1,159 @@
 #include "actors/device_registry.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/errors.hpp"
+
 namespace parley {
 
-device_registry_actor::behavior_type device_registry_impl(
-  device_registry_actor::stateful_pointer<device_registry_state> self) {
+namespace {
+
+using self_ptr = device_registry_actor::stateful_pointer<device_registry_state>;
+
+using entry = device_registry_state::entry;
+
+entry* find(device_registry_state& st, user_id user, device_id dev) {
+  auto u = st.devices.find(user);
+  if (u == st.devices.end())
+    return nullptr;
+  auto d = u->second.find(dev);
+  return d == u->second.end() ? nullptr : &d->second;
+}
+
+void erase(device_registry_state& st, user_id user, device_id dev) {
+  auto u = st.devices.find(user);
+  if (u == st.devices.end())
+    return;
+  u->second.erase(dev);
+  if (u->second.empty())
+    st.devices.erase(u);
+}
+
+void schedule_tick(self_ptr self) {
+  self->delayed_send(self, self->state.opts.idle_ttl / 2,
+                     caf::tick_atom::value);
+}
+
+} // namespace
+
+device_registry_actor::behavior_type
+device_registry_impl(self_ptr self, device_deps deps,
+                     device_registry_options opts) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.deps.opts = opts.device;
+  st.opts = opts;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    auto i = st.by_addr.find(dm.source);
-    if (i == st.by_addr.end())
+    if (auto i = st.by_conn.find(dm.source); i != st.by_conn.end()) {
+      auto [user, dev] = i->second;
+      st.by_conn.erase(i);
+      if (auto* e = find(st, user, dev); e && e->conn == dm.source) {
+        e->conn = nullptr;
+        e->offline_since = self->clock().now();
+      }
       return;
-    auto [user, dev] = i->second;
-    st.by_addr.erase(i);
-    auto u = st.online.find(user);
-    if (u == st.online.end())
-      return;
-    auto d = u->second.find(dev);
-    if (d != u->second.end() && d->second.address() == dm.source)
-      u->second.erase(d);
-    if (u->second.empty())
-      st.online.erase(u);
+    }
+    if (auto i = st.by_device.find(dm.source); i != st.by_device.end()) {
+      auto [user, dev] = i->second;
+      st.by_device.erase(i);
+      auto* e = find(st, user, dev);
+      if (!e || e->actor.address() != dm.source)
+        return;
+      spdlog::warn("device actor failed user={} device={} reason=\"{}\"",
+                   user, dev, to_string(dm.reason));
+      if (auto conn = caf::actor_cast<caf::actor>(e->conn)) {
+        st.by_conn.erase(e->conn);
+        caf::anon_send(conn, caf::close_atom::value,
+                       std::string{"device state lost; reconnect and sync"});
+      }
+      erase(st, user, dev);
+    }
   });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    // A linked device that failed: the down handler cleans up. Anything
+    // else: the node stops.
+    if (self->state.linked.erase(em.source) == 0)
+      self->quit(em.reason);
+  });
+  schedule_tick(self);
   return {
     [self](deliver_atom, const stored_message& msg,
            const std::vector<user_id>& to) {
       auto& st = self->state;
       for (auto user : to) {
-        auto u = st.online.find(user);
-        if (u == st.online.end())
+        auto u = st.devices.find(user);
+        if (u == st.devices.end())
           continue;
-        for (auto& [dev, conn] : u->second) {
+        for (auto& [dev, e] : u->second) {
+          if (!e.conn)
+            continue; // offline: sync
           if (user == msg.sender_user && dev == msg.sender_device)
             continue; // the sending device has it already
-          caf::anon_send(conn, deliver_atom::value, msg);
-          ++st.pushed;
+          self->send(e.actor, deliver_atom::value, msg);
+          ++st.forwarded;
         }
       }
     },
-    [self](caf::join_atom, user_id user, device_id dev, caf::actor conn) {
+    [self](caf::join_atom, user_id user, device_id dev, caf::actor conn,
+           device_sink_ref& sink) -> caf::result<device_actor> {
       auto& st = self->state;
-      auto& slot = st.online[user][dev];
-      if (slot && slot != conn)
-        caf::anon_send(slot, caf::close_atom::value,
-                       std::string{"replaced by a newer connection"});
-      slot = conn;
-      st.by_addr[conn.address()] = {user, dev};
+      auto* e = find(st, user, dev);
+      if (!e) {
+        // Linked: device actors end with the registry. Monitored: a device
+        // that fails is cleaned up by the down handler (exits from devices
+        // are trapped below).
+        auto actor = self->spawn<caf::linked>(device_impl, st.deps, user, dev);
+        self->monitor(actor);
+        st.linked.insert(actor.address());
+        st.by_device[actor.address()] = {user, dev};
+        e = &st.devices[user][dev];
+        e->actor = actor;
+      }
+      if (e->conn && e->conn != conn.address())
+        st.by_conn.erase(e->conn); // the device actor closes it
+      e->conn = conn.address();
+      st.by_conn[conn.address()] = {user, dev};
       self->monitor(conn);
-      return true;
+      // Deliveries forwarded after this join reach the device after it,
+      // so they find the new sink.
+      auto rp = self->make_response_promise<device_actor>();
+      auto actor = e->actor;
+      self
+        ->request(actor, caf::infinite, caf::join_atom::value, conn,
+                  std::move(sink))
+        .then([rp, actor](bool) mutable { rp.deliver(actor); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [self](caf::get_atom, user_id user,
+           device_id dev) -> caf::result<device_actor> {
+      if (auto* e = find(self->state, user, dev))
+        return e->actor;
+      return caf::make_error(errc::not_found, "no device actor");
+    },
+    [self](caf::tick_atom) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      for (auto u = st.devices.begin(); u != st.devices.end();) {
+        for (auto d = u->second.begin(); d != u->second.end();) {
+          auto& e = d->second;
+          if (!e.conn && now - e.offline_since > st.opts.idle_ttl) {
+            st.by_device.erase(e.actor.address());
+            st.linked.erase(e.actor.address());
+            self->unlink_from(e.actor);
+            self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+            d = u->second.erase(d);
+          } else {
+            ++d;
+          }
+        }
+        u = u->second.empty() ? st.devices.erase(u) : std::next(u);
+      }
+      schedule_tick(self);
     },
   };
 }

@@ -1,45 +1,68 @@
 #pragma once
 
-// device_registry: which connection holds each (user, device) on this node,
-// and the delivery target of conversations: it pushes every committed
-// message to the connections of the message's recipients. A device that is
-// not connected gets nothing pushed; it catches up by sync. A second
-// connection of a device replaces the first (which is told to close).
-//
-// DESIGN.md's `device` mailbox actor (one per device, with in-flight
-// deliveries and push hand-off) grows out of this registry's entries; for
-// now they are entries, not actors.
+// device_registry: the node's index of device actors and the delivery
+// target of conversations. It spawns a device's actor when a connection of
+// the device joins, forwards every committed message to the device actors of
+// its recipients that hold a connection (devices without one get nothing
+// pushed: they catch up by sync), and retires device actors that have been
+// without a connection for `idle_ttl`. A device actor that fails takes its
+// connection down with it (the client reconnects and syncs).
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <set>
 #include <utility>
 
 #include <caf/actor.hpp>
+#include <caf/actor_clock.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/device.hpp"
 
 namespace parley {
 
 using device_registry_actor = delivery_actor::extend<
-  /// Registers `conn` as the connection of (user, device); it must handle
-  /// (deliver_atom, stored_message) and (caf::close_atom, std::string).
-  /// An earlier connection of the device is closed. Replies true.
-  caf::replies_to<caf::join_atom, user_id, device_id, caf::actor>::with<bool>>;
+  /// Attaches connection `conn` and its sink to the device actor of
+  /// (user, device), spawned on first use; an earlier connection of the
+  /// device is closed. Replies the device actor (acks go to it).
+  caf::replies_to<caf::join_atom, user_id, device_id, caf::actor,
+                  device_sink_ref>::with<device_actor>,
+  /// The running device actor of (user, device). Error: not_found.
+  caf::replies_to<caf::get_atom, user_id, device_id>::with<device_actor>,
+  /// Internal: retires device actors idle for `idle_ttl`.
+  caf::reacts_to<caf::tick_atom>>;
+
+struct device_registry_options {
+  /// How long a device actor outlives its last connection.
+  std::chrono::milliseconds idle_ttl = std::chrono::seconds(60);
+  device_options device;
+};
 
 struct device_registry_state {
-  std::map<user_id, std::map<device_id, caf::actor>> online;
-  std::map<caf::actor_addr, std::pair<user_id, device_id>> by_addr;
-  uint64_t pushed = 0;
+  struct entry {
+    device_actor actor;
+    caf::actor_addr conn; ///< null: no connection attached
+    caf::actor_clock::time_point offline_since;
+  };
+
+  device_deps deps;
+  device_registry_options opts;
+  std::map<user_id, std::map<device_id, entry>> devices;
+  std::map<caf::actor_addr, std::pair<user_id, device_id>> by_conn;
+  std::map<caf::actor_addr, std::pair<user_id, device_id>> by_device;
+  std::set<caf::actor_addr> linked; ///< devices whose exit_msg may come
+  uint64_t forwarded = 0;
 
   static inline const char* name = "device_registry";
 };
 
 device_registry_actor::behavior_type device_registry_impl(
-  device_registry_actor::stateful_pointer<device_registry_state> self);
+  device_registry_actor::stateful_pointer<device_registry_state> self,
+  device_deps deps, device_registry_options opts);
 
 } // namespace parley

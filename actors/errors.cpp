@@ -33,7 +33,7 @@ bool retryable(errc x) {
 }
 
 bool is(const caf::error& err, errc x) {
-  return err.category() == caf::atom("parley")
+  return err && err.category() == caf::atom("parley")
          && err.code() == static_cast<uint8_t>(x);
 }
 

@@ -6,6 +6,7 @@
 // nodes: append only.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -293,6 +294,46 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, writer_stats& x) {
   return f(caf::meta::type_name("writer_stats"), x.commits, x.syncs,
            x.failures, x.ops);
+}
+
+// -- delivery to devices ---------------------------------------------------------
+
+/// Where a device actor pushes messages: the outbound side of the
+/// connection that currently holds the device. The gateway implements it
+/// (encode one Message frame onto the socket's bounded queue). Thread-safe,
+/// never blocks.
+class device_sink {
+public:
+  virtual ~device_sink();
+
+  /// Pushes one message. False if the connection is gone or its outbound
+  /// queue overflowed (it is then closing; the device catches up by sync).
+  virtual bool push(const stored_message& msg) = 0;
+};
+
+/// A sink as a message field. Local only: between nodes it travels as a
+/// null pointer (a remote device pushes through its own node's gateway).
+struct device_sink_ref {
+  std::shared_ptr<device_sink> ptr;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, device_sink_ref&) {
+  return f(caf::meta::type_name("device_sink_ref"));
+}
+
+/// A device actor's view of itself (tests, metrics).
+struct device_status {
+  bool connected = false;
+  uint64_t pushed = 0;   ///< messages pushed since the actor started
+  uint64_t unacked = 0;  ///< pushed on this connection, not yet acknowledged
+  uint64_t cursor_writes = 0; ///< delivered-cursor writes made
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, device_status& x) {
+  return f(caf::meta::type_name("device_status"), x.connected, x.pushed,
+           x.unacked, x.cursor_writes);
 }
 
 } // namespace parley

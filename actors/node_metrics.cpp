@@ -35,6 +35,14 @@ std::string node_metrics::render() const {
          "connected devices.\n# TYPE parley_messages_delivered_total "
          "counter\nparley_messages_delivered_total "
          + std::to_string(messages_delivered.load()) + "\n";
+  out += "# HELP parley_devices_online Devices with an attached "
+         "connection.\n# TYPE parley_devices_online gauge\n"
+         "parley_devices_online "
+         + std::to_string(devices_online.load()) + "\n";
+  out += "# HELP parley_deliveries_unacked Messages pushed to devices and "
+         "not yet acknowledged.\n# TYPE parley_deliveries_unacked gauge\n"
+         "parley_deliveries_unacked "
+         + std::to_string(deliveries_unacked.load()) + "\n";
   return out;
 }
 

@@ -43,6 +43,10 @@ struct node_metrics {
   std::atomic<int64_t> outbox_backlog{0};
   /// Messages pushed to connected devices.
   std::atomic<uint64_t> messages_delivered{0};
+  /// Devices with a connection attached to their device actor.
+  std::atomic<int64_t> devices_online{0};
+  /// Messages pushed to connected devices and not yet acknowledged.
+  std::atomic<int64_t> deliveries_unacked{0};
 
   std::string render() const;
 };

@@ -42,6 +42,9 @@ store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
       return to_result(store::find_expired_idempotency(
         *self->state.kv, conv, after, cutoff_ms, limit));
     },
+    [=](ack_atom, user_id user, conversation_id conv) {
+      return to_result(store::ack_limit(*self->state.kv, user, conv));
+    },
   };
 }
 

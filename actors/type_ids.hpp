@@ -17,6 +17,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
   CAF_ADD_TYPE_ID(parley, (parley::conversation_snapshot))
   CAF_ADD_TYPE_ID(parley, (parley::device_info))
+  CAF_ADD_TYPE_ID(parley, (parley::device_sink_ref))
+  CAF_ADD_TYPE_ID(parley, (parley::device_status))
   CAF_ADD_TYPE_ID(parley, (parley::login_result))
   CAF_ADD_TYPE_ID(parley, (parley::principal))
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::device_info>))
@@ -37,6 +39,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::stored_message>))
   CAF_ADD_TYPE_ID(parley, (std::vector<uint64_t>))
 
+  CAF_ADD_ATOM(parley, parley, ack_atom, "ack")
   CAF_ADD_ATOM(parley, parley, auth_atom, "auth")
   CAF_ADD_ATOM(parley, parley, commit_atom, "commit")
   CAF_ADD_ATOM(parley, parley, deliver_atom, "deliver")
@@ -47,6 +50,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, login_atom, "login")
   CAF_ADD_ATOM(parley, parley, lookup_atom, "lookup")
   CAF_ADD_ATOM(parley, parley, outbox_atom, "outbox")
+  CAF_ADD_ATOM(parley, parley, refresh_atom, "refresh")
   CAF_ADD_ATOM(parley, parley, register_atom, "register")
   CAF_ADD_ATOM(parley, parley, revoke_atom, "revoke")
   CAF_ADD_ATOM(parley, parley, send_atom, "send")
@@ -60,10 +64,11 @@ namespace parley {
 
 /// Every atom text Parley defines, in the order above (for the unit test).
 inline std::vector<caf::atom_value> parley_atoms() {
-  return {auth_atom::value,     commit_atom::value, deliver_atom::value,
-          devices_atom::value,  fetch_atom::value,  frame_atom::value,
-          load_atom::value,     login_atom::value,  lookup_atom::value,
-          outbox_atom::value,   register_atom::value, revoke_atom::value,
+  return {ack_atom::value,      auth_atom::value,   commit_atom::value,
+          deliver_atom::value,  devices_atom::value, fetch_atom::value,
+          frame_atom::value,    load_atom::value,   login_atom::value,
+          lookup_atom::value,   outbox_atom::value, refresh_atom::value,
+          register_atom::value, revoke_atom::value,
           send_atom::value,     stats_atom::value,  sweep_atom::value,
           sync_atom::value};
 }

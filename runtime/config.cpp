@@ -72,6 +72,12 @@ accounts_limits node_config::accounts() const {
   return lim;
 }
 
+device_registry_options node_config::devices() const {
+  device_registry_options opts;
+  opts.device.ttl = std::chrono::milliseconds(3 * heartbeat_ms);
+  return opts;
+}
+
 std::optional<gateway::gateway_options> node_config::gateway() const {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0)

@@ -61,6 +61,10 @@ public:
   /// Account limits from the options above.
   accounts_limits accounts() const;
 
+  /// Device actor settings: a connection that missed three heartbeats is
+  /// dropped from its device.
+  device_registry_options devices() const;
+
   /// Gateway settings from the options above; empty on a bad listen
   /// address (validate() says why).
   std::optional<gateway::gateway_options> gateway() const;

@@ -42,7 +42,9 @@ std::string node::start() {
     writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
     reader_ = sys_.spawn(store_reader_impl, opts_.kv);
   }
-  registry_ = sys_.spawn(device_registry_impl);
+  registry_ = sys_.spawn(device_registry_impl,
+                         device_deps{reader_, writer_, metrics_, {}},
+                         opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
   directory_ = sys_.spawn(directory_impl,
@@ -57,7 +59,7 @@ std::string node::start() {
     gateway_ = std::make_unique<gateway::gateway>(
       sys_, *opts_.gateway,
       gateway::gateway_actors{accounts_, directory_, registry_, reader_,
-                              writer_, metrics_});
+                              metrics_});
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",

@@ -31,6 +31,7 @@ struct node_options {
   delivery_actor delivery; ///< empty: the device registry
   bool detach_store = true; ///< false only under the test coordinator
   accounts_limits accounts;
+  device_registry_options devices;
   /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
   std::optional<gateway::gateway_options> gateway;
 };

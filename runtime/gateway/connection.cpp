@@ -48,7 +48,7 @@ void disconnect(self_ptr self, uint16_t code, const std::string& reason,
                 bool reconnect) {
   auto& st = self->state;
   v1::ServerFrame f;
-  f.set_event_seq(++st.event_seq);
+  f.set_event_seq(st.sink ? st.sink->next_event_seq() : ++st.event_seq);
   auto* d = f.mutable_disconnect();
   d->set_code(code);
   d->set_reason(reason);
@@ -101,26 +101,42 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
     .then(
       [self, rid, fmt](principal& who) {
         auto& st = self->state;
-        st.authenticating = false;
-        st.authenticated = true;
         st.who = who;
-        v1::ServerFrame f;
-        f.set_request_id(rid);
-        auto* w = f.mutable_welcome();
-        w->set_protocol_version(protocol_version);
-        w->set_server_build("parleyd 0.1");
-        w->set_user_id(who.user);
-        w->set_device_id(who.device);
-        w->set_session_id(std::to_string(self->id()));
-        w->set_heartbeat_ms(st.deps.heartbeat_ms);
-        w->set_max_frame_bytes(static_cast<uint32_t>(st.deps.max_frame_bytes));
-        reply(self, f, fmt);
-        self->delayed_send(self, std::chrono::milliseconds(st.deps.heartbeat_ms),
-                           caf::tick_atom::value);
-        // From now on this connection receives the device's messages.
-        self->request(st.deps.registry, 30s, caf::join_atom::value, who.user,
-                      who.device, caf::actor_cast<caf::actor>(self))
-          .then([](bool) {}, [](caf::error&) {});
+        // Attach to the device's actor first: from Welcome on, the device
+        // receives its messages on this connection.
+        st.sink = std::make_shared<ws_sink>(st.link, fmt, st.deps.stats);
+        self
+          ->request(st.deps.registry, 30s, caf::join_atom::value, who.user,
+                    who.device, caf::actor_cast<caf::actor>(self),
+                    device_sink_ref{st.sink})
+          .then(
+            [self, rid, fmt](device_actor& dev) {
+              auto& st = self->state;
+              st.authenticating = false;
+              st.authenticated = true;
+              st.device = dev;
+              v1::ServerFrame f;
+              f.set_request_id(rid);
+              auto* w = f.mutable_welcome();
+              w->set_protocol_version(protocol_version);
+              w->set_server_build("parleyd 0.1");
+              w->set_user_id(st.who.user);
+              w->set_device_id(st.who.device);
+              w->set_session_id(std::to_string(self->id()));
+              w->set_heartbeat_ms(st.deps.heartbeat_ms);
+              w->set_max_frame_bytes(
+                static_cast<uint32_t>(st.deps.max_frame_bytes));
+              reply(self, f, fmt);
+              self->delayed_send(self,
+                                 std::chrono::milliseconds(st.deps.heartbeat_ms),
+                                 caf::tick_atom::value);
+            },
+            [self, rid, fmt](caf::error& err) {
+              self->state.authenticating = false;
+              reply_error(self, rid, fmt, err);
+              disconnect(self, close_unauthenticated, "device unavailable",
+                         true);
+            });
       },
       [self, rid, fmt](caf::error& err) {
         self->state.authenticating = false;
@@ -250,51 +266,26 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
-/// Writes the coalesced delivered cursors; one write at a time.
-void flush_delivered(self_ptr self) {
-  auto& st = self->state;
-  if (st.delivered_writing || st.delivered_pending.empty())
-    return;
-  write_batch batch;
-  for (auto& [conv, seq] : st.delivered_pending) {
-    std::string v;
-    keys::append_u64(v, seq);
-    batch.max_u64(keys::delivered(st.who.user, st.who.device, conv),
-                  std::move(v));
-  }
-  st.delivered_pending.clear();
-  st.delivered_writing = true;
-  // This connection's own fence id in the store writer.
-  auto writer_id = (uint64_t{1} << 62) | self->id();
-  auto epoch = st.write_epoch;
-  self
-    ->request(st.deps.writer, caf::infinite, commit_atom::value, writer_id,
-              epoch, std::move(batch))
-    .then(
-      [self](uint64_t) {
-        self->state.delivered_writing = false;
-        flush_delivered(self);
-      },
-      [self, epoch](caf::error&) {
-        // Cursors are max-merged: the next ack carries the same or more.
-        auto& st = self->state;
-        st.delivered_writing = false;
-        if (st.write_epoch == epoch)
-          ++st.write_epoch;
-      });
-}
-
+/// A delivered ack goes to the device's actor, which coalesces acks into
+/// cursor writes. No answer on success (acks are fire-and-forget); an ack
+/// for a conversation the user is not in, or past what exists, gets an
+/// Error frame.
 void on_delivered(self_ptr self, const v1::ClientFrame& frame,
                   frame_format fmt) {
+  auto rid = frame.request_id();
   auto& d = frame.delivered();
   if (d.conversation_id() == 0 || d.up_to_sequence() == 0) {
-    reply_error(self, frame.request_id(), fmt, v1::Error::CODE_BAD_FRAME,
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
                 "delivered needs conversation_id and up_to_sequence");
     return;
   }
-  auto& slot = self->state.delivered_pending[d.conversation_id()];
-  slot = std::max(slot, d.up_to_sequence());
-  flush_delivered(self); // no answer: acks are fire-and-forget
+  self
+    ->request(self->state.device, caf::infinite, ack_atom::value,
+              d.conversation_id(), d.up_to_sequence())
+    .then([](sequence) {},
+          [self, rid, fmt](caf::error& err) {
+            reply_error(self, rid, fmt, err);
+          });
 }
 
 void on_frame(self_ptr self, const std::string& data, bool binary) {
@@ -347,6 +338,20 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
 
 } // namespace
 
+ws_sink::ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,
+                 std::shared_ptr<metrics> stats)
+  : link_(std::move(link)), fmt_(fmt), stats_(std::move(stats)) {
+}
+
+bool ws_sink::push(const stored_message& msg) {
+  v1::ServerFrame f;
+  f.set_event_seq(next_event_seq());
+  to_wire_message(msg, *f.mutable_message());
+  stats_->frames_out++;
+  return link_->send(encode_server_frame(f, fmt_),
+                     fmt_ == frame_format::binary);
+}
+
 connection_actor::behavior_type
 connection_impl(self_ptr self, connection_deps deps,
                 std::shared_ptr<ws_link> link, std::string authorization) {
@@ -367,15 +372,6 @@ connection_impl(self_ptr self, connection_deps deps,
     [self](frame_atom, std::string& data, bool binary) {
       on_frame(self, data, binary);
     },
-    [self](deliver_atom, const stored_message& msg) {
-      auto& st = self->state;
-      v1::ServerFrame f;
-      f.set_event_seq(++st.event_seq);
-      to_wire_message(msg, *f.mutable_message());
-      reply(self, f, st.push_format);
-      if (st.deps.node_stats)
-        st.deps.node_stats->messages_delivered++;
-    },
     [self](caf::close_atom, std::string& reason) {
       disconnect(self, close_revoked, reason, false);
       self->quit();
@@ -390,6 +386,8 @@ connection_impl(self_ptr self, connection_deps deps,
         self->quit();
         return;
       }
+      if (st.device)
+        self->send(st.device, refresh_atom::value); // still holds the device
       self->delayed_send(self, std::chrono::milliseconds(st.deps.heartbeat_ms),
                          caf::tick_atom::value);
     },

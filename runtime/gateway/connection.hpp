@@ -8,6 +8,7 @@
 // client claims. The socket's I/O stays on the server's threads; this actor
 // hands frames to the session's bounded outbound queue (ws_link).
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -33,8 +34,6 @@ namespace parley::gateway {
 using connection_actor = caf::typed_actor<
   /// An inbound WebSocket message (binary: protobuf, else JSON text).
   caf::reacts_to<frame_atom, std::string, bool>,
-  /// A message for this device: pushed as a Message frame.
-  caf::reacts_to<deliver_atom, stored_message>,
   /// Close the session with a Disconnect frame (e.g. device revoked).
   caf::reacts_to<caf::close_atom, std::string>,
   /// The socket closed; the actor ends.
@@ -50,12 +49,36 @@ struct connection_deps {
   directory_actor directory;
   device_registry_actor registry;
   store_reader_actor reader;
-  store_writer_actor writer;
   std::shared_ptr<metrics> stats;
   std::shared_ptr<node_metrics> node_stats; ///< may be null
   size_t max_frame_bytes = 96 * 1024;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000;
+};
+
+/// The device actor's way onto this session's outbound queue: encodes each
+/// pushed message as a Message frame. Thread-safe.
+class ws_sink : public device_sink {
+public:
+  ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,
+          std::shared_ptr<metrics> stats);
+
+  bool push(const stored_message& msg) override;
+
+  /// The next per-connection event number (pushes and Disconnect).
+  uint32_t next_event_seq() {
+    return ++event_seq_;
+  }
+
+  frame_format format() const {
+    return fmt_;
+  }
+
+private:
+  std::shared_ptr<ws_link> link_;
+  frame_format fmt_;
+  std::shared_ptr<metrics> stats_;
+  std::atomic<uint32_t> event_seq_{0};
 };
 
 struct connection_state {
@@ -68,12 +91,10 @@ struct connection_state {
   frame_format push_format = frame_format::binary;
   /// Conversation handles this connection sent to (dropped on an error).
   std::map<conversation_id, conversation_actor> conversations;
-  /// Delivered acks not yet written (max-merged), and whether a write is
-  /// under way: a burst of acks becomes one cursor write per conversation.
-  std::map<conversation_id, sequence> delivered_pending;
-  bool delivered_writing = false;
-  uint64_t write_epoch = 1;
-  uint32_t event_seq = 0;
+  /// Set once authenticated: the device's actor and this session's sink.
+  device_actor device;
+  std::shared_ptr<ws_sink> sink;
+  uint32_t event_seq = 0; ///< before the sink exists
   caf::actor_clock::time_point last_frame;
 
   static inline const char* name = "connection";

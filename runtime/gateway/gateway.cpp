@@ -87,7 +87,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
   auto ws = [this](std::shared_ptr<ws_link> link,
                    const http_request& req) -> ws_handlers {
     connection_deps deps{actors_.accounts, actors_.directory,
-                         actors_.registry, actors_.reader, actors_.writer,
+                         actors_.registry, actors_.reader,
                          stats_, actors_.node_stats,
                          opts_.server.max_frame_bytes,
                          opts_.hello_timeout, opts_.heartbeat_ms};

@@ -17,7 +17,6 @@
 #include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
-#include "actors/store_writer.hpp"
 #include "parley/v1/wire.pb.h"
 #include "runtime/gateway/metrics.hpp"
 #include "runtime/gateway/server.hpp"
@@ -36,7 +35,6 @@ struct gateway_actors {
   directory_actor directory;
   device_registry_actor registry;
   store_reader_actor reader;
-  store_writer_actor writer;
   std::shared_ptr<node_metrics> node_stats; ///< exported at /metrics too
 };
 

@@ -348,6 +348,25 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
   return page;
 }
 
+caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
+                                  conversation_id conv) {
+  auto bytes = kv.get(keys::membership(user, conv));
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return caf::make_error(errc::forbidden, "not a member of conversation "
+                                              + std::to_string(conv));
+  auto rec = parse<pb::MemberRecord>(**bytes, "bad membership record");
+  if (!rec)
+    return rec.error();
+  auto head = head_of(kv, conv);
+  if (!head)
+    return head.error();
+  if (rec->left_at_sequence() != 0)
+    return std::min(*head, rec->left_at_sequence() - 1);
+  return *head;
+}
+
 caf::expected<std::vector<conversation_id>>
 undispatched_conversations(kv_backend& kv) {
   std::vector<conversation_id> convs;

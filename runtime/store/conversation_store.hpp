@@ -70,6 +70,12 @@ find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
 caf::expected<sync_page> sync(kv_backend& kv, user_id user,
                               const sync_request& req, uint64_t recent);
 
+/// The highest sequence of `conv` that `user` may acknowledge: the head, or
+/// the last message before they left. Error: forbidden if the user was
+/// never a member.
+caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
+                                  conversation_id conv);
+
 /// Lists conversations whose outbox watermark is behind their head: their
 /// delivery events must be re-emitted (the outbox relay).
 caf::expected<std::vector<conversation_id>>

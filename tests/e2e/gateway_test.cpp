@@ -176,26 +176,63 @@ TEST_CASE("bad_frames_get_error_frames_and_the_connection_survives") {
   CHECK(pong->has_pong());
 }
 
-TEST_CASE("delivered_acks_are_taken_silently_and_malformed_ones_refused") {
+namespace {
+
+v1::ClientFrame delivered(uint32_t rid, uint64_t conv, uint64_t up_to) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  f.mutable_delivered()->set_conversation_id(conv);
+  f.mutable_delivered()->set_up_to_sequence(up_to);
+  return f;
+}
+
+double metric(uint16_t port, const std::string& name) {
+  auto body = http_call(port, "GET", "/metrics").body;
+  std::smatch m;
+  std::regex re("\\n" + name + " ([0-9.e+-]+)");
+  return std::regex_search(body, m, re) ? std::stod(m[1].str()) : -1.0;
+}
+
+} // namespace
+
+TEST_CASE("delivered_acks_are_taken_silently_and_bad_ones_refused") {
   node n;
   auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "laptop");
+  ws_client b{n.port};
+  auto conv = open_chat(b, bob, "alice", frame_format::binary);
   ws_client a{n.port};
   REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
+  CHECK(metric(n.port, "parley_devices_online") == 2);
+  for (uint32_t i = 0; i < 3; ++i)
+    REQUIRE(b.call(send_frame(10 + i, conv, "m" + std::to_string(i), "hi"),
+                   frame_format::binary)
+              ->has_accepted());
+  for (int i = 0; i < 3; ++i) {
+    auto m = a.read();
+    REQUIRE(m);
+    REQUIRE(m->has_message());
+  }
+  CHECK(metric(n.port, "parley_deliveries_unacked") == 3);
+  // Acks, in a burst and out of order, are taken without an answer.
+  for (uint32_t s : {1, 3, 2})
+    a.send(delivered(20 + s, conv, s), frame_format::json);
+  REQUIRE(a.call(ping(30), frame_format::json)->has_pong());
+  CHECK_FALSE(a.read(500)); // no errors came after the pong either
+  CHECK(metric(n.port, "parley_deliveries_unacked") == 0);
+  // Malformed, past the head, or for someone else's conversation: refused.
   v1::ClientFrame bad;
-  bad.set_request_id(2);
-  bad.mutable_delivered()->set_conversation_id(5);
+  bad.set_request_id(40);
+  bad.mutable_delivered()->set_conversation_id(conv);
   CHECK(error_of(a.call(bad, frame_format::json))
         == v1::Error::CODE_BAD_FRAME);
-  for (uint32_t i = 0; i < 20; ++i) {
-    v1::ClientFrame ack;
-    ack.set_request_id(10 + i);
-    ack.mutable_delivered()->set_conversation_id(5);
-    ack.mutable_delivered()->set_up_to_sequence(i + 1);
-    a.send(ack, frame_format::json);
-  }
-  auto next = a.call(ping(99), frame_format::json);
-  REQUIRE(next);
-  CHECK(next->has_pong()); // no answers or errors for the acks
+  CHECK(error_of(a.call(delivered(41, conv, 4), frame_format::json))
+        == v1::Error::CODE_CURSOR_AHEAD);
+  CHECK(error_of(a.call(delivered(42, conv + 1, 1), frame_format::json))
+        == v1::Error::CODE_FORBIDDEN);
+  auto pong = a.call(ping(43), frame_format::json);
+  REQUIRE(pong);
+  CHECK(pong->has_pong()); // the connection is still up
 }
 
 TEST_CASE("a_silent_client_is_disconnected_after_two_heartbeats") {

@@ -50,6 +50,15 @@ void node::stop(int sig) {
   proc_.reset();
 }
 
+std::vector<std::string> node::log() {
+  if (!proc_)
+    return {};
+  std::string line;
+  while (proc_->read_line(line, 200)) {
+  }
+  return proc_->lines();
+}
+
 void node::restart() {
   std::vector<std::string> args{"--data", dir, "--listen", "127.0.0.1:0",
                                 "--parley.password-hash=min"};

@@ -39,6 +39,9 @@ public:
   /// Logs another device of `name` in; returns its token.
   std::string login(const std::string& name, const std::string& device);
 
+  /// What the node has logged so far.
+  std::vector<std::string> log();
+
   uint16_t port = 0;
   std::string dir;
 

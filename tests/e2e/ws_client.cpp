@@ -57,6 +57,12 @@ struct ws_client::impl {
   websocket::stream<tcp::socket> ws{ioc};
   beast::flat_buffer buf;
   bool closed = false;
+  /// A read outlives a read() that timed out: the next read() goes on
+  /// waiting for it (asio's blocking reads ignore SO_RCVTIMEO, and a
+  /// cancelled WebSocket read leaves the stream unusable).
+  bool reading = false;
+  bool read_done = false;
+  beast::error_code read_ec;
 };
 
 ws_client::ws_client(uint16_t port, const std::string& bearer)
@@ -73,7 +79,9 @@ ws_client::ws_client(uint16_t port, const std::string& bearer)
 
 ws_client::~ws_client() {
   beast::error_code ec;
-  if (!impl_->closed)
+  if (impl_->reading)
+    impl_->ws.next_layer().close(ec); // a read is pending: just hang up
+  else if (!impl_->closed)
     impl_->ws.close(websocket::close_code::normal, ec);
 }
 
@@ -91,16 +99,30 @@ void ws_client::send_raw(const std::string& data, bool binary) {
 }
 
 std::optional<v1::ServerFrame> ws_client::read(int timeout_ms) {
-  if (impl_->closed)
+  auto& d = *impl_;
+  if (d.closed)
     return std::nullopt;
-  set_timeout(impl_->ws.next_layer(), timeout_ms);
-  beast::error_code ec;
-  impl_->buf.clear();
-  impl_->ws.read(impl_->buf, ec);
-  if (ec) {
+  if (!d.reading) {
+    d.reading = true;
+    d.read_done = false;
+    d.buf.clear();
+    d.ws.async_read(d.buf, [&d](beast::error_code ec, size_t) {
+      d.read_done = true;
+      d.read_ec = ec;
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds(timeout_ms);
+  d.ioc.restart();
+  while (!d.read_done && std::chrono::steady_clock::now() < deadline)
+    d.ioc.run_one_until(deadline);
+  if (!d.read_done)
+    return std::nullopt; // still pending; the next read() continues it
+  d.reading = false;
+  if (auto ec = d.read_ec) {
     if (ec == websocket::error::closed || ec == asio::error::eof
         || ec == asio::error::connection_reset)
-      impl_->closed = true;
+      d.closed = true;
     return std::nullopt;
   }
   auto data = beast::buffers_to_string(impl_->buf.data());

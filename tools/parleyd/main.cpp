@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
     opts.conversation = cfg.conversation();
     opts.writer = cfg.writer();
     opts.accounts = cfg.accounts();
+    opts.devices = cfg.devices();
     opts.gateway = cfg.gateway();
     node n{sys, std::move(opts)};
     if (auto err = n.start(); !err.empty()) {

@@ -1,0 +1,222 @@
+#include "actors/device.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/store/keys.hpp"
+
+namespace parley {
+
+namespace {
+
+using self_ptr = device_actor::stateful_pointer<device_state>;
+
+void add_unacked(device_state& st, int64_t delta) {
+  st.unacked_total = static_cast<uint64_t>(
+    static_cast<int64_t>(st.unacked_total) + delta);
+  if (st.deps.metrics)
+    st.deps.metrics->deliveries_unacked += delta;
+}
+
+/// Forgets the connection (closed, replaced or expired). What it had not
+/// acknowledged stays recoverable by sync from the device's cursors.
+void detach(self_ptr self, const char* why) {
+  auto& st = self->state;
+  if (!st.conn)
+    return;
+  if (st.unacked_total > 0)
+    spdlog::debug("device detached user={} device={} reason=\"{}\" unacked={}",
+                  st.user, st.device, why, st.unacked_total);
+  self->demonitor(st.conn);
+  st.conn = nullptr;
+  st.sink.reset();
+  add_unacked(st, -static_cast<int64_t>(st.unacked_total));
+  st.unacked.clear();
+  if (st.deps.metrics)
+    st.deps.metrics->devices_online--;
+}
+
+/// Writes the coalesced delivered cursors; one write at a time.
+void flush_acks(self_ptr self) {
+  auto& st = self->state;
+  if (st.writing || st.acks_pending.empty())
+    return;
+  write_batch batch;
+  for (auto& [conv, seq] : st.acks_pending) {
+    std::string v;
+    keys::append_u64(v, seq);
+    batch.max_u64(keys::delivered(st.user, st.device, conv), std::move(v));
+  }
+  st.acks_pending.clear();
+  st.writing = true;
+  // This device actor's own fence id in the store writer.
+  auto writer_id = (uint64_t{1} << 62) | self->id();
+  auto epoch = st.write_epoch;
+  self
+    ->request(st.deps.writer, caf::infinite, commit_atom::value, writer_id,
+              epoch, std::move(batch))
+    .then(
+      [self](uint64_t) {
+        auto& st = self->state;
+        st.writing = false;
+        ++st.cursor_writes;
+        flush_acks(self);
+      },
+      [self, epoch](caf::error& err) {
+        // Cursors are max-merged: the next ack carries the same or more.
+        auto& st = self->state;
+        spdlog::warn("delivered cursor write failed user={} device={} "
+                     "error=\"{}\"",
+                     st.user, st.device, to_string(err));
+        st.writing = false;
+        if (st.write_epoch == epoch)
+          ++st.write_epoch;
+      });
+}
+
+/// Records an acknowledgement already known to be valid.
+void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
+  auto& st = self->state;
+  if (auto i = st.unacked.find(conv); i != st.unacked.end()) {
+    auto& q = i->second;
+    int64_t n = 0;
+    while (!q.empty() && q.front() <= seq) {
+      q.pop_front();
+      ++n;
+    }
+    add_unacked(st, -n);
+    if (q.empty())
+      st.unacked.erase(i);
+  }
+  auto& slot = st.acks_pending[conv];
+  slot = std::max(slot, seq);
+  flush_acks(self);
+}
+
+void schedule_tick(self_ptr self) {
+  self->delayed_send(self, self->state.deps.opts.ttl / 3,
+                     caf::tick_atom::value);
+}
+
+} // namespace
+
+device_state::~device_state() {
+  if (!deps.metrics)
+    return;
+  deps.metrics->deliveries_unacked -= static_cast<int64_t>(unacked_total);
+  if (conn)
+    deps.metrics->devices_online--;
+}
+
+device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
+                                        user_id user, device_id device) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.user = user;
+  st.device = device;
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (self->state.conn && dm.source == self->state.conn.address())
+      detach(self, "connection closed");
+  });
+  schedule_tick(self);
+  return {
+    [self](deliver_atom, const stored_message& msg) {
+      auto& st = self->state;
+      auto& limit = st.ack_limit[msg.conversation];
+      limit = std::max(limit, msg.seq); // a push implies membership
+      if (!st.sink)
+        return; // offline: the device catches up by sync
+      if (!st.sink->push(msg)) {
+        detach(self, "outbound queue overflowed");
+        return;
+      }
+      ++st.pushed;
+      if (st.deps.metrics)
+        st.deps.metrics->messages_delivered++;
+      auto& q = st.unacked[msg.conversation];
+      q.push_back(msg.seq);
+      add_unacked(st, 1);
+      if (q.size() > st.deps.opts.max_unacked_per_conversation) {
+        q.pop_front();
+        add_unacked(st, -1);
+      }
+    },
+    [self](caf::join_atom, caf::actor conn, device_sink_ref& sink) {
+      auto& st = self->state;
+      if (st.conn && st.conn != conn) {
+        caf::anon_send(st.conn, caf::close_atom::value,
+                       std::string{"replaced by a newer connection"});
+        detach(self, "replaced");
+      }
+      if (!st.conn) {
+        st.conn = conn;
+        self->monitor(conn);
+        if (st.deps.metrics)
+          st.deps.metrics->devices_online++;
+      }
+      st.sink = std::move(sink.ptr);
+      st.refreshed = self->clock().now();
+      return true;
+    },
+    [self](ack_atom, conversation_id conv,
+           sequence seq) -> caf::result<sequence> {
+      auto& st = self->state;
+      if (conv == 0 || seq == 0)
+        return caf::make_error(errc::bad_request,
+                               "ack needs a conversation and a sequence");
+      if (auto i = st.ack_limit.find(conv);
+          i != st.ack_limit.end() && seq <= i->second) {
+        accept_ack(self, conv, seq);
+        return seq;
+      }
+      // Not covered by what was pushed: the store knows membership and head.
+      auto rp = self->make_response_promise<sequence>();
+      self
+        ->request(st.deps.reader, caf::infinite, ack_atom::value, st.user,
+                  conv)
+        .then(
+          [self, rp, conv, seq](sequence limit) mutable {
+            auto& slot = self->state.ack_limit[conv];
+            slot = std::max(slot, limit);
+            if (seq > slot) {
+              rp.deliver(caf::make_error(
+                errc::cursor_ahead, "acknowledged sequence "
+                                      + std::to_string(seq) + " is past "
+                                      + std::to_string(slot)));
+              return;
+            }
+            accept_ack(self, conv, seq);
+            rp.deliver(seq);
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [self](refresh_atom) {
+      auto& st = self->state;
+      auto from = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      if (st.conn && from == st.conn.address())
+        st.refreshed = self->clock().now();
+    },
+    [self](stats_atom) {
+      auto& st = self->state;
+      return device_status{static_cast<bool>(st.conn), st.pushed,
+                           st.unacked_total, st.cursor_writes};
+    },
+    [self](caf::tick_atom) {
+      auto& st = self->state;
+      if (st.conn && self->clock().now() - st.refreshed > st.deps.opts.ttl) {
+        spdlog::info("device connection expired user={} device={}", st.user,
+                     st.device);
+        caf::anon_send(st.conn, caf::close_atom::value,
+                       std::string{"connection expired"});
+        detach(self, "expired");
+      }
+      schedule_tick(self);
+    },
+  };
+}
+
+} // namespace parley

@@ -1,0 +1,97 @@
+#pragma once
+
+// device: the mailbox of one (user, device) on this node. It is the
+// device's connection registry entry (which connection holds it, kept alive
+// by that connection's heartbeats and dropped when they stop for `ttl`),
+// pushes each delivery down the current connection's sink, tracks what was
+// pushed and not yet acknowledged, and records the device's per-conversation
+// delivered cursor when the client acknowledges (a burst of acks becomes one
+// cursor write per conversation; cursors never move backwards). A second
+// connection replaces the first, which is told to close. Without a
+// connection nothing is pushed: the device catches up by sync.
+//
+// The device_registry spawns these on a device's first connection and
+// retires them when they have been without one for a while.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+
+#include <caf/actor.hpp>
+#include <caf/actor_clock.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/node_metrics.hpp"
+#include "actors/store_reader.hpp"
+#include "actors/store_writer.hpp"
+
+namespace parley {
+
+using device_actor = caf::typed_actor<
+  /// A committed message for this device: pushed if a connection holds it.
+  caf::reacts_to<deliver_atom, stored_message>,
+  /// Attaches `conn` (which must handle (caf::close_atom, std::string)) and
+  /// its sink; an earlier connection is closed. Replies true.
+  caf::replies_to<caf::join_atom, caf::actor, device_sink_ref>::with<bool>,
+  /// The device acknowledges every message of `conv` up to `seq`. Replies
+  /// the cursor accepted (`seq`); errors: forbidden (not a member),
+  /// cursor_ahead (past what the device can have seen).
+  caf::replies_to<ack_atom, conversation_id, sequence>::with<sequence>,
+  /// The attached connection is alive (sent on its heartbeat ticks).
+  caf::reacts_to<refresh_atom>,
+  /// Counters and connection state.
+  caf::replies_to<stats_atom>::with<device_status>,
+  /// Internal: the TTL check of the attached connection.
+  caf::reacts_to<caf::tick_atom>>;
+
+struct device_options {
+  /// A connection that has not refreshed for this long is dropped (and told
+  /// to close): it is wedged or gone without its close reaching us.
+  std::chrono::milliseconds ttl = std::chrono::seconds(75);
+  /// Unacknowledged deliveries tracked per conversation; older ones are
+  /// forgotten (still recoverable by sync).
+  size_t max_unacked_per_conversation = 4096;
+};
+
+struct device_deps {
+  store_reader_actor reader;
+  store_writer_actor writer;
+  std::shared_ptr<node_metrics> metrics; ///< may be null
+  device_options opts;
+};
+
+struct device_state {
+  device_deps deps;
+  user_id user = 0;
+  device_id device = 0;
+  caf::actor conn;                   ///< the connection holding the device
+  std::shared_ptr<device_sink> sink; ///< its outbound side
+  caf::actor_clock::time_point refreshed;
+  /// Sequences pushed on this connection and not yet acknowledged.
+  std::map<conversation_id, std::deque<sequence>> unacked;
+  uint64_t unacked_total = 0;
+  /// The highest sequence known to be acknowledgeable per conversation
+  /// (from pushes, which imply membership, and from the store).
+  std::map<conversation_id, sequence> ack_limit;
+  /// Acks not yet written (max-merged), and whether a write is under way.
+  std::map<conversation_id, sequence> acks_pending;
+  bool writing = false;
+  uint64_t write_epoch = 1;
+  uint64_t pushed = 0;
+  uint64_t cursor_writes = 0;
+
+  ~device_state(); ///< takes this device out of the node's gauges
+
+  static inline const char* name = "device";
+};
+
+device_actor::behavior_type
+device_impl(device_actor::stateful_pointer<device_state> self,
+            device_deps deps, user_id user, device_id device);
+
+} // namespace parley
