@@ -16,6 +16,8 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/gateway/coalescing_stream.hpp"
+
 namespace parley::gateway {
 
 namespace asio = boost::asio;
@@ -46,7 +48,7 @@ class ws_session : public ws_link,
                    public std::enable_shared_from_this<ws_session> {
 public:
   ws_session(tcp::socket&& socket, const server_options& opts)
-    : ws_(std::move(socket)), opts_(opts) {
+    : ws_(coalescing_stream{std::move(socket)}), opts_(opts) {
   }
 
   void run(http::request<http::string_body> req, const std::string& remote,
@@ -67,10 +69,18 @@ public:
   bool send(std::string data, bool binary) override {
     if (closed_.load())
       return false;
-    auto self = shared_from_this();
-    asio::post(ws_.get_executor(), [self, d = std::move(data), binary]() mutable {
-      self->enqueue(std::move(d), binary);
-    });
+    // Frames from any thread gather here; one hand-off to the I/O thread
+    // takes all that arrived meanwhile.
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> guard{inbox_mtx_};
+      inbox_.emplace_back(std::move(data), binary);
+      post = !drain_posted_;
+      drain_posted_ = true;
+    }
+    if (post)
+      asio::post(ws_.get_executor(),
+                 [self = shared_from_this()] { self->drain_inbox(); });
     return true;
   }
 
@@ -95,6 +105,17 @@ private:
         self->handlers_.on_frame(std::move(data), self->ws_.got_binary());
       self->read();
     });
+  }
+
+  void drain_inbox() {
+    std::vector<std::pair<std::string, bool>> frames;
+    {
+      std::lock_guard<std::mutex> guard{inbox_mtx_};
+      frames.swap(inbox_);
+      drain_posted_ = false;
+    }
+    for (auto& [data, binary] : frames)
+      enqueue(std::move(data), binary);
   }
 
   void enqueue(std::string data, bool binary) {
@@ -155,8 +176,11 @@ private:
     }
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<coalescing_stream> ws_;
   const server_options& opts_;
+  std::mutex inbox_mtx_;
+  std::vector<std::pair<std::string, bool>> inbox_;
+  bool drain_posted_ = false;
   beast::flat_buffer buf_;
   ws_handlers handlers_;
   std::deque<std::pair<std::string, bool>> queue_;
