@@ -223,7 +223,7 @@ TEST_CASE("sim: a second connection of a device replaces the first") {
   CHECK(second.log->closes.empty());
 }
 
-TEST_CASE("sim: a device without a connection gets nothing pushed; a full "
+TEST_CASE("sim: a device without a connection gets nothing pushed, a full "
           "outbound queue detaches it") {
   fixture f;
   auto a = f.join(5, 1);
@@ -243,7 +243,7 @@ TEST_CASE("sim: a device without a connection gets nothing pushed; a full "
   CHECK(b.sink->got.empty());
 }
 
-TEST_CASE("sim: a connection that stops refreshing expires; one that "
+TEST_CASE("sim: a connection that stops refreshing expires, one that "
           "refreshes stays") {
   fixture f;
   auto quiet = f.join(5, 1);
@@ -267,7 +267,7 @@ TEST_CASE("sim: a connection that stops refreshing expires; one that "
   CHECK(alive.sink->got == pushes{{9, 1}});
 }
 
-TEST_CASE("sim: idle device actors are retired; a failed one closes its "
+TEST_CASE("sim: idle device actors are retired, a failed one closes its "
           "connection") {
   fixture f;
   auto idle = f.join(5, 1);

@@ -350,9 +350,15 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
   }
   if (!connect_all(ioc, peers, ready, on_ready))
     return 1;
+  // Paced senders start at evenly spread phases: the offered load is a
+  // steady stream, not all pairs sending in the same instant.
+  auto start_ns = now_ns();
+  uint64_t nth = 0;
   for (auto& p : peers)
     if (p->sender) {
-      p->next_send_ns = now_ns();
+      p->next_send_ns = start_ns
+                        + static_cast<int64_t>(p->interval_ns * double(nth++)
+                                               / double(o.pairs));
       p->pump();
     }
   ioc.run_for(std::chrono::seconds(1)); // warm-up
