@@ -301,6 +301,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
                                       + 3600 * 1000;
         for (auto& m : snap.members)
           st.members[m.user] = m;
+        for (auto& r : snap.receipts)
+          st.receipts[{r.user, r.kind}] = r.seq;
         relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {
@@ -341,6 +343,32 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         report();
       return rp;
     },
+    [self](receipt_atom, user_id user, int32_t kind, sequence seq,
+           bool shared) -> caf::result<sequence> {
+      if (!self->state.ready) {
+        auto rp = self->make_response_promise<sequence>();
+        self->state.stash.emplace_back([self, user, kind, seq, shared,
+                                        rp]() mutable {
+          auto r = handle_receipt(self, user, kind, seq, shared);
+          if (r)
+            rp.deliver(*r);
+          else
+            rp.deliver(r.error());
+        });
+        return rp;
+      }
+      auto r = handle_receipt(self, user, kind, seq, shared);
+      if (!r)
+        return std::move(r.error());
+      return *r;
+    },
+    [self](receipt_atom) -> std::vector<receipt_cursor> {
+      std::vector<receipt_cursor> out;
+      for (auto& [k, seq] : self->state.receipts)
+        out.push_back(receipt_cursor{k.first, k.second, seq});
+      return out;
+    },
+    [self](caf::flush_atom) { flush_receipts(self); },
     [self](caf::tick_atom) { on_tick(self); },
   };
 }

@@ -44,8 +44,21 @@ using conversation_actor = caf::typed_actor<
   /// Adds `user` as a member (creating the conversation if needed); replies
   /// the member's joined_at_sequence once durable. Idempotent.
   caf::replies_to<caf::join_atom, user_id>::with<sequence>,
+  /// Moves `user`'s receipt cursor of `kind` (1 delivered: some device of
+  /// the user has everything up to `seq`; 2 read) forward; `shared` false:
+  /// a read the user's read-receipt setting keeps from others. Replies the
+  /// cursor (never lower than before); it becomes durable and is pushed to
+  /// the members' devices shortly after, a burst coalesced into one write
+  /// and one event per cursor. Errors: not_member, cursor_ahead,
+  /// bad_request.
+  caf::replies_to<receipt_atom, user_id, int32_t, sequence,
+                  bool>::with<sequence>,
+  /// Members' receipt cursors (sync, tests).
+  caf::replies_to<receipt_atom>::with<std::vector<receipt_cursor>>,
   /// Reports head, dispatched watermark and in-flight count.
   caf::replies_to<caf::get_atom>::with<conversation_status>,
+  /// Internal: write and push the receipt cursors that moved.
+  caf::reacts_to<caf::flush_atom>,
   /// Internal: persist the outbox watermark if it moved.
   caf::reacts_to<caf::tick_atom>>;
 
@@ -112,6 +125,13 @@ struct conversation_state {
   int64_t last_sweep_ms = 0;
   bool sweeping = false;
   std::set<key> sweep_guard;   ///< keys written while a sweep is pending
+  /// Members' receipt cursors by (user, kind), those that moved since the
+  /// last flush, and the flush's state (one write at a time).
+  std::map<std::pair<user_id, int32_t>, sequence> receipts;
+  std::map<std::pair<user_id, int32_t>, receipt_event> receipts_moved;
+  bool receipts_flush_queued = false;
+  bool receipts_writing = false;
+  uint64_t receipts_epoch = 1;
 
   /// Returns this incarnation's share of the outbox backlog gauge (the
   /// next incarnation counts what is left again).

@@ -7,6 +7,8 @@
 
 #include <functional>
 
+#include <caf/expected.hpp>
+
 #include "actors/conversation.hpp"
 
 namespace parley::conversation_detail {
@@ -34,5 +36,13 @@ void relay(self_ptr self, std::function<void()> done);
 /// Starts an idempotency sweep if one is due: deletes the idempotency
 /// records of messages older than the window, in sequence order.
 void maybe_sweep(self_ptr self);
+
+/// Moves a member's receipt cursor forward (see conversation_actor).
+caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
+                                       int32_t kind, sequence seq,
+                                       bool shared);
+
+/// Writes the receipt cursors that moved, then pushes them to the members.
+void flush_receipts(self_ptr self);
 
 } // namespace parley::conversation_detail

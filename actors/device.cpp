@@ -144,6 +144,17 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         add_unacked(st, -1);
       }
     },
+    [self](receipt_atom, const receipt_event& ev) {
+      auto& st = self->state;
+      if (!st.sink)
+        return;
+      if (ev.kind == 1 && ev.user == st.user)
+        return; // its own delivered state is of no use to the user
+      if (ev.kind == 2 && !ev.shared && ev.user != st.user)
+        return; // read receipts off: only the reader's own devices see it
+      if (!st.sink->push(ev))
+        detach(self, "outbound queue overflowed");
+    },
     [self](caf::join_atom, caf::actor conn, device_sink_ref& sink) {
       auto& st = self->state;
       if (st.conn && st.conn != conn) {

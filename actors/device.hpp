@@ -35,6 +35,9 @@ namespace parley {
 using device_actor = caf::typed_actor<
   /// A committed message for this device: pushed if a connection holds it.
   caf::reacts_to<deliver_atom, stored_message>,
+  /// A receipt cursor of a conversation member moved: pushed if a
+  /// connection holds the device, unless it is someone else's unshared read.
+  caf::reacts_to<receipt_atom, receipt_event>,
   /// Attaches `conn` (which must handle (caf::close_atom, std::string)) and
   /// its sink; an earlier connection is closed. Replies true.
   caf::replies_to<caf::join_atom, caf::actor, device_sink_ref>::with<bool>,

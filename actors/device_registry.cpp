@@ -98,6 +98,18 @@ device_registry_impl(self_ptr self, device_deps deps,
         }
       }
     },
+    [self](receipt_atom, const receipt_event& ev,
+           const std::vector<user_id>& to) {
+      auto& st = self->state;
+      for (auto user : to) {
+        auto u = st.devices.find(user);
+        if (u == st.devices.end())
+          continue;
+        for (auto& [dev, e] : u->second)
+          if (e.conn)
+            self->send(e.actor, receipt_atom::value, ev);
+      }
+    },
     [self](caf::join_atom, user_id user, device_id dev, caf::actor conn,
            device_sink_ref& sink) -> caf::result<device_actor> {
       auto& st = self->state;

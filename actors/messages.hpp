@@ -80,6 +80,37 @@ typename Inspector::result_type inspect(Inspector& f, member& x) {
            x.joined_at_sequence, x.left_at_sequence);
 }
 
+/// A member's receipt cursor: `user` has every message of the conversation
+/// up to `seq` delivered to some device (kind 1) or read (kind 2).
+struct receipt_cursor {
+  user_id user = 0;
+  int32_t kind = 0;
+  sequence seq = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, receipt_cursor& x) {
+  return f(caf::meta::type_name("receipt_cursor"), x.user, x.kind, x.seq);
+}
+
+/// A receipt cursor that moved, as pushed to members' devices.
+struct receipt_event {
+  conversation_id conversation = 0;
+  user_id user = 0;
+  int32_t kind = 0; ///< 1 delivered, 2 read
+  sequence seq = 0;
+  int64_t at_ms = 0;
+  /// False: a read cursor the user does not share (read receipts off);
+  /// only the user's own devices see it.
+  bool shared = true;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, receipt_event& x) {
+  return f(caf::meta::type_name("receipt_event"), x.conversation, x.user,
+           x.kind, x.seq, x.at_ms, x.shared);
+}
+
 /// What a conversation actor needs from disk when it activates.
 struct conversation_snapshot {
   bool exists = false;
@@ -88,13 +119,14 @@ struct conversation_snapshot {
   std::vector<member> members;
   sequence swept = 0;      ///< idempotency records deleted up to here
   int64_t head_sent_at_ms = 0; ///< acceptance time of the head message
+  std::vector<receipt_cursor> receipts; ///< members' receipt cursors
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f,
                                         conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
-           x.dispatched, x.members, x.swept, x.head_sent_at_ms);
+           x.dispatched, x.members, x.swept, x.head_sent_at_ms, x.receipts);
 }
 
 /// A message as stored and as emitted for delivery.
@@ -248,11 +280,13 @@ typename Inspector::result_type inspect(Inspector& f, sync_request& x) {
 struct inbox_item {
   conversation_id conversation = 0;
   sequence head = 0;
+  sequence read = 0; ///< the user's read cursor
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbox_item& x) {
-  return f(caf::meta::type_name("inbox_item"), x.conversation, x.head);
+  return f(caf::meta::type_name("inbox_item"), x.conversation, x.head,
+           x.read);
 }
 
 /// One page of a sync answer.
@@ -260,12 +294,15 @@ struct sync_page {
   std::vector<inbox_item> inbox; ///< first page only
   std::vector<stored_message> messages;
   std::string continuation; ///< empty: complete
+  /// First page only: the other members' receipt cursors of each
+  /// conversation (what the user's own messages reached).
+  std::vector<receipt_event> receipts;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_page& x) {
   return f(caf::meta::type_name("sync_page"), x.inbox, x.messages,
-           x.continuation);
+           x.continuation, x.receipts);
 }
 
 /// A conversation actor's view of itself (tests, admin, bench).
@@ -309,6 +346,9 @@ public:
   /// Pushes one message. False if the connection is gone or its outbound
   /// queue overflowed (it is then closing; the device catches up by sync).
   virtual bool push(const stored_message& msg) = 0;
+
+  /// Pushes one receipt update (same contract).
+  virtual bool push(const receipt_event& ev) = 0;
 };
 
 /// A sink as a message field. Local only: between nodes it travels as a

@@ -145,6 +145,47 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
       });
 }
 
+/// Runs `fn` with the actor of conversation `conv` (cached per connection);
+/// a failed lookup answers request `rid` with the error.
+void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
+                       frame_format fmt,
+                       std::function<void(conversation_actor)> fn) {
+  auto& st = self->state;
+  if (auto i = st.conversations.find(conv); i != st.conversations.end()) {
+    fn(i->second);
+    return;
+  }
+  self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv)
+    .then(
+      [self, conv, fn](conversation_actor& hdl) {
+        auto& cache = self->state.conversations;
+        if (cache.size() >= 1024)
+          cache.clear();
+        cache.emplace(conv, hdl);
+        fn(hdl);
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
+/// Moves the user's receipt cursor in a conversation; no answer on
+/// success (receipts are fire-and-forget), an Error frame otherwise.
+void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
+                  sequence seq, uint32_t rid, frame_format fmt) {
+  auto user = self->state.who.user;
+  with_conversation(self, conv, rid, fmt,
+                    [self, conv, kind, seq, rid, fmt,
+                     user](conversation_actor hdl) {
+                      self
+                        ->request(hdl, caf::infinite, receipt_atom::value,
+                                  user, kind, seq, true)
+                        .then([](sequence) {},
+                              [self, conv, rid, fmt](caf::error& err) {
+                                self->state.conversations.erase(conv);
+                                reply_error(self, rid, fmt, err);
+                              });
+                    });
+}
+
 void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
@@ -178,20 +219,7 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               reply_error(self, rid, fmt, err);
             });
   };
-  if (auto i = st.conversations.find(conv_id); i != st.conversations.end()) {
-    send_to(i->second);
-    return;
-  }
-  self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv_id)
-    .then(
-      [self, send_to, conv_id](conversation_actor& conv) {
-        auto& cache = self->state.conversations;
-        if (cache.size() >= 1024)
-          cache.clear();
-        cache.emplace(conv_id, conv);
-        send_to(conv);
-      },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+  with_conversation(self, conv_id, rid, fmt, send_to);
 }
 
 void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
@@ -257,6 +285,14 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
           auto* e = p->add_inbox();
           e->set_conversation_id(item.conversation);
           e->set_head_sequence(item.head);
+          e->set_read_sequence(item.read);
+        }
+        for (auto& ev : page.receipts) {
+          auto* r = p->add_receipts();
+          r->set_conversation_id(ev.conversation);
+          r->set_user_id(ev.user);
+          r->set_kind(static_cast<v1::ReceiptKind>(ev.kind));
+          r->set_up_to_sequence(ev.seq);
         }
         for (auto& m : page.messages)
           to_wire_message(m, *p->add_messages());
@@ -279,13 +315,28 @@ void on_delivered(self_ptr self, const v1::ClientFrame& frame,
                 "delivered needs conversation_id and up_to_sequence");
     return;
   }
+  auto conv = d.conversation_id();
   self
-    ->request(self->state.device, caf::infinite, ack_atom::value,
-              d.conversation_id(), d.up_to_sequence())
-    .then([](sequence) {},
-          [self, rid, fmt](caf::error& err) {
-            reply_error(self, rid, fmt, err);
-          });
+    ->request(self->state.device, caf::infinite, ack_atom::value, conv,
+              d.up_to_sequence())
+    .then(
+      [self, conv, rid, fmt](sequence seq) {
+        // The device has it: the user-level delivered receipt moves too.
+        send_receipt(self, conv, 1, seq, rid, fmt);
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
+/// Read is per user: any device moves the read cursor for all of them.
+void on_read(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
+  auto& r = frame.read();
+  if (r.conversation_id() == 0 || r.up_to_sequence() == 0) {
+    reply_error(self, frame.request_id(), fmt, v1::Error::CODE_BAD_FRAME,
+                "read needs conversation_id and up_to_sequence");
+    return;
+  }
+  send_receipt(self, r.conversation_id(), 2, r.up_to_sequence(),
+               frame.request_id(), fmt);
 }
 
 void on_frame(self_ptr self, const std::string& data, bool binary) {
@@ -330,6 +381,9 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
     case body::kDelivered:
       on_delivered(self, frame, fmt);
       break;
+    case body::kRead:
+      on_read(self, frame, fmt);
+      break;
     default:
       reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED,
                   "not implemented yet");
@@ -347,6 +401,20 @@ bool ws_sink::push(const stored_message& msg) {
   v1::ServerFrame f;
   f.set_event_seq(next_event_seq());
   to_wire_message(msg, *f.mutable_message());
+  stats_->frames_out++;
+  return link_->send(encode_server_frame(f, fmt_),
+                     fmt_ == frame_format::binary);
+}
+
+bool ws_sink::push(const receipt_event& ev) {
+  v1::ServerFrame f;
+  f.set_event_seq(next_event_seq());
+  auto* r = f.mutable_receipt();
+  r->set_conversation_id(ev.conversation);
+  r->set_user_id(ev.user);
+  r->set_kind(static_cast<v1::ReceiptKind>(ev.kind));
+  r->set_up_to_sequence(ev.seq);
+  r->set_at_ms(ev.at_ms);
   stats_->frames_out++;
   return link_->send(encode_server_frame(f, fmt_),
                      fmt_ == frame_format::binary);

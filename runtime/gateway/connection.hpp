@@ -64,6 +64,7 @@ public:
           std::shared_ptr<metrics> stats);
 
   bool push(const stored_message& msg) override;
+  bool push(const receipt_event& ev) override;
 
   /// The next per-connection event number (pushes and Disconnect).
   uint32_t next_event_seq() {

@@ -58,7 +58,35 @@ caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv,
   return decoded->second;
 }
 
+/// Appends the receipt cursors of every member of `conv` to `out`.
+caf::error read_receipts(kv_backend& kv, conversation_id conv,
+                         std::vector<receipt_cursor>& out) {
+  caf::error err;
+  auto from = keys::receipt(conv, 0, 0);
+  auto to = keys::prefix_end(from.substr(0, 9));
+  auto scan_err = kv.scan(from, to, [&](std::string_view k,
+                                        std::string_view v) {
+    auto ids = keys::decode_receipt(k);
+    auto seq = keys::read_u64(v, 0);
+    if (!ids || !seq) {
+      err = caf::make_error(errc::storage_corrupt, "bad receipt record");
+      return false;
+    }
+    out.push_back(receipt_cursor{ids->first, ids->second, *seq});
+    return true;
+  });
+  return scan_err ? scan_err : err;
+}
+
 } // namespace
+
+void add_receipt(write_batch& batch, conversation_id conv,
+                 const receipt_cursor& c) {
+  std::string v;
+  keys::append_u64(v, c.seq);
+  batch.max_u64(keys::receipt(conv, c.user, static_cast<uint8_t>(c.kind)),
+                std::move(v));
+}
 
 void add_message(write_batch& batch, const stored_message& msg) {
   pb::MessageRecord rec;
@@ -154,6 +182,8 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
     return scan_err;
   if (err)
     return err;
+  if (auto e = read_receipts(kv, conv, snap.receipts))
+    return e;
   return snap;
 }
 
@@ -301,8 +331,22 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
     if (!head)
       return head.error();
     heads[ci] = *head;
-    if (!resuming)
-      page.inbox.push_back(inbox_item{conv, *head});
+    if (resuming)
+      continue;
+    inbox_item item{conv, *head, 0};
+    std::vector<receipt_cursor> rcs;
+    if (auto e = read_receipts(kv, conv, rcs))
+      return e;
+    for (auto& rc : rcs) {
+      if (rc.user == user) {
+        if (rc.kind == keys::receipt_read)
+          item.read = rc.seq;
+      } else {
+        page.receipts.push_back(
+          receipt_event{conv, rc.user, rc.kind, rc.seq, 0, true});
+      }
+    }
+    page.inbox.push_back(item);
   }
   for (size_t ci = 0; ci < convs.size(); ++ci) {
     auto& [conv, m] = convs[ci];

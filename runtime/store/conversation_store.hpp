@@ -35,6 +35,10 @@ void add_member(write_batch& batch, conversation_id conv, const member& m);
 void erase_idempotency(write_batch& batch, conversation_id conv,
                        const idempotency_key& key);
 
+/// Adds a member's receipt cursor (max-merged: never moves backwards).
+void add_receipt(write_batch& batch, conversation_id conv,
+                 const receipt_cursor& c);
+
 /// Records that idempotency records up to `swept` are gone.
 void add_sweep_mark(write_batch& batch, conversation_id conv, sequence swept);
 

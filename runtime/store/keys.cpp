@@ -105,6 +105,22 @@ std::string delivered(user_id user, device_id dev, conversation_id conv) {
   return out;
 }
 
+std::string receipt(conversation_id conv, user_id user, uint8_t kind) {
+  auto out = tagged(receipts_tag, conv, user);
+  out.push_back(static_cast<char>(kind));
+  return out;
+}
+
+std::optional<std::pair<user_id, uint8_t>>
+decode_receipt(std::string_view key) {
+  if (key.size() != 18 || key[0] != receipts_tag)
+    return std::nullopt;
+  auto user = read_u64(key, 9);
+  if (!user)
+    return std::nullopt;
+  return std::make_pair(*user, static_cast<uint8_t>(key[17]));
+}
+
 std::string membership(user_id user, conversation_id conv) {
   return tagged(memberships_tag, user, conv);
 }

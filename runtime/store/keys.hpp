@@ -20,6 +20,7 @@
 //  'v'  user names     'v' user:u64                                username (raw)
 //  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
 //  'r'  delivered      'r' user:u64 device:u64 conv:u64            seq:u64 (raw, max-merged)
+//  's'  receipts       's' conv:u64 user:u64 kind:u8               seq:u64 (raw, max-merged)
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -48,6 +49,11 @@ inline constexpr char accounts_tag = 'u';
 inline constexpr char user_names_tag = 'v';
 inline constexpr char memberships_tag = 'y';
 inline constexpr char delivered_tag = 'r';
+inline constexpr char receipts_tag = 's';
+
+/// Receipt kinds (as wire ReceiptKind): a member's user-level cursors.
+inline constexpr uint8_t receipt_delivered = 1; ///< some device of the user has it
+inline constexpr uint8_t receipt_read = 2;      ///< the user read up to here
 
 /// Appends `x` as 8 big-endian bytes.
 void append_u64(std::string& out, uint64_t x);
@@ -99,6 +105,14 @@ std::string counter(std::string_view name);
 
 /// 'r' user device conv: the device's delivered cursor.
 std::string delivered(user_id user, device_id dev, conversation_id conv);
+
+/// 's' conv user kind: a member's receipt cursor (receipt_delivered or
+/// receipt_read).
+std::string receipt(conversation_id conv, user_id user, uint8_t kind);
+
+/// (user, kind) of an 's' key.
+std::optional<std::pair<user_id, uint8_t>>
+decode_receipt(std::string_view key);
 
 /// 'y' user conv: the user's side of a membership (sync lists these).
 std::string membership(user_id user, conversation_id conv);

@@ -43,6 +43,15 @@ struct recording_sink : device_sink {
     got.emplace_back(m.conversation, m.seq);
     return true;
   }
+
+  std::vector<receipt_event> receipts;
+
+  bool push(const receipt_event& ev) override {
+    if (!accept)
+      return false;
+    receipts.push_back(ev);
+    return true;
+  }
 };
 
 /// What a fake connection was told.

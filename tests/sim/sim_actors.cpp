@@ -27,6 +27,7 @@ delivery_actor::behavior_type recorder(delivery_actor::pointer self,
       w->deliveries.push_back({w->incarnation, from, msg.conversation,
                                msg.seq});
     },
+    [=](receipt_atom, const receipt_event&, const std::vector<user_id>&) {},
   };
 }
 

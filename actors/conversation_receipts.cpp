@@ -1,0 +1,94 @@
+// The conversation actor's receipt cursors: per member, "some device has
+// everything up to N" (delivered) and "read up to N". Cursors only move
+// forward; a burst of receipts becomes one write and one event per cursor
+// that moved: receipts queue a flush behind what is already in the
+// mailbox, and a flush waits for the previous write.
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/conversation_detail.hpp"
+#include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
+
+namespace parley::conversation_detail {
+
+caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
+                                       int32_t kind, sequence seq,
+                                       bool shared) {
+  auto& st = self->state;
+  if (kind != 1 && kind != 2)
+    return caf::make_error(errc::bad_request, "unknown receipt kind");
+  if (seq == 0)
+    return caf::make_error(errc::bad_request, "receipt needs a sequence");
+  auto m = st.members.find(user);
+  if (!st.exists || m == st.members.end())
+    return caf::make_error(errc::not_member, "not a member");
+  // A member sees [joined_at, left_at): nothing later can be received.
+  auto limit = m->second.left_at_sequence ? m->second.left_at_sequence - 1
+                                          : st.head;
+  if (seq > limit)
+    return caf::make_error(errc::cursor_ahead,
+                           "receipt for sequence " + std::to_string(seq)
+                             + " past " + std::to_string(limit));
+  auto& cur = st.receipts[{user, kind}];
+  if (seq <= cur && !(kind == 2 && seq == cur && !shared))
+    return cur;
+  cur = std::max(cur, seq);
+  auto& ev = st.receipts_moved[{user, kind}];
+  ev = receipt_event{st.id, user, kind, cur, st.deps.clock(), shared};
+  if (!st.receipts_flush_queued && !st.receipts_writing) {
+    st.receipts_flush_queued = true;
+    self->send(self, caf::flush_atom::value); // after what is queued now
+  }
+  return cur;
+}
+
+void flush_receipts(self_ptr self) {
+  auto& st = self->state;
+  st.receipts_flush_queued = false;
+  if (st.receipts_writing || st.receipts_moved.empty())
+    return;
+  std::vector<receipt_event> moved;
+  write_batch batch;
+  for (auto& [k, ev] : st.receipts_moved) {
+    store::add_receipt(batch, st.id, receipt_cursor{ev.user, ev.kind, ev.seq});
+    moved.push_back(ev);
+  }
+  st.receipts_moved.clear();
+  st.receipts_writing = true;
+  // Cursors are max-merged, so these writes need no ordering with the send
+  // path: a fence id of their own (this actor's id, as device actors do).
+  auto writer_id = (uint64_t{1} << 62) | self->id();
+  auto epoch = st.receipts_epoch;
+  self
+    ->request(st.deps.writer, caf::infinite, commit_atom::value, writer_id,
+              epoch, std::move(batch))
+    .then(
+      [self, moved](uint64_t) {
+        auto& st = self->state;
+        st.receipts_writing = false;
+        std::vector<user_id> to;
+        for (auto& [user, m] : st.members)
+          if (m.left_at_sequence == 0)
+            to.push_back(user);
+        for (auto& ev : moved)
+          self->send(st.deps.delivery, receipt_atom::value, ev, to);
+        flush_receipts(self);
+      },
+      [self, moved, epoch](caf::error& err) {
+        auto& st = self->state;
+        spdlog::warn("receipt write failed conversation={} error=\"{}\"",
+                     st.id, to_string(err));
+        st.receipts_writing = false;
+        if (st.receipts_epoch == epoch)
+          ++st.receipts_epoch;
+        // Put them back (unless newer ones moved meanwhile) and retry with
+        // the next receipt: the in-memory cursors are already ahead.
+        for (auto& ev : moved)
+          st.receipts_moved.emplace(std::make_pair(ev.user, ev.kind), ev);
+      });
+}
+
+} // namespace parley::conversation_detail

@@ -1,0 +1,144 @@
+// Multi-device delivery and receipts through a real parleyd: a user with
+// three devices (two online, one offline) gets every message on each
+// exactly once, messages sent from one device appear on the others, and
+// delivered/read receipts move from the reader to the sender's devices and
+// to the reader's own other devices; sync carries them for the offline one.
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "parleyd_node.hpp"
+#include "ws_client.hpp"
+
+using namespace parley;
+using namespace parley::e2e;
+using gateway::frame_format;
+
+namespace {
+
+v1::ClientFrame receipt_frame(uint32_t rid, uint64_t conv, uint64_t seq,
+                              bool read) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  if (read) {
+    f.mutable_read()->set_conversation_id(conv);
+    f.mutable_read()->set_up_to_sequence(seq);
+  } else {
+    f.mutable_delivered()->set_conversation_id(conv);
+    f.mutable_delivered()->set_up_to_sequence(seq);
+  }
+  return f;
+}
+
+/// Reads frames until one satisfies `pred` (others are collected).
+std::optional<v1::ServerFrame>
+read_until(ws_client& c, const std::function<bool(const v1::ServerFrame&)>& pred,
+           std::vector<v1::ServerFrame>* skipped = nullptr) {
+  for (int i = 0; i < 100; ++i) {
+    auto f = c.read();
+    if (!f)
+      return std::nullopt;
+    if (pred(*f))
+      return f;
+    if (skipped)
+      skipped->push_back(*f);
+  }
+  return std::nullopt;
+}
+
+bool is_receipt(const v1::ServerFrame& f, v1::ReceiptKind kind, uint64_t seq) {
+  return f.has_receipt() && f.receipt().kind() == kind
+         && f.receipt().up_to_sequence() == seq;
+}
+
+} // namespace
+
+TEST_CASE("three_devices_get_each_message_once_and_receipts_reach_the_sender") {
+  node n;
+  auto phone = n.account("alice", "phone");
+  auto laptop = n.login("alice", "laptop");
+  auto tablet = n.login("alice", "tablet");
+  auto bob = n.account("bob", "desk");
+  ws_client b{n.port};
+  auto conv = open_chat(b, bob, "alice", frame_format::binary);
+  auto alice_id = user_id_of(n.port, phone);
+  ws_client p{n.port};
+  REQUIRE(p.call(hello(1, phone), frame_format::json)->has_welcome());
+  ws_client l{n.port};
+  REQUIRE(l.call(hello(1, laptop), frame_format::binary)->has_welcome());
+
+  // Bob -> Alice: both online devices get it, once.
+  REQUIRE(b.call(send_frame(10, conv, "b1", "hi alice"), frame_format::binary)
+            ->has_accepted());
+  for (auto* c : {&p, &l}) {
+    auto m = c->read();
+    REQUIRE(m);
+    REQUIRE(m->has_message());
+    CHECK(m->message().server_sequence() == 1);
+    CHECK(m->message().payload() == "hi alice");
+  }
+  // Alice's phone -> Bob: Bob and Alice's laptop get it, the phone does not.
+  REQUIRE(p.call(send_frame(2, conv, "a1", "hi bob"), frame_format::json)
+            ->has_accepted());
+  for (auto* c : {&b, &l}) {
+    auto m = c->read();
+    REQUIRE(m);
+    REQUIRE(m->has_message());
+    CHECK(m->message().server_sequence() == 2);
+    CHECK(m->message().sender_user_id() == alice_id);
+  }
+  CHECK_FALSE(p.read(300));
+
+  // The laptop acknowledges and reads message 1: Bob sees delivered, then
+  // read; the phone sees Alice's own read cursor (to clear its unread).
+  l.send(receipt_frame(3, conv, 1, false), frame_format::binary);
+  auto delivered = read_until(b, [](auto& f) {
+    return is_receipt(f, v1::RECEIPT_KIND_DELIVERED, 1);
+  });
+  REQUIRE(delivered);
+  CHECK(delivered->receipt().user_id() == alice_id);
+  CHECK(delivered->receipt().conversation_id() == conv);
+  l.send(receipt_frame(4, conv, 1, true), frame_format::binary);
+  auto read = read_until(b, [](auto& f) {
+    return is_receipt(f, v1::RECEIPT_KIND_READ, 1);
+  });
+  REQUIRE(read);
+  CHECK(read->receipt().user_id() == alice_id);
+  auto own = read_until(p, [](auto& f) {
+    return is_receipt(f, v1::RECEIPT_KIND_READ, 1);
+  });
+  REQUIRE(own);
+  // A read cursor never moves back; receipts past the head are refused.
+  l.send(receipt_frame(5, conv, 1, true), frame_format::binary);
+  CHECK(error_of(l.call(receipt_frame(6, conv, 9, true), frame_format::binary))
+        == v1::Error::CODE_CURSOR_AHEAD);
+
+  // The tablet was offline: its sync has both messages once, Alice's read
+  // cursor, and Bob's receipt state.
+  ws_client t{n.port};
+  REQUIRE(t.call(hello(1, tablet), frame_format::json)->has_welcome());
+  auto pages = sync_all(t, {}, 100, frame_format::json, 2);
+  REQUIRE(!pages.empty());
+  REQUIRE(pages[0].inbox_size() == 1);
+  CHECK(pages[0].inbox(0).head_sequence() == 2);
+  CHECK(pages[0].inbox(0).read_sequence() == 1);
+  std::vector<uint64_t> seqs;
+  for (auto& pg : pages)
+    for (auto& m : pg.messages())
+      seqs.push_back(m.server_sequence());
+  CHECK(seqs == std::vector<uint64_t>{1, 2});
+  // Bob's sync: Alice's cursors on his message... message 2 is Alice's, so
+  // Bob sees her delivered 1 and read 1.
+  auto bp = sync_all(b, {{conv, 2}}, 100, frame_format::binary, 50);
+  std::map<int, uint64_t> alice_cursors;
+  for (auto& r : bp[0].receipts())
+    if (r.user_id() == alice_id)
+      alice_cursors[r.kind()] = r.up_to_sequence();
+  CHECK(alice_cursors[v1::RECEIPT_KIND_DELIVERED] == 1);
+  CHECK(alice_cursors[v1::RECEIPT_KIND_READ] == 1);
+}
