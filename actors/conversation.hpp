@@ -85,6 +85,9 @@ struct conversation_deps {
   clock_fn clock;
   conversation_limits limits;
   std::shared_ptr<node_metrics> metrics; ///< may be null
+  /// Gets the same message and receipt events as `delivery` (the inbox
+  /// projection); may be null.
+  delivery_actor projection;
 };
 
 struct conversation_state {

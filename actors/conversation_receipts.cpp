@@ -73,8 +73,11 @@ void flush_receipts(self_ptr self) {
         for (auto& [user, m] : st.members)
           if (m.left_at_sequence == 0)
             to.push_back(user);
-        for (auto& ev : moved)
+        for (auto& ev : moved) {
           self->send(st.deps.delivery, receipt_atom::value, ev, to);
+          if (st.deps.projection)
+            self->send(st.deps.projection, receipt_atom::value, ev, to);
+        }
         flush_receipts(self);
       },
       [self, moved, epoch](caf::error& err) {

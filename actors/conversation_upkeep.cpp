@@ -20,6 +20,8 @@ void emit(self_ptr self, const stored_message& msg) {
     if (m.joined_at_sequence <= msg.seq
         && (m.left_at_sequence == 0 || msg.seq < m.left_at_sequence))
       to.push_back(id);
+  if (st.deps.projection)
+    self->send(st.deps.projection, deliver_atom::value, msg, to);
   self->send(st.deps.delivery, deliver_atom::value, msg, std::move(to));
   if (msg.seq > st.dispatched) {
     if (st.deps.metrics)

@@ -276,22 +276,38 @@ typename Inspector::result_type inspect(Inspector& f, sync_request& x) {
            x.cursor_sequences, x.page_size, x.continuation);
 }
 
-/// One conversation in a sync answer's inbox summary.
-struct inbox_item {
+/// A user's inbox entry of one conversation: the projection of the log
+/// and the user's read cursor, plus the flags the user set.
+struct inbox_entry {
   conversation_id conversation = 0;
-  sequence head = 0;
-  sequence read = 0; ///< the user's read cursor
+  sequence head = 0;        ///< latest sequence counted
+  sequence read = 0;        ///< the user's read cursor
+  uint64_t unread = 0;      ///< messages from others after `read`
+  user_id latest_sender = 0;
+  int64_t latest_at_ms = 0;
+  bool archived = false;
+  bool pinned = false;
+  bool muted = false;
+
+  friend bool operator==(const inbox_entry& a, const inbox_entry& b) {
+    return a.conversation == b.conversation && a.head == b.head
+           && a.read == b.read && a.unread == b.unread
+           && a.latest_sender == b.latest_sender
+           && a.latest_at_ms == b.latest_at_ms && a.archived == b.archived
+           && a.pinned == b.pinned && a.muted == b.muted;
+  }
 };
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, inbox_item& x) {
-  return f(caf::meta::type_name("inbox_item"), x.conversation, x.head,
-           x.read);
+typename Inspector::result_type inspect(Inspector& f, inbox_entry& x) {
+  return f(caf::meta::type_name("inbox_entry"), x.conversation, x.head,
+           x.read, x.unread, x.latest_sender, x.latest_at_ms, x.archived,
+           x.pinned, x.muted);
 }
 
 /// One page of a sync answer.
 struct sync_page {
-  std::vector<inbox_item> inbox; ///< first page only
+  std::vector<inbox_entry> inbox; ///< first page only, most recent first
   std::vector<stored_message> messages;
   std::string continuation; ///< empty: complete
   /// First page only: the other members' receipt cursors of each

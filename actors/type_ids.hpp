@@ -25,7 +25,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_hit))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_key))
-  CAF_ADD_TYPE_ID(parley, (parley::inbox_item))
+  CAF_ADD_TYPE_ID(parley, (parley::inbox_entry))
+  CAF_ADD_TYPE_ID(parley, (std::vector<parley::inbox_entry>))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_sweep))
   CAF_ADD_TYPE_ID(parley, (parley::kv_op))
   CAF_ADD_TYPE_ID(parley, (parley::member))
@@ -52,6 +53,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, login_atom, "login")
   CAF_ADD_ATOM(parley, parley, lookup_atom, "lookup")
   CAF_ADD_ATOM(parley, parley, outbox_atom, "outbox")
+  CAF_ADD_ATOM(parley, parley, rebuild_atom, "rebuild")
   CAF_ADD_ATOM(parley, parley, receipt_atom, "receipt")
   CAF_ADD_ATOM(parley, parley, refresh_atom, "refresh")
   CAF_ADD_ATOM(parley, parley, register_atom, "register")
@@ -70,7 +72,8 @@ inline std::vector<caf::atom_value> parley_atoms() {
   return {ack_atom::value,      auth_atom::value,   commit_atom::value,
           deliver_atom::value,  devices_atom::value, fetch_atom::value,
           frame_atom::value,    load_atom::value,   login_atom::value,
-          lookup_atom::value,   outbox_atom::value, receipt_atom::value,
+          lookup_atom::value,   outbox_atom::value, rebuild_atom::value,
+          receipt_atom::value,
           refresh_atom::value,
           register_atom::value, revoke_atom::value,
           send_atom::value,     stats_atom::value,  sweep_atom::value,

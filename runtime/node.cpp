@@ -47,10 +47,16 @@ std::string node::start() {
                          opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
+  if (opts_.detach_store)
+    inbox_ = sys_.spawn<caf::detached>(inbox_impl, opts_.kv, writer_, true);
+  else
+    inbox_ = sys_.spawn(inbox_impl, opts_.kv, writer_, false);
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation,
-                                            metrics_});
+                                            metrics_,
+                                            caf::actor_cast<delivery_actor>(
+                                              inbox_)});
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
   running_ = true;
@@ -59,7 +65,7 @@ std::string node::start() {
     gateway_ = std::make_unique<gateway::gateway>(
       sys_, *opts_.gateway,
       gateway::gateway_actors{accounts_, directory_, registry_, reader_,
-                              metrics_});
+                              metrics_, inbox_});
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",
@@ -90,6 +96,10 @@ void node::stop() {
              [](caf::error& err) {
                spdlog::error("store final flush failed error=\"{}\"", to_string(err));
              });
+  // Entries the inbox has not written yet are recomputed by its
+  // reconciler at the next start.
+  self->send_exit(inbox_, caf::exit_reason::user_shutdown);
+  self->wait_for(inbox_);
   self->send_exit(accounts_, caf::exit_reason::user_shutdown);
   self->wait_for(accounts_);
   for (auto hdl : {caf::actor_cast<caf::actor>(writer_),

@@ -15,6 +15,7 @@
 #include "actors/accounts.hpp"
 #include "actors/delivery.hpp"
 #include "actors/device_registry.hpp"
+#include "actors/inbox.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
@@ -64,6 +65,7 @@ private:
   store_writer_actor writer_;
   store_reader_actor reader_;
   device_registry_actor registry_;
+  inbox_actor inbox_;
   delivery_actor delivery_;
   directory_actor directory_;
   accounts_actor accounts_;

@@ -69,6 +69,24 @@ void to_wire_message(const stored_message& m, v1::Message& out) {
   out.set_payload(m.payload);
 }
 
+void to_wire_inbox(const inbox_entry& e, v1::InboxEntry& out) {
+  out.set_conversation_id(e.conversation);
+  out.set_head_sequence(e.head);
+  out.set_read_sequence(e.read);
+  out.set_unread_count(e.unread);
+  if (e.head != 0) {
+    auto* m = out.mutable_latest(); // ids and time; the body comes by sync
+    m->set_conversation_id(e.conversation);
+    m->set_server_sequence(e.head);
+    m->set_server_message_id(make_server_message_id(e.conversation, e.head));
+    m->set_sender_user_id(e.latest_sender);
+    m->set_sent_at_ms(e.latest_at_ms);
+  }
+  out.set_archived(e.archived);
+  out.set_pinned(e.pinned);
+  out.set_muted(e.muted);
+}
+
 void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
@@ -281,12 +299,12 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
         v1::ServerFrame f;
         f.set_request_id(rid);
         auto* p = f.mutable_sync_page();
+        uint64_t total = 0;
         for (auto& item : page.inbox) {
-          auto* e = p->add_inbox();
-          e->set_conversation_id(item.conversation);
-          e->set_head_sequence(item.head);
-          e->set_read_sequence(item.read);
+          to_wire_inbox(item, *p->add_inbox());
+          total += item.unread;
         }
+        p->set_total_unread(total);
         for (auto& ev : page.receipts) {
           auto* r = p->add_receipts();
           r->set_conversation_id(ev.conversation);
@@ -323,6 +341,30 @@ void on_delivered(self_ptr self, const v1::ClientFrame& frame,
       [self, conv, rid, fmt](sequence seq) {
         // The device has it: the user-level delivered receipt moves too.
         send_receipt(self, conv, 1, seq, rid, fmt);
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
+/// Flags on the user's own inbox entry; answered with the entry.
+void on_set_flags(self_ptr self, const v1::ClientFrame& frame,
+                  frame_format fmt) {
+  auto rid = frame.request_id();
+  auto& fl = frame.set_conversation_flags();
+  if (fl.conversation_id() == 0) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "set_conversation_flags needs conversation_id");
+    return;
+  }
+  auto& st = self->state;
+  self
+    ->request(st.deps.inbox, caf::infinite, caf::put_atom::value, st.who.user,
+              fl.conversation_id(), fl.archived(), fl.pinned(), fl.muted())
+    .then(
+      [self, rid, fmt](inbox_entry& e) {
+        v1::ServerFrame f;
+        f.set_request_id(rid);
+        to_wire_inbox(e, *f.mutable_inbox_update());
+        reply(self, f, fmt);
       },
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
@@ -383,6 +425,9 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
       break;
     case body::kRead:
       on_read(self, frame, fmt);
+      break;
+    case body::kSetConversationFlags:
+      on_set_flags(self, frame, fmt);
       break;
     default:
       reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED,

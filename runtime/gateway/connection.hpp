@@ -24,6 +24,7 @@
 #include "actors/accounts.hpp"
 #include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
+#include "actors/inbox.hpp"
 #include "actors/store_reader.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
@@ -54,6 +55,7 @@ struct connection_deps {
   size_t max_frame_bytes = 96 * 1024;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000;
+  inbox_actor inbox;
 };
 
 /// The device actor's way onto this session's outbound queue: encodes each

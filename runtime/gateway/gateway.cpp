@@ -90,7 +90,8 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
                          actors_.registry, actors_.reader,
                          stats_, actors_.node_stats,
                          opts_.server.max_frame_bytes,
-                         opts_.hello_timeout, opts_.heartbeat_ms};
+                         opts_.hello_timeout, opts_.heartbeat_ms,
+                         actors_.inbox};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
       std::lock_guard<std::mutex> guard{conns_mtx_};

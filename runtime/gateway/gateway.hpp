@@ -15,6 +15,7 @@
 
 #include "actors/accounts.hpp"
 #include "actors/device_registry.hpp"
+#include "actors/inbox.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
 #include "parley/v1/wire.pb.h"
@@ -36,6 +37,7 @@ struct gateway_actors {
   device_registry_actor registry;
   store_reader_actor reader;
   std::shared_ptr<node_metrics> node_stats; ///< exported at /metrics too
+  inbox_actor inbox;
 };
 
 class gateway {

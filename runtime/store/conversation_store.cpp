@@ -5,6 +5,7 @@
 
 #include "actors/errors.hpp"
 #include "parley/v1/store.pb.h"
+#include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
 
 namespace parley::store {
@@ -333,20 +334,21 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
     heads[ci] = *head;
     if (resuming)
       continue;
-    inbox_item item{conv, *head, 0};
     std::vector<receipt_cursor> rcs;
     if (auto e = read_receipts(kv, conv, rcs))
       return e;
-    for (auto& rc : rcs) {
-      if (rc.user == user) {
-        if (rc.kind == keys::receipt_read)
-          item.read = rc.seq;
-      } else {
+    for (auto& rc : rcs)
+      if (rc.user != user)
         page.receipts.push_back(
           receipt_event{conv, rc.user, rc.kind, rc.seq, 0, true});
-      }
-    }
-    page.inbox.push_back(item);
+  }
+  if (!resuming) {
+    // The inbox projection, checked against the log (stale entries are
+    // computed for the answer; the inbox actor repairs the store).
+    auto inbox = list_inbox(kv, user);
+    if (!inbox)
+      return inbox.error();
+    page.inbox = std::move(*inbox);
   }
   for (size_t ci = 0; ci < convs.size(); ++ci) {
     auto& [conv, m] = convs[ci];

@@ -121,6 +121,14 @@ decode_receipt(std::string_view key) {
   return std::make_pair(*user, static_cast<uint8_t>(key[17]));
 }
 
+std::string inbox(user_id user, conversation_id conv) {
+  return tagged(inbox_tag, user, conv);
+}
+
+std::string inbox_flags(user_id user, conversation_id conv) {
+  return tagged(inbox_flags_tag, user, conv);
+}
+
 std::string membership(user_id user, conversation_id conv) {
   return tagged(memberships_tag, user, conv);
 }

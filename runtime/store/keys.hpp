@@ -21,6 +21,8 @@
 //  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
 //  'r'  delivered      'r' user:u64 device:u64 conv:u64            seq:u64 (raw, max-merged)
 //  's'  receipts       's' conv:u64 user:u64 kind:u8               seq:u64 (raw, max-merged)
+//  'x'  inbox          'x' user:u64 conv:u64                       InboxRecord
+//  'f'  inbox flags    'f' user:u64 conv:u64                       InboxFlags
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -50,6 +52,8 @@ inline constexpr char user_names_tag = 'v';
 inline constexpr char memberships_tag = 'y';
 inline constexpr char delivered_tag = 'r';
 inline constexpr char receipts_tag = 's';
+inline constexpr char inbox_tag = 'x';
+inline constexpr char inbox_flags_tag = 'f';
 
 /// Receipt kinds (as wire ReceiptKind): a member's user-level cursors.
 inline constexpr uint8_t receipt_delivered = 1; ///< some device of the user has it
@@ -113,6 +117,12 @@ std::string receipt(conversation_id conv, user_id user, uint8_t kind);
 /// (user, kind) of an 's' key.
 std::optional<std::pair<user_id, uint8_t>>
 decode_receipt(std::string_view key);
+
+/// 'x' user conv: the user's inbox entry of a conversation.
+std::string inbox(user_id user, conversation_id conv);
+
+/// 'f' user conv: the flags the user set on a conversation.
+std::string inbox_flags(user_id user, conversation_id conv);
 
 /// 'y' user conv: the user's side of a membership (sync lists these).
 std::string membership(user_id user, conversation_id conv);

@@ -1,0 +1,250 @@
+#include "actors/inbox.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/store/inbox_store.hpp"
+
+namespace parley {
+
+namespace {
+
+using self_ptr = inbox_actor::stateful_pointer<inbox_state>;
+using entry_key = std::pair<user_id, conversation_id>;
+
+constexpr size_t max_cache = 50000;
+
+void queue_flush(self_ptr self) {
+  auto& st = self->state;
+  if (!st.flush_queued && !st.writing) {
+    st.flush_queued = true;
+    self->send(self, caf::flush_atom::value); // after what is queued now
+  }
+}
+
+void mark(self_ptr self, const entry_key& k, const inbox_entry& e) {
+  auto& st = self->state;
+  st.cache[k] = e;
+  st.dirty.insert(k);
+  queue_flush(self);
+}
+
+/// The entry from the log (after a gap, or when none is known).
+inbox_entry* recompute(self_ptr self, const entry_key& k) {
+  auto& st = self->state;
+  auto e = store::compute_inbox_entry(*st.kv, k.first, k.second);
+  if (!e) {
+    if (!is(e.error(), errc::forbidden))
+      spdlog::warn("inbox entry not computed user={} conversation={} "
+                   "error=\"{}\"",
+                   k.first, k.second, to_string(e.error()));
+    return nullptr;
+  }
+  ++st.recomputed;
+  mark(self, k, *e);
+  return &st.cache[k];
+}
+
+/// The current entry: cached, stored, or computed from the log.
+inbox_entry* entry(self_ptr self, const entry_key& k) {
+  auto& st = self->state;
+  if (auto i = st.cache.find(k); i != st.cache.end())
+    return &i->second;
+  if (st.cache.size() >= max_cache) {
+    // Drop what is written; keep what still has to be.
+    for (auto i = st.cache.begin(); i != st.cache.end();)
+      i = st.dirty.count(i->first) ? std::next(i) : st.cache.erase(i);
+  }
+  auto stored = store::load_inbox_entry(*st.kv, k.first, k.second);
+  if (stored && *stored) {
+    st.cache[k] = **stored;
+    return &st.cache[k];
+  }
+  return recompute(self, k);
+}
+
+void on_message(self_ptr self, const stored_message& msg, user_id user) {
+  entry_key k{user, msg.conversation};
+  auto* e = entry(self, k);
+  if (!e || msg.seq <= e->head)
+    return; // re-emitted, or already counted by a recomputation
+  if (msg.seq != e->head + 1) {
+    recompute(self, k); // events were lost: count from the log
+    return;
+  }
+  auto next = *e;
+  next.head = msg.seq;
+  next.latest_sender = msg.sender_user;
+  next.latest_at_ms = msg.sent_at_ms;
+  if (msg.sender_user != user && msg.seq > next.read)
+    ++next.unread;
+  mark(self, k, next);
+}
+
+void on_read(self_ptr self, const receipt_event& ev) {
+  entry_key k{ev.user, ev.conversation};
+  auto* e = entry(self, k);
+  if (!e || ev.seq <= e->read)
+    return;
+  if (ev.seq >= e->head) {
+    auto next = *e;
+    next.read = ev.seq;
+    next.unread = 0;
+    mark(self, k, next);
+    return;
+  }
+  recompute(self, k); // read part-way: count what is left from the log
+}
+
+void flush(self_ptr self) {
+  auto& st = self->state;
+  st.flush_queued = false;
+  if (st.writing || st.dirty.empty())
+    return;
+  write_batch batch;
+  std::vector<entry_key> keys(st.dirty.begin(), st.dirty.end());
+  for (auto& k : keys)
+    store::add_inbox_entry(batch, k.first, st.cache[k]);
+  st.dirty.clear();
+  st.writing = true;
+  auto writer_id = (uint64_t{1} << 62) | self->id();
+  auto epoch = st.epoch;
+  self
+    ->request(st.writer, caf::infinite, commit_atom::value, writer_id, epoch,
+              std::move(batch))
+    .then(
+      [self](uint64_t) {
+        self->state.writing = false;
+        flush(self);
+      },
+      [self, keys, epoch](caf::error& err) {
+        auto& st = self->state;
+        spdlog::warn("inbox write failed entries={} error=\"{}\"", keys.size(),
+                     to_string(err));
+        st.writing = false;
+        if (st.epoch == epoch)
+          ++st.epoch;
+        // Written again with the next change (the cache holds them).
+        st.dirty.insert(keys.begin(), keys.end());
+      });
+}
+
+/// Recomputes the entries of `user` (all of them, or the stale ones).
+caf::expected<uint64_t> rebuild_user(self_ptr self, user_id user, bool all) {
+  auto& st = self->state;
+  std::vector<inbox_entry> fix;
+  if (all) {
+    auto convs = store::user_conversations(*st.kv, user);
+    if (!convs)
+      return convs.error();
+    for (auto conv : *convs) {
+      auto e = store::compute_inbox_entry(*st.kv, user, conv);
+      if (!e)
+        return e.error();
+      fix.push_back(*e);
+    }
+  } else {
+    auto listed = store::list_inbox(*st.kv, user, &fix);
+    if (!listed)
+      return listed.error();
+  }
+  for (auto& e : fix)
+    mark(self, {user, e.conversation}, e);
+  return uint64_t{fix.size()};
+}
+
+caf::expected<uint64_t> rebuild(self_ptr self, user_id user, bool all) {
+  if (user != 0)
+    return rebuild_user(self, user, all);
+  auto users = store::users_with_conversations(*self->state.kv);
+  if (!users)
+    return users.error();
+  uint64_t n = 0;
+  for (auto u : *users) {
+    auto r = rebuild_user(self, u, all);
+    if (!r)
+      return r;
+    n += *r;
+  }
+  return n;
+}
+
+} // namespace
+
+inbox_actor::behavior_type inbox_impl(self_ptr self,
+                                      std::shared_ptr<kv_backend> kv,
+                                      store_writer_actor writer,
+                                      bool reconcile_at_start) {
+  auto& st = self->state;
+  st.kv = std::move(kv);
+  st.writer = std::move(writer);
+  if (reconcile_at_start) {
+    auto n = rebuild(self, 0, false);
+    if (!n)
+      spdlog::error("inbox reconciliation failed error=\"{}\"",
+                    to_string(n.error()));
+    else
+      spdlog::info("inbox reconciled repaired_entries={}", *n);
+  }
+  return {
+    [self](deliver_atom, const stored_message& msg,
+           const std::vector<user_id>& to) {
+      for (auto user : to)
+        on_message(self, msg, user);
+    },
+    [self](receipt_atom, const receipt_event& ev,
+           const std::vector<user_id>&) {
+      if (ev.kind == 2)
+        on_read(self, ev);
+    },
+    [self](caf::get_atom,
+           user_id user) -> caf::result<std::vector<inbox_entry>> {
+      std::vector<inbox_entry> stale;
+      auto listed = store::list_inbox(*self->state.kv, user, &stale);
+      if (!listed)
+        return std::move(listed.error());
+      // Entries changed but not yet written: the cache is ahead.
+      for (auto& e : *listed)
+        if (self->state.dirty.count({user, e.conversation}))
+          e = self->state.cache[{user, e.conversation}];
+      for (auto& e : stale)
+        if (!self->state.dirty.count({user, e.conversation}))
+          mark(self, {user, e.conversation}, e);
+      store::sort_inbox(*listed);
+      return std::move(*listed);
+    },
+    [self](caf::put_atom, user_id user, conversation_id conv, bool archived,
+           bool pinned, bool muted) -> caf::result<inbox_entry> {
+      auto* e = entry(self, {user, conv});
+      if (!e)
+        return caf::make_error(errc::forbidden, "not a member");
+      auto next = *e;
+      next.archived = archived;
+      next.pinned = pinned;
+      next.muted = muted;
+      self->state.cache[{user, conv}] = next;
+      write_batch batch;
+      store::add_inbox_flags(batch, user, conv, archived, pinned, muted);
+      auto rp = self->make_response_promise<inbox_entry>();
+      self
+        ->request(self->state.writer, caf::infinite, commit_atom::value,
+                  (uint64_t{1} << 62) | self->id(), self->state.epoch,
+                  std::move(batch))
+        .then([rp, next](uint64_t) mutable { rp.deliver(next); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [self](rebuild_atom, user_id user, bool all) -> caf::result<uint64_t> {
+      auto n = rebuild(self, user, all);
+      if (!n)
+        return std::move(n.error());
+      spdlog::info("inbox rebuilt user={} all={} entries={}", user, all, *n);
+      return *n;
+    },
+    [self](caf::flush_atom) { flush(self); },
+  };
+}
+
+} // namespace parley

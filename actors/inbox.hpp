@@ -1,0 +1,68 @@
+#pragma once
+
+// inbox: the inbox projection of this node's users. It receives the same
+// message and receipt events as device delivery and keeps, per (user,
+// conversation), the latest activity, the user's read cursor and the count
+// of messages from others after it, written to the 'x' table in coalesced
+// batches. It is derived state: events it never saw (it crashed, the node
+// crashed) are made up for by gap detection (a message that does not follow
+// the last one counted recomputes the entry from the log), by the
+// reconciler that runs at start (every entry that disagrees with the log is
+// recomputed), and by `rebuild` (recompute everything). One actor per node
+// for now; it can be sharded by user without changing its interface.
+// Blocks on disk reads: spawned detached.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/delivery.hpp"
+#include "actors/store_writer.hpp"
+#include "runtime/store/kv_backend.hpp"
+
+namespace parley {
+
+using inbox_actor = delivery_actor::extend<
+  /// `user`'s inbox, most recent activity first, pinned first; entries
+  /// found stale are recomputed from the log (and repaired).
+  caf::replies_to<caf::get_atom, user_id>::with<std::vector<inbox_entry>>,
+  /// Sets `user`'s flags (archived, pinned, muted) on `conv`; replies the
+  /// entry. Error: forbidden (not a member).
+  caf::replies_to<caf::put_atom, user_id, conversation_id, bool, bool,
+                  bool>::with<inbox_entry>,
+  /// Recomputes `user`'s entries (0: every user's) from the log: `all`
+  /// rewrites each entry, otherwise only those that disagree with the log
+  /// (reconcile). Replies how many entries were written.
+  caf::replies_to<rebuild_atom, user_id, bool>::with<uint64_t>,
+  /// Internal: write the entries that changed.
+  caf::reacts_to<caf::flush_atom>>;
+
+struct inbox_state {
+  std::shared_ptr<kv_backend> kv;
+  store_writer_actor writer;
+  std::map<std::pair<user_id, conversation_id>, inbox_entry> cache;
+  std::set<std::pair<user_id, conversation_id>> dirty;
+  bool flush_queued = false;
+  bool writing = false;
+  uint64_t epoch = 1;
+  uint64_t recomputed = 0; ///< entries computed from the log (gaps, misses)
+
+  static inline const char* name = "inbox";
+};
+
+/// Spawn detached. `reconcile_at_start`: run the reconciler over every
+/// user first (parleyd does; tests may not).
+inbox_actor::behavior_type
+inbox_impl(inbox_actor::stateful_pointer<inbox_state> self,
+           std::shared_ptr<kv_backend> kv, store_writer_actor writer,
+           bool reconcile_at_start);
+
+} // namespace parley
