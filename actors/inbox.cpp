@@ -247,4 +247,64 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
   };
 }
 
+namespace {
+
+void start_worker(
+  inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
+  bool reconcile) {
+  auto& st = self->state;
+  st.worker = st.detached
+                ? self->spawn<caf::detached>(inbox_impl, st.kv, st.writer,
+                                             reconcile)
+                : self->spawn(inbox_impl, st.kv, st.writer, reconcile);
+  self->monitor(st.worker);
+}
+
+} // namespace
+
+inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
+  inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
+  std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
+  bool reconcile_first) {
+  auto& st = self->state;
+  st.kv = std::move(kv);
+  st.writer = std::move(writer);
+  st.detached = detached;
+  start_worker(self, reconcile_first);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.worker.address())
+      return;
+    ++st.restarts;
+    spdlog::error("inbox actor failed, restarting reason=\"{}\" restarts={}",
+                  to_string(dm.reason), st.restarts);
+    start_worker(self, true);
+  });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    self->send_exit(self->state.worker, em.reason);
+    self->quit(em.reason);
+  });
+  return {
+    [self](deliver_atom a, stored_message& msg, std::vector<user_id>& to) {
+      self->send(self->state.worker, a, std::move(msg), std::move(to));
+    },
+    [self](receipt_atom a, receipt_event& ev, std::vector<user_id>& to) {
+      self->send(self->state.worker, a, std::move(ev), std::move(to));
+    },
+    [self](caf::get_atom a, user_id user) {
+      return self->delegate(self->state.worker, a, user);
+    },
+    [self](caf::put_atom a, user_id user, conversation_id conv, bool archived,
+           bool pinned, bool muted) {
+      return self->delegate(self->state.worker, a, user, conv, archived,
+                            pinned, muted);
+    },
+    [self](rebuild_atom a, user_id user, bool all) {
+      return self->delegate(self->state.worker, a, user, all);
+    },
+    [](caf::flush_atom) {},
+    [self](caf::get_atom) { return self->state.worker; },
+  };
+}
+
 } // namespace parley

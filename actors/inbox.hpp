@@ -65,4 +65,29 @@ inbox_impl(inbox_actor::stateful_pointer<inbox_state> self,
            std::shared_ptr<kv_backend> kv, store_writer_actor writer,
            bool reconcile_at_start);
 
+/// The stable handle of the node's inbox: forwards to an inbox actor it
+/// runs and restarts it (reconciling at start, which makes up for the
+/// events the failed one lost) when it fails. It also answers
+/// (caf::get_atom) with the current inbox actor (tests crash it).
+using inbox_supervisor_actor = inbox_actor::extend<
+  caf::replies_to<caf::get_atom>::with<inbox_actor>>;
+
+struct inbox_supervisor_state {
+  std::shared_ptr<kv_backend> kv;
+  store_writer_actor writer;
+  bool detached = true;
+  inbox_actor worker;
+  uint64_t restarts = 0;
+
+  static inline const char* name = "inbox_supervisor";
+};
+
+/// `detached`: run the inbox actor on its own thread (false only under the
+/// test coordinator). `reconcile_first`: reconcile when it first starts
+/// (restarts always reconcile).
+inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
+  inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
+  std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
+  bool reconcile_first);
+
 } // namespace parley

@@ -45,7 +45,10 @@ node_config::node_config() {
          "Argon2id cost: interactive, or min (tests only)")
     .add(io_threads, "io-threads", "threads serving sockets")
     .add(heartbeat_ms, "heartbeat-ms",
-         "clients ping this often; silent for twice as long: disconnected");
+         "clients ping this often; silent for twice as long: disconnected")
+    .add(rebuild_inbox, "rebuild-inbox",
+         "USER (name or id) or all: recompute inbox projections from the "
+         "message log, then exit (parleyd must not be running on --data)");
 }
 
 conversation_limits node_config::conversation() const {
@@ -132,6 +135,7 @@ std::vector<std::string> normalize_args(int argc, char** argv) {
     {"--log-level", "--parley.log-level"},
     {"--config", "--config-file"},
     {"--listen", "--parley.listen"},
+    {"--rebuild-inbox", "--parley.rebuild-inbox"},
   };
   std::vector<std::string> out;
   for (int i = 1; i < argc; ++i) {

@@ -49,6 +49,7 @@ public:
   std::string password_hash = default_password_hash;
   uint64_t io_threads = default_io_threads;
   uint64_t heartbeat_ms = default_heartbeat_ms;
+  std::string rebuild_inbox; ///< set: rebuild these inboxes and exit
 
   node_config();
 

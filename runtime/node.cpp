@@ -47,10 +47,8 @@ std::string node::start() {
                          opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
-  if (opts_.detach_store)
-    inbox_ = sys_.spawn<caf::detached>(inbox_impl, opts_.kv, writer_, true);
-  else
-    inbox_ = sys_.spawn(inbox_impl, opts_.kv, writer_, false);
+  inbox_ = sys_.spawn(inbox_supervisor_impl, opts_.kv, writer_,
+                      opts_.detach_store, opts_.detach_store);
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation,
@@ -65,7 +63,8 @@ std::string node::start() {
     gateway_ = std::make_unique<gateway::gateway>(
       sys_, *opts_.gateway,
       gateway::gateway_actors{accounts_, directory_, registry_, reader_,
-                              metrics_, inbox_});
+                              metrics_,
+                              caf::actor_cast<inbox_actor>(inbox_)});
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",

@@ -65,7 +65,7 @@ private:
   store_writer_actor writer_;
   store_reader_actor reader_;
   device_registry_actor registry_;
-  inbox_actor inbox_;
+  inbox_supervisor_actor inbox_;
   delivery_actor delivery_;
   directory_actor directory_;
   accounts_actor accounts_;

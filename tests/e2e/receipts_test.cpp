@@ -12,7 +12,13 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
+#include <tuple>
+
+#include <sys/wait.h>
+
 #include "parleyd_node.hpp"
+#include "process.hpp"
 #include "ws_client.hpp"
 
 using namespace parley;
@@ -127,6 +133,11 @@ TEST_CASE("three_devices_get_each_message_once_and_receipts_reach_the_sender") {
   REQUIRE(pages[0].inbox_size() == 1);
   CHECK(pages[0].inbox(0).head_sequence() == 2);
   CHECK(pages[0].inbox(0).read_sequence() == 1);
+  // Reading on the laptop cleared the unread count for every device:
+  // message 2 is Alice's own, so nothing is unread.
+  CHECK(pages[0].inbox(0).unread_count() == 0);
+  CHECK(pages[0].total_unread() == 0);
+  CHECK(pages[0].inbox(0).latest().sender_user_id() == alice_id);
   std::vector<uint64_t> seqs;
   for (auto& pg : pages)
     for (auto& m : pg.messages())
@@ -141,4 +152,94 @@ TEST_CASE("three_devices_get_each_message_once_and_receipts_reach_the_sender") {
       alice_cursors[r.kind()] = r.up_to_sequence();
   CHECK(alice_cursors[v1::RECEIPT_KIND_DELIVERED] == 1);
   CHECK(alice_cursors[v1::RECEIPT_KIND_READ] == 1);
+  // Bob has not read Alice's message.
+  CHECK(bp[0].inbox(0).unread_count() == 1);
+  CHECK(bp[0].total_unread() == 1);
+}
+
+namespace {
+
+/// The inbox of a fresh sync: conversation ids in order, and unread counts.
+std::pair<std::vector<uint64_t>, std::map<uint64_t, uint64_t>>
+inbox_of(uint16_t port, const std::string& token) {
+  ws_client c{port};
+  REQUIRE(c.call(hello(1, token), frame_format::binary)->has_welcome());
+  auto pages = sync_all(c, {}, 100, frame_format::binary, 2);
+  std::vector<uint64_t> order;
+  std::map<uint64_t, uint64_t> unread;
+  for (auto& e : pages.at(0).inbox()) {
+    order.push_back(e.conversation_id());
+    unread[e.conversation_id()] = e.unread_count();
+  }
+  return {order, unread};
+}
+
+} // namespace
+
+TEST_CASE("the_conversation_list_follows_the_latest_message_across_restarts") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "phone");
+  auto carol = n.account("carol", "phone");
+  ws_client b{n.port};
+  auto with_bob = open_chat(b, bob, "alice", frame_format::binary);
+  ws_client c{n.port};
+  auto with_carol = open_chat(c, carol, "alice", frame_format::json);
+  REQUIRE(b.call(send_frame(10, with_bob, "b1", "one"), frame_format::binary)
+            ->has_accepted());
+  REQUIRE(c.call(send_frame(10, with_carol, "c1", "two"), frame_format::json)
+            ->has_accepted());
+  auto [order, unread] = inbox_of(n.port, alice);
+  CHECK(order == std::vector<uint64_t>{with_carol, with_bob});
+  REQUIRE(b.call(send_frame(11, with_bob, "b2", "three"), frame_format::binary)
+            ->has_accepted());
+  std::tie(order, unread) = inbox_of(n.port, alice);
+  CHECK(order == std::vector<uint64_t>{with_bob, with_carol});
+  CHECK(unread[with_bob] == 2);
+  CHECK(unread[with_carol] == 1);
+  // Pinning puts a conversation first whatever its activity.
+  {
+    ws_client a{n.port};
+    REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
+    v1::ClientFrame pin;
+    pin.set_request_id(2);
+    pin.mutable_set_conversation_flags()->set_conversation_id(with_carol);
+    pin.mutable_set_conversation_flags()->set_pinned(true);
+    auto ans = a.call(pin, frame_format::json);
+    REQUIRE(ans);
+    REQUIRE(ans->has_inbox_update());
+    CHECK(ans->inbox_update().pinned());
+    pin.set_request_id(3);
+    pin.mutable_set_conversation_flags()->set_conversation_id(999);
+    CHECK(error_of(a.call(pin, frame_format::json))
+          == v1::Error::CODE_FORBIDDEN);
+  }
+  std::tie(order, unread) = inbox_of(n.port, alice);
+  CHECK(order == std::vector<uint64_t>{with_carol, with_bob});
+  // A clean restart, then kill -9 and a restart: same list, same counts.
+  for (int sig : {SIGTERM, SIGKILL}) {
+    n.stop(sig);
+    n.restart();
+    std::tie(order, unread) = inbox_of(n.port, alice);
+    CHECK(order == std::vector<uint64_t>{with_carol, with_bob});
+    CHECK(unread[with_bob] == 2);
+    CHECK(unread[with_carol] == 1);
+  }
+  // The rebuild command recomputes the same projection from the log.
+  n.stop(SIGTERM);
+  {
+    child rebuild(PARLEYD, {"--data", n.dir, "--rebuild-inbox", "all"});
+    CHECK(rebuild.wait_for_line("inbox rebuilt users=3 entries=4"));
+    auto st = rebuild.wait();
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+    child bad(PARLEYD, {"--data", n.dir, "--rebuild-inbox", "nobody"});
+    CHECK(bad.wait_for_line("no such user"));
+    CHECK(WEXITSTATUS(bad.wait()) != 0);
+  }
+  n.restart();
+  std::tie(order, unread) = inbox_of(n.port, alice);
+  CHECK(order == std::vector<uint64_t>{with_carol, with_bob});
+  CHECK(unread[with_bob] == 2);
+  CHECK(unread[with_carol] == 1);
 }

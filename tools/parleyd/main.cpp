@@ -16,6 +16,9 @@
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/config.hpp"
 #include "runtime/node.hpp"
+#include "parley/v1/store.pb.h"
+#include "runtime/store/inbox_store.hpp"
+#include "runtime/store/keys.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 
 namespace {
@@ -29,6 +32,9 @@ Usage: parleyd [--data DIR] [--config FILE] [--log-level LEVEL] [CAF options]
                       port 0 picks a free port, logged at start)
   --config FILE       config file, INI format with a [parley] section
   --log-level LEVEL   trace|debug|info|warn|error|critical|off (default info)
+  --rebuild-inbox U   recompute the inbox projection of user U (a name or
+                      an id) or of all users from the message log, write it
+                      and exit; run it with the node stopped
   --help              this text and every option with its default
   --dump-config       print the effective configuration and exit
 
@@ -36,6 +42,60 @@ Every option (listed by --long-help) may also be given as --parley.NAME=VALUE
 or in the config file.
 Stops cleanly on SIGTERM or SIGINT.
 )";
+
+/// --rebuild-inbox: recomputes entries straight into the database (the
+/// node is not running: LevelDB's lock guarantees it). Returns the exit code.
+int rebuild_inboxes(parley::kv_backend& kv, const std::string& who) {
+  using namespace parley;
+  std::vector<user_id> users;
+  if (who == "all") {
+    auto all = store::users_with_conversations(kv);
+    if (!all) {
+      spdlog::critical("cannot list users error=\"{}\"", to_string(all.error()));
+      return 1;
+    }
+    users = *all;
+  } else if (!who.empty()
+             && who.find_first_not_of("0123456789") == std::string::npos) {
+    users.push_back(std::stoull(who));
+  } else {
+    auto rec = kv.get(keys::account(who));
+    store::v1::AccountRecord acc;
+    if (!rec || !*rec || !acc.ParseFromString(**rec)) {
+      spdlog::critical("no such user name={}", who);
+      return 1;
+    }
+    users.push_back(acc.user_id());
+  }
+  uint64_t entries = 0;
+  for (auto user : users) {
+    auto convs = store::user_conversations(kv, user);
+    if (!convs) {
+      spdlog::critical("cannot list conversations user={} error=\"{}\"", user,
+                       to_string(convs.error()));
+      return 1;
+    }
+    write_batch batch;
+    for (auto conv : *convs) {
+      auto e = store::compute_inbox_entry(kv, user, conv);
+      if (!e) {
+        spdlog::critical("cannot compute inbox entry user={} conversation={} "
+                         "error=\"{}\"",
+                         user, conv, to_string(e.error()));
+        return 1;
+      }
+      store::add_inbox_entry(batch, user, *e);
+      ++entries;
+    }
+    if (auto err = kv.write(batch, true)) {
+      spdlog::critical("cannot write inbox user={} error=\"{}\"", user,
+                       to_string(err));
+      return 1;
+    }
+  }
+  spdlog::info("inbox rebuilt users={} entries={}", users.size(), entries);
+  return 0;
+}
 
 } // namespace
 
@@ -95,6 +155,8 @@ int main(int argc, char** argv) {
                      cfg.render(kv.error()));
     return 1;
   }
+  if (!cfg.rebuild_inbox.empty())
+    return rebuild_inboxes(**kv, cfg.rebuild_inbox);
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
