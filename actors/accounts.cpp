@@ -183,6 +183,51 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
   return rp;
 }
 
+/// The account record of a user id ('v' id -> name, 'u' name -> record).
+caf::expected<std::optional<pb::AccountRecord>> account_of(self_ptr self,
+                                                           user_id user) {
+  auto& st = self->state;
+  auto name = st.kv->get(keys::user_name(user));
+  if (!name)
+    return name.error();
+  if (!*name)
+    return std::optional<pb::AccountRecord>{};
+  return read<pb::AccountRecord>(*st.kv, keys::account(**name));
+}
+
+/// Sets whether `user` shares and sees read receipts; the user's open
+/// connections are told at once.
+caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
+  auto& st = self->state;
+  auto name = st.kv->get(keys::user_name(user));
+  if (!name)
+    return name.error();
+  auto acct = account_of(self, user);
+  if (!acct)
+    return acct.error();
+  if (!*name || !*acct)
+    return caf::make_error(errc::not_found, "no such user");
+  auto rec = **acct;
+  rec.set_read_receipts_off(!on);
+  write_batch batch;
+  batch.put(keys::account(**name), rec.SerializeAsString());
+  auto rp = self->make_response_promise<bool>();
+  commit(
+    self, std::move(batch),
+    [self, rp, user, on]() mutable {
+      auto& st = self->state;
+      for (auto i = st.online.lower_bound({user, 0});
+           i != st.online.end() && i->first.first == user; ++i)
+        for (auto& addr : i->second)
+          if (auto hdl = caf::actor_cast<caf::actor>(addr))
+            caf::anon_send(hdl, caf::update_atom::value, on);
+      spdlog::info("settings changed user={} read_receipts={}", user, on);
+      rp.deliver(on);
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
 caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   auto& st = self->state;
   auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
@@ -200,6 +245,11 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
     return dev.error();
   if (!*dev || (*dev)->revoked())
     return refuse;
+  auto acct = account_of(self, who.user);
+  if (!acct)
+    return acct.error();
+  if (*acct)
+    who.read_receipts = !(*acct)->read_receipts_off();
   if (auto sender = self->current_sender()) {
     auto addr = caf::actor_cast<caf::actor_addr>(sender);
     st.online[{who.user, who.device}].insert(addr);
@@ -312,6 +362,9 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [self](revoke_atom, user_id user, device_id dev) {
       return do_revoke(self, user, dev);
+    },
+    [self](caf::put_atom, user_id user, bool read_receipts) {
+      return do_set_read_receipts(self, user, read_receipts);
     },
   };
 }

@@ -43,7 +43,11 @@ using accounts_actor = caf::typed_actor<
   /// Lists a user's devices.
   caf::replies_to<devices_atom, user_id>::with<std::vector<device_info>>,
   /// Revokes one of the user's devices. Error: not_found.
-  caf::replies_to<revoke_atom, user_id, device_id>::with<bool>>;
+  caf::replies_to<revoke_atom, user_id, device_id>::with<bool>,
+  /// Sets whether the user shares and sees read receipts (1:1); replies
+  /// the setting. The user's authenticated senders get
+  /// (caf::update_atom, bool). Error: not_found.
+  caf::replies_to<caf::put_atom, user_id, bool>::with<bool>>;
 
 /// Tunables of the accounts actor (config: parley.*).
 struct accounts_limits {

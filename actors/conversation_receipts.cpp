@@ -33,7 +33,7 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
                            "receipt for sequence " + std::to_string(seq)
                              + " past " + std::to_string(limit));
   auto& cur = st.receipts[{user, kind}];
-  if (seq <= cur && !(kind == 2 && seq == cur && !shared))
+  if (seq <= cur)
     return cur;
   cur = std::max(cur, seq);
   auto& ev = st.receipts_moved[{user, kind}];

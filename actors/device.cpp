@@ -129,13 +129,8 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
       limit = std::max(limit, msg.seq); // a push implies membership
       if (!st.sink)
         return; // offline: the device catches up by sync
-      if (!st.sink->push(msg)) {
-        detach(self, "outbound queue overflowed");
-        return;
-      }
-      ++st.pushed;
-      if (st.deps.metrics)
-        st.deps.metrics->messages_delivered++;
+      // Counted before the push: the client may answer before this
+      // handler returns.
       auto& q = st.unacked[msg.conversation];
       q.push_back(msg.seq);
       add_unacked(st, 1);
@@ -143,6 +138,11 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         q.pop_front();
         add_unacked(st, -1);
       }
+      ++st.pushed;
+      if (st.deps.metrics)
+        st.deps.metrics->messages_delivered++;
+      if (!st.sink->push(msg))
+        detach(self, "outbound queue overflowed");
     },
     [self](receipt_atom, const receipt_event& ev) {
       auto& st = self->state;
@@ -150,8 +150,9 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         return;
       if (ev.kind == 1 && ev.user == st.user)
         return; // its own delivered state is of no use to the user
-      if (ev.kind == 2 && !ev.shared && ev.user != st.user)
-        return; // read receipts off: only the reader's own devices see it
+      if (ev.kind == 2 && ev.user != st.user
+          && (!ev.shared || (!st.read_receipts && is_direct(ev.conversation))))
+        return; // read receipts off (the reader's or this user's, in 1:1)
       if (!st.sink->push(ev))
         detach(self, "outbound queue overflowed");
     },
@@ -171,6 +172,9 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
       st.sink = std::move(sink.ptr);
       st.refreshed = self->clock().now();
       return true;
+    },
+    [self](caf::update_atom, bool read_receipts) {
+      self->state.read_receipts = read_receipts;
     },
     [self](ack_atom, conversation_id conv,
            sequence seq) -> caf::result<sequence> {

@@ -41,6 +41,9 @@ using device_actor = caf::typed_actor<
   /// Attaches `conn` (which must handle (caf::close_atom, std::string)) and
   /// its sink; an earlier connection is closed. Replies true.
   caf::replies_to<caf::join_atom, caf::actor, device_sink_ref>::with<bool>,
+  /// The user's read-receipt setting changed (off: others' reads in 1:1
+  /// conversations are not pushed).
+  caf::reacts_to<caf::update_atom, bool>,
   /// The device acknowledges every message of `conv` up to `seq`. Replies
   /// the cursor accepted (`seq`); errors: forbidden (not a member),
   /// cursor_ahead (past what the device can have seen).
@@ -87,6 +90,7 @@ struct device_state {
   uint64_t write_epoch = 1;
   uint64_t pushed = 0;
   uint64_t cursor_writes = 0;
+  bool read_receipts = true;
 
   ~device_state(); ///< takes this device out of the node's gauges
 

@@ -227,11 +227,18 @@ typename Inspector::result_type inspect(Inspector& f, idempotency_sweep& x) {
 struct principal {
   user_id user = 0;
   device_id device = 0;
+  bool read_receipts = true; ///< the user's setting: share and see reads
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, principal& x) {
-  return f(caf::meta::type_name("principal"), x.user, x.device);
+  return f(caf::meta::type_name("principal"), x.user, x.device,
+           x.read_receipts);
+}
+
+/// Direct (1:1) conversations have the top bit set.
+inline bool is_direct(conversation_id conv) {
+  return (conv >> 63) != 0;
 }
 
 /// A device login: its ids and the bearer token (shown once, stored hashed).
@@ -268,12 +275,13 @@ struct sync_request {
   std::vector<sequence> cursor_sequences; ///< parallel to the above
   uint32_t page_size = 100;
   std::string continuation; ///< empty: first page
+  bool read_receipts = true; ///< the user's setting (see principal)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_request& x) {
   return f(caf::meta::type_name("sync_request"), x.cursor_conversations,
-           x.cursor_sequences, x.page_size, x.continuation);
+           x.cursor_sequences, x.page_size, x.continuation, x.read_receipts);
 }
 
 /// A user's inbox entry of one conversation: the projection of the log

@@ -133,6 +133,8 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               st.authenticating = false;
               st.authenticated = true;
               st.device = dev;
+              self->send(dev, caf::update_atom::value,
+                         st.who.read_receipts);
               v1::ServerFrame f;
               f.set_request_id(rid);
               auto* w = f.mutable_welcome();
@@ -190,12 +192,13 @@ void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
 void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
                   sequence seq, uint32_t rid, frame_format fmt) {
   auto user = self->state.who.user;
+  auto shared = self->state.who.read_receipts;
   with_conversation(self, conv, rid, fmt,
-                    [self, conv, kind, seq, rid, fmt,
-                     user](conversation_actor hdl) {
+                    [self, conv, kind, seq, rid, fmt, user,
+                     shared](conversation_actor hdl) {
                       self
                         ->request(hdl, caf::infinite, receipt_atom::value,
-                                  user, kind, seq, true)
+                                  user, kind, seq, shared)
                         .then([](sequence) {},
                               [self, conv, rid, fmt](caf::error& err) {
                                 self->state.conversations.erase(conv);
@@ -293,6 +296,7 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   }
   req.page_size = s.page_size();
   req.continuation = s.continuation();
+  req.read_receipts = st.who.read_receipts;
   self->request(st.deps.reader, 60s, sync_atom::value, st.who.user, req)
     .then(
       [self, rid, fmt](sync_page& page) {
@@ -490,6 +494,12 @@ connection_impl(self_ptr self, connection_deps deps,
       self->quit();
     },
     [self](caf::leave_atom) { self->quit(); },
+    [self](caf::update_atom, bool read_receipts) {
+      auto& st = self->state;
+      st.who.read_receipts = read_receipts;
+      if (st.device)
+        self->send(st.device, caf::update_atom::value, read_receipts);
+    },
     [self](caf::tick_atom) {
       auto& st = self->state;
       auto silence = self->clock().now() - st.last_frame;

@@ -37,6 +37,8 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<frame_atom, std::string, bool>,
   /// Close the session with a Disconnect frame (e.g. device revoked).
   caf::reacts_to<caf::close_atom, std::string>,
+  /// The user's read-receipt setting changed.
+  caf::reacts_to<caf::update_atom, bool>,
   /// The socket closed; the actor ends.
   caf::reacts_to<caf::leave_atom>,
   /// Internal: the Hello deadline passed.

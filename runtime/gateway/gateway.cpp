@@ -251,6 +251,43 @@ void gateway::handle_http(http_request req, respond_fn respond) {
     });
     return;
   }
+  if (path == "/v1/settings" && (req.method == "GET" || req.method == "PUT")) {
+    api::v1::Settings body;
+    if (req.method == "PUT") {
+      if (!parse_body(req.body, body, respond))
+        return;
+      if (!body.has_read_receipts()) {
+        respond(error_response(v1::Error::CODE_BAD_FRAME,
+                               "settings: readReceipts (true or false)"));
+        return;
+      }
+    }
+    auto token = bearer_of(req);
+    auto put = req.method == "PUT";
+    auto answer = [respond](bool on) {
+      respond({200, "application/json",
+               std::string{R"({"readReceipts":)"} + (on ? "true" : "false")
+                 + "}",
+               {}});
+    };
+    sys_.spawn([=](caf::event_based_actor* self) {
+      self->request(accounts, 60s, auth_atom::value, token)
+        .then(
+          [=](principal& who) {
+            if (!put) {
+              answer(who.read_receipts);
+              return;
+            }
+            self
+              ->request(accounts, 60s, caf::put_atom::value, who.user,
+                        body.read_receipts())
+              .then([=](bool on) { answer(on); },
+                    [=](caf::error& err) { respond(error_response(err)); });
+          },
+          [=](caf::error& err) { respond(error_response(err)); });
+    });
+    return;
+  }
   respond(error_response(v1::Error::CODE_NOT_FOUND, "no such route"));
 }
 

@@ -79,6 +79,26 @@ caf::error read_receipts(kv_backend& kv, conversation_id conv,
   return scan_err ? scan_err : err;
 }
 
+/// Whether `user` shares read receipts (cached in `cache`).
+caf::expected<bool> shares_reads(kv_backend& kv, user_id user,
+                                 std::map<user_id, bool>& cache) {
+  if (auto i = cache.find(user); i != cache.end())
+    return i->second;
+  auto name = kv.get(keys::user_name(user));
+  if (!name)
+    return name.error();
+  bool shares = true;
+  if (*name) {
+    auto acct = read<pb::AccountRecord>(kv, keys::account(**name),
+                                        "bad account record");
+    if (!acct)
+      return acct.error();
+    shares = !acct->read_receipts_off();
+  }
+  cache[user] = shares;
+  return shares;
+}
+
 } // namespace
 
 void add_receipt(write_batch& batch, conversation_id conv,
@@ -322,6 +342,7 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
                                      1000);
   size_t bytes = 0;
   // The inbox comes whole, before any message (a client draws it first).
+  std::map<user_id, bool> sharing; // users' read-receipt settings
   // Later pages read heads only from where they resume.
   std::vector<sequence> heads(convs.size(), 0);
   for (size_t ci = 0; ci < convs.size(); ++ci) {
@@ -337,10 +358,23 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
     std::vector<receipt_cursor> rcs;
     if (auto e = read_receipts(kv, conv, rcs))
       return e;
-    for (auto& rc : rcs)
-      if (rc.user != user)
-        page.receipts.push_back(
-          receipt_event{conv, rc.user, rc.kind, rc.seq, 0, true});
+    for (auto& rc : rcs) {
+      if (rc.user == user)
+        continue;
+      if (rc.kind == keys::receipt_read) {
+        // Read state is shown only if the reader shares it, and in 1:1
+        // only to users who share their own.
+        if (is_direct(conv) && !req.read_receipts)
+          continue;
+        auto shares = shares_reads(kv, rc.user, sharing);
+        if (!shares)
+          return shares.error();
+        if (!*shares)
+          continue;
+      }
+      page.receipts.push_back(
+        receipt_event{conv, rc.user, rc.kind, rc.seq, 0, true});
+    }
   }
   if (!resuming) {
     // The inbox projection, checked against the log (stale entries are

@@ -243,3 +243,76 @@ TEST_CASE("the_conversation_list_follows_the_latest_message_across_restarts") {
   CHECK(unread[with_bob] == 2);
   CHECK(unread[with_carol] == 1);
 }
+
+TEST_CASE("with_read_receipts_off_nobody_sees_read_state_in_a_1_to_1_chat") {
+  node n;
+  auto alice = n.account("alice", "phone");
+  auto alice_laptop = n.login("alice", "laptop");
+  auto bob = n.account("bob", "phone");
+  auto get = http_call(n.port, "GET", "/v1/settings", {}, alice);
+  CHECK(get.status == 200);
+  CHECK(get.body == R"({"readReceipts":true})");
+  CHECK(http_call(n.port, "PUT", "/v1/settings", "{}", alice).status == 400);
+  CHECK(http_call(n.port, "PUT", "/v1/settings", R"({"readReceipts":false})",
+                  "bad-token")
+          .status
+        == 401);
+  auto put = http_call(n.port, "PUT", "/v1/settings",
+                       R"({"readReceipts":false})", alice);
+  CHECK(put.status == 200);
+  CHECK(put.body == R"({"readReceipts":false})");
+
+  ws_client b{n.port};
+  auto conv = open_chat(b, bob, "alice", frame_format::binary);
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
+  ws_client al{n.port};
+  REQUIRE(al.call(hello(1, alice_laptop), frame_format::binary)->has_welcome());
+  REQUIRE(b.call(send_frame(10, conv, "b1", "hi"), frame_format::binary)
+            ->has_accepted());
+  REQUIRE(a.read()->has_message());
+  REQUIRE(al.read()->has_message());
+  // Alice acknowledges and reads: Bob sees delivered, never read; Alice's
+  // laptop still learns her read cursor.
+  a.send(receipt_frame(2, conv, 1, false), frame_format::binary);
+  a.send(receipt_frame(3, conv, 1, true), frame_format::binary);
+  auto own = read_until(al, [](auto& f) {
+    return is_receipt(f, v1::RECEIPT_KIND_READ, 1);
+  });
+  REQUIRE(own);
+  REQUIRE(read_until(b, [](auto& f) {
+    return is_receipt(f, v1::RECEIPT_KIND_DELIVERED, 1);
+  }));
+  REQUIRE(b.call(ping(11), frame_format::binary)->has_pong());
+  std::vector<v1::ServerFrame> seen;
+  while (auto f = b.read(500))
+    seen.push_back(*f);
+  for (auto& f : seen)
+    CHECK_FALSE(f.has_receipt());
+  // Bob reads Alice's reply: Alice does not see it either.
+  REQUIRE(a.call(send_frame(4, conv, "a1", "hey"), frame_format::binary)
+            ->has_accepted());
+  REQUIRE(read_until(b, [](auto& f) { return f.has_message(); }));
+  b.send(receipt_frame(12, conv, 2, true), frame_format::binary);
+  REQUIRE(b.call(ping(13), frame_format::binary)->has_pong());
+  seen.clear();
+  while (auto f = a.read(500))
+    seen.push_back(*f);
+  for (auto& f : seen)
+    CHECK_FALSE(is_receipt(f, v1::RECEIPT_KIND_READ, 2));
+  // Sync agrees: Bob gets Alice's delivered cursor, not her read cursor;
+  // Alice gets no read cursor of Bob's.
+  auto bp = sync_all(b, {}, 100, frame_format::binary, 20);
+  for (auto& r : bp.at(0).receipts())
+    CHECK(r.kind() != v1::RECEIPT_KIND_READ);
+  bool delivered = false;
+  for (auto& r : bp.at(0).receipts())
+    delivered |= r.kind() == v1::RECEIPT_KIND_DELIVERED;
+  CHECK(delivered);
+  auto ap = sync_all(a, {}, 100, frame_format::binary, 20);
+  for (auto& r : ap.at(0).receipts())
+    CHECK(r.kind() != v1::RECEIPT_KIND_READ);
+  // Alice's own read cursor still clears her unread count.
+  CHECK(ap.at(0).inbox(0).read_sequence() == 1);
+  CHECK(ap.at(0).inbox(0).unread_count() == 0);
+}
