@@ -18,8 +18,9 @@ caf::result<T> to_result(caf::expected<T>&& x) {
 
 store_reader_actor::behavior_type
 store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
-                  std::shared_ptr<kv_backend> kv) {
+                  std::shared_ptr<kv_backend> kv, uint64_t sync_recent) {
   self->state.kv = std::move(kv);
+  self->state.sync_recent = sync_recent;
   return {
     [=](lookup_atom, conversation_id conv, user_id user, device_id device,
         const std::string& cmid) {

@@ -40,13 +40,15 @@ using store_reader_actor = caf::typed_actor<
 
 struct store_reader_state {
   std::shared_ptr<kv_backend> kv;
-  uint64_t sync_recent = 50; ///< messages per conversation without a cursor
+  /// Messages per conversation a sync without a cursor gets (a new
+  /// device's recent history).
+  uint64_t sync_recent = 50;
 
   static inline const char* name = "store_reader";
 };
 
 store_reader_actor::behavior_type
 store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
-                  std::shared_ptr<kv_backend> kv);
+                  std::shared_ptr<kv_backend> kv, uint64_t sync_recent);
 
 } // namespace parley

@@ -46,6 +46,9 @@ node_config::node_config() {
     .add(io_threads, "io-threads", "threads serving sockets")
     .add(heartbeat_ms, "heartbeat-ms",
          "clients ping this often; silent for twice as long: disconnected")
+    .add(sync_recent, "sync-recent",
+         "messages per conversation a device syncing without cursors (a "
+         "new device) gets")
     .add(rebuild_inbox, "rebuild-inbox",
          "USER (name or id) or all: recompute inbox projections from the "
          "message log, then exit (parleyd must not be running on --data)");
@@ -126,6 +129,8 @@ std::string node_config::validate() const {
     return "parley.io-threads must be 1-64";
   if (max_batch_ops == 0)
     return "parley.max-batch-ops must be positive";
+  if (sync_recent > 100000)
+    return "parley.sync-recent must be at most 100000";
   return {};
 }
 

@@ -50,6 +50,7 @@ public:
   uint64_t io_threads = default_io_threads;
   uint64_t heartbeat_ms = default_heartbeat_ms;
   std::string rebuild_inbox; ///< set: rebuild these inboxes and exit
+  uint64_t sync_recent = 50;
 
   node_config();
 

@@ -37,10 +37,11 @@ std::string node::start() {
   if (opts_.detach_store) {
     writer_ = sys_.spawn<caf::detached>(store_writer_impl, opts_.kv,
                                         opts_.writer);
-    reader_ = sys_.spawn<caf::detached>(store_reader_impl, opts_.kv);
+    reader_ = sys_.spawn<caf::detached>(store_reader_impl, opts_.kv,
+                                        opts_.sync_recent);
   } else {
     writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
-    reader_ = sys_.spawn(store_reader_impl, opts_.kv);
+    reader_ = sys_.spawn(store_reader_impl, opts_.kv, opts_.sync_recent);
   }
   registry_ = sys_.spawn(device_registry_impl,
                          device_deps{reader_, writer_, metrics_, {}},

@@ -33,6 +33,7 @@ struct node_options {
   bool detach_store = true; ///< false only under the test coordinator
   accounts_limits accounts;
   device_registry_options devices;
+  uint64_t sync_recent = 50; ///< history a sync without cursors gets
   /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
   std::optional<gateway::gateway_options> gateway;
 };

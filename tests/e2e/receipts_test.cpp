@@ -316,3 +316,25 @@ TEST_CASE("with_read_receipts_off_nobody_sees_read_state_in_a_1_to_1_chat") {
   CHECK(ap.at(0).inbox(0).read_sequence() == 1);
   CHECK(ap.at(0).inbox(0).unread_count() == 0);
 }
+
+TEST_CASE("a_new_device_syncs_the_configured_recent_history") {
+  node n{{"--parley.sync-recent=3"}};
+  auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "phone");
+  ws_client b{n.port};
+  auto conv = open_chat(b, bob, "alice", frame_format::binary);
+  for (uint32_t i = 0; i < 10; ++i)
+    REQUIRE(b.call(send_frame(10 + i, conv, "m" + std::to_string(i), "x"),
+                   frame_format::binary)
+              ->has_accepted());
+  auto tablet = n.login("alice", "tablet");
+  ws_client t{n.port};
+  REQUIRE(t.call(hello(1, tablet), frame_format::json)->has_welcome());
+  auto pages = sync_all(t, {}, 100, frame_format::json, 2);
+  std::vector<uint64_t> seqs;
+  for (auto& p : pages)
+    for (auto& m : p.messages())
+      seqs.push_back(m.server_sequence());
+  CHECK(seqs == std::vector<uint64_t>{8, 9, 10});
+  CHECK(pages.at(0).inbox(0).unread_count() == 10);
+}

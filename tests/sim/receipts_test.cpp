@@ -61,7 +61,8 @@ struct fixture : sim::coordinated_system {
   fixture() {
     writer = sys->spawn(store_writer_impl, std::shared_ptr<kv_backend>(disk),
                         store_writer_limits{});
-    reader = sys->spawn(store_reader_impl, std::shared_ptr<kv_backend>(disk));
+    reader = sys->spawn(store_reader_impl, std::shared_ptr<kv_backend>(disk),
+                        uint64_t{50});
     delivery = sys->spawn(receipt_recorder, events);
     start();
   }

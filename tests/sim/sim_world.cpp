@@ -132,7 +132,7 @@ void world::boot() {
                             std::shared_ptr<kv_backend>(disk),
                             store_writer_limits{});
   node_->reader = sys.spawn(store_reader_impl,
-                            std::shared_ptr<kv_backend>(disk));
+                            std::shared_ptr<kv_backend>(disk), uint64_t{50});
   node_->delivery = spawn_recorder(sys, this);
   conversation_limits lim;
   lim.watermark_delay = std::chrono::milliseconds(k.watermark_delay_ms);

@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
     opts.writer = cfg.writer();
     opts.accounts = cfg.accounts();
     opts.devices = cfg.devices();
+    opts.sync_recent = cfg.sync_recent;
     opts.gateway = cfg.gateway();
     node n{sys, std::move(opts)};
     if (auto err = n.start(); !err.empty()) {
