@@ -75,6 +75,9 @@ struct conversation_limits {
   int64_t sweep_interval_ms = 10 * 60 * 1000; ///< between idempotency sweeps
   uint64_t sweep_page = 1024;      ///< messages examined per sweep step
   caf::timespan watermark_delay = std::chrono::milliseconds(100);
+  /// Receipts gather this long before their write and push (0: at once,
+  /// behind what is already in the mailbox).
+  caf::timespan receipt_delay{0};
 };
 
 /// What every conversation actor is spawned with.

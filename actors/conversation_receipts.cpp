@@ -40,7 +40,11 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
   ev = receipt_event{st.id, user, kind, cur, st.deps.clock(), shared};
   if (!st.receipts_flush_queued && !st.receipts_writing) {
     st.receipts_flush_queued = true;
-    self->send(self, caf::flush_atom::value); // after what is queued now
+    if (st.deps.limits.receipt_delay.count() == 0)
+      self->send(self, caf::flush_atom::value); // after what is queued now
+    else
+      self->delayed_send(self, st.deps.limits.receipt_delay,
+                         caf::flush_atom::value);
   }
   return cur;
 }

@@ -93,7 +93,12 @@ void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
   }
   auto& slot = st.acks_pending[conv];
   slot = std::max(slot, seq);
-  flush_acks(self);
+  if (st.deps.opts.ack_delay.count() == 0) {
+    flush_acks(self);
+  } else if (!st.flush_scheduled && !st.writing) {
+    st.flush_scheduled = true;
+    self->delayed_send(self, st.deps.opts.ack_delay, caf::flush_atom::value);
+  }
 }
 
 void schedule_tick(self_ptr self) {
@@ -219,6 +224,10 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
       auto& st = self->state;
       return device_status{static_cast<bool>(st.conn), st.pushed,
                            st.unacked_total, st.cursor_writes};
+    },
+    [self](caf::flush_atom) {
+      self->state.flush_scheduled = false;
+      flush_acks(self);
     },
     [self](caf::tick_atom) {
       auto& st = self->state;

@@ -53,7 +53,9 @@ using device_actor = caf::typed_actor<
   /// Counters and connection state.
   caf::replies_to<stats_atom>::with<device_status>,
   /// Internal: the TTL check of the attached connection.
-  caf::reacts_to<caf::tick_atom>>;
+  caf::reacts_to<caf::tick_atom>,
+  /// Internal: write the acks gathered during `ack_delay`.
+  caf::reacts_to<caf::flush_atom>>;
 
 struct device_options {
   /// A connection that has not refreshed for this long is dropped (and told
@@ -62,6 +64,8 @@ struct device_options {
   /// Unacknowledged deliveries tracked per conversation; older ones are
   /// forgotten (still recoverable by sync).
   size_t max_unacked_per_conversation = 4096;
+  /// Acks gather this long before their cursor write (0: write at once).
+  std::chrono::milliseconds ack_delay{0};
 };
 
 struct device_deps {
@@ -87,6 +91,7 @@ struct device_state {
   /// Acks not yet written (max-merged), and whether a write is under way.
   std::map<conversation_id, sequence> acks_pending;
   bool writing = false;
+  bool flush_scheduled = false;
   uint64_t write_epoch = 1;
   uint64_t pushed = 0;
   uint64_t cursor_writes = 0;

@@ -20,7 +20,10 @@ void queue_flush(self_ptr self) {
   auto& st = self->state;
   if (!st.flush_queued && !st.writing) {
     st.flush_queued = true;
-    self->send(self, caf::flush_atom::value); // after what is queued now
+    if (st.flush_delay.count() == 0)
+      self->send(self, caf::flush_atom::value); // after what is queued now
+    else
+      self->delayed_send(self, st.flush_delay, caf::flush_atom::value);
   }
 }
 
@@ -176,10 +179,12 @@ caf::expected<uint64_t> rebuild(self_ptr self, user_id user, bool all) {
 inbox_actor::behavior_type inbox_impl(self_ptr self,
                                       std::shared_ptr<kv_backend> kv,
                                       store_writer_actor writer,
-                                      bool reconcile_at_start) {
+                                      bool reconcile_at_start,
+                                      caf::timespan flush_delay) {
   auto& st = self->state;
   st.kv = std::move(kv);
   st.writer = std::move(writer);
+  st.flush_delay = flush_delay;
   if (reconcile_at_start) {
     auto n = rebuild(self, 0, false);
     if (!n)
@@ -255,8 +260,9 @@ void start_worker(
   auto& st = self->state;
   st.worker = st.detached
                 ? self->spawn<caf::detached>(inbox_impl, st.kv, st.writer,
-                                             reconcile)
-                : self->spawn(inbox_impl, st.kv, st.writer, reconcile);
+                                             reconcile, st.flush_delay)
+                : self->spawn(inbox_impl, st.kv, st.writer, reconcile,
+                              st.flush_delay);
   self->monitor(st.worker);
 }
 
@@ -265,8 +271,9 @@ void start_worker(
 inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
   std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
-  bool reconcile_first) {
+  bool reconcile_first, caf::timespan flush_delay) {
   auto& st = self->state;
+  st.flush_delay = flush_delay;
   st.kv = std::move(kv);
   st.writer = std::move(writer);
   st.detached = detached;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -52,6 +53,7 @@ struct inbox_state {
   std::set<std::pair<user_id, conversation_id>> dirty;
   bool flush_queued = false;
   bool writing = false;
+  caf::timespan flush_delay{0}; ///< changes gather this long before a write
   uint64_t epoch = 1;
   uint64_t recomputed = 0; ///< entries computed from the log (gaps, misses)
 
@@ -63,7 +65,7 @@ struct inbox_state {
 inbox_actor::behavior_type
 inbox_impl(inbox_actor::stateful_pointer<inbox_state> self,
            std::shared_ptr<kv_backend> kv, store_writer_actor writer,
-           bool reconcile_at_start);
+           bool reconcile_at_start, caf::timespan flush_delay);
 
 /// The stable handle of the node's inbox: forwards to an inbox actor it
 /// runs and restarts it (reconciling at start, which makes up for the
@@ -76,6 +78,7 @@ struct inbox_supervisor_state {
   std::shared_ptr<kv_backend> kv;
   store_writer_actor writer;
   bool detached = true;
+  caf::timespan flush_delay{0};
   inbox_actor worker;
   uint64_t restarts = 0;
 
@@ -88,6 +91,6 @@ struct inbox_supervisor_state {
 inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
   std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
-  bool reconcile_first);
+  bool reconcile_first, caf::timespan flush_delay);
 
 } // namespace parley

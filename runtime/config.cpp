@@ -46,6 +46,13 @@ node_config::node_config() {
     .add(io_threads, "io-threads", "threads serving sockets")
     .add(heartbeat_ms, "heartbeat-ms",
          "clients ping this often; silent for twice as long: disconnected")
+    .add(receipt_delay_ms, "receipt-delay-ms",
+         "receipts gather this long per conversation before one write and "
+         "one push")
+    .add(ack_delay_ms, "ack-delay-ms",
+         "delivered acks gather this long per device before its cursor write")
+    .add(inbox_delay_ms, "inbox-delay-ms",
+         "inbox changes gather this long before a write")
     .add(sync_recent, "sync-recent",
          "messages per conversation a device syncing without cursors (a "
          "new device) gets")
@@ -61,6 +68,7 @@ conversation_limits node_config::conversation() const {
   lim.max_payload_bytes = max_payload_bytes;
   lim.watermark_delay = std::chrono::milliseconds(watermark_delay_ms);
   lim.sweep_interval_ms = sweep_interval_s * 1000;
+  lim.receipt_delay = std::chrono::milliseconds(receipt_delay_ms);
   return lim;
 }
 
@@ -81,6 +89,7 @@ accounts_limits node_config::accounts() const {
 device_registry_options node_config::devices() const {
   device_registry_options opts;
   opts.device.ttl = std::chrono::milliseconds(3 * heartbeat_ms);
+  opts.device.ack_delay = std::chrono::milliseconds(ack_delay_ms);
   return opts;
 }
 
@@ -129,6 +138,11 @@ std::string node_config::validate() const {
     return "parley.io-threads must be 1-64";
   if (max_batch_ops == 0)
     return "parley.max-batch-ops must be positive";
+  for (auto [v, name] : {std::pair{receipt_delay_ms, "receipt-delay-ms"},
+                         std::pair{ack_delay_ms, "ack-delay-ms"},
+                         std::pair{inbox_delay_ms, "inbox-delay-ms"}})
+    if (v < 0 || v > 10000)
+      return std::string{"parley."} + name + " must be 0-10000";
   if (sync_recent > 100000)
     return "parley.sync-recent must be at most 100000";
   return {};

@@ -51,6 +51,9 @@ public:
   uint64_t heartbeat_ms = default_heartbeat_ms;
   std::string rebuild_inbox; ///< set: rebuild these inboxes and exit
   uint64_t sync_recent = 50;
+  int64_t receipt_delay_ms = 20;
+  int64_t ack_delay_ms = 50;
+  int64_t inbox_delay_ms = 50;
 
   node_config();
 

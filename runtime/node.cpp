@@ -49,7 +49,8 @@ std::string node::start() {
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
   inbox_ = sys_.spawn(inbox_supervisor_impl, opts_.kv, writer_,
-                      opts_.detach_store, opts_.detach_store);
+                      opts_.detach_store, opts_.detach_store,
+                      caf::timespan{opts_.inbox_flush_delay});
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation,

@@ -34,6 +34,8 @@ struct node_options {
   accounts_limits accounts;
   device_registry_options devices;
   uint64_t sync_recent = 50; ///< history a sync without cursors gets
+  /// Inbox changes gather this long before a write (0: at once).
+  std::chrono::milliseconds inbox_flush_delay{0};
   /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
   std::optional<gateway::gateway_options> gateway;
 };

@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <tuple>
 
 #include <sys/wait.h>
@@ -185,12 +187,18 @@ TEST_CASE("the_conversation_list_follows_the_latest_message_across_restarts") {
   auto with_bob = open_chat(b, bob, "alice", frame_format::binary);
   ws_client c{n.port};
   auto with_carol = open_chat(c, carol, "alice", frame_format::json);
+  // Activity is ordered by acceptance time in milliseconds: keep the sends
+  // a few milliseconds apart so that no two share one.
+  auto gap = [] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); };
   REQUIRE(b.call(send_frame(10, with_bob, "b1", "one"), frame_format::binary)
             ->has_accepted());
+  gap();
   REQUIRE(c.call(send_frame(10, with_carol, "c1", "two"), frame_format::json)
             ->has_accepted());
+  gap();
   auto [order, unread] = inbox_of(n.port, alice);
   CHECK(order == std::vector<uint64_t>{with_carol, with_bob});
+  gap();
   REQUIRE(b.call(send_frame(11, with_bob, "b2", "three"), frame_format::binary)
             ->has_accepted());
   std::tie(order, unread) = inbox_of(n.port, alice);

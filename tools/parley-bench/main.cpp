@@ -76,6 +76,14 @@ ws mode:
   --duration-s S         measured seconds after 1 s of warm-up (default 10)
   --rate R               total offered msg/s, paced (default 0: unpaced)
   --server-pid PID       parleyd's pid, to report its CPU time
+  --receipts             measure twice in one run: without, then with
+                         receipts (recipients acknowledge and read every
+                         message); reports both rates and the receipt ->
+                         sender latency
+  --receipt-interval-ms M  with --receipts: a recipient sends Delivered and
+                         Read for the highest sequence it has at most every
+                         M ms, as a client debouncing receipts (default 10;
+                         0: both for every message)
 
 idle mode (--mode idle, same --host/--port, needs --server-pid):
   --connections N        authenticated idle WebSockets to hold (10000);
@@ -127,6 +135,10 @@ bool parse(int argc, char** argv, options& o) {
       o.ws.duration_s = num();
     } else if (a == "--rate") {
       o.ws.rate = num();
+    } else if (a == "--receipts") {
+      o.ws.receipts = true;
+    } else if (a == "--receipt-interval-ms") {
+      o.ws.receipt_interval_ms = num();
     } else if (a == "--connections") {
       o.connections = num();
     } else if (a == "--server-pid") {

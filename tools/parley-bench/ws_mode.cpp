@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <regex>
@@ -73,9 +74,16 @@ std::string login(const ws_options& o, const std::string& name) {
 }
 
 struct stats {
-  uint64_t sent = 0, accepted = 0, delivered = 0, errors = 0;
+  uint64_t sent = 0, accepted = 0, delivered = 0, errors = 0, receipts = 0;
   std::vector<uint32_t> latency_us;
+  std::vector<uint32_t> receipt_latency_us; ///< Read sent -> sender told
   bool measuring = false;
+  bool send_receipts = false; ///< recipients acknowledge and read
+};
+
+/// What a pair shares: when the recipient sent Read for each sequence.
+struct pair_state {
+  std::map<uint64_t, int64_t> read_sent_ns;
 };
 
 /// One WebSocket client: a sender or a recipient.
@@ -102,6 +110,7 @@ struct peer : std::enable_shared_from_this<peer> {
   int64_t next_send_ns = 0;
   std::string padding;
   bool stop = false;
+  std::shared_ptr<pair_state> pair;
 
   void start(std::function<void()> on_ready) {
     auto self = shared_from_this();
@@ -201,6 +210,37 @@ struct peer : std::enable_shared_from_this<peer> {
           static_cast<uint32_t>((now_ns() - sent) / 1000));
         ++s.delivered;
       }
+      if (s.send_receipts) {
+        // As a client that shows messages at once: delivered, then read,
+        // for each message or debounced to the highest every interval.
+        conv = f.message().conversation_id();
+        received = std::max(received, f.message().server_sequence());
+        if (opts.receipt_interval_ms == 0) {
+          send_receipts();
+        } else if (!receipt_timer_armed) {
+          receipt_timer_armed = true;
+          timer.expires_after(
+            std::chrono::milliseconds(opts.receipt_interval_ms));
+          auto self = shared_from_this();
+          timer.async_wait([self](beast::error_code ec) {
+            self->receipt_timer_armed = false;
+            if (!ec)
+              self->send_receipts();
+          });
+        }
+      }
+    } else if (f.has_receipt()) {
+      auto& r = f.receipt();
+      if (r.kind() == v1::RECEIPT_KIND_READ) {
+        auto& sent = pair->read_sent_ns;
+        auto i = sent.find(r.up_to_sequence());
+        if (i != sent.end() && s.measuring) {
+          s.receipt_latency_us.push_back(
+            static_cast<uint32_t>((now_ns() - i->second) / 1000));
+          ++s.receipts;
+        }
+        sent.erase(sent.begin(), sent.upper_bound(r.up_to_sequence()));
+      }
     } else if (f.has_error()) {
       ++s.errors;
       if (sender && f.request_id() != 0) {
@@ -208,6 +248,26 @@ struct peer : std::enable_shared_from_this<peer> {
         pump();
       }
     }
+  }
+
+  uint64_t received = 0, acked = 0; ///< recipients: highest seen, sent
+  bool receipt_timer_armed = false;
+
+  void send_receipts() {
+    if (received <= acked)
+      return;
+    acked = received;
+    v1::ClientFrame d;
+    d.set_request_id(rid++);
+    d.mutable_delivered()->set_conversation_id(conv);
+    d.mutable_delivered()->set_up_to_sequence(acked);
+    write(d.SerializeAsString());
+    v1::ClientFrame r;
+    r.set_request_id(rid++);
+    r.mutable_read()->set_conversation_id(conv);
+    r.mutable_read()->set_up_to_sequence(acked);
+    pair->read_sent_ns[acked] = now_ns();
+    write(r.SerializeAsString());
   }
 
   /// Sends while the window and the pace allow.
@@ -336,10 +396,13 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
   auto on_ready = [&] { ++ready; };
   std::string padding(std::max<uint64_t>(o.payload, 8), 'x');
   for (uint64_t i = 0; i < o.pairs; ++i) {
+    auto shared = std::make_shared<pair_state>();
     auto r = std::make_shared<peer>(ioc, o, st);
     r->token = tokens[i].second;
+    r->pair = shared;
     peers.push_back(r);
     auto s = std::make_shared<peer>(ioc, o, st);
+    s->pair = shared;
     s->token = tokens[i].first;
     s->sender = true;
     s->peer_name = recv_names[i];
@@ -361,17 +424,6 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
                                                / double(o.pairs));
       p->pump();
     }
-  ioc.run_for(std::chrono::seconds(1)); // warm-up
-  st.measuring = true;
-  auto cpu0 = self_cpu();
-  auto srv0 = proc_cpu(o.server_pid);
-  auto t0 = clock_type::now();
-  ioc.run_for(std::chrono::seconds(o.duration_s));
-  std::chrono::duration<double> dt = clock_type::now() - t0;
-  st.measuring = false;
-  auto cpu1 = self_cpu();
-  auto srv1 = proc_cpu(o.server_pid);
-  shut_down(ioc, peers);
   std::printf("command: %s\n", cmdline.c_str());
   std::printf("pairs %llu, window %llu, payload %llu B, %s\n",
               static_cast<unsigned long long>(o.pairs),
@@ -379,21 +431,63 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
               static_cast<unsigned long long>(o.payload),
               o.rate ? ("offered " + std::to_string(o.rate) + " msg/s").c_str()
                      : "unpaced");
-  std::printf("sent %.0f msg/s, accepted %.0f msg/s, delivered %.0f msg/s "
-              "over %.1f s; %llu error frames\n",
-              st.sent / dt.count(), st.accepted / dt.count(),
-              st.delivered / dt.count(), dt.count(),
-              static_cast<unsigned long long>(st.errors));
-  std::printf("send->deliver latency: p50 %.0f us, p99 %.0f us, p999 %.0f "
-              "us, max %.0f us\n",
-              percentile(st.latency_us, 0.5), percentile(st.latency_us, 0.99),
-              percentile(st.latency_us, 0.999), percentile(st.latency_us, 1.0));
-  std::printf("cpu: bench client %.2f s", cpu1 - cpu0);
-  if (srv0 >= 0 && srv1 >= 0)
-    std::printf(", server %.2f s", srv1 - srv0);
-  std::printf(" over %.1f s wall (2 cores = %.1f s)\n", dt.count(),
-              2 * dt.count());
-  return st.errors == 0 ? 0 : 1;
+  uint64_t errors = 0;
+  double rate_without = 0;
+  // One measured phase (after a second of warm-up) with the current
+  // receipt setting; prints its results and returns delivered msg/s.
+  auto phase = [&](const char* label) {
+    ioc.run_for(std::chrono::seconds(1)); // warm-up
+    st = stats{};
+    st.send_receipts = label != nullptr && std::string{label} == "receipts on";
+    ioc.run_for(std::chrono::milliseconds(200)); // pipelines settle
+    st.measuring = true;
+    auto cpu0 = self_cpu();
+    auto srv0 = proc_cpu(o.server_pid);
+    auto t0 = clock_type::now();
+    ioc.run_for(std::chrono::seconds(o.duration_s));
+    std::chrono::duration<double> dt = clock_type::now() - t0;
+    st.measuring = false;
+    auto cpu1 = self_cpu();
+    auto srv1 = proc_cpu(o.server_pid);
+    if (label)
+      std::printf("-- %s\n", label);
+    std::printf("sent %.0f msg/s, accepted %.0f msg/s, delivered %.0f msg/s "
+                "over %.1f s; %llu error frames\n",
+                st.sent / dt.count(), st.accepted / dt.count(),
+                st.delivered / dt.count(), dt.count(),
+                static_cast<unsigned long long>(st.errors));
+    std::printf("send->deliver latency: p50 %.0f us, p99 %.0f us, p999 %.0f "
+                "us, max %.0f us\n",
+                percentile(st.latency_us, 0.5),
+                percentile(st.latency_us, 0.99),
+                percentile(st.latency_us, 0.999),
+                percentile(st.latency_us, 1.0));
+    if (st.send_receipts)
+      std::printf("read receipts at senders %.0f /s; read -> sender latency: "
+                  "p50 %.0f us, p99 %.0f us, max %.0f us\n",
+                  st.receipts / dt.count(),
+                  percentile(st.receipt_latency_us, 0.5),
+                  percentile(st.receipt_latency_us, 0.99),
+                  percentile(st.receipt_latency_us, 1.0));
+    std::printf("cpu: bench client %.2f s", cpu1 - cpu0);
+    if (srv0 >= 0 && srv1 >= 0)
+      std::printf(", server %.2f s", srv1 - srv0);
+    std::printf(" over %.1f s wall (2 cores = %.1f s)\n", dt.count(),
+                2 * dt.count());
+    errors += st.errors;
+    return st.delivered / dt.count();
+  };
+  if (!o.receipts) {
+    phase(nullptr);
+  } else {
+    rate_without = phase("receipts off");
+    auto rate_with = phase("receipts on");
+    std::printf("receipts cost %.1f %% of delivered msg/s\n",
+                rate_without > 0 ? 100.0 * (1.0 - rate_with / rate_without)
+                                 : 0.0);
+  }
+  shut_down(ioc, peers);
+  return errors == 0 ? 0 : 1;
 }
 
 } // namespace parley::bench

@@ -20,6 +20,14 @@ struct ws_options {
   uint64_t rate = 0;       ///< total messages/s, 0 = as fast as possible
   uint64_t payload = 200;
   int64_t server_pid = 0;  ///< for the server's CPU time, if given
+  /// Two measured phases in one run: receipts off, then on (recipients
+  /// send Delivered and Read for every message; senders measure the time
+  /// from a Read leaving the recipient to its ReceiptUpdate arriving).
+  bool receipts = false;
+  /// With receipts: a recipient acknowledges and reads the highest
+  /// sequence it received at most this often (a client debouncing its
+  /// receipts); 0: both for every message.
+  uint64_t receipt_interval_ms = 10;
 };
 
 /// The p-quantile (0..1) of `v` (reorders it); 0 if empty.

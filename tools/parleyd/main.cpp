@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
     opts.accounts = cfg.accounts();
     opts.devices = cfg.devices();
     opts.sync_recent = cfg.sync_recent;
+    opts.inbox_flush_delay = std::chrono::milliseconds(cfg.inbox_delay_ms);
     opts.gateway = cfg.gateway();
     node n{sys, std::move(opts)};
     if (auto err = n.start(); !err.empty()) {
