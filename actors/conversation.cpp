@@ -343,13 +343,13 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         report();
       return rp;
     },
-    [self](receipt_atom, user_id user, int32_t kind, sequence seq,
-           bool shared) -> caf::result<sequence> {
+    [self](receipt_atom, user_id user, device_id dev, int32_t kind,
+           sequence seq, bool shared) -> caf::result<sequence> {
       if (!self->state.ready) {
         auto rp = self->make_response_promise<sequence>();
-        self->state.stash.emplace_back([self, user, kind, seq, shared,
+        self->state.stash.emplace_back([self, user, dev, kind, seq, shared,
                                         rp]() mutable {
-          auto r = handle_receipt(self, user, kind, seq, shared);
+          auto r = handle_receipt(self, user, dev, kind, seq, shared);
           if (r)
             rp.deliver(*r);
           else
@@ -357,7 +357,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         });
         return rp;
       }
-      auto r = handle_receipt(self, user, kind, seq, shared);
+      auto r = handle_receipt(self, user, dev, kind, seq, shared);
       if (!r)
         return std::move(r.error());
       return *r;

@@ -44,14 +44,15 @@ using conversation_actor = caf::typed_actor<
   /// Adds `user` as a member (creating the conversation if needed); replies
   /// the member's joined_at_sequence once durable. Idempotent.
   caf::replies_to<caf::join_atom, user_id>::with<sequence>,
-  /// Moves `user`'s receipt cursor of `kind` (1 delivered: some device of
+  /// Moves `user`'s receipt cursor of `kind` (sent from device `dev`, which
+  /// is not pushed its own receipt back; 1 delivered: some device of
   /// the user has everything up to `seq`; 2 read) forward; `shared` false:
   /// a read the user's read-receipt setting keeps from others. Replies the
   /// cursor (never lower than before); it becomes durable and is pushed to
   /// the members' devices shortly after, a burst coalesced into one write
   /// and one event per cursor. Errors: not_member, cursor_ahead,
   /// bad_request.
-  caf::replies_to<receipt_atom, user_id, int32_t, sequence,
+  caf::replies_to<receipt_atom, user_id, device_id, int32_t, sequence,
                   bool>::with<sequence>,
   /// Members' receipt cursors (sync, tests).
   caf::replies_to<receipt_atom>::with<std::vector<receipt_cursor>>,

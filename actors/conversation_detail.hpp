@@ -39,8 +39,8 @@ void maybe_sweep(self_ptr self);
 
 /// Moves a member's receipt cursor forward (see conversation_actor).
 caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
-                                       int32_t kind, sequence seq,
-                                       bool shared);
+                                       device_id dev, int32_t kind,
+                                       sequence seq, bool shared);
 
 /// Writes the receipt cursors that moved, then pushes them to the members.
 void flush_receipts(self_ptr self);

@@ -15,8 +15,8 @@
 namespace parley::conversation_detail {
 
 caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
-                                       int32_t kind, sequence seq,
-                                       bool shared) {
+                                       device_id dev, int32_t kind,
+                                       sequence seq, bool shared) {
   auto& st = self->state;
   if (kind != 1 && kind != 2)
     return caf::make_error(errc::bad_request, "unknown receipt kind");
@@ -32,12 +32,18 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
     return caf::make_error(errc::cursor_ahead,
                            "receipt for sequence " + std::to_string(seq)
                              + " past " + std::to_string(limit));
+  // Nothing before the member joined can be received or read: such a
+  // receipt moves nothing (and projections may count from the cursor).
+  if (seq + 1 < m->second.joined_at_sequence) {
+    auto i = st.receipts.find({user, kind});
+    return i == st.receipts.end() ? sequence{0} : i->second;
+  }
   auto& cur = st.receipts[{user, kind}];
   if (seq <= cur)
     return cur;
   cur = std::max(cur, seq);
   auto& ev = st.receipts_moved[{user, kind}];
-  ev = receipt_event{st.id, user, kind, cur, st.deps.clock(), shared};
+  ev = receipt_event{st.id, user, kind, cur, st.deps.clock(), shared, dev};
   if (!st.receipts_flush_queued && !st.receipts_writing) {
     st.receipts_flush_queued = true;
     if (st.deps.limits.receipt_delay.count() == 0)

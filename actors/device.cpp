@@ -155,6 +155,8 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         return;
       if (ev.kind == 1 && ev.user == st.user)
         return; // its own delivered state is of no use to the user
+      if (ev.user == st.user && ev.origin == st.device)
+        return; // this device moved the cursor: it knows
       if (ev.kind == 2 && ev.user != st.user
           && (!ev.shared || (!st.read_receipts && is_direct(ev.conversation))))
         return; // read receipts off (the reader's or this user's, in 1:1)

@@ -98,7 +98,18 @@ void on_read(self_ptr self, const receipt_event& ev) {
     mark(self, k, next);
     return;
   }
-  recompute(self, k); // read part-way: count what is left from the log
+  // Read part-way: count what is left (receipts never point before the
+  // member's first visible message, see handle_receipt).
+  auto n = store::count_from_others(*self->state.kv, ev.conversation, ev.user,
+                                    ev.seq, e->head);
+  if (!n) {
+    recompute(self, k);
+    return;
+  }
+  auto next = *e;
+  next.read = ev.seq;
+  next.unread = *n;
+  mark(self, k, next);
 }
 
 void flush(self_ptr self) {

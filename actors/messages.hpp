@@ -103,12 +103,14 @@ struct receipt_event {
   /// False: a read cursor the user does not share (read receipts off);
   /// only the user's own devices see it.
   bool shared = true;
+  /// The device that moved the cursor (it is not told again); 0: unknown.
+  device_id origin = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, receipt_event& x) {
   return f(caf::meta::type_name("receipt_event"), x.conversation, x.user,
-           x.kind, x.seq, x.at_ms, x.shared);
+           x.kind, x.seq, x.at_ms, x.shared, x.origin);
 }
 
 /// What a conversation actor needs from disk when it activates.

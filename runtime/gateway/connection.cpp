@@ -1,6 +1,7 @@
 #include "runtime/gateway/connection.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 
 #include "actors/errors.hpp"
 #include "runtime/store/keys.hpp"
@@ -192,13 +193,14 @@ void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
 void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
                   sequence seq, uint32_t rid, frame_format fmt) {
   auto user = self->state.who.user;
+  auto dev = self->state.who.device;
   auto shared = self->state.who.read_receipts;
   with_conversation(self, conv, rid, fmt,
-                    [self, conv, kind, seq, rid, fmt, user,
+                    [self, conv, kind, seq, rid, fmt, user, dev,
                      shared](conversation_actor hdl) {
                       self
                         ->request(hdl, caf::infinite, receipt_atom::value,
-                                  user, kind, seq, shared)
+                                  user, dev, kind, seq, shared)
                         .then([](sequence) {},
                               [self, conv, rid, fmt](caf::error& err) {
                                 self->state.conversations.erase(conv);
@@ -337,16 +339,12 @@ void on_delivered(self_ptr self, const v1::ClientFrame& frame,
                 "delivered needs conversation_id and up_to_sequence");
     return;
   }
-  auto conv = d.conversation_id();
-  self
-    ->request(self->state.device, caf::infinite, ack_atom::value, conv,
-              d.up_to_sequence())
-    .then(
-      [self, conv, rid, fmt](sequence seq) {
-        // The device has it: the user-level delivered receipt moves too.
-        send_receipt(self, conv, 1, seq, rid, fmt);
-      },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+  // Both at once: the device's own cursor (its actor checks it the same
+  // way and its answer is not needed) and the user-level delivered receipt,
+  // whose answer carries any refusal.
+  caf::anon_send(self->state.device, ack_atom::value, d.conversation_id(),
+                 d.up_to_sequence());
+  send_receipt(self, d.conversation_id(), 1, d.up_to_sequence(), rid, fmt);
 }
 
 /// Flags on the user's own inbox entry; answered with the entry.

@@ -115,7 +115,8 @@ struct fixture : sim::coordinated_system {
   }
 
   void read(conversation_id id, user_id user, sequence seq) {
-    caf::anon_send(convs[id], receipt_atom::value, user, int32_t{2}, seq,
+    caf::anon_send(convs[id], receipt_atom::value, user, device_id{1},
+                   int32_t{2}, seq,
                    true);
   }
 

@@ -116,7 +116,8 @@ struct fixture : sim::coordinated_system {
 
   /// Fires a receipt without waiting for its answer.
   void receipt(user_id user, int32_t kind, sequence seq, bool shared = true) {
-    caf::anon_send(actor, receipt_atom::value, user, kind, seq, shared);
+    caf::anon_send(actor, receipt_atom::value, user, device_id{1}, kind, seq,
+                   shared);
   }
 
   std::map<std::pair<user_id, int32_t>, sequence> in_memory() {
@@ -158,15 +159,18 @@ TEST_CASE("sim: receipts are validated, coalesced, durable, and pushed to "
   REQUIRE(f.ask<sequence>(caf::join_atom::value, user_id{2}).first);
   f.send_messages(1, 10);
   // Not a member, past the head, malformed: refused, nothing moves.
-  CHECK(is(f.ask<sequence>(receipt_atom::value, user_id{3}, int32_t{2},
+  CHECK(is(f.ask<sequence>(receipt_atom::value, user_id{3}, device_id{1},
+                           int32_t{2},
                            sequence{1}, true)
              .second,
            errc::not_member));
-  CHECK(is(f.ask<sequence>(receipt_atom::value, user_id{2}, int32_t{2},
+  CHECK(is(f.ask<sequence>(receipt_atom::value, user_id{2}, device_id{1},
+                           int32_t{2},
                            sequence{11}, true)
              .second,
            errc::cursor_ahead));
-  CHECK(is(f.ask<sequence>(receipt_atom::value, user_id{2}, int32_t{7},
+  CHECK(is(f.ask<sequence>(receipt_atom::value, user_id{2}, device_id{1},
+                           int32_t{7},
                            sequence{1}, true)
              .second,
            errc::bad_request));
@@ -189,7 +193,8 @@ TEST_CASE("sim: receipts are validated, coalesced, durable, and pushed to "
   CHECK(f.in_memory() == expect);
   CHECK(f.on_disk() == expect);
   // Going back does nothing.
-  CHECK(f.ask<sequence>(receipt_atom::value, user_id{2}, int32_t{2},
+  CHECK(f.ask<sequence>(receipt_atom::value, user_id{2}, device_id{1},
+                           int32_t{2},
                         sequence{3}, true)
           .first
         == sequence{10});
