@@ -9,6 +9,7 @@
 #include "parley/v1/store.pb.h"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/records.hpp"
 
 namespace parley {
 
@@ -31,19 +32,6 @@ bool valid_username(const std::string& name) {
   return true;
 }
 
-template <class Record>
-caf::expected<std::optional<Record>> read(kv_backend& kv,
-                                          const std::string& key) {
-  auto bytes = kv.get(key);
-  if (!bytes)
-    return bytes.error();
-  if (!*bytes)
-    return std::optional<Record>{};
-  Record rec;
-  if (!rec.ParseFromString(**bytes))
-    return caf::make_error(errc::storage_corrupt, key.substr(0, 1));
-  return std::optional<Record>{std::move(rec)};
-}
 
 /// Commits `batch` as the accounts writer; a failure starts a new epoch so
 /// the writer's fence does not refuse later account writes.
@@ -127,7 +115,7 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
                                 "wrong username or password");
   if (device_name.empty() || device_name.size() > 64)
     return caf::make_error(errc::bad_request, "device name: 1-64 bytes");
-  auto acct = read<pb::AccountRecord>(*st.kv, keys::account(name));
+  auto acct = store::read_record<pb::AccountRecord>(*st.kv, keys::account(name));
   if (!acct)
     return acct.error();
   if (!*acct) {
@@ -192,7 +180,7 @@ caf::expected<std::optional<pb::AccountRecord>> account_of(self_ptr self,
     return name.error();
   if (!*name)
     return std::optional<pb::AccountRecord>{};
-  return read<pb::AccountRecord>(*st.kv, keys::account(**name));
+  return store::read_record<pb::AccountRecord>(*st.kv, keys::account(**name));
 }
 
 /// Sets whether `user` shares and sees read receipts; the user's open
@@ -233,14 +221,14 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
   if (token.empty() || token.size() > 256)
     return refuse;
-  auto rec = read<pb::TokenRecord>(*st.kv,
+  auto rec = store::read_record<pb::TokenRecord>(*st.kv,
                                    keys::token(credentials::token_hash(token)));
   if (!rec)
     return rec.error();
   if (!*rec)
     return refuse;
   principal who{(*rec)->user_id(), (*rec)->device_id()};
-  auto dev = read<pb::DeviceRecord>(*st.kv, keys::device(who.user, who.device));
+  auto dev = store::read_record<pb::DeviceRecord>(*st.kv, keys::device(who.user, who.device));
   if (!dev)
     return dev.error();
   if (!*dev || (*dev)->revoked())
@@ -261,7 +249,7 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
 
 caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
   auto& st = self->state;
-  auto rec = read<pb::DeviceRecord>(*st.kv, keys::device(user, dev));
+  auto rec = store::read_record<pb::DeviceRecord>(*st.kv, keys::device(user, dev));
   if (!rec)
     return rec.error();
   if (!*rec || (*rec)->revoked())
@@ -308,7 +296,7 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   st.writer = std::move(writer);
   st.limits = std::move(limits);
   st.clock = std::move(clock);
-  if (auto c = read<pb::Counter>(*st.kv, keys::counter("user")); c && *c)
+  if (auto c = store::read_record<pb::Counter>(*st.kv, keys::counter("user")); c && *c)
     st.last_user = (*c)->value();
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -336,7 +324,7 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       return do_auth(self, token);
     },
     [self](caf::resolve_atom, const std::string& name) -> caf::result<user_id> {
-      auto acct = read<pb::AccountRecord>(*self->state.kv, keys::account(name));
+      auto acct = store::read_record<pb::AccountRecord>(*self->state.kv, keys::account(name));
       if (!acct)
         return acct.error();
       if (!*acct)

@@ -32,6 +32,21 @@ void erase(device_registry_state& st, user_id user, device_id dev) {
     st.devices.erase(u);
 }
 
+/// Calls `f(user, device, entry)` for each device of `users` that holds a
+/// connection (the others catch up by sync).
+template <class F>
+void for_connected(device_registry_state& st, const std::vector<user_id>& users,
+                   F f) {
+  for (auto user : users) {
+    auto u = st.devices.find(user);
+    if (u == st.devices.end())
+      continue;
+    for (auto& [dev, e] : u->second)
+      if (e.conn)
+        f(user, dev, e);
+  }
+}
+
 void schedule_tick(self_ptr self) {
   self->delayed_send(self, self->state.opts.idle_ttl / 2,
                      caf::tick_atom::value);
@@ -83,32 +98,19 @@ device_registry_impl(self_ptr self, device_deps deps,
   return {
     [self](deliver_atom, const stored_message& msg,
            const std::vector<user_id>& to) {
-      auto& st = self->state;
-      for (auto user : to) {
-        auto u = st.devices.find(user);
-        if (u == st.devices.end())
-          continue;
-        for (auto& [dev, e] : u->second) {
-          if (!e.conn)
-            continue; // offline: sync
-          if (user == msg.sender_user && dev == msg.sender_device)
-            continue; // the sending device has it already
-          self->send(e.actor, deliver_atom::value, msg);
-          ++st.forwarded;
-        }
-      }
+      for_connected(self->state, to, [&](user_id user, device_id dev,
+                                         entry& e) {
+        if (user == msg.sender_user && dev == msg.sender_device)
+          return; // the sending device has it already
+        self->send(e.actor, deliver_atom::value, msg);
+        ++self->state.forwarded;
+      });
     },
     [self](receipt_atom, const receipt_event& ev,
            const std::vector<user_id>& to) {
-      auto& st = self->state;
-      for (auto user : to) {
-        auto u = st.devices.find(user);
-        if (u == st.devices.end())
-          continue;
-        for (auto& [dev, e] : u->second)
-          if (e.conn)
-            self->send(e.actor, receipt_atom::value, ev);
-      }
+      for_connected(self->state, to, [&](user_id, device_id, entry& e) {
+        self->send(e.actor, receipt_atom::value, ev);
+      });
     },
     [self](caf::join_atom, user_id user, device_id dev, caf::actor conn,
            device_sink_ref& sink) -> caf::result<device_actor> {

@@ -5,6 +5,7 @@
 #include "actors/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/records.hpp"
 
 namespace parley::store {
 
@@ -12,25 +13,10 @@ namespace {
 
 namespace pb = parley::store::v1;
 
-template <class Record>
-caf::expected<std::optional<Record>> read(kv_backend& kv,
-                                          const std::string& key,
-                                          const char* what) {
-  auto bytes = kv.get(key);
-  if (!bytes)
-    return bytes.error();
-  if (!*bytes)
-    return std::optional<Record>{};
-  Record rec;
-  if (!rec.ParseFromString(**bytes))
-    return caf::make_error(errc::storage_corrupt, what);
-  return std::optional<Record>{std::move(rec)};
-}
 
 caf::error read_flags(kv_backend& kv, user_id user, conversation_id conv,
                       inbox_entry& e) {
-  auto flags = read<pb::InboxFlags>(kv, keys::inbox_flags(user, conv),
-                                    "bad inbox flags");
+  auto flags = read_record<pb::InboxFlags>(kv, keys::inbox_flags(user, conv));
   if (!flags)
     return flags.error();
   if (*flags) {
@@ -45,8 +31,7 @@ caf::error read_flags(kv_backend& kv, user_id user, conversation_id conv,
 
 caf::expected<std::optional<inbox_entry>>
 load_inbox_entry(kv_backend& kv, user_id user, conversation_id conv) {
-  auto rec = read<pb::InboxRecord>(kv, keys::inbox(user, conv),
-                                   "bad inbox record");
+  auto rec = read_record<pb::InboxRecord>(kv, keys::inbox(user, conv));
   if (!rec)
     return rec.error();
   if (!*rec)
@@ -97,8 +82,7 @@ caf::expected<inbox_entry> probe_entry(kv_backend& kv, user_id user,
                                        conversation_id conv, sequence& first) {
   inbox_entry e;
   e.conversation = conv;
-  auto m = read<pb::MemberRecord>(kv, keys::membership(user, conv),
-                                  "bad membership record");
+  auto m = read_record<pb::MemberRecord>(kv, keys::membership(user, conv));
   if (!m)
     return m.error();
   if (!*m)
