@@ -183,6 +183,11 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
     [self](caf::update_atom, bool read_receipts) {
       self->state.read_receipts = read_receipts;
     },
+    [self](caf::update_atom, const inbox_entry& e) {
+      auto& st = self->state;
+      if (st.sink && !st.sink->push(e))
+        detach(self, "outbound queue overflowed");
+    },
     [self](ack_atom, conversation_id conv,
            sequence seq) -> caf::result<sequence> {
       auto& st = self->state;

@@ -44,6 +44,8 @@ using device_actor = caf::typed_actor<
   /// The user's read-receipt setting changed (off: others' reads in 1:1
   /// conversations are not pushed).
   caf::reacts_to<caf::update_atom, bool>,
+  /// The user changed an inbox entry on another device: pushed.
+  caf::reacts_to<caf::update_atom, inbox_entry>,
   /// The device acknowledges every message of `conv` up to `seq`. Replies
   /// the cursor accepted (`seq`); errors: forbidden (not a member),
   /// cursor_ahead (past what the device can have seen).

@@ -112,6 +112,14 @@ device_registry_impl(self_ptr self, device_deps deps,
         self->send(e.actor, receipt_atom::value, ev);
       });
     },
+    [self](caf::update_atom, user_id user, device_id origin,
+           const inbox_entry& changed) {
+      for_connected(self->state, {user}, [&](user_id, device_id dev,
+                                             entry& e) {
+        if (dev != origin)
+          self->send(e.actor, caf::update_atom::value, changed);
+      });
+    },
     [self](caf::join_atom, user_id user, device_id dev, caf::actor conn,
            device_sink_ref& sink) -> caf::result<device_actor> {
       auto& st = self->state;

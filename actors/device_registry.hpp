@@ -32,6 +32,9 @@ using device_registry_actor = delivery_actor::extend<
   /// device is closed. Replies the device actor (acks go to it).
   caf::replies_to<caf::join_atom, user_id, device_id, caf::actor,
                   device_sink_ref>::with<device_actor>,
+  /// `user` changed an inbox entry on device `origin`: pushed to the user's
+  /// other connected devices.
+  caf::reacts_to<caf::update_atom, user_id, device_id, inbox_entry>,
   /// The running device actor of (user, device). Error: not_found.
   caf::replies_to<caf::get_atom, user_id, device_id>::with<device_actor>,
   /// Internal: retires device actors idle for `idle_ttl`.

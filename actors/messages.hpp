@@ -375,6 +375,9 @@ public:
 
   /// Pushes one receipt update (same contract).
   virtual bool push(const receipt_event& ev) = 0;
+
+  /// Pushes the user's changed inbox entry (same contract).
+  virtual bool push(const inbox_entry& e) = 0;
 };
 
 /// A sink as a message field. Local only: between nodes it travels as a

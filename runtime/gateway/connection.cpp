@@ -363,10 +363,14 @@ void on_set_flags(self_ptr self, const v1::ClientFrame& frame,
               fl.conversation_id(), fl.archived(), fl.pinned(), fl.muted())
     .then(
       [self, rid, fmt](inbox_entry& e) {
+        auto& st = self->state;
         v1::ServerFrame f;
         f.set_request_id(rid);
         to_wire_inbox(e, *f.mutable_inbox_update());
         reply(self, f, fmt);
+        // The user's other online devices get the change pushed.
+        self->send(st.deps.registry, caf::update_atom::value, st.who.user,
+                   st.who.device, e);
       },
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
@@ -462,6 +466,15 @@ bool ws_sink::push(const receipt_event& ev) {
   r->set_kind(static_cast<v1::ReceiptKind>(ev.kind));
   r->set_up_to_sequence(ev.seq);
   r->set_at_ms(ev.at_ms);
+  stats_->frames_out++;
+  return link_->send(encode_server_frame(f, fmt_),
+                     fmt_ == frame_format::binary);
+}
+
+bool ws_sink::push(const inbox_entry& e) {
+  v1::ServerFrame f;
+  f.set_event_seq(next_event_seq());
+  to_wire_inbox(e, *f.mutable_inbox_update());
   stats_->frames_out++;
   return link_->send(encode_server_frame(f, fmt_),
                      fmt_ == frame_format::binary);

@@ -69,6 +69,7 @@ public:
 
   bool push(const stored_message& msg) override;
   bool push(const receipt_event& ev) override;
+  bool push(const inbox_entry& e) override;
 
   /// The next per-connection event number (pushes and Disconnect).
   uint32_t next_event_seq() {

@@ -205,8 +205,12 @@ TEST_CASE("the_conversation_list_follows_the_latest_message_across_restarts") {
   CHECK(order == std::vector<uint64_t>{with_bob, with_carol});
   CHECK(unread[with_bob] == 2);
   CHECK(unread[with_carol] == 1);
-  // Pinning puts a conversation first whatever its activity.
+  // Pinning puts a conversation first whatever its activity; Alice's other
+  // online device is told.
   {
+    auto laptop = n.login("alice", "laptop");
+    ws_client al{n.port};
+    REQUIRE(al.call(hello(1, laptop), frame_format::binary)->has_welcome());
     ws_client a{n.port};
     REQUIRE(a.call(hello(1, alice), frame_format::json)->has_welcome());
     v1::ClientFrame pin;
@@ -217,6 +221,12 @@ TEST_CASE("the_conversation_list_follows_the_latest_message_across_restarts") {
     REQUIRE(ans);
     REQUIRE(ans->has_inbox_update());
     CHECK(ans->inbox_update().pinned());
+    auto pushed = read_until(al, [](auto& f) { return f.has_inbox_update(); });
+    REQUIRE(pushed);
+    CHECK(pushed->request_id() == 0);
+    CHECK(pushed->inbox_update().conversation_id() == with_carol);
+    CHECK(pushed->inbox_update().pinned());
+    CHECK_FALSE(a.read(300)); // the device that set it only got its answer
     pin.set_request_id(3);
     pin.mutable_set_conversation_flags()->set_conversation_id(999);
     CHECK(error_of(a.call(pin, frame_format::json))

@@ -52,6 +52,15 @@ struct recording_sink : device_sink {
     receipts.push_back(ev);
     return true;
   }
+
+  std::vector<inbox_entry> inbox_updates;
+
+  bool push(const inbox_entry& e) override {
+    if (!accept)
+      return false;
+    inbox_updates.push_back(e);
+    return true;
+  }
 };
 
 /// What a fake connection was told.
