@@ -115,7 +115,8 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
                                 "wrong username or password");
   if (device_name.empty() || device_name.size() > 64)
     return caf::make_error(errc::bad_request, "device name: 1-64 bytes");
-  auto acct = store::read_record<pb::AccountRecord>(*st.kv, keys::account(name));
+  auto acct = store::read_record<pb::AccountRecord>(*st.kv,
+                                                    keys::account(name));
   if (!acct)
     return acct.error();
   if (!*acct) {
@@ -228,7 +229,8 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   if (!*rec)
     return refuse;
   principal who{(*rec)->user_id(), (*rec)->device_id()};
-  auto dev = store::read_record<pb::DeviceRecord>(*st.kv, keys::device(who.user, who.device));
+  auto dev = store::read_record<pb::DeviceRecord>(
+    *st.kv, keys::device(who.user, who.device));
   if (!dev)
     return dev.error();
   if (!*dev || (*dev)->revoked())
@@ -249,7 +251,8 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
 
 caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
   auto& st = self->state;
-  auto rec = store::read_record<pb::DeviceRecord>(*st.kv, keys::device(user, dev));
+  auto rec = store::read_record<pb::DeviceRecord>(*st.kv,
+                                                  keys::device(user, dev));
   if (!rec)
     return rec.error();
   if (!*rec || (*rec)->revoked())
@@ -296,7 +299,8 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   st.writer = std::move(writer);
   st.limits = std::move(limits);
   st.clock = std::move(clock);
-  if (auto c = store::read_record<pb::Counter>(*st.kv, keys::counter("user")); c && *c)
+  if (auto c = store::read_record<pb::Counter>(*st.kv, keys::counter("user"));
+      c && *c)
     st.last_user = (*c)->value();
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -324,7 +328,8 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       return do_auth(self, token);
     },
     [self](caf::resolve_atom, const std::string& name) -> caf::result<user_id> {
-      auto acct = store::read_record<pb::AccountRecord>(*self->state.kv, keys::account(name));
+      auto acct = store::read_record<pb::AccountRecord>(*self->state.kv,
+                                                        keys::account(name));
       if (!acct)
         return acct.error();
       if (!*acct)
