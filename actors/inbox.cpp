@@ -45,7 +45,6 @@ inbox_entry* recompute(self_ptr self, const entry_key& k) {
                    k.first, k.second, to_string(e.error()));
     return nullptr;
   }
-  ++st.recomputed;
   mark(self, k, *e);
   return &st.cache[k];
 }

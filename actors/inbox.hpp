@@ -55,7 +55,6 @@ struct inbox_state {
   bool writing = false;
   caf::timespan flush_delay{0}; ///< changes gather this long before a write
   uint64_t epoch = 1;
-  uint64_t recomputed = 0; ///< entries computed from the log (gaps, misses)
 
   static inline const char* name = "inbox";
 };

@@ -24,25 +24,32 @@ std::string latency_histogram::render(const std::string& name,
   return out;
 }
 
+namespace {
+
+/// One metric in Prometheus text format.
+std::string metric(const char* name, const char* type, const char* help,
+                   int64_t value) {
+  std::string n = name;
+  return "# HELP " + n + " " + help + "\n# TYPE " + n + " " + type + "\n" + n
+         + " " + std::to_string(value) + "\n";
+}
+
+} // namespace
+
 std::string node_metrics::render() const {
   std::string out = commit_latency.render(
     "parley_commit_latency_seconds", "Duration of each synced storage write.");
-  out += "# HELP parley_outbox_backlog Committed messages not yet emitted "
-         "for delivery.\n# TYPE parley_outbox_backlog gauge\n"
-         "parley_outbox_backlog "
-         + std::to_string(outbox_backlog.load()) + "\n";
-  out += "# HELP parley_messages_delivered_total Messages pushed to "
-         "connected devices.\n# TYPE parley_messages_delivered_total "
-         "counter\nparley_messages_delivered_total "
-         + std::to_string(messages_delivered.load()) + "\n";
-  out += "# HELP parley_devices_online Devices with an attached "
-         "connection.\n# TYPE parley_devices_online gauge\n"
-         "parley_devices_online "
-         + std::to_string(devices_online.load()) + "\n";
-  out += "# HELP parley_deliveries_unacked Messages pushed to devices and "
-         "not yet acknowledged.\n# TYPE parley_deliveries_unacked gauge\n"
-         "parley_deliveries_unacked "
-         + std::to_string(deliveries_unacked.load()) + "\n";
+  out += metric("parley_outbox_backlog", "gauge",
+                "Committed messages not yet emitted for delivery.",
+                outbox_backlog.load());
+  out += metric("parley_messages_delivered_total", "counter",
+                "Messages pushed to connected devices.",
+                static_cast<int64_t>(messages_delivered.load()));
+  out += metric("parley_devices_online", "gauge",
+                "Devices with an attached connection.", devices_online.load());
+  out += metric("parley_deliveries_unacked", "gauge",
+                "Messages pushed to devices and not yet acknowledged.",
+                deliveries_unacked.load());
   return out;
 }
 

@@ -58,36 +58,6 @@ void disconnect(self_ptr self, uint16_t code, const std::string& reason,
   st.link->close(code, reason);
 }
 
-void to_wire_message(const stored_message& m, v1::Message& out) {
-  out.set_conversation_id(m.conversation);
-  out.set_server_sequence(m.seq);
-  out.set_server_message_id(make_server_message_id(m.conversation, m.seq));
-  out.set_sender_user_id(m.sender_user);
-  out.set_sender_device_id(m.sender_device);
-  out.set_client_message_id(m.client_message_id);
-  out.set_sent_at_ms(m.sent_at_ms);
-  out.set_kind(static_cast<v1::MessageKind>(m.kind));
-  out.set_payload(m.payload);
-}
-
-void to_wire_inbox(const inbox_entry& e, v1::InboxEntry& out) {
-  out.set_conversation_id(e.conversation);
-  out.set_head_sequence(e.head);
-  out.set_read_sequence(e.read);
-  out.set_unread_count(e.unread);
-  if (e.head != 0) {
-    auto* m = out.mutable_latest(); // ids and time; the body comes by sync
-    m->set_conversation_id(e.conversation);
-    m->set_server_sequence(e.head);
-    m->set_server_message_id(make_server_message_id(e.conversation, e.head));
-    m->set_sender_user_id(e.latest_sender);
-    m->set_sent_at_ms(e.latest_at_ms);
-  }
-  out.set_archived(e.archived);
-  out.set_pinned(e.pinned);
-  out.set_muted(e.muted);
-}
-
 void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
@@ -311,13 +281,8 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
           total += item.unread;
         }
         p->set_total_unread(total);
-        for (auto& ev : page.receipts) {
-          auto* r = p->add_receipts();
-          r->set_conversation_id(ev.conversation);
-          r->set_user_id(ev.user);
-          r->set_kind(static_cast<v1::ReceiptKind>(ev.kind));
-          r->set_up_to_sequence(ev.seq);
-        }
+        for (auto& ev : page.receipts)
+          to_wire_receipt(ev, *p->add_receipts());
         for (auto& m : page.messages)
           to_wire_message(m, *p->add_messages());
         p->set_continuation(page.continuation);
@@ -442,43 +407,6 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
 }
 
 } // namespace
-
-ws_sink::ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,
-                 std::shared_ptr<metrics> stats)
-  : link_(std::move(link)), fmt_(fmt), stats_(std::move(stats)) {
-}
-
-bool ws_sink::push(const stored_message& msg) {
-  v1::ServerFrame f;
-  f.set_event_seq(next_event_seq());
-  to_wire_message(msg, *f.mutable_message());
-  stats_->frames_out++;
-  return link_->send(encode_server_frame(f, fmt_),
-                     fmt_ == frame_format::binary);
-}
-
-bool ws_sink::push(const receipt_event& ev) {
-  v1::ServerFrame f;
-  f.set_event_seq(next_event_seq());
-  auto* r = f.mutable_receipt();
-  r->set_conversation_id(ev.conversation);
-  r->set_user_id(ev.user);
-  r->set_kind(static_cast<v1::ReceiptKind>(ev.kind));
-  r->set_up_to_sequence(ev.seq);
-  r->set_at_ms(ev.at_ms);
-  stats_->frames_out++;
-  return link_->send(encode_server_frame(f, fmt_),
-                     fmt_ == frame_format::binary);
-}
-
-bool ws_sink::push(const inbox_entry& e) {
-  v1::ServerFrame f;
-  f.set_event_seq(next_event_seq());
-  to_wire_inbox(e, *f.mutable_inbox_update());
-  stats_->frames_out++;
-  return link_->send(encode_server_frame(f, fmt_),
-                     fmt_ == frame_format::binary);
-}
 
 connection_actor::behavior_type
 connection_impl(self_ptr self, connection_deps deps,

@@ -8,7 +8,6 @@
 // client claims. The socket's I/O stays on the server's threads; this actor
 // hands frames to the session's bounded outbound queue (ws_link).
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -29,6 +28,7 @@
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
 #include "runtime/gateway/server.hpp"
+#include "runtime/gateway/ws_sink.hpp"
 
 namespace parley::gateway {
 
@@ -58,33 +58,6 @@ struct connection_deps {
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000;
   inbox_actor inbox;
-};
-
-/// The device actor's way onto this session's outbound queue: encodes each
-/// pushed message as a Message frame. Thread-safe.
-class ws_sink : public device_sink {
-public:
-  ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,
-          std::shared_ptr<metrics> stats);
-
-  bool push(const stored_message& msg) override;
-  bool push(const receipt_event& ev) override;
-  bool push(const inbox_entry& e) override;
-
-  /// The next per-connection event number (pushes and Disconnect).
-  uint32_t next_event_seq() {
-    return ++event_seq_;
-  }
-
-  frame_format format() const {
-    return fmt_;
-  }
-
-private:
-  std::shared_ptr<ws_link> link_;
-  frame_format fmt_;
-  std::shared_ptr<metrics> stats_;
-  std::atomic<uint32_t> event_seq_{0};
 };
 
 struct connection_state {

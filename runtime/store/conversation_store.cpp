@@ -379,7 +379,10 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
   if (!resuming) {
     // The inbox projection, checked against the log (stale entries are
     // computed for the answer; the inbox actor repairs the store).
-    auto inbox = list_inbox(kv, user);
+    std::vector<conversation_id> ids;
+    for (auto& c : convs)
+      ids.push_back(c.first);
+    auto inbox = list_inbox(kv, user, ids);
     if (!inbox)
       return inbox.error();
     page.inbox = std::move(*inbox);

@@ -202,8 +202,15 @@ list_inbox(kv_backend& kv, user_id user, std::vector<inbox_entry>* stale) {
   auto convs = user_conversations(kv, user);
   if (!convs)
     return convs.error();
+  return list_inbox(kv, user, *convs, stale);
+}
+
+caf::expected<std::vector<inbox_entry>>
+list_inbox(kv_backend& kv, user_id user,
+           const std::vector<conversation_id>& convs,
+           std::vector<inbox_entry>* stale) {
   std::vector<inbox_entry> out;
-  for (auto conv : *convs) {
+  for (auto conv : convs) {
     auto stored = load_inbox_entry(kv, user, conv);
     if (!stored)
       return stored.error();

@@ -54,6 +54,13 @@ caf::expected<std::vector<inbox_entry>>
 list_inbox(kv_backend& kv, user_id user,
            std::vector<inbox_entry>* stale = nullptr);
 
+/// The same for the given conversations of the user (a caller that has
+/// listed them already).
+caf::expected<std::vector<inbox_entry>>
+list_inbox(kv_backend& kv, user_id user,
+           const std::vector<conversation_id>& convs,
+           std::vector<inbox_entry>* stale = nullptr);
+
 /// Orders entries as list_inbox does.
 void sort_inbox(std::vector<inbox_entry>& entries);
 
