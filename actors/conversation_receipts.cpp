@@ -38,12 +38,25 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
     auto i = st.receipts.find({user, kind});
     return i == st.receipts.end() ? sequence{0} : i->second;
   }
-  auto& cur = st.receipts[{user, kind}];
-  if (seq <= cur)
+  // Nothing can be read before it arrived: a read moves the member's
+  // delivered cursor too (a client showing messages at once sends Read
+  // alone). Delivered state is shown whatever the read-receipt setting.
+  bool moved = false;
+  auto advance = [&](int32_t k, bool share) {
+    auto& cur = st.receipts[{user, k}];
+    if (seq <= cur)
+      return cur;
+    cur = seq;
+    st.receipts_moved[{user, k}]
+      = receipt_event{st.id, user, k, cur, st.deps.clock(), share, dev};
+    moved = true;
     return cur;
-  cur = std::max(cur, seq);
-  auto& ev = st.receipts_moved[{user, kind}];
-  ev = receipt_event{st.id, user, kind, cur, st.deps.clock(), shared, dev};
+  };
+  if (kind == 2)
+    advance(1, true);
+  auto cur = advance(kind, shared);
+  if (!moved)
+    return cur;
   if (!st.receipts_flush_queued && !st.receipts_writing) {
     st.receipts_flush_queued = true;
     if (st.deps.limits.receipt_delay.count() == 0)

@@ -1,5 +1,8 @@
 #include "runtime/config.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include <caf/config_option_adder.hpp>
 
 #include "actors/errors.hpp"
@@ -17,6 +20,15 @@ node_config::node_config() {
                          out += " " + to_string(ctx);
                        return out;
                      });
+  // CAF 0.17 starts max(cores, 4) workers that poll with short sleeps
+  // before they wait; on a small machine they then steal the cores from the
+  // socket and store threads (measured: tools/bench/RESULTS.md, issue 3).
+  // One worker per core that waits as soon as it is idle. Both can still be
+  // set on the command line or in the config file.
+  set("scheduler.max-threads",
+      static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
+  set("work-stealing.aggressive-poll-attempts", size_t{1});
+  set("work-stealing.moderate-poll-attempts", size_t{1});
   opt_group{custom_options_, "parley"}
     .add(data_dir, "data", "directory of the node's LevelDB database")
     .add(log_level, "log-level",

@@ -348,6 +348,11 @@ void on_read(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
                 "read needs conversation_id and up_to_sequence");
     return;
   }
+  // A read implies delivery: the device's own cursor moves too (its actor
+  // checks it as for Delivered), and the conversation moves both of the
+  // user's cursors.
+  caf::anon_send(self->state.device, ack_atom::value, r.conversation_id(),
+                 r.up_to_sequence());
   send_receipt(self, r.conversation_id(), 2, r.up_to_sequence(),
                frame.request_id(), fmt);
 }

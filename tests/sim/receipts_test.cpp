@@ -202,6 +202,17 @@ TEST_CASE("sim: receipts are validated, coalesced, durable, and pushed to "
   // After a crash the cursors come back from the store.
   f.crash();
   CHECK(f.in_memory() == expect);
+  // A read alone moves the delivered cursor too (nothing is read unseen),
+  // one write and one event each; a delivered receipt never moves read.
+  f.send_messages(1, 5);
+  f.events->clear();
+  f.receipt(1, 2, 12);
+  f.receipt(2, 1, 15);
+  f.sched->run();
+  expect = {{{1, 1}, 12}, {{1, 2}, 12}, {{2, 1}, 15}, {{2, 2}, 10}};
+  CHECK(f.in_memory() == expect);
+  CHECK(f.on_disk() == expect);
+  CHECK(f.events->size() == 3);
 }
 
 TEST_CASE("sim: receipts late, twice, out of order and across crashes "
@@ -235,8 +246,11 @@ TEST_CASE("sim: receipts late, twice, out of order and across crashes "
           int copies = 1 + static_cast<int>(rng() % 2);
           for (int c = 0; c < copies; ++c)
             f.receipt(u, kind, s);
-          if (s <= head)
+          if (s <= head) {
             want[{u, kind}] = std::max(want[{u, kind}], s);
+            if (kind == 2) // a read implies delivery
+              want[{u, 1}] = std::max(want[{u, 1}], s);
+          }
           if (rng() % 2)
             f.sched->run();
         }

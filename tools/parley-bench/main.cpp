@@ -80,10 +80,11 @@ ws mode:
                          receipts (recipients acknowledge and read every
                          message); reports both rates and the receipt ->
                          sender latency
-  --receipt-interval-ms M  with --receipts: a recipient sends Delivered and
-                         Read for the highest sequence it has at most every
-                         M ms, as a client debouncing receipts (default 10;
-                         0: both for every message)
+  --receipt-interval-ms M  with --receipts: a recipient sends Read (which
+                         implies delivery) for the highest sequence it has
+                         at most every M ms, as a client with the chat open
+                         debouncing receipts (default 10; 0: every message)
+  --receipts-both        with --receipts: Delivered and Read, two frames
 
 idle mode (--mode idle, same --host/--port, needs --server-pid):
   --connections N        authenticated idle WebSockets to hold (10000);
@@ -137,6 +138,8 @@ bool parse(int argc, char** argv, options& o) {
       o.ws.rate = num();
     } else if (a == "--receipts") {
       o.ws.receipts = true;
+    } else if (a == "--receipts-both") {
+      o.ws.receipts_both = true;
     } else if (a == "--receipt-interval-ms") {
       o.ws.receipt_interval_ms = num();
     } else if (a == "--connections") {

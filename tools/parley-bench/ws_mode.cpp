@@ -211,8 +211,9 @@ struct peer : std::enable_shared_from_this<peer> {
         ++s.delivered;
       }
       if (s.send_receipts) {
-        // As a client that shows messages at once: delivered, then read,
-        // for each message or debounced to the highest every interval.
+        // As a client that shows messages at once: read (implying
+        // delivered; or both frames), for each message or debounced to the
+        // highest every interval.
         conv = f.message().conversation_id();
         received = std::max(received, f.message().server_sequence());
         if (opts.receipt_interval_ms == 0) {
@@ -257,11 +258,13 @@ struct peer : std::enable_shared_from_this<peer> {
     if (received <= acked)
       return;
     acked = received;
-    v1::ClientFrame d;
-    d.set_request_id(rid++);
-    d.mutable_delivered()->set_conversation_id(conv);
-    d.mutable_delivered()->set_up_to_sequence(acked);
-    write(d.SerializeAsString());
+    if (opts.receipts_both) {
+      v1::ClientFrame d;
+      d.set_request_id(rid++);
+      d.mutable_delivered()->set_conversation_id(conv);
+      d.mutable_delivered()->set_up_to_sequence(acked);
+      write(d.SerializeAsString());
+    }
     v1::ClientFrame r;
     r.set_request_id(rid++);
     r.mutable_read()->set_conversation_id(conv);

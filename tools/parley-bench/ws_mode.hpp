@@ -21,13 +21,17 @@ struct ws_options {
   uint64_t payload = 200;
   int64_t server_pid = 0;  ///< for the server's CPU time, if given
   /// Two measured phases in one run: receipts off, then on (recipients
-  /// send Delivered and Read for every message; senders measure the time
+  /// acknowledge and read every message; senders measure the time
   /// from a Read leaving the recipient to its ReceiptUpdate arriving).
   bool receipts = false;
   /// With receipts: a recipient acknowledges and reads the highest
   /// sequence it received at most this often (a client debouncing its
   /// receipts); 0: both for every message.
   uint64_t receipt_interval_ms = 10;
+  /// With receipts: Delivered and Read both, as a client that acknowledges
+  /// before it shows; otherwise Read alone (which implies delivery), as a
+  /// client with the conversation open.
+  bool receipts_both = false;
 };
 
 /// The p-quantile (0..1) of `v` (reorders it); 0 if empty.
