@@ -100,6 +100,8 @@ namespace {
 
 using namespace conversation_detail;
 
+void drain(self_ptr self);
+
 void commit_new(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& m = p->msg;
@@ -147,17 +149,104 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       answer(self, *p, res);
       schedule_watermark(self);
       maybe_sweep(self);
+      if (st.inflight.empty())
+        drain(self); // a membership change may wait for this
     },
-    [](const caf::error&) {
+    [self](const caf::error&) {
       // roll_back failed `p` together with the rest of its epoch.
+      drain(self);
     });
+}
+
+/// Commits a membership change as a MEMBERSHIP message (sender device 0:
+/// no client send key can collide with it) with the member records it
+/// changes, in one batch. Sends behind it wait until it is applied.
+void commit_change(self_ptr self, const pending_ptr& p) {
+  auto& st = self->state;
+  auto& c = *p->change;
+  std::vector<member> changed;
+  if (auto err = plan_change(st, c, st.seqs.next(), changed)) {
+    fail(self, *p, err);
+    return;
+  }
+  auto& m = p->msg;
+  m.conversation = st.id;
+  m.seq = st.seqs.assign();
+  m.sender_user = c.actor;
+  m.sender_device = 0;
+  m.client_message_id = "membership:" + std::to_string(m.seq);
+  m.sent_at_ms = st.deps.clock();
+  m.kind = message_kind_membership;
+  m.payload = membership_payload(c);
+  st.inflight.emplace(m.seq, p);
+  st.changing = true;
+  write_batch batch;
+  if (c.change == membership_change::created)
+    store::add_conversation(batch, st.id, conversation_group, m.sent_at_ms,
+                            c.name, c.description);
+  store::add_message(batch, m);
+  for (auto& mm : changed)
+    store::add_member(batch, st.id, mm);
+  commit(
+    self, std::move(batch),
+    [self, p, changed] {
+      auto& st = self->state;
+      auto& c = *p->change;
+      st.inflight.erase(p->msg.seq);
+      if (p->msg.seq > st.head) {
+        if (st.deps.metrics)
+          st.deps.metrics->outbox_backlog += int64_t(p->msg.seq - st.head);
+        st.head = p->msg.seq;
+      }
+      if (c.change == membership_change::created) {
+        st.exists = true;
+        st.kind = conversation_group;
+      }
+      if (c.change == membership_change::created
+          || c.change == membership_change::renamed)
+        st.group_name = c.name;
+      for (auto& mm : changed)
+        st.members[mm.user] = mm;
+      spdlog::info("group changed conversation={} change={} actor={} "
+                   "members_changed={} seq={}",
+                   st.id, c.change, c.actor, changed.size(), p->msg.seq);
+      emit(self, p->msg);
+      answer(self, *p, result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false));
+      st.changing = false;
+      schedule_watermark(self);
+      drain(self);
+    },
+    [self](const caf::error&) {
+      self->state.changing = false; // roll_back failed `p`
+      drain(self);
+    });
+}
+
+void handle_change(self_ptr self, group_change& c,
+                   caf::typed_response_promise<send_result> rp) {
+  auto p = std::make_shared<pending>();
+  p->ph = pending::phase::fresh;
+  p->change = std::move(c);
+  p->promises.push_back(rp);
+  self->state.queue.push_back(p);
+  drain(self);
 }
 
 /// Moves resolved sends off the front of the queue, in arrival order.
 void drain(self_ptr self) {
   auto& st = self->state;
-  while (!st.queue.empty() && st.queue.front()->ph != pending::phase::lookup) {
+  while (!st.changing && !st.queue.empty()
+         && st.queue.front()->ph != pending::phase::lookup) {
     auto p = st.queue.front();
+    if (p->change) {
+      // A membership change commits alone, after every send before it:
+      // those were accepted under the old membership.
+      if (!st.inflight.empty())
+        return;
+      st.queue.pop_front();
+      commit_change(self, p);
+      continue;
+    }
     st.queue.pop_front();
     switch (p->ph) {
       case pending::phase::failed:
@@ -170,7 +259,12 @@ void drain(self_ptr self) {
         break;
       }
       default:
-        commit_new(self, p);
+        // Removed by a change queued ahead of this send?
+        if (!is_current_member(st, p->req.sender_user))
+          fail(self, *p,
+               caf::make_error(errc::not_member, "sender is not a member"));
+        else
+          commit_new(self, p);
     }
   }
 }
@@ -185,6 +279,12 @@ void handle_send(self_ptr self, send_request& req,
   auto m = st.members.find(req.sender_user);
   if (m == st.members.end() || m->second.left_at_sequence != 0) {
     rp.deliver(caf::make_error(errc::not_member, "sender is not a member"));
+    return;
+  }
+  if (req.kind == message_kind_system || req.kind == message_kind_membership) {
+    rp.deliver(caf::make_error(errc::bad_request,
+                               "system and membership messages are the "
+                               "server's"));
     return;
   }
   if (req.client_message_id.empty() || req.client_message_id.size() > 128) {
@@ -247,15 +347,22 @@ void handle_join(self_ptr self, user_id user,
     rp.deliver(i->second.joined_at_sequence);
     return;
   }
-  member m{user, 1, st.seqs.next(), 0};
+  if (st.exists && st.kind == conversation_group) {
+    rp.deliver(caf::make_error(errc::forbidden,
+                               "groups are joined by an admin's add"));
+    return;
+  }
+  member m{user, role_member, st.seqs.next(), 0};
   write_batch batch;
   if (!st.exists)
-    store::add_conversation(batch, st.id, 1, st.deps.clock());
+    store::add_conversation(batch, st.id, conversation_direct,
+                            st.deps.clock());
   store::add_member(batch, st.id, m);
   commit(
     self, std::move(batch),
     [self, m, rp]() mutable {
       self->state.exists = true;
+      self->state.kind = conversation_direct;
       self->state.members[m.user] = m;
       rp.deliver(m.joined_at_sequence);
     },
@@ -286,6 +393,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
       [self](conversation_snapshot& snap) {
         auto& st = self->state;
         st.exists = snap.exists;
+        st.kind = snap.kind;
+        st.group_name = snap.name;
         st.head = snap.head;
         if (st.deps.metrics)
           st.deps.metrics->outbox_backlog
@@ -327,6 +436,15 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
           [self, user, rp] { handle_join(self, user, rp); });
       else
         handle_join(self, user, rp);
+      return rp;
+    },
+    [self](group_atom, group_change& c) -> caf::result<send_result> {
+      auto rp = self->make_response_promise<send_result>();
+      if (!self->state.ready)
+        self->state.stash.emplace_back(
+          [self, c, rp]() mutable { handle_change(self, c, rp); });
+      else
+        handle_change(self, c, rp);
       return rp;
     },
     [self](caf::get_atom) -> caf::result<conversation_status> {

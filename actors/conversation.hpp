@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -44,6 +45,16 @@ using conversation_actor = caf::typed_actor<
   /// Adds `user` as a member (creating the conversation if needed); replies
   /// the member's joined_at_sequence once durable. Idempotent.
   caf::replies_to<caf::join_atom, user_id>::with<sequence>,
+  /// A group membership change (create, add, remove, leave, promote,
+  /// demote, rename), written to the log as a MEMBERSHIP message with its
+  /// own sequence, in order with the sends around it: sends accepted
+  /// before it keep the old membership, sends after it see the new one.
+  /// Replies the event's sequence once durable. Errors: not_found (no such
+  /// group), conflict (create of an existing id), forbidden (not an admin,
+  /// a direct conversation, the last admin leaving others behind),
+  /// not_member, bad_request (no targets, a name too long), too_large (past
+  /// the group size limit).
+  caf::replies_to<group_atom, group_change>::with<send_result>,
   /// Moves `user`'s receipt cursor of `kind` (sent from device `dev`, which
   /// is not pushed its own receipt back; 1 delivered: some device of
   /// the user has everything up to `seq`; 2 read) forward; `shared` false:
@@ -79,6 +90,7 @@ struct conversation_limits {
   /// Receipts gather this long before their write and push (0: at once,
   /// behind what is already in the mailbox).
   caf::timespan receipt_delay{0};
+  size_t max_group_size = 100'000; ///< members, admins included
 };
 
 /// What every conversation actor is spawned with.
@@ -106,6 +118,8 @@ struct conversation_state {
     caf::error err;
     stored_message msg; ///< once a sequence is assigned
     bool done = false;
+    /// A membership change instead of a send (then `req` is unused).
+    std::optional<group_change> change;
   };
   using pending_ptr = std::shared_ptr<pending>;
 
@@ -113,6 +127,10 @@ struct conversation_state {
   conversation_deps deps;
   bool ready = false;
   bool exists = false;
+  int32_t kind = 0;     ///< conversation_direct or conversation_group
+  std::string group_name; ///< groups
+  /// A membership change is being committed: sends wait behind it.
+  bool changing = false;
   std::vector<std::function<void()>> stash; ///< requests before ready
   std::map<user_id, member> members;
   sequence_allocator seqs;

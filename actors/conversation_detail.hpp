@@ -45,4 +45,15 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
 /// Writes the receipt cursors that moved, then pushes them to the members.
 void flush_receipts(self_ptr self);
 
+/// True if `user` is a member now (joined, not left).
+bool is_current_member(const conversation_state& st, user_id user);
+
+/// Checks a membership change against the group as it is now and lists
+/// the member records it writes, for an event at sequence `seq`.
+caf::error plan_change(const conversation_state& st, const group_change& c,
+                       sequence seq, std::vector<member>& changed);
+
+/// The MEMBERSHIP message's payload: a parley.v1.Membership.
+std::string membership_payload(const group_change& c);
+
 } // namespace parley::conversation_detail

@@ -66,6 +66,42 @@ typename Inspector::result_type inspect(Inspector& f, write_batch& x) {
 
 // -- conversations ------------------------------------------------------------
 
+/// Roles of members (parley.store.v1.MemberRecord.Role).
+inline constexpr int32_t role_member = 1;
+inline constexpr int32_t role_admin = 2;
+
+/// Kinds of conversations (parley.store.v1.ConversationRecord.Kind).
+inline constexpr int32_t conversation_direct = 1;
+inline constexpr int32_t conversation_group = 2;
+
+/// Message kinds (parley.v1.MessageKind) the server writes itself; clients
+/// send only text and media.
+inline constexpr int32_t message_kind_system = 3;
+inline constexpr int32_t message_kind_membership = 4;
+
+/// A change of a group's membership, made by `actor` (an authenticated
+/// member) from `device`; `change` is parley.v1.Membership.Change.
+struct group_change {
+  int32_t change = 0;
+  user_id actor = 0;
+  device_id device = 0;
+  std::vector<user_id> targets;
+  std::string name;        ///< CREATED, RENAMED
+  std::string description; ///< CREATED
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, group_change& x) {
+  return f(caf::meta::type_name("group_change"), x.change, x.actor, x.device,
+           x.targets, x.name, x.description);
+}
+
+/// parley.v1.Membership.Change values.
+namespace membership_change {
+inline constexpr int32_t created = 1, added = 2, removed = 3, left = 4,
+                         promoted = 5, demoted = 6, renamed = 7;
+} // namespace membership_change
+
 /// A member of a conversation with its membership history.
 struct member {
   user_id user = 0;
@@ -122,13 +158,16 @@ struct conversation_snapshot {
   sequence swept = 0;      ///< idempotency records deleted up to here
   int64_t head_sent_at_ms = 0; ///< acceptance time of the head message
   std::vector<receipt_cursor> receipts; ///< members' receipt cursors
+  int32_t kind = 0;        ///< conversation_direct or conversation_group
+  std::string name;        ///< groups
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f,
                                         conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
-           x.dispatched, x.members, x.swept, x.head_sent_at_ms, x.receipts);
+           x.dispatched, x.members, x.swept, x.head_sent_at_ms, x.receipts,
+           x.kind, x.name);
 }
 
 /// A message as stored and as emitted for delivery.

@@ -19,6 +19,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::device_info))
   CAF_ADD_TYPE_ID(parley, (parley::device_sink_ref))
   CAF_ADD_TYPE_ID(parley, (parley::device_status))
+  CAF_ADD_TYPE_ID(parley, (parley::group_change))
   CAF_ADD_TYPE_ID(parley, (parley::login_result))
   CAF_ADD_TYPE_ID(parley, (parley::principal))
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::device_info>))
@@ -49,6 +50,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, devices_atom, "devices")
   CAF_ADD_ATOM(parley, parley, fetch_atom, "fetch")
   CAF_ADD_ATOM(parley, parley, frame_atom, "frame")
+  CAF_ADD_ATOM(parley, parley, group_atom, "group")
   CAF_ADD_ATOM(parley, parley, load_atom, "load")
   CAF_ADD_ATOM(parley, parley, login_atom, "login")
   CAF_ADD_ATOM(parley, parley, lookup_atom, "lookup")
@@ -71,7 +73,7 @@ namespace parley {
 inline std::vector<caf::atom_value> parley_atoms() {
   return {ack_atom::value,      auth_atom::value,   commit_atom::value,
           deliver_atom::value,  devices_atom::value, fetch_atom::value,
-          frame_atom::value,    load_atom::value,   login_atom::value,
+          frame_atom::value,    group_atom::value,  load_atom::value,   login_atom::value,
           lookup_atom::value,   outbox_atom::value, rebuild_atom::value,
           receipt_atom::value,
           refresh_atom::value,

@@ -135,10 +135,13 @@ void add_watermark(write_batch& batch, conversation_id conv,
 }
 
 void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
-                      int64_t created_at_ms) {
+                      int64_t created_at_ms, const std::string& name,
+                      const std::string& description) {
   pb::ConversationRecord rec;
   rec.set_kind(static_cast<pb::ConversationRecord::Kind>(kind));
   rec.set_created_at_ms(created_at_ms);
+  rec.set_name(name);
+  rec.set_description(description);
   batch.put(keys::conversation(conv), rec.SerializeAsString());
 }
 
@@ -171,6 +174,13 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
   if (!rec)
     return rec.error();
   snap.exists = rec->has_value();
+  if (snap.exists) {
+    auto c = parse<pb::ConversationRecord>(**rec, "bad conversation record");
+    if (!c)
+      return c.error();
+    snap.kind = static_cast<int32_t>(c->kind());
+    snap.name = c->name();
+  }
   auto head = head_of(kv, conv, &snap.head_sent_at_ms);
   if (!head)
     return head.error();

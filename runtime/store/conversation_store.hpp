@@ -26,7 +26,8 @@ void add_watermark(write_batch& batch, conversation_id conv,
 
 /// Adds the conversation record (kind: store.v1 ConversationRecord.Kind).
 void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
-                      int64_t created_at_ms);
+                      int64_t created_at_ms, const std::string& name = {},
+                      const std::string& description = {});
 
 /// Adds or replaces a member record.
 void add_member(write_batch& batch, conversation_id conv, const member& m);
