@@ -336,6 +336,30 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
         return caf::make_error(errc::not_found, "no such user");
       return (*acct)->user_id();
     },
+    [self](caf::resolve_atom, const std::vector<std::string>& names,
+           const std::vector<uint64_t>& ids)
+      -> caf::result<std::vector<uint64_t>> {
+      std::vector<uint64_t> out;
+      for (auto& name : names) {
+        auto acct = store::read_record<pb::AccountRecord>(*self->state.kv,
+                                                          keys::account(name));
+        if (!acct)
+          return acct.error();
+        if (!*acct)
+          return caf::make_error(errc::not_found, "no such user: " + name);
+        out.push_back((*acct)->user_id());
+      }
+      for (auto id : ids) {
+        auto name = self->state.kv->get(keys::user_name(id));
+        if (!name)
+          return name.error();
+        if (!*name)
+          return caf::make_error(errc::not_found,
+                                 "no such user id: " + std::to_string(id));
+        out.push_back(id);
+      }
+      return out;
+    },
     [self](devices_atom, user_id user)
       -> caf::result<std::vector<device_info>> {
       std::vector<device_info> out;

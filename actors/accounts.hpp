@@ -40,6 +40,10 @@ using accounts_actor = caf::typed_actor<
   caf::replies_to<auth_atom, std::string>::with<principal>,
   /// Looks a username up. Error: not_found.
   caf::replies_to<caf::resolve_atom, std::string>::with<user_id>,
+  /// Resolves usernames and checks user ids; replies them all (names
+  /// first, in order). Error not_found names the first unknown one.
+  caf::replies_to<caf::resolve_atom, std::vector<std::string>,
+                  std::vector<uint64_t>>::with<std::vector<uint64_t>>,
   /// Lists a user's devices.
   caf::replies_to<devices_atom, user_id>::with<std::vector<device_info>>,
   /// Revokes one of the user's devices. Error: not_found.

@@ -201,6 +201,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
       if (c.change == membership_change::created) {
         st.exists = true;
         st.kind = conversation_group;
+        st.group_description = c.description;
       }
       if (c.change == membership_change::created
           || c.change == membership_change::renamed)
@@ -395,6 +396,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         st.exists = snap.exists;
         st.kind = snap.kind;
         st.group_name = snap.name;
+        st.group_description = snap.description;
         st.head = snap.head;
         if (st.deps.metrics)
           st.deps.metrics->outbox_backlog
@@ -445,6 +447,30 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
           [self, c, rp]() mutable { handle_change(self, c, rp); });
       else
         handle_change(self, c, rp);
+      return rp;
+    },
+    [self](group_atom, user_id requester) -> caf::result<group_info> {
+      auto rp = self->make_response_promise<group_info>();
+      auto report = [self, requester, rp]() mutable {
+        auto& st = self->state;
+        if (!st.exists || st.kind != conversation_group) {
+          rp.deliver(caf::make_error(errc::not_found, "no such group"));
+          return;
+        }
+        if (!is_current_member(st, requester)) {
+          rp.deliver(caf::make_error(errc::not_member, "not a member"));
+          return;
+        }
+        group_info g{st.id, st.group_name, st.group_description, st.head, {}};
+        for (auto& [u, m] : st.members)
+          if (m.left_at_sequence == 0)
+            g.members.push_back(m);
+        rp.deliver(std::move(g));
+      };
+      if (!self->state.ready)
+        self->state.stash.emplace_back(report);
+      else
+        report();
       return rp;
     },
     [self](caf::get_atom) -> caf::result<conversation_status> {

@@ -55,6 +55,9 @@ using conversation_actor = caf::typed_actor<
   /// not_member, bad_request (no targets, a name too long), too_large (past
   /// the group size limit).
   caf::replies_to<group_atom, group_change>::with<send_result>,
+  /// The group's name and current members, for `requester` (a current
+  /// member). Errors: not_found, not_member.
+  caf::replies_to<group_atom, user_id>::with<group_info>,
   /// Moves `user`'s receipt cursor of `kind` (sent from device `dev`, which
   /// is not pushed its own receipt back; 1 delivered: some device of
   /// the user has everything up to `seq`; 2 read) forward; `shared` false:
@@ -129,6 +132,7 @@ struct conversation_state {
   bool exists = false;
   int32_t kind = 0;     ///< conversation_direct or conversation_group
   std::string group_name; ///< groups
+  std::string group_description;
   /// A membership change is being committed: sends wait behind it.
   bool changing = false;
   std::vector<std::function<void()>> stash; ///< requests before ready

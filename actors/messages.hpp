@@ -116,6 +116,21 @@ typename Inspector::result_type inspect(Inspector& f, member& x) {
            x.joined_at_sequence, x.left_at_sequence);
 }
 
+/// A group as its members see it: name and current members.
+struct group_info {
+  conversation_id conversation = 0;
+  std::string name;
+  std::string description;
+  sequence head = 0;
+  std::vector<member> members; ///< current members only
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, group_info& x) {
+  return f(caf::meta::type_name("group_info"), x.conversation, x.name,
+           x.description, x.head, x.members);
+}
+
 /// A member's receipt cursor: `user` has every message of the conversation
 /// up to `seq` delivered to some device (kind 1) or read (kind 2).
 struct receipt_cursor {
@@ -160,6 +175,7 @@ struct conversation_snapshot {
   std::vector<receipt_cursor> receipts; ///< members' receipt cursors
   int32_t kind = 0;        ///< conversation_direct or conversation_group
   std::string name;        ///< groups
+  std::string description; ///< groups
 };
 
 template <class Inspector>
@@ -167,7 +183,7 @@ typename Inspector::result_type inspect(Inspector& f,
                                         conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
            x.dispatched, x.members, x.swept, x.head_sent_at_ms, x.receipts,
-           x.kind, x.name);
+           x.kind, x.name, x.description);
 }
 
 /// A message as stored and as emitted for delivery.

@@ -1,4 +1,5 @@
 #include "runtime/gateway/connection.hpp"
+#include "runtime/gateway/connection_detail.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -8,18 +9,7 @@
 
 namespace parley::gateway {
 
-namespace {
-
-using self_ptr = connection_actor::stateful_pointer<connection_state>;
-using namespace std::chrono_literals;
-
-constexpr uint32_t protocol_version = 1;
-/// WebSocket close codes of our own (4000-4999).
-constexpr uint16_t close_unauthenticated = 4001;
-constexpr uint16_t close_bad_version = 4002;
-constexpr uint16_t close_hello_timeout = 4003;
-constexpr uint16_t close_revoked = 4004;
-constexpr uint16_t close_heartbeat = 4005;
+namespace connection_detail {
 
 void reply(self_ptr self, const v1::ServerFrame& f, frame_format fmt) {
   auto& st = self->state;
@@ -30,8 +20,7 @@ void reply(self_ptr self, const v1::ServerFrame& f, frame_format fmt) {
 }
 
 void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
-                 v1::Error::Code code, std::string message,
-                 bool retryable = false) {
+                 v1::Error::Code code, std::string message, bool retryable) {
   reply(self, error_frame(request_id, code, std::move(message), retryable),
         fmt);
 }
@@ -43,6 +32,44 @@ void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
   *f.mutable_error() = to_wire_error(err);
   reply(self, f, fmt);
 }
+
+/// Runs `fn` with the actor of conversation `conv` (cached per connection);
+/// a failed lookup answers request `rid` with the error.
+void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
+                       frame_format fmt,
+                       std::function<void(conversation_actor)> fn) {
+  auto& st = self->state;
+  if (auto i = st.conversations.find(conv); i != st.conversations.end()) {
+    fn(i->second);
+    return;
+  }
+  self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv)
+    .then(
+      [self, conv, fn](conversation_actor& hdl) {
+        auto& cache = self->state.conversations;
+        if (cache.size() >= 1024)
+          cache.clear();
+        cache.emplace(conv, hdl);
+        fn(hdl);
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+}
+
+} // namespace connection_detail
+
+namespace {
+
+using namespace connection_detail;
+using namespace std::chrono_literals;
+
+constexpr uint32_t protocol_version = 1;
+/// WebSocket close codes of our own (4000-4999).
+constexpr uint16_t close_unauthenticated = 4001;
+constexpr uint16_t close_bad_version = 4002;
+constexpr uint16_t close_hello_timeout = 4003;
+constexpr uint16_t close_revoked = 4004;
+constexpr uint16_t close_heartbeat = 4005;
+
 
 /// Sends a Disconnect frame, then closes the socket.
 void disconnect(self_ptr self, uint16_t code, const std::string& reason,
@@ -134,28 +161,6 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
         reply_error(self, rid, fmt, err);
         disconnect(self, close_unauthenticated, "unauthenticated", false);
       });
-}
-
-/// Runs `fn` with the actor of conversation `conv` (cached per connection);
-/// a failed lookup answers request `rid` with the error.
-void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
-                       frame_format fmt,
-                       std::function<void(conversation_actor)> fn) {
-  auto& st = self->state;
-  if (auto i = st.conversations.find(conv); i != st.conversations.end()) {
-    fn(i->second);
-    return;
-  }
-  self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv)
-    .then(
-      [self, conv, fn](conversation_actor& hdl) {
-        auto& cache = self->state.conversations;
-        if (cache.size() >= 1024)
-          cache.clear();
-        cache.emplace(conv, hdl);
-        fn(hdl);
-      },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
 /// Moves the user's receipt cursor in a conversation; no answer on
@@ -404,6 +409,15 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
       break;
     case body::kSetConversationFlags:
       on_set_flags(self, frame, fmt);
+      break;
+    case body::kGroupCreate:
+      on_group_create(self, frame, fmt);
+      break;
+    case body::kGroupChange:
+      on_group_change(self, frame, fmt);
+      break;
+    case body::kGetGroup:
+      on_get_group(self, frame, fmt);
       break;
     default:
       reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED,

@@ -180,6 +180,7 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
       return c.error();
     snap.kind = static_cast<int32_t>(c->kind());
     snap.name = c->name();
+    snap.description = c->description();
   }
   auto head = head_of(kv, conv, &snap.head_sent_at_ms);
   if (!head)

@@ -1,0 +1,42 @@
+#pragma once
+
+// Internal to the connection actor: the helpers its frame handlers share
+// (connection.cpp: session, sends, sync, receipts; connection_groups.cpp:
+// groups). Not an interface for other code.
+
+#include <functional>
+#include <string>
+
+#include "runtime/gateway/connection.hpp"
+
+namespace parley::gateway::connection_detail {
+
+using self_ptr = connection_actor::stateful_pointer<connection_state>;
+
+/// Sends a frame on this connection (counted in the metrics).
+void reply(self_ptr self, const v1::ServerFrame& f, frame_format fmt);
+
+/// Answers request `request_id` with an Error frame.
+void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
+                 v1::Error::Code code, std::string message,
+                 bool retryable = false);
+
+/// Answers request `request_id` with the Error frame for `err`.
+void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
+                 const caf::error& err);
+
+/// Runs `fn` with the actor of conversation `conv` (cached per connection);
+/// a failed lookup answers request `rid` with the error.
+void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
+                       frame_format fmt,
+                       std::function<void(conversation_actor)> fn);
+
+/// GroupCreate, GroupChange, GetGroup (connection_groups.cpp).
+void on_group_create(self_ptr self, const v1::ClientFrame& frame,
+                     frame_format fmt);
+void on_group_change(self_ptr self, const v1::ClientFrame& frame,
+                     frame_format fmt);
+void on_get_group(self_ptr self, const v1::ClientFrame& frame,
+                  frame_format fmt);
+
+} // namespace parley::gateway::connection_detail

@@ -1,0 +1,173 @@
+// The connection actor's group frames: GroupCreate, GroupChange and
+// GetGroup. Names and ids of members are checked with the accounts actor;
+// the conversation actor decides whether the change is allowed (admins,
+// membership, size) and writes it to the log.
+
+#include <random>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/accounts.hpp"
+#include "actors/errors.hpp"
+#include "runtime/gateway/connection_detail.hpp"
+
+namespace parley::gateway::connection_detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A fresh group id: random, below 2^62 (direct conversations have bit 63
+/// set), never 0. Collisions are caught by the conversation (conflict).
+conversation_id new_group_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  conversation_id id = 0;
+  while (id == 0)
+    id = rng() & ((uint64_t{1} << 62) - 1);
+  return id;
+}
+
+std::vector<uint64_t> ids_of(const google::protobuf::RepeatedField<uint64_t>& r) {
+  return {r.begin(), r.end()};
+}
+
+std::vector<std::string>
+names_of(const google::protobuf::RepeatedPtrField<std::string>& r) {
+  return {r.begin(), r.end()};
+}
+
+void reply_accepted(self_ptr self, uint32_t rid, frame_format fmt,
+                    conversation_id conv, const send_result& r) {
+  v1::ServerFrame f;
+  f.set_request_id(rid);
+  auto* a = f.mutable_accepted();
+  a->set_conversation_id(conv);
+  a->set_server_message_id(r.server_message_id);
+  a->set_server_sequence(r.server_sequence);
+  a->set_sent_at_ms(r.sent_at_ms);
+  reply(self, f, fmt);
+}
+
+/// Resolves the frame's members, then runs `fn` with their ids.
+void with_users(self_ptr self, uint32_t rid, frame_format fmt,
+                std::vector<std::string> names, std::vector<uint64_t> ids,
+                std::function<void(std::vector<uint64_t>)> fn) {
+  if (names.empty() && ids.empty()) {
+    fn({});
+    return;
+  }
+  self
+    ->request(self->state.deps.accounts, 30s, caf::resolve_atom::value,
+              std::move(names), std::move(ids))
+    .then([fn](std::vector<uint64_t>& users) { fn(std::move(users)); },
+          [self, rid, fmt](caf::error& err) {
+            reply_error(self, rid, fmt, err);
+          });
+}
+
+void create_group(self_ptr self, uint32_t rid, frame_format fmt,
+                  group_change c, int attempts_left) {
+  auto id = new_group_id();
+  with_conversation(self, id, rid, fmt, [=](conversation_actor conv) {
+    self->request(conv, caf::infinite, group_atom::value, c)
+      .then([=](send_result& r) { reply_accepted(self, rid, fmt, id, r); },
+            [=](caf::error& err) {
+              self->state.conversations.erase(id);
+              if (is(err, errc::conflict) && attempts_left > 0)
+                create_group(self, rid, fmt, c, attempts_left - 1);
+              else
+                reply_error(self, rid, fmt, err);
+            });
+  });
+}
+
+} // namespace
+
+void on_group_create(self_ptr self, const v1::ClientFrame& frame,
+                     frame_format fmt) {
+  auto rid = frame.request_id();
+  auto& g = frame.group_create();
+  if (g.name().empty()) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "group_create needs a name");
+    return;
+  }
+  auto& who = self->state.who;
+  group_change c{membership_change::created, who.user, who.device, {},
+                 g.name(), g.description()};
+  with_users(self, rid, fmt, names_of(g.usernames()), ids_of(g.user_ids()),
+             [self, rid, fmt, c](std::vector<uint64_t> users) mutable {
+               c.targets = std::move(users);
+               create_group(self, rid, fmt, std::move(c), 3);
+             });
+}
+
+void on_group_change(self_ptr self, const v1::ClientFrame& frame,
+                     frame_format fmt) {
+  auto rid = frame.request_id();
+  auto& g = frame.group_change();
+  if (g.conversation_id() == 0) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "group_change needs conversation_id");
+    return;
+  }
+  auto change = static_cast<int32_t>(g.change());
+  if (change < membership_change::added
+      || change > membership_change::renamed) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "group_change needs a change: ADDED, REMOVED, LEFT, "
+                "PROMOTED, DEMOTED or RENAMED");
+    return;
+  }
+  auto& who = self->state.who;
+  auto conv_id = g.conversation_id();
+  group_change c{change, who.user, who.device, {}, g.name(), {}};
+  with_users(
+    self, rid, fmt, names_of(g.usernames()), ids_of(g.user_ids()),
+    [self, rid, fmt, c, conv_id](std::vector<uint64_t> users) mutable {
+      c.targets = std::move(users);
+      with_conversation(self, conv_id, rid, fmt,
+                        [=](conversation_actor conv) {
+                          self
+                            ->request(conv, caf::infinite, group_atom::value,
+                                      c)
+                            .then(
+                              [=](send_result& r) {
+                                reply_accepted(self, rid, fmt, conv_id, r);
+                              },
+                              [=](caf::error& err) {
+                                reply_error(self, rid, fmt, err);
+                              });
+                        });
+    });
+}
+
+void on_get_group(self_ptr self, const v1::ClientFrame& frame,
+                  frame_format fmt) {
+  auto rid = frame.request_id();
+  auto conv_id = frame.get_group().conversation_id();
+  auto me = self->state.who.user;
+  with_conversation(self, conv_id, rid, fmt, [=](conversation_actor conv) {
+    self->request(conv, caf::infinite, group_atom::value, me)
+      .then(
+        [=](group_info& g) {
+          v1::ServerFrame f;
+          f.set_request_id(rid);
+          auto* out = f.mutable_group_info();
+          out->set_conversation_id(g.conversation);
+          out->set_name(g.name);
+          out->set_description(g.description);
+          out->set_head_sequence(g.head);
+          for (auto& m : g.members) {
+            auto* gm = out->add_members();
+            gm->set_user_id(m.user);
+            gm->set_admin(m.role == role_admin);
+            gm->set_joined_at_sequence(m.joined_at_sequence);
+          }
+          reply(self, f, fmt);
+        },
+        [=](caf::error& err) { reply_error(self, rid, fmt, err); });
+  });
+}
+
+} // namespace parley::gateway::connection_detail

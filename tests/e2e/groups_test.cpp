@@ -1,0 +1,249 @@
+// Groups through a real parleyd: five users with two devices each. Members
+// see exactly the messages from their join to their removal, live and by
+// sync after being offline; only admins manage the group; outsiders and
+// removed members cannot send or look.
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "parleyd_node.hpp"
+#include "ws_client.hpp"
+
+using namespace parley;
+using namespace parley::e2e;
+using gateway::frame_format;
+
+namespace {
+
+/// One logged-in device and every message pushed to it.
+struct device_view {
+  std::string token;
+  std::unique_ptr<ws_client> ws;
+  std::vector<v1::Message> got;
+  uint32_t rid = 100;
+
+  void connect(uint16_t port) {
+    ws = std::make_unique<ws_client>(port);
+    auto w = ws->call(hello(1, token), frame_format::binary);
+    REQUIRE(w);
+    REQUIRE(w->has_welcome());
+  }
+
+  /// Sends `f` and returns its answer; pushes on the way are kept.
+  std::optional<v1::ServerFrame> call(v1::ClientFrame f) {
+    f.set_request_id(++rid);
+    ws->send(f, frame_format::binary);
+    for (;;) {
+      auto r = ws->read(10000);
+      if (!r || r->request_id() == f.request_id())
+        return r;
+      if (r->has_message())
+        got.push_back(r->message());
+    }
+  }
+
+  /// Reads pushes until none comes for `quiet_ms`.
+  void drain(int quiet_ms = 300) {
+    while (auto r = ws->read(quiet_ms))
+      if (r->has_message())
+        got.push_back(r->message());
+  }
+
+  /// Sequences received (and forgets them).
+  std::vector<uint64_t> take() {
+    std::vector<uint64_t> out;
+    for (auto& m : got)
+      out.push_back(m.server_sequence());
+    got.clear();
+    return out;
+  }
+};
+
+v1::ClientFrame create_frame(const std::string& name,
+                             std::vector<std::string> members) {
+  v1::ClientFrame f;
+  auto* g = f.mutable_group_create();
+  g->set_name(name);
+  for (auto& m : members)
+    g->add_usernames(m);
+  return f;
+}
+
+v1::ClientFrame change_frame(uint64_t conv, v1::Membership::Change change,
+                             std::vector<std::string> names,
+                             std::vector<uint64_t> ids = {}) {
+  v1::ClientFrame f;
+  auto* g = f.mutable_group_change();
+  g->set_conversation_id(conv);
+  g->set_change(change);
+  for (auto& n : names)
+    g->add_usernames(n);
+  for (auto id : ids)
+    g->add_user_ids(id);
+  return f;
+}
+
+v1::ClientFrame send_to(uint64_t conv, const std::string& cmid,
+                        const std::string& text) {
+  return send_frame(0, conv, cmid, text);
+}
+
+using seqs = std::vector<uint64_t>;
+
+} // namespace
+
+TEST_CASE("a_group_of_five_with_two_devices_each_sees_exactly_its_window") {
+  node n;
+  const std::vector<std::string> names{"ann", "ben", "cat", "dan", "eve"};
+  std::map<std::string, std::vector<device_view>> dev;
+  std::map<std::string, uint64_t> id;
+  for (auto& name : names) {
+    dev[name].resize(2);
+    dev[name][0].token = n.account(name, "phone");
+    dev[name][1].token = n.login(name, "laptop");
+    id[name] = user_id_of(n.port, dev[name][0].token);
+  }
+  // Everyone online except cat's laptop (it syncs at the end).
+  for (auto& name : names)
+    for (int d = 0; d < 2; ++d)
+      if (!(name == "cat" && d == 1))
+        dev[name][d].connect(n.port);
+  auto& ann = dev["ann"][0];
+
+  // 1: ann creates the group with ben and cat.
+  auto created = ann.call(create_frame("team", {"ben", "cat"}));
+  REQUIRE(created);
+  REQUIRE(created->has_accepted());
+  auto group = created->accepted().conversation_id();
+  CHECK(created->accepted().server_sequence() == 1);
+
+  // Not admins: ben can neither remove cat nor add dan.
+  CHECK(error_of(dev["ben"][0].call(
+          change_frame(group, v1::Membership::CHANGE_REMOVED, {"cat"})))
+        == v1::Error::CODE_FORBIDDEN);
+  CHECK(error_of(dev["ben"][0].call(
+          change_frame(group, v1::Membership::CHANGE_ADDED, {"dan"})))
+        == v1::Error::CODE_FORBIDDEN);
+  // Unknown users are refused by name.
+  CHECK(error_of(ann.call(
+          change_frame(group, v1::Membership::CHANGE_ADDED, {"zed"})))
+        == v1::Error::CODE_NOT_FOUND);
+
+  // 2: ann sends; 3: ann adds dan (by id); 4: dan sends; 5: ann removes
+  // ben; 6: cat sends.
+  REQUIRE(ann.call(send_to(group, "a1", "m1"))->has_accepted());
+  auto added = ann.call(change_frame(group, v1::Membership::CHANGE_ADDED, {},
+                                     {id["dan"]}));
+  REQUIRE(added);
+  REQUIRE(added->has_accepted());
+  CHECK(added->accepted().server_sequence() == 3);
+  // dan's devices get their addition before they can send (so the send
+  // below is not racing it).
+  dev["dan"][0].drain();
+  REQUIRE(dev["dan"][0].call(send_to(group, "d1", "m2"))->has_accepted());
+  REQUIRE(ann.call(change_frame(group, v1::Membership::CHANGE_REMOVED,
+                                {"ben"}))
+            ->has_accepted());
+  REQUIRE(dev["cat"][0].call(send_to(group, "c1", "m3"))->has_accepted());
+  // ben, removed, cannot send; eve never could; neither can look.
+  CHECK(error_of(dev["ben"][1].call(send_to(group, "b1", "x")))
+        == v1::Error::CODE_FORBIDDEN);
+  CHECK(error_of(dev["eve"][0].call(send_to(group, "e1", "x")))
+        == v1::Error::CODE_FORBIDDEN);
+  v1::ClientFrame look;
+  look.mutable_get_group()->set_conversation_id(group);
+  CHECK(error_of(dev["eve"][0].call(look)) == v1::Error::CODE_FORBIDDEN);
+  CHECK(error_of(dev["ben"][0].call(look)) == v1::Error::CODE_FORBIDDEN);
+  auto info = dev["dan"][1].call(look);
+  REQUIRE(info);
+  REQUIRE(info->has_group_info());
+  CHECK(info->group_info().name() == "team");
+  std::map<uint64_t, bool> members;
+  for (auto& m : info->group_info().members())
+    members[m.user_id()] = m.admin();
+  CHECK(members == std::map<uint64_t, bool>{
+                     {id["ann"], true}, {id["cat"], false}, {id["dan"], false}});
+
+  // Live pushes, per device: each message once, in order, exactly the
+  // window; a sender's own device does not get its message back
+  // (membership events go to all of the author's devices).
+  for (auto& name : names)
+    for (auto& d : dev[name])
+      if (d.ws)
+        d.drain();
+  CHECK(dev["ann"][0].take() == seqs{1, 3, 4, 5, 6});
+  CHECK(dev["ann"][1].take() == seqs{1, 2, 3, 4, 5, 6});
+  CHECK(dev["ben"][0].take() == seqs{1, 2, 3, 4, 5});
+  CHECK(dev["ben"][1].take() == seqs{1, 2, 3, 4, 5});
+  CHECK(dev["cat"][0].take() == seqs{1, 2, 3, 4, 5});
+  CHECK(dev["dan"][0].take() == seqs{3, 5, 6});
+  CHECK(dev["dan"][1].take() == seqs{3, 4, 5, 6});
+  CHECK(dev["eve"][0].take().empty());
+  CHECK(dev["eve"][1].take().empty());
+
+  // Membership events arrive structured: the removal names ben.
+  dev["cat"][0].drain();
+  REQUIRE(ann.call(change_frame(group, v1::Membership::CHANGE_PROMOTED,
+                                {"cat"}))
+            ->has_accepted());
+  dev["cat"][0].drain();
+  REQUIRE(dev["cat"][0].got.size() == 1);
+  auto& ev = dev["cat"][0].got[0];
+  CHECK(ev.kind() == v1::MESSAGE_KIND_MEMBERSHIP);
+  CHECK(ev.membership().change() == v1::Membership::CHANGE_PROMOTED);
+  CHECK(ev.membership().actor_user_id() == id["ann"]);
+  CHECK(ev.membership().target_user_ids_size() == 1);
+  CHECK(ev.membership().target_user_ids(0) == id["cat"]);
+  dev["cat"][0].got.clear();
+
+  // Sync from nothing: cat's laptop (offline all along) gets the whole
+  // log; ben's phone (reconnected) gets up to its removal; dan's up from
+  // its addition; eve nothing of the group.
+  auto synced = [&](const std::string& name, int d) {
+    ws_client c{n.port};
+    REQUIRE(c.call(hello(1, dev[name][d].token), frame_format::json)
+              ->has_welcome());
+    seqs out;
+    std::map<uint64_t, uint64_t> cursors;
+    if (name != "eve") // eve has no cursor for it: she was never in
+      cursors[group] = 0;
+    for (auto& p : sync_all(c, cursors, 2, frame_format::json, 10))
+      for (auto& m : p.messages())
+        if (m.conversation_id() == group)
+          out.push_back(m.server_sequence());
+    return out;
+  };
+  CHECK(synced("cat", 1) == seqs{1, 2, 3, 4, 5, 6, 7});
+  CHECK(synced("ben", 0) == seqs{1, 2, 3, 4, 5});
+  CHECK(synced("dan", 0) == seqs{3, 4, 5, 6, 7});
+  CHECK(synced("eve", 0).empty());
+
+  // After a restart the group is the same: ben still cannot send, cat (now
+  // an admin) can add eve, who then gets the next message only.
+  dev.clear();
+  n.restart();
+  device_view cat;
+  cat.token = n.login("cat", "tablet");
+  cat.connect(n.port);
+  device_view eve;
+  eve.token = n.login("eve", "tablet");
+  eve.connect(n.port);
+  device_view ben;
+  ben.token = n.login("ben", "tablet");
+  ben.connect(n.port);
+  CHECK(error_of(ben.call(send_to(group, "b2", "x")))
+        == v1::Error::CODE_FORBIDDEN);
+  REQUIRE(cat.call(change_frame(group, v1::Membership::CHANGE_ADDED, {"eve"}))
+            ->has_accepted());
+  REQUIRE(cat.call(send_to(group, "c2", "m4"))->has_accepted());
+  eve.drain();
+  CHECK(eve.take() == seqs{8, 9});
+  ben.drain();
+  CHECK(ben.take().empty());
+}
