@@ -26,6 +26,13 @@ send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
   return send_result{make_server_message_id(conv, seq), seq, sent_at, dedup};
 }
 
+size_t count_current(const conversation_state& st) {
+  size_t n = 0;
+  for (auto& [u, m] : st.members)
+    n += m.left_at_sequence == 0 ? 1 : 0;
+  return n;
+}
+
 bool within_window(self_ptr self, int64_t accepted_at_ms) {
   auto& st = self->state;
   return idempotency_live(st.deps.clock(), accepted_at_ms,
@@ -208,6 +215,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
         st.group_name = c.name;
       for (auto& mm : changed)
         st.members[mm.user] = mm;
+      st.current_members = count_current(st);
       spdlog::info("group changed conversation={} change={} actor={} "
                    "members_changed={} seq={}",
                    st.id, c.change, c.actor, changed.size(), p->msg.seq);
@@ -296,6 +304,18 @@ void handle_send(self_ptr self, send_request& req,
   if (req.payload.size() > st.deps.limits.max_payload_bytes) {
     rp.deliver(caf::make_error(errc::too_large, "payload too large"));
     return;
+  }
+  if (st.kind == conversation_group
+      && st.current_members > st.deps.limits.large_group_members) {
+    auto wait = st.group_sends.take(st.deps.limits.large_group_send,
+                                    st.deps.clock());
+    if (wait > 0) {
+      rp.deliver(caf::make_error(errc::rate_limited,
+                                 std::string{"this large group takes fewer "
+                                             "messages; retry later"},
+                                 uint64_t{wait}));
+      return;
+    }
   }
   auto k = key_of(req);
   if (auto hit = st.recent.find(k);
@@ -412,6 +432,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
                                       + 3600 * 1000;
         for (auto& m : snap.members)
           st.members[m.user] = m;
+        st.current_members = count_current(st);
         for (auto& r : snap.receipts)
           st.receipts[{r.user, r.kind}] = r.seq;
         relay(self, [self] { become_ready(self); });

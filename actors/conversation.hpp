@@ -33,6 +33,7 @@
 #include "actors/send_keys.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
+#include "actors/token_bucket.hpp"
 
 namespace parley {
 
@@ -94,6 +95,10 @@ struct conversation_limits {
   /// behind what is already in the mailbox).
   caf::timespan receipt_delay{0};
   size_t max_group_size = 100'000; ///< members, admins included
+  /// Groups with more members than this are large: their sends take a
+  /// token from the group's own bucket (RATE_LIMITED when empty).
+  size_t large_group_members = 256;
+  bucket_spec large_group_send{}; ///< default: unlimited
 };
 
 /// What every conversation actor is spawned with.
@@ -133,6 +138,8 @@ struct conversation_state {
   int32_t kind = 0;     ///< conversation_direct or conversation_group
   std::string group_name; ///< groups
   std::string group_description;
+  size_t current_members = 0; ///< joined and not left
+  token_bucket group_sends;    ///< large groups only
   /// A membership change is being committed: sends wait behind it.
   bool changing = false;
   std::vector<std::function<void()>> stash; ///< requests before ready

@@ -17,6 +17,7 @@ const char* to_string(errc x) {
     case errc::conflict: return "conflict";
     case errc::forbidden: return "forbidden";
     case errc::cursor_ahead: return "cursor_ahead";
+    case errc::rate_limited: return "rate_limited";
   }
   return "unknown";
 }
@@ -26,6 +27,7 @@ bool retryable(errc x) {
     case errc::storage_failed:
     case errc::storage_fenced:
     case errc::shutting_down:
+    case errc::rate_limited:
       return true;
     default:
       return false;

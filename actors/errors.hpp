@@ -41,6 +41,9 @@ enum class errc : uint8_t {
   /// A sync cursor is past the conversation's head: the client's state is
   /// from the future (another server's data); it must resync from scratch.
   cursor_ahead,
+  /// A rate limit refused the request; the context carries a message and
+  /// the milliseconds after which a retry can pass (uint64_t).
+  rate_limited,
 };
 
 /// Returns a stable lowercase name for `x` (used in logs and errors).

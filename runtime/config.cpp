@@ -68,6 +68,29 @@ node_config::node_config() {
     .add(sync_recent, "sync-recent",
          "messages per conversation a device syncing without cursors (a "
          "new device) gets")
+    .add(max_group_size, "max-group-size", "members a group may have")
+    .add(large_group_members, "large-group-members",
+         "groups with more members are large: their sends are limited per "
+         "group (limit-large-group-send)")
+    .add(max_outbound_frames, "max-outbound-frames",
+         "frames queued for a connection before it is closed as too slow "
+         "(the device resumes by sync)")
+    .add(no_rate_limits, "no-rate-limits",
+         "turn every rate limit off (benchmarks, trusted networks)")
+    .add(limit_send_device, "limit-send-device",
+         "messages per device: N/s or N/min, then ,BURST; or off")
+    .add(limit_send_user, "limit-send-user",
+         "messages per user over all devices")
+    .add(limit_group_create, "limit-group-create", "groups created per user")
+    .add(limit_member_add, "limit-member-add",
+         "members added to groups per user")
+    .add(limit_connect_ip, "limit-connect-ip",
+         "WebSocket connections per source address (reconnect storms)")
+    .add(limit_login_ip, "limit-login-ip",
+         "logins and sign-ups per source address")
+    .add(limit_login_account, "limit-login-account", "logins per username")
+    .add(limit_large_group_send, "limit-large-group-send",
+         "messages per large group (see large-group-members)")
     .add(rebuild_inbox, "rebuild-inbox",
          "USER (name or id) or all: recompute inbox projections from the "
          "message log, then exit (parleyd must not be running on --data)");
@@ -81,6 +104,12 @@ conversation_limits node_config::conversation() const {
   lim.watermark_delay = std::chrono::milliseconds(watermark_delay_ms);
   lim.sweep_interval_ms = sweep_interval_s * 1000;
   lim.receipt_delay = std::chrono::milliseconds(receipt_delay_ms);
+  lim.max_group_size = max_group_size;
+  lim.large_group_members = large_group_members;
+  if (!no_rate_limits)
+    lim.large_group_send
+      = gateway::parse_bucket_spec(limit_large_group_send).value_or(
+        bucket_spec{});
   return lim;
 }
 
@@ -124,6 +153,18 @@ std::optional<gateway::gateway_options> node_config::gateway() const {
     return std::nullopt;
   }
   g.server.max_frame_bytes = max_frame_bytes;
+  g.server.max_outbound_frames = max_outbound_frames;
+  g.limits.enabled = !no_rate_limits;
+  auto limit = [](const std::string& s) {
+    return gateway::parse_bucket_spec(s).value_or(bucket_spec{});
+  };
+  g.limits.send_device = limit(limit_send_device);
+  g.limits.send_user = limit(limit_send_user);
+  g.limits.group_create = limit(limit_group_create);
+  g.limits.member_add = limit(limit_member_add);
+  g.limits.connect_ip = limit(limit_connect_ip);
+  g.limits.login_ip = limit(limit_login_ip);
+  g.limits.login_account = limit(limit_login_account);
   g.server.threads = static_cast<unsigned>(io_threads);
   g.heartbeat_ms = static_cast<uint32_t>(heartbeat_ms);
   return g;
@@ -157,6 +198,23 @@ std::string node_config::validate() const {
       return std::string{"parley."} + name + " must be 0-10000";
   if (sync_recent > 100000)
     return "parley.sync-recent must be at most 100000";
+  if (max_group_size < 2 || max_group_size > 10'000'000)
+    return "parley.max-group-size must be 2-10000000";
+  if (max_outbound_frames < 16)
+    return "parley.max-outbound-frames must be at least 16";
+  for (auto [v, name] :
+       {std::pair{&limit_send_device, "limit-send-device"},
+        std::pair{&limit_send_user, "limit-send-user"},
+        std::pair{&limit_group_create, "limit-group-create"},
+        std::pair{&limit_member_add, "limit-member-add"},
+        std::pair{&limit_connect_ip, "limit-connect-ip"},
+        std::pair{&limit_login_ip, "limit-login-ip"},
+        std::pair{&limit_login_account, "limit-login-account"},
+        std::pair{&limit_large_group_send, "limit-large-group-send"}})
+    if (!gateway::parse_bucket_spec(*v))
+      return std::string{"parley."} + name
+             + " must be N/s or N/min, optionally ,BURST (e.g. 100/s,200), "
+               "or off";
   return {};
 }
 

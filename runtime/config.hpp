@@ -54,6 +54,18 @@ public:
   int64_t receipt_delay_ms = 20;
   int64_t ack_delay_ms = 50;
   int64_t inbox_delay_ms = 50;
+  uint64_t max_group_size = 100000;
+  uint64_t large_group_members = 256;
+  uint64_t max_outbound_frames = 1024;
+  bool no_rate_limits = false;
+  std::string limit_send_device = "100/s,200";
+  std::string limit_send_user = "300/s,600";
+  std::string limit_group_create = "10/min,10";
+  std::string limit_member_add = "2000/min,2000";
+  std::string limit_connect_ip = "100/s,1000";
+  std::string limit_login_ip = "10/s,100";
+  std::string limit_login_account = "10/min,10";
+  std::string limit_large_group_send = "20/s,40";
 
   node_config();
 

@@ -25,6 +25,25 @@ void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
         fmt);
 }
 
+bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
+                  const std::string& key, const bucket_spec& spec,
+                  double cost) {
+  auto& st = self->state;
+  if (!st.deps.limiter)
+    return true;
+  auto wait = st.deps.limiter->take(key, spec, cost);
+  if (wait == 0)
+    return true;
+  st.deps.stats->rate_limited++;
+  reply(self,
+        error_frame(rid, v1::Error::CODE_RATE_LIMITED,
+                    "rate limited: retry after " + std::to_string(wait)
+                      + " ms",
+                    true, wait),
+        fmt);
+  return false;
+}
+
 void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
                  const caf::error& err) {
   v1::ServerFrame f;
@@ -118,6 +137,9 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
       [self, rid, fmt](principal& who) {
         auto& st = self->state;
         st.who = who;
+        st.send_device_key = "send/device/" + std::to_string(who.user) + "/"
+                             + std::to_string(who.device);
+        st.send_user_key = "send/user/" + std::to_string(who.user);
         // Attach to the device's actor first: from Welcome on, the device
         // receives its messages on this connection.
         st.sink = std::make_shared<ws_sink>(st.link, fmt, st.deps.stats);
@@ -188,6 +210,12 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
   auto& s = frame.send();
+  if (st.deps.limiter) {
+    auto& lim = st.deps.limiter->limits();
+    if (!within_limit(self, rid, fmt, st.send_device_key, lim.send_device)
+        || !within_limit(self, rid, fmt, st.send_user_key, lim.send_user))
+      return;
+  }
   // The sender is the authenticated device, whatever the frame says.
   send_request req{s.conversation_id(), st.who.user, st.who.device,
                    s.client_message_id(), static_cast<int32_t>(s.kind()),

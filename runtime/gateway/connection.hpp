@@ -25,6 +25,7 @@
 #include "actors/directory.hpp"
 #include "actors/inbox.hpp"
 #include "actors/store_reader.hpp"
+#include "runtime/gateway/rate_limiter.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
 #include "runtime/gateway/server.hpp"
@@ -58,6 +59,7 @@ struct connection_deps {
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000;
   inbox_actor inbox;
+  std::shared_ptr<rate_limiter> limiter; ///< may be null: no limits
 };
 
 struct connection_state {
@@ -67,6 +69,9 @@ struct connection_state {
   bool authenticating = false;
   bool authenticated = false;
   principal who;
+  /// Rate-limit keys of this device and user (set at authentication).
+  std::string send_device_key;
+  std::string send_user_key;
   frame_format push_format = frame_format::binary;
   /// Conversation handles this connection sent to (dropped on an error).
   std::map<conversation_id, conversation_actor> conversations;

@@ -25,6 +25,12 @@ void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
 void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
                  const caf::error& err);
 
+/// Takes `cost` tokens from the limiter's bucket `key`; false (and an
+/// Error{RATE_LIMITED, retry_after_ms} answer to `rid`) if refused.
+bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
+                  const std::string& key, const bucket_spec& spec,
+                  double cost = 1);
+
 /// Runs `fn` with the actor of conversation `conv` (cached per connection);
 /// a failed lookup answers request `rid` with the error.
 void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,

@@ -93,6 +93,16 @@ void on_group_create(self_ptr self, const v1::ClientFrame& frame,
     return;
   }
   auto& who = self->state.who;
+  if (auto& lim = self->state.deps.limiter;
+      lim
+      && (!within_limit(self, rid, fmt,
+                        "group/create/" + std::to_string(who.user),
+                        lim->limits().group_create)
+          || !within_limit(self, rid, fmt,
+                           "group/add/" + std::to_string(who.user),
+                           lim->limits().member_add,
+                           g.usernames_size() + g.user_ids_size())))
+    return;
   group_change c{membership_change::created, who.user, who.device, {},
                  g.name(), g.description()};
   with_users(self, rid, fmt, names_of(g.usernames()), ids_of(g.user_ids()),
@@ -120,6 +130,12 @@ void on_group_change(self_ptr self, const v1::ClientFrame& frame,
     return;
   }
   auto& who = self->state.who;
+  if (auto& lim = self->state.deps.limiter;
+      lim && change == membership_change::added
+      && !within_limit(self, rid, fmt, "group/add/" + std::to_string(who.user),
+                       lim->limits().member_add,
+                       g.usernames_size() + g.user_ids_size()))
+    return;
   auto conv_id = g.conversation_id();
   group_change c{change, who.user, who.device, {}, g.name(), {}};
   with_users(

@@ -165,10 +165,24 @@ v1::Error to_wire_error(const caf::error& err) {
         set(v1::Error::CODE_CURSOR_AHEAD,
             "a cursor is past the conversation's head; resync", false);
         break;
+      case errc::rate_limited: {
+        set(v1::Error::CODE_RATE_LIMITED, "rate limited", true);
+        auto& ctx = err.context();
+        if (ctx.size() >= 2 && ctx.match_element<uint64_t>(1))
+          out.set_retry_after_ms(
+            static_cast<uint32_t>(ctx.get_as<uint64_t>(1)));
+        break;
+      }
       case errc::storage_corrupt:
       default:
         set(v1::Error::CODE_INTERNAL, "internal error", false);
     }
+    // The actor's own words say more than the code ("only admins manage
+    // the group"); internal details stay in the logs.
+    auto& ctx = err.context();
+    if (out.code() != v1::Error::CODE_INTERNAL && ctx.size() >= 1
+        && ctx.match_element<std::string>(0))
+      out.set_message(ctx.get_as<std::string>(0));
     return out;
   }
   if (err == caf::sec::request_timeout)

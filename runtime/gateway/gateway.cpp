@@ -39,7 +39,7 @@ http_response error_response(const caf::error& err) {
 }
 
 template <class Message>
-bool parse_body(const std::string& body, Message& out, respond_fn& respond) {
+bool parse_body(const std::string& body, Message& out, const respond_fn& respond) {
   auto err = parse_json_lenient(body, out);
   if (!err.empty()) {
     respond(error_response(v1::Error::CODE_BAD_FRAME,
@@ -47,6 +47,19 @@ bool parse_body(const std::string& body, Message& out, respond_fn& respond) {
     return false;
   }
   return true;
+}
+
+/// 429 with a JSON error carrying retryAfterMs and a Retry-After header
+/// (whole seconds, rounded up).
+http_response rate_limited_response(uint64_t wait_ms, std::string message) {
+  api::v1::ErrorBody body;
+  auto* e = body.mutable_error();
+  e->set_code(v1::Error::CODE_RATE_LIMITED);
+  e->set_message(std::move(message));
+  e->set_retryable(true);
+  e->set_retry_after_ms(wait_ms);
+  return http_response{429, "application/json", to_json(body),
+                       {{"Retry-After", std::to_string((wait_ms + 999) / 1000)}}};
 }
 
 std::string bearer_of(const http_request& req) {
@@ -79,8 +92,20 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
   : sys_(sys),
     opts_(std::move(opts)),
     actors_(std::move(actors)),
-    stats_(std::make_shared<metrics>()) {
+    stats_(std::make_shared<metrics>()),
+    limiter_(std::make_shared<rate_limiter>(opts_.limits)) {
   route_protobuf_logs();
+  // Reconnect storms: WebSocket upgrades per source address.
+  opts_.server.admit_upgrade = [this](const http_request& req)
+    -> std::optional<http_response> {
+    auto wait = limiter_->take("connect/ip/" + req.remote,
+                               limiter_->limits().connect_ip);
+    if (wait == 0)
+      return std::nullopt;
+    stats_->rate_limited++;
+    return rate_limited_response(wait, "too many connections from "
+                                         + req.remote);
+  };
   auto http = [this](http_request req, respond_fn respond) {
     handle_http(std::move(req), std::move(respond));
   };
@@ -91,7 +116,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
                          stats_, actors_.node_stats,
                          opts_.server.max_frame_bytes,
                          opts_.hello_timeout, opts_.heartbeat_ms,
-                         actors_.inbox};
+                         actors_.inbox, limiter_};
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
       std::lock_guard<std::mutex> guard{conns_mtx_};
@@ -161,7 +186,18 @@ void gateway::handle_http(http_request req, respond_fn respond) {
     return;
   }
   auto accounts = actors_.accounts;
+  // Logins and sign-ups per source address (password guessing, storms).
+  auto limited = [&](const std::string& key, const bucket_spec& spec) {
+    auto wait = limiter_->take(key, spec);
+    if (wait == 0)
+      return false;
+    stats_->rate_limited++;
+    respond(rate_limited_response(wait, "too many attempts; slow down"));
+    return true;
+  };
   if (path == "/v1/accounts" && req.method == "POST") {
+    if (limited("login/ip/" + req.remote, limiter_->limits().login_ip))
+      return;
     api::v1::CreateAccountRequest body;
     if (!parse_body(req.body, body, respond))
       return;
@@ -179,8 +215,13 @@ void gateway::handle_http(http_request req, respond_fn respond) {
     return;
   }
   if (path == "/v1/login" && req.method == "POST") {
+    if (limited("login/ip/" + req.remote, limiter_->limits().login_ip))
+      return;
     api::v1::LoginRequest body;
     if (!parse_body(req.body, body, respond))
+      return;
+    if (limited("login/user/" + body.username(),
+                limiter_->limits().login_account))
       return;
     sys_.spawn([=](caf::event_based_actor* self) {
       self->request(accounts, 60s, login_atom::value, body.username(),

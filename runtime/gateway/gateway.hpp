@@ -20,6 +20,7 @@
 #include "actors/store_reader.hpp"
 #include "parley/v1/wire.pb.h"
 #include "runtime/gateway/metrics.hpp"
+#include "runtime/gateway/rate_limiter.hpp"
 #include "runtime/gateway/server.hpp"
 
 namespace parley::gateway {
@@ -28,6 +29,7 @@ struct gateway_options {
   server_options server;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000; ///< clients ping this often
+  rate_limits limits;
 };
 
 /// The node actors the gateway talks to.
@@ -64,6 +66,7 @@ private:
   gateway_options opts_;
   gateway_actors actors_;
   std::shared_ptr<metrics> stats_;
+  std::shared_ptr<rate_limiter> limiter_;
   std::unique_ptr<server> server_;
   std::mutex conns_mtx_;
   std::vector<caf::actor_addr> conns_; ///< connection actors, for stop()

@@ -35,8 +35,15 @@ std::string metrics::render() const {
       messages_accepted.load());
   add("parley_http_requests_total", "counter", "HTTP requests served.",
       http_requests.load());
+  add("parley_rate_limited_total", "counter",
+      "Requests, frames and connections refused by a rate limit.",
+      rate_limited.load());
   add("parley_sync_requests_total", "counter", "Sync pages requested.",
       sync_requests.load());
+  add("parley_slow_disconnects_total", "counter",
+      "Connections closed because their outbound queue overflowed (the "
+      "device resumes by sync).",
+      slow_disconnects.load());
   return out;
 }
 

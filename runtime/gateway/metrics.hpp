@@ -17,6 +17,8 @@ struct metrics {
   std::atomic<uint64_t> errors_out{0};
   std::atomic<uint64_t> messages_accepted{0};
   std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> rate_limited{0};   ///< requests refused by a limit
+  std::atomic<uint64_t> slow_disconnects{0}; ///< outbound queue overflowed
   std::atomic<uint64_t> sync_requests{0};
 
   /// Renders every counter in Prometheus text exposition format.

@@ -242,6 +242,14 @@ private:
                   false);
         return;
       }
+      if (opts_.admit_upgrade) {
+        if (auto refusal = opts_.admit_upgrade(to_request(req, remote_))) {
+          keep_alive_ = false;
+          version_ = req.version();
+          write(std::move(*refusal));
+          return;
+        }
+      }
       stream_.expires_never();
       std::make_shared<ws_session>(stream_.release_socket(), opts_)
         ->run(std::move(req), remote_, ws_);

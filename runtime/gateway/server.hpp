@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -65,6 +66,10 @@ struct server_options {
   size_t max_frame_bytes = 96 * 1024; ///< larger frames close the socket
   size_t max_outbound_frames = 1024;  ///< per-session queue bound
   size_t max_body_bytes = 64 * 1024;  ///< HTTP request bodies
+  /// Asked before a WebSocket upgrade (on the I/O thread, must not block):
+  /// a response refuses it (e.g. 429 for a reconnect storm). May be empty.
+  std::function<std::optional<http_response>(const http_request&)>
+    admit_upgrade;
 };
 
 /// Listens on one address; HTTP and WebSocket on the same port.

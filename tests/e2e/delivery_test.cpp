@@ -88,7 +88,7 @@ TEST_CASE("online_delivery_reaches_the_peer_in_order_across_formats") {
 }
 
 TEST_CASE("an_offline_recipient_syncs_exactly_the_missed_messages_in_pages") {
-  node n;
+  node n{{"--parley.limit-send-device=off", "--parley.limit-send-user=off"}};
   auto alice = n.account("alice", "phone");
   auto bob = n.account("bob", "laptop");
   ws_client a{n.port};
@@ -193,7 +193,7 @@ TEST_CASE("a_send_retried_on_a_new_connection_after_a_drop_is_stored_once") {
 }
 
 TEST_CASE("a_device_that_does_not_read_is_disconnected_and_recovers_by_sync") {
-  node n;
+  node n{{"--parley.limit-send-device=off", "--parley.limit-send-user=off"}};
   auto alice = n.account("alice", "phone");
   auto bob = n.account("bob", "laptop");
   ws_client a{n.port};

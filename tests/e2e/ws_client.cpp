@@ -49,7 +49,34 @@ http_result http_call(uint16_t port, const std::string& method,
   http::read(sock, buf, res, ec);
   if (ec)
     return {};
-  return {res.result_int(), res.body()};
+  return {res.result_int(), res.body(),
+          std::string(res[http::field::retry_after])};
+}
+
+http_result try_ws_upgrade(uint16_t port) {
+  asio::io_context ioc;
+  tcp::socket sock{ioc};
+  sock.connect({asio::ip::make_address("127.0.0.1"), port});
+  set_timeout(sock, 30000);
+  http::request<http::string_body> req{http::verb::get, "/v1/ws", 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::upgrade, "websocket");
+  req.set(http::field::connection, "Upgrade");
+  req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  req.set(http::field::sec_websocket_version, "13");
+  http::write(sock, req);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.skip(false);
+  beast::error_code ec;
+  http::read_header(sock, buf, parser, ec);
+  if (ec)
+    return {};
+  if (parser.get().result_int() != 101)
+    http::read(sock, buf, parser, ec);
+  auto& res = parser.get();
+  return {res.result_int(), res.body(),
+          std::string(res[http::field::retry_after])};
 }
 
 struct ws_client::impl {

@@ -16,12 +16,17 @@ namespace parley::e2e {
 struct http_result {
   unsigned status = 0;
   std::string body;
+  std::string retry_after; ///< the Retry-After header, if any
 };
 
 /// One HTTP/1.1 request to 127.0.0.1:port.
 http_result http_call(uint16_t port, const std::string& method,
                       const std::string& target, const std::string& body = {},
                       const std::string& bearer = {});
+
+/// Tries a WebSocket upgrade of /v1/ws and hangs up: 101 if the server
+/// would take the connection, else its refusal.
+http_result try_ws_upgrade(uint16_t port);
 
 class ws_client {
 public:

@@ -86,6 +86,10 @@ struct fixture : sim::coordinated_system {
   void start(size_t max_group_size = 100'000) {
     conversation_limits lim;
     lim.max_group_size = max_group_size;
+    start(lim);
+  }
+
+  void start(conversation_limits lim) {
     conversation_deps deps{writer, reader, delivery,
                            [] { return int64_t{1'700'000'000'000}; }, lim,
                            nullptr};
@@ -309,6 +313,29 @@ TEST_CASE("sim: the group size limit counts current members") {
   CHECK(is(f.change(mc::added, 1, {4}).err, errc::too_large));
   REQUIRE(f.change(mc::removed, 1, {3}).ok);
   CHECK(f.change(mc::added, 1, {4}).ok);
+}
+
+TEST_CASE("sim: a large group's sends are limited per group, small ones "
+          "not") {
+  fixture f;
+  caf::anon_send_exit(f.actor, caf::exit_reason::unhandled_exception);
+  f.sched->run();
+  conversation_limits lim;
+  lim.large_group_members = 3; // more than 3 members: large
+  lim.large_group_send = bucket_spec{1, 2};
+  f.start(lim);
+  REQUIRE(f.change(mc::created, 1, {2, 3}, "small").ok);
+  for (int i = 0; i < 5; ++i)
+    CHECK(f.send(2).ok); // 3 members: not limited
+  REQUIRE(f.change(mc::added, 1, {4}).ok);
+  CHECK(f.send(2).ok);
+  CHECK(f.send(3).ok);
+  auto refused = f.send(4); // the group's bucket is empty (time stands)
+  REQUIRE(is(refused.err, errc::rate_limited));
+  CHECK(refused.err.context().get_as<uint64_t>(1) == 1000);
+  // Nothing refused reached anyone.
+  CHECK(check_against_log(*f.out) == "");
+  CHECK(f.out->size() == 9);
 }
 
 TEST_CASE("sim: membership changes racing with sends deliver every message "
