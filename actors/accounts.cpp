@@ -238,6 +238,8 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   auto acct = account_of(self, who.user);
   if (!acct)
     return acct.error();
+  if (*acct && (*acct)->blocked())
+    return caf::make_error(errc::unauthenticated, "account blocked");
   if (*acct)
     who.read_receipts = !(*acct)->read_receipts_off();
   if (auto sender = self->current_sender()) {
@@ -247,6 +249,43 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
     self->monitor(caf::actor_cast<caf::actor>(sender));
   }
   return who;
+}
+
+caf::result<bool> do_block(self_ptr self, const std::string& name,
+                           bool blocked) {
+  auto& st = self->state;
+  auto acct = store::read_record<pb::AccountRecord>(*st.kv,
+                                                    keys::account(name));
+  if (!acct)
+    return acct.error();
+  if (!*acct)
+    return caf::make_error(errc::not_found, "no such user");
+  auto rec = **acct;
+  rec.set_blocked(blocked);
+  write_batch batch;
+  batch.put(keys::account(name), rec.SerializeAsString());
+  auto user = rec.user_id();
+  auto rp = self->make_response_promise<bool>();
+  commit(
+    self, std::move(batch),
+    [self, rp, user, blocked]() mutable {
+      auto& st = self->state;
+      size_t closed = 0;
+      if (blocked)
+        for (auto i = st.online.lower_bound({user, 0});
+             i != st.online.end() && i->first.first == user; ++i)
+          for (auto& addr : i->second)
+            if (auto hdl = caf::actor_cast<caf::actor>(addr)) {
+              caf::anon_send(hdl, caf::close_atom::value,
+                             std::string{"account blocked"});
+              ++closed;
+            }
+      spdlog::warn("account {} user={} connections_closed={}",
+                   blocked ? "blocked" : "unblocked", user, closed);
+      rp.deliver(blocked);
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
 }
 
 caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
@@ -382,6 +421,9 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [self](caf::put_atom, user_id user, bool read_receipts) {
       return do_set_read_receipts(self, user, read_receipts);
+    },
+    [self](block_atom, const std::string& name, bool blocked) {
+      return do_block(self, name, blocked);
     },
   };
 }

@@ -51,7 +51,11 @@ using accounts_actor = caf::typed_actor<
   /// Sets whether the user shares and sees read receipts (1:1); replies
   /// the setting. The user's authenticated senders get
   /// (caf::update_atom, bool). Error: not_found.
-  caf::replies_to<caf::put_atom, user_id, bool>::with<bool>>;
+  caf::replies_to<caf::put_atom, user_id, bool>::with<bool>,
+  /// An operator blocks (true) or unblocks a user by name: a blocked user
+  /// cannot log in or authenticate, and their open connections close at
+  /// once. Replies the new state. Error: not_found.
+  caf::replies_to<block_atom, std::string, bool>::with<bool>>;
 
 /// Tunables of the accounts actor (config: parley.*).
 struct accounts_limits {

@@ -46,6 +46,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
   CAF_ADD_ATOM(parley, parley, ack_atom, "ack")
   CAF_ADD_ATOM(parley, parley, auth_atom, "auth")
+  CAF_ADD_ATOM(parley, parley, block_atom, "block")
   CAF_ADD_ATOM(parley, parley, commit_atom, "commit")
   CAF_ADD_ATOM(parley, parley, deliver_atom, "deliver")
   CAF_ADD_ATOM(parley, parley, devices_atom, "devices")
@@ -72,7 +73,8 @@ namespace parley {
 
 /// Every atom text Parley defines, in the order above (for the unit test).
 inline std::vector<caf::atom_value> parley_atoms() {
-  return {ack_atom::value,      auth_atom::value,   commit_atom::value,
+  return {ack_atom::value,      auth_atom::value,   block_atom::value,
+          commit_atom::value,
           deliver_atom::value,  devices_atom::value, fetch_atom::value,
           frame_atom::value,    group_atom::value,  load_atom::value,   login_atom::value,
           lookup_atom::value,   outbox_atom::value, rebuild_atom::value,

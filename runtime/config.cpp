@@ -7,6 +7,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/type_ids.hpp"
+#include "runtime/accounts/credentials.hpp"
 
 namespace parley {
 
@@ -91,6 +92,9 @@ node_config::node_config() {
     .add(limit_login_account, "limit-login-account", "logins per username")
     .add(limit_large_group_send, "limit-large-group-send",
          "messages per large group (see large-group-members)")
+    .add(admin_token_hash, "admin-token-hash",
+         "hex BLAKE2b-256 of the operator's token for /v1/admin/* "
+         "(printf %s TOKEN | b2sum -l 256); empty: no admin API")
     .add(rebuild_inbox, "rebuild-inbox",
          "USER (name or id) or all: recompute inbox projections from the "
          "message log, then exit (parleyd must not be running on --data)");
@@ -155,6 +159,7 @@ std::optional<gateway::gateway_options> node_config::gateway() const {
   g.server.max_frame_bytes = max_frame_bytes;
   g.server.max_outbound_frames = max_outbound_frames;
   g.limits.enabled = !no_rate_limits;
+  g.admin_token_hash = credentials::from_hex32(admin_token_hash);
   auto limit = [](const std::string& s) {
     return gateway::parse_bucket_spec(s).value_or(bucket_spec{});
   };
@@ -200,6 +205,9 @@ std::string node_config::validate() const {
     return "parley.sync-recent must be at most 100000";
   if (max_group_size < 2 || max_group_size > 10'000'000)
     return "parley.max-group-size must be 2-10000000";
+  if (!admin_token_hash.empty()
+      && credentials::from_hex32(admin_token_hash).empty())
+    return "parley.admin-token-hash must be 64 hex digits (b2sum -l 256)";
   if (max_outbound_frames < 16)
     return "parley.max-outbound-frames must be at least 16";
   for (auto [v, name] :

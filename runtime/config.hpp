@@ -58,6 +58,7 @@ public:
   uint64_t large_group_members = 256;
   uint64_t max_outbound_frames = 1024;
   bool no_rate_limits = false;
+  std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token
   std::string limit_send_device = "100/s,200";
   std::string limit_send_user = "300/s,600";
   std::string limit_group_create = "10/min,10";

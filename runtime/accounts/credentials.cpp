@@ -48,4 +48,23 @@ std::string token_hash(std::string_view token) {
   return std::string(reinterpret_cast<char*>(h), sizeof h);
 }
 
+bool token_matches(std::string_view token, const std::string& hash) {
+  auto h = token_hash(token);
+  return hash.size() == h.size()
+         && sodium_memcmp(h.data(), hash.data(), h.size()) == 0;
+}
+
+std::string from_hex32(std::string_view hex) {
+  if (hex.size() != 64)
+    return {};
+  std::string out(32, '\0');
+  size_t len = 0;
+  if (sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), out.size(),
+                     hex.data(), hex.size(), nullptr, &len, nullptr)
+        != 0
+      || len != 32)
+    return {};
+  return out;
+}
+
 } // namespace parley::credentials

@@ -27,4 +27,12 @@ std::string new_token();
 /// The stored form of a token: its BLAKE2b-256 hash (32 raw bytes).
 std::string token_hash(std::string_view token);
 
+/// True if `token` hashes to `hash` (raw 32 bytes), compared in constant
+/// time.
+bool token_matches(std::string_view token, const std::string& hash);
+
+/// The raw bytes of a 64-digit hex string (as `b2sum -l 256` prints a
+/// hash); empty if it is not one.
+std::string from_hex32(std::string_view hex);
+
 } // namespace parley::credentials

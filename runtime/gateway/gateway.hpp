@@ -30,6 +30,9 @@ struct gateway_options {
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000; ///< clients ping this often
   rate_limits limits;
+  /// BLAKE2b-256 of the operator's token (raw 32 bytes); empty: no admin
+  /// API.
+  std::string admin_token_hash;
 };
 
 /// The node actors the gateway talks to.

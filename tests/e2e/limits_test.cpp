@@ -1,7 +1,7 @@
 // Rate limits through a real parleyd: a device flooding is refused with
 // RATE_LIMITED and retry_after_ms while another user's messages flow, and
 // nothing refused is delivered; logins and WebSocket connects per address
-// are refused with 429 and Retry-After.
+// are refused with 429 and Retry-After; an operator blocks a user.
 
 #include <doctest/doctest.h>
 
@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "parleyd_node.hpp"
+#include "runtime/accounts/credentials.hpp"
 #include "ws_client.hpp"
 
 using namespace parley;
@@ -121,4 +122,60 @@ TEST_CASE("logins_and_connects_per_address_are_limited_with_429") {
   // Refusals are counted in /metrics.
   auto metrics = http_call(n.port, "GET", "/metrics").body;
   CHECK(metrics.find("parley_rate_limited_total 2") != std::string::npos);
+}
+
+TEST_CASE("an_operator_blocks_a_user_whose_connections_close_at_once") {
+  std::string hex;
+  for (unsigned char ch : credentials::token_hash("ops-secret")) {
+    static const char digits[] = "0123456789abcdef";
+    hex += digits[ch >> 4];
+    hex += digits[ch & 15];
+  }
+  node n{{"--parley.admin-token-hash=" + hex}};
+  auto frank = n.account("frank", "phone");
+  auto gina = n.account("gina", "phone");
+  ws_client f{n.port};
+  auto conv = open_chat(f, frank, "gina", frame_format::binary);
+  ws_client g{n.port};
+  REQUIRE(g.call(hello(1, gina), frame_format::binary)->has_welcome());
+  auto block = [&](const std::string& token, bool on) {
+    return http_call(n.port, "POST", "/v1/admin/block",
+                     std::string{R"({"username":"frank","blocked":)"}
+                       + (on ? "true" : "false") + "}",
+                     token);
+  };
+  // Not the operator: refused, nothing changes.
+  CHECK(block("guess", true).status == 403);
+  CHECK(block(frank, true).status == 403);
+  CHECK(f.call(send_frame(5, conv, "before", "hi"), frame_format::binary)
+          ->has_accepted());
+  // Blocked: the open connection closes, the token and logins are refused.
+  auto r = block("ops-secret", true);
+  CHECK(r.status == 200);
+  CHECK(r.body == R"({"blocked":true})");
+  bool closed = false;
+  for (int i = 0; i < 20 && !closed; ++i) {
+    auto fr = f.read(500);
+    closed = f.closed() || (fr && fr->has_disconnect());
+  }
+  CHECK(closed);
+  ws_client again{n.port};
+  auto w = again.call(hello(1, frank), frame_format::binary);
+  CHECK((!w || !w->has_welcome()));
+  auto login = http_call(n.port, "POST", "/v1/login",
+                         R"({"username":"frank","password":"correct horse","deviceName":"x"})");
+  CHECK(login.status == 403);
+  // Gina is unaffected and got the message sent before the block.
+  auto m = g.read();
+  REQUIRE(m);
+  CHECK(m->has_message());
+  // Unblocked: frank can log in again.
+  CHECK(block("ops-secret", false).status == 200);
+  login = http_call(n.port, "POST", "/v1/login",
+                    R"({"username":"frank","password":"correct horse","deviceName":"y"})");
+  CHECK(login.status == 200);
+  CHECK(http_call(n.port, "POST", "/v1/admin/block",
+                  R"({"username":"nobody","blocked":true})", "ops-secret")
+          .status
+        == 404);
 }
