@@ -112,6 +112,9 @@ struct conversation_deps {
   /// Gets the same message and receipt events as `delivery` (the inbox
   /// projection); may be null.
   delivery_actor projection;
+  /// Delivers the messages of large groups instead of `delivery`; null:
+  /// `delivery` does.
+  delivery_actor fanout;
 };
 
 struct conversation_state {

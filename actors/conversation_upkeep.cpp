@@ -22,7 +22,11 @@ void emit(self_ptr self, const stored_message& msg) {
       to.push_back(id);
   if (st.deps.projection)
     self->send(st.deps.projection, deliver_atom::value, msg, to);
-  self->send(st.deps.delivery, deliver_atom::value, msg, std::move(to));
+  // Large groups go to the fan-out shards, apart from everyone else.
+  bool large = st.kind == conversation_group && st.deps.fanout
+               && st.current_members > st.deps.limits.large_group_members;
+  self->send(large ? st.deps.fanout : st.deps.delivery, deliver_atom::value,
+             msg, std::move(to));
   if (msg.seq > st.dispatched) {
     if (st.deps.metrics)
       st.deps.metrics->outbox_backlog -= int64_t(msg.seq - st.dispatched);

@@ -66,6 +66,8 @@ device_registry_impl(self_ptr self, device_deps deps,
     if (auto i = st.by_conn.find(dm.source); i != st.by_conn.end()) {
       auto [user, dev] = i->second;
       st.by_conn.erase(i);
+      if (st.opts.online)
+        st.opts.online->detach(user, dev, dm.source);
       if (auto* e = find(st, user, dev); e && e->conn == dm.source) {
         e->conn = nullptr;
         e->offline_since = self->clock().now();
@@ -80,6 +82,8 @@ device_registry_impl(self_ptr self, device_deps deps,
         return;
       spdlog::warn("device actor failed user={} device={} reason=\"{}\"",
                    user, dev, to_string(dm.reason));
+      if (st.opts.online && e->conn)
+        st.opts.online->detach(user, dev, e->conn);
       if (auto conn = caf::actor_cast<caf::actor>(e->conn)) {
         st.by_conn.erase(e->conn);
         caf::anon_send(conn, caf::close_atom::value,
@@ -139,6 +143,8 @@ device_registry_impl(self_ptr self, device_deps deps,
         st.by_conn.erase(e->conn); // the device actor closes it
       e->conn = conn.address();
       st.by_conn[conn.address()] = {user, dev};
+      if (st.opts.online)
+        st.opts.online->attach(user, dev, conn.address(), sink.ptr);
       self->monitor(conn);
       // Deliveries forwarded after this join reach the device after it,
       // so they find the new sink.

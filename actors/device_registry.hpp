@@ -23,6 +23,7 @@
 
 #include "actors/delivery.hpp"
 #include "actors/device.hpp"
+#include "actors/presence.hpp"
 
 namespace parley {
 
@@ -44,6 +45,9 @@ struct device_registry_options {
   /// How long a device actor outlives its last connection.
   std::chrono::milliseconds idle_ttl = std::chrono::seconds(60);
   device_options device;
+  /// Kept up to date with who holds a connection (for fan-out shards);
+  /// may be null.
+  std::shared_ptr<presence> online;
 };
 
 struct device_registry_state {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -420,9 +421,39 @@ typename Inspector::result_type inspect(Inspector& f, writer_stats& x) {
 /// connection that currently holds the device. The gateway implements it
 /// (encode one Message frame onto the socket's bounded queue). Thread-safe,
 /// never blocks.
+/// A message about to be pushed to many devices (a large group): its
+/// encodings are made once, by the first sink that needs each, and shared.
+struct prepared_message {
+  stored_message msg;
+  mutable std::mutex mtx;
+  mutable std::string encoded[2]; ///< by wire format (sink-defined index)
+  mutable bool has_encoded[2] = {false, false};
+
+  explicit prepared_message(stored_message m) : msg(std::move(m)) {
+  }
+};
+
+using prepared_ptr = std::shared_ptr<const prepared_message>;
+
+/// A prepared message as a message field (local only, like a sink).
+struct prepared_ref {
+  prepared_ptr ptr;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, prepared_ref&) {
+  return f(caf::meta::type_name("prepared_ref"));
+}
+
 class device_sink {
 public:
   virtual ~device_sink();
+
+  /// Pushes a prepared message (same contract as a stored one); sinks
+  /// that can reuse its shared encoding override this.
+  virtual bool push(const prepared_message& pm) {
+    return push(pm.msg);
+  }
 
   /// Pushes one message. False if the connection is gone or its outbound
   /// queue overflowed (it is then closing; the device catches up by sync).

@@ -50,6 +50,12 @@ std::string node_metrics::render() const {
   out += metric("parley_deliveries_unacked", "gauge",
                 "Messages pushed to devices and not yet acknowledged.",
                 deliveries_unacked.load());
+  out += metric("parley_fanout_backlog", "gauge",
+                "Large-group deliveries waiting in fan-out shards (users).",
+                fanout_backlog.load());
+  out += metric("parley_fanout_pushes_total", "counter",
+                "Large-group messages pushed by fan-out shards.",
+                static_cast<int64_t>(fanout_pushes.load()));
   return out;
 }
 

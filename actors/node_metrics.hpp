@@ -47,6 +47,10 @@ struct node_metrics {
   std::atomic<int64_t> devices_online{0};
   /// Messages pushed to connected devices and not yet acknowledged.
   std::atomic<int64_t> deliveries_unacked{0};
+  /// Large-group deliveries handed to fan-out shards and not yet done
+  /// (users), and pushes the shards made.
+  std::atomic<int64_t> fanout_backlog{0};
+  std::atomic<uint64_t> fanout_pushes{0};
 
   std::string render() const;
 };

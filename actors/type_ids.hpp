@@ -22,6 +22,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::group_change))
   CAF_ADD_TYPE_ID(parley, (parley::group_info))
   CAF_ADD_TYPE_ID(parley, (parley::login_result))
+  CAF_ADD_TYPE_ID(parley, (parley::prepared_ref))
   CAF_ADD_TYPE_ID(parley, (parley::principal))
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::device_info>))
   CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
@@ -50,6 +51,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, commit_atom, "commit")
   CAF_ADD_ATOM(parley, parley, deliver_atom, "deliver")
   CAF_ADD_ATOM(parley, parley, devices_atom, "devices")
+  CAF_ADD_ATOM(parley, parley, fanout_atom, "fanout")
   CAF_ADD_ATOM(parley, parley, fetch_atom, "fetch")
   CAF_ADD_ATOM(parley, parley, frame_atom, "frame")
   CAF_ADD_ATOM(parley, parley, group_atom, "group")
@@ -75,7 +77,8 @@ namespace parley {
 inline std::vector<caf::atom_value> parley_atoms() {
   return {ack_atom::value,      auth_atom::value,   block_atom::value,
           commit_atom::value,
-          deliver_atom::value,  devices_atom::value, fetch_atom::value,
+          deliver_atom::value,  devices_atom::value, fanout_atom::value,
+          fetch_atom::value,
           frame_atom::value,    group_atom::value,  load_atom::value,   login_atom::value,
           lookup_atom::value,   outbox_atom::value, rebuild_atom::value,
           receipt_atom::value,

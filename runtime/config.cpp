@@ -73,6 +73,13 @@ node_config::node_config() {
     .add(large_group_members, "large-group-members",
          "groups with more members are large: their sends are limited per "
          "group (limit-large-group-send)")
+    .add(fanout_shards, "fanout-shards",
+         "threads fanning large groups' messages out to their members")
+    .add(fanout_batch, "fanout-batch",
+         "members a fan-out shard serves before it looks at other work")
+    .add(fanout_nice, "fanout-nice",
+         "CPU priority of fan-out threads relative to the rest (0-19: "
+         "higher is lower priority)")
     .add(max_outbound_frames, "max-outbound-frames",
          "frames queued for a connection before it is closed as too slow "
          "(the device resumes by sync)")
@@ -129,6 +136,14 @@ accounts_limits node_config::accounts() const {
   lim.max_devices = max_devices;
   lim.hash_strength = password_hash;
   return lim;
+}
+
+fanout_options node_config::fanout() const {
+  fanout_options f;
+  f.shards = fanout_shards;
+  f.batch_users = fanout_batch;
+  f.nice = static_cast<int>(fanout_nice);
+  return f;
 }
 
 device_registry_options node_config::devices() const {
@@ -208,6 +223,12 @@ std::string node_config::validate() const {
   if (!admin_token_hash.empty()
       && credentials::from_hex32(admin_token_hash).empty())
     return "parley.admin-token-hash must be 64 hex digits (b2sum -l 256)";
+  if (fanout_shards == 0 || fanout_shards > 64)
+    return "parley.fanout-shards must be 1-64";
+  if (fanout_batch == 0)
+    return "parley.fanout-batch must be positive";
+  if (fanout_nice < 0 || fanout_nice > 19)
+    return "parley.fanout-nice must be 0-19";
   if (max_outbound_frames < 16)
     return "parley.max-outbound-frames must be at least 16";
   for (auto [v, name] :

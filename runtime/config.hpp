@@ -11,6 +11,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/fanout.hpp"
 #include "actors/accounts.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/gateway/gateway.hpp"
@@ -56,6 +57,9 @@ public:
   int64_t inbox_delay_ms = 50;
   uint64_t max_group_size = 100000;
   uint64_t large_group_members = 256;
+  uint64_t fanout_shards = 2;
+  uint64_t fanout_batch = 512;
+  int64_t fanout_nice = 5;
   uint64_t max_outbound_frames = 1024;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token
@@ -82,6 +86,9 @@ public:
   /// Device actor settings: a connection that missed three heartbeats is
   /// dropped from its device.
   device_registry_options devices() const;
+
+  /// Large-group fan-out settings.
+  fanout_options fanout() const;
 
   /// Gateway settings from the options above; empty on a bad listen
   /// address (validate() says why).

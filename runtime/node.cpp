@@ -43,11 +43,16 @@ std::string node::start() {
     writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
     reader_ = sys_.spawn(store_reader_impl, opts_.kv, opts_.sync_recent);
   }
+  auto online = std::make_shared<presence>();
+  opts_.devices.online = online;
   registry_ = sys_.spawn(device_registry_impl,
                          device_deps{reader_, writer_, metrics_, {}},
                          opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
+  opts_.fanout.own_threads = opts_.fanout.own_threads && opts_.detach_store;
+  fanout_ = sys_.spawn(fanout_impl, fanout_deps{online, delivery_, metrics_},
+                       opts_.fanout);
   inbox_ = sys_.spawn(inbox_supervisor_impl, opts_.kv, writer_,
                       opts_.detach_store, opts_.detach_store,
                       caf::timespan{opts_.inbox_flush_delay});
@@ -56,7 +61,11 @@ std::string node::start() {
                                             opts_.clock, opts_.conversation,
                                             metrics_,
                                             caf::actor_cast<delivery_actor>(
-                                              inbox_)});
+                                              inbox_),
+                                            opts_.delivery
+                                              ? delivery_actor{}
+                                              : caf::actor_cast<delivery_actor>(
+                                                fanout_)});
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
   running_ = true;
@@ -107,6 +116,7 @@ void node::stop() {
                    caf::actor_cast<caf::actor>(reader_)})
     self->send_exit(hdl, caf::exit_reason::user_shutdown);
   self->send_exit(registry_, caf::exit_reason::user_shutdown);
+  self->send_exit(fanout_, caf::exit_reason::user_shutdown);
   self->wait_for(writer_, reader_);
 }
 

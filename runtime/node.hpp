@@ -12,6 +12,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/fanout.hpp"
 #include "actors/accounts.hpp"
 #include "actors/delivery.hpp"
 #include "actors/device_registry.hpp"
@@ -38,6 +39,9 @@ struct node_options {
   std::chrono::milliseconds inbox_flush_delay{0};
   /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
   std::optional<gateway::gateway_options> gateway;
+  /// Large groups' fan-out (shards run on threads of their own unless
+  /// detach_store is false).
+  fanout_options fanout;
 };
 
 class node {
@@ -68,6 +72,7 @@ private:
   store_writer_actor writer_;
   store_reader_actor reader_;
   device_registry_actor registry_;
+  fanout_actor fanout_;
   inbox_supervisor_actor inbox_;
   delivery_actor delivery_;
   directory_actor directory_;

@@ -50,10 +50,59 @@ ws_sink::ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,
 }
 
 bool ws_sink::send(v1::ServerFrame& f) {
-  f.set_event_seq(next_event_seq());
   stats_->frames_out++;
+  std::lock_guard<std::mutex> guard{send_mtx_};
+  f.set_event_seq(next_event_seq());
   return link_->send(encode_server_frame(f, fmt_),
                      fmt_ == frame_format::binary);
+}
+
+namespace {
+
+void append_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+} // namespace
+
+bool ws_sink::push(const prepared_message& pm) {
+  auto idx = fmt_ == frame_format::binary ? 0 : 1;
+  const std::string* body;
+  {
+    std::lock_guard<std::mutex> guard{pm.mtx};
+    if (!pm.has_encoded[idx]) {
+      v1::Message m;
+      to_wire_message(pm.msg, m);
+      pm.encoded[idx] = encode_message(m, fmt_);
+      pm.has_encoded[idx] = true;
+    }
+    body = &pm.encoded[idx]; // never changes once set
+  }
+  stats_->frames_out++;
+  std::lock_guard<std::mutex> guard{send_mtx_};
+  auto seq = next_event_seq();
+  std::string frame;
+  frame.reserve(body->size() + 32);
+  if (fmt_ == frame_format::binary) {
+    // ServerFrame{event_seq = 2, message = 12}, fields in number order as
+    // protobuf writes them.
+    frame += static_cast<char>(2 << 3);
+    append_varint(frame, seq);
+    frame += static_cast<char>((12 << 3) | 2);
+    append_varint(frame, body->size());
+    frame += *body;
+  } else {
+    frame += "{\"eventSeq\":";
+    frame += std::to_string(seq);
+    frame += ",\"message\":";
+    frame += *body;
+    frame += '}';
+  }
+  return link_->send(std::move(frame), fmt_ == frame_format::binary);
 }
 
 bool ws_sink::push(const stored_message& msg) {

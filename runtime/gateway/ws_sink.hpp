@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "actors/messages.hpp"
 #include "parley/v1/wire.pb.h"
@@ -31,6 +32,9 @@ public:
           std::shared_ptr<metrics> stats);
 
   bool push(const stored_message& msg) override;
+  /// The message body is encoded once per format for all sinks; each
+  /// frame only adds its event sequence around it.
+  bool push(const prepared_message& pm) override;
   bool push(const receipt_event& ev) override;
   bool push(const inbox_entry& e) override;
 
@@ -46,6 +50,9 @@ private:
   frame_format fmt_;
   std::shared_ptr<metrics> stats_;
   std::atomic<uint32_t> event_seq_{0};
+  /// Numbering and queueing happen together, so frames leave in the order
+  /// of their event sequence whichever thread pushes.
+  std::mutex send_mtx_;
 };
 
 } // namespace parley::gateway

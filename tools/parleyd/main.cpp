@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
     opts.writer = cfg.writer();
     opts.accounts = cfg.accounts();
     opts.devices = cfg.devices();
+    opts.fanout = cfg.fanout();
     opts.sync_recent = cfg.sync_recent;
     opts.inbox_flush_delay = std::chrono::milliseconds(cfg.inbox_delay_ms);
     opts.gateway = cfg.gateway();

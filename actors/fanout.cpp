@@ -1,0 +1,182 @@
+#include "actors/fanout.hpp"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+
+namespace parley {
+
+namespace {
+
+using shard_ptr = fanout_shard_actor::stateful_pointer<fanout_shard_state>;
+using fanout_ptr = fanout_actor::stateful_pointer<fanout_state>;
+
+void schedule(shard_ptr self) {
+  auto& st = self->state;
+  if (st.scheduled || st.queue.empty())
+    return;
+  st.scheduled = true;
+  self->send(self, caf::tick_atom::value); // behind what is queued now
+}
+
+/// Serves one batch of users of the oldest slice.
+void work_on(shard_ptr self) {
+  auto& st = self->state;
+  st.scheduled = false;
+  if (st.opts.own_threads && !st.prioritized) {
+    // This thread is the shard's alone (detached): lower its priority so
+    // that the threads serving everyone else win when the CPU is short.
+    st.prioritized = true;
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
+                    st.opts.nice)
+        != 0)
+      spdlog::warn("fanout shard could not lower its priority");
+  }
+  if (st.queue.empty())
+    return;
+  auto& w = st.queue.front();
+  auto end = std::min(w.users.size(), w.next + st.opts.batch_users);
+  for (; w.next < end; ++w.next)
+    w.pushed += st.deps.online->deliver(w.users[w.next], *w.pm);
+  if (w.next == w.users.size()) {
+    if (st.deps.metrics)
+      st.deps.metrics->fanout_pushes += w.pushed;
+    w.rp.deliver(w.pushed);
+    st.queue.pop_front();
+  }
+  schedule(self);
+}
+
+fanout_shard_actor spawn_shard(fanout_ptr self) {
+  auto& st = self->state;
+  fanout_shard_actor s;
+  if (st.opts.own_threads)
+    s = self->spawn<caf::detached + caf::monitored>(fanout_shard_impl,
+                                                    st.deps, st.opts);
+  else
+    s = self->spawn<caf::monitored>(fanout_shard_impl, st.deps, st.opts);
+  st.to_stop->push_back(caf::actor_cast<caf::actor>(s));
+  return s;
+}
+
+void dispatch(fanout_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto i = st.jobs.find(id);
+  if (i == st.jobs.end())
+    return;
+  auto& j = i->second;
+  self
+    ->request(st.shards[j.shard], caf::infinite, fanout_atom::value,
+              prepared_ref{j.pm}, j.users)
+    .then(
+      [self, id](uint64_t) {
+        auto& st = self->state;
+        auto i = st.jobs.find(id);
+        if (i == st.jobs.end())
+          return; // done by an earlier attempt
+        if (st.deps.metrics)
+          st.deps.metrics->fanout_backlog
+            -= static_cast<int64_t>(i->second.users.size());
+        st.jobs.erase(i);
+      },
+      [](caf::error&) {
+        // The shard is gone: its down message re-dispatches the job.
+      });
+}
+
+} // namespace
+
+fanout_state::~fanout_state() {
+  if (deps.metrics)
+    for (auto& [id, j] : jobs)
+      deps.metrics->fanout_backlog -= static_cast<int64_t>(j.users.size());
+}
+
+fanout_shard_actor::behavior_type
+fanout_shard_impl(shard_ptr self, fanout_deps deps, fanout_options opts) {
+  self->state.deps = std::move(deps);
+  self->state.opts = opts;
+  return {
+    [self](fanout_atom, prepared_ref& pm,
+           std::vector<user_id>& users) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise<uint64_t>();
+      self->state.queue.push_back(
+        fanout_shard_state::work{std::move(pm.ptr), std::move(users), 0, 0,
+                                 rp});
+      schedule(self);
+      return rp;
+    },
+    [self](caf::tick_atom) { work_on(self); },
+  };
+}
+
+fanout_actor::behavior_type
+fanout_impl(fanout_ptr self, fanout_deps deps, fanout_options opts) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.opts = opts;
+  if (st.opts.shards == 0)
+    st.opts.shards = 1;
+  for (size_t i = 0; i < st.opts.shards; ++i)
+    st.shards.push_back(spawn_shard(self));
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (size_t i = 0; i < st.shards.size(); ++i) {
+      if (st.shards[i].address() != dm.source)
+        continue;
+      spdlog::warn("fanout shard failed shard={} reason=\"{}\"; restarting "
+                   "and handing it its unfinished slices",
+                   i, to_string(dm.reason));
+      auto& hs = *st.to_stop;
+      hs.erase(std::remove(hs.begin(), hs.end(),
+                           caf::actor_cast<caf::actor>(st.shards[i])),
+               hs.end());
+      st.shards[i] = spawn_shard(self);
+      for (auto& [id, j] : st.jobs)
+        if (j.shard == i)
+          dispatch(self, id);
+    }
+  });
+  self->attach_functor([to_stop = st.to_stop] {
+    for (auto& s : *to_stop)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  });
+  return {
+    [self](deliver_atom, const stored_message& msg,
+           const std::vector<user_id>& to) {
+      auto& st = self->state;
+      auto pm = std::make_shared<const prepared_message>(msg);
+      std::vector<std::vector<user_id>> slices(st.shards.size());
+      for (auto u : to)
+        slices[u % slices.size()].push_back(u);
+      for (size_t i = 0; i < slices.size(); ++i) {
+        if (slices[i].empty())
+          continue;
+        auto id = st.next_job++;
+        if (st.deps.metrics)
+          st.deps.metrics->fanout_backlog
+            += static_cast<int64_t>(slices[i].size());
+        st.jobs.emplace(id, fanout_state::job{i, pm, std::move(slices[i])});
+        dispatch(self, id);
+      }
+    },
+    [self](receipt_atom, const receipt_event& ev,
+           const std::vector<user_id>& to) {
+      self->send(self->state.deps.receipts, receipt_atom::value, ev, to);
+    },
+    [self](caf::get_atom) {
+      std::vector<caf::actor> out;
+      for (auto& s : self->state.shards)
+        out.push_back(caf::actor_cast<caf::actor>(s));
+      return out;
+    },
+  };
+}
+
+} // namespace parley
