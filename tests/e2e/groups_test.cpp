@@ -98,8 +98,10 @@ using seqs = std::vector<uint64_t>;
 
 } // namespace
 
-TEST_CASE("a_group_of_five_with_two_devices_each_sees_exactly_its_window") {
-  node n;
+namespace {
+
+void five_users_two_devices(std::vector<std::string> node_args) {
+  node n{node_args};
   const std::vector<std::string> names{"ann", "ben", "cat", "dan", "eve"};
   std::map<std::string, std::vector<device_view>> dev;
   std::map<std::string, uint64_t> id;
@@ -186,6 +188,15 @@ TEST_CASE("a_group_of_five_with_two_devices_each_sees_exactly_its_window") {
   CHECK(dev["dan"][1].take() == seqs{3, 4, 5, 6});
   CHECK(dev["eve"][0].take().empty());
   CHECK(dev["eve"][1].take().empty());
+  // The path taken: fan-out shards for a large group, the registry else.
+  auto metrics = http_call(n.port, "GET", "/metrics").body;
+  auto at = metrics.find("\nparley_fanout_pushes_total ");
+  REQUIRE(at != std::string::npos);
+  auto shard_pushes = std::stoull(metrics.substr(at + 28));
+  if (node_args.empty())
+    CHECK(shard_pushes == 0);
+  else
+    CHECK(shard_pushes == 33); // every push above went through a shard
 
   // Membership events arrive structured: the removal names ben.
   dev["cat"][0].drain();
@@ -246,4 +257,18 @@ TEST_CASE("a_group_of_five_with_two_devices_each_sees_exactly_its_window") {
   CHECK(eve.take() == seqs{8, 9});
   ben.drain();
   CHECK(ben.take().empty());
+}
+
+} // namespace
+
+TEST_CASE("a_group_of_five_with_two_devices_each_sees_exactly_its_window") {
+  five_users_two_devices({});
+}
+
+// The same, with the group counted as large from its third member on: its
+// messages go through the fan-out shards instead of the device registry.
+TEST_CASE("the_same_group_fanned_out_by_shards_sees_exactly_the_same") {
+  five_users_two_devices({"--parley.large-group-members=2",
+                          "--parley.fanout-shards=3",
+                          "--parley.fanout-batch=1"});
 }
