@@ -1,6 +1,8 @@
 #include "actors/conversation.hpp"
 #include "actors/conversation_detail.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
@@ -24,6 +26,19 @@ key key_of(const send_request& req) {
 send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
                       bool dedup) {
   return send_result{make_server_message_id(conv, seq), seq, sent_at, dedup};
+}
+
+/// Groups: remembers a sender's latest message for receipt aggregates (the
+/// 64 most recent senders).
+void note_sender(conversation_state& st, user_id sender, sequence seq) {
+  st.latest_by_sender[sender] = seq;
+  if (st.latest_by_sender.size() > 64) {
+    auto oldest = std::min_element(
+      st.latest_by_sender.begin(), st.latest_by_sender.end(),
+      [](auto& a, auto& b) { return a.second < b.second; });
+    st.aggregate_sent.erase(oldest->first);
+    st.latest_by_sender.erase(oldest);
+  }
 }
 
 size_t count_current(const conversation_state& st) {
@@ -151,6 +166,8 @@ void commit_new(self_ptr self, const pending_ptr& p) {
         st.head = p->msg.seq;
       }
       emit(self, p->msg);
+      if (st.kind == conversation_group)
+        note_sender(st, p->msg.sender_user, p->msg.seq);
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
       remember(self, key_of(p->req), res);
       answer(self, *p, res);
@@ -433,8 +450,11 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         for (auto& m : snap.members)
           st.members[m.user] = m;
         st.current_members = count_current(st);
-        for (auto& r : snap.receipts)
+        for (auto& r : snap.receipts) {
           st.receipts[{r.user, r.kind}] = r.seq;
+          if (r.kind == 1 || r.kind == 2)
+            move_count(st, r.kind, 0, r.seq);
+        }
         relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {

@@ -14,6 +14,54 @@
 
 namespace parley::conversation_detail {
 
+void move_count(conversation_state& st, int32_t kind, sequence from,
+                sequence to) {
+  auto& counts = st.cursor_counts[kind];
+  if (from > 0)
+    if (auto i = counts.find(from); i != counts.end() && --i->second == 0)
+      counts.erase(i);
+  ++counts[to];
+}
+
+namespace {
+
+/// Members whose cursor of `kind` is at `seq` or beyond.
+uint32_t count_at_least(const conversation_state& st, int32_t kind,
+                        sequence seq) {
+  uint32_t n = 0;
+  auto& counts = st.cursor_counts[kind];
+  for (auto i = counts.rbegin(); i != counts.rend() && i->first >= seq; ++i)
+    n += i->second;
+  return n;
+}
+
+/// Groups: pushes to each recent sender how many of the other members have
+/// their latest message delivered and read, when that changed. One event
+/// per sender per flush, however many members moved.
+void push_aggregates(conversation_detail::self_ptr self) {
+  auto& st = self->state;
+  auto others = static_cast<uint32_t>(
+    st.current_members > 0 ? st.current_members - 1 : 0);
+  for (auto& [sender, seq] : st.latest_by_sender) {
+    auto own = [&](int32_t kind) -> uint32_t {
+      auto i = st.receipts.find({sender, kind});
+      return i != st.receipts.end() && i->second >= seq ? 1 : 0;
+    };
+    auto delivered = count_at_least(st, 1, seq) - own(1);
+    auto read = count_at_least(st, 2, seq) - own(2);
+    auto& sent = st.aggregate_sent[sender];
+    if (sent == std::make_pair(delivered, read))
+      continue;
+    sent = {delivered, read};
+    receipt_event ev{st.id, 0, 1, seq, st.deps.clock(), true, 0,
+                     delivered, read, others};
+    self->send(st.deps.delivery, receipt_atom::value, ev,
+               std::vector<user_id>{sender});
+  }
+}
+
+} // namespace
+
 caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
                                        device_id dev, int32_t kind,
                                        sequence seq, bool shared) {
@@ -46,6 +94,7 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
     auto& cur = st.receipts[{user, k}];
     if (seq <= cur)
       return cur;
+    move_count(st, k, cur, seq);
     cur = seq;
     st.receipts_moved[{user, k}]
       = receipt_event{st.id, user, k, cur, st.deps.clock(), share, dev};
@@ -92,6 +141,19 @@ void flush_receipts(self_ptr self) {
       [self, moved](uint64_t) {
         auto& st = self->state;
         st.receipts_writing = false;
+        if (st.kind == conversation_group) {
+          // Groups: a member's cursors go to their own devices only (to
+          // clear unread counts there); senders get aggregates.
+          for (auto& ev : moved) {
+            std::vector<user_id> own{ev.user};
+            self->send(st.deps.delivery, receipt_atom::value, ev, own);
+            if (st.deps.projection)
+              self->send(st.deps.projection, receipt_atom::value, ev, own);
+          }
+          push_aggregates(self);
+          flush_receipts(self);
+          return;
+        }
         std::vector<user_id> to;
         for (auto& [user, m] : st.members)
           if (m.left_at_sequence == 0)

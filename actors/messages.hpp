@@ -157,12 +157,18 @@ struct receipt_event {
   bool shared = true;
   /// The device that moved the cursor (it is not told again); 0: unknown.
   device_id origin = 0;
+  /// Groups: an aggregate for the sender of message `seq` (user 0): how
+  /// many of the other `member_count` members have it delivered and read.
+  uint32_t delivered_count = 0;
+  uint32_t read_count = 0;
+  uint32_t member_count = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, receipt_event& x) {
   return f(caf::meta::type_name("receipt_event"), x.conversation, x.user,
-           x.kind, x.seq, x.at_ms, x.shared, x.origin);
+           x.kind, x.seq, x.at_ms, x.shared, x.origin, x.delivered_count,
+           x.read_count, x.member_count);
 }
 
 /// What a conversation actor needs from disk when it activates.

@@ -42,6 +42,11 @@ void to_wire_receipt(const receipt_event& ev, v1::ReceiptUpdate& out) {
   out.set_kind(static_cast<v1::ReceiptKind>(ev.kind));
   out.set_up_to_sequence(ev.seq);
   out.set_at_ms(ev.at_ms);
+  if (ev.member_count > 0) {
+    out.set_delivered_count(ev.delivered_count);
+    out.set_read_count(ev.read_count);
+    out.set_member_count(ev.member_count);
+  }
 }
 
 ws_sink::ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,

@@ -364,7 +364,9 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
     if (!head)
       return head.error();
     heads[ci] = *head;
-    if (resuming)
+    // Groups show their senders aggregates, pushed live; other members'
+    // cursors there are not listed (a large group has thousands).
+    if (resuming || !is_direct(conv))
       continue;
     std::vector<receipt_cursor> rcs;
     if (auto e = read_receipts(kv, conv, rcs))

@@ -38,15 +38,24 @@ struct delivered {
   std::set<user_id> to;
 };
 
+struct receipt_pushed {
+  receipt_event ev;
+  std::vector<user_id> to;
+};
+
 delivery_actor::behavior_type
 recorder(delivery_actor::pointer,
-         std::shared_ptr<std::vector<delivered>> out) {
+         std::shared_ptr<std::vector<delivered>> out,
+         std::shared_ptr<std::vector<receipt_pushed>> receipts) {
   return {
     [out](deliver_atom, const stored_message& m,
           const std::vector<user_id>& to) {
       out->push_back({m, std::set<user_id>(to.begin(), to.end())});
     },
-    [](receipt_atom, const receipt_event&, const std::vector<user_id>&) {},
+    [receipts](receipt_atom, const receipt_event& ev,
+               const std::vector<user_id>& to) {
+      receipts->push_back({ev, to});
+    },
   };
 }
 
@@ -60,6 +69,8 @@ struct fixture : sim::coordinated_system {
   std::shared_ptr<memory_backend> disk = std::make_shared<memory_backend>();
   std::shared_ptr<std::vector<delivered>> out
     = std::make_shared<std::vector<delivered>>();
+  std::shared_ptr<std::vector<receipt_pushed>> receipts
+    = std::make_shared<std::vector<receipt_pushed>>();
   store_writer_actor writer;
   store_reader_actor reader;
   delivery_actor delivery;
@@ -70,7 +81,7 @@ struct fixture : sim::coordinated_system {
                         store_writer_limits{});
     reader = sys->spawn(store_reader_impl, std::shared_ptr<kv_backend>(disk),
                         uint64_t{50});
-    delivery = sys->spawn(recorder, out);
+    delivery = sys->spawn(recorder, out, receipts);
     start();
   }
 
@@ -336,6 +347,75 @@ TEST_CASE("sim: a large group's sends are limited per group, small ones "
   // Nothing refused reached anyone.
   CHECK(check_against_log(*f.out) == "");
   CHECK(f.out->size() == 9);
+}
+
+TEST_CASE("sim: group receipts reach the sender as aggregates, one per "
+          "burst, and members' cursors only their own devices") {
+  fixture f;
+  REQUIRE(f.change(mc::created, 1, {2, 3, 4, 5, 6, 7, 8, 9, 10}, "ten").ok);
+  auto sent = f.send(1);
+  REQUIRE(sent.ok);
+  auto s = sent.ok->server_sequence; // 2
+  auto receipt = [&](user_id u, int32_t kind) {
+    caf::anon_send(f.actor, receipt_atom::value, u, device_id{1}, kind, s,
+                   true);
+  };
+  // A burst: five members have it, two of them read it.
+  for (user_id u = 2; u <= 6; ++u)
+    receipt(u, 1);
+  receipt(2, 2);
+  receipt(3, 2);
+  f.sched->run();
+  std::vector<receipt_pushed> aggregates;
+  for (auto& r : *f.receipts) {
+    if (r.ev.user == 0) {
+      aggregates.push_back(r);
+      continue;
+    }
+    // A member's own cursor goes to that member's devices only.
+    CHECK(r.to == std::vector<user_id>{r.ev.user});
+  }
+  REQUIRE(aggregates.size() == 1);
+  CHECK(aggregates[0].to == std::vector<user_id>{1});
+  CHECK(aggregates[0].ev.seq == s);
+  CHECK(aggregates[0].ev.delivered_count == 5);
+  CHECK(aggregates[0].ev.read_count == 2);
+  CHECK(aggregates[0].ev.member_count == 9);
+  // The sender's own cursors do not count; repeats change nothing and
+  // push nothing; more reads push a new aggregate.
+  f.receipts->clear();
+  caf::anon_send(f.actor, receipt_atom::value, user_id{1}, device_id{1},
+                 int32_t{2}, s, true);
+  receipt(2, 2);
+  f.sched->run();
+  for (auto& r : *f.receipts)
+    CHECK(r.ev.user != 0);
+  f.receipts->clear();
+  for (user_id u = 7; u <= 10; ++u)
+    receipt(u, 2);
+  f.sched->run();
+  aggregates.clear();
+  for (auto& r : *f.receipts)
+    if (r.ev.user == 0)
+      aggregates.push_back(r);
+  REQUIRE(aggregates.size() == 1);
+  CHECK(aggregates[0].ev.delivered_count == 9); // a read implies delivery
+  CHECK(aggregates[0].ev.read_count == 6);
+  // After a restart the counts are rebuilt from the stored cursors.
+  f.crash();
+  REQUIRE(f.send(1).ok); // 3: becomes user 1's latest
+  f.receipts->clear();
+  caf::anon_send(f.actor, receipt_atom::value, user_id{4}, device_id{1},
+                 int32_t{2}, sequence{3}, true);
+  f.sched->run();
+  aggregates.clear();
+  for (auto& r : *f.receipts)
+    if (r.ev.user == 0)
+      aggregates.push_back(r);
+  REQUIRE(aggregates.size() == 1);
+  CHECK(aggregates[0].ev.seq == 3);
+  CHECK(aggregates[0].ev.delivered_count == 1);
+  CHECK(aggregates[0].ev.read_count == 1);
 }
 
 TEST_CASE("sim: membership changes racing with sends deliver every message "
