@@ -20,13 +20,16 @@ void emit(self_ptr self, const stored_message& msg) {
     if (m.joined_at_sequence <= msg.seq
         && (m.left_at_sequence == 0 || msg.seq < m.left_at_sequence))
       to.push_back(id);
-  if (st.deps.projection)
+  bool large = st.kind == conversation_group
+               && st.current_members > st.deps.limits.large_group_members;
+  // A large group's message would touch every member's inbox entry: those
+  // entries are brought up to date when their owner lists the inbox (the
+  // listing recomputes entries behind the log) instead of on every message.
+  if (st.deps.projection && !large)
     self->send(st.deps.projection, deliver_atom::value, msg, to);
   // Large groups go to the fan-out shards, apart from everyone else.
-  bool large = st.kind == conversation_group && st.deps.fanout
-               && st.current_members > st.deps.limits.large_group_members;
-  self->send(large ? st.deps.fanout : st.deps.delivery, deliver_atom::value,
-             msg, std::move(to));
+  self->send(large && st.deps.fanout ? st.deps.fanout : st.deps.delivery,
+             deliver_atom::value, msg, std::move(to));
   if (msg.seq > st.dispatched) {
     if (st.deps.metrics)
       st.deps.metrics->outbox_backlog -= int64_t(msg.seq - st.dispatched);

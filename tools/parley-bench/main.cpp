@@ -30,6 +30,7 @@
 #include "runtime/node.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/leveldb_backend.hpp"
+#include "group_mode.hpp"
 #include "ws_mode.hpp"
 
 using namespace parley;
@@ -49,6 +50,7 @@ struct options {
   std::string data;
   bench::ws_options ws;
   uint64_t connections = 10000;
+  bench::group_options group;
 };
 
 const char* usage = R"(parley-bench - Parley load generator
@@ -89,9 +91,23 @@ ws mode:
 idle mode (--mode idle, same --host/--port, needs --server-pid):
   --connections N        authenticated idle WebSockets to hold (10000);
                          reports the server's RSS per connection
+
+group mode (--mode group, same --host/--port/--server-pid; start parleyd
+with --parley.no-rate-limits: the bench signs up every member):
+  --members N            group size, the sender included (10000)
+  --online K             members connected, one device each (N - 1; at
+                         most 15000 per bench process)
+  --messages M           timed messages, one per interval (5)
+  --interval-ms T        between timed messages (1000)
+  --sync-sample S        offline members that then sync from their join (0)
+  --storm                afterwards, every online device drops, messages
+                         arrive, all reconnect and sync at once: timed and
+                         checked for loss and duplicates
+  --storm-messages X     messages sent while they are away (5)
 )";
 
 bool parse(int argc, char** argv, options& o) {
+  bool online_set = false, messages_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto need = [&]() -> std::string {
@@ -116,6 +132,7 @@ bool parse(int argc, char** argv, options& o) {
       o.conversations = num();
     } else if (a == "--messages") {
       o.messages = num();
+      messages_set = true;
     } else if (a == "--window") {
       o.window = num();
     } else if (a == "--payload") {
@@ -146,12 +163,33 @@ bool parse(int argc, char** argv, options& o) {
       o.connections = num();
     } else if (a == "--server-pid") {
       o.ws.server_pid = static_cast<int64_t>(num());
+      o.group.server_pid = o.ws.server_pid;
+    } else if (a == "--members") {
+      o.group.members = num();
+    } else if (a == "--online") {
+      o.group.online = num();
+      online_set = true;
+    } else if (a == "--interval-ms") {
+      o.group.interval_ms = num();
+    } else if (a == "--sync-sample") {
+      o.group.sync_sample = num();
+    } else if (a == "--storm") {
+      o.group.storm = true;
+    } else if (a == "--storm-messages") {
+      o.group.storm_messages = num();
     } else {
       throw std::runtime_error("unknown argument " + a);
     }
   }
-  if (o.mode != "accept" && o.mode != "ws" && o.mode != "idle")
+  if (o.mode != "accept" && o.mode != "ws" && o.mode != "idle"
+      && o.mode != "group")
     throw std::runtime_error("unknown mode " + o.mode);
+  o.group.host = o.ws.host;
+  o.group.port = o.ws.port;
+  if (!online_set)
+    o.group.online = o.group.members - 1;
+  if (messages_set)
+    o.group.messages = o.messages;
   o.ws.window = o.window == 8 ? 16 : o.window; // ws default: 16
   o.ws.payload = o.payload;
   return true;
@@ -360,8 +398,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     cmdline += std::string(" ") + argv[i];
   spdlog::set_level(spdlog::level::warn);
-  if (o.mode == "ws" || o.mode == "idle") {
+  if (o.mode == "ws" || o.mode == "idle" || o.mode == "group") {
     try {
+      if (o.mode == "group")
+        return bench::run_group(o.group, cmdline);
       if (o.mode == "idle")
         return bench::run_idle(o.ws, o.connections, cmdline);
       return bench::run_ws(o.ws, cmdline);

@@ -26,6 +26,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "bench_net.hpp"
 #include "parley/v1/wire.pb.h"
 
 namespace parley::bench {
@@ -39,26 +40,9 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           clock_type::now().time_since_epoch())
-    .count();
-}
-
 std::string http_post(const ws_options& o, const std::string& target,
                       const std::string& body) {
-  asio::io_context ioc;
-  tcp::socket s{ioc};
-  s.connect({asio::ip::make_address(o.host), o.port});
-  http::request<http::string_body> req{http::verb::post, target, 11};
-  req.set(http::field::host, o.host);
-  req.body() = body;
-  req.prepare_payload();
-  http::write(s, req);
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  http::read(s, buf, res);
-  return res.body();
+  return bench::http_post(o.host, o.port, target, body);
 }
 
 std::string login(const ws_options& o, const std::string& name) {
@@ -340,35 +324,6 @@ bool connect_all(asio::io_context& ioc,
                static_cast<unsigned long long>(ready), peers.size());
   shut_down(ioc, peers);
   return false;
-}
-
-/// user + system CPU seconds of this process.
-double self_cpu() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec
-         + ru.ru_stime.tv_usec / 1e6;
-}
-
-/// user + system CPU seconds of `pid` (from /proc), or -1.
-double proc_cpu(int64_t pid) {
-  if (pid <= 0)
-    return -1;
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
-  std::string all((std::istreambuf_iterator<char>(in)), {});
-  auto close = all.rfind(')');
-  if (close == std::string::npos)
-    return -1;
-  std::istringstream is{all.substr(close + 2)};
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && is >> field; ++i) {
-    if (i == 14)
-      utime = std::stod(field);
-    if (i == 15)
-      stime = std::stod(field);
-  }
-  return (utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
 } // namespace
