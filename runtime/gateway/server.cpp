@@ -42,13 +42,63 @@ http_request to_request(const http::request<http::string_body>& req,
   return r;
 }
 
+// -- bulk lane -----------------------------------------------------------------
+
+/// Sessions with bulk frames waiting, served a round at a time: each round
+/// posts the drains of up to `round` sessions and then itself again, behind
+/// whatever else was posted meanwhile (other sessions' frames).
+class bulk_lane : public std::enable_shared_from_this<bulk_lane> {
+public:
+  explicit bulk_lane(asio::io_context& ioc) : ioc_(ioc) {
+  }
+
+  void add(std::function<void()> drain) {
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      waiting_.push_back(std::move(drain));
+      post = !scheduled_;
+      scheduled_ = true;
+    }
+    if (post)
+      asio::post(ioc_, [self = shared_from_this()] { self->round(); });
+  }
+
+private:
+  static constexpr size_t round_size = 64;
+
+  void round() {
+    std::vector<std::function<void()>> now;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto n = std::min(round_size, waiting_.size());
+      now.assign(std::make_move_iterator(waiting_.begin()),
+                 std::make_move_iterator(waiting_.begin() + n));
+      waiting_.erase(waiting_.begin(), waiting_.begin() + n);
+      scheduled_ = !waiting_.empty();
+    }
+    for (auto& f : now)
+      f();
+    if (scheduled_)
+      asio::post(ioc_, [self = shared_from_this()] { self->round(); });
+  }
+
+  asio::io_context& ioc_;
+  std::mutex mtx_;
+  std::deque<std::function<void()>> waiting_;
+  bool scheduled_ = false;
+};
+
 // -- WebSocket session -----------------------------------------------------------
 
 class ws_session : public ws_link,
                    public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(tcp::socket&& socket, const server_options& opts)
-    : ws_(coalescing_stream{std::move(socket)}), opts_(opts) {
+  ws_session(tcp::socket&& socket, const server_options& opts,
+             std::shared_ptr<bulk_lane> bulk)
+    : ws_(coalescing_stream{std::move(socket)}),
+      opts_(opts),
+      bulk_(std::move(bulk)) {
   }
 
   void run(http::request<http::string_body> req, const std::string& remote,
@@ -81,6 +131,27 @@ public:
     if (post)
       asio::post(ws_.get_executor(),
                  [self = shared_from_this()] { self->drain_inbox(); });
+    return true;
+  }
+
+  bool send_bulk(std::string data, bool binary) override {
+    if (closed_.load())
+      return false;
+    bool queue = false;
+    {
+      std::lock_guard<std::mutex> guard{inbox_mtx_};
+      inbox_.emplace_back(std::move(data), binary);
+      queue = !drain_posted_;
+      drain_posted_ = true;
+    }
+    // The drain is posted onto the session's strand when the lane's round
+    // reaches it; a normal frame arriving meanwhile posts its own drain,
+    // which takes this frame along.
+    if (queue)
+      bulk_->add([self = shared_from_this()] {
+        asio::post(self->ws_.get_executor(),
+                   [self] { self->drain_inbox(); });
+      });
     return true;
   }
 
@@ -178,6 +249,7 @@ private:
 
   websocket::stream<coalescing_stream> ws_;
   const server_options& opts_;
+  std::shared_ptr<bulk_lane> bulk_;
   std::mutex inbox_mtx_;
   std::vector<std::pair<std::string, bool>> inbox_;
   bool drain_posted_ = false;
@@ -195,8 +267,13 @@ private:
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(tcp::socket&& socket, const server_options& opts,
-               const http_handler& http, const ws_acceptor& ws)
-    : stream_(std::move(socket)), opts_(opts), http_(http), ws_(ws) {
+               const http_handler& http, const ws_acceptor& ws,
+               std::shared_ptr<bulk_lane> bulk)
+    : stream_(std::move(socket)),
+      opts_(opts),
+      http_(http),
+      ws_(ws),
+      bulk_(std::move(bulk)) {
     beast::error_code ec;
     // Small frames must not wait for Nagle's algorithm (up to 40 ms with
     // delayed ACKs): chat latency is per frame.
@@ -251,7 +328,7 @@ private:
         }
       }
       stream_.expires_never();
-      std::make_shared<ws_session>(stream_.release_socket(), opts_)
+      std::make_shared<ws_session>(stream_.release_socket(), opts_, bulk_)
         ->run(std::move(req), remote_, ws_);
       return;
     }
@@ -303,6 +380,7 @@ private:
   const server_options& opts_;
   const http_handler& http_;
   const ws_acceptor& ws_;
+  std::shared_ptr<bulk_lane> bulk_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
@@ -319,6 +397,7 @@ struct server::impl {
   http_handler http;
   ws_acceptor ws;
   asio::io_context ioc;
+  std::shared_ptr<bulk_lane> bulk = std::make_shared<bulk_lane>(ioc);
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   uint16_t port = 0;
@@ -329,7 +408,8 @@ struct server::impl {
                             if (ec)
                               return; // closed: stop() was called
                             std::make_shared<http_session>(std::move(socket),
-                                                           opts, http, ws)
+                                                           opts, http, ws,
+                                                           bulk)
                               ->run();
                             accept();
                           });

@@ -45,6 +45,14 @@ public:
   /// its bounded queue overflowed (then it closes with code 1008).
   virtual bool send(std::string data, bool binary) = 0;
 
+  /// As send, for bulk traffic (large-group fan-out): the session's turn
+  /// on the I/O thread comes in rounds that let other sessions' frames
+  /// through in between, so a burst to thousands of sessions does not
+  /// delay everyone else's frames until it is through.
+  virtual bool send_bulk(std::string data, bool binary) {
+    return send(std::move(data), binary);
+  }
+
   /// Closes the session with a WebSocket close code and reason.
   virtual void close(uint16_t code, std::string reason) = 0;
 };

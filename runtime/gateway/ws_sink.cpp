@@ -107,7 +107,8 @@ bool ws_sink::push(const prepared_message& pm) {
     frame += *body;
     frame += '}';
   }
-  return link_->send(std::move(frame), fmt_ == frame_format::binary);
+  // Prepared messages are large-group fan-out: the bulk lane.
+  return link_->send_bulk(std::move(frame), fmt_ == frame_format::binary);
 }
 
 bool ws_sink::push(const stored_message& msg) {
