@@ -190,7 +190,8 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
                                       std::shared_ptr<kv_backend> kv,
                                       store_writer_actor writer,
                                       bool reconcile_at_start,
-                                      caf::timespan flush_delay) {
+                                      caf::timespan flush_delay,
+                                      std::shared_ptr<node_metrics> metrics) {
   auto& st = self->state;
   st.kv = std::move(kv);
   st.writer = std::move(writer);
@@ -204,13 +205,17 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
       spdlog::info("inbox reconciled repaired_entries={}", *n);
   }
   return {
-    [self](deliver_atom, const stored_message& msg,
-           const std::vector<user_id>& to) {
+    [self, metrics](deliver_atom, const stored_message& msg,
+                    const std::vector<user_id>& to) {
+      if (metrics)
+        --metrics->projection_backlog;
       for (auto user : to)
         on_message(self, msg, user);
     },
-    [self](receipt_atom, const receipt_event& ev,
-           const std::vector<user_id>&) {
+    [self, metrics](receipt_atom, const receipt_event& ev,
+                    const std::vector<user_id>&) {
+      if (metrics)
+        --metrics->projection_backlog;
       if (ev.kind == 2)
         on_read(self, ev);
     },
@@ -270,9 +275,10 @@ void start_worker(
   auto& st = self->state;
   st.worker = st.detached
                 ? self->spawn<caf::detached>(inbox_impl, st.kv, st.writer,
-                                             reconcile, st.flush_delay)
+                                             reconcile, st.flush_delay,
+                                             st.metrics)
                 : self->spawn(inbox_impl, st.kv, st.writer, reconcile,
-                              st.flush_delay);
+                              st.flush_delay, st.metrics);
   self->monitor(st.worker);
 }
 
@@ -281,8 +287,10 @@ void start_worker(
 inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
   std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
-  bool reconcile_first, caf::timespan flush_delay) {
+  bool reconcile_first, caf::timespan flush_delay,
+  std::shared_ptr<node_metrics> metrics) {
   auto& st = self->state;
+  st.metrics = std::move(metrics);
   st.flush_delay = flush_delay;
   st.kv = std::move(kv);
   st.writer = std::move(writer);
@@ -293,6 +301,8 @@ inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
     if (dm.source != st.worker.address())
       return;
     ++st.restarts;
+    if (st.metrics) // the failed worker's mailbox is gone
+      st.metrics->projection_backlog = 0;
     spdlog::error("inbox actor failed, restarting reason=\"{}\" restarts={}",
                   to_string(dm.reason), st.restarts);
     start_worker(self, true);
@@ -303,9 +313,13 @@ inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   });
   return {
     [self](deliver_atom a, stored_message& msg, std::vector<user_id>& to) {
+      if (self->state.metrics)
+        ++self->state.metrics->projection_backlog;
       self->send(self->state.worker, a, std::move(msg), std::move(to));
     },
     [self](receipt_atom a, receipt_event& ev, std::vector<user_id>& to) {
+      if (self->state.metrics)
+        ++self->state.metrics->projection_backlog;
       self->send(self->state.worker, a, std::move(ev), std::move(to));
     },
     [self](caf::get_atom a, user_id user) {

@@ -26,6 +26,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/node_metrics.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/store/kv_backend.hpp"
 
@@ -64,7 +65,8 @@ struct inbox_state {
 inbox_actor::behavior_type
 inbox_impl(inbox_actor::stateful_pointer<inbox_state> self,
            std::shared_ptr<kv_backend> kv, store_writer_actor writer,
-           bool reconcile_at_start, caf::timespan flush_delay);
+           bool reconcile_at_start, caf::timespan flush_delay,
+           std::shared_ptr<node_metrics> metrics);
 
 /// The stable handle of the node's inbox: forwards to an inbox actor it
 /// runs and restarts it (reconciling at start, which makes up for the
@@ -80,6 +82,8 @@ struct inbox_supervisor_state {
   caf::timespan flush_delay{0};
   inbox_actor worker;
   uint64_t restarts = 0;
+  /// projection_backlog: events forwarded to the worker, not yet handled.
+  std::shared_ptr<node_metrics> metrics;
 
   static inline const char* name = "inbox_supervisor";
 };
@@ -90,6 +94,7 @@ struct inbox_supervisor_state {
 inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
   std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
-  bool reconcile_first, caf::timespan flush_delay);
+  bool reconcile_first, caf::timespan flush_delay,
+  std::shared_ptr<node_metrics> metrics);
 
 } // namespace parley

@@ -53,6 +53,9 @@ std::string node_metrics::render() const {
   out += metric("parley_fanout_backlog", "gauge",
                 "Large-group deliveries waiting in fan-out shards (users).",
                 fanout_backlog.load());
+  out += metric("parley_projection_backlog", "gauge",
+                "Message and receipt events waiting for the inbox projection.",
+                projection_backlog.load());
   out += metric("parley_fanout_pushes_total", "counter",
                 "Large-group messages pushed by fan-out shards.",
                 static_cast<int64_t>(fanout_pushes.load()));

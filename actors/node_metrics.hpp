@@ -51,6 +51,8 @@ struct node_metrics {
   /// (users), and pushes the shards made.
   std::atomic<int64_t> fanout_backlog{0};
   std::atomic<uint64_t> fanout_pushes{0};
+  /// Message and receipt events waiting for the inbox projection.
+  std::atomic<int64_t> projection_backlog{0};
 
   std::string render() const;
 };

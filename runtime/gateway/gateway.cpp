@@ -96,6 +96,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
     stats_(std::make_shared<metrics>()),
     limiter_(std::make_shared<rate_limiter>(opts_.limits)) {
   route_protobuf_logs();
+  opts_.server.on_overflow = [stats = stats_] { stats->slow_disconnects++; };
   // Reconnect storms: WebSocket upgrades per source address.
   opts_.server.admit_upgrade = [this](const http_request& req)
     -> std::optional<http_response> {

@@ -194,6 +194,8 @@ private:
       return;
     if (queue_.size() >= opts_.max_outbound_frames) {
       spdlog::warn("websocket outbound queue full, closing");
+      if (opts_.on_overflow)
+        opts_.on_overflow();
       close_now(static_cast<uint16_t>(websocket::close_code::policy_error),
                 "outbound queue full; reconnect and sync");
       return;

@@ -78,6 +78,9 @@ struct server_options {
   /// a response refuses it (e.g. 429 for a reconnect storm). May be empty.
   std::function<std::optional<http_response>(const http_request&)>
     admit_upgrade;
+  /// Called when a session is closed because its outbound queue
+  /// overflowed (a device too slow to keep up). May be empty.
+  std::function<void()> on_overflow;
 };
 
 /// Listens on one address; HTTP and WebSocket on the same port.

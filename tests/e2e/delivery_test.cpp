@@ -226,6 +226,9 @@ TEST_CASE("a_device_that_does_not_read_is_disconnected_and_recovers_by_sync") {
     pushed += f->has_message();
   CHECK(b.closed());
   CHECK(pushed < total);
+  auto metrics = http_call(n.port, "GET", "/metrics").body;
+  CHECK(metrics.find("\nparley_slow_disconnects_total 1\n")
+        != std::string::npos);
   MESSAGE(pushed << " of " << total << " pushed before the server closed "
                     "the slow connection");
   // He reconnects and syncs: every message, once, in order.

@@ -64,7 +64,8 @@ struct fixture : sim::coordinated_system {
                         uint64_t{50});
     delivery = sys->spawn(nowhere);
     inbox = sys->spawn(inbox_supervisor_impl, std::shared_ptr<kv_backend>(disk),
-                       writer, false, false, caf::timespan{0});
+                       writer, false, false, caf::timespan{0},
+                       std::shared_ptr<node_metrics>{});
     sched->run();
   }
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "runtime/gateway/frame_codec.hpp"
+#include "runtime/gateway/ws_sink.hpp"
 
 using namespace parley;
 using namespace parley::gateway;
@@ -156,5 +157,56 @@ TEST_CASE("fuzz: random, truncated and mutated frames never crash and "
         break;
     }
     check(bytes, fmt);
+  }
+}
+
+namespace {
+
+/// Captures what a sink queues for a session.
+struct captured_link : gateway::ws_link {
+  std::vector<std::pair<std::string, bool>> frames;
+  bool send(std::string data, bool binary) override {
+    frames.emplace_back(std::move(data), binary);
+    return true;
+  }
+  void close(uint16_t, std::string) override {
+  }
+};
+
+} // namespace
+
+TEST_CASE("a prepared message's frame is the one the codec would build") {
+  stored_message m;
+  m.conversation = 1234567;
+  m.seq = 300;
+  m.sender_user = 7;
+  m.sender_device = 2;
+  m.client_message_id = "c-1";
+  m.sent_at_ms = 1'700'000'000'123;
+  m.kind = 1;
+  m.payload = std::string(500, 'p') + std::string("\0\x01\xff", 3);
+  prepared_message pm{m};
+  for (auto fmt : {gateway::frame_format::binary, gateway::frame_format::json}) {
+    auto link = std::make_shared<captured_link>();
+    auto stats = std::make_shared<gateway::metrics>();
+    gateway::ws_sink prepared{link, fmt, stats};
+    gateway::ws_sink plain{link, fmt, stats};
+    // Event sequences beyond one byte of varint, and the same message
+    // reused by another sink (the shared encoding).
+    for (int i = 0; i < 200; ++i) {
+      REQUIRE(prepared.push(pm));
+      REQUIRE(plain.push(m));
+    }
+    REQUIRE(link->frames.size() == 400);
+    for (size_t i = 0; i < link->frames.size(); i += 2) {
+      auto a = gateway::decode_server_frame(link->frames[i].first, fmt);
+      auto b = gateway::decode_server_frame(link->frames[i + 1].first, fmt);
+      REQUIRE(a);
+      REQUIRE(b);
+      CHECK(a->event_seq() == i / 2 + 1);
+      CHECK(a->SerializeAsString() == b->SerializeAsString());
+      if (fmt == gateway::frame_format::binary)
+        CHECK(link->frames[i].first == link->frames[i + 1].first);
+    }
   }
 }
