@@ -30,7 +30,6 @@ inline constexpr const char* default_listen = "127.0.0.1:8080";
 inline constexpr uint64_t default_max_frame_bytes = 96 * 1024;
 inline constexpr uint64_t default_max_devices = 8;
 inline constexpr const char* default_password_hash = "interactive";
-inline constexpr uint64_t default_io_threads = 1;
 inline constexpr uint64_t default_heartbeat_ms = 30000;
 
 class node_config : public caf::actor_system_config {
@@ -48,7 +47,7 @@ public:
   uint64_t max_devices = default_max_devices;
   bool registration_closed = false;
   std::string password_hash = default_password_hash;
-  uint64_t io_threads = default_io_threads;
+  uint64_t io_threads = 1; ///< set per machine by the constructor
   uint64_t heartbeat_ms = default_heartbeat_ms;
   std::string rebuild_inbox; ///< set: rebuild these inboxes and exit
   uint64_t sync_recent = 50;
