@@ -58,8 +58,10 @@ bool ws_sink::send(v1::ServerFrame& f) {
   stats_->frames_out++;
   std::lock_guard<std::mutex> guard{send_mtx_};
   f.set_event_seq(next_event_seq());
-  return link_->send(encode_server_frame(f, fmt_),
-                     fmt_ == frame_format::binary);
+  auto link = link_.lock();
+  return link
+         && link->send(encode_server_frame(f, fmt_),
+                       fmt_ == frame_format::binary);
 }
 
 namespace {
@@ -108,7 +110,9 @@ bool ws_sink::push(const prepared_message& pm) {
     frame += '}';
   }
   // Prepared messages are large-group fan-out: the bulk lane.
-  return link_->send_bulk(std::move(frame), fmt_ == frame_format::binary);
+  auto link = link_.lock();
+  return link
+         && link->send_bulk(std::move(frame), fmt_ == frame_format::binary);
 }
 
 bool ws_sink::push(const stored_message& msg) {

@@ -46,7 +46,11 @@ public:
 private:
   bool send(v1::ServerFrame& f);
 
-  std::shared_ptr<ws_link> link_;
+  /// Weak: the session lives as long as its connection actor (and its own
+  /// pending I/O), never longer because a device actor, or the presence
+  /// table the fan-out reads, still holds this sink; a session kept past
+  /// the server would be destroyed after its io_context.
+  std::weak_ptr<ws_link> link_;
   frame_format fmt_;
   std::shared_ptr<metrics> stats_;
   std::atomic<uint32_t> event_seq_{0};
