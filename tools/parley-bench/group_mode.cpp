@@ -261,6 +261,22 @@ bool connect_members(asio::io_context& ioc, std::vector<member_ptr>& ms,
     std::chrono::seconds(300));
 }
 
+/// Starts `ms` (which sync on Welcome), at most `in_flight` unfinished at
+/// a time, until every one has synced; false after 300 s.
+bool connect_and_sync(asio::io_context& ioc, std::vector<member_ptr>& ms,
+                      group_run& run, size_t in_flight) {
+  auto base = run.synced;
+  size_t started = 0;
+  return run_until(
+    ioc,
+    [&] {
+      while (started < ms.size() && started < run.synced - base + in_flight)
+        ms[started++]->start();
+      return run.synced - base == ms.size();
+    },
+    std::chrono::seconds(300));
+}
+
 double ms_since(int64_t t0) {
   return (now_ns() - t0) / 1e6;
 }
@@ -427,17 +443,8 @@ int run_group(const group_options& o, const std::string& cmdline) {
       m->sync_on_welcome = true;
       sample.push_back(m);
     }
-    auto base = run.synced;
     t0 = now_ns();
-    size_t started = 0;
-    bool ok = run_until(
-      ioc,
-      [&] {
-        while (started < sample.size() && started < run.synced - base + 500)
-          sample[started++]->start();
-        return run.synced - base == sample.size();
-      },
-      std::chrono::seconds(300));
+    bool ok = connect_and_sync(ioc, sample, run, 500);
     size_t complete = 0;
     for (auto& m : sample) {
       std::vector<uint64_t> s = m->seqs;
@@ -473,17 +480,8 @@ int run_group(const group_options& o, const std::string& cmdline) {
       back.push_back(m);
     }
     online.clear();
-    auto base = run.synced;
     t0 = now_ns();
-    size_t started = 0;
-    bool ok = run_until(
-      ioc,
-      [&] {
-        while (started < back.size() && started < run.synced - base + 1000)
-          back[started++]->start();
-        return run.synced - base == back.size();
-      },
-      std::chrono::seconds(300));
+    bool ok = connect_and_sync(ioc, back, run, 1000);
     auto took = ms_since(t0) / 1000;
     // Each device: every sequence from its first to the head, once.
     size_t exact = 0, dups = 0, gaps = 0;
