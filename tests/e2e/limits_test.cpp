@@ -65,7 +65,7 @@ TEST_CASE("a_flooding_device_is_rate_limited_while_others_flow") {
   }
   MESSAGE(accepted.size() << " accepted, " << limited << " rate limited");
   CHECK(accepted.size() >= 20);
-  CHECK(accepted.size() < 60);
+  CHECK(accepted.size() < 100); // 20 at once, then 20/s while it lasts
   CHECK(limited == flood - int(accepted.size()));
   // Carol was not held back by Alice's flood: all ten accepted, delivered.
   for (int j = 0; j < 10; ++j) {
