@@ -490,9 +490,10 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         handle_change(self, c, rp);
       return rp;
     },
-    [self](group_atom, user_id requester) -> caf::result<group_info> {
+    [self](group_atom, user_id requester, user_id after,
+           uint32_t limit) -> caf::result<group_info> {
       auto rp = self->make_response_promise<group_info>();
-      auto report = [self, requester, rp]() mutable {
+      auto report = [self, requester, after, limit, rp]() mutable {
         auto& st = self->state;
         if (!st.exists || st.kind != conversation_group) {
           rp.deliver(caf::make_error(errc::not_found, "no such group"));
@@ -502,10 +503,18 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
           rp.deliver(caf::make_error(errc::not_member, "not a member"));
           return;
         }
-        group_info g{st.id, st.group_name, st.group_description, st.head, {}};
-        for (auto& [u, m] : st.members)
-          if (m.left_at_sequence == 0)
-            g.members.push_back(m);
+        group_info g{st.id, st.group_name, st.group_description, st.head,
+                     {}, 0, static_cast<uint32_t>(st.current_members)};
+        for (auto i = st.members.upper_bound(after); i != st.members.end();
+             ++i) {
+          if (i->second.left_at_sequence != 0)
+            continue;
+          if (g.members.size() == limit) {
+            g.next_after = g.members.back().user;
+            break;
+          }
+          g.members.push_back(i->second);
+        }
         rp.deliver(std::move(g));
       };
       if (!self->state.ready)

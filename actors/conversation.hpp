@@ -56,9 +56,10 @@ using conversation_actor = caf::typed_actor<
   /// not_member, bad_request (no targets, a name too long), too_large (past
   /// the group size limit).
   caf::replies_to<group_atom, group_change>::with<send_result>,
-  /// The group's name and current members, for `requester` (a current
-  /// member). Errors: not_found, not_member.
-  caf::replies_to<group_atom, user_id>::with<group_info>,
+  /// The group's name and a page of its current members (user ids after
+  /// `after`, at most `limit`), for `requester` (a current member).
+  /// Errors: not_found, not_member.
+  caf::replies_to<group_atom, user_id, user_id, uint32_t>::with<group_info>,
   /// Moves `user`'s receipt cursor of `kind` (sent from device `dev`, which
   /// is not pushed its own receipt back; 1 delivered: some device of
   /// the user has everything up to `seq`; 2 read) forward; `shared` false:

@@ -123,13 +123,15 @@ struct group_info {
   std::string name;
   std::string description;
   sequence head = 0;
-  std::vector<member> members; ///< current members only
+  std::vector<member> members; ///< current members only, one page
+  user_id next_after = 0;      ///< 0: the last page
+  uint32_t member_count = 0;   ///< current members in all
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, group_info& x) {
   return f(caf::meta::type_name("group_info"), x.conversation, x.name,
-           x.description, x.head, x.members);
+           x.description, x.head, x.members, x.next_after, x.member_count);
 }
 
 /// A member's receipt cursor: `user` has every message of the conversation

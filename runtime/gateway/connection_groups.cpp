@@ -3,6 +3,7 @@
 // the conversation actor decides whether the change is allowed (admins,
 // membership, size) and writes it to the log.
 
+#include <algorithm>
 #include <random>
 
 #include <caf/event_based_actor.hpp>
@@ -161,10 +162,13 @@ void on_group_change(self_ptr self, const v1::ClientFrame& frame,
 void on_get_group(self_ptr self, const v1::ClientFrame& frame,
                   frame_format fmt) {
   auto rid = frame.request_id();
-  auto conv_id = frame.get_group().conversation_id();
+  auto& req = frame.get_group();
+  auto conv_id = req.conversation_id();
   auto me = self->state.who.user;
+  user_id after = req.after_user_id();
+  uint32_t limit = req.limit() == 0 ? 1000 : std::min(req.limit(), 5000u);
   with_conversation(self, conv_id, rid, fmt, [=](conversation_actor conv) {
-    self->request(conv, caf::infinite, group_atom::value, me)
+    self->request(conv, caf::infinite, group_atom::value, me, after, limit)
       .then(
         [=](group_info& g) {
           v1::ServerFrame f;
@@ -174,6 +178,8 @@ void on_get_group(self_ptr self, const v1::ClientFrame& frame,
           out->set_name(g.name);
           out->set_description(g.description);
           out->set_head_sequence(g.head);
+          out->set_next_after_user_id(g.next_after);
+          out->set_member_count(g.member_count);
           for (auto& m : g.members) {
             auto* gm = out->add_members();
             gm->set_user_id(m.user);

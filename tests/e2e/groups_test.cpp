@@ -171,6 +171,24 @@ void five_users_two_devices(std::vector<std::string> node_args) {
     members[m.user_id()] = m.admin();
   CHECK(members == std::map<uint64_t, bool>{
                      {id["ann"], true}, {id["cat"], false}, {id["dan"], false}});
+  CHECK(info->group_info().member_count() == 3);
+  CHECK(info->group_info().next_after_user_id() == 0);
+  // The same a page of two at a time.
+  std::map<uint64_t, bool> paged;
+  look.mutable_get_group()->set_limit(2);
+  for (int page = 0; page < 3; ++page) {
+    auto p = dev["dan"][1].call(look);
+    REQUIRE(p);
+    REQUIRE(p->has_group_info());
+    for (auto& m : p->group_info().members())
+      paged[m.user_id()] = m.admin();
+    if (p->group_info().next_after_user_id() == 0)
+      break;
+    CHECK(p->group_info().members_size() == 2);
+    look.mutable_get_group()->set_after_user_id(
+      p->group_info().next_after_user_id());
+  }
+  CHECK(paged == members);
 
   // Live pushes, per device: each message once, in order, exactly the
   // window; a sender's own device does not get its message back
