@@ -231,6 +231,31 @@ void five_users_two_devices(std::vector<std::string> node_args) {
   CHECK(ev.membership().target_user_ids(0) == id["cat"]);
   dev["cat"][0].got.clear();
 
+  // Receipts in a group reach the sender aggregated: cat reads up to the
+  // head; ann (whose latest message is 2) hears "delivered to 1, read by
+  // 1 of 2 others", not cat's cursor.
+  v1::ClientFrame read;
+  read.mutable_read()->set_conversation_id(group);
+  read.mutable_read()->set_up_to_sequence(7);
+  read.set_request_id(900);
+  dev["cat"][0].ws->send(read, frame_format::binary);
+  std::optional<v1::ReceiptUpdate> aggregate;
+  for (int i = 0; i < 20 && !aggregate; ++i) {
+    auto f = ann.ws->read(2000);
+    if (!f)
+      break;
+    if (f->has_receipt()) {
+      CHECK(f->receipt().user_id() == 0); // never a member's own cursor
+      aggregate = f->receipt();
+    }
+  }
+  REQUIRE(aggregate);
+  CHECK(aggregate->conversation_id() == group);
+  CHECK(aggregate->up_to_sequence() == 2);
+  CHECK(aggregate->delivered_count() == 1);
+  CHECK(aggregate->read_count() == 1);
+  CHECK(aggregate->member_count() == 2);
+
   // Sync from nothing: cat's laptop (offline all along) gets the whole
   // log; ben's phone (reconnected) gets up to its removal; dan's up from
   // its addition; eve nothing of the group.
