@@ -4,6 +4,8 @@
 // that moved: receipts queue a flush behind what is already in the
 // mailbox, and a flush waits for the previous write.
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
@@ -159,8 +161,18 @@ void flush_receipts(self_ptr self) {
           if (m.left_at_sequence == 0)
             to.push_back(user);
         for (auto& ev : moved) {
-          self->send(st.deps.delivery, receipt_atom::value, ev, to);
-          if (st.deps.projection)
+          // A shared read at or past a delivered cursor of the same flush
+          // says it too (nothing is read unseen): one push, not two.
+          bool implied = ev.kind == 1
+                         && std::any_of(moved.begin(), moved.end(),
+                                        [&](const receipt_event& r) {
+                                          return r.kind == 2 && r.shared
+                                                 && r.user == ev.user
+                                                 && r.seq >= ev.seq;
+                                        });
+          if (!implied)
+            self->send(st.deps.delivery, receipt_atom::value, ev, to);
+          if (st.deps.projection && ev.kind == 2)
             self->send(st.deps.projection, receipt_atom::value, ev, to);
         }
         flush_receipts(self);
