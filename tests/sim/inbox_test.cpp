@@ -136,9 +136,13 @@ struct fixture : sim::coordinated_system {
         auto fresh = store::compute_inbox_entry(*disk, u, conv);
         REQUIRE(stored);
         REQUIRE(fresh);
-        if (!*stored)
+        // No stored entry is right for a conversation without messages
+        // (entries come with activity; the listing computes missing ones).
+        if (!*stored && (fresh->head != 0 || fresh->read != 0))
           out += "user " + std::to_string(u) + " has no entry for "
                  + std::to_string(conv) + "; ";
+        else if (!*stored)
+          continue;
         else if (!(**stored == *fresh))
           out += "user " + std::to_string(u) + ": stored " + show(**stored)
                  + " != log " + show(*fresh) + "; ";

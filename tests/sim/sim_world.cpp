@@ -426,8 +426,8 @@ void for_each_seed(const char* test, uint64_t first, uint64_t count,
       ++failures;
       FAIL_CHECK("seed=" << seed << ": " << why
                          << "\nreplay: PARLEY_SIM_SEED=" << seed
-                         << " PARLEY_SIM_SEEDS=1 ./sim_tests -tc='" << test
-                         << "'");
+                         << " PARLEY_SIM_SEEDS=1 ./sim_tests -tc='"
+                         << std::string(test) << "'");
       if (failures >= 5)
         break;
     }
