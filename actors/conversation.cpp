@@ -23,40 +23,13 @@ key key_of(const send_request& req) {
   return key{req.sender_user, req.sender_device, req.client_message_id};
 }
 
+} // namespace
+
+namespace conversation_detail {
+
 send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
                       bool dedup) {
   return send_result{make_server_message_id(conv, seq), seq, sent_at, dedup};
-}
-
-/// Groups: remembers a sender's latest message for receipt aggregates (the
-/// 64 most recent senders).
-void note_sender(conversation_state& st, user_id sender, sequence seq) {
-  st.latest_by_sender[sender] = seq;
-  if (st.latest_by_sender.size() > 64) {
-    auto oldest = std::min_element(
-      st.latest_by_sender.begin(), st.latest_by_sender.end(),
-      [](auto& a, auto& b) { return a.second < b.second; });
-    st.aggregate_sent.erase(oldest->first);
-    st.latest_by_sender.erase(oldest);
-  }
-}
-
-size_t count_current(const conversation_state& st) {
-  size_t n = 0;
-  for (auto& [u, m] : st.members)
-    n += m.left_at_sequence == 0 ? 1 : 0;
-  return n;
-}
-
-bool within_window(self_ptr self, int64_t accepted_at_ms) {
-  auto& st = self->state;
-  return idempotency_live(st.deps.clock(), accepted_at_ms,
-                          st.deps.limits.idempotency_window_ms);
-}
-
-void remember(self_ptr self, const key& k, send_result res) {
-  res.deduplicated = true; // every later answer for this key is a repeat
-  self->state.recent.add(k, res);
 }
 
 /// Answers every promise of `p`; the first asker gets deduplicated = false
@@ -77,6 +50,46 @@ void fail(self_ptr self, pending& p, const caf::error& err) {
   p.promises.clear();
   p.done = true;
   self->state.by_key.erase(key_of(p.req));
+}
+
+void advance_head(self_ptr self, sequence seq) {
+  auto& st = self->state;
+  if (seq <= st.head)
+    return;
+  if (st.deps.metrics)
+    st.deps.metrics->outbox_backlog += int64_t(seq - st.head);
+  st.head = seq;
+}
+
+} // namespace conversation_detail
+
+namespace {
+
+using namespace conversation_detail;
+
+
+/// Groups: remembers a sender's latest message for receipt aggregates (the
+/// 64 most recent senders).
+void note_sender(conversation_state& st, user_id sender, sequence seq) {
+  st.latest_by_sender[sender] = seq;
+  if (st.latest_by_sender.size() > 64) {
+    auto oldest = std::min_element(
+      st.latest_by_sender.begin(), st.latest_by_sender.end(),
+      [](auto& a, auto& b) { return a.second < b.second; });
+    st.aggregate_sent.erase(oldest->first);
+    st.latest_by_sender.erase(oldest);
+  }
+}
+
+bool within_window(self_ptr self, int64_t accepted_at_ms) {
+  auto& st = self->state;
+  return idempotency_live(st.deps.clock(), accepted_at_ms,
+                          st.deps.limits.idempotency_window_ms);
+}
+
+void remember(self_ptr self, const key& k, send_result res) {
+  res.deduplicated = true; // every later answer for this key is a repeat
+  self->state.recent.add(k, res);
 }
 
 /// A commit of the current epoch failed: every commit of this epoch still in
@@ -122,8 +135,6 @@ namespace {
 
 using namespace conversation_detail;
 
-void drain(self_ptr self);
-
 void commit_new(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& m = p->msg;
@@ -160,11 +171,7 @@ void commit_new(self_ptr self, const pending_ptr& p) {
         std::abort();
       }
       st.inflight.erase(p->msg.seq);
-      if (p->msg.seq > st.head) {
-        if (st.deps.metrics)
-          st.deps.metrics->outbox_backlog += int64_t(p->msg.seq - st.head);
-        st.head = p->msg.seq;
-      }
+      advance_head(self, p->msg.seq);
       emit(self, p->msg);
       if (st.kind == conversation_group)
         note_sender(st, p->msg.sender_user, p->msg.seq);
@@ -182,72 +189,6 @@ void commit_new(self_ptr self, const pending_ptr& p) {
     });
 }
 
-/// Commits a membership change as a MEMBERSHIP message (sender device 0:
-/// no client send key can collide with it) with the member records it
-/// changes, in one batch. Sends behind it wait until it is applied.
-void commit_change(self_ptr self, const pending_ptr& p) {
-  auto& st = self->state;
-  auto& c = *p->change;
-  std::vector<member> changed;
-  if (auto err = plan_change(st, c, st.seqs.next(), changed)) {
-    fail(self, *p, err);
-    return;
-  }
-  auto& m = p->msg;
-  m.conversation = st.id;
-  m.seq = st.seqs.assign();
-  m.sender_user = c.actor;
-  m.sender_device = 0;
-  m.client_message_id = "membership:" + std::to_string(m.seq);
-  m.sent_at_ms = st.deps.clock();
-  m.kind = message_kind_membership;
-  m.payload = membership_payload(c);
-  st.inflight.emplace(m.seq, p);
-  st.changing = true;
-  write_batch batch;
-  if (c.change == membership_change::created)
-    store::add_conversation(batch, st.id, conversation_group, m.sent_at_ms,
-                            c.name, c.description);
-  store::add_message(batch, m);
-  for (auto& mm : changed)
-    store::add_member(batch, st.id, mm);
-  commit(
-    self, std::move(batch),
-    [self, p, changed] {
-      auto& st = self->state;
-      auto& c = *p->change;
-      st.inflight.erase(p->msg.seq);
-      if (p->msg.seq > st.head) {
-        if (st.deps.metrics)
-          st.deps.metrics->outbox_backlog += int64_t(p->msg.seq - st.head);
-        st.head = p->msg.seq;
-      }
-      if (c.change == membership_change::created) {
-        st.exists = true;
-        st.kind = conversation_group;
-        st.group_description = c.description;
-      }
-      if (c.change == membership_change::created
-          || c.change == membership_change::renamed)
-        st.group_name = c.name;
-      for (auto& mm : changed)
-        st.members[mm.user] = mm;
-      st.current_members = count_current(st);
-      spdlog::info("group changed conversation={} change={} actor={} "
-                   "members_changed={} seq={}",
-                   st.id, c.change, c.actor, changed.size(), p->msg.seq);
-      emit(self, p->msg);
-      answer(self, *p, result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false));
-      st.changing = false;
-      schedule_watermark(self);
-      drain(self);
-    },
-    [self](const caf::error&) {
-      self->state.changing = false; // roll_back failed `p`
-      drain(self);
-    });
-}
-
 void handle_change(self_ptr self, group_change& c,
                    caf::typed_response_promise<send_result> rp) {
   auto p = std::make_shared<pending>();
@@ -257,6 +198,10 @@ void handle_change(self_ptr self, group_change& c,
   self->state.queue.push_back(p);
   drain(self);
 }
+
+} // namespace
+
+namespace conversation_detail {
 
 /// Moves resolved sends off the front of the queue, in arrival order.
 void drain(self_ptr self) {
@@ -294,6 +239,10 @@ void drain(self_ptr self) {
     }
   }
 }
+
+} // namespace conversation_detail
+
+namespace {
 
 void handle_send(self_ptr self, send_request& req,
                  caf::typed_response_promise<send_result> rp) {
@@ -494,28 +443,11 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
            uint32_t limit) -> caf::result<group_info> {
       auto rp = self->make_response_promise<group_info>();
       auto report = [self, requester, after, limit, rp]() mutable {
-        auto& st = self->state;
-        if (!st.exists || st.kind != conversation_group) {
-          rp.deliver(caf::make_error(errc::not_found, "no such group"));
-          return;
-        }
-        if (!is_current_member(st, requester)) {
-          rp.deliver(caf::make_error(errc::not_member, "not a member"));
-          return;
-        }
-        group_info g{st.id, st.group_name, st.group_description, st.head,
-                     {}, 0, static_cast<uint32_t>(st.current_members)};
-        for (auto i = st.members.upper_bound(after); i != st.members.end();
-             ++i) {
-          if (i->second.left_at_sequence != 0)
-            continue;
-          if (g.members.size() == limit) {
-            g.next_after = g.members.back().user;
-            break;
-          }
-          g.members.push_back(i->second);
-        }
-        rp.deliver(std::move(g));
+        auto g = group_page(self->state, requester, after, limit);
+        if (g)
+          rp.deliver(std::move(*g));
+        else
+          rp.deliver(std::move(g.error()));
       };
       if (!self->state.ready)
         self->state.stash.emplace_back(report);

@@ -50,6 +50,31 @@ void move_count(conversation_state& st, int32_t kind, sequence from,
 /// Writes the receipt cursors that moved, then pushes them to the members.
 void flush_receipts(self_ptr self);
 
+using pending = conversation_state::pending;
+using pending_ptr = conversation_state::pending_ptr;
+
+/// The answer for the message at `seq`.
+send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
+                      bool dedup);
+
+/// Answers (or fails) every asker of `p` and forgets its key.
+void answer(self_ptr self, pending& p, send_result res);
+void fail(self_ptr self, pending& p, const caf::error& err);
+
+/// Moves the head to `seq` if it is further (and the outbox gauge along).
+void advance_head(self_ptr self, sequence seq);
+
+/// Moves resolved sends and changes off the front of the queue, in arrival
+/// order.
+void drain(self_ptr self);
+
+/// Commits a membership change alone, as a MEMBERSHIP message with the
+/// member records it changes; sends behind it wait (conversation_groups).
+void commit_change(self_ptr self, const pending_ptr& p);
+
+/// Members now (joined, not left).
+size_t count_current(const conversation_state& st);
+
 /// True if `user` is a member now (joined, not left).
 bool is_current_member(const conversation_state& st, user_id user);
 
@@ -57,6 +82,12 @@ bool is_current_member(const conversation_state& st, user_id user);
 /// the member records it writes, for an event at sequence `seq`.
 caf::error plan_change(const conversation_state& st, const group_change& c,
                        sequence seq, std::vector<member>& changed);
+
+/// The group's name and up to `limit` current members after user `after`
+/// (see conversation_actor). Errors: not_found, not_member.
+caf::expected<group_info> group_page(const conversation_state& st,
+                                     user_id requester, user_id after,
+                                     uint32_t limit);
 
 /// The MEMBERSHIP message's payload: a parley.v1.Membership.
 std::string membership_payload(const group_change& c);

@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "actors/conversation_detail.hpp"
 #include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
 #include "parley/v1/wire.pb.h"
 
 namespace parley::conversation_detail {
@@ -177,6 +180,96 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
     default:
       return refuse(errc::bad_request, "unknown membership change");
   }
+}
+
+size_t count_current(const conversation_state& st) {
+  size_t n = 0;
+  for (auto& [u, m] : st.members)
+    n += m.left_at_sequence == 0 ? 1 : 0;
+  return n;
+}
+
+/// Commits a membership change as a MEMBERSHIP message (sender device 0:
+/// no client send key can collide with it) with the member records it
+/// changes, in one batch. Sends behind it wait until it is applied.
+void commit_change(self_ptr self, const pending_ptr& p) {
+  auto& st = self->state;
+  auto& c = *p->change;
+  std::vector<member> changed;
+  if (auto err = plan_change(st, c, st.seqs.next(), changed)) {
+    fail(self, *p, err);
+    return;
+  }
+  auto& m = p->msg;
+  m.conversation = st.id;
+  m.seq = st.seqs.assign();
+  m.sender_user = c.actor;
+  m.sender_device = 0;
+  m.client_message_id = "membership:" + std::to_string(m.seq);
+  m.sent_at_ms = st.deps.clock();
+  m.kind = message_kind_membership;
+  m.payload = membership_payload(c);
+  st.inflight.emplace(m.seq, p);
+  st.changing = true;
+  write_batch batch;
+  if (c.change == membership_change::created)
+    store::add_conversation(batch, st.id, conversation_group, m.sent_at_ms,
+                            c.name, c.description);
+  store::add_message(batch, m);
+  for (auto& mm : changed)
+    store::add_member(batch, st.id, mm);
+  commit(
+    self, std::move(batch),
+    [self, p, changed] {
+      auto& st = self->state;
+      auto& c = *p->change;
+      st.inflight.erase(p->msg.seq);
+      advance_head(self, p->msg.seq);
+      if (c.change == membership_change::created) {
+        st.exists = true;
+        st.kind = conversation_group;
+        st.group_description = c.description;
+      }
+      if (c.change == membership_change::created
+          || c.change == membership_change::renamed)
+        st.group_name = c.name;
+      for (auto& mm : changed)
+        st.members[mm.user] = mm;
+      st.current_members = count_current(st);
+      spdlog::info("group changed conversation={} change={} actor={} "
+                   "members_changed={} seq={}",
+                   st.id, c.change, c.actor, changed.size(), p->msg.seq);
+      emit(self, p->msg);
+      answer(self, *p, result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false));
+      st.changing = false;
+      schedule_watermark(self);
+      drain(self);
+    },
+    [self](const caf::error&) {
+      self->state.changing = false; // roll_back failed `p`
+      drain(self);
+    });
+}
+
+caf::expected<group_info> group_page(const conversation_state& st,
+                                     user_id requester, user_id after,
+                                     uint32_t limit) {
+  if (!st.exists || st.kind != conversation_group)
+    return caf::make_error(errc::not_found, "no such group");
+  if (!is_current(st, requester))
+    return caf::make_error(errc::not_member, "not a member");
+  group_info g{st.id, st.group_name, st.group_description, st.head,
+               {}, 0, static_cast<uint32_t>(st.current_members)};
+  for (auto i = st.members.upper_bound(after); i != st.members.end(); ++i) {
+    if (i->second.left_at_sequence != 0)
+      continue;
+    if (g.members.size() == limit) {
+      g.next_after = g.members.back().user;
+      break;
+    }
+    g.members.push_back(i->second);
+  }
+  return g;
 }
 
 std::string membership_payload(const group_change& c) {
