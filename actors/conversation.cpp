@@ -92,6 +92,17 @@ void remember(self_ptr self, const key& k, send_result res) {
   self->state.recent.add(k, res);
 }
 
+/// Notes a key this incarnation committed, so that later sends of unknown
+/// keys can skip the store lookup.
+void note_committed(self_ptr self, const key& k, int64_t at_ms) {
+  auto& st = self->state;
+  auto live_until = st.committed.add(hash_of(k), at_ms, st.deps.clock(),
+                                     st.deps.limits.idempotency_window_ms);
+  // A hash dropped for room while its key is live: until its window ends,
+  // unknown keys are looked up in the store again.
+  st.old_keys_live_until_ms = std::max(st.old_keys_live_until_ms, live_until);
+}
+
 /// A commit of the current epoch failed: every commit of this epoch still in
 /// flight is doomed too (the writer fences them), so fail them all now and
 /// reuse their sequences in a new epoch.
@@ -177,6 +188,7 @@ void commit_new(self_ptr self, const pending_ptr& p) {
         note_sender(st, p->msg.sender_user, p->msg.seq);
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
       remember(self, key_of(p->req), res);
+      note_committed(self, key_of(p->req), p->msg.sent_at_ms);
       answer(self, *p, res);
       schedule_watermark(self);
       maybe_sweep(self);
@@ -298,10 +310,10 @@ void handle_send(self_ptr self, send_request& req,
   p->promises.push_back(rp);
   st.by_key.emplace(k, p);
   st.queue.push_back(p);
-  if (!st.recent.evicted()
+  if (!st.committed.may_contain(hash_of(k))
       && st.deps.clock() >= st.old_keys_live_until_ms) {
-    // Every key this incarnation committed is still in `recent`, and no
-    // earlier incarnation's key can be live: the store has nothing to say.
+    // This incarnation never committed the key, and no earlier
+    // incarnation's key can be live: the store has nothing to say.
     p->ph = pending::phase::fresh;
     drain(self);
     return;
@@ -375,6 +387,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
   st.id = id;
   st.deps = std::move(deps);
   st.recent.set_capacity(st.deps.limits.idempotency_cache);
+  st.committed.set_capacity(st.deps.limits.idempotency_filter);
   self->request(st.deps.writer, caf::infinite, load_atom::value, id)
     .then(
       [self](conversation_snapshot& snap) {

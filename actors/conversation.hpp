@@ -85,7 +85,9 @@ using clock_fn = std::function<int64_t()>;
 /// Tunables of conversation actors (config: parley.conversation.*).
 struct conversation_limits {
   int64_t idempotency_window_ms = 24 * 3600 * 1000;
-  size_t idempotency_cache = 1024; ///< recent keys kept in memory
+  size_t idempotency_cache = 1024; ///< recent answers kept in memory
+  /// Hashes of committed keys kept (8 bytes each) to skip store lookups.
+  size_t idempotency_filter = 65536;
   size_t max_payload_bytes = 64 * 1024;
   uint64_t outbox_page = 256;      ///< messages per re-emission read
   uint64_t watermark_every = 64;   ///< messages between watermark writes
@@ -158,6 +160,7 @@ struct conversation_state {
   std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
   std::map<key, pending_ptr> by_key;        ///< every unanswered send
   recent_sends recent;                      ///< committed keys (bounded)
+  committed_keys committed; ///< hashes of this incarnation's keys
   /// Until then, a key committed by an earlier incarnation may still be
   /// inside its window, so unknown keys must be looked up in the store.
   int64_t old_keys_live_until_ms = 0;

@@ -5,11 +5,15 @@
 // keys, and gapless sequence allocation with roll-back.
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
+#include <functional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 #include "actors/messages.hpp"
 
@@ -25,6 +29,20 @@ struct send_key {
     return std::tie(user, device, cmid) < std::tie(o.user, o.device, o.cmid);
   }
 };
+
+/// A 64-bit hash of a send key (for `committed_keys`; collisions only cost
+/// a store lookup).
+inline uint64_t hash_of(const send_key& k) {
+  auto mix = [](uint64_t x) { // splitmix64's finalizer
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  auto h = std::hash<std::string>{}(k.cmid);
+  return mix(h ^ mix(k.user + 0x9e3779b97f4a7c15ULL * (k.device + 1)));
+}
 
 /// True while a send accepted at `accepted_at_ms` still answers repeats at
 /// `now_ms`: the window is half-open, [accepted_at, accepted_at + window).
@@ -63,26 +81,70 @@ public:
     return map_.size();
   }
 
-  /// True once any answer was evicted: from then on, a key missing here
-  /// may still have been committed, and only the store can tell.
-  bool evicted() const {
-    return evicted_;
-  }
-
 private:
   void evict() {
     while (order_.size() > capacity_) {
       map_.erase(order_.front());
       order_.pop_front();
-      evicted_ = true;
     }
   }
-
-  bool evicted_ = false;
 
   size_t capacity_;
   std::map<send_key, send_result> map_;
   std::deque<send_key> order_;
+};
+
+/// Hashes of the keys this incarnation committed, for as long as their
+/// idempotency window lasts, up to `capacity` of them: a key whose hash is
+/// not here (and that no earlier incarnation can have committed inside the
+/// window) was never committed, so its send needs no store lookup. Answers
+/// live in `recent_sends`; this only rules keys out, at 8 bytes a key.
+class committed_keys {
+public:
+  explicit committed_keys(size_t capacity = 65536) : capacity_(capacity) {
+  }
+
+  void set_capacity(size_t n) {
+    capacity_ = n;
+  }
+
+  /// Adds the hash of a key committed at `at_ms`; forgets hashes whose
+  /// window ended by `now_ms`. Returns the end of the window of the newest
+  /// hash dropped for room while still inside its window (0: none): until
+  /// then, a key missing here may have been committed.
+  int64_t add(uint64_t h, int64_t at_ms, int64_t now_ms, int64_t window_ms) {
+    while (!order_.empty()
+           && !idempotency_live(now_ms, order_.front().second, window_ms))
+      drop_front();
+    order_.emplace_back(h, at_ms);
+    ++counts_[h];
+    int64_t live_until = 0;
+    while (order_.size() > capacity_) {
+      live_until = std::max(live_until, order_.front().second + window_ms);
+      drop_front();
+    }
+    return live_until;
+  }
+
+  bool may_contain(uint64_t h) const {
+    return counts_.count(h) != 0;
+  }
+
+  size_t size() const {
+    return order_.size();
+  }
+
+private:
+  void drop_front() {
+    auto i = counts_.find(order_.front().first);
+    if (--i->second == 0)
+      counts_.erase(i);
+    order_.pop_front();
+  }
+
+  size_t capacity_;
+  std::deque<std::pair<uint64_t, int64_t>> order_;
+  std::unordered_map<uint64_t, uint32_t> counts_;
 };
 
 /// Gapless sequence allocation for one conversation. Sequences are assigned

@@ -40,7 +40,10 @@ node_config::node_config() {
     .add(idempotency_window_s, "idempotency-window-s",
          "seconds a repeated client_message_id returns the original answer")
     .add(idempotency_cache, "idempotency-cache",
-         "recent send keys each conversation keeps in memory")
+         "recent send answers each conversation keeps in memory")
+    .add(idempotency_filter, "idempotency-filter",
+         "hashes of committed send keys each conversation keeps (8 bytes "
+         "each) so that new sends skip the store lookup")
     .add(max_payload_bytes, "max-payload-bytes",
          "largest message payload accepted")
     .add(watermark_delay_ms, "watermark-delay-ms",
@@ -115,6 +118,7 @@ conversation_limits node_config::conversation() const {
   conversation_limits lim;
   lim.idempotency_window_ms = idempotency_window_s * 1000;
   lim.idempotency_cache = idempotency_cache;
+  lim.idempotency_filter = idempotency_filter;
   lim.max_payload_bytes = max_payload_bytes;
   lim.watermark_delay = std::chrono::milliseconds(watermark_delay_ms);
   lim.sweep_interval_ms = sweep_interval_s * 1000;

@@ -38,6 +38,7 @@ public:
   std::string log_level = default_log_level;
   int64_t idempotency_window_s = default_idempotency_window_s;
   uint64_t idempotency_cache = default_idempotency_cache;
+  uint64_t idempotency_filter = 65536;
   uint64_t max_payload_bytes = default_max_payload_bytes;
   int64_t watermark_delay_ms = default_watermark_delay_ms;
   uint64_t max_batch_ops = default_max_batch_ops;

@@ -137,6 +137,7 @@ void world::boot() {
   conversation_limits lim;
   lim.watermark_delay = std::chrono::milliseconds(k.watermark_delay_ms);
   lim.idempotency_cache = 8; // small, so lookups hit the store too
+  lim.idempotency_filter = 16; // and past it, every new key is looked up
   lim.watermark_every = k.watermark_every;
   lim.idempotency_window_ms = k.idempotency_window_ms;
   lim.sweep_interval_ms = k.sweep_interval_ms;

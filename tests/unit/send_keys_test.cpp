@@ -70,3 +70,40 @@ TEST_CASE("a failed commit rolls allocation back to the first doomed "
   seqs.roll_back(99);
   CHECK(seqs.next() == 13);
 }
+
+TEST_CASE("committed keys rule out what was never committed, while the "
+          "window lasts") {
+  const int64_t window = 1000;
+  committed_keys ck{3};
+  send_key a{1, 1, "a"}, b{1, 1, "b"}, c{1, 2, "a"}, d{2, 1, "a"};
+  CHECK(hash_of(a) != hash_of(c)); // other device, same cmid
+  CHECK(hash_of(a) != hash_of(d)); // other user, same cmid
+  CHECK(hash_of(a) == hash_of(send_key{1, 1, "a"}));
+  CHECK_FALSE(ck.may_contain(hash_of(a)));
+  CHECK(ck.add(hash_of(a), 100, 100, window) == 0);
+  CHECK(ck.add(hash_of(b), 200, 200, window) == 0);
+  CHECK(ck.may_contain(hash_of(a)));
+  CHECK(ck.may_contain(hash_of(b)));
+  CHECK_FALSE(ck.may_contain(hash_of(c)));
+  // a's window ends at 1100: forgotten without a trace.
+  CHECK(ck.add(hash_of(c), 1100, 1100, window) == 0);
+  CHECK_FALSE(ck.may_contain(hash_of(a)));
+  CHECK(ck.size() == 2);
+  // Over capacity while live: the oldest goes and its window end comes back
+  // (until then, unknown keys need the store).
+  CHECK(ck.add(hash_of(d), 1150, 1150, window) == 0);
+  CHECK(ck.add(hash_of(a), 1160, 1160, window) == 200 + window);
+  CHECK_FALSE(ck.may_contain(hash_of(b)));
+  CHECK(ck.may_contain(hash_of(a)));
+  CHECK(ck.size() == 3);
+}
+
+TEST_CASE("committed keys count equal hashes: one leaving keeps the other") {
+  committed_keys ck{2};
+  ck.add(42, 10, 10, 1000);
+  ck.add(42, 20, 20, 1000);
+  ck.add(7, 30, 30, 1000); // drops the first 42
+  CHECK(ck.may_contain(42));
+  ck.add(8, 40, 40, 1000); // drops the second
+  CHECK_FALSE(ck.may_contain(42));
+}
