@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/replies_to.hpp>
@@ -158,7 +159,7 @@ struct conversation_state {
   bool tick_scheduled = false;
   std::deque<pending_ptr> queue;           ///< arrival order, not yet assigned
   std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
-  std::map<key, pending_ptr> by_key;        ///< every unanswered send
+  std::unordered_map<key, pending_ptr, send_key_hash> by_key; ///< unanswered
   recent_sends recent;                      ///< committed keys (bounded)
   committed_keys committed; ///< hashes of this incarnation's keys
   /// Until then, a key committed by an earlier incarnation may still be

@@ -205,6 +205,18 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
       spdlog::info("inbox reconciled repaired_entries={}", *n);
   }
   return {
+    [self, metrics](deliver_atom, const projection_batch& batch) {
+      if (metrics)
+        metrics->projection_backlog -= int64_t(batch.events.size());
+      for (auto& ev : batch.events) {
+        if (ev.is_message) {
+          for (auto user : ev.to)
+            on_message(self, ev.msg, user);
+        } else if (ev.receipt.kind == 2) {
+          on_read(self, ev.receipt);
+        }
+      }
+    },
     [self, metrics](deliver_atom, const stored_message& msg,
                     const std::vector<user_id>& to) {
       if (metrics)
@@ -282,16 +294,44 @@ void start_worker(
   self->monitor(st.worker);
 }
 
+using supervisor_ptr =
+  inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state>;
+
+/// Hands what was gathered to the worker in one message.
+void forward(supervisor_ptr self) {
+  auto& st = self->state;
+  st.forward_scheduled = false;
+  if (st.pending.events.empty())
+    return;
+  if (st.metrics)
+    st.metrics->projection_backlog += int64_t(st.pending.events.size());
+  self->send(st.worker, deliver_atom::value, std::move(st.pending));
+  st.pending = projection_batch{};
+}
+
+void gather(supervisor_ptr self, projection_event ev) {
+  auto& st = self->state;
+  st.pending.events.push_back(std::move(ev));
+  if (st.forward_scheduled)
+    return;
+  st.forward_scheduled = true;
+  if (st.batch_delay.count() == 0)
+    self->send(self, caf::flush_atom::value); // behind what is queued now
+  else
+    self->delayed_send(self, st.batch_delay, caf::flush_atom::value);
+}
+
 } // namespace
 
 inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
   std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
-  bool reconcile_first, caf::timespan flush_delay,
+  bool reconcile_first, caf::timespan flush_delay, caf::timespan batch_delay,
   std::shared_ptr<node_metrics> metrics) {
   auto& st = self->state;
   st.metrics = std::move(metrics);
   st.flush_delay = flush_delay;
+  st.batch_delay = batch_delay;
   st.kv = std::move(kv);
   st.writer = std::move(writer);
   st.detached = detached;
@@ -312,15 +352,24 @@ inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
     self->quit(em.reason);
   });
   return {
-    [self](deliver_atom a, stored_message& msg, std::vector<user_id>& to) {
-      if (self->state.metrics)
-        ++self->state.metrics->projection_backlog;
-      self->send(self->state.worker, a, std::move(msg), std::move(to));
+    [self](deliver_atom, stored_message& msg, std::vector<user_id>& to) {
+      projection_event ev;
+      ev.msg = std::move(msg);
+      ev.to = std::move(to);
+      gather(self, std::move(ev));
     },
-    [self](receipt_atom a, receipt_event& ev, std::vector<user_id>& to) {
+    [self](receipt_atom, receipt_event& r, std::vector<user_id>& to) {
+      projection_event ev;
+      ev.is_message = false;
+      ev.receipt = std::move(r);
+      ev.to = std::move(to);
+      gather(self, std::move(ev));
+    },
+    [self](deliver_atom a, projection_batch& batch) {
       if (self->state.metrics)
-        ++self->state.metrics->projection_backlog;
-      self->send(self->state.worker, a, std::move(ev), std::move(to));
+        self->state.metrics->projection_backlog
+          += int64_t(batch.events.size());
+      self->send(self->state.worker, a, std::move(batch));
     },
     [self](caf::get_atom a, user_id user) {
       return self->delegate(self->state.worker, a, user);
@@ -333,7 +382,7 @@ inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
     [self](rebuild_atom a, user_id user, bool all) {
       return self->delegate(self->state.worker, a, user, all);
     },
-    [](caf::flush_atom) {},
+    [self](caf::flush_atom) { forward(self); },
     [self](caf::get_atom) { return self->state.worker; },
   };
 }

@@ -44,6 +44,8 @@ using inbox_actor = delivery_actor::extend<
   /// rewrites each entry, otherwise only those that disagree with the log
   /// (reconcile). Replies how many entries were written.
   caf::replies_to<rebuild_atom, user_id, bool>::with<uint64_t>,
+  /// Message and receipt events gathered by the supervisor, in order.
+  caf::reacts_to<deliver_atom, projection_batch>,
   /// Internal: write the entries that changed.
   caf::reacts_to<caf::flush_atom>>;
 
@@ -80,6 +82,11 @@ struct inbox_supervisor_state {
   store_writer_actor writer;
   bool detached = true;
   caf::timespan flush_delay{0};
+  /// Events gather this long before one message takes them to the worker
+  /// (each message to a detached actor wakes its thread).
+  caf::timespan batch_delay{0};
+  projection_batch pending;
+  bool forward_scheduled = false;
   inbox_actor worker;
   uint64_t restarts = 0;
   /// projection_backlog: events forwarded to the worker, not yet handled.
@@ -94,7 +101,7 @@ struct inbox_supervisor_state {
 inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
   inbox_supervisor_actor::stateful_pointer<inbox_supervisor_state> self,
   std::shared_ptr<kv_backend> kv, store_writer_actor writer, bool detached,
-  bool reconcile_first, caf::timespan flush_delay,
+  bool reconcile_first, caf::timespan flush_delay, caf::timespan batch_delay,
   std::shared_ptr<node_metrics> metrics);
 
 } // namespace parley

@@ -476,6 +476,25 @@ public:
 
 /// A sink as a message field. Local only: between nodes it travels as a
 /// null pointer (a remote device pushes through its own node's gateway).
+/// Projection events the inbox supervisor gathers and hands to its worker
+/// in one message (local only): a message (with the users it reached) or a
+/// receipt, in the order they were emitted.
+struct projection_event {
+  bool is_message = true;
+  stored_message msg;
+  receipt_event receipt;
+  std::vector<user_id> to;
+};
+
+struct projection_batch {
+  std::vector<projection_event> events;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, projection_batch&) {
+  return f(caf::meta::type_name("projection_batch"));
+}
+
 struct device_sink_ref {
   std::shared_ptr<device_sink> ptr;
 };

@@ -28,6 +28,10 @@ struct send_key {
   bool operator<(const send_key& o) const {
     return std::tie(user, device, cmid) < std::tie(o.user, o.device, o.cmid);
   }
+
+  bool operator==(const send_key& o) const {
+    return user == o.user && device == o.device && cmid == o.cmid;
+  }
 };
 
 /// A 64-bit hash of a send key (for `committed_keys`; collisions only cost
@@ -43,6 +47,12 @@ inline uint64_t hash_of(const send_key& k) {
   auto h = std::hash<std::string>{}(k.cmid);
   return mix(h ^ mix(k.user + 0x9e3779b97f4a7c15ULL * (k.device + 1)));
 }
+
+struct send_key_hash {
+  size_t operator()(const send_key& k) const {
+    return static_cast<size_t>(hash_of(k));
+  }
+};
 
 /// True while a send accepted at `accepted_at_ms` still answers repeats at
 /// `now_ms`: the window is half-open, [accepted_at, accepted_at + window).
@@ -90,7 +100,7 @@ private:
   }
 
   size_t capacity_;
-  std::map<send_key, send_result> map_;
+  std::unordered_map<send_key, send_result, send_key_hash> map_;
   std::deque<send_key> order_;
 };
 

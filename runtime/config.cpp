@@ -73,6 +73,9 @@ node_config::node_config() {
          "delivered acks gather this long per device before its cursor write")
     .add(inbox_delay_ms, "inbox-delay-ms",
          "inbox changes gather this long before a write")
+    .add(inbox_batch_ms, "inbox-batch-ms",
+         "message and receipt events gather this long before one hand-off "
+         "to the inbox thread")
     .add(sync_recent, "sync-recent",
          "messages per conversation a device syncing without cursors (a "
          "new device) gets")
@@ -221,7 +224,8 @@ std::string node_config::validate() const {
     return "parley.max-batch-ops must be positive";
   for (auto [v, name] : {std::pair{receipt_delay_ms, "receipt-delay-ms"},
                          std::pair{ack_delay_ms, "ack-delay-ms"},
-                         std::pair{inbox_delay_ms, "inbox-delay-ms"}})
+                         std::pair{inbox_delay_ms, "inbox-delay-ms"},
+                         std::pair{inbox_batch_ms, "inbox-batch-ms"}})
     if (v < 0 || v > 10000)
       return std::string{"parley."} + name + " must be 0-10000";
   if (sync_recent > 100000)

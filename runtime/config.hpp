@@ -55,6 +55,7 @@ public:
   int64_t receipt_delay_ms = 20;
   int64_t ack_delay_ms = 50;
   int64_t inbox_delay_ms = 50;
+  int64_t inbox_batch_ms = 5;
   uint64_t max_group_size = 100000;
   uint64_t large_group_members = 256;
   uint64_t fanout_shards = 2;

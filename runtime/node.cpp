@@ -55,7 +55,8 @@ std::string node::start() {
                        opts_.fanout);
   inbox_ = sys_.spawn(inbox_supervisor_impl, opts_.kv, writer_,
                       opts_.detach_store, opts_.detach_store,
-                      caf::timespan{opts_.inbox_flush_delay}, metrics_);
+                      caf::timespan{opts_.inbox_flush_delay},
+                      caf::timespan{opts_.inbox_batch_delay}, metrics_);
   directory_ = sys_.spawn(directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation,

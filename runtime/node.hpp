@@ -37,6 +37,9 @@ struct node_options {
   uint64_t sync_recent = 50; ///< history a sync without cursors gets
   /// Inbox changes gather this long before a write (0: at once).
   std::chrono::milliseconds inbox_flush_delay{0};
+  /// Events for the inbox gather this long before one hand-off (0: behind
+  /// what the supervisor's mailbox holds).
+  std::chrono::milliseconds inbox_batch_delay{0};
   /// Set: serve HTTP and WebSocket (parleyd); empty: no network (tools).
   std::optional<gateway::gateway_options> gateway;
   /// Large groups' fan-out (shards run on threads of their own unless

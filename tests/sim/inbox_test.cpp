@@ -65,6 +65,7 @@ struct fixture : sim::coordinated_system {
     delivery = sys->spawn(nowhere);
     inbox = sys->spawn(inbox_supervisor_impl, std::shared_ptr<kv_backend>(disk),
                        writer, false, false, caf::timespan{0},
+                       caf::timespan{0}, // hand-off behind the mailbox
                        std::shared_ptr<node_metrics>{});
     sched->run();
   }

@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
     opts.fanout = cfg.fanout();
     opts.sync_recent = cfg.sync_recent;
     opts.inbox_flush_delay = std::chrono::milliseconds(cfg.inbox_delay_ms);
+    opts.inbox_batch_delay = std::chrono::milliseconds(cfg.inbox_batch_ms);
     opts.gateway = cfg.gateway();
     node n{sys, std::move(opts)};
     if (auto err = n.start(); !err.empty()) {
