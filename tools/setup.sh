@@ -12,6 +12,7 @@ packages=(
   doctest-dev                       # unit, sim and e2e tests
   libboost-dev                      # Beast/Asio: HTTP and WebSocket gateway
   libsodium-dev                     # Argon2id password hashes, random tokens
+  libgoogle-perftools-dev           # tcmalloc for parleyd (RESULTS.md, issue 3)
 )
 
 missing=()
