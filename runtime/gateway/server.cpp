@@ -9,8 +9,8 @@
 #include <set>
 #include <thread>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -144,7 +144,7 @@ public:
       queue = !drain_posted_;
       drain_posted_ = true;
     }
-    // The drain is posted onto the session's strand when the lane's round
+    // The drain is posted onto the session's context when the lane's round
     // reaches it; a normal frame arriving meanwhile posts its own drain,
     // which takes this frame along.
     if (queue)
@@ -398,14 +398,27 @@ struct server::impl {
   server_options opts;
   http_handler http;
   ws_acceptor ws;
-  asio::io_context ioc;
+  // One io_context per I/O thread, each connection on one of them: a
+  // session's handlers never need a strand, and a post for a session wakes
+  // exactly the thread that owns it (with one context shared by several
+  // threads, asio hands work between them: more wake-ups, RESULTS.md).
+  asio::io_context ioc{1}; ///< also runs the acceptor and the bulk lane
+  std::vector<std::unique_ptr<asio::io_context>> more;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>>
+    guards;
+  size_t next = 0;
   std::shared_ptr<bulk_lane> bulk = std::make_shared<bulk_lane>(ioc);
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   uint16_t port = 0;
 
+  asio::io_context& next_context() {
+    auto i = next++ % (more.size() + 1);
+    return i == 0 ? ioc : *more[i - 1];
+  }
+
   void accept() {
-    acceptor.async_accept(asio::make_strand(ioc),
+    acceptor.async_accept(next_context(),
                           [this](beast::error_code ec, tcp::socket socket) {
                             if (ec)
                               return; // closed: stop() was called
@@ -447,9 +460,14 @@ std::string server::start() {
     return "cannot listen on " + d.opts.address + ":"
            + std::to_string(d.opts.port) + ": " + ec.message();
   d.port = d.acceptor.local_endpoint().port();
+  for (unsigned i = 1; i < std::max(1u, d.opts.threads); ++i) {
+    d.more.push_back(std::make_unique<asio::io_context>(1));
+    d.guards.push_back(asio::make_work_guard(*d.more.back()));
+  }
   d.accept();
-  for (unsigned i = 0; i < std::max(1u, d.opts.threads); ++i)
-    d.threads.emplace_back([&d] { d.ioc.run(); });
+  d.threads.emplace_back([&d] { d.ioc.run(); });
+  for (auto& c : d.more)
+    d.threads.emplace_back([c = c.get()] { c->run(); });
   return {};
 }
 
@@ -466,6 +484,8 @@ void server::stop() {
     d.acceptor.close(ec);
   });
   d.ioc.stop();
+  for (auto& c : d.more)
+    c->stop();
   for (auto& t : d.threads)
     t.join();
   d.threads.clear();
