@@ -38,6 +38,8 @@
 
 namespace parley {
 
+class tick_hub;
+
 using conversation_actor = caf::typed_actor<
   /// Accepts a message. Replies once it is durable, with the same answer for
   /// every repeat of its key inside the idempotency window. Errors:
@@ -119,6 +121,8 @@ struct conversation_deps {
   /// Delivers the messages of large groups instead of `delivery`; null:
   /// `delivery` does.
   delivery_actor fanout;
+  /// Wakes the receipt flush (null: a delayed_send each, as in the sims).
+  std::shared_ptr<tick_hub> ticks;
 };
 
 struct conversation_state {

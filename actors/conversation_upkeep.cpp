@@ -9,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley::conversation_detail {
@@ -43,8 +44,13 @@ void schedule_watermark(self_ptr self) {
   if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
     return;
   st.tick_scheduled = true;
-  self->delayed_send(self, st.deps.limits.watermark_delay,
-                     caf::tick_atom::value);
+  if (st.deps.ticks)
+    st.deps.ticks->send_later(caf::actor_cast<caf::actor>(self),
+                              st.deps.limits.watermark_delay,
+                              caf::make_message(caf::tick_atom::value));
+  else
+    self->delayed_send(self, st.deps.limits.watermark_delay,
+                       caf::tick_atom::value);
 }
 
 void on_tick(self_ptr self) {

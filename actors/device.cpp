@@ -6,6 +6,7 @@
 #include <caf/send.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/tick_hub.hpp"
 #include "runtime/store/keys.hpp"
 
 namespace parley {
@@ -97,7 +98,12 @@ void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
     flush_acks(self);
   } else if (!st.flush_scheduled && !st.writing) {
     st.flush_scheduled = true;
-    self->delayed_send(self, st.deps.opts.ack_delay, caf::flush_atom::value);
+    if (st.deps.ticks)
+      st.deps.ticks->flush_later(caf::actor_cast<caf::actor>(self),
+                                 st.deps.opts.ack_delay);
+    else
+      self->delayed_send(self, st.deps.opts.ack_delay,
+                         caf::flush_atom::value);
   }
 }
 
