@@ -78,10 +78,11 @@ ws mode:
   --duration-s S         measured seconds after 1 s of warm-up (default 10)
   --rate R               total offered msg/s, paced (default 0: unpaced)
   --server-pid PID       parleyd's pid, to report its CPU time
-  --receipts             measure twice in one run: without, then with
-                         receipts (recipients acknowledge and read every
-                         message); reports both rates and the receipt ->
-                         sender latency
+  --receipts             measure four phases in one run: without, with,
+                         without, with receipts (recipients acknowledge
+                         and read every message); reports each phase, the
+                         cost from the means, and the receipt -> sender
+                         latency
   --receipt-interval-ms M  with --receipts: a recipient sends Read (which
                          implies delivery) for the highest sequence it has
                          at most every M ms, as a client with the chat open
