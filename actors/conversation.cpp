@@ -296,7 +296,11 @@ void handle_send(self_ptr self, send_request& req,
     }
   }
   auto k = key_of(req);
-  if (auto hit = st.recent.find(k);
+  // Neither committed by this incarnation nor possibly by an earlier one
+  // inside its window: a new key (the common case) skips the answers too.
+  bool known = st.committed.may_contain(hash_of(k))
+               || st.deps.clock() < st.old_keys_live_until_ms;
+  if (auto hit = known ? st.recent.find(k) : nullptr;
       hit && within_window(self, hit->sent_at_ms)) {
     rp.deliver(*hit);
     return;
@@ -310,8 +314,7 @@ void handle_send(self_ptr self, send_request& req,
   p->promises.push_back(rp);
   st.by_key.emplace(k, p);
   st.queue.push_back(p);
-  if (!st.committed.may_contain(hash_of(k))
-      && st.deps.clock() >= st.old_keys_live_until_ms) {
+  if (!known) {
     // This incarnation never committed the key, and no earlier
     // incarnation's key can be live: the store has nothing to say.
     p->ph = pending::phase::fresh;
