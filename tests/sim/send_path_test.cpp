@@ -337,3 +337,25 @@ TEST_CASE("sim: a retry of a key whose answer left the cache gets the "
     });
   }
 }
+
+TEST_CASE("sim: acceptance and delivery do not wait for projections: with "
+          "the inbox actor gone, sends stay exactly-once and gapless") {
+  for_each_seed("sim: acceptance and delivery*", 12000, 60, [](uint64_t seed) {
+    knobs k;
+    k.conversations = 2;
+    k.clients = 4;
+    k.messages = 12;
+    k.p_store_fail = 0.05;
+    k.p_duplicate = 0.2;
+    k.node_crashes = 1;
+    k.p_replay = 0.3;
+    k.dead_projection = true;
+    world w{seed, k};
+    auto why = w.run_all(); // every message accepted, delivered, once
+    if (!why.empty())
+      return why;
+    if (w.deliveries.empty())
+      return std::string{"nothing was delivered"};
+    return std::string{};
+  });
+}

@@ -150,9 +150,13 @@ void world::boot() {
                sp->clock().current_time.time_since_epoch())
                .count();
   };
-  node_->directory = sys.spawn(directory_impl,
-                               conversation_deps{node_->writer, node_->reader,
-                                                 node_->delivery, clock, lim});
+  conversation_deps deps{node_->writer, node_->reader, node_->delivery,
+                         clock, lim};
+  if (k.dead_projection) {
+    auto gone = sys.spawn([](caf::event_based_actor* self) { self->quit(); });
+    deps.projection = caf::actor_cast<delivery_actor>(gone);
+  }
+  node_->directory = sys.spawn(directory_impl, std::move(deps));
   node_->others.push_back(
     sys.spawn(outbox_relay_impl, node_->reader, node_->directory));
   if (std::getenv("PARLEY_SIM_DEBUG"))

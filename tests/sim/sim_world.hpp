@@ -41,6 +41,9 @@ struct knobs {
   double p_conv_crash = 0;   ///< per step, kill a random conversation
   double p_time_jump = 0;    ///< per step, advance virtual time
   double p_replay = 0;       ///< after a reboot, resend an acked message
+  /// Conversations emit to a projection (inbox) actor that is gone: what
+  /// they send it is lost, and nothing may wait for it.
+  bool dead_projection = false;
   int node_crashes = 0;      ///< node crashes during the faulty phase
   uint64_t faulty_steps = 4000;
   int64_t watermark_delay_ms = 100;
