@@ -539,21 +539,6 @@ int run_idle(const ws_options& o, uint64_t connections,
   }
   if (!connect_all(ioc, peers, ready, on_ready))
     return 1;
-  // Paced senders are pumped by one 1 ms ticker, not a timer each: 100
-  // timers firing at their own instants cost the client a wake-up per
-  // message, CPU the server then lacks (the latency is measured from the
-  // timestamp taken when a message is actually sent).
-  asio::steady_timer pacer{ioc};
-  std::function<void()> tick = [&] {
-    for (auto& p : peers)
-      if (p->sender)
-        p->pump();
-    pacer.expires_at(pacer.expiry() + std::chrono::milliseconds(1));
-    pacer.async_wait([&](beast::error_code ec) {
-      if (!ec)
-        tick();
-    });
-  };
   ioc.run_for(std::chrono::seconds(2)); // let the server settle
   auto after = rss_kib(o.server_pid);
   auto count = peers.size();

@@ -20,7 +20,7 @@ struct ws_options {
   uint64_t rate = 0;       ///< total messages/s, 0 = as fast as possible
   uint64_t payload = 200;
   int64_t server_pid = 0;  ///< for the server's CPU time, if given
-  /// Two measured phases in one run: receipts off, then on (recipients
+  /// Four measured phases in one run: receipts off, on, off, on (recipients
   /// acknowledge and read every message; senders measure the time
   /// from a Read leaving the recipient to its ReceiptUpdate arriving).
   bool receipts = false;
