@@ -1,0 +1,118 @@
+#pragma once
+
+// The WebSocket client of parley-bench's ws and idle modes: one thread runs
+// every peer (a sender or a recipient) over plain sockets, with frames that
+// are queued together leaving in one system call.
+
+#include <utility> // Asio in Boost 1.74 needs it first
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include "parley/v1/wire.pb.h"
+#include "runtime/gateway/coalescing_stream.hpp"
+#include "ws_mode.hpp"
+
+namespace parley::bench {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+/// Signs `name` up and logs one device in; returns its token.
+std::string login(const ws_options& o, const std::string& name);
+
+/// POST `body` (JSON) to `target` on the server of `o`; returns the body.
+std::string http_post(const ws_options& o, const std::string& target,
+                      const std::string& body);
+
+struct stats {
+  uint64_t sent = 0, accepted = 0, delivered = 0, errors = 0, receipts = 0;
+  std::vector<uint32_t> latency_us;
+  std::vector<uint32_t> receipt_latency_us; ///< Read sent -> sender told
+  bool measuring = false;
+  bool send_receipts = false; ///< recipients acknowledge and read
+};
+
+/// What a pair shares: when the recipient sent Read for each sequence.
+struct pair_state {
+  std::map<uint64_t, int64_t> read_sent_ns;
+};
+
+/// One WebSocket client: a sender or a recipient. One thread runs them all:
+/// plain sockets (no strand, no timeouts), and frames queued together leave
+/// in one system call (the server's coalescing stream), so the client takes
+/// as little of the shared CPU as it can.
+struct peer : std::enable_shared_from_this<peer> {
+  peer(asio::io_context& ioc, const ws_options& o, stats& st)
+    : sock(ioc), timer(ioc), opts(o), s(st) {
+  }
+
+  using ws_stream = websocket::stream<gateway::coalescing_stream>;
+  tcp::socket sock; ///< until connected, then moved into `ws`
+  std::unique_ptr<ws_stream> ws;
+  asio::steady_timer timer;
+  const ws_options& opts;
+  stats& s;
+  beast::flat_buffer buf;
+  std::deque<std::string> outq;
+  bool writing = false;
+  std::string token;
+  std::string peer_name;       ///< senders: whom to open_direct
+  bool sender = false;
+  bool ready = false;
+  uint64_t conv = 0;
+  uint32_t rid = 1;
+  uint64_t inflight = 0, counter = 0;
+  double interval_ns = 0;      ///< pacing per sender, 0 = none
+  int64_t next_send_ns = 0;
+  std::string padding;
+  bool stop = false;
+  std::shared_ptr<pair_state> pair;
+
+  void start(std::function<void()> on_ready);
+
+  static std::string opts_host(const std::shared_ptr<peer>& p);
+
+  std::function<void()> on_ready_;
+
+  void write(std::string data);
+
+  void write_next();
+
+  void read();
+
+  void on_frame(const v1::ServerFrame& f);
+
+  uint64_t received = 0, acked = 0; ///< recipients: highest seen, sent
+  bool receipt_timer_armed = false;
+
+  void send_receipts();
+
+  /// Sends while the window and the pace allow.
+  void pump();};
+
+/// Closes every socket and lets the cancelled handlers finish, so that no
+/// stream outlives its io_context.
+void shut_down(asio::io_context& ioc, std::vector<std::shared_ptr<peer>>& peers);
+
+/// Connects and says Hello on every peer, 500 at a time so the listen
+/// backlog never overflows; false (after closing them) if not all are
+/// ready within 120 s.
+bool connect_all(asio::io_context& ioc,
+                 std::vector<std::shared_ptr<peer>>& peers, uint64_t& ready,
+                 const std::function<void()>& on_ready);
+
+} // namespace parley::bench
