@@ -341,36 +341,6 @@ void handle_send(self_ptr self, send_request& req,
       });
 }
 
-void handle_join(self_ptr self, user_id user,
-                 caf::typed_response_promise<sequence> rp) {
-  auto& st = self->state;
-  if (auto i = st.members.find(user);
-      i != st.members.end() && i->second.left_at_sequence == 0) {
-    rp.deliver(i->second.joined_at_sequence);
-    return;
-  }
-  if (st.exists && st.kind == conversation_group) {
-    rp.deliver(caf::make_error(errc::forbidden,
-                               "groups are joined by an admin's add"));
-    return;
-  }
-  member m{user, role_member, st.seqs.next(), 0};
-  write_batch batch;
-  if (!st.exists)
-    store::add_conversation(batch, st.id, conversation_direct,
-                            st.deps.clock());
-  store::add_member(batch, st.id, m);
-  commit(
-    self, std::move(batch),
-    [self, m, rp]() mutable {
-      self->state.exists = true;
-      self->state.kind = conversation_direct;
-      self->state.members[m.user] = m;
-      rp.deliver(m.joined_at_sequence);
-    },
-    [rp](const caf::error& err) mutable { rp.deliver(err); });
-}
-
 void become_ready(self_ptr self) {
   auto& st = self->state;
   st.ready = true;

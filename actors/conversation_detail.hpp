@@ -72,6 +72,12 @@ void drain(self_ptr self);
 /// member records it changes; sends behind it wait (conversation_groups).
 void commit_change(self_ptr self, const pending_ptr& p);
 
+/// Makes `user` a member of this direct conversation (creating it on the
+/// first join); replies the sequence the member joined at. Groups are
+/// joined by an admin's add instead (forbidden).
+void handle_join(self_ptr self, user_id user,
+                 caf::typed_response_promise<sequence> rp);
+
 /// Members now (joined, not left).
 size_t count_current(const conversation_state& st);
 

@@ -1,7 +1,8 @@
-// The conversation actor's group rules: who may change a group's
-// membership and what each change does to the member records. The send
-// path (conversation.cpp) orders a change with the sends around it and
-// writes it as a MEMBERSHIP message with its own sequence.
+// The conversation actor's membership: joining a direct conversation, and
+// the group rules (who may change a group's membership and what each
+// change does to the member records). The send path (conversation.cpp)
+// orders a group change with the sends around it and writes it as a
+// MEMBERSHIP message with its own sequence.
 
 #include <algorithm>
 #include <set>
@@ -180,6 +181,36 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
     default:
       return refuse(errc::bad_request, "unknown membership change");
   }
+}
+
+void handle_join(self_ptr self, user_id user,
+                 caf::typed_response_promise<sequence> rp) {
+  auto& st = self->state;
+  if (auto i = st.members.find(user);
+      i != st.members.end() && i->second.left_at_sequence == 0) {
+    rp.deliver(i->second.joined_at_sequence);
+    return;
+  }
+  if (st.exists && st.kind == conversation_group) {
+    rp.deliver(caf::make_error(errc::forbidden,
+                               "groups are joined by an admin's add"));
+    return;
+  }
+  member m{user, role_member, st.seqs.next(), 0};
+  write_batch batch;
+  if (!st.exists)
+    store::add_conversation(batch, st.id, conversation_direct,
+                            st.deps.clock());
+  store::add_member(batch, st.id, m);
+  commit(
+    self, std::move(batch),
+    [self, m, rp]() mutable {
+      self->state.exists = true;
+      self->state.kind = conversation_direct;
+      self->state.members[m.user] = m;
+      rp.deliver(m.joined_at_sequence);
+    },
+    [rp](const caf::error& err) mutable { rp.deliver(err); });
 }
 
 size_t count_current(const conversation_state& st) {

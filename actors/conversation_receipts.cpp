@@ -113,12 +113,9 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
     st.receipts_flush_queued = true;
     if (st.deps.limits.receipt_delay.count() == 0)
       self->send(self, caf::flush_atom::value); // after what is queued now
-    else if (st.deps.ticks)
-      st.deps.ticks->flush_later(caf::actor_cast<caf::actor>(self),
-                                 st.deps.limits.receipt_delay);
     else
-      self->delayed_send(self, st.deps.limits.receipt_delay,
-                         caf::flush_atom::value);
+      send_self_later(self, st.deps.ticks, st.deps.limits.receipt_delay,
+                      caf::flush_atom::value);
   }
   return cur;
 }

@@ -44,13 +44,8 @@ void schedule_watermark(self_ptr self) {
   if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
     return;
   st.tick_scheduled = true;
-  if (st.deps.ticks)
-    st.deps.ticks->send_later(caf::actor_cast<caf::actor>(self),
-                              st.deps.limits.watermark_delay,
-                              caf::make_message(caf::tick_atom::value));
-  else
-    self->delayed_send(self, st.deps.limits.watermark_delay,
-                       caf::tick_atom::value);
+  send_self_later(self, st.deps.ticks, st.deps.limits.watermark_delay,
+                  caf::tick_atom::value);
 }
 
 void on_tick(self_ptr self) {

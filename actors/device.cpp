@@ -98,12 +98,8 @@ void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
     flush_acks(self);
   } else if (!st.flush_scheduled && !st.writing) {
     st.flush_scheduled = true;
-    if (st.deps.ticks)
-      st.deps.ticks->flush_later(caf::actor_cast<caf::actor>(self),
-                                 st.deps.opts.ack_delay);
-    else
-      self->delayed_send(self, st.deps.opts.ack_delay,
-                         caf::flush_atom::value);
+    send_self_later(self, st.deps.ticks, st.deps.opts.ack_delay,
+                    caf::flush_atom::value);
   }
 }
 

@@ -111,6 +111,18 @@ void on_read(self_ptr self, const receipt_event& ev) {
   mark(self, k, next);
 }
 
+void on_messages(self_ptr self, const stored_message& msg,
+                 const std::vector<user_id>& to) {
+  for (auto user : to)
+    on_message(self, msg, user);
+}
+
+/// Only reads change an inbox entry (delivered cursors do not).
+void on_receipt(self_ptr self, const receipt_event& ev) {
+  if (ev.kind == 2)
+    on_read(self, ev);
+}
+
 void flush(self_ptr self) {
   auto& st = self->state;
   st.flush_queued = false;
@@ -209,27 +221,23 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
       if (metrics)
         metrics->projection_backlog -= int64_t(batch.events.size());
       for (auto& ev : batch.events) {
-        if (ev.is_message) {
-          for (auto user : ev.to)
-            on_message(self, ev.msg, user);
-        } else if (ev.receipt.kind == 2) {
-          on_read(self, ev.receipt);
-        }
+        if (ev.is_message)
+          on_messages(self, ev.msg, ev.to);
+        else
+          on_receipt(self, ev.receipt);
       }
     },
     [self, metrics](deliver_atom, const stored_message& msg,
                     const std::vector<user_id>& to) {
       if (metrics)
         --metrics->projection_backlog;
-      for (auto user : to)
-        on_message(self, msg, user);
+      on_messages(self, msg, to);
     },
     [self, metrics](receipt_atom, const receipt_event& ev,
                     const std::vector<user_id>&) {
       if (metrics)
         --metrics->projection_backlog;
-      if (ev.kind == 2)
-        on_read(self, ev);
+      on_receipt(self, ev);
     },
     [self](caf::get_atom,
            user_id user) -> caf::result<std::vector<inbox_entry>> {

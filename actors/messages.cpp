@@ -1,4 +1,4 @@
-#include "actors/messages.hpp"
+#include "actors/local_messages.hpp"
 
 #include <cstdio>
 

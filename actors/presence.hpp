@@ -19,7 +19,7 @@
 
 #include <caf/actor_addr.hpp>
 
-#include "actors/messages.hpp"
+#include "actors/local_messages.hpp"
 
 namespace parley {
 

@@ -14,10 +14,6 @@ tick_hub::~tick_hub() {
   stop();
 }
 
-void tick_hub::flush_later(caf::actor who, clock::duration delay) {
-  send_later(std::move(who), delay, caf::make_message(caf::flush_atom::value));
-}
-
 void tick_hub::send_later(caf::actor who, clock::duration delay,
                           caf::message msg) {
   std::lock_guard<std::mutex> guard{mtx_};

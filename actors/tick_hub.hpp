@@ -11,12 +11,15 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
 #include <caf/message.hpp>
+#include <caf/timespan.hpp>
 
 namespace parley {
 
@@ -30,11 +33,8 @@ public:
   tick_hub(const tick_hub&) = delete;
   tick_hub& operator=(const tick_hub&) = delete;
 
-  /// Sends `caf::flush_atom` to `who` once `delay` has passed (callers keep
-  /// at most one flush pending each).
-  void flush_later(caf::actor who, clock::duration delay);
-
-  /// Sends `msg` to `who` once `delay` has passed.
+  /// Sends `msg` to `who` once `delay` has passed (callers keep at most one
+  /// pending each).
   void send_later(caf::actor who, clock::duration delay, caf::message msg);
 
   /// Ends the thread; flushes still due are dropped (their actors are
@@ -57,5 +57,17 @@ private:
   std::vector<due> due_;
   std::thread thread_;
 };
+
+/// Sends `atom` to `self` after `delay`: through `hub` on a real node, with
+/// CAF's timer when there is none (simulations run on virtual time).
+template <class Self, class Atom>
+void send_self_later(Self* self, const std::shared_ptr<tick_hub>& hub,
+                     caf::timespan delay, Atom atom) {
+  if (hub)
+    hub->send_later(caf::actor_cast<caf::actor>(self), delay,
+                    caf::make_message(atom));
+  else
+    self->delayed_send(self, delay, atom);
+}
 
 } // namespace parley

@@ -11,7 +11,7 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
-#include "actors/messages.hpp"
+#include "actors/local_messages.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 

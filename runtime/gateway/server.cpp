@@ -119,39 +119,18 @@ public:
   bool send(std::string data, bool binary) override {
     if (closed_.load())
       return false;
-    // Frames from any thread gather here; one hand-off to the I/O thread
-    // takes all that arrived meanwhile.
-    bool post = false;
-    {
-      std::lock_guard<std::mutex> guard{inbox_mtx_};
-      inbox_.emplace_back(std::move(data), binary);
-      post = !drain_posted_;
-      drain_posted_ = true;
-    }
-    if (post)
-      asio::post(ws_.get_executor(),
-                 [self = shared_from_this()] { self->drain_inbox(); });
+    if (gather(std::move(data), binary))
+      post_drain();
     return true;
   }
 
   bool send_bulk(std::string data, bool binary) override {
     if (closed_.load())
       return false;
-    bool queue = false;
-    {
-      std::lock_guard<std::mutex> guard{inbox_mtx_};
-      inbox_.emplace_back(std::move(data), binary);
-      queue = !drain_posted_;
-      drain_posted_ = true;
-    }
     // The drain is posted onto the session's context when the lane's round
-    // reaches it; a normal frame arriving meanwhile posts its own drain,
-    // which takes this frame along.
-    if (queue)
-      bulk_->add([self = shared_from_this()] {
-        asio::post(self->ws_.get_executor(),
-                   [self] { self->drain_inbox(); });
-      });
+    // reaches it; a normal frame arriving meanwhile joins the same drain.
+    if (gather(std::move(data), binary))
+      bulk_->add([self = shared_from_this()] { self->post_drain(); });
     return true;
   }
 
@@ -163,6 +142,22 @@ public:
   }
 
 private:
+  /// Frames from any thread gather here; one hand-off to the I/O thread
+  /// takes all that arrived meanwhile. True: this frame starts a gathering,
+  /// and the caller arranges its drain.
+  bool gather(std::string data, bool binary) {
+    std::lock_guard<std::mutex> guard{inbox_mtx_};
+    inbox_.emplace_back(std::move(data), binary);
+    bool first = !drain_posted_;
+    drain_posted_ = true;
+    return first;
+  }
+
+  void post_drain() {
+    asio::post(ws_.get_executor(),
+               [self = shared_from_this()] { self->drain_inbox(); });
+  }
+
   void read() {
     auto self = shared_from_this();
     ws_.async_read(buf_, [self](beast::error_code ec, size_t) {

@@ -9,7 +9,7 @@
 #include <memory>
 #include <mutex>
 
-#include "actors/messages.hpp"
+#include "actors/local_messages.hpp"
 #include "parley/v1/wire.pb.h"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"

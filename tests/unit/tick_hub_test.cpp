@@ -20,10 +20,11 @@ TEST_CASE("tick hub sends each flush once, after its delay, and none after "
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   auto me = caf::actor_cast<caf::actor>(self);
+  auto flush = caf::make_message(caf::flush_atom::value);
   tick_hub hub{5ms};
   auto t0 = std::chrono::steady_clock::now();
-  hub.flush_later(me, 40ms);
-  hub.flush_later(me, 0ms);
+  hub.send_later(me, 40ms, flush);
+  hub.send_later(me, 0ms, flush);
   int got = 0;
   std::chrono::steady_clock::duration first{}, second{};
   for (int i = 0; i < 2; ++i)
@@ -40,7 +41,7 @@ TEST_CASE("tick hub sends each flush once, after its delay, and none after "
   self->receive([&](caf::flush_atom) { extra = true; },
                 caf::after(60ms) >> [] {});
   CHECK_FALSE(extra); // each once
-  hub.flush_later(me, 20ms);
+  hub.send_later(me, 20ms, flush);
   hub.stop();
   self->receive([&](caf::flush_atom) { extra = true; },
                 caf::after(80ms) >> [] {});
