@@ -1,22 +1,43 @@
 #pragma once
 
-// A TCP stream for Beast's WebSocket that writes several frames per system
-// call. Each write is copied into a pending buffer and completes at once
-// (posted, never inline) while one socket write at a time carries
-// everything pending: a burst of frames queued for one session becomes one
-// `sendmsg` instead of one per frame. Writes complete immediately only
-// while the pending buffer is under `max_pending` bytes; past that, the
-// write waits for the socket, so a slow reader still backs up into the
-// session's bounded queue. Close frames pass through the same buffer, and
-// teardown waits for it to drain, so nothing is reordered or cut off.
+// A TCP stream under Beast's WebSocket that writes several frames per system
+// call, and takes whole frames from any thread.
 //
-// Internal to server.cpp (header only because it is a template).
+// Two ways in, one byte queue out:
+// - `async_write_some` (Beast's writes, on the I/O thread): the bytes join
+//   the pending buffer and the write completes at once (posted, never
+//   inline) while one socket write at a time carries everything pending; a
+//   burst of frames becomes one `sendmsg`. Past `max_pending` bytes the
+//   write completes only when the socket has taken enough, so a slow peer
+//   still backs up into the caller.
+// - `put` (whole frames the caller framed itself, from any thread): when
+//   nothing is queued the frame goes to the socket right there, with a
+//   non-blocking `sendmsg` on the calling thread and no hand-off to the I/O
+//   thread; otherwise, or for what the socket did not take, it joins the
+//   pending buffer and the caller arranges one `flush` on the I/O thread.
+//   The queue is bounded in frames: past the bound `put` answers `full`.
+//
+// Bytes leave in the order they were queued, whichever way they came, and
+// frames never interleave (each is appended whole under the lock). Close
+// frames pass through the same buffer, and teardown waits for it to drain,
+// so nothing is reordered or cut off. Once the stream is shut (teardown, a
+// timeout closing the socket, or `shut`), `put` refuses: a frame is never
+// written to a descriptor the socket no longer owns.
+//
+// Internal to the gateway and the bench client (header only because of the
+// templates).
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -33,6 +54,14 @@ public:
   using executor_type = socket_type::executor_type;
   using error_code = boost::beast::error_code;
 
+  enum class put_result {
+    sent,   ///< on the socket already
+    queued, ///< behind other bytes; a flush is under way or already arranged
+    flush,  ///< queued, and the caller must run `flush` on the I/O thread
+    full,   ///< refused: `max_frames` frames are queued (the stream is shut)
+    closed, ///< refused: the stream is shut or failed
+  };
+
   explicit coalescing_stream(socket_type&& s, size_t max_pending = 256 * 1024)
     : st_(std::make_shared<state>(std::move(s), max_pending)) {
   }
@@ -41,8 +70,10 @@ public:
     return st_->sock.get_executor();
   }
 
-  /// For Beast's lowest-layer lookups (timeouts close the socket).
-  socket_type& next_layer() noexcept {
+  /// The socket, for connecting and teardown. (Deliberately not called
+  /// `next_layer`: Beast's timeout then closes the socket through
+  /// `beast_close_socket` below, which shuts the stream first.)
+  socket_type& socket() noexcept {
     return st_->sock;
   }
 
@@ -55,19 +86,30 @@ public:
   void async_write_some(const ConstBuffers& bufs, Handler&& h) {
     auto& st = *st_;
     size_t n = 0;
-    if (!st.error) {
-      for (auto it = boost::asio::buffer_sequence_begin(bufs);
-           it != boost::asio::buffer_sequence_end(bufs); ++it) {
-        boost::asio::const_buffer b = *it;
-        st.pending.append(static_cast<const char*>(b.data()), b.size());
-        n += b.size();
+    bool start = false;
+    bool wait = false;
+    error_code ec;
+    {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      ec = st.error;
+      if (!ec) {
+        for (auto it = boost::asio::buffer_sequence_begin(bufs);
+             it != boost::asio::buffer_sequence_end(bufs); ++it) {
+          boost::asio::const_buffer b = *it;
+          st.pending.append(static_cast<const char*>(b.data()), b.size());
+          n += b.size();
+        }
+        ++st.pending_frames;
+        start = !st.busy;
+        st.busy = true;
+        wait = st.pending.size() > st.max_pending;
       }
-      flush(st_);
     }
-    if (st.error || st.pending.size() <= st.max_pending || !st.flushing) {
-      boost::asio::post(get_executor(),
-                        boost::beast::bind_front_handler(
-                          std::forward<Handler>(h), st.error, n));
+    if (start)
+      write_pending(st_);
+    if (!wait) {
+      boost::asio::post(get_executor(), boost::beast::bind_front_handler(
+                                          std::forward<Handler>(h), ec, n));
       return;
     }
     // Too much buffered: complete when the socket has taken it.
@@ -75,17 +117,81 @@ public:
     st.waiting = [hp, n](error_code ec) { (*hp)(ec, n); };
   }
 
+  /// Queues one whole frame, `head` then `body`, from any thread; `direct`:
+  /// try the socket now if nothing is queued ahead of it.
+  put_result put(const char* head, size_t head_len, const std::string& body,
+                 size_t max_frames, bool direct) {
+    auto& st = *st_;
+    std::lock_guard<std::mutex> guard{st.mtx};
+    if (st.shut || st.error)
+      return put_result::closed;
+    if (st.pending_frames + st.writing_frames >= max_frames) {
+      st.shut = true;
+      return put_result::full;
+    }
+    size_t sent = 0;
+    if (direct && !st.busy) {
+      iovec iov[2] = {{const_cast<char*>(head), head_len},
+                      {const_cast<char*>(body.data()), body.size()}};
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = 2;
+      auto n = ::sendmsg(st.sock.native_handle(), &msg,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n == static_cast<ssize_t>(head_len + body.size()))
+        return put_result::sent;
+      if (n > 0)
+        sent = static_cast<size_t>(n);
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        st.error = error_code{errno, boost::system::system_category()};
+        return put_result::closed;
+      }
+    }
+    if (sent < head_len)
+      st.pending.append(head + sent, head_len - sent);
+    sent = sent > head_len ? sent - head_len : 0;
+    st.pending.append(body, sent, std::string::npos);
+    ++st.pending_frames;
+    if (st.busy)
+      return put_result::queued;
+    st.busy = true;
+    return put_result::flush;
+  }
+
+  /// On the I/O thread, after `put` answered `flush`: writes what is queued.
+  void flush() {
+    write_pending(st_);
+  }
+
+  /// No more `put`s: for closing. Beast's own writes (the close frame)
+  /// still go through.
+  void shut() {
+    std::lock_guard<std::mutex> guard{st_->mtx};
+    st_->shut = true;
+  }
+
   /// Runs `fn` once everything written so far has reached the socket (or
   /// failed).
   void when_drained(std::function<void(error_code)> fn) {
     auto& st = *st_;
-    if (!st.flushing) {
-      boost::asio::post(get_executor(), [fn = std::move(fn), ec = st.error] {
-        fn(ec);
-      });
-      return;
+    error_code ec;
+    {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      if (st.busy) {
+        st.drained.push_back(std::move(fn));
+        return;
+      }
+      ec = st.error;
     }
-    st.drained.push_back(std::move(fn));
+    boost::asio::post(get_executor(), [fn = std::move(fn), ec] { fn(ec); });
+  }
+
+  /// Beast closes the lowest layer on a timeout: shut first, so no `put`
+  /// on another thread can reach a descriptor number that may be reused.
+  friend void beast_close_socket(coalescing_stream& s) {
+    s.shut();
+    error_code ec;
+    s.st_->sock.close(ec);
   }
 
 private:
@@ -94,61 +200,81 @@ private:
     }
     socket_type sock;
     size_t max_pending;
-    std::string pending; ///< written by Beast, not yet handed to the socket
-    std::string writing; ///< in the socket write under way
-    bool flushing = false;
+    std::mutex mtx; ///< guards the fields below except `writing`, `waiting`
+    std::string pending; ///< queued, not yet handed to the socket
+    size_t pending_frames = 0;
+    size_t writing_frames = 0;
+    /// A flush is arranged or a socket write is under way: the I/O thread
+    /// owns the hand-off of `pending`, and `put` must not write directly.
+    bool busy = false;
+    bool shut = false;
     error_code error; ///< sticky: the first failed socket write
-    std::function<void(error_code)> waiting;
     std::vector<std::function<void(error_code)>> drained;
+    std::string writing; ///< in the socket write under way (I/O thread)
+    std::function<void(error_code)> waiting; ///< I/O thread
   };
 
-  /// Starts a socket write of everything pending, unless one is under way.
-  static void flush(const std::shared_ptr<state>& sp) {
+  /// On the I/O thread: writes everything pending, until nothing is.
+  static void write_pending(const std::shared_ptr<state>& sp) {
     auto& st = *sp;
-    if (st.flushing || st.pending.empty())
+    std::vector<std::function<void(error_code)>> done;
+    error_code ec;
+    {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      st.writing_frames = 0;
+      ec = st.error;
+      if (st.pending.empty() || st.error) {
+        st.busy = false;
+        st.pending.clear();
+        st.pending_frames = 0;
+        done.swap(st.drained);
+      } else {
+        st.writing.swap(st.pending);
+        st.writing_frames = st.pending_frames;
+        st.pending_frames = 0;
+      }
+    }
+    // A Beast write held back for room: the previous write has finished.
+    if (st.waiting) {
+      auto w = std::move(st.waiting);
+      st.waiting = nullptr;
+      w(ec);
+    }
+    for (auto& fn : done)
+      fn(ec);
+    if (st.writing.empty())
       return;
-    st.flushing = true;
-    st.writing.swap(st.pending);
-    boost::asio::async_write(
-      st.sock, boost::asio::buffer(st.writing),
-      [sp](error_code ec, size_t) {
-        auto& st = *sp;
-        st.flushing = false;
-        st.writing.clear();
-        if (ec && !st.error)
-          st.error = ec;
-        if (!st.error)
-          flush(sp);
-        if (st.waiting && (st.error || st.pending.size() <= st.max_pending)) {
-          auto w = std::move(st.waiting);
-          st.waiting = nullptr;
-          w(st.error);
-        }
-        if (!st.flushing) {
-          auto fns = std::move(st.drained);
-          st.drained.clear();
-          for (auto& fn : fns)
-            fn(st.error);
-        }
-      });
+    boost::asio::async_write(st.sock, boost::asio::buffer(st.writing),
+                             [sp](error_code ec, size_t) {
+                               auto& st = *sp;
+                               st.writing.clear();
+                               if (ec) {
+                                 std::lock_guard<std::mutex> guard{st.mtx};
+                                 if (!st.error)
+                                   st.error = ec;
+                               }
+                               write_pending(sp);
+                             });
   }
 
   std::shared_ptr<state> st_;
 };
 
-/// Beast's teardown hooks (found by ADL): flush, then tear the socket down.
+/// Beast's teardown hooks (found by ADL): shut, flush, then tear the socket
+/// down.
 inline void teardown(boost::beast::role_type role, coalescing_stream& s,
                      boost::beast::error_code& ec) {
-  boost::beast::websocket::teardown(role, s.next_layer(), ec);
+  s.shut();
+  boost::beast::websocket::teardown(role, s.socket(), ec);
 }
 
 template <class Handler>
 void async_teardown(boost::beast::role_type role, coalescing_stream& s,
                     Handler&& h) {
+  s.shut();
   auto hp = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(h));
   s.when_drained([role, &s, hp](boost::beast::error_code) {
-    boost::beast::websocket::async_teardown(role, s.next_layer(),
-                                            std::move(*hp));
+    boost::beast::websocket::async_teardown(role, s.socket(), std::move(*hp));
   });
 }
 

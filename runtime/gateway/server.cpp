@@ -117,21 +117,11 @@ public:
   }
 
   bool send(std::string data, bool binary) override {
-    if (closed_.load())
-      return false;
-    if (gather(std::move(data), binary))
-      post_drain();
-    return true;
+    return put(data, binary, false);
   }
 
   bool send_bulk(std::string data, bool binary) override {
-    if (closed_.load())
-      return false;
-    // The drain is posted onto the session's context when the lane's round
-    // reaches it; a normal frame arriving meanwhile joins the same drain.
-    if (gather(std::move(data), binary))
-      bulk_->add([self = shared_from_this()] { self->post_drain(); });
-    return true;
+    return put(data, binary, true);
   }
 
   void close(uint16_t code, std::string reason) override {
@@ -142,20 +132,62 @@ public:
   }
 
 private:
-  /// Frames from any thread gather here; one hand-off to the I/O thread
-  /// takes all that arrived meanwhile. True: this frame starts a gathering,
-  /// and the caller arranges its drain.
-  bool gather(std::string data, bool binary) {
-    std::lock_guard<std::mutex> guard{inbox_mtx_};
-    inbox_.emplace_back(std::move(data), binary);
-    bool first = !drain_posted_;
-    drain_posted_ = true;
-    return first;
+  /// Frames the actor side hands over, from any thread. A normal frame
+  /// goes straight to the socket when nothing is queued (no hand-off to the
+  /// I/O thread); otherwise one flush on the I/O thread takes everything
+  /// queued meanwhile. A bulk frame always waits for the lane's round, and
+  /// a normal frame arriving meanwhile joins the same flush.
+  bool put(const std::string& data, bool binary, bool bulk) {
+    char head[10];
+    auto len = frame_header(head, binary, data.size());
+    using r = coalescing_stream::put_result;
+    switch (ws_.next_layer().put(head, len, data, opts_.max_outbound_frames,
+                                 !bulk)) {
+      case r::sent:
+      case r::queued:
+        return true;
+      case r::flush:
+        if (bulk)
+          bulk_->add([self = shared_from_this()] { self->post_flush(); });
+        else
+          post_flush();
+        return true;
+      case r::full:
+        spdlog::warn("websocket outbound queue full, closing");
+        if (opts_.on_overflow)
+          opts_.on_overflow();
+        close(static_cast<uint16_t>(websocket::close_code::policy_error),
+              "outbound queue full; reconnect and sync");
+        return false;
+      case r::closed:
+        break;
+    }
+    return false;
   }
 
-  void post_drain() {
+  /// A WebSocket frame header for an unmasked (server) frame, FIN set, no
+  /// extensions (the server negotiates none). Returns its length.
+  static size_t frame_header(char* out, bool binary, size_t n) {
+    out[0] = static_cast<char>(0x80 | (binary ? 0x2 : 0x1));
+    if (n < 126) {
+      out[1] = static_cast<char>(n);
+      return 2;
+    }
+    if (n <= 0xFFFF) {
+      out[1] = 126;
+      out[2] = static_cast<char>(n >> 8);
+      out[3] = static_cast<char>(n & 0xFF);
+      return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; ++i)
+      out[2 + i] = static_cast<char>((uint64_t{n} >> (56 - 8 * i)) & 0xFF);
+    return 10;
+  }
+
+  void post_flush() {
     asio::post(ws_.get_executor(),
-               [self = shared_from_this()] { self->drain_inbox(); });
+               [self = shared_from_this()] { self->ws_.next_layer().flush(); });
   }
 
   void read() {
@@ -173,69 +205,21 @@ private:
     });
   }
 
-  void drain_inbox() {
-    std::vector<std::pair<std::string, bool>> frames;
-    {
-      std::lock_guard<std::mutex> guard{inbox_mtx_};
-      frames.swap(inbox_);
-      drain_posted_ = false;
-    }
-    for (auto& [data, binary] : frames)
-      enqueue(std::move(data), binary);
-  }
-
-  void enqueue(std::string data, bool binary) {
-    if (closing_)
-      return;
-    if (queue_.size() >= opts_.max_outbound_frames) {
-      spdlog::warn("websocket outbound queue full, closing");
-      if (opts_.on_overflow)
-        opts_.on_overflow();
-      close_now(static_cast<uint16_t>(websocket::close_code::policy_error),
-                "outbound queue full; reconnect and sync");
-      return;
-    }
-    queue_.emplace_back(std::move(data), binary);
-    if (queue_.size() == 1)
-      write_next();
-  }
-
-  void write_next() {
-    auto self = shared_from_this();
-    ws_.binary(queue_.front().second);
-    ws_.async_write(asio::buffer(queue_.front().first),
-                    [self](beast::error_code ec, size_t) {
-                      if (ec) {
-                        self->queue_.clear();
-                        return;
-                      }
-                      self->queue_.pop_front();
-                      if (!self->queue_.empty())
-                        self->write_next();
-                      else if (self->closing_)
-                        self->send_close();
-                    });
-  }
-
   void close_now(uint16_t code, std::string reason) {
     if (closing_)
       return;
     closing_ = true;
-    closed_ = true;
-    close_reason_ = websocket::close_reason{
-      static_cast<websocket::close_code>(code), reason};
-    if (queue_.empty())
-      send_close();
-    // else: the close follows the queued frames (e.g. a Disconnect frame)
-  }
-
-  void send_close() {
-    auto self = shared_from_this();
-    ws_.async_close(close_reason_, [self](beast::error_code) {});
+    // Frames queued so far go out first; the close frame follows them
+    // through the same queue.
+    ws_.next_layer().shut();
+    ws_.async_close(
+      websocket::close_reason{static_cast<websocket::close_code>(code),
+                              reason},
+      [self = shared_from_this()](beast::error_code) {});
   }
 
   void finish() {
-    closed_ = true;
+    ws_.next_layer().shut();
     if (!finished_) {
       finished_ = true;
       if (handlers_.on_closed)
@@ -247,16 +231,10 @@ private:
   websocket::stream<coalescing_stream> ws_;
   const server_options& opts_;
   std::shared_ptr<bulk_lane> bulk_;
-  std::mutex inbox_mtx_;
-  std::vector<std::pair<std::string, bool>> inbox_;
-  bool drain_posted_ = false;
   beast::flat_buffer buf_;
   ws_handlers handlers_;
-  std::deque<std::pair<std::string, bool>> queue_;
-  std::atomic<bool> closed_{false};
   bool closing_ = false;
   bool finished_ = false;
-  websocket::close_reason close_reason_;
 };
 
 // -- HTTP session -------------------------------------------------------------------

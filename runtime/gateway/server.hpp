@@ -41,8 +41,10 @@ class ws_link {
 public:
   virtual ~ws_link();
 
-  /// Queues a frame for sending. Returns false if the session is closed or
-  /// its bounded queue overflowed (then it closes with code 1008).
+  /// Sends a frame: written to the socket on the calling thread when
+  /// nothing is queued ahead of it, else queued for the session's I/O
+  /// thread. Returns false if the session is closed or its bounded queue
+  /// overflowed (then it closes with code 1008).
   virtual bool send(std::string data, bool binary) = 0;
 
   /// As send, for bulk traffic (large-group fan-out): the session's turn

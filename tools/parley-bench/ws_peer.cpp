@@ -220,7 +220,7 @@ void shut_down(asio::io_context& ioc, std::vector<std::shared_ptr<peer>>& peers)
     p->timer.cancel();
     beast::error_code ec;
     if (p->ws)
-      beast::get_lowest_layer(*p->ws).close(ec);
+      p->ws->next_layer().socket().close(ec);
     else
       p->sock.close(ec);
   }
