@@ -2,10 +2,17 @@
 
 #include <utility> // Asio in Boost 1.74 needs it first
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -81,6 +88,61 @@ double proc_cpu(int64_t pid) {
       stime = std::stod(field);
   }
   return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+double wake_round_trip_us(int rounds) {
+  int ping[2], pong[2];
+  if (::pipe(ping) != 0)
+    throw std::runtime_error("pipe failed");
+  if (::pipe(pong) != 0) {
+    ::close(ping[0]);
+    ::close(ping[1]);
+    throw std::runtime_error("pipe failed");
+  }
+  // The two ends on different cores (else the kernel wakes the echo on
+  // the caller's core, which is cheap and not what a server pays).
+  auto pin = [](int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+  };
+  cpu_set_t before;
+  ::pthread_getaffinity_np(::pthread_self(), sizeof before, &before);
+  bool two = std::thread::hardware_concurrency() >= 2 && pin(0);
+  std::thread echo{[&] {
+    if (two)
+      pin(1);
+    char c;
+    for (int i = 0; i < rounds; ++i)
+      if (::read(ping[0], &c, 1) != 1 || ::write(pong[1], &c, 1) != 1)
+        return;
+  }};
+  std::vector<double> us;
+  us.reserve(rounds);
+  char c = 'x';
+  for (int i = 0; i < rounds; ++i) {
+    auto t0 = now_ns();
+    if (::write(ping[1], &c, 1) != 1 || ::read(pong[0], &c, 1) != 1)
+      break;
+    us.push_back((now_ns() - t0) / 1e3);
+  }
+  ::close(ping[1]); // ends the echo thread if a round failed
+  echo.join();
+  ::pthread_setaffinity_np(::pthread_self(), sizeof before, &before);
+  for (int fd : {ping[0], pong[0], pong[1]})
+    ::close(fd);
+  if (us.empty())
+    return -1;
+  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
+  return us[us.size() / 2];
+}
+
+void print_wake_cost(const char* label) {
+  std::printf("machine: wake round trip %.1f us (%s; pipe ping-pong between "
+              "two cores, median)\n",
+              wake_round_trip_us(), label);
+  std::fflush(stdout);
 }
 
 } // namespace parley::bench

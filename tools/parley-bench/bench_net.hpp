@@ -1,7 +1,8 @@
 #pragma once
 
-// Small helpers the WebSocket benchmark modes share: a blocking HTTP POST
-// and a monotonic clock in nanoseconds.
+// Small helpers the WebSocket benchmark modes share: a blocking HTTP POST,
+// a monotonic clock in nanoseconds, CPU times, and the machine's wake-up
+// cost.
 
 #include <cstdint>
 #include <string>
@@ -23,5 +24,17 @@ double self_cpu();
 
 /// user + system CPU seconds of process `pid` (from /proc), or -1.
 double proc_cpu(int64_t pid);
+
+/// Microseconds for one round trip between two threads on different cores
+/// over a pair of pipes (as `perf bench sched pipe`), the median of
+/// `rounds`: what the
+/// machine charges for waking a thread on another core. On this VM it
+/// ranges from ~15 to ~90 us within an hour, and every number the server
+/// makes moves with it (a message crosses threads several times), so each
+/// mode prints it before and after its measurement.
+double wake_round_trip_us(int rounds = 2000);
+
+/// Prints "machine: wake round trip N us (label)".
+void print_wake_cost(const char* label);
 
 } // namespace parley::bench

@@ -290,6 +290,7 @@ int run_group(const group_options& o, const std::string& cmdline) {
     throw std::runtime_error("at most 15000 connections per bench process "
                              "(the 20,000 open files limit)");
   std::printf("command: %s\n", cmdline.c_str());
+  print_wake_cost("before");
   auto tag = "g" + std::to_string(::getpid()) + "x"
              + std::to_string(std::random_device{}() % 100000) + "n";
   // Member 0 is the sender; 1..online are connected; the sample of
@@ -433,6 +434,7 @@ int run_group(const group_options& o, const std::string& cmdline) {
   std::printf("cpu: bench client %.2f s, server %.2f s over %.1f s wall\n",
               self_cpu() - cpu0,
               o.server_pid > 0 ? proc_cpu(o.server_pid) - srv0 : -1.0, wall);
+  print_wake_cost("after");
 
   if (o.sync_sample > 0) {
     // Offline members come online and sync from their join.

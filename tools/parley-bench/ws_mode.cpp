@@ -109,6 +109,7 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
   // One measured phase (after a second of warm-up) with the current
   // receipt setting; prints its results and returns delivered msg/s.
   auto phase = [&](const char* label) {
+    print_wake_cost("before");
     ioc.run_for(std::chrono::seconds(1)); // warm-up
     st = stats{};
     st.send_receipts = label != nullptr && std::string{label} == "receipts on";
@@ -147,6 +148,7 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
       std::printf(", server %.2f s", srv1 - srv0);
     std::printf(" over %.1f s wall (2 cores = %.1f s)\n", dt.count(),
                 2 * dt.count());
+    print_wake_cost("after");
     errors += st.errors;
     return st.delivered / dt.count();
   };
