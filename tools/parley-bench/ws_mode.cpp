@@ -136,6 +136,9 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
                 percentile(st.latency_us, 0.99),
                 percentile(st.latency_us, 0.999),
                 percentile(st.latency_us, 1.0));
+    std::printf("send->accepted latency: p50 %.0f us, p99 %.0f us\n",
+                percentile(st.accept_latency_us, 0.5),
+                percentile(st.accept_latency_us, 0.99));
     if (st.send_receipts)
       std::printf("read receipts at senders %.0f /s; read -> sender latency: "
                   "p50 %.0f us, p99 %.0f us, max %.0f us\n",

@@ -118,6 +118,12 @@ void peer::on_frame(const v1::ServerFrame& f) {
     on_ready_();
   } else if (f.has_accepted()) {
     --inflight;
+    if (auto i = send_ns.find(f.request_id()); i != send_ns.end()) {
+      if (s.measuring)
+        s.accept_latency_us.push_back(
+          static_cast<uint32_t>((now_ns() - i->second) / 1000));
+      send_ns.erase(i);
+    }
     if (s.measuring)
       ++s.accepted;
     pump();
@@ -207,6 +213,7 @@ void peer::pump() {
     auto ts = now_ns();
     std::memcpy(payload.data(), &ts, 8);
     snd->set_payload(payload);
+    send_ns[f.request_id()] = ts;
     ++inflight;
     if (s.measuring)
       ++s.sent;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -41,6 +42,7 @@ std::string http_post(const ws_options& o, const std::string& target,
 struct stats {
   uint64_t sent = 0, accepted = 0, delivered = 0, errors = 0, receipts = 0;
   std::vector<uint32_t> latency_us;
+  std::vector<uint32_t> accept_latency_us; ///< Send written -> Accepted read
   std::vector<uint32_t> receipt_latency_us; ///< Read sent -> sender told
   bool measuring = false;
   bool send_receipts = false; ///< recipients acknowledge and read
@@ -76,6 +78,8 @@ struct peer : std::enable_shared_from_this<peer> {
   uint64_t conv = 0;
   uint32_t rid = 1;
   uint64_t inflight = 0, counter = 0;
+  /// Send times by request id, for the accepted latency.
+  std::unordered_map<uint32_t, int64_t> send_ns;
   double interval_ns = 0;      ///< pacing per sender, 0 = none
   int64_t next_send_ns = 0;
   std::string padding;
