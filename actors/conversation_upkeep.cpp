@@ -53,16 +53,15 @@ void on_tick(self_ptr self) {
   st.tick_scheduled = false;
   if (!st.watermark_dirty || !st.inflight.empty())
     return; // after the commits in flight, schedule_watermark runs again
+  // Without a sync of its own: it rides with the next group commit (or an
+  // unsynced write when there is none). A crash that loses it only makes
+  // the restart re-emit from an older watermark; devices skip what they
+  // have. Everything up to it is committed (nothing is in flight).
   write_batch batch;
   store::add_watermark(batch, st.id, st.dispatched);
   st.watermark_sent = st.dispatched;
   st.watermark_dirty = false;
-  commit(
-    self, std::move(batch), [] {},
-    [self](const caf::error&) {
-      self->state.watermark_dirty = true;
-      schedule_watermark(self);
-    });
+  self->send(st.deps.writer, caf::put_atom::value, std::move(batch));
 }
 
 void relay(self_ptr self, std::function<void()> done) {

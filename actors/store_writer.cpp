@@ -18,12 +18,23 @@ namespace {
 
 using self_ptr = store_writer_actor::stateful_pointer<store_writer_state>;
 
-/// Makes one synced write of everything pending and answers its requesters.
-void write_pending(self_ptr self) {
+/// Writes everything pending and answers its requesters: a synced write
+/// if anyone waits for it (or `sync`), else an unsynced one (only records
+/// a crash may lose are pending).
+void write_pending(self_ptr self, bool sync = false) {
   auto& st = self->state;
   st.tick_scheduled = false;
-  if (st.waiting.empty() && st.pending.empty())
+  sync = sync || !st.waiting.empty();
+  if (st.waiting.empty() && st.pending.empty() && st.lazy.empty())
     return;
+  if (!st.lazy.empty()) {
+    write_batch both;
+    for (auto& [key, value] : st.lazy)
+      both.put(key, value);
+    for (auto& op : st.pending.ops)
+      both.ops.push_back(std::move(op));
+    st.pending = std::move(both);
+  }
   // Resolve max-merges against the disk (this thread is the only writer,
   // so nothing changes these keys in between).
   for (auto& [key, v] : st.pending_max) {
@@ -43,12 +54,12 @@ void write_pending(self_ptr self) {
   std::stable_sort(st.pending.ops.begin(), st.pending.ops.end(),
                    [](const kv_op& a, const kv_op& b) { return a.key < b.key; });
   auto t0 = std::chrono::steady_clock::now();
-  auto err = st.kv->write(st.pending, true);
+  auto err = st.kv->write(st.pending, sync);
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
               std::chrono::steady_clock::now() - t0)
               .count();
   auto ms = us / 1000;
-  if (st.limits.metrics)
+  if (st.limits.metrics && sync)
     st.limits.metrics->commit_latency.observe(static_cast<uint64_t>(us));
   if (ms >= 20)
     spdlog::warn("slow synced write ms={} ops={} requests={}", ms,
@@ -64,13 +75,48 @@ void write_pending(self_ptr self) {
       f = std::max(f, w.epoch);
       w.promise.deliver(err);
     }
+    // No one waits for the lazy puts to retry them: the writer does.
+    if (!st.lazy.empty() && !st.retry_scheduled) {
+      st.retry_scheduled = true;
+      self->delayed_send(self, std::chrono::milliseconds(100),
+                         caf::tick_atom::value);
+    }
     return;
   }
-  ++st.stats.syncs;
+  st.lazy.clear();
+  if (sync)
+    ++st.stats.syncs;
   st.stats.ops += ops;
   st.stats.commits += waiting.size();
   for (auto& w : waiting)
     w.promise.deliver(st.stats.syncs);
+}
+
+/// Adds `batch` to what the next write carries.
+void add(self_ptr self, write_batch& batch) {
+  auto& st = self->state;
+  for (auto& op : batch.ops) {
+    if (op.max_u64) {
+      auto v = keys::read_u64(op.value, 0).value_or(0);
+      auto& slot = st.pending_max[op.key];
+      slot = std::max(slot, v);
+    } else {
+      st.pending.ops.push_back(std::move(op));
+    }
+  }
+}
+
+/// Writes once the mailbox is drained (everything in it joins the batch),
+/// or now if the batch is already large.
+void write_soon(self_ptr self) {
+  auto& st = self->state;
+  if (st.pending.ops.size() >= st.limits.max_batch_ops) {
+    write_pending(self);
+  } else if (!st.tick_scheduled) {
+    // Runs after everything already in the mailbox: that is the batch.
+    st.tick_scheduled = true;
+    self->send(self, caf::tick_atom::value);
+  }
 }
 
 } // namespace
@@ -90,28 +136,23 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
                                  "an earlier write of this writer failed");
         st.fenced.erase(i);
       }
-      for (auto& op : batch.ops) {
-        if (op.max_u64) {
-          auto v = keys::read_u64(op.value, 0).value_or(0);
-          auto& slot = st.pending_max[op.key];
-          slot = std::max(slot, v);
-        } else {
-          st.pending.ops.push_back(std::move(op));
-        }
-      }
+      add(self, batch);
       auto rp = self->make_response_promise<uint64_t>();
       st.waiting.push_back({writer, epoch, rp});
-      if (st.pending.ops.size() >= st.limits.max_batch_ops) {
-        write_pending(self);
-      } else if (!st.tick_scheduled) {
-        // Runs after everything already in the mailbox: that is the batch.
-        st.tick_scheduled = true;
-        self->send(self, caf::tick_atom::value);
-      }
+      write_soon(self);
       return rp;
     },
+    [=](caf::put_atom, write_batch& batch) {
+      auto& st = self->state;
+      for (auto& op : batch.ops)
+        if (op.erase || op.max_u64) // none today; written, not retried
+          st.pending.ops.push_back(std::move(op));
+        else
+          st.lazy[op.key] = std::move(op.value);
+      write_soon(self);
+    },
     [=](load_atom, conversation_id conv) -> caf::result<conversation_snapshot> {
-      write_pending(self);
+      write_pending(self, true);
       self->state.fenced.erase(conv);
       auto snap = store::load_conversation(*self->state.kv, conv);
       if (!snap)
@@ -119,13 +160,16 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       return std::move(*snap);
     },
     [=](caf::flush_atom) -> uint64_t {
-      write_pending(self);
+      write_pending(self, true);
       return self->state.stats.syncs;
     },
     [=](stats_atom) -> writer_stats { return self->state.stats; },
     [=](caf::tick_atom) {
-      if (self->state.tick_scheduled)
+      auto& st = self->state;
+      if (st.tick_scheduled || st.retry_scheduled) {
+        st.retry_scheduled = false;
         write_pending(self);
+      }
     },
   };
 }

@@ -37,6 +37,12 @@ using store_writer_actor = caf::typed_actor<
   /// Writes everything pending, clears the fence of conversation `conv` and
   /// reads its snapshot. Everything committed before this request is in it.
   caf::replies_to<load_atom, conversation_id>::with<conversation_snapshot>,
+  /// Adds `batch` to the next write, without a sync or an answer of its
+  /// own: for records a crash may lose. (The idle outbox watermark: after a
+  /// crash the conversation re-emits from an older one, and devices skip
+  /// what they have.) Written with the next group commit, or on its own
+  /// after the mailbox is drained, unsynced if no commit waits.
+  caf::reacts_to<caf::put_atom, write_batch>,
   /// Writes everything pending now; replies the number of synced writes.
   caf::replies_to<caf::flush_atom>::with<uint64_t>,
   /// Group commit counters.
@@ -63,6 +69,11 @@ struct store_writer_state {
   store_writer_limits limits;
   write_batch pending;
   std::map<std::string, uint64_t> pending_max; ///< max_u64 ops, merged
+  /// Puts that need no sync (put_atom), latest value per key; written
+  /// before `pending` (a commit's newer value of a key wins) and kept
+  /// across a failed write until one succeeds.
+  std::map<std::string, std::string> lazy;
+  bool retry_scheduled = false; ///< a retry of `lazy` after a failure
   std::vector<waiter> waiting;
   bool tick_scheduled = false;
   std::map<uint64_t, uint64_t> fenced; ///< writer -> highest failed epoch

@@ -172,3 +172,79 @@ TEST_CASE("sim: max-merged cursors never move backwards") {
   put({10});
   CHECK(cursor() == 10);
 }
+
+namespace {
+
+/// A lazy put (no sync, no answer) of conversation `conv`'s watermark.
+void lazy_watermark(fixture& f, uint64_t conv, sequence dispatched) {
+  write_batch b;
+  store::add_watermark(b, conv, dispatched);
+  caf::anon_send(f.writer, caf::put_atom::value, b);
+}
+
+writer_stats stats_of(fixture& f) {
+  writer_stats out;
+  auto w = f.writer;
+  f.sys->spawn([w, &out](caf::event_based_actor* a) {
+    a->request(w, caf::infinite, stats_atom::value)
+      .then([&out](writer_stats s) { out = s; });
+  });
+  f.sched->run();
+  return out;
+}
+
+sequence dispatched(fixture& f, uint64_t conv) {
+  return store::load_conversation(*f.disk, conv)->dispatched;
+}
+
+} // namespace
+
+TEST_CASE("sim: a lazy put is written without a sync of its own, rides "
+          "along with a commit, and is retried after a failed write") {
+  fixture f;
+  // Alone: written once the mailbox is drained, unsynced.
+  lazy_watermark(f, 1, 3);
+  f.sched->run();
+  CHECK(f.disk->writes() == 1);
+  CHECK(dispatched(f, 1) == 3);
+  CHECK(stats_of(f).syncs == 0);
+
+  // With a commit in the same round: one synced write carries both, and the
+  // commit's newer value of the same key wins over the lazy one.
+  f.commit(3, 1, 1);
+  {
+    write_batch b;
+    store::add_watermark(b, 2, 7); // as a commit's riding watermark
+    auto w = f.writer;
+    f.sys->spawn([w, b](caf::event_based_actor* a) {
+      a->request(w, caf::infinite, commit_atom::value, uint64_t{2},
+                 uint64_t{1}, b)
+        .then([](uint64_t) {});
+    });
+  }
+  lazy_watermark(f, 2, 1); // first in the writer's mailbox: the requesters
+                           // above send when they first run
+  f.sched->run();
+  CHECK(f.disk->writes() == 2);
+  CHECK(stats_of(f).syncs == 1);
+  CHECK(f.answers[3] == std::vector<uint64_t>{1});
+  CHECK(dispatched(f, 2) == 7);
+  f.commit(3, 1, 2); // a lazy put is written once, not again with later ones
+  f.sched->run();
+  CHECK(dispatched(f, 2) == 7);
+
+  // A failed write loses no lazy put: the writer retries it on its own
+  // (no one waits for it) until a write succeeds.
+  f.disk->fail_write = [](const write_batch&) { return true; };
+  lazy_watermark(f, 4, 5);
+  f.sched->run();
+  CHECK(dispatched(f, 4) == 0);
+  f.sched->advance_time(std::chrono::milliseconds(100)); // still failing
+  f.sched->run();
+  CHECK(dispatched(f, 4) == 0);
+  f.disk->fail_write = nullptr;
+  f.sched->advance_time(std::chrono::milliseconds(100));
+  f.sched->run();
+  CHECK(dispatched(f, 4) == 5);
+  CHECK(f.disk->failed_writes() == 2);
+}
