@@ -32,6 +32,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -259,6 +260,33 @@ private:
 
   std::shared_ptr<state> st_;
 };
+
+/// Writes the header of one unfragmented WebSocket frame (FIN set, no
+/// extensions) into `out`, at most 14 bytes: binary or text, `n` payload
+/// bytes, and the masking key `mask` if not null (a client's frames are
+/// masked: the caller XORs the payload with it). Returns its length. For
+/// callers of `put`, which frame their own messages.
+inline size_t frame_header(char* out, bool binary, size_t n,
+                           const unsigned char* mask = nullptr) {
+  char masked = mask ? static_cast<char>(0x80) : 0;
+  size_t len = 0;
+  out[len++] = static_cast<char>(0x80 | (binary ? 0x2 : 0x1));
+  if (n < 126) {
+    out[len++] = static_cast<char>(masked | static_cast<char>(n));
+  } else if (n <= 0xFFFF) {
+    out[len++] = static_cast<char>(masked | 126);
+    out[len++] = static_cast<char>(n >> 8);
+    out[len++] = static_cast<char>(n & 0xFF);
+  } else {
+    out[len++] = static_cast<char>(masked | 127);
+    for (int i = 0; i < 8; ++i)
+      out[len++] = static_cast<char>((uint64_t{n} >> (56 - 8 * i)) & 0xFF);
+  }
+  if (mask)
+    for (int i = 0; i < 4; ++i)
+      out[len++] = static_cast<char>(mask[i]);
+  return len;
+}
 
 /// Beast's teardown hooks (found by ADL): shut, flush, then tear the socket
 /// down.

@@ -138,8 +138,8 @@ private:
   /// queued meanwhile. A bulk frame always waits for the lane's round, and
   /// a normal frame arriving meanwhile joins the same flush.
   bool put(const std::string& data, bool binary, bool bulk) {
-    char head[10];
-    auto len = frame_header(head, binary, data.size());
+    char head[14];
+    auto len = frame_header(head, binary, data.size()); // unmasked: a server
     using r = coalescing_stream::put_result;
     switch (ws_.next_layer().put(head, len, data, opts_.max_outbound_frames,
                                  !bulk)) {
@@ -163,26 +163,6 @@ private:
         break;
     }
     return false;
-  }
-
-  /// A WebSocket frame header for an unmasked (server) frame, FIN set, no
-  /// extensions (the server negotiates none). Returns its length.
-  static size_t frame_header(char* out, bool binary, size_t n) {
-    out[0] = static_cast<char>(0x80 | (binary ? 0x2 : 0x1));
-    if (n < 126) {
-      out[1] = static_cast<char>(n);
-      return 2;
-    }
-    if (n <= 0xFFFF) {
-      out[1] = 126;
-      out[2] = static_cast<char>(n >> 8);
-      out[3] = static_cast<char>(n & 0xFF);
-      return 4;
-    }
-    out[1] = 127;
-    for (int i = 0; i < 8; ++i)
-      out[2 + i] = static_cast<char>((uint64_t{n} >> (56 - 8 * i)) & 0xFF);
-    return 10;
   }
 
   void post_flush() {

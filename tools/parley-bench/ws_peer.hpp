@@ -7,7 +7,6 @@
 #include <utility> // Asio in Boost 1.74 needs it first
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,8 +68,7 @@ struct peer : std::enable_shared_from_this<peer> {
   const ws_options& opts;
   stats& s;
   beast::flat_buffer buf;
-  std::deque<std::string> outq;
-  bool writing = false;
+  uint32_t mask_key = 0;
   std::string token;
   std::string peer_name;       ///< senders: whom to open_direct
   bool sender = false;
@@ -92,9 +90,8 @@ struct peer : std::enable_shared_from_this<peer> {
 
   std::function<void()> on_ready_;
 
+  /// Sends one binary frame (masked, as a client's must be).
   void write(std::string data);
-
-  void write_next();
 
   void read();
 
