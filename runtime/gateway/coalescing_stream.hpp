@@ -118,10 +118,10 @@ public:
     st.waiting = [hp, n](error_code ec) { (*hp)(ec, n); };
   }
 
-  /// Queues one whole frame, `head` then `body`, from any thread; `direct`:
-  /// try the socket now if nothing is queued ahead of it.
+  /// Queues one whole frame, `head` then `body`, from any thread: onto the
+  /// socket now if nothing is queued ahead of it.
   put_result put(const char* head, size_t head_len, const std::string& body,
-                 size_t max_frames, bool direct) {
+                 size_t max_frames) {
     auto& st = *st_;
     std::lock_guard<std::mutex> guard{st.mtx};
     if (st.shut || st.error)
@@ -131,7 +131,7 @@ public:
       return put_result::full;
     }
     size_t sent = 0;
-    if (direct && !st.busy) {
+    if (!st.busy) {
       iovec iov[2] = {{const_cast<char*>(head), head_len},
                       {const_cast<char*>(body.data()), body.size()}};
       msghdr msg{};

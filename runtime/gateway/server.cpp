@@ -132,17 +132,16 @@ public:
   }
 
 private:
-  /// Frames the actor side hands over, from any thread. A normal frame
-  /// goes straight to the socket when nothing is queued (no hand-off to the
-  /// I/O thread); otherwise one flush on the I/O thread takes everything
-  /// queued meanwhile. A bulk frame always waits for the lane's round, and
-  /// a normal frame arriving meanwhile joins the same flush.
+  /// Frames the actor side hands over, from any thread. A frame goes
+  /// straight to the socket when nothing is queued (no hand-off to the I/O
+  /// thread); otherwise one flush on the I/O thread takes everything queued
+  /// meanwhile. For a bulk frame that flush waits for the lane's round,
+  /// and a normal frame arriving meanwhile joins it.
   bool put(const std::string& data, bool binary, bool bulk) {
     char head[14];
     auto len = frame_header(head, binary, data.size()); // unmasked: a server
     using r = coalescing_stream::put_result;
-    switch (ws_.next_layer().put(head, len, data, opts_.max_outbound_frames,
-                                 !bulk)) {
+    switch (ws_.next_layer().put(head, len, data, opts_.max_outbound_frames)) {
       case r::sent:
       case r::queued:
         return true;

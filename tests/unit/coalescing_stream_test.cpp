@@ -72,7 +72,7 @@ put_result put(coalescing_stream& out, asio::io_context& ioc, uint32_t writer,
                uint32_t number, size_t len, size_t max_frames = 1 << 20) {
   std::string body(len, static_cast<char>('a' + writer));
   auto head = head_of(writer, number, static_cast<uint32_t>(len));
-  auto r = out.put(head.data(), head.size(), body, max_frames, true);
+  auto r = out.put(head.data(), head.size(), body, max_frames);
   if (r == put_result::flush)
     asio::post(ioc, [&out] { out.flush(); });
   return r;

@@ -80,7 +80,7 @@ void peer::write(std::string data) {
     data[i] = static_cast<char>(data[i] ^ mask[i & 3]);
   auto& out = ws->next_layer();
   using put_result = gateway::coalescing_stream::put_result;
-  if (out.put(head, len, data, SIZE_MAX, true) == put_result::flush)
+  if (out.put(head, len, data, SIZE_MAX) == put_result::flush)
     out.flush(); // this thread is the stream's
 }
 
