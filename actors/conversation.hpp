@@ -80,7 +80,9 @@ using conversation_actor = caf::typed_actor<
   /// Internal: write and push the receipt cursors that moved.
   caf::reacts_to<caf::flush_atom>,
   /// Internal: persist the outbox watermark if it moved.
-  caf::reacts_to<caf::tick_atom>>;
+  caf::reacts_to<caf::tick_atom>,
+  /// Internal: end this actor if its conversation still does not exist.
+  caf::reacts_to<retire_atom>>;
 
 /// Milliseconds since the Unix epoch (injected: simulated in tests).
 using clock_fn = std::function<int64_t()>;
@@ -105,6 +107,10 @@ struct conversation_limits {
   /// token from the group's own bucket (RATE_LIMITED when empty).
   size_t large_group_members = 256;
   bucket_spec large_group_send{}; ///< default: unlimited
+  /// An actor spawned for an id that names no conversation (a lookup of an
+  /// unknown id, or a creation that never came) ends after this long, so
+  /// that ids made up by clients do not pile up actors. 0: never.
+  caf::timespan retire_unused = std::chrono::seconds(30);
 };
 
 /// What every conversation actor is spawned with.
@@ -153,6 +159,8 @@ struct conversation_state {
   token_bucket group_sends;    ///< large groups only
   /// A membership change is being committed: sends wait behind it.
   bool changing = false;
+  /// Joins under way that create the (direct) conversation.
+  int creating = 0;
   std::vector<std::function<void()>> stash; ///< requests before ready
   std::map<user_id, member> members;
   sequence_allocator seqs;

@@ -202,15 +202,20 @@ void handle_join(self_ptr self, user_id user,
     store::add_conversation(batch, st.id, conversation_direct,
                             st.deps.clock());
   store::add_member(batch, st.id, m);
+  ++st.creating; // also for a join of an existing one: harmless
   commit(
     self, std::move(batch),
     [self, m, rp]() mutable {
+      --self->state.creating;
       self->state.exists = true;
       self->state.kind = conversation_direct;
       self->state.members[m.user] = m;
       rp.deliver(m.joined_at_sequence);
     },
-    [rp](const caf::error& err) mutable { rp.deliver(err); });
+    [self, rp](const caf::error& err) mutable {
+      --self->state.creating;
+      rp.deliver(err);
+    });
 }
 
 size_t count_current(const conversation_state& st) {

@@ -64,6 +64,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, receipt_atom, "receipt")
   CAF_ADD_ATOM(parley, parley, refresh_atom, "refresh")
   CAF_ADD_ATOM(parley, parley, register_atom, "register")
+  CAF_ADD_ATOM(parley, parley, retire_atom, "retire")
   CAF_ADD_ATOM(parley, parley, revoke_atom, "revoke")
   CAF_ADD_ATOM(parley, parley, send_atom, "send")
   CAF_ADD_ATOM(parley, parley, stats_atom, "stats")
@@ -84,7 +85,7 @@ inline std::vector<caf::atom_value> parley_atoms() {
           lookup_atom::value,   outbox_atom::value, rebuild_atom::value,
           receipt_atom::value,
           refresh_atom::value,
-          register_atom::value, revoke_atom::value,
+          register_atom::value, retire_atom::value, revoke_atom::value,
           send_atom::value,     stats_atom::value,  sweep_atom::value,
           sync_atom::value};
 }
