@@ -120,15 +120,15 @@ struct conversation_deps {
   delivery_actor delivery;
   clock_fn clock;
   conversation_limits limits;
-  std::shared_ptr<node_metrics> metrics; ///< may be null
+  std::shared_ptr<node_metrics> metrics{}; ///< may be null
   /// Gets the same message and receipt events as `delivery` (the inbox
   /// projection); may be null.
-  delivery_actor projection;
+  delivery_actor projection{};
   /// Delivers the messages of large groups instead of `delivery`; null:
   /// `delivery` does.
-  delivery_actor fanout;
+  delivery_actor fanout{};
   /// Wakes the receipt flush (null: a delayed_send each, as in the sims).
-  std::shared_ptr<tick_hub> ticks;
+  std::shared_ptr<tick_hub> ticks{};
 };
 
 struct conversation_state {

@@ -75,10 +75,10 @@ struct device_options {
 struct device_deps {
   store_reader_actor reader;
   store_writer_actor writer;
-  std::shared_ptr<node_metrics> metrics; ///< may be null
+  std::shared_ptr<node_metrics> metrics{}; ///< may be null
   device_options opts;
   /// Wakes the ack flush (null: a delayed_send each, as in the sims).
-  std::shared_ptr<tick_hub> ticks;
+  std::shared_ptr<tick_hub> ticks{};
 };
 
 struct device_state {
