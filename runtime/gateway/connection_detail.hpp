@@ -1,8 +1,9 @@
 #pragma once
 
 // Internal to the connection actor: the helpers its frame handlers share
-// (connection.cpp: session, sends, sync, receipts; connection_groups.cpp:
-// groups). Not an interface for other code.
+// (connection.cpp: session, sends, sync; connection_receipts.cpp: receipts
+// and inbox flags; connection_groups.cpp: groups). Not an interface for
+// other code.
 
 #include <functional>
 #include <string>
@@ -36,6 +37,13 @@ bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
 void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
                        frame_format fmt,
                        std::function<void(conversation_actor)> fn);
+
+/// Delivered, Read, SetConversationFlags (connection_receipts.cpp).
+void on_delivered(self_ptr self, const v1::ClientFrame& frame,
+                  frame_format fmt);
+void on_read(self_ptr self, const v1::ClientFrame& frame, frame_format fmt);
+void on_set_flags(self_ptr self, const v1::ClientFrame& frame,
+                  frame_format fmt);
 
 /// GroupCreate, GroupChange, GetGroup (connection_groups.cpp).
 void on_group_create(self_ptr self, const v1::ClientFrame& frame,
