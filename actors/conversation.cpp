@@ -344,9 +344,8 @@ void handle_send(self_ptr self, send_request& req,
 void become_ready(self_ptr self) {
   auto& st = self->state;
   st.ready = true;
-  if (!st.exists && st.deps.limits.retire_unused.count() > 0)
-    self->delayed_send(self, st.deps.limits.retire_unused,
-                       retire_atom::value);
+  if (!st.exists)
+    schedule_retire(self);
   if (st.watermark_dirty)
     on_tick(self); // persist what the relay re-emitted before new sends
   auto stash = std::move(st.stash);
@@ -401,22 +400,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         self->quit(err);
       });
   return {
-    [self](retire_atom) {
-      auto& st = self->state;
-      if (st.exists)
-        return; // created meanwhile
-      if (st.creating > 0 || !st.queue.empty() || !st.inflight.empty()
-          || st.changing) {
-        // A creation is under way; if it fails, look again later.
-        self->delayed_send(self, st.deps.limits.retire_unused,
-                           retire_atom::value);
-        return;
-      }
-      // A normal exit: the directory forgets the id without a respawn, and
-      // the next lookup spawns a fresh actor. Requests already in the
-      // mailbox get `request_receiver_down` (UNAVAILABLE, retry).
-      self->quit();
-    },
+    [self](retire_atom) { on_retire(self); },
     [self](send_atom, send_request& req) -> caf::result<send_result> {
       auto rp = self->make_response_promise<send_result>();
       if (!self->state.ready)

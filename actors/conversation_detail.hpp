@@ -72,6 +72,14 @@ void drain(self_ptr self);
 /// member records it changes; sends behind it wait (conversation_groups).
 void commit_change(self_ptr self, const pending_ptr& p);
 
+/// If the conversation does not exist: asks for `on_retire` after the
+/// limits' `retire_unused` (never if that is 0).
+void schedule_retire(self_ptr self);
+
+/// Ends the actor if its conversation still does not exist and no creation
+/// is under way (then it asks again later).
+void on_retire(self_ptr self);
+
 /// Makes `user` a member of this direct conversation (creating it on the
 /// first join); replies the sequence the member joined at. Groups are
 /// joined by an admin's add instead (forbidden).

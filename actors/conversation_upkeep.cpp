@@ -1,6 +1,7 @@
 // The conversation actor's upkeep, apart from its send path: re-emitting the
-// outbox after a restart, persisting the outbox watermark, and sweeping
-// idempotency records whose window has passed.
+// outbox after a restart, persisting the outbox watermark, sweeping
+// idempotency records whose window has passed, and retiring an actor whose
+// conversation does not exist.
 
 #include "actors/conversation_detail.hpp"
 
@@ -151,6 +152,28 @@ void maybe_sweep(self_ptr self) {
                      self->state.id, to_string(err));
         finish();
       });
+}
+
+void schedule_retire(self_ptr self) {
+  auto& st = self->state;
+  if (st.deps.limits.retire_unused.count() > 0)
+    self->delayed_send(self, st.deps.limits.retire_unused,
+                       retire_atom::value);
+}
+
+void on_retire(self_ptr self) {
+  auto& st = self->state;
+  if (st.exists)
+    return; // created meanwhile
+  if (st.creating > 0 || !st.queue.empty() || !st.inflight.empty()
+      || st.changing) {
+    schedule_retire(self); // a creation is under way; if it fails, later
+    return;
+  }
+  // A normal exit: the directory forgets the id without a respawn, and the
+  // next lookup spawns a fresh actor. Requests already in the mailbox get
+  // `request_receiver_down` (UNAVAILABLE, retry).
+  self->quit();
 }
 
 } // namespace parley::conversation_detail

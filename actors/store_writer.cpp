@@ -145,10 +145,7 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [=](caf::put_atom, write_batch& batch) {
       auto& st = self->state;
       for (auto& op : batch.ops)
-        if (op.erase || op.max_u64) // none today; written, not retried
-          st.pending.ops.push_back(std::move(op));
-        else
-          st.lazy[op.key] = std::move(op.value);
+        st.lazy[op.key] = std::move(op.value); // plain puts (see the hpp)
       write_soon(self);
     },
     [=](load_atom, conversation_id conv) -> caf::result<conversation_snapshot> {

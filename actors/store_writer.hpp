@@ -37,8 +37,8 @@ using store_writer_actor = caf::typed_actor<
   /// Writes everything pending, clears the fence of conversation `conv` and
   /// reads its snapshot. Everything committed before this request is in it.
   caf::replies_to<load_atom, conversation_id>::with<conversation_snapshot>,
-  /// Adds `batch` to the next write, without a sync or an answer of its
-  /// own: for records a crash may lose. (The idle outbox watermark: after a
+  /// Adds `batch` (plain puts only) to the next write, without a sync or
+  /// an answer of its own: for records a crash may lose. (The idle outbox watermark: after a
   /// crash the conversation re-emits from an older one, and devices skip
   /// what they have.) Written with the next group commit, or on its own
   /// after the mailbox is drained, unsynced if no commit waits.

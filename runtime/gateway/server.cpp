@@ -2,7 +2,6 @@
 
 #include <utility> // Asio in Boost 1.74 needs it first
 
-#include <atomic>
 #include <deque>
 #include <mutex>
 #include <optional>

@@ -316,34 +316,6 @@ TEST_CASE("sim: group rules: admins manage, members see from their join to "
   CHECK(check_against_log(*f.out) == "");
 }
 
-TEST_CASE("sim: an actor for an id that names no conversation ends after "
-          "retire-unused, one that was created stays") {
-  fixture f; // conversation 77 does not exist yet
-  CHECK(is(f.send(1).err, errc::not_found));
-  f.sched->advance_time(std::chrono::seconds(29));
-  f.sched->run();
-  CHECK(is(f.send(1).err, errc::not_found)); // still there before its time
-  f.sched->advance_time(std::chrono::seconds(2));
-  f.sched->run();
-  CHECK(f.send(1).err == caf::sec::request_receiver_down); // ended
-  CHECK(f.disk->writes() == 0); // and wrote nothing
-
-  // A fresh actor for the same id; a direct join creates the conversation,
-  // and the actor is then not retired.
-  f.start();
-  auto joined = std::make_shared<bool>(false);
-  auto hdl = f.actor;
-  f.sys->spawn([=](caf::event_based_actor* self) {
-    self->request(hdl, caf::infinite, caf::join_atom::value, user_id{1})
-      .then([=](sequence) { *joined = true; });
-  });
-  f.sched->run();
-  REQUIRE(*joined);
-  f.sched->advance_time(std::chrono::seconds(31));
-  f.sched->run();
-  CHECK(f.send(1).ok);
-}
-
 TEST_CASE("sim: the group size limit counts current members") {
   fixture f;
   f.crash(3);

@@ -289,3 +289,30 @@ TEST_CASE("sim: receipts late, twice, out of order and across crashes "
     return std::string{};
   });
 }
+
+TEST_CASE("sim: an actor for an id that names no conversation ends after "
+          "retire-unused, one that was created stays") {
+  fixture f; // conversation 42 does not exist yet
+  auto send = [&f] {
+    static int counter = 0;
+    send_request req{fixture::conv, 1, 1,
+                     "r" + std::to_string(++counter), 1, "x"};
+    return f.ask<send_result>(send_atom::value, req);
+  };
+  CHECK(is(send().second, errc::not_found));
+  f.sched->advance_time(std::chrono::seconds(29));
+  f.sched->run();
+  CHECK(is(send().second, errc::not_found)); // still there before its time
+  f.sched->advance_time(std::chrono::seconds(2));
+  f.sched->run();
+  CHECK(send().second == caf::sec::request_receiver_down); // ended
+  CHECK(f.disk->writes() == 0); // and wrote nothing
+
+  // A fresh actor for the same id; a direct join creates the conversation,
+  // and the actor is then not retired.
+  f.start();
+  REQUIRE(f.ask<sequence>(caf::join_atom::value, user_id{1}).first);
+  f.sched->advance_time(std::chrono::seconds(31));
+  f.sched->run();
+  CHECK(send().first);
+}

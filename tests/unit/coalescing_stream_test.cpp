@@ -37,6 +37,22 @@ struct socket_pair {
   }
 };
 
+/// A coalescing stream on the server end of a socket pair, with an I/O
+/// thread running its context (stopped and joined at the end).
+struct running_stream {
+  socket_pair sp;
+  coalescing_stream out{std::move(sp.server)};
+  asio::executor_work_guard<asio::io_context::executor_type> guard =
+    asio::make_work_guard(sp.ioc);
+  std::thread io{[this] { sp.ioc.run(); }};
+
+  ~running_stream() {
+    guard.reset();
+    sp.ioc.stop();
+    io.join();
+  }
+};
+
 /// A test frame: 12 bytes of head (writer, number, body length), then the
 /// body, filled with one letter per writer.
 struct frame {
@@ -82,10 +98,9 @@ put_result put(coalescing_stream& out, asio::io_context& ioc, uint32_t writer,
 
 TEST_CASE("frames put from four threads arrive whole and in each thread's "
           "order, with the I/O thread's writes between them") {
-  socket_pair sp;
-  coalescing_stream out{std::move(sp.server)};
-  auto guard = asio::make_work_guard(sp.ioc);
-  std::thread io{[&] { sp.ioc.run(); }};
+  running_stream rs;
+  auto& sp = rs.sp;
+  auto& out = rs.out;
   constexpr uint32_t writers = 4;
   constexpr uint32_t per_writer = 1500;
   std::atomic<size_t> direct{0};
@@ -131,17 +146,13 @@ TEST_CASE("frames put from four threads arrive whole and in each thread's "
   CHECK(behind > 0);
   for (auto& t : ts)
     t.join();
-  guard.reset();
-  sp.ioc.stop();
-  io.join();
 }
 
 TEST_CASE("a reader that stops reading fills the bounded queue: put refuses "
           "with full once, then closed") {
-  socket_pair sp;
-  coalescing_stream out{std::move(sp.server)};
-  auto guard = asio::make_work_guard(sp.ioc);
-  std::thread io{[&] { sp.ioc.run(); }};
+  running_stream rs;
+  auto& sp = rs.sp;
+  auto& out = rs.out;
   constexpr size_t bound = 16;
   put_result r = put_result::sent;
   size_t accepted = 0;
@@ -160,9 +171,6 @@ TEST_CASE("a reader that stops reading fills the bounded queue: put refuses "
     REQUIRE(f.number == n);
     REQUIRE(f.body.size() == 64 * 1024);
   }
-  guard.reset();
-  sp.ioc.stop();
-  io.join();
 }
 
 TEST_CASE("a shut stream, or one whose socket Beast closed, refuses puts") {

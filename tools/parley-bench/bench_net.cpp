@@ -3,6 +3,7 @@
 #include <utility> // Asio in Boost 1.74 needs it first
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -88,6 +89,58 @@ double proc_cpu(int64_t pid) {
       stime = std::stod(field);
   }
   return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+std::vector<uint64_t> register_all(const std::string& host, uint16_t port,
+                                   const std::vector<std::string>& names) {
+  std::vector<uint64_t> ids(names.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (size_t i; (i = next++) < names.size() && !failed;) {
+        auto body = http_post(host, port, "/v1/accounts",
+                              R"({"username":")" + names[i]
+                                + R"(","password":"bench password"})");
+        auto id = json_value(body, "userId");
+        if (id.empty()) {
+          std::fprintf(stderr, "parley-bench: sign-up failed: %s\n",
+                       body.c_str());
+          failed = true;
+          return;
+        }
+        ids[i] = std::stoull(id);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  if (failed)
+    throw std::runtime_error("sign-ups failed (is the server running with "
+                             "--parley.no-rate-limits?)");
+  return ids;
+}
+
+std::vector<std::string> login_all(const std::string& host, uint16_t port,
+                                   const std::vector<std::string>& names) {
+  std::vector<std::string> tokens(names.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (size_t i; (i = next++) < names.size();)
+        tokens[i] = json_value(
+          http_post(host, port, "/v1/login",
+                    R"({"username":")" + names[i]
+                      + R"(","password":"bench password","deviceName":"b"})"),
+          "token");
+    });
+  for (auto& t : threads)
+    t.join();
+  for (auto& t : tokens)
+    if (t.empty())
+      throw std::runtime_error("a login failed");
+  return tokens;
 }
 
 double wake_round_trip_us(int rounds) {

@@ -1,11 +1,12 @@
 #pragma once
 
 // Small helpers the WebSocket benchmark modes share: a blocking HTTP POST,
-// a monotonic clock in nanoseconds, CPU times, and the machine's wake-up
-// cost.
+// bulk sign-ups and logins, a monotonic clock in nanoseconds, CPU times,
+// and the machine's wake-up cost.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace parley::bench {
 
@@ -24,6 +25,16 @@ double self_cpu();
 
 /// user + system CPU seconds of process `pid` (from /proc), or -1.
 double proc_cpu(int64_t pid);
+
+/// Signs up accounts `names` (password "bench password"; 8 threads of
+/// HTTP); returns their user ids. Throws if any sign-up fails.
+std::vector<uint64_t> register_all(const std::string& host, uint16_t port,
+                                   const std::vector<std::string>& names);
+
+/// Logs one device of each of `names` in (8 threads); returns the tokens.
+/// Throws if any login fails.
+std::vector<std::string> login_all(const std::string& host, uint16_t port,
+                                   const std::vector<std::string>& names);
 
 /// Microseconds for one round trip between two threads on different cores
 /// over a pair of pipes (as `perf bench sched pipe`), the median of

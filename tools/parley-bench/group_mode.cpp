@@ -13,7 +13,6 @@
 #include <memory>
 #include <random>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "bench_net.hpp"
+#include "ws_peer.hpp"
 #include "parley/v1/wire.pb.h"
 
 namespace parley::bench {
@@ -116,18 +116,9 @@ struct member : std::enable_shared_from_this<member> {
   }
 
   void read() {
-    auto self = shared_from_this();
-    ws.async_read(buf, [self](beast::error_code ec, size_t) {
-      if (ec)
-        return;
-      v1::ServerFrame f;
-      auto data = self->buf.data();
-      if (f.ParseFromArray(data.data(), static_cast<int>(data.size())))
-        self->on_frame(f);
-      self->buf.consume(self->buf.size());
-      self->read();
-    });
+    read_frames(shared_from_this(), ws, buf);
   }
+
 
   void got(const v1::Message& m, bool live) {
     if (m.conversation_id() != run.group)
@@ -179,60 +170,6 @@ struct member : std::enable_shared_from_this<member> {
 };
 
 using member_ptr = std::shared_ptr<member>;
-
-/// Registers `names` (8 threads); returns their user ids.
-std::vector<uint64_t> register_all(const group_options& o,
-                                   const std::vector<std::string>& names) {
-  std::vector<uint64_t> ids(names.size());
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t)
-    threads.emplace_back([&] {
-      for (size_t i; (i = next++) < names.size() && !failed;) {
-        auto body = http_post(o.host, o.port, "/v1/accounts",
-                              R"({"username":")" + names[i]
-                                + R"(","password":"bench password"})");
-        auto id = json_value(body, "userId");
-        if (id.empty()) {
-          std::fprintf(stderr, "parley-bench: sign-up failed: %s\n",
-                       body.c_str());
-          failed = true;
-          return;
-        }
-        ids[i] = std::stoull(id);
-      }
-    });
-  for (auto& t : threads)
-    t.join();
-  if (failed)
-    throw std::runtime_error("sign-ups failed (is the server running with "
-                             "--parley.no-rate-limits?)");
-  return ids;
-}
-
-/// Logs one device of each of `names` in (8 threads); returns the tokens.
-std::vector<std::string> login_all(const group_options& o,
-                                   const std::vector<std::string>& names) {
-  std::vector<std::string> tokens(names.size());
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t)
-    threads.emplace_back([&] {
-      for (size_t i; (i = next++) < names.size();)
-        tokens[i] = json_value(
-          http_post(o.host, o.port, "/v1/login",
-                    R"({"username":")" + names[i]
-                      + R"(","password":"bench password","deviceName":"b"})"),
-          "token");
-    });
-  for (auto& t : threads)
-    t.join();
-  for (auto& t : tokens)
-    if (t.empty())
-      throw std::runtime_error("a login failed");
-  return tokens;
-}
 
 /// Runs the io_context until `done` or `limit` passes; false on timeout.
 bool run_until(asio::io_context& ioc, const std::function<bool()>& done,
@@ -299,12 +236,12 @@ int run_group(const group_options& o, const std::string& cmdline) {
   for (uint64_t i = 0; i < o.members; ++i)
     names.push_back(tag + std::to_string(i));
   auto t0 = now_ns();
-  auto ids = register_all(o, names);
+  auto ids = register_all(o.host, o.port, names);
   std::vector<std::string> to_login(names.begin(),
                                     names.begin() + o.online + 1);
   for (uint64_t i = 0; i < o.sync_sample; ++i)
     to_login.push_back(names[o.members - 1 - i]);
-  auto tokens = login_all(o, to_login);
+  auto tokens = login_all(o.host, o.port, to_login);
   std::printf("setup: %llu sign-ups and %zu logins in %.1f s\n",
               static_cast<unsigned long long>(o.members), to_login.size(),
               ms_since(t0) / 1000);

@@ -85,17 +85,7 @@ void peer::write(std::string data) {
 }
 
 void peer::read() {
-  auto self = shared_from_this();
-  ws->async_read(buf, [self](beast::error_code ec, size_t) {
-    if (ec)
-      return;
-    v1::ServerFrame f;
-    auto data = self->buf.data();
-    if (f.ParseFromArray(data.data(), static_cast<int>(data.size())))
-      self->on_frame(f);
-    self->buf.consume(self->buf.size());
-    self->read();
-  });
+  read_frames(shared_from_this(), *ws, buf);
 }
 
 void peer::on_frame(const v1::ServerFrame& f) {

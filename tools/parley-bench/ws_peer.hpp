@@ -31,6 +31,24 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
+/// Reads server frames from `ws` one after another and hands each that
+/// parses to `self->on_frame`, until the stream fails. `self` owns `ws` and
+/// `buf` (kept alive by the pending read). For the ws and group modes.
+template <class Self, class Stream>
+void read_frames(std::shared_ptr<Self> self, Stream& ws,
+                 beast::flat_buffer& buf) {
+  ws.async_read(buf, [self, &ws, &buf](beast::error_code ec, size_t) {
+    if (ec)
+      return;
+    v1::ServerFrame f;
+    auto data = buf.data();
+    if (f.ParseFromArray(data.data(), static_cast<int>(data.size())))
+      self->on_frame(f);
+    buf.consume(buf.size());
+    read_frames(self, ws, buf);
+  });
+}
+
 /// Signs `name` up and logs one device in; returns its token.
 std::string login(const ws_options& o, const std::string& name);
 
