@@ -206,7 +206,7 @@ void handle_change(self_ptr self, group_change& c,
   auto p = std::make_shared<pending>();
   p->ph = pending::phase::fresh;
   p->change = std::move(c);
-  p->promises.push_back(rp);
+  p->promises.push_back(send_asker{rp, nullptr});
   self->state.queue.push_back(p);
   drain(self);
 }
@@ -256,8 +256,7 @@ void drain(self_ptr self) {
 
 namespace {
 
-void handle_send(self_ptr self, send_request& req,
-                 caf::typed_response_promise<send_result> rp) {
+void handle_send(self_ptr self, send_request& req, send_asker rp) {
   auto& st = self->state;
   if (!st.exists) {
     rp.deliver(caf::make_error(errc::not_found, "no such conversation"));
@@ -341,6 +340,15 @@ void handle_send(self_ptr self, send_request& req,
       });
 }
 
+/// Handles a send now, or once the conversation has loaded.
+void accept_send(self_ptr self, send_request& req, send_asker rp) {
+  if (!self->state.ready)
+    self->state.stash.emplace_back(
+      [self, req, rp]() mutable { handle_send(self, req, rp); });
+  else
+    handle_send(self, req, std::move(rp));
+}
+
 void become_ready(self_ptr self) {
   auto& st = self->state;
   st.ready = true;
@@ -403,12 +411,11 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
     [self](retire_atom) { on_retire(self); },
     [self](send_atom, send_request& req) -> caf::result<send_result> {
       auto rp = self->make_response_promise<send_result>();
-      if (!self->state.ready)
-        self->state.stash.emplace_back(
-          [self, req, rp]() mutable { handle_send(self, req, rp); });
-      else
-        handle_send(self, req, rp);
+      accept_send(self, req, send_asker{rp, nullptr});
       return rp;
+    },
+    [self](send_atom, send_request& req, send_answer_ref& to) {
+      accept_send(self, req, send_asker{{}, std::move(to.ptr)});
     },
     [self](caf::join_atom, user_id user) -> caf::result<sequence> {
       auto rp = self->make_response_promise<sequence>();

@@ -30,6 +30,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/local_messages.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/send_keys.hpp"
 #include "actors/store_reader.hpp"
@@ -40,12 +41,37 @@ namespace parley {
 
 class tick_hub;
 
+/// Who waits for a send's answer: an actor's response promise, or a
+/// send_answer (the gateway's direct path).
+struct send_asker {
+  caf::typed_response_promise<send_result> rp;
+  std::shared_ptr<send_answer> direct;
+
+  void deliver(const send_result& res) {
+    if (direct)
+      direct->accepted(res);
+    else
+      rp.deliver(res);
+  }
+
+  void deliver(const caf::error& err) {
+    if (direct)
+      direct->failed(err);
+    else
+      rp.deliver(err);
+  }
+};
+
 using conversation_actor = caf::typed_actor<
   /// Accepts a message. Replies once it is durable, with the same answer for
   /// every repeat of its key inside the idempotency window. Errors:
   /// not_found, not_member, bad_request, too_large, storage_failed
   /// (retryable: nothing was kept).
   caf::replies_to<send_atom, send_request>::with<send_result>,
+  /// The same, answered on `to` instead of as a response: the gateway's
+  /// I/O thread, which is no actor, hands a Send straight to the
+  /// conversation this way and the answer goes straight to its session.
+  caf::reacts_to<send_atom, send_request, send_answer_ref>,
   /// Adds `user` as a member (creating the conversation if needed); replies
   /// the member's joined_at_sequence once durable. Idempotent.
   caf::replies_to<caf::join_atom, user_id>::with<sequence>,
@@ -138,7 +164,7 @@ struct conversation_state {
   struct pending {
     enum class phase { lookup, duplicate, fresh, failed } ph = phase::lookup;
     send_request req;
-    std::vector<caf::typed_response_promise<send_result>> promises;
+    std::vector<send_asker> promises;
     idempotency_hit hit;
     caf::error err;
     stored_message msg; ///< once a sequence is assigned

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/error.hpp>
+
 #include "actors/messages.hpp"
 
 namespace parley {
@@ -74,6 +76,33 @@ struct device_sink_ref {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, device_sink_ref&) {
   return f(caf::meta::type_name("device_sink_ref"));
+}
+
+// -- answers outside the actor system ------------------------------------------
+
+/// The answer to one send that arrived without an actor to answer
+/// (the gateway's I/O thread hands a Send straight to its conversation).
+/// Exactly one of the two is called, from the conversation's thread; an
+/// implementation that is destroyed without either (the send was dropped:
+/// its conversation ended with the send in its mailbox) should tell its
+/// client to retry.
+class send_answer {
+public:
+  virtual ~send_answer();
+
+  virtual void accepted(const send_result& res) = 0;
+
+  virtual void failed(const caf::error& err) = 0;
+};
+
+/// A send_answer as a message field. Local only, like device_sink_ref.
+struct send_answer_ref {
+  std::shared_ptr<send_answer> ptr;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_answer_ref&) {
+  return f(caf::meta::type_name("send_answer_ref"));
 }
 
 // -- the inbox projection ------------------------------------------------------

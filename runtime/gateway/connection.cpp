@@ -1,6 +1,8 @@
 #include "runtime/gateway/connection.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
+#include <algorithm>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
@@ -35,12 +37,7 @@ bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
   if (wait == 0)
     return true;
   st.deps.stats->rate_limited++;
-  reply(self,
-        error_frame(rid, v1::Error::CODE_RATE_LIMITED,
-                    "rate limited: retry after " + std::to_string(wait)
-                      + " ms",
-                    true, wait),
-        fmt);
+  reply(self, rate_limited_frame(rid, wait), fmt);
   return false;
 }
 
@@ -62,16 +59,34 @@ void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
     fn(i->second);
     return;
   }
+  // Requests behind a lookup of the same conversation wait for it, in
+  // order: a later frame must not overtake them through the cache the
+  // lookup fills.
+  auto waiting = st.lookups.find(conv);
+  if (waiting != st.lookups.end()) {
+    waiting->second.push_back({rid, fmt, std::move(fn)});
+    return;
+  }
+  st.lookups[conv].push_back({rid, fmt, std::move(fn)});
   self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv)
     .then(
-      [self, conv, fn](conversation_actor& hdl) {
-        auto& cache = self->state.conversations;
-        if (cache.size() >= 1024)
-          cache.clear();
-        cache.emplace(conv, hdl);
-        fn(hdl);
+      [self, conv](conversation_actor& hdl) {
+        auto& st = self->state;
+        auto waiters = std::move(st.lookups[conv]);
+        st.lookups.erase(conv);
+        if (st.conversations.size() >= 1024)
+          st.conversations.clear();
+        st.conversations.emplace(conv, hdl);
+        for (auto& w : waiters)
+          w.fn(hdl);
       },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+      [self, conv](caf::error& err) {
+        auto& st = self->state;
+        auto waiters = std::move(st.lookups[conv]);
+        st.lookups.erase(conv);
+        for (auto& w : waiters)
+          reply_error(self, w.rid, w.fmt, err);
+      });
 }
 
 } // namespace connection_detail
@@ -153,6 +168,9 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               st.authenticating = false;
               st.authenticated = true;
               st.device = dev;
+              if (st.deps.shortcut)
+                st.deps.shortcut->open(st.who.user, st.who.device,
+                                       st.send_device_key, st.send_user_key);
               self->send(dev, caf::update_atom::value,
                          st.who.read_receipts);
               v1::ServerFrame f;
@@ -203,24 +221,25 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto cmid = s.client_message_id();
   // Local actors that always answer: no request timeout (CAF 0.17 keeps
   // every timeout in its clock until it fires, which costs per send).
-  auto send_to = [self, rid, fmt, req, conv_id, cmid](conversation_actor conv) {
+  // The frame's dispatch guard lives until the send is on its way.
+  auto send_to = [self, rid, fmt, req, conv_id, cmid,
+                  guard = st.dispatching](conversation_actor conv) {
         self->request(conv, caf::infinite, send_atom::value, req)
           .then(
-            [self, rid, fmt, conv_id, cmid](send_result& r) {
-              self->state.deps.stats->messages_accepted++;
-              v1::ServerFrame f;
-              f.set_request_id(rid);
-              auto* a = f.mutable_accepted();
-              a->set_conversation_id(conv_id);
-              a->set_client_message_id(cmid);
-              a->set_server_message_id(r.server_message_id);
-              a->set_server_sequence(r.server_sequence);
-              a->set_sent_at_ms(r.sent_at_ms);
-              a->set_deduplicated(r.deduplicated);
-              reply(self, f, fmt);
+            [self, rid, fmt, conv_id, cmid, conv](send_result& r) {
+              auto& st = self->state;
+              // This device's next sends here may take the direct path
+              // (learnt before the answer, which the client may act on).
+              if (st.deps.shortcut)
+                st.deps.shortcut->learn(conv_id, conv);
+              st.deps.stats->messages_accepted++;
+              reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
             },
             [self, rid, fmt, conv_id](caf::error& err) {
-              self->state.conversations.erase(conv_id); // may have restarted
+              auto& st = self->state;
+              st.conversations.erase(conv_id); // may have restarted
+              if (st.deps.shortcut)
+                st.deps.shortcut->forget(conv_id);
               reply_error(self, rid, fmt, err);
             });
   };
@@ -303,7 +322,7 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
       [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
-void on_frame(self_ptr self, const std::string& data, bool binary) {
+void handle_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
   st.deps.stats->frames_in++;
   st.last_frame = self->clock().now();
@@ -366,6 +385,17 @@ void on_frame(self_ptr self, const std::string& data, bool binary) {
   }
 }
 
+/// Handles one frame the I/O thread handed over; its dispatch guard ends
+/// with the handling, or later with a send that waits for its
+/// conversation's handle.
+void on_frame(self_ptr self, const std::string& data, bool binary) {
+  auto& st = self->state;
+  if (st.deps.shortcut)
+    st.dispatching = st.deps.shortcut->dispatch_guard();
+  handle_frame(self, data, binary);
+  st.dispatching = nullptr;
+}
+
 } // namespace
 
 connection_actor::behavior_type
@@ -380,15 +410,20 @@ connection_impl(self_ptr self, connection_deps deps,
   st.last_frame = self->clock().now();
   st.deps.stats->connections_open++;
   st.deps.stats->connections_total++;
-  self->attach_functor([stats = st.deps.stats](const caf::error&) {
-    stats->connections_open--;
-  });
+  self->attach_functor(
+    [stats = st.deps.stats, shortcut = st.deps.shortcut](const caf::error&) {
+      stats->connections_open--;
+      if (shortcut)
+        shortcut->close();
+    });
   self->delayed_send(self, st.deps.hello_timeout, caf::timeout_atom::value);
   return {
     [self](frame_atom, std::string& data, bool binary) {
       on_frame(self, data, binary);
     },
     [self](caf::close_atom, std::string& reason) {
+      if (self->state.deps.shortcut)
+        self->state.deps.shortcut->close(); // revoked: not one more send
       disconnect(self, close_revoked, reason, false);
       self->quit();
     },
@@ -401,7 +436,10 @@ connection_impl(self_ptr self, connection_deps deps,
     },
     [self](caf::tick_atom) {
       auto& st = self->state;
-      auto silence = self->clock().now() - st.last_frame;
+      auto last = st.last_frame;
+      if (st.deps.shortcut) // frames on the direct path count too
+        last = std::max(last, st.deps.shortcut->last_frame());
+      auto silence = self->clock().now() - last;
       if (silence > 2 * std::chrono::milliseconds(st.deps.heartbeat_ms)) {
         disconnect(self, close_heartbeat, "no frame for two heartbeats",
                    true);

@@ -10,9 +10,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/actor_clock.hpp>
 #include <caf/replies_to.hpp>
@@ -28,6 +30,7 @@
 #include "runtime/gateway/rate_limiter.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
+#include "runtime/gateway/send_shortcut.hpp"
 #include "runtime/gateway/server.hpp"
 #include "runtime/gateway/ws_sink.hpp"
 
@@ -60,6 +63,9 @@ struct connection_deps {
   uint32_t heartbeat_ms = 30000;
   inbox_actor inbox;
   std::shared_ptr<rate_limiter> limiter; ///< may be null: no limits
+  /// This session's direct path for sends; may be null: every frame goes
+  /// through the actor. Frames the I/O thread hands over are counted on it.
+  std::shared_ptr<send_shortcut> shortcut{};
 };
 
 struct connection_state {
@@ -75,11 +81,20 @@ struct connection_state {
   frame_format push_format = frame_format::binary;
   /// Conversation handles this connection sent to (dropped on an error).
   std::map<conversation_id, conversation_actor> conversations;
+  /// Requests waiting for a conversation's handle, in arrival order.
+  struct waiter {
+    uint32_t rid;
+    frame_format fmt;
+    std::function<void(conversation_actor)> fn;
+  };
+  std::map<conversation_id, std::vector<waiter>> lookups;
   /// Set once authenticated: the device's actor and this session's sink.
   device_actor device;
   std::shared_ptr<ws_sink> sink;
   uint32_t event_seq = 0; ///< before the sink exists
   caf::actor_clock::time_point last_frame;
+  /// Held while the frame being handled is on its way (see send_shortcut).
+  std::shared_ptr<void> dispatching;
 
   static inline const char* name = "connection";
 };

@@ -39,14 +39,7 @@ names_of(const google::protobuf::RepeatedPtrField<std::string>& r) {
 
 void reply_accepted(self_ptr self, uint32_t rid, frame_format fmt,
                     conversation_id conv, const send_result& r) {
-  v1::ServerFrame f;
-  f.set_request_id(rid);
-  auto* a = f.mutable_accepted();
-  a->set_conversation_id(conv);
-  a->set_server_message_id(r.server_message_id);
-  a->set_server_sequence(r.server_sequence);
-  a->set_sent_at_ms(r.sent_at_ms);
-  reply(self, f, fmt);
+  reply(self, accepted_frame(rid, conv, {}, r), fmt);
 }
 
 /// Resolves the frame's members, then runs `fn` with their ids.

@@ -1,6 +1,8 @@
 #include "runtime/gateway/frame_codec.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
@@ -65,6 +67,24 @@ decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
     return refuse(v1::Error::CODE_BAD_FRAME, "request_id must be non-zero");
   r.ok = true;
   return r;
+}
+
+int peek_client_frame_body(std::string_view data) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in{
+    reinterpret_cast<const uint8_t*>(data.data()),
+    static_cast<int>(data.size())};
+  int body = 0;
+  while (true) {
+    auto tag = in.ReadTag();
+    if (tag == 0)
+      return in.ConsumedEntireMessage() ? body : 0;
+    auto field = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    if (field >= 10 && field < 100)
+      body = field;
+    if (!WireFormatLite::SkipField(&in, tag))
+      return 0;
+  }
 }
 
 std::string parse_json_lenient(std::string_view data,
@@ -190,6 +210,13 @@ v1::Error to_wire_error(const caf::error& err) {
   else
     set(v1::Error::CODE_UNAVAILABLE, "temporarily unavailable; retry", true);
   return out;
+}
+
+v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms) {
+  return error_frame(request_id, v1::Error::CODE_RATE_LIMITED,
+                     "rate limited: retry after " + std::to_string(wait_ms)
+                       + " ms",
+                     true, static_cast<uint32_t>(wait_ms));
 }
 
 void route_protobuf_logs() {

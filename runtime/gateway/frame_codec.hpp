@@ -33,6 +33,12 @@ struct decoded_frame {
 decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
                                   size_t max_bytes);
 
+/// The field number of a binary ClientFrame's body (the last body field on
+/// the wire wins, as in protobuf's oneof), found without decoding it; 0 if
+/// there is none or the bytes are not a well-formed message. A cheap look
+/// that lets the I/O thread pick out Send frames (field 11).
+int peek_client_frame_body(std::string_view data);
+
 /// Encodes any protobuf message: binary, or canonical JSON (lowerCamelCase
 /// keys, 64-bit integers as strings).
 std::string encode_message(const google::protobuf::Message& m,
@@ -59,6 +65,9 @@ std::optional<v1::ServerFrame> decode_server_frame(std::string_view data,
 v1::ServerFrame error_frame(uint32_t request_id, v1::Error::Code code,
                             std::string message, bool retryable = false,
                             std::optional<uint32_t> retry_after_ms = {});
+
+/// The Error answering a request refused by a rate limit.
+v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms);
 
 /// Maps a Parley or CAF error to the wire Error: the one place that does.
 v1::Error to_wire_error(const caf::error& err);

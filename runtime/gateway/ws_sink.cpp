@@ -18,6 +18,21 @@ void to_wire_message(const stored_message& m, v1::Message& out) {
   out.set_payload(m.payload);
 }
 
+v1::ServerFrame accepted_frame(uint32_t rid, conversation_id conv,
+                               const std::string& client_message_id,
+                               const send_result& r) {
+  v1::ServerFrame f;
+  f.set_request_id(rid);
+  auto* a = f.mutable_accepted();
+  a->set_conversation_id(conv);
+  a->set_client_message_id(client_message_id);
+  a->set_server_message_id(r.server_message_id);
+  a->set_server_sequence(r.server_sequence);
+  a->set_sent_at_ms(r.sent_at_ms);
+  a->set_deduplicated(r.deduplicated);
+  return f;
+}
+
 void to_wire_inbox(const inbox_entry& e, v1::InboxEntry& out) {
   out.set_conversation_id(e.conversation);
   out.set_head_sequence(e.head);

@@ -21,6 +21,12 @@ void to_wire_message(const stored_message& m, v1::Message& out);
 
 void to_wire_receipt(const receipt_event& ev, v1::ReceiptUpdate& out);
 
+/// The Accepted frame answering request `rid` (a send, or a group change
+/// with no client_message_id).
+v1::ServerFrame accepted_frame(uint32_t rid, conversation_id conv,
+                               const std::string& client_message_id,
+                               const send_result& r);
+
 /// An inbox entry; its `latest` carries the ids and time, not the body.
 void to_wire_inbox(const inbox_entry& e, v1::InboxEntry& out);
 

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 #include <thread>
@@ -261,3 +262,104 @@ TEST_CASE("a_silent_client_is_disconnected_after_two_heartbeats") {
   CHECK_FALSE(silent.read(2000));
 }
 
+
+TEST_CASE("pipelined_sends_keep_their_order_through_the_actor_and_the_direct_"
+          "path_and_keep_the_connection_alive") {
+  // Once a device's send to a conversation was accepted, its I/O thread
+  // hands later binary Sends there straight to the conversation; a frame
+  // behind one still in the connection actor waits its turn there.
+  node n{{"--parley.heartbeat-ms=300", "--parley.no-rate-limits"}};
+  auto alice = n.account("alice", "phone");
+  n.account("bob", "laptop");
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, alice), frame_format::binary)->has_welcome());
+  auto opened = a.call(open_direct(2, "bob"), frame_format::binary);
+  REQUIRE(opened);
+  REQUIRE(opened->has_direct_opened());
+  auto conv = opened->direct_opened().conversation_id();
+  std::vector<uint64_t> others; // conversations not sent to yet
+  for (int k = 0; k < 4; ++k) {
+    auto name = "carol" + std::to_string(k);
+    n.account(name, "phone");
+    auto o = a.call(open_direct(3 + k, name), frame_format::binary);
+    REQUIRE(o);
+    REQUIRE(o->has_direct_opened());
+    others.push_back(o->direct_opened().conversation_id());
+  }
+  auto first = a.call(send_frame(10, conv, "p-0", "x"), frame_format::binary);
+  REQUIRE(first);
+  REQUIRE(first->has_accepted());
+  CHECK(first->accepted().server_sequence() == 1);
+  // 300 sends written back to back. Every 60th is followed by the first
+  // send to another conversation (the actor looks its handle up, and the
+  // sends behind it wait), and the middle by a ping and two bad sends.
+  std::map<uint32_t, uint64_t> sequence_of_rid; // expected
+  std::map<uint32_t, uint64_t> other_of_rid;
+  uint32_t rid = 100;
+  for (uint64_t i = 1; i <= 300; ++i) {
+    a.send(send_frame(rid, conv, "p-" + std::to_string(i), "x"),
+           frame_format::binary);
+    sequence_of_rid[rid++] = i + 1;
+    if (i % 60 == 0 && i < 300) {
+      auto other = others[i / 60 - 1];
+      a.send(send_frame(rid, other, "o-1", "x"), frame_format::binary);
+      other_of_rid[rid++] = other;
+    }
+    if (i == 150) {
+      a.send(ping(9000), frame_format::binary);
+      a.send(send_frame(9001, conv, "", "no id"), frame_format::binary);
+      a.send(send_frame(9002, conv, "big", std::string(70 * 1024, 'x')),
+             frame_format::binary);
+    }
+  }
+  std::map<uint32_t, v1::ServerFrame> answers;
+  while (answers.size() < sequence_of_rid.size() + other_of_rid.size() + 3) {
+    auto f = a.read(10000);
+    REQUIRE(f);
+    CHECK(answers.count(f->request_id()) == 0); // one answer each
+    answers[f->request_id()] = *f;
+  }
+  // The sequences follow the order the sends were written in.
+  for (auto& [r, seq] : sequence_of_rid) {
+    INFO(answers[r].DebugString());
+    REQUIRE(answers[r].has_accepted());
+    CHECK(answers[r].accepted().server_sequence() == seq);
+    CHECK(answers[r].accepted().conversation_id() == conv);
+    CHECK(answers[r].accepted().client_message_id()
+          == "p-" + std::to_string(seq - 1));
+  }
+  for (auto& [r, other] : other_of_rid) {
+    INFO(answers[r].DebugString());
+    REQUIRE(answers[r].has_accepted());
+    CHECK(answers[r].accepted().conversation_id() == other);
+    CHECK(answers[r].accepted().server_sequence() == 1);
+  }
+  CHECK(answers[9000].has_pong());
+  CHECK(answers[9001].error().code() == v1::Error::CODE_BAD_FRAME);
+  CHECK(answers[9002].error().code() == v1::Error::CODE_TOO_LARGE);
+  // The 59 sends before the first other conversation took the direct path
+  // at least; the first send to each other conversation did not.
+  auto direct = metric(n.port, "parley_direct_sends_total");
+  CHECK(direct >= 59);
+  CHECK(direct <= 300 + 2);
+  // A repeat on the direct path gets the original answer.
+  auto again = a.call(send_frame(9003, conv, "p-7", "x"),
+                      frame_format::binary);
+  REQUIRE(again);
+  REQUIRE(again->has_accepted());
+  CHECK(again->accepted().server_sequence() == 8);
+  CHECK(again->accepted().deduplicated());
+  // Sends on the direct path only, for four heartbeat intervals: they count
+  // as signs of life, and the connection stays.
+  auto before = metric(n.port, "parley_direct_sends_total");
+  for (uint32_t i = 0; i < 12; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto acc = a.call(send_frame(9100 + i, conv, "h-" + std::to_string(i),
+                                 "x"),
+                      frame_format::binary, 2000);
+    REQUIRE(acc);
+    REQUIRE(acc->has_accepted());
+  }
+  CHECK(metric(n.port, "parley_direct_sends_total") - before == 12);
+  CHECK_FALSE(a.closed());
+}

@@ -316,3 +316,73 @@ TEST_CASE("sim: an actor for an id that names no conversation ends after "
   f.sched->run();
   CHECK(send().first);
 }
+
+namespace {
+
+/// A send_answer that records what it was told, and whether it ended
+/// unanswered.
+struct recorded_answer : send_answer {
+  std::optional<send_result> ok;
+  caf::error err;
+  std::shared_ptr<bool> dropped;
+
+  explicit recorded_answer(std::shared_ptr<bool> dropped_flag)
+    : dropped(std::move(dropped_flag)) {
+  }
+  ~recorded_answer() override {
+    if (!ok && !err)
+      *dropped = true;
+  }
+  void accepted(const send_result& res) override {
+    ok = res;
+  }
+  void failed(const caf::error& e) override {
+    err = e;
+  }
+};
+
+} // namespace
+
+TEST_CASE("sim: a send answered on a send_answer (the gateway's direct "
+          "path) gets the answers a request gets, and a dropped one is "
+          "seen") {
+  fixture f;
+  REQUIRE(f.ask<sequence>(caf::join_atom::value, user_id{1}).first);
+  REQUIRE(f.ask<sequence>(caf::join_atom::value, user_id{2}).first);
+  auto dropped = std::make_shared<bool>(false);
+  auto direct = [&](user_id from, const std::string& cmid) {
+    auto ans = std::make_shared<recorded_answer>(dropped);
+    caf::anon_send(f.actor, send_atom::value,
+                   send_request{fixture::conv, from, 1, cmid, 1, "x"},
+                   send_answer_ref{ans});
+    f.sched->run();
+    return ans;
+  };
+  auto first = direct(1, "d-1");
+  REQUIRE(first->ok);
+  CHECK(first->ok->server_sequence == 1);
+  CHECK_FALSE(first->ok->deduplicated);
+  // A request and the direct path share one sequence and one key space.
+  auto asked = f.ask<send_result>(
+    send_atom::value, send_request{fixture::conv, 2, 1, "r-1", 1, "y"});
+  REQUIRE(asked.first);
+  CHECK(asked.first->server_sequence == 2);
+  auto again = direct(1, "d-1");
+  REQUIRE(again->ok);
+  CHECK(again->ok->server_sequence == 1);
+  CHECK(again->ok->deduplicated);
+  auto stranger = direct(9, "d-2");
+  CHECK_FALSE(stranger->ok);
+  CHECK(is(stranger->err, errc::not_member));
+  CHECK_FALSE(*dropped);
+  // A send to an actor that ended is dropped unanswered: its answer object
+  // ends, which is how the gateway learns to tell its client to retry.
+  caf::anon_send_exit(f.actor, caf::exit_reason::user_shutdown);
+  f.sched->run();
+  direct(1, "d-3");
+  CHECK(*dropped);
+  f.start();
+  auto after = direct(1, "d-3");
+  REQUIRE(after->ok);
+  CHECK(after->ok->server_sequence == 3); // nothing of the dropped one kept
+}

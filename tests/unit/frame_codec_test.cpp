@@ -160,6 +160,53 @@ TEST_CASE("fuzz: random, truncated and mutated frames never crash and "
   }
 }
 
+TEST_CASE("a peek finds a binary frame's body type without decoding it, "
+          "and never calls anything else a Send") {
+  route_protobuf_logs();
+  auto send = encode_client_frame(sample_send(), frame_format::binary);
+  CHECK(peek_client_frame_body(send) == v1::ClientFrame::kSend);
+  v1::ClientFrame ping;
+  ping.set_request_id(3);
+  ping.mutable_ping();
+  auto ping_bytes = encode_client_frame(ping, frame_format::binary);
+  CHECK(peek_client_frame_body(ping_bytes) == v1::ClientFrame::kPing);
+  v1::ClientFrame sync;
+  sync.set_request_id(4);
+  sync.mutable_sync()->set_page_size(10);
+  CHECK(peek_client_frame_body(encode_client_frame(sync, frame_format::binary))
+        == v1::ClientFrame::kSync);
+  // Two bodies on the wire: the last one wins, as when protobuf parses it.
+  CHECK(peek_client_frame_body(send + ping_bytes) == v1::ClientFrame::kPing);
+  CHECK(peek_client_frame_body(ping_bytes + send) == v1::ClientFrame::kSend);
+  CHECK(peek_client_frame_body("") == 0);
+  CHECK(peek_client_frame_body(std::string(1, '\0')) == 0); // field 0
+  CHECK(peek_client_frame_body("{\"send\":{}}") == 0);     // JSON
+  // Every truncation of a Send that cuts into its body is not a Send.
+  for (size_t n = 0; n < send.size(); ++n)
+    CHECK(peek_client_frame_body(send.substr(0, n))
+          != v1::ClientFrame::kSend);
+  // Mutated and random bytes: whatever the peek calls a Send decodes as a
+  // Send or not at all (then the connection actor answers the error).
+  std::mt19937_64 rng{777};
+  int sends = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = i % 4 == 0 ? std::string(rng() % 300, '\0') : send;
+    if (i % 4 == 0)
+      for (auto& c : bytes)
+        c = static_cast<char>(rng());
+    else
+      for (int k = 0, n = 1 + rng() % 3; k < n && !bytes.empty(); ++k)
+        bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    if (peek_client_frame_body(bytes) != v1::ClientFrame::kSend)
+      continue;
+    ++sends;
+    auto d = decode_client_frame(bytes, frame_format::binary, 4096);
+    if (d.ok)
+      CHECK(d.frame.body_case() == v1::ClientFrame::kSend);
+  }
+  CHECK(sends > 1000); // the loop did look at Sends
+}
+
 namespace {
 
 /// Captures what a sink queues for a session.
