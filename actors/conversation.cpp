@@ -379,6 +379,9 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         st.kind = snap.kind;
         st.group_name = snap.name;
         st.group_description = snap.description;
+        st.created_at_ms = snap.created_at_ms;
+        st.creator = snap.creator;
+        st.create_request_id = snap.create_request_id;
         st.head = snap.head;
         if (st.deps.metrics)
           st.deps.metrics->outbox_backlog

@@ -181,6 +181,9 @@ struct conversation_state {
   int32_t kind = 0;     ///< conversation_direct or conversation_group
   std::string group_name; ///< groups
   std::string group_description;
+  int64_t created_at_ms = 0;
+  user_id creator = 0;           ///< groups
+  std::string create_request_id; ///< groups: the creator's request id
   size_t current_members = 0; ///< joined and not left
   token_bucket group_sends;    ///< large groups only
   /// A membership change is being committed: sends wait behind it.

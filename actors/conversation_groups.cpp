@@ -231,6 +231,14 @@ size_t count_current(const conversation_state& st) {
 void commit_change(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& c = *p->change;
+  // A retried create: its creator with its request id gets the first
+  // answer (the group's first event), and nothing is written.
+  if (c.change == membership_change::created && st.exists
+      && st.kind == conversation_group && !c.request_id.empty()
+      && c.actor == st.creator && c.request_id == st.create_request_id) {
+    answer(self, *p, result_of(st.id, 1, st.created_at_ms, true));
+    return;
+  }
   std::vector<member> changed;
   if (auto err = plan_change(st, c, st.seqs.next(), changed)) {
     fail(self, *p, err);
@@ -250,7 +258,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
   write_batch batch;
   if (c.change == membership_change::created)
     store::add_conversation(batch, st.id, conversation_group, m.sent_at_ms,
-                            c.name, c.description);
+                            c.name, c.description, c.actor, c.request_id);
   store::add_message(batch, m);
   for (auto& mm : changed)
     store::add_member(batch, st.id, mm);
@@ -265,6 +273,9 @@ void commit_change(self_ptr self, const pending_ptr& p) {
         st.exists = true;
         st.kind = conversation_group;
         st.group_description = c.description;
+        st.created_at_ms = p->msg.sent_at_ms;
+        st.creator = c.actor;
+        st.create_request_id = c.request_id;
       }
       if (c.change == membership_change::created
           || c.change == membership_change::renamed)

@@ -87,12 +87,15 @@ struct group_change {
   std::vector<user_id> targets;
   std::string name;        ///< CREATED, RENAMED
   std::string description; ///< CREATED
+  /// CREATED: the client's id for this create (may be empty); a repeat by
+  /// the same creator gets the first answer, deduplicated.
+  std::string request_id{};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, group_change& x) {
   return f(caf::meta::type_name("group_change"), x.change, x.actor, x.device,
-           x.targets, x.name, x.description);
+           x.targets, x.name, x.description, x.request_id);
 }
 
 /// parley.v1.Membership.Change values.
@@ -183,6 +186,9 @@ struct conversation_snapshot {
   int32_t kind = 0;        ///< conversation_direct or conversation_group
   std::string name;        ///< groups
   std::string description; ///< groups
+  int64_t created_at_ms = 0;
+  user_id creator = 0;           ///< groups
+  std::string create_request_id; ///< groups: the creator's request id
 };
 
 template <class Inspector>
@@ -190,7 +196,8 @@ typename Inspector::result_type inspect(Inspector& f,
                                         conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
            x.dispatched, x.members, x.swept, x.head_sent_at_ms, x.receipts,
-           x.kind, x.name, x.description);
+           x.kind, x.name, x.description, x.created_at_ms, x.creator,
+           x.create_request_id);
 }
 
 /// A message as stored and as emitted for delivery.

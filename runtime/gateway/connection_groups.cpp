@@ -28,6 +28,23 @@ conversation_id new_group_id() {
   return id;
 }
 
+/// The group id of a create the client named: the same for every retry by
+/// the same user (FNV-1a of the user id and the request id, below 2^62,
+/// never 0). Another group holding it is caught by the conversation.
+conversation_id group_id_for(user_id user, const std::string& request_id) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](unsigned char byte) {
+    h ^= byte;
+    h *= 1099511628211ull;
+  };
+  for (int i = 0; i < 8; ++i)
+    mix(static_cast<unsigned char>(user >> (8 * i)));
+  for (unsigned char byte : request_id)
+    mix(byte);
+  auto id = h & ((uint64_t{1} << 62) - 1);
+  return id == 0 ? 1 : id;
+}
+
 std::vector<uint64_t> ids_of(const google::protobuf::RepeatedField<uint64_t>& r) {
   return {r.begin(), r.end()};
 }
@@ -61,13 +78,15 @@ void with_users(self_ptr self, uint32_t rid, frame_format fmt,
 
 void create_group(self_ptr self, uint32_t rid, frame_format fmt,
                   group_change c, int attempts_left) {
-  auto id = new_group_id();
+  auto id = c.request_id.empty() ? new_group_id()
+                                 : group_id_for(c.actor, c.request_id);
   with_conversation(self, id, rid, fmt, [=](conversation_actor conv) {
     self->request(conv, caf::infinite, group_atom::value, c)
       .then([=](send_result& r) { reply_accepted(self, rid, fmt, id, r); },
             [=](caf::error& err) {
               self->state.conversations.erase(id);
-              if (is(err, errc::conflict) && attempts_left > 0)
+              if (is(err, errc::conflict) && attempts_left > 0
+                  && c.request_id.empty())
                 create_group(self, rid, fmt, c, attempts_left - 1);
               else
                 reply_error(self, rid, fmt, err);
@@ -97,8 +116,13 @@ void on_group_create(self_ptr self, const v1::ClientFrame& frame,
                            lim->limits().member_add,
                            g.usernames_size() + g.user_ids_size())))
     return;
+  if (g.client_request_id().size() > 128) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "client_request_id must have at most 128 bytes");
+    return;
+  }
   group_change c{membership_change::created, who.user, who.device, {},
-                 g.name(), g.description()};
+                 g.name(), g.description(), g.client_request_id()};
   with_users(self, rid, fmt, names_of(g.usernames()), ids_of(g.user_ids()),
              [self, rid, fmt, c](std::vector<uint64_t> users) mutable {
                c.targets = std::move(users);

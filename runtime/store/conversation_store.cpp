@@ -136,12 +136,15 @@ void add_watermark(write_batch& batch, conversation_id conv,
 
 void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
                       int64_t created_at_ms, const std::string& name,
-                      const std::string& description) {
+                      const std::string& description, user_id creator,
+                      const std::string& create_request_id) {
   pb::ConversationRecord rec;
   rec.set_kind(static_cast<pb::ConversationRecord::Kind>(kind));
   rec.set_created_at_ms(created_at_ms);
   rec.set_name(name);
   rec.set_description(description);
+  rec.set_creator_user_id(creator);
+  rec.set_create_request_id(create_request_id);
   batch.put(keys::conversation(conv), rec.SerializeAsString());
 }
 
@@ -181,6 +184,9 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
     snap.kind = static_cast<int32_t>(c->kind());
     snap.name = c->name();
     snap.description = c->description();
+    snap.created_at_ms = c->created_at_ms();
+    snap.creator = c->creator_user_id();
+    snap.create_request_id = c->create_request_id();
   }
   auto head = head_of(kv, conv, &snap.head_sent_at_ms);
   if (!head)

@@ -25,9 +25,13 @@ void add_watermark(write_batch& batch, conversation_id conv,
                    sequence dispatched);
 
 /// Adds the conversation record (kind: store.v1 ConversationRecord.Kind).
+/// Groups also keep their creator and the creator's request id, so that a
+/// retried create is recognised.
 void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
                       int64_t created_at_ms, const std::string& name = {},
-                      const std::string& description = {});
+                      const std::string& description = {},
+                      user_id creator = 0,
+                      const std::string& create_request_id = {});
 
 /// Adds or replaces a member record.
 void add_member(write_batch& batch, conversation_id conv, const member& m);

@@ -315,3 +315,73 @@ TEST_CASE("the_same_group_fanned_out_by_shards_sees_exactly_the_same") {
                           "--parley.fanout-shards=3",
                           "--parley.fanout-batch=1"});
 }
+
+TEST_CASE("a_group_create_retried_with_its_client_request_id_makes_one_group") {
+  node n;
+  device_view ann;
+  ann.token = n.account("ann", "phone");
+  n.account("ben", "phone");
+  device_view bob;
+  bob.token = n.account("bob", "phone");
+  ann.connect(n.port);
+  auto create = create_frame("trip", {"ben"});
+  create.mutable_group_create()->set_client_request_id("create-7f3a");
+  auto first = ann.call(create);
+  REQUIRE(first);
+  REQUIRE(first->has_accepted());
+  auto group = first->accepted().conversation_id();
+  CHECK(first->accepted().server_sequence() == 1);
+  CHECK_FALSE(first->accepted().deduplicated());
+  REQUIRE(ann.call(send_to(group, "a1", "hello"))->has_accepted());
+  // The connection dropped before the answer: the retry on a new one gets
+  // the first answer, and the group keeps its one create and message.
+  ann.connect(n.port);
+  auto again = ann.call(create);
+  REQUIRE(again);
+  REQUIRE(again->has_accepted());
+  CHECK(again->accepted().conversation_id() == group);
+  CHECK(again->accepted().server_sequence() == 1);
+  CHECK(again->accepted().sent_at_ms() == first->accepted().sent_at_ms());
+  CHECK(again->accepted().deduplicated());
+  v1::ClientFrame look;
+  look.mutable_get_group()->set_conversation_id(group);
+  auto info = ann.call(look);
+  REQUIRE(info);
+  REQUIRE(info->has_group_info());
+  CHECK(info->group_info().head_sequence() == 2);
+  CHECK(info->group_info().member_count() == 2);
+  // Also after a restart (the creator and request id are on disk).
+  ann.ws.reset();
+  n.restart();
+  ann.token = n.login("ann", "laptop");
+  ann.connect(n.port);
+  auto after = ann.call(create);
+  REQUIRE(after);
+  REQUIRE(after->has_accepted());
+  CHECK(after->accepted().conversation_id() == group);
+  CHECK(after->accepted().deduplicated());
+  // The same request id from another user is another user's create.
+  bob.connect(n.port);
+  auto other = bob.call(create);
+  REQUIRE(other);
+  REQUIRE(other->has_accepted());
+  CHECK(other->accepted().conversation_id() != group);
+  CHECK_FALSE(other->accepted().deduplicated());
+  // Without a request id every create is a new group; an oversized id is
+  // refused.
+  auto plain1 = ann.call(create_frame("a", {}));
+  auto plain2 = ann.call(create_frame("a", {}));
+  REQUIRE(plain1);
+  REQUIRE(plain2);
+  REQUIRE(plain1->has_accepted());
+  REQUIRE(plain2->has_accepted());
+  CHECK(plain1->accepted().conversation_id()
+        != plain2->accepted().conversation_id());
+  auto big = create_frame("b", {});
+  big.mutable_group_create()->set_client_request_id(std::string(129, 'r'));
+  CHECK(error_of(ann.call(big)) == v1::Error::CODE_BAD_FRAME);
+  look.mutable_get_group()->set_conversation_id(group);
+  info = ann.call(look);
+  REQUIRE(info);
+  CHECK(info->group_info().head_sequence() == 2);
+}

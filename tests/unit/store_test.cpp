@@ -48,7 +48,7 @@ stored_message msg(conversation_id conv, sequence seq, std::string cmid) {
 /// The same checks against both backends: they must agree.
 void check_backend(kv_backend& kv) {
   write_batch b;
-  store::add_conversation(b, 5, 1, 99);
+  store::add_conversation(b, 5, 2, 99, "trip", "to the sea", 7, "req-1");
   store::add_member(b, 5, member{7, 1, 1, 0});
   store::add_member(b, 5, member{8, 1, 3, 0});
   for (sequence s = 1; s <= 10; ++s)
@@ -62,6 +62,12 @@ void check_backend(kv_backend& kv) {
   CHECK(snap->exists);
   CHECK(snap->head == 10);
   CHECK(snap->dispatched == 4);
+  CHECK(snap->kind == 2);
+  CHECK(snap->name == "trip");
+  CHECK(snap->description == "to the sea");
+  CHECK(snap->created_at_ms == 99);
+  CHECK(snap->creator == 7);
+  CHECK(snap->create_request_id == "req-1");
   REQUIRE(snap->members.size() == 2);
   CHECK(snap->members[1].user == 8);
   CHECK(snap->members[1].joined_at_sequence == 3);

@@ -88,6 +88,8 @@ ws mode:
                          at most every M ms, as a client with the chat open
                          debouncing receipts (default 10; 0: every message)
   --receipts-both        with --receipts: Delivered and Read, two frames
+  --timeline             also print each 100 ms of the measurement whose
+                         worst send->deliver latency passed 10 ms
 
 idle mode (--mode idle, same --host/--port, needs --server-pid):
   --connections N        authenticated idle WebSockets to hold (10000);
@@ -158,6 +160,8 @@ bool parse(int argc, char** argv, options& o) {
       o.ws.receipts = true;
     } else if (a == "--receipts-both") {
       o.ws.receipts_both = true;
+    } else if (a == "--timeline") {
+      o.ws.timeline = true;
     } else if (a == "--receipt-interval-ms") {
       o.ws.receipt_interval_ms = num();
     } else if (a == "--connections") {

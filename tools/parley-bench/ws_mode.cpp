@@ -17,6 +17,8 @@
 #include "bench_net.hpp"
 #include "ws_peer.hpp"
 
+#include <ctime>
+
 namespace parley::bench {
 
 using clock_type = std::chrono::steady_clock;
@@ -28,6 +30,27 @@ double percentile(std::vector<uint32_t>& v, double p) {
   std::nth_element(v.begin(), v.begin() + k, v.end());
   return v[k];
 }
+
+namespace {
+
+/// Local wall-clock time as LevelDB's LOG writes it (HH:MM:SS.micros), to
+/// line a timeline up with the server's logs.
+std::string wall_clock_text() {
+  auto now = std::chrono::system_clock::now();
+  auto t = std::chrono::system_clock::to_time_t(now);
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+              now.time_since_epoch())
+              .count()
+            % 1'000'000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%06lld", tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<long long>(us));
+  return buf;
+}
+
+} // namespace
 
 int run_ws(const ws_options& o, const std::string& cmdline) {
   auto run_id = std::to_string(::getpid()) + "x"
@@ -115,6 +138,8 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
     st.send_receipts = label != nullptr && std::string{label} == "receipts on";
     ioc.run_for(std::chrono::milliseconds(200)); // pipelines settle
     st.measuring = true;
+    st.phase_start_ns = now_ns();
+    auto wall_start = wall_clock_text();
     auto cpu0 = self_cpu();
     auto srv0 = proc_cpu(o.server_pid);
     auto t0 = clock_type::now();
@@ -136,6 +161,16 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
                 percentile(st.latency_us, 0.99),
                 percentile(st.latency_us, 0.999),
                 percentile(st.latency_us, 1.0));
+    if (o.timeline)
+      std::printf("timeline: the measurement started at %s\n",
+                  wall_start.c_str());
+    if (o.timeline)
+      for (size_t i = 0; i < st.slot_max_us.size(); ++i)
+        if (st.slot_max_us[i] > 10'000)
+          std::printf("timeline: %.1f-%.1f s: worst %.1f ms, %u messages "
+                      "over 10 ms\n",
+                      double(i) / 10, double(i + 1) / 10,
+                      st.slot_max_us[i] / 1000.0, st.slot_slow[i]);
     std::printf("send->accepted latency: p50 %.0f us, p99 %.0f us\n",
                 percentile(st.accept_latency_us, 0.5),
                 percentile(st.accept_latency_us, 0.99));

@@ -32,6 +32,9 @@ struct ws_options {
   /// before it shows; otherwise Read alone (which implies delivery), as a
   /// client with the conversation open.
   bool receipts_both = false;
+  /// Prints each 100 ms of the measurement whose worst send->deliver
+  /// latency passed 10 ms (when the slow messages arrived).
+  bool timeline = false;
 };
 
 /// The p-quantile (0..1) of `v` (reorders it); 0 if empty.

@@ -119,8 +119,8 @@ void peer::on_frame(const v1::ServerFrame& f) {
     if (p.size() >= 8 && s.measuring) {
       int64_t sent;
       std::memcpy(&sent, p.data(), 8);
-      s.latency_us.push_back(
-        static_cast<uint32_t>((now_ns() - sent) / 1000));
+      auto now = now_ns();
+      s.note_latency(now, static_cast<uint32_t>((now - sent) / 1000));
       ++s.delivered;
     }
     if (s.send_receipts) {

@@ -4,6 +4,7 @@
 // every peer (a sender or a recipient) over plain sockets, with frames that
 // are queued together leaving in one system call.
 
+#include <algorithm>
 #include <utility> // Asio in Boost 1.74 needs it first
 
 #include <cstdint>
@@ -63,6 +64,22 @@ struct stats {
   std::vector<uint32_t> receipt_latency_us; ///< Read sent -> sender told
   bool measuring = false;
   bool send_receipts = false; ///< recipients acknowledge and read
+  /// --timeline: per 100 ms of the phase (by arrival), the worst
+  /// send->deliver latency and how many took over 10 ms.
+  int64_t phase_start_ns = 0;
+  std::vector<uint32_t> slot_max_us;
+  std::vector<uint32_t> slot_slow;
+
+  void note_latency(int64_t arrived_ns, uint32_t us) {
+    latency_us.push_back(us);
+    auto slot = static_cast<size_t>((arrived_ns - phase_start_ns) / 100'000'000);
+    if (slot >= slot_max_us.size()) {
+      slot_max_us.resize(slot + 1);
+      slot_slow.resize(slot + 1);
+    }
+    slot_max_us[slot] = std::max(slot_max_us[slot], us);
+    slot_slow[slot] += us > 10'000;
+  }
 };
 
 /// What a pair shares: when the recipient sent Read for each sequence.
