@@ -177,6 +177,8 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
         return err;
       if (c.name.empty())
         return refuse(errc::bad_request, "a group needs a name");
+      if (c.name == st.group_name) // e.g. a retry: no second event
+        return refuse(errc::bad_request, "nothing changes");
       return {};
     default:
       return refuse(errc::bad_request, "unknown membership change");

@@ -294,6 +294,9 @@ TEST_CASE("sim: group rules: admins manage, members see from their join to "
   // 3 is the admin now and can rename; 4 cannot.
   CHECK(is(f.change(mc::renamed, 4, {}, "x").err, errc::forbidden));
   REQUIRE(f.change(mc::renamed, 3, {}, "best friends").ok);
+  // Renaming to the same name (a retried rename) writes no second event.
+  CHECK(is(f.change(mc::renamed, 3, {}, "best friends").err,
+           errc::bad_request));
   // A direct-conversation join is refused on a group.
   {
     auto err = std::make_shared<caf::error>();
