@@ -268,7 +268,7 @@ TEST_CASE("pipelined_sends_keep_their_order_through_the_actor_and_the_direct_"
   // Once a device's send to a conversation was accepted, its I/O thread
   // hands later binary Sends there straight to the conversation; a frame
   // behind one still in the connection actor waits its turn there.
-  node n{{"--parley.heartbeat-ms=300", "--parley.no-rate-limits"}};
+  node n{{"--parley.heartbeat-ms=500", "--parley.no-rate-limits"}};
   auto alice = n.account("alice", "phone");
   n.account("bob", "laptop");
   ws_client a{n.port};
@@ -352,7 +352,7 @@ TEST_CASE("pipelined_sends_keep_their_order_through_the_actor_and_the_direct_"
   // Sends on the direct path only, for four heartbeat intervals: they count
   // as signs of life, and the connection stays.
   auto before = metric(n.port, "parley_direct_sends_total");
-  for (uint32_t i = 0; i < 12; ++i) {
+  for (uint32_t i = 0; i < 20; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto acc = a.call(send_frame(9100 + i, conv, "h-" + std::to_string(i),
                                  "x"),
@@ -360,6 +360,6 @@ TEST_CASE("pipelined_sends_keep_their_order_through_the_actor_and_the_direct_"
     REQUIRE(acc);
     REQUIRE(acc->has_accepted());
   }
-  CHECK(metric(n.port, "parley_direct_sends_total") - before == 12);
+  CHECK(metric(n.port, "parley_direct_sends_total") - before == 20);
   CHECK_FALSE(a.closed());
 }
