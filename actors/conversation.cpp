@@ -340,13 +340,13 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
       });
 }
 
-/// Handles a send now, or once the conversation has loaded.
-void accept_send(self_ptr self, send_request& req, send_asker rp) {
-  if (!self->state.ready)
-    self->state.stash.emplace_back(
-      [self, req, rp]() mutable { handle_send(self, req, rp); });
+/// Runs `f` now, or once the conversation has loaded.
+template <class F>
+void when_ready(self_ptr self, F f) {
+  if (self->state.ready)
+    f();
   else
-    handle_send(self, req, std::move(rp));
+    self->state.stash.emplace_back(std::move(f));
 }
 
 void become_ready(self_ptr self) {
@@ -413,29 +413,29 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
   return {
     [self](retire_atom) { on_retire(self); },
     [self](send_atom, send_request& req) -> caf::result<send_result> {
-      auto rp = self->make_response_promise<send_result>();
-      accept_send(self, req, send_asker{rp, nullptr});
+      send_asker to{self->make_response_promise<send_result>(), nullptr};
+      auto rp = to.rp;
+      when_ready(self, [self, req = std::move(req), to]() mutable {
+        handle_send(self, req, to);
+      });
       return rp;
     },
-    [self](send_atom, send_request& req, send_answer_ref& to) {
-      accept_send(self, req, send_asker{{}, std::move(to.ptr)});
+    [self](send_atom, send_request& req, send_answer_ref& ref) {
+      send_asker to{{}, std::move(ref.ptr)};
+      when_ready(self, [self, req = std::move(req), to]() mutable {
+        handle_send(self, req, to);
+      });
     },
     [self](caf::join_atom, user_id user) -> caf::result<sequence> {
       auto rp = self->make_response_promise<sequence>();
-      if (!self->state.ready)
-        self->state.stash.emplace_back(
-          [self, user, rp] { handle_join(self, user, rp); });
-      else
-        handle_join(self, user, rp);
+      when_ready(self, [self, user, rp] { handle_join(self, user, rp); });
       return rp;
     },
     [self](group_atom, group_change& c) -> caf::result<send_result> {
       auto rp = self->make_response_promise<send_result>();
-      if (!self->state.ready)
-        self->state.stash.emplace_back(
-          [self, c, rp]() mutable { handle_change(self, c, rp); });
-      else
+      when_ready(self, [self, c = std::move(c), rp]() mutable {
         handle_change(self, c, rp);
+      });
       return rp;
     },
     [self](group_atom, user_id requester, user_id after,
@@ -448,10 +448,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         else
           rp.deliver(std::move(g.error()));
       };
-      if (!self->state.ready)
-        self->state.stash.emplace_back(report);
-      else
-        report();
+      when_ready(self, report);
       return rp;
     },
     [self](caf::get_atom) -> caf::result<conversation_status> {
@@ -462,10 +459,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
                                        st.inflight.size() + st.queue.size(),
                                        st.members.size()});
       };
-      if (!self->state.ready)
-        self->state.stash.emplace_back(report);
-      else
-        report();
+      when_ready(self, report);
       return rp;
     },
     [self](receipt_atom, user_id user, device_id dev, int32_t kind,

@@ -1,8 +1,6 @@
 #include "runtime/gateway/connection.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
-#include <algorithm>
-
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
@@ -43,10 +41,7 @@ bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
 
 void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
                  const caf::error& err) {
-  v1::ServerFrame f;
-  f.set_request_id(request_id);
-  *f.mutable_error() = to_wire_error(err);
-  reply(self, f, fmt);
+  reply(self, error_frame(request_id, err), fmt);
 }
 
 /// Runs `fn` with the actor of conversation `conv` (cached per connection);
@@ -168,9 +163,8 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               st.authenticating = false;
               st.authenticated = true;
               st.device = dev;
-              if (st.deps.shortcut)
-                st.deps.shortcut->open(st.who.user, st.who.device,
-                                       st.send_device_key, st.send_user_key);
+              st.deps.shortcut->open(st.who.user, st.who.device,
+                                     st.send_device_key, st.send_user_key);
               self->send(dev, caf::update_atom::value,
                          st.who.read_receipts);
               v1::ServerFrame f;
@@ -230,16 +224,14 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               auto& st = self->state;
               // This device's next sends here may take the direct path
               // (learnt before the answer, which the client may act on).
-              if (st.deps.shortcut)
-                st.deps.shortcut->learn(conv_id, conv);
+              st.deps.shortcut->learn(conv_id, conv);
               st.deps.stats->messages_accepted++;
               reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
             },
             [self, rid, fmt, conv_id](caf::error& err) {
               auto& st = self->state;
               st.conversations.erase(conv_id); // may have restarted
-              if (st.deps.shortcut)
-                st.deps.shortcut->forget(conv_id);
+              st.deps.shortcut->forget(conv_id);
               reply_error(self, rid, fmt, err);
             });
   };
@@ -325,7 +317,6 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
 void handle_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
   st.deps.stats->frames_in++;
-  st.last_frame = self->clock().now();
   auto fmt = binary ? frame_format::binary : frame_format::json;
   auto d = decode_client_frame(data, fmt, st.deps.max_frame_bytes);
   if (!d.ok) {
@@ -390,8 +381,7 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
 /// conversation's handle.
 void on_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
-  if (st.deps.shortcut)
-    st.dispatching = st.deps.shortcut->dispatch_guard();
+  st.dispatching = st.deps.shortcut->dispatch_guard();
   handle_frame(self, data, binary);
   st.dispatching = nullptr;
 }
@@ -407,14 +397,12 @@ connection_impl(self_ptr self, connection_deps deps,
   const std::string bearer = "Bearer ";
   if (authorization.rfind(bearer, 0) == 0)
     st.header_token = authorization.substr(bearer.size());
-  st.last_frame = self->clock().now();
   st.deps.stats->connections_open++;
   st.deps.stats->connections_total++;
   self->attach_functor(
     [stats = st.deps.stats, shortcut = st.deps.shortcut](const caf::error&) {
       stats->connections_open--;
-      if (shortcut)
-        shortcut->close();
+      shortcut->close();
     });
   self->delayed_send(self, st.deps.hello_timeout, caf::timeout_atom::value);
   return {
@@ -422,8 +410,7 @@ connection_impl(self_ptr self, connection_deps deps,
       on_frame(self, data, binary);
     },
     [self](caf::close_atom, std::string& reason) {
-      if (self->state.deps.shortcut)
-        self->state.deps.shortcut->close(); // revoked: not one more send
+      self->state.deps.shortcut->close(); // revoked: not one more send
       disconnect(self, close_revoked, reason, false);
       self->quit();
     },
@@ -436,10 +423,8 @@ connection_impl(self_ptr self, connection_deps deps,
     },
     [self](caf::tick_atom) {
       auto& st = self->state;
-      auto last = st.last_frame;
-      if (st.deps.shortcut) // frames on the direct path count too
-        last = std::max(last, st.deps.shortcut->last_frame());
-      auto silence = self->clock().now() - last;
+      // The I/O thread stamps every frame, the direct path's too.
+      auto silence = self->clock().now() - st.deps.shortcut->last_frame();
       if (silence > 2 * std::chrono::milliseconds(st.deps.heartbeat_ms)) {
         disconnect(self, close_heartbeat, "no frame for two heartbeats",
                    true);

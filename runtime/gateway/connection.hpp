@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include <caf/actor_clock.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_actor.hpp>
@@ -63,8 +62,8 @@ struct connection_deps {
   uint32_t heartbeat_ms = 30000;
   inbox_actor inbox;
   std::shared_ptr<rate_limiter> limiter; ///< may be null: no limits
-  /// This session's direct path for sends; may be null: every frame goes
-  /// through the actor. Frames the I/O thread hands over are counted on it.
+  /// This session's direct path for sends (required): the I/O thread
+  /// stamps every frame on it and counts those it hands to the actor.
   std::shared_ptr<send_shortcut> shortcut{};
 };
 
@@ -92,7 +91,6 @@ struct connection_state {
   device_actor device;
   std::shared_ptr<ws_sink> sink;
   uint32_t event_seq = 0; ///< before the sink exists
-  caf::actor_clock::time_point last_frame;
   /// Held while the frame being handled is on its way (see send_shortcut).
   std::shared_ptr<void> dispatching;
 

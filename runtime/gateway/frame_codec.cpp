@@ -212,6 +212,13 @@ v1::Error to_wire_error(const caf::error& err) {
   return out;
 }
 
+v1::ServerFrame error_frame(uint32_t request_id, const caf::error& err) {
+  v1::ServerFrame f;
+  f.set_request_id(request_id);
+  *f.mutable_error() = to_wire_error(err);
+  return f;
+}
+
 v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms) {
   return error_frame(request_id, v1::Error::CODE_RATE_LIMITED,
                      "rate limited: retry after " + std::to_string(wait_ms)

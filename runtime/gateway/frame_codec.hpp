@@ -66,6 +66,9 @@ v1::ServerFrame error_frame(uint32_t request_id, v1::Error::Code code,
                             std::string message, bool retryable = false,
                             std::optional<uint32_t> retry_after_ms = {});
 
+/// The Error frame answering `request_id` with `err` (see to_wire_error).
+v1::ServerFrame error_frame(uint32_t request_id, const caf::error& err);
+
 /// The Error answering a request refused by a rate limit.
 v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms);
 

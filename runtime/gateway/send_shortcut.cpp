@@ -33,10 +33,7 @@ public:
   void failed(const caf::error& err) override {
     answered_ = true;
     via_->forget(conv_); // it may have ended; the actor finds it again
-    v1::ServerFrame f;
-    f.set_request_id(rid_);
-    *f.mutable_error() = to_wire_error(err);
-    via_->answer(f);
+    via_->answer(error_frame(rid_, err));
   }
 
 private:
@@ -65,7 +62,6 @@ bool send_shortcut::take(const std::string& data, bool binary) {
                     std::memory_order_relaxed);
   if (!binary || !open_.load(std::memory_order_acquire)
       || backlog_.load(std::memory_order_acquire) != 0
-      || data.size() > max_frame_bytes_
       || peek_client_frame_body(data) != send_body)
     return false;
   auto d = decode_client_frame(data, frame_format::binary, max_frame_bytes_);

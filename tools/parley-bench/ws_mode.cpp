@@ -161,16 +161,16 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
                 percentile(st.latency_us, 0.99),
                 percentile(st.latency_us, 0.999),
                 percentile(st.latency_us, 1.0));
-    if (o.timeline)
+    if (o.timeline) {
       std::printf("timeline: the measurement started at %s\n",
                   wall_start.c_str());
-    if (o.timeline)
       for (size_t i = 0; i < st.slot_max_us.size(); ++i)
         if (st.slot_max_us[i] > 10'000)
           std::printf("timeline: %.1f-%.1f s: worst %.1f ms, %u messages "
                       "over 10 ms\n",
                       double(i) / 10, double(i + 1) / 10,
                       st.slot_max_us[i] / 1000.0, st.slot_slow[i]);
+    }
     std::printf("send->accepted latency: p50 %.0f us, p99 %.0f us\n",
                 percentile(st.accept_latency_us, 0.5),
                 percentile(st.accept_latency_us, 0.99));
