@@ -2,10 +2,12 @@
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
 #include "actors/errors.hpp"
+#include "runtime/store/log_env.hpp"
 
 namespace parley {
 
@@ -27,11 +29,13 @@ leveldb_backend::open(const std::string& dir) {
   // Bloom filters make idempotency misses (every new send) cheap.
   self->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   self->cache_.reset(leveldb::NewLRUCache(64 << 20));
+  self->env_ = make_log_env(leveldb::Env::Default());
   leveldb::Options opts;
   opts.create_if_missing = true;
   opts.write_buffer_size = 8 << 20;
   opts.filter_policy = self->filter_.get();
   opts.block_cache = self->cache_.get();
+  opts.env = self->env_.get();
   leveldb::DB* db = nullptr;
   auto st = leveldb::DB::Open(opts, dir, &db);
   if (!st.ok())

@@ -8,6 +8,7 @@
 namespace leveldb {
 class Cache;
 class DB;
+class Env;
 class FilterPolicy;
 class Status;
 } // namespace leveldb
@@ -42,6 +43,7 @@ private:
   // Declared before db_: the database must close before these go.
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::Cache> cache_;
+  std::unique_ptr<leveldb::Env> env_;
   std::unique_ptr<leveldb::DB> db_;
 };
 
