@@ -93,6 +93,9 @@ node_config::node_config() {
     .add(fanout_nice, "fanout-nice",
          "CPU priority of fan-out threads relative to the rest (0-19: "
          "higher is lower priority)")
+    .add(compaction_nice, "compaction-nice",
+         "CPU priority of LevelDB's flushes and compactions (0-19: higher "
+         "is lower priority)")
     .add(max_outbound_frames, "max-outbound-frames",
          "frames queued for a connection before it is closed as too slow "
          "(the device resumes by sync)")
@@ -242,6 +245,8 @@ std::string node_config::validate() const {
     return "parley.fanout-shards must be 1-64";
   if (fanout_batch == 0)
     return "parley.fanout-batch must be positive";
+  if (compaction_nice < 0 || compaction_nice > 19)
+    return "parley.compaction-nice must be 0-19";
   if (fanout_nice < 0 || fanout_nice > 19)
     return "parley.fanout-nice must be 0-19";
   if (max_outbound_frames < 16)

@@ -15,6 +15,7 @@
 #include "actors/accounts.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/gateway/gateway.hpp"
+#include "runtime/store/log_env.hpp"
 
 namespace parley {
 
@@ -61,6 +62,7 @@ public:
   uint64_t fanout_shards = 2;
   uint64_t fanout_batch = 512;
   int64_t fanout_nice = 5;
+  int64_t compaction_nice = default_compaction_nice;
   uint64_t max_outbound_frames = 1024;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "runtime/store/kv_backend.hpp"
+#include "runtime/store/log_env.hpp"
 
 namespace leveldb {
 class Cache;
@@ -22,8 +23,11 @@ caf::error to_error(const leveldb::Status& st);
 class leveldb_backend : public kv_backend {
 public:
   /// Opens (creating if missing) the database at `dir`.
+  /// `compaction_nice`: CPU priority of LevelDB's flushes and compactions
+  /// (0-19; see log_env.hpp).
   static caf::expected<std::shared_ptr<leveldb_backend>>
-  open(const std::string& dir);
+  open(const std::string& dir,
+       int compaction_nice = default_compaction_nice);
 
   ~leveldb_backend() override;
 

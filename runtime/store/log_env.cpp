@@ -6,9 +6,11 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <leveldb/env.h>
+#include <spdlog/spdlog.h>
 
 namespace parley {
 
@@ -118,8 +120,10 @@ private:
 
 class log_env final : public leveldb::EnvWrapper {
 public:
-  log_env(leveldb::Env* base, size_t chunk)
-    : leveldb::EnvWrapper(base), chunk_(chunk) {
+  log_env(leveldb::Env* base, size_t chunk, int background_nice)
+    : leveldb::EnvWrapper(base),
+      chunk_(chunk),
+      background_nice_(background_nice) {
   }
 
   leveldb::Status NewWritableFile(const std::string& name,
@@ -136,14 +140,47 @@ public:
     return leveldb::Status::OK();
   }
 
+  void Schedule(void (*function)(void*), void* arg) override {
+    target()->Schedule(&background_job::run,
+                       new background_job{function, arg, background_nice_});
+  }
+
 private:
+  /// LevelDB's flushes and compactions, run on its one background thread.
+  struct background_job {
+    void (*function)(void*);
+    void* arg;
+    int nice;
+
+    static void run(void* p) {
+      std::unique_ptr<background_job> job{static_cast<background_job*>(p)};
+      // The thread is LevelDB's (one for the process, started by the
+      // first job): lowered once, by its first job.
+      thread_local bool lowered = false;
+      if (!lowered) {
+        lowered = true;
+        if (job->nice != 0
+            && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
+                             job->nice)
+                 != 0)
+          spdlog::warn("cannot lower the priority of LevelDB's background "
+                       "thread nice={} error=\"{}\"",
+                       job->nice, std::strerror(errno));
+      }
+      job->function(job->arg);
+    }
+  };
+
   size_t chunk_;
+  int background_nice_;
 };
 
 } // namespace
 
-std::unique_ptr<leveldb::Env> make_log_env(leveldb::Env* base, size_t chunk) {
-  return std::make_unique<log_env>(base, chunk == 0 ? log_zero_chunk : chunk);
+std::unique_ptr<leveldb::Env> make_log_env(leveldb::Env* base, size_t chunk,
+                                           int background_nice) {
+  return std::make_unique<log_env>(base, chunk == 0 ? log_zero_chunk : chunk,
+                                   background_nice);
 }
 
 } // namespace parley

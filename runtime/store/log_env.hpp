@@ -17,6 +17,14 @@
 //
 // Only files named `*.log` (the write-ahead logs) are treated so; tables,
 // the MANIFEST and LevelDB's own `LOG` go to the wrapped Env unchanged.
+//
+// It also runs LevelDB's background thread (memtable flushes and
+// compactions) at a lower CPU priority. A flush takes ~30 ms of a core and
+// an L0 -> L1 compaction 100-400 ms; at the default priority they took a
+// core from the threads that carry messages, and most 100 ms slots with a
+// message over 10 ms lined up with one (RESULTS, issue 3). At nice 19 they
+// use the time those threads leave; LevelDB's own write slowdown at 8
+// level-0 files still holds writers back if compactions fall behind.
 
 #include <cstddef>
 #include <memory>
@@ -30,9 +38,15 @@ namespace parley {
 /// Bytes of zeros written ahead of a log's end at a time.
 inline constexpr size_t log_zero_chunk = 256 << 10;
 
+/// LevelDB's background thread runs at this nice value by default.
+inline constexpr int default_compaction_nice = 19;
+
 /// An Env forwarding to `base` (not owned; must outlive it) but for
-/// write-ahead logs, which it writes over zeros `chunk` bytes at a time.
-std::unique_ptr<leveldb::Env> make_log_env(leveldb::Env* base,
-                                           size_t chunk = log_zero_chunk);
+/// write-ahead logs, which it writes over zeros `chunk` bytes at a time,
+/// and for background jobs, whose thread it sets to `background_nice`
+/// (0: left as it is).
+std::unique_ptr<leveldb::Env>
+make_log_env(leveldb::Env* base, size_t chunk = log_zero_chunk,
+             int background_nice = default_compaction_nice);
 
 } // namespace parley

@@ -1,11 +1,14 @@
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -121,6 +124,35 @@ TEST_CASE("log env: a log that cannot be created is an IO error") {
   auto st = env->NewWritableFile("/nonexistent-parley-dir/000001.log", &raw);
   CHECK(st.IsIOError());
   CHECK(raw == nullptr);
+}
+
+TEST_CASE("log env: background jobs run on a thread at the compaction nice") {
+  // LevelDB's background thread is one per process, lowered by its first
+  // job: every Env here asks for the default.
+  auto env = make_log_env(leveldb::Env::Default());
+  struct probe {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool ran = false;
+    pid_t tid = 0;
+    int nice = 0;
+  } p;
+  env->Schedule(
+    [](void* arg) {
+      auto& p = *static_cast<probe*>(arg);
+      std::lock_guard<std::mutex> guard{p.mtx};
+      p.tid = ::gettid();
+      errno = 0;
+      p.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(p.tid));
+      p.ran = true;
+      p.cv.notify_all();
+    },
+    &p);
+  std::unique_lock<std::mutex> guard{p.mtx};
+  REQUIRE(p.cv.wait_for(guard, std::chrono::seconds(10), [&] { return p.ran; }));
+  CHECK(p.tid != ::gettid());
+  CHECK(p.nice == default_compaction_nice);
+  CHECK(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())) == 0);
 }
 
 TEST_CASE("leveldb recovers every synced write from a log ending in zeros") {

@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
     spdlog::critical("libsodium failed to initialize");
     return 1;
   }
-  auto kv = leveldb_backend::open(cfg.data_dir);
+  auto kv = leveldb_backend::open(cfg.data_dir,
+                                  static_cast<int>(cfg.compaction_nice));
   if (!kv) {
     spdlog::critical("cannot open database data={} error=\"{}\"", cfg.data_dir,
                      cfg.render(kv.error()));
