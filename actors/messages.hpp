@@ -228,13 +228,16 @@ struct send_request {
   std::string client_message_id;
   int32_t kind = 0;
   std::string payload;
+  /// When the gateway took the Send frame (steady clock, ns since its
+  /// epoch); 0: not from a socket, not measured.
+  int64_t received_at_ns = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, send_request& x) {
   return f(caf::meta::type_name("send_request"), x.conversation,
            x.sender_user, x.sender_device, x.client_message_id, x.kind,
-           x.payload);
+           x.payload, x.received_at_ns);
 }
 
 /// The answer to a send: identical for every repeat of the same key.

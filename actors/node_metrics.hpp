@@ -38,6 +38,9 @@ private:
 struct node_metrics {
   /// Duration of each synced write of the store writer.
   latency_histogram commit_latency;
+  /// Server side of a send: from the gateway taking a Send frame to its
+  /// Accepted answer handed to the socket, for each new message.
+  latency_histogram send_latency;
   /// Committed messages not yet emitted for delivery, over all
   /// conversations (grows after a restart until the outbox relay is done).
   std::atomic<int64_t> outbox_backlog{0};

@@ -58,8 +58,8 @@ send_shortcut::send_shortcut(std::shared_ptr<ws_link> link,
 }
 
 bool send_shortcut::take(const std::string& data, bool binary) {
-  last_frame_.store(clock::now().time_since_epoch().count(),
-                    std::memory_order_relaxed);
+  auto now = clock::now().time_since_epoch().count();
+  last_frame_.store(now, std::memory_order_relaxed);
   if (!binary || !open_.load(std::memory_order_acquire)
       || backlog_.load(std::memory_order_acquire) != 0
       || peek_client_frame_body(data) != send_body)
@@ -92,7 +92,7 @@ bool send_shortcut::take(const std::string& data, bool binary) {
   // The sender is the authenticated device, whatever the frame says.
   send_request req{s.conversation_id(), user_, device_,
                    s.client_message_id(), static_cast<int32_t>(s.kind()),
-                   s.payload()};
+                   s.payload(), now};
   auto ans = std::make_shared<direct_answer>(shared_from_this(), rid,
                                              s.conversation_id(),
                                              s.client_message_id());

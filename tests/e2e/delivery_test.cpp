@@ -83,6 +83,11 @@ TEST_CASE("online_delivery_reaches_the_peer_in_order_across_formats") {
   CHECK(value("parley_messages_accepted_total") >= count + 1);
   CHECK(value("parley_outbox_backlog") == 0);
   CHECK(value("parley_commit_latency_seconds_count") >= 1);
+  // Every message sent through the gateway is timed once, and took time
+  // (the last one may be timed just after its Accepted was read).
+  CHECK(value("parley_send_latency_seconds_count") >= count);
+  CHECK(value("parley_send_latency_seconds_count") <= count + 1);
+  CHECK(value("parley_send_latency_seconds_sum") > 0);
   CHECK(metrics.find("parley_commit_latency_seconds_bucket{le=\"+Inf\"}")
         != std::string::npos);
 }
