@@ -28,12 +28,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string http_post(const std::string& host, uint16_t port,
+namespace {
+
+std::string http_call(http::verb verb, const std::string& host, uint16_t port,
                       const std::string& target, const std::string& body) {
   asio::io_context ioc;
   tcp::socket s{ioc};
   s.connect({asio::ip::make_address(host), port});
-  http::request<http::string_body> req{http::verb::post, target, 11};
+  http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, host);
   req.body() = body;
   req.prepare_payload();
@@ -42,6 +44,18 @@ std::string http_post(const std::string& host, uint16_t port,
   http::response<http::string_body> res;
   http::read(s, buf, res);
   return res.body();
+}
+
+} // namespace
+
+std::string http_post(const std::string& host, uint16_t port,
+                      const std::string& target, const std::string& body) {
+  return http_call(http::verb::post, host, port, target, body);
+}
+
+std::string http_get(const std::string& host, uint16_t port,
+                     const std::string& target) {
+  return http_call(http::verb::get, host, port, target, {});
 }
 
 std::string json_value(const std::string& json, const std::string& key) {

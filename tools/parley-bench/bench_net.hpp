@@ -14,6 +14,10 @@ namespace parley::bench {
 std::string http_post(const std::string& host, uint16_t port,
                       const std::string& target, const std::string& body);
 
+/// GETs http://host:port/target and returns the response body.
+std::string http_get(const std::string& host, uint16_t port,
+                     const std::string& target);
+
 /// The value of "key":"value" or "key":value in a JSON text; empty if absent.
 std::string json_value(const std::string& json, const std::string& key);
 

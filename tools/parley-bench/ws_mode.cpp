@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <exception>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include <boost/beast/core.hpp>
 
 #include "bench_net.hpp"
+#include "prom_text.hpp"
 #include "ws_peer.hpp"
 
 #include <ctime>
@@ -22,6 +25,40 @@
 namespace parley::bench {
 
 using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+/// The server's parley_send_latency_seconds now, if it answers with one.
+std::optional<prom_histogram> server_send_latency(const ws_options& o) {
+  try {
+    return parse_histogram(http_get(o.host, o.port, "/metrics"),
+                           "parley_send_latency_seconds");
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+/// The server's own share of the sends between two readings, as bucket
+/// bounds (the histogram has no finer resolution).
+void print_server_share(const std::optional<prom_histogram>& before,
+                        const std::optional<prom_histogram>& after) {
+  std::optional<prom_histogram> d;
+  if (before && after)
+    d = before->delta_to(*after);
+  if (!d || d->count() == 0) {
+    std::printf("server share: not available (no parley_send_latency_seconds "
+                "in /metrics)\n");
+    return;
+  }
+  auto ms = [&](double q) { return *d->quantile_bound(q) * 1000; };
+  std::printf("server share (frame read -> Accepted written, from /metrics, "
+              "bucket bounds): p50 <= %g ms, p99 <= %g ms, p999 <= %g ms over "
+              "%llu sends\n",
+              ms(0.5), ms(0.99), ms(0.999),
+              static_cast<unsigned long long>(d->count()));
+}
+
+} // namespace
 
 double percentile(std::vector<uint32_t>& v, double p) {
   if (v.empty())
@@ -137,6 +174,7 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
     st = stats{};
     st.send_receipts = label != nullptr && std::string{label} == "receipts on";
     ioc.run_for(std::chrono::milliseconds(200)); // pipelines settle
+    auto server0 = server_send_latency(o);
     st.measuring = true;
     st.phase_start_ns = now_ns();
     auto wall_start = wall_clock_text();
@@ -174,6 +212,7 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
     std::printf("send->accepted latency: p50 %.0f us, p99 %.0f us\n",
                 percentile(st.accept_latency_us, 0.5),
                 percentile(st.accept_latency_us, 0.99));
+    print_server_share(server0, server_send_latency(o));
     if (st.send_receipts)
       std::printf("read receipts at senders %.0f /s; read -> sender latency: "
                   "p50 %.0f us, p99 %.0f us, max %.0f us\n",
