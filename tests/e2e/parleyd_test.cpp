@@ -46,6 +46,7 @@ TEST_CASE("parleyd_help_lists_its_options_and_exits_0") {
   child l{PARLEYD, {"--long-help"}};
   CHECK(exit_code(l.wait()) == 0);
   CHECK(saw(l, "--parley.idempotency-window-s"));
+  CHECK(saw(l, "--parley.compaction-nice"));
 }
 
 TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
@@ -54,6 +55,8 @@ TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
          {"--log-level", "loud"},
          {"--parley.idempotency-window-s=0"},
          {"--parley.max-batch-ops=many"},
+         {"--parley.compaction-nice=20"},
+         {"--parley.compaction-nice=-1"},
          {"--config", "/nonexistent/parley.ini"}}) {
     CAPTURE(args.front());
     child c{PARLEYD, args};
