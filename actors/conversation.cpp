@@ -2,7 +2,6 @@
 #include "actors/conversation_detail.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include <spdlog/spdlog.h>
 
@@ -191,12 +190,8 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       remember(self, key_of(p->req), res);
       note_committed(self, key_of(p->req), p->msg.sent_at_ms);
       answer(self, *p, res);
-      if (st.deps.metrics && p->req.received_at_ns != 0) {
-        auto ns = std::chrono::steady_clock::now().time_since_epoch().count()
-                  - p->req.received_at_ns;
-        st.deps.metrics->send_latency.observe(
-          static_cast<uint64_t>(std::max<int64_t>(ns, 0) / 1000));
-      }
+      if (st.deps.metrics && p->req.received_at_ns != 0)
+        st.deps.metrics->send_latency.observe_since(p->req.received_at_ns);
       schedule_watermark(self);
       maybe_sweep(self);
       if (st.inflight.empty())

@@ -228,8 +228,8 @@ struct send_request {
   std::string client_message_id;
   int32_t kind = 0;
   std::string payload;
-  /// When the gateway took the Send frame (steady clock, ns since its
-  /// epoch); 0: not from a socket, not measured.
+  /// When the gateway took the Send frame (steady_ns() in
+  /// node_metrics.hpp); 0: not from a socket, not measured.
   int64_t received_at_ns = 0;
 };
 

@@ -41,8 +41,8 @@ std::string node_metrics::render() const {
     "parley_commit_latency_seconds", "Duration of each synced storage write.");
   out += send_latency.render(
     "parley_send_latency_seconds",
-    "From a Send frame taken off its socket to its Accepted answer handed "
-    "to the socket, for each new message (the server's share of a send).");
+    "From a Send frame taken off its socket to its conversation's Accepted "
+    "answer, for each new message (the server's share of a send).");
   out += metric("parley_outbox_backlog", "gauge",
                 "Committed messages not yet emitted for delivery.",
                 outbox_backlog.load());

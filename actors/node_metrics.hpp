@@ -5,10 +5,17 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 namespace parley {
+
+/// Steady-clock nanoseconds since its epoch: a time one thread takes and
+/// another measures from.
+inline int64_t steady_ns() {
+  return std::chrono::steady_clock::now().time_since_epoch().count();
+}
 
 /// A latency histogram with fixed buckets (Prometheus-style, cumulative on
 /// output).
@@ -27,6 +34,12 @@ public:
     sum_us_.fetch_add(us, std::memory_order_relaxed);
   }
 
+  /// Observes the time since `start` (a steady_ns() value).
+  void observe_since(int64_t start) {
+    auto ns = steady_ns() - start;
+    observe(static_cast<uint64_t>(ns > 0 ? ns / 1000 : 0));
+  }
+
   /// Prometheus text for histogram `name` (seconds).
   std::string render(const std::string& name, const std::string& help) const;
 
@@ -38,8 +51,10 @@ private:
 struct node_metrics {
   /// Duration of each synced write of the store writer.
   latency_histogram commit_latency;
-  /// Server side of a send: from the gateway taking a Send frame to its
-  /// Accepted answer handed to the socket, for each new message.
+  /// Server side of a send: from the gateway taking a Send frame to the
+  /// conversation's Accepted answer, for each new message (on the direct
+  /// path the answer is written to the socket there; otherwise the
+  /// connection actor writes it next).
   latency_histogram send_latency;
   /// Committed messages not yet emitted for delivery, over all
   /// conversations (grows after a restart until the outbox relay is done).

@@ -212,8 +212,7 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   // The sender is the authenticated device, whatever the frame says.
   send_request req{s.conversation_id(), st.who.user, st.who.device,
                    s.client_message_id(), static_cast<int32_t>(s.kind()),
-                   s.payload(),
-                   std::chrono::steady_clock::now().time_since_epoch().count()};
+                   s.payload(), steady_ns()};
   auto conv_id = s.conversation_id();
   auto cmid = s.client_message_id();
   // Local actors that always answer: no request timeout (CAF 0.17 keeps

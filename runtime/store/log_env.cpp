@@ -179,8 +179,7 @@ private:
 
 std::unique_ptr<leveldb::Env> make_log_env(leveldb::Env* base, size_t chunk,
                                            int background_nice) {
-  return std::make_unique<log_env>(base, chunk == 0 ? log_zero_chunk : chunk,
-                                   background_nice);
+  return std::make_unique<log_env>(base, chunk, background_nice);
 }
 
 } // namespace parley

@@ -42,9 +42,9 @@ inline constexpr size_t log_zero_chunk = 256 << 10;
 inline constexpr int default_compaction_nice = 19;
 
 /// An Env forwarding to `base` (not owned; must outlive it) but for
-/// write-ahead logs, which it writes over zeros `chunk` bytes at a time,
-/// and for background jobs, whose thread it sets to `background_nice`
-/// (0: left as it is).
+/// write-ahead logs, which it writes over zeros `chunk` (> 0) bytes at a
+/// time, and for background jobs, whose thread it sets to
+/// `background_nice` (0: left as it is).
 std::unique_ptr<leveldb::Env>
 make_log_env(leveldb::Env* base, size_t chunk = log_zero_chunk,
              int background_nice = default_compaction_nice);

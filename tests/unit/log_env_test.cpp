@@ -17,26 +17,14 @@
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 #include "runtime/store/log_env.hpp"
+#include "temp_dir.hpp"
 
 using namespace parley;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct scratch_dir {
-  fs::path path;
-  scratch_dir() {
-    static int n = 0;
-    path = fs::temp_directory_path()
-           / ("parley-logenv-" + std::to_string(::getpid()) + "-"
-              + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    fs::remove_all(path);
-  }
-};
+using scratch_dir = test::temp_dir;
 
 std::string contents(const fs::path& p) {
   std::ifstream in{p, std::ios::binary};

@@ -10,27 +10,13 @@
 #include "runtime/store/keys.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 #include "runtime/store/memory_backend.hpp"
+#include "temp_dir.hpp"
 
 using namespace parley;
 
 namespace {
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    path = std::filesystem::temp_directory_path()
-           / ("parley-unit-" + std::to_string(::getpid()) + "-"
-              + std::to_string(counter()++));
-    std::filesystem::remove_all(path);
-  }
-  ~temp_dir() {
-    std::filesystem::remove_all(path);
-  }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
+using test::temp_dir;
 
 stored_message msg(conversation_id conv, sequence seq, std::string cmid) {
   stored_message m;

@@ -51,7 +51,7 @@ void print_server_share(const std::optional<prom_histogram>& before,
     return;
   }
   auto ms = [&](double q) { return *d->quantile_bound(q) * 1000; };
-  std::printf("server share (frame read -> Accepted written, from /metrics, "
+  std::printf("server share (frame read -> Accepted answered, from /metrics, "
               "bucket bounds): p50 <= %g ms, p99 <= %g ms, p999 <= %g ms over "
               "%llu sends\n",
               ms(0.5), ms(0.99), ms(0.999),
