@@ -57,7 +57,7 @@ stored_message message(sequence seq) {
 
 } // namespace
 
-TEST_CASE("log env: records go over zeros written ahead; close cuts them") {
+TEST_CASE("log env: records go over zeros written ahead, and close cuts them") {
   scratch_dir dir;
   auto env = make_log_env(leveldb::Env::Default(), 4096);
   auto name = (dir.path / "000007.log").string();
