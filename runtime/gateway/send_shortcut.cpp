@@ -2,6 +2,7 @@
 
 #include <caf/send.hpp>
 
+#include "actors/node_metrics.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/ws_sink.hpp"
 
@@ -58,7 +59,9 @@ send_shortcut::send_shortcut(std::shared_ptr<ws_link> link,
 }
 
 bool send_shortcut::take(const std::string& data, bool binary) {
-  auto now = clock::now().time_since_epoch().count();
+  // One reading for both: the frame's arrival (steady_clock, like
+  // last_frame_) and the send's start for the latency metric.
+  auto now = steady_ns();
   last_frame_.store(now, std::memory_order_relaxed);
   if (!binary || !open_.load(std::memory_order_acquire)
       || backlog_.load(std::memory_order_acquire) != 0
