@@ -14,6 +14,7 @@
 #include <tuple>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "actors/messages.hpp"
 
@@ -104,6 +105,93 @@ private:
   std::deque<send_key> order_;
 };
 
+/// A multiset of 64-bit hashes in one flat array (open addressing, linear
+/// probing, deletion by backward shift): a lookup or an update touches one
+/// or two cache lines, where a node-based map chases a bucket and a node,
+/// both cold when the set is large. Hashes are assumed well mixed (the low
+/// bits pick the slot). 0 marks an empty slot, so hash 0 is kept as 1: the
+/// two are one value here (a false "contains" for a filter, never a miss).
+class hash_multiset {
+public:
+  void insert(uint64_t h) {
+    if ((size_ + 1) * 2 > slots_.size())
+      grow();
+    place(stored(h));
+    ++size_;
+  }
+
+  bool contains(uint64_t h) const {
+    return find(stored(h)) != npos;
+  }
+
+  /// Removes one copy of `h`; false if there is none.
+  bool erase_one(uint64_t h) {
+    auto i = find(stored(h));
+    if (i == npos)
+      return false;
+    // Backward shift: a later member of the probe run moves into the hole
+    // unless its home slot lies cyclically in (hole, its slot].
+    auto mask = slots_.size() - 1;
+    for (auto j = (i + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
+      auto home = slot_of(slots_[j]);
+      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i] = 0;
+    --size_;
+    return true;
+  }
+
+  size_t size() const {
+    return size_;
+  }
+
+private:
+  static constexpr size_t npos = ~size_t{0};
+
+  static uint64_t stored(uint64_t h) {
+    return h == 0 ? 1 : h;
+  }
+
+  size_t slot_of(uint64_t h) const {
+    return static_cast<size_t>(h) & (slots_.size() - 1);
+  }
+
+  size_t find(uint64_t h) const {
+    if (size_ == 0)
+      return npos;
+    auto mask = slots_.size() - 1;
+    for (auto i = slot_of(h);; i = (i + 1) & mask) {
+      if (slots_[i] == h)
+        return i;
+      if (slots_[i] == 0)
+        return npos;
+    }
+  }
+
+  void place(uint64_t h) {
+    auto mask = slots_.size() - 1;
+    auto i = slot_of(h);
+    while (slots_[i] != 0)
+      i = (i + 1) & mask;
+    slots_[i] = h;
+  }
+
+  void grow() {
+    std::vector<uint64_t> old(slots_.empty() ? 64 : slots_.size() * 2, 0);
+    old.swap(slots_);
+    for (auto h : old)
+      if (h != 0)
+        place(h);
+  }
+
+  std::vector<uint64_t> slots_; ///< size a power of two; 0: empty
+  size_t size_ = 0;
+};
+
 /// Hashes of the keys this incarnation committed, for as long as their
 /// idempotency window lasts, up to `capacity` of them: a key whose hash is
 /// not here (and that no earlier incarnation can have committed inside the
@@ -127,7 +215,7 @@ public:
            && !idempotency_live(now_ms, order_.front().second, window_ms))
       drop_front();
     order_.emplace_back(h, at_ms);
-    ++counts_[h];
+    hashes_.insert(h);
     int64_t live_until = 0;
     while (order_.size() > capacity_) {
       live_until = std::max(live_until, order_.front().second + window_ms);
@@ -137,7 +225,7 @@ public:
   }
 
   bool may_contain(uint64_t h) const {
-    return counts_.count(h) != 0;
+    return hashes_.contains(h);
   }
 
   size_t size() const {
@@ -146,15 +234,13 @@ public:
 
 private:
   void drop_front() {
-    auto i = counts_.find(order_.front().first);
-    if (--i->second == 0)
-      counts_.erase(i);
+    hashes_.erase_one(order_.front().first);
     order_.pop_front();
   }
 
   size_t capacity_;
   std::deque<std::pair<uint64_t, int64_t>> order_;
-  std::unordered_map<uint64_t, uint32_t> counts_;
+  hash_multiset hashes_;
 };
 
 /// Gapless sequence allocation for one conversation. Sequences are assigned

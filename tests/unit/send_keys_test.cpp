@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <unordered_set>
+
 #include "actors/send_keys.hpp"
 
 using namespace parley;
@@ -106,4 +108,105 @@ TEST_CASE("committed keys count equal hashes: one leaving keeps the other") {
   CHECK(ck.may_contain(42));
   ck.add(8, 40, 40, 1000); // drops the second
   CHECK_FALSE(ck.may_contain(42));
+}
+
+TEST_CASE("hash multiset agrees with a node-based multiset over random "
+          "inserts and erases") {
+  // Few distinct values, many collisions on the low bits: long probe runs,
+  // wrap-around at the end of the array, duplicates, and backward shifts.
+  for (uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
+    CAPTURE(seed);
+    uint64_t x = seed;
+    auto next = [&x] { // xorshift64
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      return x;
+    };
+    hash_multiset set;
+    std::unordered_multiset<uint64_t> ref;
+    for (int step = 0; step < 20000; ++step) {
+      auto r = next();
+      // High bits vary, low bits from a small range (same home slots);
+      // sometimes 0 and 1, which the set keeps as one value.
+      uint64_t v = r % 7 == 0 ? (r >> 8) % 2 : ((r >> 20) << 12) | (r % 96);
+      if (v == 0)
+        v = 1; // what the set stores for 0 (checked below)
+      if (r % 3 == 0 && !ref.empty()) {
+        CHECK(set.erase_one(v) == (ref.count(v) > 0));
+        if (auto i = ref.find(v); i != ref.end())
+          ref.erase(i);
+      } else {
+        set.insert(v);
+        ref.insert(v);
+      }
+      REQUIRE(set.size() == ref.size());
+      auto probe = ((next() >> 20) << 12) | (next() % 96);
+      if (probe == 0)
+        probe = 1;
+      REQUIRE(set.contains(probe) == (ref.count(probe) > 0));
+      REQUIRE(set.contains(v) == (ref.count(v) > 0));
+    }
+    for (auto v : ref)
+      REQUIRE(set.contains(v));
+    while (!ref.empty()) {
+      auto v = *ref.begin();
+      REQUIRE(set.erase_one(v));
+      ref.erase(ref.begin());
+      if (ref.count(v) == 0)
+        REQUIRE_FALSE(set.contains(v));
+    }
+    CHECK(set.size() == 0);
+  }
+}
+
+TEST_CASE("hash multiset keeps hash 0 (as 1) and erases one copy at a time") {
+  hash_multiset set;
+  CHECK_FALSE(set.contains(0));
+  CHECK_FALSE(set.erase_one(0));
+  set.insert(0);
+  CHECK(set.contains(0));
+  CHECK(set.contains(1)); // one value here: a false positive, never a miss
+  set.insert(5);
+  set.insert(5);
+  CHECK(set.erase_one(5));
+  CHECK(set.contains(5));
+  CHECK(set.erase_one(5));
+  CHECK_FALSE(set.contains(5));
+  CHECK(set.erase_one(0));
+  CHECK_FALSE(set.contains(0));
+  CHECK(set.size() == 0);
+}
+
+TEST_CASE("hash multiset probe runs that wrap around the end of the array") {
+  // At most 28 members: the array stays at 64 slots, and every value's
+  // home is one of the last four slots or the first four, so runs wrap.
+  uint64_t x = 99;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  hash_multiset set;
+  std::unordered_multiset<uint64_t> ref;
+  for (int step = 0; step < 50000; ++step) {
+    auto r = next();
+    uint64_t v = (((r >> 16) % 5 + 1) << 6) | ((60 + r % 8) & 63);
+    bool erase = ref.size() >= 28 || (r >> 40) % 2 == 0;
+    if (erase) {
+      CHECK(set.erase_one(v) == (ref.count(v) > 0));
+      if (auto i = ref.find(v); i != ref.end())
+        ref.erase(i);
+    } else {
+      set.insert(v);
+      ref.insert(v);
+    }
+    REQUIRE(set.size() == ref.size());
+    for (uint64_t hi = 1; hi <= 5; ++hi)
+      for (uint64_t lo : {60u, 61u, 62u, 63u, 0u, 1u, 2u, 3u}) {
+        auto probe = (hi << 6) | lo;
+        REQUIRE(set.contains(probe) == (ref.count(probe) > 0));
+      }
+  }
 }
