@@ -63,9 +63,135 @@ inline bool idempotency_live(int64_t now_ms, int64_t accepted_at_ms,
   return now_ms - accepted_at_ms < window_ms;
 }
 
+/// Slots in one flat array, found by a 64-bit hash (open addressing,
+/// linear probing, deletion by backward shift): a lookup or an update
+/// touches one or two cache lines, where a node-based map chases a bucket
+/// and a node, both cold when the map is large. Each slot is a pair of
+/// 64-bit words: the hash (well mixed: its low bits pick the slot; 0 marks
+/// an empty slot, so hash 0 is kept as 1) and a value of the owner's.
+class flat_hash_slots {
+public:
+  static constexpr size_t npos = ~size_t{0};
+
+  /// The hash as stored (0 becomes 1).
+  static uint64_t stored(uint64_t h) {
+    return h == 0 ? 1 : h;
+  }
+
+  /// The first slot holding hash `h` and a value for which `match` is
+  /// true, or npos.
+  template <class Match>
+  size_t find(uint64_t h, Match match) const {
+    if (size_ == 0)
+      return npos;
+    h = stored(h);
+    auto mask = hashes_.size() - 1;
+    for (auto i = home(h);; i = (i + 1) & mask) {
+      if (hashes_[i] == 0)
+        return npos;
+      if (hashes_[i] == h && match(values_[i]))
+        return i;
+    }
+  }
+
+  void insert(uint64_t h, uint64_t value) {
+    if ((size_ + 1) * 2 > hashes_.size())
+      grow();
+    place(stored(h), value);
+    ++size_;
+  }
+
+  /// Empties slot `i` (from find), moving later members of its probe run
+  /// back unless their home lies cyclically in (i, their slot].
+  void erase_at(size_t i) {
+    auto mask = hashes_.size() - 1;
+    for (auto j = (i + 1) & mask; hashes_[j] != 0; j = (j + 1) & mask) {
+      auto k = home(hashes_[j]);
+      bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+      if (!stays) {
+        hashes_[i] = hashes_[j];
+        values_[i] = values_[j];
+        i = j;
+      }
+    }
+    hashes_[i] = 0;
+    --size_;
+  }
+
+  uint64_t value_at(size_t i) const {
+    return values_[i];
+  }
+
+  size_t size() const {
+    return size_;
+  }
+
+private:
+  size_t home(uint64_t h) const {
+    return static_cast<size_t>(h) & (hashes_.size() - 1);
+  }
+
+  void place(uint64_t h, uint64_t value) {
+    auto mask = hashes_.size() - 1;
+    auto i = home(h);
+    while (hashes_[i] != 0)
+      i = (i + 1) & mask;
+    hashes_[i] = h;
+    values_[i] = value;
+  }
+
+  void grow() {
+    std::vector<uint64_t> hashes(hashes_.empty() ? 64 : hashes_.size() * 2);
+    std::vector<uint64_t> values(hashes.size());
+    hashes.swap(hashes_);
+    values.swap(values_);
+    for (size_t i = 0; i < hashes.size(); ++i)
+      if (hashes[i] != 0)
+        place(hashes[i], values[i]);
+  }
+
+  std::vector<uint64_t> hashes_; ///< size a power of two; 0: empty
+  std::vector<uint64_t> values_;
+  size_t size_ = 0;
+};
+
+/// A multiset of 64-bit hashes (hash 0 and 1 are one value here: a false
+/// "contains" for a filter, never a miss).
+class hash_multiset {
+public:
+  void insert(uint64_t h) {
+    slots_.insert(h, 0);
+  }
+
+  bool contains(uint64_t h) const {
+    return slots_.find(h, any) != flat_hash_slots::npos;
+  }
+
+  /// Removes one copy of `h`; false if there is none.
+  bool erase_one(uint64_t h) {
+    auto i = slots_.find(h, any);
+    if (i == flat_hash_slots::npos)
+      return false;
+    slots_.erase_at(i);
+    return true;
+  }
+
+  size_t size() const {
+    return slots_.size();
+  }
+
+private:
+  static bool any(uint64_t) {
+    return true;
+  }
+
+  flat_hash_slots slots_;
+};
+
 /// The answers of recently committed sends, bounded to `capacity` entries
 /// (oldest evicted first). Misses fall back to the store's index, so the
-/// bound trades memory for reads, never correctness.
+/// bound trades memory for reads, never correctness. Entries sit in
+/// arrival order; a flat table maps each key's hash to its entry.
 class recent_sends {
 public:
   explicit recent_sends(size_t capacity = 1024) : capacity_(capacity) {
@@ -78,118 +204,53 @@ public:
 
   /// Remembers `res` for `key` (first answer wins).
   void add(const send_key& key, const send_result& res) {
-    if (map_.emplace(key, res).second)
-      order_.push_back(key);
+    auto h = hash_of(key);
+    if (find(key, h))
+      return;
+    index_.insert(h, first_ + entries_.size());
+    entries_.push_back(entry{h, key, res});
     evict();
   }
 
   const send_result* find(const send_key& key) const {
-    auto i = map_.find(key);
-    return i == map_.end() ? nullptr : &i->second;
+    return find(key, hash_of(key));
   }
 
   size_t size() const {
-    return map_.size();
+    return entries_.size();
   }
 
 private:
+  struct entry {
+    uint64_t hash;
+    send_key key;
+    send_result res;
+  };
+
+  const send_result* find(const send_key& key, uint64_t h) const {
+    auto i = index_.find(h, [&](uint64_t n) {
+      return entries_[n - first_].key == key;
+    });
+    return i == flat_hash_slots::npos
+             ? nullptr
+             : &entries_[index_.value_at(i) - first_].res;
+  }
+
   void evict() {
-    while (order_.size() > capacity_) {
-      map_.erase(order_.front());
-      order_.pop_front();
+    while (entries_.size() > capacity_) {
+      auto oldest = first_;
+      auto i = index_.find(entries_.front().hash,
+                           [oldest](uint64_t n) { return n == oldest; });
+      index_.erase_at(i);
+      entries_.pop_front();
+      ++first_;
     }
   }
 
   size_t capacity_;
-  std::unordered_map<send_key, send_result, send_key_hash> map_;
-  std::deque<send_key> order_;
-};
-
-/// A multiset of 64-bit hashes in one flat array (open addressing, linear
-/// probing, deletion by backward shift): a lookup or an update touches one
-/// or two cache lines, where a node-based map chases a bucket and a node,
-/// both cold when the set is large. Hashes are assumed well mixed (the low
-/// bits pick the slot). 0 marks an empty slot, so hash 0 is kept as 1: the
-/// two are one value here (a false "contains" for a filter, never a miss).
-class hash_multiset {
-public:
-  void insert(uint64_t h) {
-    if ((size_ + 1) * 2 > slots_.size())
-      grow();
-    place(stored(h));
-    ++size_;
-  }
-
-  bool contains(uint64_t h) const {
-    return find(stored(h)) != npos;
-  }
-
-  /// Removes one copy of `h`; false if there is none.
-  bool erase_one(uint64_t h) {
-    auto i = find(stored(h));
-    if (i == npos)
-      return false;
-    // Backward shift: a later member of the probe run moves into the hole
-    // unless its home slot lies cyclically in (hole, its slot].
-    auto mask = slots_.size() - 1;
-    for (auto j = (i + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
-      auto home = slot_of(slots_[j]);
-      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-      if (!stays) {
-        slots_[i] = slots_[j];
-        i = j;
-      }
-    }
-    slots_[i] = 0;
-    --size_;
-    return true;
-  }
-
-  size_t size() const {
-    return size_;
-  }
-
-private:
-  static constexpr size_t npos = ~size_t{0};
-
-  static uint64_t stored(uint64_t h) {
-    return h == 0 ? 1 : h;
-  }
-
-  size_t slot_of(uint64_t h) const {
-    return static_cast<size_t>(h) & (slots_.size() - 1);
-  }
-
-  size_t find(uint64_t h) const {
-    if (size_ == 0)
-      return npos;
-    auto mask = slots_.size() - 1;
-    for (auto i = slot_of(h);; i = (i + 1) & mask) {
-      if (slots_[i] == h)
-        return i;
-      if (slots_[i] == 0)
-        return npos;
-    }
-  }
-
-  void place(uint64_t h) {
-    auto mask = slots_.size() - 1;
-    auto i = slot_of(h);
-    while (slots_[i] != 0)
-      i = (i + 1) & mask;
-    slots_[i] = h;
-  }
-
-  void grow() {
-    std::vector<uint64_t> old(slots_.empty() ? 64 : slots_.size() * 2, 0);
-    old.swap(slots_);
-    for (auto h : old)
-      if (h != 0)
-        place(h);
-  }
-
-  std::vector<uint64_t> slots_; ///< size a power of two; 0: empty
-  size_t size_ = 0;
+  std::deque<entry> entries_; ///< oldest first; entries_[0] is number first_
+  uint64_t first_ = 0;
+  flat_hash_slots index_; ///< hash -> entry number
 };
 
 /// Hashes of the keys this incarnation committed, for as long as their

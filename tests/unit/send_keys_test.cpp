@@ -210,3 +210,47 @@ TEST_CASE("hash multiset probe runs that wrap around the end of the array") {
       }
   }
 }
+
+TEST_CASE("recent sends agree with a plain model over random adds, repeats "
+          "and capacity changes") {
+  uint64_t x = 7;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  size_t capacity = 50;
+  recent_sends rs{capacity};
+  std::deque<std::pair<send_key, send_result>> model; // oldest first
+  auto model_find = [&](const send_key& k) -> const send_result* {
+    for (auto& [mk, mr] : model)
+      if (mk == k)
+        return &mr;
+    return nullptr;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    auto r = next();
+    send_key k{1 + r % 3, 1 + (r >> 8) % 2, "c" + std::to_string((r >> 16) % 120)};
+    if (r % 97 == 0) {
+      capacity = 1 + (r >> 24) % 80;
+      rs.set_capacity(capacity);
+      while (model.size() > capacity)
+        model.pop_front();
+    } else if (r % 2 == 0) {
+      send_result res{"id" + std::to_string(step), uint64_t(step), step, false};
+      rs.add(k, res);
+      if (!model_find(k)) {
+        model.emplace_back(k, res);
+        if (model.size() > capacity)
+          model.pop_front();
+      }
+    }
+    REQUIRE(rs.size() == model.size());
+    auto* got = rs.find(k);
+    auto* want = model_find(k);
+    REQUIRE((got == nullptr) == (want == nullptr));
+    if (got)
+      REQUIRE(got->server_sequence == want->server_sequence);
+  }
+}
