@@ -257,7 +257,9 @@ private:
 /// idempotency window lasts, up to `capacity` of them: a key whose hash is
 /// not here (and that no earlier incarnation can have committed inside the
 /// window) was never committed, so its send needs no store lookup. Answers
-/// live in `recent_sends`; this only rules keys out, at 8 bytes a key.
+/// live in `recent_sends`; this only rules keys out, at 48-80 bytes a key
+/// (its hash and time in arrival order, and a slot of a flat table that is
+/// at most half full).
 class committed_keys {
 public:
   explicit committed_keys(size_t capacity = 65536) : capacity_(capacity) {
