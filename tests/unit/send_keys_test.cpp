@@ -110,19 +110,44 @@ TEST_CASE("committed keys count equal hashes: one leaving keeps the other") {
   CHECK_FALSE(ck.may_contain(42));
 }
 
+namespace {
+
+/// xorshift64: a seeded, repeatable stream for the model tests.
+struct xorshift {
+  uint64_t x;
+
+  uint64_t operator()() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  }
+};
+
+/// One step on both the set and its model: erase one copy of `v` (the set
+/// must say whether there was one) or insert it.
+void step_both(hash_multiset& set, std::unordered_multiset<uint64_t>& ref,
+               uint64_t v, bool erase) {
+  if (erase) {
+    CHECK(set.erase_one(v) == (ref.count(v) > 0));
+    if (auto i = ref.find(v); i != ref.end())
+      ref.erase(i);
+  } else {
+    set.insert(v);
+    ref.insert(v);
+  }
+  REQUIRE(set.size() == ref.size());
+}
+
+} // namespace
+
 TEST_CASE("hash multiset agrees with a node-based multiset over random "
           "inserts and erases") {
   // Few distinct values, many collisions on the low bits: long probe runs,
   // wrap-around at the end of the array, duplicates, and backward shifts.
   for (uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
     CAPTURE(seed);
-    uint64_t x = seed;
-    auto next = [&x] { // xorshift64
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      return x;
-    };
+    xorshift next{seed};
     hash_multiset set;
     std::unordered_multiset<uint64_t> ref;
     for (int step = 0; step < 20000; ++step) {
@@ -132,15 +157,7 @@ TEST_CASE("hash multiset agrees with a node-based multiset over random "
       uint64_t v = r % 7 == 0 ? (r >> 8) % 2 : ((r >> 20) << 12) | (r % 96);
       if (v == 0)
         v = 1; // what the set stores for 0 (checked below)
-      if (r % 3 == 0 && !ref.empty()) {
-        CHECK(set.erase_one(v) == (ref.count(v) > 0));
-        if (auto i = ref.find(v); i != ref.end())
-          ref.erase(i);
-      } else {
-        set.insert(v);
-        ref.insert(v);
-      }
-      REQUIRE(set.size() == ref.size());
+      step_both(set, ref, v, r % 3 == 0 && !ref.empty());
       auto probe = ((next() >> 20) << 12) | (next() % 96);
       if (probe == 0)
         probe = 1;
@@ -181,28 +198,13 @@ TEST_CASE("hash multiset keeps hash 0 (as 1) and erases one copy at a time") {
 TEST_CASE("hash multiset probe runs that wrap around the end of the array") {
   // At most 28 members: the array stays at 64 slots, and every value's
   // home is one of the last four slots or the first four, so runs wrap.
-  uint64_t x = 99;
-  auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  xorshift next{99};
   hash_multiset set;
   std::unordered_multiset<uint64_t> ref;
   for (int step = 0; step < 50000; ++step) {
     auto r = next();
     uint64_t v = (((r >> 16) % 5 + 1) << 6) | ((60 + r % 8) & 63);
-    bool erase = ref.size() >= 28 || (r >> 40) % 2 == 0;
-    if (erase) {
-      CHECK(set.erase_one(v) == (ref.count(v) > 0));
-      if (auto i = ref.find(v); i != ref.end())
-        ref.erase(i);
-    } else {
-      set.insert(v);
-      ref.insert(v);
-    }
-    REQUIRE(set.size() == ref.size());
+    step_both(set, ref, v, ref.size() >= 28 || (r >> 40) % 2 == 0);
     for (uint64_t hi = 1; hi <= 5; ++hi)
       for (uint64_t lo : {60u, 61u, 62u, 63u, 0u, 1u, 2u, 3u}) {
         auto probe = (hi << 6) | lo;
@@ -213,13 +215,7 @@ TEST_CASE("hash multiset probe runs that wrap around the end of the array") {
 
 TEST_CASE("recent sends agree with a plain model over random adds, repeats "
           "and capacity changes") {
-  uint64_t x = 7;
-  auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  xorshift next{7};
   size_t capacity = 50;
   recent_sends rs{capacity};
   std::deque<std::pair<send_key, send_result>> model; // oldest first
