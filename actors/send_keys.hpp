@@ -73,11 +73,6 @@ class flat_hash_slots {
 public:
   static constexpr size_t npos = ~size_t{0};
 
-  /// The hash as stored (0 becomes 1).
-  static uint64_t stored(uint64_t h) {
-    return h == 0 ? 1 : h;
-  }
-
   /// The first slot holding hash `h` and a value for which `match` is
   /// true, or npos.
   template <class Match>
@@ -118,15 +113,16 @@ public:
     --size_;
   }
 
-  uint64_t value_at(size_t i) const {
-    return values_[i];
-  }
-
   size_t size() const {
     return size_;
   }
 
 private:
+  /// The hash as stored (0 becomes 1).
+  static uint64_t stored(uint64_t h) {
+    return h == 0 ? 1 : h;
+  }
+
   size_t home(uint64_t h) const {
     return static_cast<size_t>(h) & (hashes_.size() - 1);
   }
@@ -208,7 +204,7 @@ public:
     if (find(key, h))
       return;
     index_.insert(h, first_ + entries_.size());
-    entries_.push_back(entry{h, key, res});
+    entries_.push_back(entry{key, res});
     evict();
   }
 
@@ -222,24 +218,24 @@ public:
 
 private:
   struct entry {
-    uint64_t hash;
     send_key key;
     send_result res;
   };
 
   const send_result* find(const send_key& key, uint64_t h) const {
-    auto i = index_.find(h, [&](uint64_t n) {
-      return entries_[n - first_].key == key;
+    const entry* hit = nullptr;
+    index_.find(h, [&](uint64_t n) {
+      auto& e = entries_[n - first_];
+      hit = e.key == key ? &e : nullptr;
+      return hit != nullptr;
     });
-    return i == flat_hash_slots::npos
-             ? nullptr
-             : &entries_[index_.value_at(i) - first_].res;
+    return hit ? &hit->res : nullptr;
   }
 
   void evict() {
     while (entries_.size() > capacity_) {
       auto oldest = first_;
-      auto i = index_.find(entries_.front().hash,
+      auto i = index_.find(hash_of(entries_.front().key),
                            [oldest](uint64_t n) { return n == oldest; });
       index_.erase_at(i);
       entries_.pop_front();
