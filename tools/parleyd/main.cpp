@@ -16,6 +16,7 @@
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/config.hpp"
 #include "runtime/node.hpp"
+#include "runtime/scheduler.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
@@ -158,6 +159,8 @@ int main(int argc, char** argv) {
   }
   if (!cfg.rebuild_inbox.empty())
     return rebuild_inboxes(**kv, cfg.rebuild_inbox);
+  if (cfg.scheduler == "node")
+    use_node_scheduler(cfg);
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
@@ -178,8 +181,10 @@ int main(int argc, char** argv) {
       n.stop();
       return 1;
     }
-    spdlog::info("node started data={} port={} pid={}", cfg.data_dir,
-                 n.port(), ::getpid());
+    spdlog::info("node started data={} port={} pid={} scheduler={} workers={}",
+                 cfg.data_dir, n.port(), ::getpid(),
+                 runs_node_scheduler(sys) ? "node" : "caf",
+                 sys.scheduler().num_workers());
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -1,0 +1,142 @@
+#include "runtime/scheduler.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/defaults.hpp>
+#include <caf/detail/double_ended_queue.hpp>
+#include <caf/policy/unprofiled.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/coordinator.hpp>
+#include <caf/settings.hpp>
+
+namespace parley {
+
+namespace {
+
+/// The policy `caf::scheduler::coordinator` runs (see the header).
+class wake_policy : public caf::policy::unprofiled {
+public:
+  using queue_type = caf::detail::double_ended_queue<caf::resumable>;
+
+  struct coordinator_data {
+    explicit coordinator_data(caf::scheduler::abstract_coordinator*) {
+    }
+    std::atomic<size_t> next_worker{0};
+  };
+
+  struct worker_data {
+    explicit worker_data(caf::scheduler::abstract_coordinator* p)
+      : nap(caf::get_or(p->system().config(),
+                        "work-stealing.relaxed-sleep-duration",
+                        caf::defaults::work_stealing::relaxed_sleep_duration)) {
+    }
+
+    /// Each worker gets its own (CAF copies one for every worker).
+    worker_data(const worker_data& other) : nap(other.nap) {
+    }
+
+    queue_type queue;
+    /// Set (under `lock`) while the worker may wait on `cv`.
+    std::atomic<bool> sleeping{false};
+    std::mutex lock;
+    std::condition_variable cv;
+    std::minstd_rand rng{std::random_device{}()};
+    caf::timespan nap;
+  };
+
+  template <class Coordinator>
+  void central_enqueue(Coordinator* self, caf::resumable* job) {
+    auto n = self->num_workers();
+    auto w = self->worker_by_id(d(self).next_worker++ % n);
+    w->external_enqueue(job);
+  }
+
+  template <class Worker>
+  void external_enqueue(Worker* self, caf::resumable* job) {
+    auto& wd = d(self);
+    wd.queue.append(job);
+    // Pairs with the fence in `dequeue`: the worker either sees the job
+    // before it waits, or its flag is seen here.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!wd.sleeping.load(std::memory_order_relaxed))
+      return;
+    // It holds the lock from setting the flag until it waits: once the lock
+    // is ours it waits (and the signal reaches it) or it has looked again.
+    { std::lock_guard<std::mutex> guard{wd.lock}; }
+    wd.cv.notify_one();
+  }
+
+  template <class Worker>
+  void internal_enqueue(Worker* self, caf::resumable* job) {
+    d(self).queue.prepend(job);
+  }
+
+  template <class Worker>
+  void resume_job_later(Worker* self, caf::resumable* job) {
+    d(self).queue.append(job);
+  }
+
+  template <class Worker>
+  caf::resumable* dequeue(Worker* self) {
+    auto& wd = d(self);
+    for (;;) {
+      if (auto job = wd.queue.take_head())
+        return job;
+      if (auto job = try_steal(self))
+        return job;
+      std::unique_lock<std::mutex> guard{wd.lock};
+      wd.sleeping.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (wd.queue.empty())
+        wd.cv.wait_for(guard, wd.nap);
+      wd.sleeping.store(false, std::memory_order_relaxed);
+    }
+  }
+
+  template <class Worker, class UnaryFunction>
+  void foreach_resumable(Worker* self, UnaryFunction f) {
+    while (auto job = d(self).queue.take_head())
+      f(job);
+  }
+
+  template <class Coordinator, class UnaryFunction>
+  void foreach_central_resumable(Coordinator*, UnaryFunction) {
+    // Jobs from outside go straight to a worker's queue.
+  }
+
+private:
+  template <class Worker>
+  caf::resumable* try_steal(Worker* self) {
+    auto p = self->parent();
+    auto n = p->num_workers();
+    if (n < 2)
+      return nullptr;
+    auto victim = d(self).rng() % (n - 1);
+    if (victim >= self->id())
+      ++victim; // anyone but itself
+    return d(p->worker_by_id(victim)).queue.take_tail();
+  }
+};
+
+using node_coordinator = caf::scheduler::coordinator<wake_policy>;
+
+} // namespace
+
+void use_node_scheduler(caf::actor_system_config& cfg) {
+  cfg.module_factories.push_back(
+    [](caf::actor_system& sys) -> caf::actor_system::module* {
+      return new node_coordinator(sys);
+    });
+}
+
+bool runs_node_scheduler(caf::actor_system& sys) {
+  return dynamic_cast<node_coordinator*>(&sys.scheduler()) != nullptr;
+}
+
+} // namespace parley

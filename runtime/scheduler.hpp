@@ -1,0 +1,37 @@
+#pragma once
+
+// The node's CAF scheduler: CAF's work-stealing layout (one job queue per
+// worker, round-robin for jobs from outside, idle workers steal) with a
+// cheaper way to sleep and wake.
+//
+// CAF 0.17's worker, once idle, waits on a condition variable, and every
+// job from a thread outside the scheduler (a socket's I/O thread, the store
+// writer, the timer) locks that worker's mutex and signals the condition
+// variable while it still holds the lock. A woken worker then wakes into a
+// locked mutex and sleeps again on it; and the lock is taken for every such
+// job, asleep or not. At 15,000 messages a second about a third of the
+// node's futex calls were that contention (tools/bench/RESULTS.md, issue 3).
+//
+// Here a worker announces its sleep in an atomic flag: a job from outside
+// takes the lock only when the flag is set, and signals after releasing
+// it. A sleeping worker still wakes every
+// `work-stealing.relaxed-sleep-duration` to steal, as CAF's does; the other
+// work-stealing poll settings have no effect (an idle worker polls its
+// queue once and steals once before it sleeps).
+//
+// Header kept free of CAF's scheduler templates: only the config is needed.
+
+#include <caf/actor_system_config.hpp>
+#include <caf/fwd.hpp>
+
+namespace parley {
+
+/// Makes actor systems built from `cfg` use the node's scheduler (before
+/// the system is constructed; the `scheduler.policy` setting is then
+/// ignored).
+void use_node_scheduler(caf::actor_system_config& cfg);
+
+/// Whether `sys` runs the node's scheduler (for the startup log and tests).
+bool runs_node_scheduler(caf::actor_system& sys);
+
+} // namespace parley
