@@ -1,10 +1,15 @@
 #include "runtime/scheduler.hpp"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
-#include <mutex>
+#include <cstdint>
+#include <ctime>
 #include <random>
 
 #include <caf/actor_system.hpp>
@@ -18,6 +23,26 @@
 namespace parley {
 
 namespace {
+
+static_assert(sizeof(std::atomic<int>) == sizeof(int)
+                && std::atomic<int>::is_always_lock_free,
+              "a futex word must be a plain int");
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (returns at once
+/// if it no longer does; may also return early, for no reason).
+void futex_wait(std::atomic<int>& word, int expected, caf::timespan timeout) {
+  auto ns = std::max<int64_t>(timeout.count(), 0);
+  timespec ts{static_cast<time_t>(ns / 1'000'000'000),
+              static_cast<long>(ns % 1'000'000'000)};
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&word), FUTEX_WAIT_PRIVATE,
+            expected, &ts, nullptr, 0);
+}
+
+/// Wakes one thread waiting on `word`.
+void futex_wake(std::atomic<int>& word) {
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&word), FUTEX_WAKE_PRIVATE, 1,
+            nullptr, nullptr, 0);
+}
 
 /// The policy `caf::scheduler::coordinator` runs (see the header).
 class wake_policy : public caf::policy::unprofiled {
@@ -42,10 +67,8 @@ public:
     }
 
     queue_type queue;
-    /// Set (under `lock`) while the worker may wait on `cv`.
-    std::atomic<bool> sleeping{false};
-    std::mutex lock;
-    std::condition_variable cv;
+    /// 1 while the worker may be waiting on it (a futex word).
+    std::atomic<int> asleep{0};
     std::minstd_rand rng{std::random_device{}()};
     caf::timespan nap;
   };
@@ -64,12 +87,11 @@ public:
     // Pairs with the fence in `dequeue`: the worker either sees the job
     // before it waits, or its flag is seen here.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!wd.sleeping.load(std::memory_order_relaxed))
-      return;
-    // It holds the lock from setting the flag until it waits: once the lock
-    // is ours it waits (and the signal reaches it) or it has looked again.
-    { std::lock_guard<std::mutex> guard{wd.lock}; }
-    wd.cv.notify_one();
+    // One of the threads that see the flag clears it and wakes the worker;
+    // a worker not yet waiting then does not wait (the word is no longer 1).
+    if (wd.asleep.load(std::memory_order_relaxed) == 1
+        && wd.asleep.exchange(0) == 1)
+      futex_wake(wd.asleep);
   }
 
   template <class Worker>
@@ -90,12 +112,11 @@ public:
         return job;
       if (auto job = try_steal(self))
         return job;
-      std::unique_lock<std::mutex> guard{wd.lock};
-      wd.sleeping.store(true, std::memory_order_relaxed);
+      wd.asleep.store(1, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (wd.queue.empty())
-        wd.cv.wait_for(guard, wd.nap);
-      wd.sleeping.store(false, std::memory_order_relaxed);
+        futex_wait(wd.asleep, 1, wd.nap);
+      wd.asleep.store(0, std::memory_order_relaxed);
     }
   }
 

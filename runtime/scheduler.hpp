@@ -8,16 +8,19 @@
 // job from a thread outside the scheduler (a socket's I/O thread, the store
 // writer, the timer) locks that worker's mutex and signals the condition
 // variable while it still holds the lock. A woken worker then wakes into a
-// locked mutex and sleeps again on it; and the lock is taken for every such
-// job, asleep or not. At 15,000 messages a second about a third of the
-// node's futex calls were that contention (tools/bench/RESULTS.md, issue 3).
+// locked mutex and sleeps again on it; glibc marks a mutex retaken after a
+// wait as contended, so its unlock is one more system call; and the lock
+// is taken for every such job, asleep or not. At 15,000 messages a second
+// that was over half of the node's futex calls (tools/bench/RESULTS.md,
+// issue 3).
 //
-// Here a worker announces its sleep in an atomic flag: a job from outside
-// takes the lock only when the flag is set, and signals after releasing
-// it. A sleeping worker still wakes every
-// `work-stealing.relaxed-sleep-duration` to steal, as CAF's does; the other
-// work-stealing poll settings have no effect (an idle worker polls its
-// queue once and steals once before it sleeps).
+// Here an idle worker announces its sleep in an atomic word and waits on
+// that word itself (a Linux futex), with no mutex: a job from outside
+// looks at the word, and only when it is set does one such thread clear it
+// and wake the worker, one system call. A sleeping worker still wakes
+// every `work-stealing.relaxed-sleep-duration` to steal, as CAF's does;
+// the other work-stealing poll settings have no effect (an idle worker
+// polls its queue once and steals once before it sleeps).
 //
 // Header kept free of CAF's scheduler templates: only the config is needed.
 
