@@ -112,6 +112,8 @@ public:
         return job;
       if (auto job = try_steal(self))
         return job;
+      // Announce the sleep, then look once more: a job queued before the
+      // announcement was seen is found here (see `external_enqueue`).
       wd.asleep.store(1, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (wd.queue.empty())

@@ -11,8 +11,8 @@
 // locked mutex and sleeps again on it; glibc marks a mutex retaken after a
 // wait as contended, so its unlock is one more system call; and the lock
 // is taken for every such job, asleep or not. At 15,000 messages a second
-// that was over half of the node's futex calls (tools/bench/RESULTS.md,
-// issue 3).
+// the node makes half as many futex calls with the policy below
+// (tools/bench/RESULTS.md, issue 3).
 //
 // Here an idle worker announces its sleep in an atomic word and waits on
 // that word itself (a Linux futex), with no mutex: a job from outside

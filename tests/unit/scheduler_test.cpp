@@ -61,9 +61,9 @@ TEST_CASE("node scheduler: every job queued from outside wakes its worker") {
 
 TEST_CASE("node scheduler: jobs from several threads at once all run, once "
           "each") {
+  std::atomic<uint64_t> sum{0}, runs{0}; // outlive the actors
   node_sched_config cfg{std::chrono::hours{1}};
   caf::actor_system sys{cfg};
-  std::atomic<uint64_t> sum{0}, runs{0};
   std::vector<caf::actor> counters;
   for (int i = 0; i < 8; ++i)
     counters.push_back(sys.spawn([&](caf::event_based_actor*) -> caf::behavior {
