@@ -4,18 +4,28 @@ namespace parley::keys {
 
 namespace {
 
-std::string tagged(char tag, uint64_t a) {
+/// `tag` and `a`, with room reserved for `more` bytes to follow, so that
+/// the key is allocated once.
+std::string tagged_with_room(char tag, uint64_t a, size_t more) {
   std::string out;
-  out.reserve(9);
+  out.reserve(9 + more);
   out.push_back(tag);
   append_u64(out, a);
   return out;
 }
 
-std::string tagged(char tag, uint64_t a, uint64_t b) {
-  auto out = tagged(tag, a);
+std::string tagged(char tag, uint64_t a) {
+  return tagged_with_room(tag, a, 0);
+}
+
+std::string tagged_with_room(char tag, uint64_t a, uint64_t b, size_t more) {
+  auto out = tagged_with_room(tag, a, 8 + more);
   append_u64(out, b);
   return out;
+}
+
+std::string tagged(char tag, uint64_t a, uint64_t b) {
+  return tagged_with_room(tag, a, b, 0);
 }
 
 std::optional<std::pair<uint64_t, uint64_t>>
@@ -28,8 +38,10 @@ decode_pair(char tag, std::string_view key) {
 } // namespace
 
 void append_u64(std::string& out, uint64_t x) {
-  for (int shift = 56; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((x >> shift) & 0xFF));
+  char bytes[8];
+  for (int i = 7; i >= 0; --i, x >>= 8)
+    bytes[i] = static_cast<char>(x & 0xFF);
+  out.append(bytes, 8);
 }
 
 std::optional<uint64_t> read_u64(std::string_view in, size_t pos) {
@@ -52,7 +64,8 @@ decode_message(std::string_view key) {
 
 std::string idempotency(conversation_id conv, user_id user, device_id device,
                         std::string_view client_message_id) {
-  auto out = tagged(idempotency_tag, conv, user);
+  auto out = tagged_with_room(idempotency_tag, conv, user,
+                              8 + client_message_id.size());
   append_u64(out, device);
   out.append(client_message_id);
   return out;
@@ -100,13 +113,13 @@ std::string token(std::string_view token_hash) {
 }
 
 std::string delivered(user_id user, device_id dev, conversation_id conv) {
-  auto out = tagged(delivered_tag, user, dev);
+  auto out = tagged_with_room(delivered_tag, user, dev, 8);
   append_u64(out, conv);
   return out;
 }
 
 std::string receipt(conversation_id conv, user_id user, uint8_t kind) {
-  auto out = tagged(receipts_tag, conv, user);
+  auto out = tagged_with_room(receipts_tag, conv, user, 1);
   out.push_back(static_cast<char>(kind));
   return out;
 }

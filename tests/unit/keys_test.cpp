@@ -74,3 +74,25 @@ TEST_CASE("prefix_end bounds every key with the prefix") {
   CHECK(keys::prefix_end(std::string("a\xff", 2)) == "b");
   CHECK(keys::prefix_end(std::string("\xff\xff", 2)).empty());
 }
+
+TEST_CASE("keys keep their on-disk bytes: a tag, then big-endian numbers") {
+  using namespace std::string_literals;
+  const uint64_t a = 0x0102030405060708, b = 0x1112131415161718,
+                 c = 0x2122232425262728;
+  auto be = [](uint64_t x) {
+    std::string s;
+    for (int shift = 56; shift >= 0; shift -= 8)
+      s.push_back(static_cast<char>((x >> shift) & 0xFF));
+    return s;
+  };
+  CHECK(keys::message(a, b) == "m"s + be(a) + be(b));
+  CHECK(keys::message(a, b) == "m\x01\x02\x03\x04\x05\x06\x07\x08"
+                               "\x11\x12\x13\x14\x15\x16\x17\x18"s);
+  CHECK(keys::idempotency(a, b, c, "cm1") == "i"s + be(a) + be(b) + be(c) + "cm1");
+  CHECK(keys::delivered(a, b, c) == "r"s + be(a) + be(b) + be(c));
+  CHECK(keys::receipt(a, b, 2) == "s"s + be(a) + be(b) + "\x02"s);
+  CHECK(keys::outbox(a) == "o"s + be(a));
+  std::string out = "p";
+  keys::append_u64(out, UINT64_MAX - 1);
+  CHECK(out == "p\xff\xff\xff\xff\xff\xff\xff\xfe"s);
+}
