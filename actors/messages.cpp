@@ -1,6 +1,5 @@
 #include "actors/local_messages.hpp"
 
-#include <cstdio>
 
 namespace parley {
 
@@ -9,11 +8,15 @@ device_sink::~device_sink() = default;
 send_answer::~send_answer() = default;
 
 std::string make_server_message_id(conversation_id conv, sequence seq) {
-  char buf[33];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx",
-                static_cast<unsigned long long>(conv),
-                static_cast<unsigned long long>(seq));
-  return std::string(buf, 32);
+  // 32 lowercase hex digits: the conversation's 16, then the sequence's
+  // (clients may keep these ids; the format never changes).
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (int i = 15; i >= 0; --i, conv >>= 4)
+    out[static_cast<size_t>(i)] = digits[conv & 0xF];
+  for (int i = 31; i >= 16; --i, seq >>= 4)
+    out[static_cast<size_t>(i)] = digits[seq & 0xF];
+  return out;
 }
 
 } // namespace parley

@@ -4,6 +4,7 @@
 #include <random>
 #include <vector>
 
+#include "actors/messages.hpp"
 #include "runtime/store/keys.hpp"
 
 using namespace parley;
@@ -95,4 +96,13 @@ TEST_CASE("keys keep their on-disk bytes: a tag, then big-endian numbers") {
   std::string out = "p";
   keys::append_u64(out, UINT64_MAX - 1);
   CHECK(out == "p\xff\xff\xff\xff\xff\xff\xff\xfe"s);
+}
+
+TEST_CASE("a server message id is the conversation and the sequence in hex") {
+  CHECK(make_server_message_id(1, 0xab) == "0000000000000001"
+                                            "00000000000000ab");
+  CHECK(make_server_message_id(0x0123456789abcdef, 0xfedcba9876543210)
+        == "0123456789abcdeffedcba9876543210");
+  CHECK(make_server_message_id(UINT64_MAX, 0) == std::string(16, 'f')
+                                                   + std::string(16, '0'));
 }
