@@ -151,7 +151,9 @@ private:
     auto victim = d(self).rng() % (n - 1);
     if (victim >= self->id())
       ++victim; // anyone but itself
-    return d(p->worker_by_id(victim)).queue.take_tail();
+    // An empty queue is seen without its locks, which its owner needs.
+    auto& q = d(p->worker_by_id(victim)).queue;
+    return q.empty() ? nullptr : q.take_tail();
   }
 };
 
