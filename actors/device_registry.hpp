@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include <caf/actor.hpp>
@@ -59,7 +60,8 @@ struct device_registry_state {
 
   device_deps deps;
   device_registry_options opts;
-  std::map<user_id, std::map<device_id, entry>> devices;
+  /// Looked up on every delivery; unordered (nothing walks it in order).
+  std::unordered_map<user_id, std::map<device_id, entry>> devices;
   std::map<caf::actor_addr, std::pair<user_id, device_id>> by_conn;
   std::map<caf::actor_addr, std::pair<user_id, device_id>> by_device;
   std::set<caf::actor_addr> linked; ///< devices whose exit_msg may come
