@@ -1,5 +1,6 @@
 #include "actors/local_messages.hpp"
 
+#include <string>
 
 namespace parley {
 
