@@ -55,6 +55,8 @@ public:
   /// Bound to its io_context's own executor type rather than asio's
   /// type-erased default: every socket operation copies its executor, and
   /// the erased one cost ~1 % of the server and 2-3 % of the bench client.
+  /// Callers make their sockets of this type from the start (the server's
+  /// acceptor and HTTP stream, the bench's connect).
   using socket_type =
     boost::asio::basic_stream_socket<boost::asio::ip::tcp,
                                      boost::asio::io_context::executor_type>;
@@ -71,14 +73,6 @@ public:
 
   explicit coalescing_stream(socket_type&& s, size_t max_pending = 256 * 1024)
     : st_(std::make_shared<state>(std::move(s), max_pending)) {
-  }
-
-  /// Takes over a socket with asio's default executor (one that no
-  /// operation is pending on, e.g. just upgraded from HTTP), which must
-  /// run on an io_context.
-  explicit coalescing_stream(boost::asio::ip::tcp::socket&& s,
-                             size_t max_pending = 256 * 1024)
-    : coalescing_stream(rebind(std::move(s)), max_pending) {
   }
 
   executor_type get_executor() noexcept {
@@ -210,20 +204,6 @@ public:
   }
 
 private:
-  static socket_type rebind(boost::asio::ip::tcp::socket&& s) {
-    auto& ctx = static_cast<boost::asio::io_context&>(
-      boost::asio::query(s.get_executor(), boost::asio::execution::context));
-    socket_type out{ctx};
-    error_code ec;
-    auto ep = s.local_endpoint(ec);
-    if (!ec) {
-      auto fd = s.release(ec);
-      if (!ec)
-        out.assign(ep.protocol(), fd, ec);
-    }
-    return out; // closed if any step failed: its operations fail at once
-  }
-
   struct state {
     state(socket_type&& s, size_t max) : sock(std::move(s)), max_pending(max) {
     }

@@ -93,7 +93,8 @@ private:
 class ws_session : public ws_link,
                    public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(tcp::socket&& socket, const server_options& opts,
+  ws_session(coalescing_stream::socket_type&& socket,
+             const server_options& opts,
              std::shared_ptr<bulk_lane> bulk)
     : ws_(coalescing_stream{std::move(socket)}),
       opts_(opts),
@@ -219,7 +220,8 @@ private:
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(tcp::socket&& socket, const server_options& opts,
+  http_session(coalescing_stream::socket_type&& socket,
+               const server_options& opts,
                const http_handler& http, const ws_acceptor& ws,
                std::shared_ptr<bulk_lane> bulk)
     : stream_(std::move(socket)),
@@ -329,7 +331,8 @@ private:
                       });
   }
 
-  beast::tcp_stream stream_;
+  /// On its io_context's own executor, like the WebSocket it may become.
+  beast::basic_stream<tcp, asio::io_context::executor_type> stream_;
   const server_options& opts_;
   const http_handler& http_;
   const ws_acceptor& ws_;
@@ -370,7 +373,8 @@ struct server::impl {
 
   void accept() {
     acceptor.async_accept(next_context(),
-                          [this](beast::error_code ec, tcp::socket socket) {
+                          [this](beast::error_code ec,
+                                 coalescing_stream::socket_type socket) {
                             if (ec)
                               return; // closed: stop() was called
                             std::make_shared<http_session>(std::move(socket),

@@ -1,31 +1,21 @@
 #include "runtime/store/keys.hpp"
 
+#include <initializer_list>
+
 namespace parley::keys {
 
 namespace {
 
-/// `tag` and `a`, with room reserved for `more` bytes to follow, so that
-/// the key is allocated once.
-std::string tagged_with_room(char tag, uint64_t a, size_t more) {
+/// `tag`, then each of `parts` (big-endian), with room reserved for `more`
+/// bytes the caller appends: one allocation per key.
+std::string tagged(char tag, std::initializer_list<uint64_t> parts,
+                   size_t more = 0) {
   std::string out;
-  out.reserve(9 + more);
+  out.reserve(1 + 8 * parts.size() + more);
   out.push_back(tag);
-  append_u64(out, a);
+  for (auto x : parts)
+    append_u64(out, x);
   return out;
-}
-
-std::string tagged(char tag, uint64_t a) {
-  return tagged_with_room(tag, a, 0);
-}
-
-std::string tagged_with_room(char tag, uint64_t a, uint64_t b, size_t more) {
-  auto out = tagged_with_room(tag, a, 8 + more);
-  append_u64(out, b);
-  return out;
-}
-
-std::string tagged(char tag, uint64_t a, uint64_t b) {
-  return tagged_with_room(tag, a, b, 0);
 }
 
 std::optional<std::pair<uint64_t, uint64_t>>
@@ -54,7 +44,7 @@ std::optional<uint64_t> read_u64(std::string_view in, size_t pos) {
 }
 
 std::string message(conversation_id conv, sequence seq) {
-  return tagged(messages_tag, conv, seq);
+  return tagged(messages_tag, {conv, seq});
 }
 
 std::optional<std::pair<conversation_id, sequence>>
@@ -64,27 +54,26 @@ decode_message(std::string_view key) {
 
 std::string idempotency(conversation_id conv, user_id user, device_id device,
                         std::string_view client_message_id) {
-  auto out = tagged_with_room(idempotency_tag, conv, user,
-                              8 + client_message_id.size());
-  append_u64(out, device);
+  auto out = tagged(idempotency_tag, {conv, user, device},
+                    client_message_id.size());
   out.append(client_message_id);
   return out;
 }
 
 std::string conversation(conversation_id conv) {
-  return tagged(conversations_tag, conv);
+  return tagged(conversations_tag, {conv});
 }
 
 std::string outbox(conversation_id conv) {
-  return tagged(outbox_tag, conv);
+  return tagged(outbox_tag, {conv});
 }
 
 std::string sweep(conversation_id conv) {
-  return tagged(sweep_tag, conv);
+  return tagged(sweep_tag, {conv});
 }
 
 std::string member(conversation_id conv, user_id user) {
-  return tagged(members_tag, conv, user);
+  return tagged(members_tag, {conv, user});
 }
 
 std::optional<std::pair<conversation_id, user_id>>
@@ -99,11 +88,11 @@ std::string account(std::string_view username) {
 }
 
 std::string user_name(user_id user) {
-  return tagged(user_names_tag, user);
+  return tagged(user_names_tag, {user});
 }
 
 std::string device(user_id user, device_id dev) {
-  return tagged(devices_tag, user, dev);
+  return tagged(devices_tag, {user, dev});
 }
 
 std::string token(std::string_view token_hash) {
@@ -113,13 +102,11 @@ std::string token(std::string_view token_hash) {
 }
 
 std::string delivered(user_id user, device_id dev, conversation_id conv) {
-  auto out = tagged_with_room(delivered_tag, user, dev, 8);
-  append_u64(out, conv);
-  return out;
+  return tagged(delivered_tag, {user, dev, conv});
 }
 
 std::string receipt(conversation_id conv, user_id user, uint8_t kind) {
-  auto out = tagged_with_room(receipts_tag, conv, user, 1);
+  auto out = tagged(receipts_tag, {conv, user}, 1);
   out.push_back(static_cast<char>(kind));
   return out;
 }
@@ -135,15 +122,15 @@ decode_receipt(std::string_view key) {
 }
 
 std::string inbox(user_id user, conversation_id conv) {
-  return tagged(inbox_tag, user, conv);
+  return tagged(inbox_tag, {user, conv});
 }
 
 std::string inbox_flags(user_id user, conversation_id conv) {
-  return tagged(inbox_flags_tag, user, conv);
+  return tagged(inbox_flags_tag, {user, conv});
 }
 
 std::string membership(user_id user, conversation_id conv) {
-  return tagged(memberships_tag, user, conv);
+  return tagged(memberships_tag, {user, conv});
 }
 
 std::string counter(std::string_view name) {

@@ -27,8 +27,8 @@ namespace {
 
 struct socket_pair {
   asio::io_context ioc;
-  tcp::socket server{ioc};
-  tcp::socket client{ioc};
+  coalescing_stream::socket_type server{ioc};
+  coalescing_stream::socket_type client{ioc};
 
   socket_pair() {
     tcp::acceptor acc{ioc, {asio::ip::make_address("127.0.0.1"), 0}};
@@ -69,7 +69,7 @@ std::string head_of(uint32_t writer, uint32_t number, uint32_t len) {
   return h;
 }
 
-frame read_frame(tcp::socket& s) {
+frame read_frame(coalescing_stream::socket_type& s) {
   char h[12];
   asio::read(s, asio::buffer(h));
   frame f;

@@ -97,7 +97,8 @@ struct peer : std::enable_shared_from_this<peer> {
   }
 
   using ws_stream = websocket::stream<gateway::coalescing_stream>;
-  tcp::socket sock; ///< until connected, then moved into `ws`
+  /// Until connected, then moved into `ws`.
+  gateway::coalescing_stream::socket_type sock;
   std::unique_ptr<ws_stream> ws;
   asio::steady_timer timer;
   const ws_options& opts;
