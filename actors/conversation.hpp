@@ -117,7 +117,7 @@ using clock_fn = std::function<int64_t()>;
 struct conversation_limits {
   int64_t idempotency_window_ms = 24 * 3600 * 1000;
   size_t idempotency_cache = 1024; ///< recent answers kept in memory
-  /// Hashes of committed keys kept (48-80 bytes each) to skip store
+  /// Hashes of committed keys kept (24-32 bytes each) to skip store
   /// lookups.
   size_t idempotency_filter = 65536;
   size_t max_payload_bytes = 64 * 1024;

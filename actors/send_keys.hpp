@@ -63,20 +63,27 @@ inline bool idempotency_live(int64_t now_ms, int64_t accepted_at_ms,
   return now_ms - accepted_at_ms < window_ms;
 }
 
-/// Slots in one flat array, found by a 64-bit hash (open addressing,
-/// linear probing, deletion by backward shift): a lookup or an update
-/// touches one or two cache lines, where a node-based map chases a bucket
-/// and a node, both cold when the map is large. Each slot is a pair of
-/// 64-bit words: the hash (well mixed: its low bits pick the slot; 0 marks
-/// an empty slot, so hash 0 is kept as 1) and a value of the owner's.
+/// Slots in one flat array, found by a hash (open addressing, linear
+/// probing, deletion by backward shift): a lookup or an update touches one
+/// or two cache lines, where a node-based map chases a bucket and a node,
+/// both cold when the map is large. A slot holds a hash of type `Hash`
+/// (well mixed: its low bits pick the slot; 0 marks an empty slot, so hash
+/// 0 is kept as 1) and, if `WithValues`, a 64-bit value of the owner's.
+///
+/// The array doubles when it would be over half full. That copy is the
+/// expensive moment (fresh pages, and a random write per member), so
+/// owners keep their tables small: when a hundred conversations' tables
+/// doubled in the same instant, the workers stalled for 20-30 ms
+/// (tools/bench/RESULTS.md, issue 3).
+template <class Hash, bool WithValues>
 class flat_hash_slots {
 public:
   static constexpr size_t npos = ~size_t{0};
 
   /// The first slot holding hash `h` and a value for which `match` is
-  /// true, or npos.
+  /// true (any slot holding `h` if there are no values), or npos.
   template <class Match>
-  size_t find(uint64_t h, Match match) const {
+  size_t find(Hash h, Match match) const {
     if (size_ == 0)
       return npos;
     h = stored(h);
@@ -84,12 +91,12 @@ public:
     for (auto i = home(h);; i = (i + 1) & mask) {
       if (hashes_[i] == 0)
         return npos;
-      if (hashes_[i] == h && match(values_[i]))
+      if (hashes_[i] == h && match(value_at(i)))
         return i;
     }
   }
 
-  void insert(uint64_t h, uint64_t value) {
+  void insert(Hash h, uint64_t value = 0) {
     if ((size_ + 1) * 2 > hashes_.size())
       grow();
     place(stored(h), value);
@@ -105,7 +112,8 @@ public:
       bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
       if (!stays) {
         hashes_[i] = hashes_[j];
-        values_[i] = values_[j];
+        if constexpr (WithValues)
+          values_[i] = values_[j];
         i = j;
       }
     }
@@ -117,56 +125,70 @@ public:
     return size_;
   }
 
+  /// Slots in the array (tests).
+  size_t slot_count() const {
+    return hashes_.size();
+  }
+
 private:
   /// The hash as stored (0 becomes 1).
-  static uint64_t stored(uint64_t h) {
+  static Hash stored(Hash h) {
     return h == 0 ? 1 : h;
   }
 
-  size_t home(uint64_t h) const {
+  size_t home(Hash h) const {
     return static_cast<size_t>(h) & (hashes_.size() - 1);
   }
 
-  void place(uint64_t h, uint64_t value) {
+  uint64_t value_at(size_t i) const {
+    if constexpr (WithValues)
+      return values_[i];
+    else
+      return 0;
+  }
+
+  void place(Hash h, uint64_t value) {
     auto mask = hashes_.size() - 1;
     auto i = home(h);
     while (hashes_[i] != 0)
       i = (i + 1) & mask;
     hashes_[i] = h;
-    values_[i] = value;
+    if constexpr (WithValues)
+      values_[i] = value;
   }
 
   void grow() {
-    std::vector<uint64_t> hashes(hashes_.empty() ? 64 : hashes_.size() * 2);
-    std::vector<uint64_t> values(hashes.size());
+    std::vector<Hash> hashes(hashes_.empty() ? 64 : hashes_.size() * 2);
+    std::vector<uint64_t> values(WithValues ? hashes.size() : 0);
     hashes.swap(hashes_);
     values.swap(values_);
     for (size_t i = 0; i < hashes.size(); ++i)
       if (hashes[i] != 0)
-        place(hashes[i], values[i]);
+        place(hashes[i], WithValues ? values[i] : 0);
   }
 
-  std::vector<uint64_t> hashes_; ///< size a power of two; 0: empty
-  std::vector<uint64_t> values_;
+  std::vector<Hash> hashes_; ///< size a power of two; 0: empty
+  std::vector<uint64_t> values_; ///< empty without values
   size_t size_ = 0;
 };
 
-/// A multiset of 64-bit hashes (hash 0 and 1 are one value here: a false
-/// "contains" for a filter, never a miss).
+/// A multiset of 32-bit hashes (hash 0 and 1 are one value here: a false
+/// "contains" for a filter, never a miss). Four bytes a slot: half the
+/// memory of 64-bit hashes, a quarter of hash-and-value slots.
 class hash_multiset {
 public:
-  void insert(uint64_t h) {
-    slots_.insert(h, 0);
+  void insert(uint32_t h) {
+    slots_.insert(h);
   }
 
-  bool contains(uint64_t h) const {
-    return slots_.find(h, any) != flat_hash_slots::npos;
+  bool contains(uint32_t h) const {
+    return slots_.find(h, any) != slots::npos;
   }
 
   /// Removes one copy of `h`; false if there is none.
-  bool erase_one(uint64_t h) {
+  bool erase_one(uint32_t h) {
     auto i = slots_.find(h, any);
-    if (i == flat_hash_slots::npos)
+    if (i == slots::npos)
       return false;
     slots_.erase_at(i);
     return true;
@@ -176,12 +198,18 @@ public:
     return slots_.size();
   }
 
+  size_t slot_count() const {
+    return slots_.slot_count();
+  }
+
 private:
+  using slots = flat_hash_slots<uint32_t, false>;
+
   static bool any(uint64_t) {
     return true;
   }
 
-  flat_hash_slots slots_;
+  slots slots_;
 };
 
 /// The answers of recently committed sends, bounded to `capacity` entries
@@ -195,17 +223,19 @@ public:
 
   void set_capacity(size_t n) {
     capacity_ = n;
-    evict();
+    evict(n);
   }
 
   /// Remembers `res` for `key` (first answer wins).
   void add(const send_key& key, const send_result& res) {
     auto h = hash_of(key);
-    if (find(key, h))
+    if (capacity_ == 0 || find(key, h))
       return;
+    // Room first: the table then never holds more than `capacity` keys,
+    // and never doubles past the size they need.
+    evict(capacity_ - 1);
     index_.insert(h, first_ + entries_.size());
     entries_.push_back(entry{key, res});
-    evict();
   }
 
   const send_result* find(const send_key& key) const {
@@ -214,6 +244,11 @@ public:
 
   size_t size() const {
     return entries_.size();
+  }
+
+  /// Slots of the hash table (tests).
+  size_t slot_count() const {
+    return index_.slot_count();
   }
 
 private:
@@ -232,8 +267,9 @@ private:
     return hit ? &hit->res : nullptr;
   }
 
-  void evict() {
-    while (entries_.size() > capacity_) {
+  /// Drops the oldest entries until at most `keep` remain.
+  void evict(size_t keep) {
+    while (entries_.size() > keep) {
       auto oldest = first_;
       auto i = index_.find(hash_of(entries_.front().key),
                            [oldest](uint64_t n) { return n == oldest; });
@@ -246,16 +282,17 @@ private:
   size_t capacity_;
   std::deque<entry> entries_; ///< oldest first; entries_[0] is number first_
   uint64_t first_ = 0;
-  flat_hash_slots index_; ///< hash -> entry number
+  flat_hash_slots<uint64_t, true> index_; ///< hash -> entry number
 };
 
 /// Hashes of the keys this incarnation committed, for as long as their
 /// idempotency window lasts, up to `capacity` of them: a key whose hash is
 /// not here (and that no earlier incarnation can have committed inside the
 /// window) was never committed, so its send needs no store lookup. Answers
-/// live in `recent_sends`; this only rules keys out, at 48-80 bytes a key
-/// (its hash and time in arrival order, and a slot of a flat table that is
-/// at most half full).
+/// live in `recent_sends`; this only rules keys out, so it keeps 32 bits of
+/// each hash (two keys that share them cost a store lookup, one new send in
+/// 65,000 at 65,536 keys), at 24-32 bytes a key: its hash and time in
+/// arrival order, and a slot of a flat table at most half full.
 class committed_keys {
 public:
   explicit committed_keys(size_t capacity = 65536) : capacity_(capacity) {
@@ -271,34 +308,51 @@ public:
   /// then, a key missing here may have been committed.
   int64_t add(uint64_t h, int64_t at_ms, int64_t now_ms, int64_t window_ms) {
     while (!order_.empty()
-           && !idempotency_live(now_ms, order_.front().second, window_ms))
+           && !idempotency_live(now_ms, order_.front().at_ms, window_ms))
       drop_front();
-    order_.emplace_back(h, at_ms);
-    hashes_.insert(h);
+    // Room first, so that the table never holds more than `capacity`.
     int64_t live_until = 0;
-    while (order_.size() > capacity_) {
-      live_until = std::max(live_until, order_.front().second + window_ms);
+    while (!order_.empty() && order_.size() >= capacity_) {
+      live_until = std::max(live_until, order_.front().at_ms + window_ms);
       drop_front();
     }
+    if (capacity_ == 0)
+      return std::max(live_until, at_ms + window_ms);
+    order_.push_back(kept{fold(h), at_ms});
+    hashes_.insert(fold(h));
     return live_until;
   }
 
   bool may_contain(uint64_t h) const {
-    return hashes_.contains(h);
+    return hashes_.contains(fold(h));
   }
 
   size_t size() const {
     return order_.size();
   }
 
+  /// Slots of the hash table (tests).
+  size_t slot_count() const {
+    return hashes_.slot_count();
+  }
+
 private:
+  struct kept {
+    uint32_t hash;
+    int64_t at_ms;
+  };
+
+  static uint32_t fold(uint64_t h) {
+    return static_cast<uint32_t>(h ^ (h >> 32));
+  }
+
   void drop_front() {
-    hashes_.erase_one(order_.front().first);
+    hashes_.erase_one(order_.front().hash);
     order_.pop_front();
   }
 
   size_t capacity_;
-  std::deque<std::pair<uint64_t, int64_t>> order_;
+  std::deque<kept> order_;
   hash_multiset hashes_;
 };
 

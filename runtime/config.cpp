@@ -47,7 +47,7 @@ node_config::node_config() {
     .add(idempotency_cache, "idempotency-cache",
          "recent send answers each conversation keeps in memory")
     .add(idempotency_filter, "idempotency-filter",
-         "hashes of committed send keys each conversation keeps (48-80 "
+         "hashes of committed send keys each conversation keeps (24-32 "
          "bytes each) so that new sends skip the store lookup")
     .add(max_payload_bytes, "max-payload-bytes",
          "largest message payload accepted")

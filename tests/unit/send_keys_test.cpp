@@ -126,8 +126,8 @@ struct xorshift {
 
 /// One step on both the set and its model: erase one copy of `v` (the set
 /// must say whether there was one) or insert it.
-void step_both(hash_multiset& set, std::unordered_multiset<uint64_t>& ref,
-               uint64_t v, bool erase) {
+void step_both(hash_multiset& set, std::unordered_multiset<uint32_t>& ref,
+               uint32_t v, bool erase) {
   if (erase) {
     CHECK(set.erase_one(v) == (ref.count(v) > 0));
     if (auto i = ref.find(v); i != ref.end())
@@ -149,16 +149,17 @@ TEST_CASE("hash multiset agrees with a node-based multiset over random "
     CAPTURE(seed);
     xorshift next{seed};
     hash_multiset set;
-    std::unordered_multiset<uint64_t> ref;
+    std::unordered_multiset<uint32_t> ref;
     for (int step = 0; step < 20000; ++step) {
       auto r = next();
       // High bits vary, low bits from a small range (same home slots);
       // sometimes 0 and 1, which the set keeps as one value.
-      uint64_t v = r % 7 == 0 ? (r >> 8) % 2 : ((r >> 20) << 12) | (r % 96);
+      uint32_t v = r % 7 == 0 ? (r >> 8) % 2
+                              : uint32_t(((r >> 20) << 12) | (r % 96));
       if (v == 0)
         v = 1; // what the set stores for 0 (checked below)
       step_both(set, ref, v, r % 3 == 0 && !ref.empty());
-      auto probe = ((next() >> 20) << 12) | (next() % 96);
+      auto probe = uint32_t(((next() >> 20) << 12) | (next() % 96));
       if (probe == 0)
         probe = 1;
       REQUIRE(set.contains(probe) == (ref.count(probe) > 0));
@@ -200,14 +201,14 @@ TEST_CASE("hash multiset probe runs that wrap around the end of the array") {
   // home is one of the last four slots or the first four, so runs wrap.
   xorshift next{99};
   hash_multiset set;
-  std::unordered_multiset<uint64_t> ref;
+  std::unordered_multiset<uint32_t> ref;
   for (int step = 0; step < 50000; ++step) {
     auto r = next();
-    uint64_t v = (((r >> 16) % 5 + 1) << 6) | ((60 + r % 8) & 63);
+    uint32_t v = (((r >> 16) % 5 + 1) << 6) | ((60 + r % 8) & 63);
     step_both(set, ref, v, ref.size() >= 28 || (r >> 40) % 2 == 0);
     for (uint64_t hi = 1; hi <= 5; ++hi)
       for (uint64_t lo : {60u, 61u, 62u, 63u, 0u, 1u, 2u, 3u}) {
-        auto probe = (hi << 6) | lo;
+        auto probe = uint32_t((hi << 6) | lo);
         REQUIRE(set.contains(probe) == (ref.count(probe) > 0));
       }
   }
@@ -249,4 +250,46 @@ TEST_CASE("recent sends agree with a plain model over random adds, repeats "
     if (got)
       REQUIRE(got->server_sequence == want->server_sequence);
   }
+}
+
+TEST_CASE("send-key tables at capacity stay at the size their capacity "
+          "needs") {
+  // Each table doubles when over half full; a full one that took its new
+  // key before dropping the oldest doubled once more, for nothing, and a
+  // hundred conversations doing that at once stalled the node
+  // (tools/bench/RESULTS.md, issue 3).
+  recent_sends rs{1024};
+  committed_keys ck{1024};
+  for (int i = 0; i < 5000; ++i) {
+    send_key k{1, 1, "k" + std::to_string(i)};
+    rs.add(k, send_result{"id", uint64_t(i + 1), i, false});
+    ck.add(hash_of(k), i, i, 1'000'000);
+    if (i == 1023) {
+      CHECK(rs.slot_count() == 2048);
+      CHECK(ck.slot_count() == 2048);
+    }
+  }
+  CHECK(rs.size() == 1024);
+  CHECK(ck.size() == 1024);
+  CHECK(rs.slot_count() == 2048);
+  CHECK(ck.slot_count() == 2048);
+  // Still the newest 1024.
+  CHECK(rs.find(send_key{1, 1, "k3976"}));
+  CHECK_FALSE(rs.find(send_key{1, 1, "k3975"}));
+}
+
+TEST_CASE("committed keys keep 32 bits of a hash: a shared half is a false "
+          "positive, never a miss") {
+  committed_keys ck{8};
+  const uint64_t h = 0x0123456789abcdefULL;
+  ck.add(h, 0, 0, 1000);
+  CHECK(ck.may_contain(h));
+  // Same fold (high and low halves swapped): may contain.
+  CHECK(ck.may_contain((h << 32) | (h >> 32)));
+  CHECK_FALSE(ck.may_contain(h + 1));
+  // Capacity 0 keeps nothing and says until when a key may be unknown.
+  committed_keys none{0};
+  CHECK(none.add(h, 50, 50, 1000) == 1050);
+  CHECK_FALSE(none.may_contain(h));
+  CHECK(none.size() == 0);
 }
