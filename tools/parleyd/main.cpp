@@ -15,6 +15,7 @@
 
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/config.hpp"
+#include "runtime/heap.hpp"
 #include "runtime/node.hpp"
 #include "runtime/scheduler.hpp"
 #include "parley/v1/store.pb.h"
@@ -102,6 +103,7 @@ int rebuild_inboxes(parley::kv_backend& kv, const std::string& who) {
 
 int main(int argc, char** argv) {
   using namespace parley;
+  bool populated_heap = use_populated_heap();
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -181,10 +183,12 @@ int main(int argc, char** argv) {
       n.stop();
       return 1;
     }
-    spdlog::info("node started data={} port={} pid={} scheduler={} workers={}",
+    spdlog::info("node started data={} port={} pid={} scheduler={} workers={} "
+                 "heap={}",
                  cfg.data_dir, n.port(), ::getpid(),
                  runs_node_scheduler(sys) ? "node" : "caf",
-                 sys.scheduler().num_workers());
+                 sys.scheduler().num_workers(),
+                 populated_heap ? "populated" : "lazy");
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
