@@ -101,6 +101,10 @@ node_config::node_config() {
     .add(compaction_nice, "compaction-nice",
          "CPU priority of LevelDB's flushes and compactions (0-19: higher "
          "is lower priority)")
+    .add(write_buffer_mb, "write-buffer-mb",
+         "MiB of writes LevelDB gathers in memory before it writes a table "
+         "(1-1024; two may be held at once; larger: fewer flushes and "
+         "compactions, a longer log replay after a crash)")
     .add(max_outbound_frames, "max-outbound-frames",
          "frames queued for a connection before it is closed as too slow "
          "(the device resumes by sync)")
@@ -254,6 +258,8 @@ std::string node_config::validate() const {
     return "parley.fanout-batch must be positive";
   if (compaction_nice < 0 || compaction_nice > 19)
     return "parley.compaction-nice must be 0-19";
+  if (write_buffer_mb < 1 || write_buffer_mb > 1024)
+    return "parley.write-buffer-mb must be 1-1024";
   if (fanout_nice < 0 || fanout_nice > 19)
     return "parley.fanout-nice must be 0-19";
   if (max_outbound_frames < 16)

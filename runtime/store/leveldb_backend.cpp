@@ -24,7 +24,8 @@ caf::error to_error(const leveldb::Status& st) {
 }
 
 caf::expected<std::shared_ptr<leveldb_backend>>
-leveldb_backend::open(const std::string& dir, int compaction_nice) {
+leveldb_backend::open(const std::string& dir, int compaction_nice,
+                      size_t write_buffer) {
   std::shared_ptr<leveldb_backend> self{new leveldb_backend};
   // Bloom filters make idempotency misses (every new send) cheap.
   self->filter_.reset(leveldb::NewBloomFilterPolicy(10));
@@ -33,7 +34,7 @@ leveldb_backend::open(const std::string& dir, int compaction_nice) {
                             compaction_nice);
   leveldb::Options opts;
   opts.create_if_missing = true;
-  opts.write_buffer_size = 8 << 20;
+  opts.write_buffer_size = write_buffer;
   opts.filter_policy = self->filter_.get();
   opts.block_cache = self->cache_.get();
   opts.env = self->env_.get();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -19,15 +20,26 @@ namespace parley {
 /// Maps a LevelDB status to Parley's error codes (the one place that does).
 caf::error to_error(const leveldb::Status& st);
 
+/// Bytes of writes LevelDB gathers in memory (and in its log) before it
+/// writes them out as a level-0 table. LevelDB's own default is 4 MiB; at
+/// 8 MiB a node taking 15,000 messages a second flushed every 1.5 s and
+/// compacted every 6 s, and the tables' writes slowed the synced writes of
+/// every commit behind them. At 64 MiB the same minute of load wrote a
+/// fifth of the table bytes (51 against 239 MB) and p99 fell by a third to
+/// a half (tools/bench/RESULTS.md, issue 3). Up to two such buffers are in
+/// memory at once, and a restart after a crash replays up to one.
+inline constexpr size_t default_write_buffer = size_t{64} << 20;
+
 /// kv_backend on a LevelDB database in a directory of its own.
 class leveldb_backend : public kv_backend {
 public:
   /// Opens (creating if missing) the database at `dir`.
   /// `compaction_nice`: CPU priority of LevelDB's flushes and compactions
-  /// (0-19; see log_env.hpp).
+  /// (0-19; see log_env.hpp). `write_buffer`: see default_write_buffer.
   static caf::expected<std::shared_ptr<leveldb_backend>>
   open(const std::string& dir,
-       int compaction_nice = default_compaction_nice);
+       int compaction_nice = default_compaction_nice,
+       size_t write_buffer = default_write_buffer);
 
   ~leveldb_backend() override;
 

@@ -47,6 +47,7 @@ TEST_CASE("parleyd_help_lists_its_options_and_exits_0") {
   CHECK(exit_code(l.wait()) == 0);
   CHECK(saw(l, "--parley.idempotency-window-s"));
   CHECK(saw(l, "--parley.compaction-nice"));
+  CHECK(saw(l, "--parley.write-buffer-mb"));
 }
 
 TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
@@ -57,6 +58,8 @@ TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
          {"--parley.max-batch-ops=many"},
          {"--parley.compaction-nice=20"},
          {"--parley.compaction-nice=-1"},
+         {"--parley.write-buffer-mb=0"},
+         {"--parley.write-buffer-mb=4096"},
          {"--config", "/nonexistent/parley.ini"}}) {
     CAPTURE(args.front());
     child c{PARLEYD, args};

@@ -119,6 +119,34 @@ TEST_CASE("leveldb backend keeps synced writes across reopen") {
   CHECK(snap->head == 1);
 }
 
+TEST_CASE("leveldb backend gathers writes in memory up to its write "
+          "buffer") {
+  // 4,096 messages of about 2 KB (a long client message id, which the
+  // message and its idempotency key both hold): a 1 MiB buffer writes
+  // level-0 tables, the default (64 MiB) keeps them in memory and its log.
+  auto tables_after = [](size_t buffer) {
+    temp_dir dir;
+    {
+      auto kv = leveldb_backend::open(dir.path.string(),
+                                      default_compaction_nice, buffer);
+      REQUIRE(kv);
+      for (uint64_t batch = 0; batch < 64; ++batch) {
+        write_batch b;
+        for (uint64_t i = 1; i <= 64; ++i)
+          store::add_message(b, msg(1, batch * 64 + i,
+                                    std::string(1000, 'a' + char(i % 26))));
+        REQUIRE_FALSE((*kv)->write(b, false));
+      }
+    } // closing waits for LevelDB's background work
+    int tables = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir.path))
+      tables += e.path().extension() == ".ldb";
+    return tables;
+  };
+  CHECK(tables_after(size_t{1} << 20) > 0);
+  CHECK(tables_after(default_write_buffer) == 0);
+}
+
 TEST_CASE("an injected write failure applies nothing of the batch") {
   memory_backend kv;
   kv.fail_write = [](const write_batch&) { return true; };

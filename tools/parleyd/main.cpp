@@ -153,7 +153,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto kv = leveldb_backend::open(cfg.data_dir,
-                                  static_cast<int>(cfg.compaction_nice));
+                                  static_cast<int>(cfg.compaction_nice),
+                                  static_cast<size_t>(cfg.write_buffer_mb)
+                                    << 20);
   if (!kv) {
     spdlog::critical("cannot open database data={} error=\"{}\"", cfg.data_dir,
                      cfg.render(kv.error()));
