@@ -15,6 +15,7 @@
 #include "actors/accounts.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/gateway/gateway.hpp"
+#include "runtime/store/leveldb_backend.hpp"
 #include "runtime/store/log_env.hpp"
 
 namespace parley {
@@ -64,7 +65,7 @@ public:
   uint64_t fanout_batch = 512;
   int64_t fanout_nice = 5;
   int64_t compaction_nice = default_compaction_nice;
-  uint64_t write_buffer_mb = 64; ///< see leveldb_backend.hpp
+  uint64_t write_buffer_mb = default_write_buffer >> 20;
   uint64_t max_outbound_frames = 1024;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token
