@@ -105,6 +105,10 @@ node_config::node_config() {
          "MiB of writes LevelDB gathers in memory before it writes a table "
          "(1-1024; two may be held at once; larger: fewer flushes and "
          "compactions, a longer log replay after a crash)")
+    .add(table_write_mb_s, "table-write-mb-s",
+         "MB/s at most at which LevelDB's flushes and compactions write "
+         "tables, a piece at a time, so that commits' syncs do not queue "
+         "behind them (0-4096; 0: unpaced)")
     .add(max_outbound_frames, "max-outbound-frames",
          "frames queued for a connection before it is closed as too slow "
          "(the device resumes by sync)")
@@ -260,6 +264,8 @@ std::string node_config::validate() const {
     return "parley.compaction-nice must be 0-19";
   if (write_buffer_mb < 1 || write_buffer_mb > 1024)
     return "parley.write-buffer-mb must be 1-1024";
+  if (table_write_mb_s > 4096)
+    return "parley.table-write-mb-s must be 0-4096";
   if (fanout_nice < 0 || fanout_nice > 19)
     return "parley.fanout-nice must be 0-19";
   if (max_outbound_frames < 16)

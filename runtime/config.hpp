@@ -66,6 +66,8 @@ public:
   int64_t fanout_nice = 5;
   int64_t compaction_nice = default_compaction_nice;
   uint64_t write_buffer_mb = default_write_buffer >> 20;
+  uint64_t table_write_mb_s =
+    static_cast<uint64_t>(default_table_write_rate / 1e6);
   uint64_t max_outbound_frames = 1024;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token

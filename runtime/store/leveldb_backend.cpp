@@ -25,13 +25,13 @@ caf::error to_error(const leveldb::Status& st) {
 
 caf::expected<std::shared_ptr<leveldb_backend>>
 leveldb_backend::open(const std::string& dir, int compaction_nice,
-                      size_t write_buffer) {
+                      size_t write_buffer, double table_bytes_per_s) {
   std::shared_ptr<leveldb_backend> self{new leveldb_backend};
   // Bloom filters make idempotency misses (every new send) cheap.
   self->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   self->cache_.reset(leveldb::NewLRUCache(64 << 20));
   self->env_ = make_log_env(leveldb::Env::Default(), log_zero_chunk,
-                            compaction_nice);
+                            compaction_nice, table_bytes_per_s);
   leveldb::Options opts;
   opts.create_if_missing = true;
   opts.write_buffer_size = write_buffer;

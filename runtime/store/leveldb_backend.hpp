@@ -36,10 +36,12 @@ public:
   /// Opens (creating if missing) the database at `dir`.
   /// `compaction_nice`: CPU priority of LevelDB's flushes and compactions
   /// (0-19; see log_env.hpp). `write_buffer`: see default_write_buffer.
+  /// `table_bytes_per_s`: pace of table writes (0: unpaced; log_env.hpp).
   static caf::expected<std::shared_ptr<leveldb_backend>>
   open(const std::string& dir,
        int compaction_nice = default_compaction_nice,
-       size_t write_buffer = default_write_buffer);
+       size_t write_buffer = default_write_buffer,
+       double table_bytes_per_s = default_table_write_rate);
 
   ~leveldb_backend() override;
 

@@ -1,8 +1,11 @@
 #include "runtime/store/log_env.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -20,12 +23,6 @@ leveldb::Status io_error(const std::string& name, int err) {
   return leveldb::Status::IOError(name, std::strerror(err));
 }
 
-bool is_write_ahead_log(const std::string& name) {
-  static constexpr std::string_view suffix = ".log";
-  return name.size() > suffix.size()
-         && name.compare(name.size() - suffix.size(), suffix.size(), suffix)
-              == 0;
-}
 
 /// Writes `n` bytes at `offset`, retrying short writes and interrupts.
 bool write_all(int fd, const char* p, size_t n, uint64_t offset) {
@@ -118,17 +115,95 @@ private:
   std::string buf_;    ///< appended, not yet written
 };
 
+bool has_suffix(const std::string& name, std::string_view suffix) {
+  return name.size() > suffix.size()
+         && name.compare(name.size() - suffix.size(), suffix.size(), suffix)
+              == 0;
+}
+
+/// A table written by a flush or compaction: handed to the disk a piece at
+/// a time as it is written (sync_file_range starts the write-back at once),
+/// at most `bytes_per_s` (0: no pause), so that its final fdatasync has
+/// little left and the disk never holds megabytes of it ahead of a
+/// commit's sync. Runs on LevelDB's background thread: the pauses hold
+/// back only flushes and compactions.
+class table_file final : public leveldb::WritableFile {
+public:
+  table_file(std::string name, int fd, double bytes_per_s)
+    : name_(std::move(name)), fd_(fd), rate_(bytes_per_s) {
+  }
+
+  ~table_file() override {
+    if (fd_ >= 0)
+      Close();
+  }
+
+  leveldb::Status Append(const leveldb::Slice& data) override {
+    buf_.append(data.data(), data.size());
+    if (buf_.size() >= table_piece)
+      return write_piece();
+    return leveldb::Status::OK();
+  }
+
+  leveldb::Status Flush() override {
+    return leveldb::Status::OK(); // pieces leave as they fill
+  }
+
+  leveldb::Status Sync() override {
+    if (auto st = write_piece(); !st.ok())
+      return st;
+    if (::fdatasync(fd_) != 0)
+      return io_error(name_, errno);
+    return leveldb::Status::OK();
+  }
+
+  leveldb::Status Close() override {
+    auto st = write_piece();
+    if (::close(fd_) != 0 && st.ok())
+      st = io_error(name_, errno);
+    fd_ = -1;
+    return st;
+  }
+
+private:
+  leveldb::Status write_piece() {
+    if (buf_.empty())
+      return leveldb::Status::OK();
+    if (!write_all(fd_, buf_.data(), buf_.size(), size_))
+      return io_error(name_, errno);
+    // Best effort: without it the bytes still go out at the Sync.
+    ::sync_file_range(fd_, static_cast<off_t>(size_),
+                      static_cast<off_t>(buf_.size()),
+                      SYNC_FILE_RANGE_WRITE);
+    size_ += buf_.size();
+    if (rate_ > 0)
+      std::this_thread::sleep_for(
+        std::chrono::duration<double>(double(buf_.size()) / rate_));
+    buf_.clear();
+    return leveldb::Status::OK();
+  }
+
+  std::string name_;
+  int fd_;
+  double rate_;
+  uint64_t size_ = 0;
+  std::string buf_;
+};
+
 class log_env final : public leveldb::EnvWrapper {
 public:
-  log_env(leveldb::Env* base, size_t chunk, int background_nice)
+  log_env(leveldb::Env* base, size_t chunk, int background_nice,
+          double table_rate)
     : leveldb::EnvWrapper(base),
       chunk_(chunk),
-      background_nice_(background_nice) {
+      background_nice_(background_nice),
+      table_rate_(table_rate) {
   }
 
   leveldb::Status NewWritableFile(const std::string& name,
                                   leveldb::WritableFile** result) override {
-    if (!is_write_ahead_log(name))
+    bool log = has_suffix(name, ".log"); // write-ahead logs
+    if (!log && !has_suffix(name, ".ldb"))
       return target()->NewWritableFile(name, result);
     int fd = ::open(name.c_str(), O_TRUNC | O_WRONLY | O_CREAT | O_CLOEXEC,
                     0644);
@@ -136,7 +211,10 @@ public:
       *result = nullptr;
       return io_error(name, errno);
     }
-    *result = new log_file(name, fd, chunk_);
+    if (log)
+      *result = new log_file(name, fd, chunk_);
+    else
+      *result = new table_file(name, fd, table_rate_);
     return leveldb::Status::OK();
   }
 
@@ -173,13 +251,16 @@ private:
 
   size_t chunk_;
   int background_nice_;
+  double table_rate_;
 };
 
 } // namespace
 
 std::unique_ptr<leveldb::Env> make_log_env(leveldb::Env* base, size_t chunk,
-                                           int background_nice) {
-  return std::make_unique<log_env>(base, chunk, background_nice);
+                                           int background_nice,
+                                           double table_bytes_per_s) {
+  return std::make_unique<log_env>(base, chunk, background_nice,
+                                   table_bytes_per_s);
 }
 
 } // namespace parley

@@ -15,8 +15,15 @@
 // and recovery passes over it to the end of the file without reporting a
 // loss. A log closed cleanly is cut back to the bytes written.
 //
-// Only files named `*.log` (the write-ahead logs) are treated so; tables,
-// the MANIFEST and LevelDB's own `LOG` go to the wrapped Env unchanged.
+// Only files named `*.log` (the write-ahead logs) are treated so; tables
+// are paced (below); the MANIFEST and LevelDB's own `LOG` go to the wrapped
+// Env unchanged.
+//
+// Tables (`*.ldb`, written by flushes and compactions) go to the disk a
+// piece at a time as they are written, at most `table_bytes_per_s`. Written
+// at full speed and synced at their end, a flush's 10 MB reached the disk
+// in one burst, and the commits' syncs queued behind it: 3-16 ms each, and
+// 500-3,000 messages over 10 ms around every flush (RESULTS, issue 3).
 //
 // It also runs LevelDB's background thread (memtable flushes and
 // compactions) at a lower CPU priority. A flush takes ~30 ms of a core and
@@ -38,15 +45,25 @@ namespace parley {
 /// Bytes of zeros written ahead of a log's end at a time.
 inline constexpr size_t log_zero_chunk = 256 << 10;
 
+/// Bytes of a table handed to the disk at a time.
+inline constexpr size_t table_piece = 256 << 10;
+
+/// Default pace of table writes, bytes per second. Far above what the
+/// tables of a node at full load need (a few MB/s), far below the disk's
+/// own speed.
+inline constexpr double default_table_write_rate = 32e6;
+
 /// LevelDB's background thread runs at this nice value by default.
 inline constexpr int default_compaction_nice = 19;
 
 /// An Env forwarding to `base` (not owned; must outlive it) but for
 /// write-ahead logs, which it writes over zeros `chunk` (> 0) bytes at a
-/// time, and for background jobs, whose thread it sets to
-/// `background_nice` (0: left as it is).
+/// time, for tables, which it writes a piece at a time at most
+/// `table_bytes_per_s` (0: unpaced), and for background jobs, whose thread
+/// it sets to `background_nice` (0: left as it is).
 std::unique_ptr<leveldb::Env>
 make_log_env(leveldb::Env* base, size_t chunk = log_zero_chunk,
-             int background_nice = default_compaction_nice);
+             int background_nice = default_compaction_nice,
+             double table_bytes_per_s = default_table_write_rate);
 
 } // namespace parley

@@ -48,6 +48,7 @@ TEST_CASE("parleyd_help_lists_its_options_and_exits_0") {
   CHECK(saw(l, "--parley.idempotency-window-s"));
   CHECK(saw(l, "--parley.compaction-nice"));
   CHECK(saw(l, "--parley.write-buffer-mb"));
+  CHECK(saw(l, "--parley.table-write-mb-s"));
 }
 
 TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
@@ -60,6 +61,7 @@ TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
          {"--parley.compaction-nice=-1"},
          {"--parley.write-buffer-mb=0"},
          {"--parley.write-buffer-mb=4096"},
+         {"--parley.table-write-mb-s=5000"},
          {"--config", "/nonexistent/parley.ini"}}) {
     CAPTURE(args.front());
     child c{PARLEYD, args};

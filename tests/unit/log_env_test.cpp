@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -104,6 +105,44 @@ TEST_CASE("log env: other files are the wrapped Env's, written as appended") {
     CHECK(fs::file_size(name) == 10);
     REQUIRE(f->Close().ok());
   }
+}
+
+TEST_CASE("log env: tables are written whole, a piece at a time, at the "
+          "pace asked") {
+  scratch_dir dir;
+  // 2 MiB at 8 MB/s: at least a quarter of a second of pauses.
+  auto env = make_log_env(leveldb::Env::Default(), 4096,
+                          default_compaction_nice, 8e6);
+  auto name = (dir.path / "000007.ldb").string();
+  leveldb::WritableFile* raw = nullptr;
+  REQUIRE(env->NewWritableFile(name, &raw).ok());
+  std::unique_ptr<leveldb::WritableFile> f{raw};
+  std::string expected;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; expected.size() < (size_t{2} << 20); ++i) {
+    auto part = std::string(1000 + i % 7000, char('a' + i % 26));
+    REQUIRE(f->Append(part).ok());
+    expected += part;
+  }
+  // Whole pieces are on disk before the sync; the rest after it.
+  CHECK(fs::file_size(name) >= expected.size() - table_piece);
+  REQUIRE(f->Sync().ok());
+  CHECK(contents(name) == expected);
+  REQUIRE(f->Close().ok());
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(took >= std::chrono::milliseconds(230));
+  CHECK(contents(name) == expected);
+  // Unpaced: no pauses.
+  auto fast = make_log_env(leveldb::Env::Default(), 4096,
+                           default_compaction_nice, 0);
+  auto name2 = (dir.path / "000008.ldb").string();
+  REQUIRE(fast->NewWritableFile(name2, &raw).ok());
+  f.reset(raw);
+  t0 = std::chrono::steady_clock::now();
+  REQUIRE(f->Append(expected).ok());
+  REQUIRE(f->Close().ok());
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200));
+  CHECK(contents(name2) == expected);
 }
 
 TEST_CASE("log env: a log that cannot be created is an IO error") {
