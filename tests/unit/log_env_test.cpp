@@ -95,7 +95,7 @@ TEST_CASE("log env: records go over zeros written ahead, and close cuts them") {
 TEST_CASE("log env: other files are the wrapped Env's, written as appended") {
   scratch_dir dir;
   auto env = make_log_env(leveldb::Env::Default(), 4096);
-  for (auto leaf : {"MANIFEST-000001", "000003.ldb", "LOG"}) {
+  for (auto leaf : {"MANIFEST-000001", "CURRENT", "LOG"}) {
     auto name = (dir.path / leaf).string();
     leveldb::WritableFile* raw = nullptr;
     REQUIRE(env->NewWritableFile(name, &raw).ok());
