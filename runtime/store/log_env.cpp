@@ -40,31 +40,27 @@ bool write_all(int fd, const char* p, size_t n, uint64_t offset) {
   return true;
 }
 
-/// A log file: records go at `size_`, over zeros written up to `zeros_`.
-class log_file final : public leveldb::WritableFile {
+/// A file of ours: appends gather in a buffer that a subclass writes out
+/// (when it reaches `write_at`, at a sync, at close).
+class buffered_file : public leveldb::WritableFile {
 public:
-  log_file(std::string name, int fd, size_t chunk)
-    : name_(std::move(name)), fd_(fd), chunk_(chunk) {
-  }
-
-  ~log_file() override {
-    if (fd_ >= 0)
-      Close();
+  buffered_file(std::string name, int fd, size_t write_at)
+    : name_(std::move(name)), fd_(fd), write_at_(write_at) {
   }
 
   leveldb::Status Append(const leveldb::Slice& data) override {
     buf_.append(data.data(), data.size());
-    if (buf_.size() >= flush_at)
-      return write_buffer();
+    if (buf_.size() >= write_at_)
+      return write_out();
     return leveldb::Status::OK();
   }
 
   leveldb::Status Flush() override {
-    return write_buffer();
+    return write_out();
   }
 
   leveldb::Status Sync() override {
-    if (auto st = write_buffer(); !st.ok())
+    if (auto st = write_out(); !st.ok())
       return st;
     if (::fdatasync(fd_) != 0)
       return io_error(name_, errno);
@@ -72,21 +68,43 @@ public:
   }
 
   leveldb::Status Close() override {
-    auto st = write_buffer();
-    // A cleanly closed log holds exactly its records.
-    if (st.ok() && zeros_ > size_
-        && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
-      st = io_error(name_, errno);
+    auto st = write_out();
+    if (st.ok())
+      st = before_close();
     if (::close(fd_) != 0 && st.ok())
       st = io_error(name_, errno);
     fd_ = -1;
     return st;
   }
 
-private:
-  static constexpr size_t flush_at = 64 << 10;
+protected:
+  /// Writes `buf_` to the file and clears it.
+  virtual leveldb::Status write_out() = 0;
 
-  leveldb::Status write_buffer() {
+  virtual leveldb::Status before_close() {
+    return leveldb::Status::OK();
+  }
+
+  std::string name_;
+  int fd_;
+  size_t write_at_;
+  std::string buf_; ///< appended, not yet written
+};
+
+/// A log file: records go at `size_`, over zeros written up to `zeros_`.
+class log_file final : public buffered_file {
+public:
+  log_file(std::string name, int fd, size_t chunk)
+    : buffered_file(std::move(name), fd, 64 << 10), chunk_(chunk) {
+  }
+
+  ~log_file() override {
+    if (fd_ >= 0)
+      Close();
+  }
+
+private:
+  leveldb::Status write_out() override {
     if (buf_.empty())
       return leveldb::Status::OK();
     // Zeros first, so the records' own write never grows the file.
@@ -107,19 +125,17 @@ private:
     return leveldb::Status::OK();
   }
 
-  std::string name_;
-  int fd_;
+  /// A cleanly closed log holds exactly its records.
+  leveldb::Status before_close() override {
+    if (zeros_ > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
+      return io_error(name_, errno);
+    return leveldb::Status::OK();
+  }
+
   size_t chunk_;
   uint64_t size_ = 0;  ///< bytes of records written
   uint64_t zeros_ = 0; ///< file size: records, then zeros
-  std::string buf_;    ///< appended, not yet written
 };
-
-bool has_suffix(const std::string& name, std::string_view suffix) {
-  return name.size() > suffix.size()
-         && name.compare(name.size() - suffix.size(), suffix.size(), suffix)
-              == 0;
-}
 
 /// A table written by a flush or compaction: handed to the disk a piece at
 /// a time as it is written (sync_file_range starts the write-back at once),
@@ -127,10 +143,10 @@ bool has_suffix(const std::string& name, std::string_view suffix) {
 /// little left and the disk never holds megabytes of it ahead of a
 /// commit's sync. Runs on LevelDB's background thread: the pauses hold
 /// back only flushes and compactions.
-class table_file final : public leveldb::WritableFile {
+class table_file final : public buffered_file {
 public:
   table_file(std::string name, int fd, double bytes_per_s)
-    : name_(std::move(name)), fd_(fd), rate_(bytes_per_s) {
+    : buffered_file(std::move(name), fd, table_piece), rate_(bytes_per_s) {
   }
 
   ~table_file() override {
@@ -138,35 +154,12 @@ public:
       Close();
   }
 
-  leveldb::Status Append(const leveldb::Slice& data) override {
-    buf_.append(data.data(), data.size());
-    if (buf_.size() >= table_piece)
-      return write_piece();
-    return leveldb::Status::OK();
-  }
-
   leveldb::Status Flush() override {
     return leveldb::Status::OK(); // pieces leave as they fill
   }
 
-  leveldb::Status Sync() override {
-    if (auto st = write_piece(); !st.ok())
-      return st;
-    if (::fdatasync(fd_) != 0)
-      return io_error(name_, errno);
-    return leveldb::Status::OK();
-  }
-
-  leveldb::Status Close() override {
-    auto st = write_piece();
-    if (::close(fd_) != 0 && st.ok())
-      st = io_error(name_, errno);
-    fd_ = -1;
-    return st;
-  }
-
 private:
-  leveldb::Status write_piece() {
+  leveldb::Status write_out() override {
     if (buf_.empty())
       return leveldb::Status::OK();
     if (!write_all(fd_, buf_.data(), buf_.size(), size_))
@@ -183,12 +176,15 @@ private:
     return leveldb::Status::OK();
   }
 
-  std::string name_;
-  int fd_;
   double rate_;
   uint64_t size_ = 0;
-  std::string buf_;
 };
+
+bool has_suffix(const std::string& name, std::string_view suffix) {
+  return name.size() > suffix.size()
+         && name.compare(name.size() - suffix.size(), suffix.size(), suffix)
+              == 0;
+}
 
 class log_env final : public leveldb::EnvWrapper {
 public:
