@@ -160,6 +160,14 @@ store_writer_limits node_config::writer() const {
   return lim;
 }
 
+leveldb_options node_config::leveldb() const {
+  leveldb_options lo;
+  lo.compaction_nice = static_cast<int>(compaction_nice);
+  lo.write_buffer = static_cast<size_t>(write_buffer_mb) << 20;
+  lo.table_bytes_per_s = static_cast<double>(table_write_mb_s) * 1e6;
+  return lo;
+}
+
 accounts_limits node_config::accounts() const {
   accounts_limits lim;
   lim.registration_open = !registration_closed;

@@ -91,6 +91,9 @@ public:
   /// Account limits from the options above.
   accounts_limits accounts() const;
 
+  /// LevelDB settings from the options above.
+  leveldb_options leveldb() const;
+
   /// Device actor settings: a connection that missed three heartbeats is
   /// dropped from its device.
   device_registry_options devices() const;

@@ -24,17 +24,16 @@ caf::error to_error(const leveldb::Status& st) {
 }
 
 caf::expected<std::shared_ptr<leveldb_backend>>
-leveldb_backend::open(const std::string& dir, int compaction_nice,
-                      size_t write_buffer, double table_bytes_per_s) {
+leveldb_backend::open(const std::string& dir, const leveldb_options& lo) {
   std::shared_ptr<leveldb_backend> self{new leveldb_backend};
   // Bloom filters make idempotency misses (every new send) cheap.
   self->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   self->cache_.reset(leveldb::NewLRUCache(64 << 20));
   self->env_ = make_log_env(leveldb::Env::Default(), log_zero_chunk,
-                            compaction_nice, table_bytes_per_s);
+                            lo.compaction_nice, lo.table_bytes_per_s);
   leveldb::Options opts;
   opts.create_if_missing = true;
-  opts.write_buffer_size = write_buffer;
+  opts.write_buffer_size = lo.write_buffer;
   opts.filter_policy = self->filter_.get();
   opts.block_cache = self->cache_.get();
   opts.env = self->env_.get();

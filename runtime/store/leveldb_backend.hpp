@@ -30,18 +30,22 @@ caf::error to_error(const leveldb::Status& st);
 /// memory at once, and a restart after a crash replays up to one.
 inline constexpr size_t default_write_buffer = size_t{64} << 20;
 
+/// How the node's LevelDB runs (config: parley.compaction-nice,
+/// write-buffer-mb, table-write-mb-s).
+struct leveldb_options {
+  /// CPU priority of LevelDB's flushes and compactions (0-19; log_env.hpp).
+  int compaction_nice = default_compaction_nice;
+  size_t write_buffer = default_write_buffer; ///< bytes; see above
+  /// Pace of table writes (0: unpaced; log_env.hpp).
+  double table_bytes_per_s = default_table_write_rate;
+};
+
 /// kv_backend on a LevelDB database in a directory of its own.
 class leveldb_backend : public kv_backend {
 public:
   /// Opens (creating if missing) the database at `dir`.
-  /// `compaction_nice`: CPU priority of LevelDB's flushes and compactions
-  /// (0-19; see log_env.hpp). `write_buffer`: see default_write_buffer.
-  /// `table_bytes_per_s`: pace of table writes (0: unpaced; log_env.hpp).
   static caf::expected<std::shared_ptr<leveldb_backend>>
-  open(const std::string& dir,
-       int compaction_nice = default_compaction_nice,
-       size_t write_buffer = default_write_buffer,
-       double table_bytes_per_s = default_table_write_rate);
+  open(const std::string& dir, const leveldb_options& opts = {});
 
   ~leveldb_backend() override;
 

@@ -23,7 +23,6 @@ leveldb::Status io_error(const std::string& name, int err) {
   return leveldb::Status::IOError(name, std::strerror(err));
 }
 
-
 /// Writes `n` bytes at `offset`, retrying short writes and interrupts.
 bool write_all(int fd, const char* p, size_t n, uint64_t offset) {
   while (n > 0) {

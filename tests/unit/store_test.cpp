@@ -127,8 +127,9 @@ TEST_CASE("leveldb backend gathers writes in memory up to its write "
   auto tables_after = [](size_t buffer) {
     temp_dir dir;
     {
-      auto kv = leveldb_backend::open(dir.path.string(),
-                                      default_compaction_nice, buffer);
+      leveldb_options opts;
+      opts.write_buffer = buffer;
+      auto kv = leveldb_backend::open(dir.path.string(), opts);
       REQUIRE(kv);
       for (uint64_t batch = 0; batch < 64; ++batch) {
         write_batch b;

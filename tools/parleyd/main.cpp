@@ -152,11 +152,7 @@ int main(int argc, char** argv) {
     spdlog::critical("libsodium failed to initialize");
     return 1;
   }
-  auto kv = leveldb_backend::open(cfg.data_dir,
-                                  static_cast<int>(cfg.compaction_nice),
-                                  static_cast<size_t>(cfg.write_buffer_mb)
-                                    << 20,
-                                  double(cfg.table_write_mb_s) * 1e6);
+  auto kv = leveldb_backend::open(cfg.data_dir, cfg.leveldb());
   if (!kv) {
     spdlog::critical("cannot open database data={} error=\"{}\"", cfg.data_dir,
                      cfg.render(kv.error()));
