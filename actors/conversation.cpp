@@ -19,10 +19,6 @@ using pending = conversation_state::pending;
 using pending_ptr = conversation_state::pending_ptr;
 using key = conversation_state::key;
 
-key key_of(const send_request& req) {
-  return key{req.sender_user, req.sender_device, req.client_message_id};
-}
-
 } // namespace
 
 namespace conversation_detail {
@@ -50,6 +46,20 @@ void fail(self_ptr self, pending& p, const caf::error& err) {
   p.promises.clear();
   p.done = true;
   self->state.by_key.erase(key_of(p.req));
+}
+
+void remember(self_ptr self, const key& k, send_result res) {
+  res.deduplicated = true; // every later answer for this key is a repeat
+  self->state.recent.add(k, res);
+}
+
+void note_committed(self_ptr self, const key& k, int64_t at_ms) {
+  auto& st = self->state;
+  auto live_until = st.committed.add(hash_of(k), at_ms, st.deps.clock(),
+                                     st.deps.limits.idempotency_window_ms);
+  // A hash dropped for room while its key is live: until its window ends,
+  // unknown keys are looked up in the store again.
+  st.old_keys_live_until_ms = std::max(st.old_keys_live_until_ms, live_until);
 }
 
 void advance_head(self_ptr self, sequence seq) {
@@ -85,22 +95,6 @@ bool within_window(self_ptr self, int64_t accepted_at_ms) {
   auto& st = self->state;
   return idempotency_live(st.deps.clock(), accepted_at_ms,
                           st.deps.limits.idempotency_window_ms);
-}
-
-void remember(self_ptr self, const key& k, send_result res) {
-  res.deduplicated = true; // every later answer for this key is a repeat
-  self->state.recent.add(k, res);
-}
-
-/// Notes a key this incarnation committed, so that later sends of unknown
-/// keys can skip the store lookup.
-void note_committed(self_ptr self, const key& k, int64_t at_ms) {
-  auto& st = self->state;
-  auto live_until = st.committed.add(hash_of(k), at_ms, st.deps.clock(),
-                                     st.deps.limits.idempotency_window_ms);
-  // A hash dropped for room while its key is live: until its window ends,
-  // unknown keys are looked up in the store again.
-  st.old_keys_live_until_ms = std::max(st.old_keys_live_until_ms, live_until);
 }
 
 /// A commit of the current epoch failed: every commit of this epoch still in
@@ -203,16 +197,6 @@ void commit_new(self_ptr self, const pending_ptr& p) {
     });
 }
 
-void handle_change(self_ptr self, group_change& c,
-                   caf::typed_response_promise<send_result> rp) {
-  auto p = std::make_shared<pending>();
-  p->ph = pending::phase::fresh;
-  p->change = std::move(c);
-  p->promises.push_back(send_asker{rp, nullptr});
-  self->state.queue.push_back(p);
-  drain(self);
-}
-
 } // namespace
 
 namespace conversation_detail {
@@ -223,7 +207,7 @@ void drain(self_ptr self) {
   while (!st.changing && !st.queue.empty()
          && st.queue.front()->ph != pending::phase::lookup) {
     auto p = st.queue.front();
-    if (p->change) {
+    if (p->change && p->ph == pending::phase::fresh) {
       // A membership change commits alone, after every send before it:
       // those were accepted under the old membership.
       if (!st.inflight.empty())
@@ -296,7 +280,18 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
       return;
     }
   }
-  auto k = key_of(req);
+  auto p = std::make_shared<pending>();
+  p->req = std::move(req);
+  admit(self, p, std::move(rp));
+}
+
+} // namespace
+
+namespace conversation_detail {
+
+void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
+  auto& st = self->state;
+  auto k = key_of(p->req);
   // Neither committed by this incarnation nor possibly by an earlier one
   // inside its window: a new key (the common case) skips the answers too.
   bool known = st.committed.may_contain(hash_of(k))
@@ -310,8 +305,6 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
     i->second->promises.push_back(rp); // in flight: share the first answer
     return;
   }
-  auto p = std::make_shared<pending>();
-  p->req = std::move(req);
   p->promises.push_back(rp);
   st.by_key.emplace(k, p);
   st.queue.push_back(p);
@@ -341,6 +334,10 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
         drain(self);
       });
 }
+
+} // namespace conversation_detail
+
+namespace {
 
 /// Runs `f` now, or once the conversation has loaded.
 template <class F>

@@ -15,6 +15,14 @@ namespace parley::conversation_detail {
 
 using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
 
+/// The key a send is deduplicated under: its author's device and message
+/// id. A group change with a request id uses device 0 and this prefix
+/// before the id (no send has device 0).
+inline conversation_state::key key_of(const send_request& req) {
+  return {req.sender_user, req.sender_device, req.client_message_id};
+}
+inline const std::string change_key_prefix = "change:";
+
 /// Sends `batch` to the store writer in the current epoch. A failure of the
 /// current epoch rolls the send path back before `on_fail` runs.
 void commit(self_ptr self, write_batch batch, std::function<void()> on_ok,
@@ -61,12 +69,33 @@ send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
 void answer(self_ptr self, pending& p, send_result res);
 void fail(self_ptr self, pending& p, const caf::error& err);
 
+/// Keeps the answer for `k` for repeats (deduplicated from now on).
+void remember(self_ptr self, const conversation_state::key& k,
+              send_result res);
+
+/// Notes a key this incarnation committed at `at_ms`, so that later sends
+/// of unknown keys can skip the store lookup.
+void note_committed(self_ptr self, const conversation_state::key& k,
+                    int64_t at_ms);
+
 /// Moves the head to `seq` if it is further (and the outbox gauge along).
 void advance_head(self_ptr self, sequence seq);
 
 /// Moves resolved sends and changes off the front of the queue, in arrival
 /// order.
 void drain(self_ptr self);
+
+/// Queues `p` (a send, or a change with a request id) under the key in
+/// `p->req`, unless that key has an answer: one this incarnation remembers,
+/// one in flight (shared), or one in the store (looked up first when the
+/// key may be there).
+void admit(self_ptr self, const pending_ptr& p,
+           send_asker rp);
+
+/// Queues a membership change (conversation_groups); one with a request id
+/// (not a create, which dedupes by its own record) goes through `admit`.
+void handle_change(self_ptr self, group_change& c,
+                   caf::typed_response_promise<send_result> rp);
 
 /// Commits a membership change alone, as a MEMBERSHIP message with the
 /// member records it changes; sends behind it wait (conversation_groups).

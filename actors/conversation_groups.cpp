@@ -230,6 +230,27 @@ size_t count_current(const conversation_state& st) {
 /// Commits a membership change as a MEMBERSHIP message (sender device 0:
 /// no client send key can collide with it) with the member records it
 /// changes, in one batch. Sends behind it wait until it is applied.
+void handle_change(self_ptr self, group_change& c,
+                   caf::typed_response_promise<send_result> rp) {
+  auto p = std::make_shared<pending>();
+  // A change with the client's request id is deduplicated as a send is,
+  // under the author's key (device 0: the user's, as for a create).
+  bool keyed = c.change != membership_change::created && !c.request_id.empty();
+  if (keyed) {
+    p->req.sender_user = c.actor;
+    p->req.client_message_id = change_key_prefix + c.request_id;
+  }
+  p->change = std::move(c);
+  if (keyed) {
+    admit(self, p, send_asker{rp, nullptr});
+    return;
+  }
+  p->ph = pending::phase::fresh;
+  p->promises.push_back(send_asker{rp, nullptr});
+  self->state.queue.push_back(p);
+  drain(self);
+}
+
 void commit_change(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& c = *p->change;
@@ -251,7 +272,11 @@ void commit_change(self_ptr self, const pending_ptr& p) {
   m.seq = st.seqs.assign();
   m.sender_user = c.actor;
   m.sender_device = 0;
-  m.client_message_id = "membership:" + std::to_string(m.seq);
+  // Keyed by the client's request id, if it gave one (its idempotency
+  // record answers a retry); else by the sequence.
+  bool keyed = !p->req.client_message_id.empty();
+  m.client_message_id = keyed ? p->req.client_message_id
+                              : "membership:" + std::to_string(m.seq);
   m.sent_at_ms = st.deps.clock();
   m.kind = message_kind_membership;
   m.payload = membership_payload(c);
@@ -266,7 +291,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
     store::add_member(batch, st.id, mm);
   commit(
     self, std::move(batch),
-    [self, p, changed] {
+    [self, p, changed, keyed] {
       auto& st = self->state;
       auto& c = *p->change;
       st.inflight.erase(p->msg.seq);
@@ -289,7 +314,12 @@ void commit_change(self_ptr self, const pending_ptr& p) {
                    "members_changed={} seq={}",
                    st.id, c.change, c.actor, changed.size(), p->msg.seq);
       emit(self, p->msg);
-      answer(self, *p, result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false));
+      auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
+      if (keyed) {
+        remember(self, key_of(p->req), res);
+        note_committed(self, key_of(p->req), p->msg.sent_at_ms);
+      }
+      answer(self, *p, res);
       st.changing = false;
       schedule_watermark(self);
       drain(self);

@@ -87,8 +87,9 @@ struct group_change {
   std::vector<user_id> targets;
   std::string name;        ///< CREATED, RENAMED
   std::string description; ///< CREATED
-  /// CREATED: the client's id for this create (may be empty); a repeat by
-  /// the same creator gets the first answer, deduplicated.
+  /// The client's id for this create or change (may be empty): a repeat
+  /// by the same user gets the first answer, deduplicated (a change's
+  /// inside the idempotency window).
   std::string request_id{};
 };
 

@@ -154,8 +154,14 @@ void on_group_change(self_ptr self, const v1::ClientFrame& frame,
                        lim->limits().member_add,
                        g.usernames_size() + g.user_ids_size()))
     return;
+  if (g.client_request_id().size() > 128) {
+    reply_error(self, rid, fmt, v1::Error::CODE_BAD_FRAME,
+                "client_request_id must have at most 128 bytes");
+    return;
+  }
   auto conv_id = g.conversation_id();
-  group_change c{change, who.user, who.device, {}, g.name(), {}};
+  group_change c{change,   who.user, who.device, {},
+                 g.name(), {},       g.client_request_id()};
   with_users(
     self, rid, fmt, names_of(g.usernames()), ids_of(g.user_ids()),
     [self, rid, fmt, c, conv_id](std::vector<uint64_t> users) mutable {

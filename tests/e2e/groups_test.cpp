@@ -96,6 +96,25 @@ v1::ClientFrame send_to(uint64_t conv, const std::string& cmid,
 
 using seqs = std::vector<uint64_t>;
 
+/// Restarts the node's process; `d` logs `user` in again on a new device
+/// and connects. (Drop every other view's connection first.)
+void restart_on_new_device(node& n, device_view& d, const std::string& user) {
+  d.ws.reset();
+  n.restart();
+  d.token = n.login(user, "laptop");
+  d.connect(n.port);
+}
+
+/// The group's head and members as `d` reads them now.
+v1::GroupInfo group_info_of(device_view& d, uint64_t group) {
+  v1::ClientFrame look;
+  look.mutable_get_group()->set_conversation_id(group);
+  auto info = d.call(look);
+  REQUIRE(info);
+  REQUIRE(info->has_group_info());
+  return info->group_info();
+}
+
 } // namespace
 
 namespace {
@@ -343,18 +362,11 @@ TEST_CASE("a_group_create_retried_with_its_client_request_id_makes_one_group") {
   CHECK(again->accepted().server_sequence() == 1);
   CHECK(again->accepted().sent_at_ms() == first->accepted().sent_at_ms());
   CHECK(again->accepted().deduplicated());
-  v1::ClientFrame look;
-  look.mutable_get_group()->set_conversation_id(group);
-  auto info = ann.call(look);
-  REQUIRE(info);
-  REQUIRE(info->has_group_info());
-  CHECK(info->group_info().head_sequence() == 2);
-  CHECK(info->group_info().member_count() == 2);
+  auto info = group_info_of(ann, group);
+  CHECK(info.head_sequence() == 2);
+  CHECK(info.member_count() == 2);
   // Also after a restart (the creator and request id are on disk).
-  ann.ws.reset();
-  n.restart();
-  ann.token = n.login("ann", "laptop");
-  ann.connect(n.port);
+  restart_on_new_device(n, ann, "ann");
   auto after = ann.call(create);
   REQUIRE(after);
   REQUIRE(after->has_accepted());
@@ -380,8 +392,52 @@ TEST_CASE("a_group_create_retried_with_its_client_request_id_makes_one_group") {
   auto big = create_frame("b", {});
   big.mutable_group_create()->set_client_request_id(std::string(129, 'r'));
   CHECK(error_of(ann.call(big)) == v1::Error::CODE_BAD_FRAME);
-  look.mutable_get_group()->set_conversation_id(group);
-  info = ann.call(look);
-  REQUIRE(info);
-  CHECK(info->group_info().head_sequence() == 2);
+  CHECK(group_info_of(ann, group).head_sequence() == 2);
+}
+
+TEST_CASE("a_group_change_retried_with_its_client_request_id_changes_once") {
+  node n;
+  device_view ann, ben;
+  ann.token = n.account("ann", "phone");
+  ben.token = n.account("ben", "phone");
+  n.account("cat", "phone");
+  ann.connect(n.port);
+  ben.connect(n.port);
+  auto created = ann.call(create_frame("trip", {"ben"}));
+  REQUIRE(created);
+  REQUIRE(created->has_accepted());
+  auto group = created->accepted().conversation_id();
+  auto add = change_frame(group, v1::Membership::CHANGE_ADDED, {"cat"});
+  add.mutable_group_change()->set_client_request_id("add-cat-1");
+  auto first = ann.call(add);
+  REQUIRE(first);
+  REQUIRE(first->has_accepted());
+  CHECK(first->accepted().server_sequence() == 2);
+  CHECK_FALSE(first->accepted().deduplicated());
+  // The answer was lost with the connection: the retry on a new one gets
+  // it, and the group has one ADDED event (before, "already members").
+  ann.connect(n.port);
+  auto again = ann.call(add);
+  REQUIRE(again);
+  REQUIRE(again->has_accepted());
+  CHECK(again->accepted().server_sequence() == 2);
+  CHECK(again->accepted().server_message_id()
+        == first->accepted().server_message_id());
+  CHECK(again->accepted().deduplicated());
+  // Also after a restart, from the same user's other device.
+  ben.ws.reset();
+  restart_on_new_device(n, ann, "ann");
+  auto after = ann.call(add);
+  REQUIRE(after);
+  REQUIRE(after->has_accepted());
+  CHECK(after->accepted().server_sequence() == 2);
+  CHECK(after->accepted().deduplicated());
+  auto info = group_info_of(ann, group);
+  CHECK(info.head_sequence() == 2);
+  CHECK(info.member_count() == 3);
+  // An oversized request id is refused; the group is unchanged.
+  auto big = change_frame(group, v1::Membership::CHANGE_ADDED, {"cat"});
+  big.mutable_group_change()->set_client_request_id(std::string(129, 'r'));
+  CHECK(error_of(ann.call(big)) == v1::Error::CODE_BAD_FRAME);
+  CHECK(group_info_of(ann, group).head_sequence() == 2);
 }

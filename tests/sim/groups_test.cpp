@@ -319,6 +319,69 @@ TEST_CASE("sim: group rules: admins manage, members see from their join to "
   CHECK(check_against_log(*f.out) == "");
 }
 
+TEST_CASE("sim: a group change retried with its request id changes nothing "
+          "more and gets the first answer, also after a restart") {
+  fixture f;
+  REQUIRE(f.change(mc::created, 1, {2}, "g").ok);
+  auto keyed = [&](int32_t kind, user_id who, device_id dev,
+                   std::vector<user_id> targets, std::string id) {
+    return group_change{kind, who, dev, std::move(targets), {}, {},
+                        std::move(id)};
+  };
+  auto events = [&] {
+    std::set<sequence> seqs;
+    for (auto& d : *f.out)
+      if (d.msg.kind == message_kind_membership)
+        seqs.insert(d.msg.seq);
+    return seqs.size();
+  };
+  auto first = f.ask(group_atom::value, keyed(mc::added, 1, 1, {3}, "r-1"));
+  REQUIRE(first.ok);
+  CHECK_FALSE(first.ok->deduplicated);
+  CHECK(first.ok->server_sequence == 2);
+  // The retry, from another device of the same user: the first answer.
+  auto again = f.ask(group_atom::value, keyed(mc::added, 1, 2, {3}, "r-1"));
+  REQUIRE(again.ok);
+  CHECK(again.ok->deduplicated);
+  CHECK(again.ok->server_sequence == 2);
+  CHECK(again.ok->server_message_id == first.ok->server_message_id);
+  CHECK(events() == 2);
+  // Without an id the same change is refused, as before.
+  CHECK(is(f.change(mc::added, 1, {3}).err, errc::bad_request));
+  // Two copies in flight at once: one change, both answered with it.
+  auto a = f.fire(group_atom::value, keyed(mc::promoted, 1, 1, {2}, "r-2"));
+  auto b = f.fire(group_atom::value, keyed(mc::promoted, 1, 2, {2}, "r-2"));
+  f.sched->run();
+  REQUIRE(a->ok);
+  REQUIRE(b->ok);
+  CHECK(a->ok->server_sequence == 3);
+  CHECK(b->ok->server_sequence == 3);
+  CHECK(a->ok->deduplicated != b->ok->deduplicated);
+  CHECK(events() == 3);
+  // Another user's change with the same id is its own change.
+  auto other = f.ask(group_atom::value, keyed(mc::removed, 2, 1, {3}, "r-1"));
+  REQUIRE(other.ok);
+  CHECK_FALSE(other.ok->deduplicated);
+  CHECK(other.ok->server_sequence == 4);
+  // A send's message id is not a change's request id.
+  REQUIRE(f.ask(send_atom::value,
+                send_request{fixture::conv, 1, 1, "r-1", 1, "hi"})
+            .ok);
+  // After a crash the store's record answers the retry, though 3 has
+  // left since: nothing is added again.
+  f.crash();
+  auto after = f.ask(group_atom::value, keyed(mc::added, 1, 1, {3}, "r-1"));
+  REQUIRE(after.ok);
+  CHECK(after.ok->deduplicated);
+  CHECK(after.ok->server_sequence == 2);
+  CHECK(events() == 4);
+  auto next = f.send(1);
+  REQUIRE(next.ok);
+  CHECK(next.ok->server_sequence == 6);
+  CHECK(f.to_of(6) == std::set<user_id>{1, 2});
+  CHECK(check_against_log(*f.out) == "");
+}
+
 TEST_CASE("sim: the group size limit counts current members") {
   fixture f;
   f.crash(3);
