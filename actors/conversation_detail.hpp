@@ -89,8 +89,7 @@ void drain(self_ptr self);
 /// `p->req`, unless that key has an answer: one this incarnation remembers,
 /// one in flight (shared), or one in the store (looked up first when the
 /// key may be there).
-void admit(self_ptr self, const pending_ptr& p,
-           send_asker rp);
+void admit(self_ptr self, const pending_ptr& p, send_asker rp);
 
 /// Queues a membership change (conversation_groups); one with a request id
 /// (not a create, which dedupes by its own record) goes through `admit`.

@@ -227,9 +227,6 @@ size_t count_current(const conversation_state& st) {
   return n;
 }
 
-/// Commits a membership change as a MEMBERSHIP message (sender device 0:
-/// no client send key can collide with it) with the member records it
-/// changes, in one batch. Sends behind it wait until it is applied.
 void handle_change(self_ptr self, group_change& c,
                    caf::typed_response_promise<send_result> rp) {
   auto p = std::make_shared<pending>();
@@ -251,6 +248,9 @@ void handle_change(self_ptr self, group_change& c,
   drain(self);
 }
 
+/// Commits a membership change as a MEMBERSHIP message (sender device 0:
+/// no client send key can collide with it) with the member records it
+/// changes, in one batch. Sends behind it wait until it is applied.
 void commit_change(self_ptr self, const pending_ptr& p) {
   auto& st = self->state;
   auto& c = *p->change;
