@@ -349,14 +349,20 @@ struct sync_request {
   std::vector<conversation_id> cursor_conversations;
   std::vector<sequence> cursor_sequences; ///< parallel to the above
   uint32_t page_size = 100;
-  std::string continuation; ///< empty: first page
+  /// Empty: first page. Otherwise the whole rest of the request (it wins
+  /// over the cursors above; see store/sync_paging.hpp).
+  std::string continuation;
   bool read_receipts = true; ///< the user's setting (see principal)
+  /// The largest frame the page may become once encoded (the gateway's
+  /// max-server-frame-bytes).
+  uint32_t max_frame_bytes = 512 * 1024;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_request& x) {
   return f(caf::meta::type_name("sync_request"), x.cursor_conversations,
-           x.cursor_sequences, x.page_size, x.continuation, x.read_receipts);
+           x.cursor_sequences, x.page_size, x.continuation, x.read_receipts,
+           x.max_frame_bytes);
 }
 
 /// A user's inbox entry of one conversation: the projection of the log
@@ -390,18 +396,22 @@ typename Inspector::result_type inspect(Inspector& f, inbox_entry& x) {
 
 /// One page of a sync answer.
 struct sync_page {
-  std::vector<inbox_entry> inbox; ///< first page only, most recent first
+  /// The inbox comes first, a page's worth at a time in conversation-id
+  /// order; each page's entries most recent first.
+  std::vector<inbox_entry> inbox;
   std::vector<stored_message> messages;
   std::string continuation; ///< empty: complete
-  /// First page only: the other members' receipt cursors of each
+  /// After the inbox: the other members' receipt cursors of each direct
   /// conversation (what the user's own messages reached).
   std::vector<receipt_event> receipts;
+  /// First page only: the unread count of the whole inbox.
+  uint64_t total_unread = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_page& x) {
   return f(caf::meta::type_name("sync_page"), x.inbox, x.messages,
-           x.continuation, x.receipts);
+           x.continuation, x.receipts, x.total_unread);
 }
 
 /// A conversation actor's view of itself (tests, admin, bench).

@@ -7,6 +7,7 @@
 #include "parley/v1/store.pb.h"
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/store_detail.hpp"
 
 namespace parley::store {
 
@@ -34,10 +35,12 @@ caf::expected<Record> read(kv_backend& kv, const std::string& key,
   return parse<Record>(**bytes, what);
 }
 
+} // namespace
+
 /// The highest sequence of `conv` (0 if empty) and, if `sent_at` is given,
 /// that message's acceptance time.
 caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv,
-                                int64_t* sent_at = nullptr) {
+                                int64_t* sent_at) {
   auto from = keys::message(conv, 0);
   auto to = keys::message(conv + 1, 0);
   if (conv == UINT64_MAX)
@@ -78,28 +81,6 @@ caf::error read_receipts(kv_backend& kv, conversation_id conv,
   });
   return scan_err ? scan_err : err;
 }
-
-/// Whether `user` shares read receipts (cached in `cache`).
-caf::expected<bool> shares_reads(kv_backend& kv, user_id user,
-                                 std::map<user_id, bool>& cache) {
-  if (auto i = cache.find(user); i != cache.end())
-    return i->second;
-  auto name = kv.get(keys::user_name(user));
-  if (!name)
-    return name.error();
-  bool shares = true;
-  if (*name) {
-    auto acct = read<pb::AccountRecord>(kv, keys::account(**name),
-                                        "bad account record");
-    if (!acct)
-      return acct.error();
-    shares = !acct->read_receipts_off();
-  }
-  cache[user] = shares;
-  return shares;
-}
-
-} // namespace
 
 void add_receipt(write_batch& batch, conversation_id conv,
                  const receipt_cursor& c) {
@@ -300,154 +281,6 @@ find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
   }
   result.more = msgs->size() == limit;
   return result;
-}
-
-caf::expected<sync_page> sync(kv_backend& kv, user_id user,
-                              const sync_request& req, uint64_t recent) {
-  constexpr size_t max_page_bytes = 512 * 1024;
-  // The user's conversations, in id order.
-  std::vector<std::pair<conversation_id, member>> convs;
-  caf::error err;
-  auto scan_err = kv.scan(
-    keys::membership(user, 0), keys::membership(user + 1, 0),
-    [&](std::string_view k, std::string_view v) {
-      auto conv = keys::read_u64(k, 9);
-      pb::MemberRecord rec;
-      if (!conv || !rec.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
-        err = caf::make_error(errc::storage_corrupt, "bad membership record");
-        return false;
-      }
-      convs.emplace_back(*conv, member{user, static_cast<int32_t>(rec.role()),
-                                       rec.joined_at_sequence(),
-                                       rec.left_at_sequence()});
-      return true;
-    });
-  if (scan_err)
-    return scan_err;
-  if (err)
-    return err;
-  std::map<conversation_id, sequence> cursors;
-  for (size_t i = 0; i < req.cursor_conversations.size()
-                     && i < req.cursor_sequences.size();
-       ++i)
-    cursors[req.cursor_conversations[i]] = req.cursor_sequences[i];
-  for (auto& [conv, seq] : cursors) {
-    auto it = std::find_if(convs.begin(), convs.end(),
-                           [conv = conv](auto& c) { return c.first == conv; });
-    if (it == convs.end())
-      return caf::make_error(errc::forbidden,
-                             "not a member of conversation "
-                               + std::to_string(conv));
-  }
-  // Where to resume: "<conversation>:<last sequence sent>".
-  conversation_id resume_conv = 0;
-  sequence resume_after = 0;
-  bool resuming = !req.continuation.empty();
-  if (resuming) {
-    auto colon = req.continuation.find(':');
-    try {
-      if (colon == std::string::npos)
-        throw std::invalid_argument("no colon");
-      resume_conv = std::stoull(req.continuation.substr(0, colon));
-      resume_after = std::stoull(req.continuation.substr(colon + 1));
-    } catch (...) {
-      return caf::make_error(errc::bad_request, "bad continuation");
-    }
-  }
-  sync_page page;
-  size_t budget = std::clamp<size_t>(req.page_size ? req.page_size : 100, 1,
-                                     1000);
-  size_t bytes = 0;
-  // The inbox comes whole, before any message (a client draws it first).
-  std::map<user_id, bool> sharing; // users' read-receipt settings
-  // Later pages read heads only from where they resume.
-  std::vector<sequence> heads(convs.size(), 0);
-  for (size_t ci = 0; ci < convs.size(); ++ci) {
-    auto conv = convs[ci].first;
-    if (resuming && conv < resume_conv)
-      continue;
-    auto head = head_of(kv, conv);
-    if (!head)
-      return head.error();
-    heads[ci] = *head;
-    // Groups show their senders aggregates, pushed live; other members'
-    // cursors there are not listed (a large group has thousands).
-    if (resuming || !is_direct(conv))
-      continue;
-    std::vector<receipt_cursor> rcs;
-    if (auto e = read_receipts(kv, conv, rcs))
-      return e;
-    for (auto& rc : rcs) {
-      if (rc.user == user)
-        continue;
-      if (rc.kind == keys::receipt_read) {
-        // Read state is shown only if the reader shares it, and in 1:1
-        // only to users who share their own.
-        if (is_direct(conv) && !req.read_receipts)
-          continue;
-        auto shares = shares_reads(kv, rc.user, sharing);
-        if (!shares)
-          return shares.error();
-        if (!*shares)
-          continue;
-      }
-      page.receipts.push_back(
-        receipt_event{conv, rc.user, rc.kind, rc.seq, 0, true});
-    }
-  }
-  if (!resuming) {
-    // The inbox projection, checked against the log (stale entries are
-    // computed for the answer; the inbox actor repairs the store).
-    std::vector<conversation_id> ids;
-    for (auto& c : convs)
-      ids.push_back(c.first);
-    auto inbox = list_inbox(kv, user, ids);
-    if (!inbox)
-      return inbox.error();
-    page.inbox = std::move(*inbox);
-  }
-  for (size_t ci = 0; ci < convs.size(); ++ci) {
-    auto& [conv, m] = convs[ci];
-    auto head = &heads[ci];
-    if (resuming && conv < resume_conv)
-      continue;
-    // The member sees [joined_at, left_at) only.
-    sequence first = m.joined_at_sequence ? m.joined_at_sequence : 1;
-    sequence last = m.left_at_sequence ? m.left_at_sequence - 1 : *head;
-    last = std::min(last, *head);
-    sequence after;
-    if (resuming && conv == resume_conv) {
-      after = resume_after;
-    } else if (auto c = cursors.find(conv); c != cursors.end()) {
-      if (c->second > *head)
-        return caf::make_error(errc::cursor_ahead,
-                               "cursor past head in conversation "
-                                 + std::to_string(conv));
-      after = c->second;
-    } else {
-      after = last > recent ? last - recent : 0;
-    }
-    after = std::max(after, first - 1);
-    while (after < last) {
-      if (budget == 0 || bytes >= max_page_bytes) {
-        page.continuation = std::to_string(conv) + ":" + std::to_string(after);
-        return page;
-      }
-      auto msgs = fetch_messages(kv, conv, after,
-                                 std::min<uint64_t>(budget, last - after));
-      if (!msgs)
-        return msgs.error();
-      if (msgs->empty())
-        break;
-      for (auto& msg : *msgs) {
-        after = msg.seq;
-        bytes += msg.payload.size() + 64;
-        page.messages.push_back(std::move(msg));
-        --budget;
-      }
-    }
-  }
-  return page;
 }
 
 caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
