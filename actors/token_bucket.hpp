@@ -49,6 +49,20 @@ public:
       1, static_cast<uint64_t>(std::ceil(missing * 1000.0 / spec.rate)));
   }
 
+  /// Gives back `cost` tokens taken earlier (a request that turned out to
+  /// cost nothing), never beyond the burst. A bucket never taken from is
+  /// full already: nothing to do.
+  void refund(const bucket_spec& spec, int64_t now_ms, double cost = 1) {
+    if (!started_ || spec.unlimited() || !(cost > 0))
+      return;
+    if (now_ms > last_ms_) {
+      tokens_ = std::min(spec.burst,
+                         tokens_ + (now_ms - last_ms_) * spec.rate / 1000.0);
+      last_ms_ = now_ms;
+    }
+    tokens_ = std::min(spec.burst, tokens_ + std::min(cost, spec.burst));
+  }
+
   /// True if the bucket is full at `now_ms` (it then carries no state worth
   /// keeping).
   bool full(const bucket_spec& spec, int64_t now_ms) const {

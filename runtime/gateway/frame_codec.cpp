@@ -10,6 +10,7 @@
 #include <caf/sec.hpp>
 
 #include "actors/errors.hpp"
+#include "runtime/gateway/strict_json.hpp"
 
 namespace parley::gateway {
 
@@ -44,6 +45,10 @@ decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
       return refuse(v1::Error::CODE_BAD_FRAME, "not a protobuf ClientFrame");
     unknown = has_unknown_fields(r.frame);
   } else {
+    // protobuf's parser takes more than JSON (single quotes, bare keys,
+    // trailing commas): only RFC 8259 text gets that far.
+    if (auto why = strict_json_error(data, {max_bytes, 64}); !why.empty())
+      return refuse(v1::Error::CODE_BAD_FRAME, "not JSON: " + why);
     pbu::JsonParseOptions strict;
     auto st = pbu::JsonStringToMessage(
       google::protobuf::StringPiece{data.data(), data.size()}, &r.frame,
@@ -89,6 +94,8 @@ int peek_client_frame_body(std::string_view data) {
 
 std::string parse_json_lenient(std::string_view data,
                                google::protobuf::Message& out) {
+  if (auto why = strict_json_error(data); !why.empty())
+    return "not JSON: " + why;
   pbu::JsonParseOptions lenient;
   lenient.ignore_unknown_fields = true;
   auto st = pbu::JsonStringToMessage(

@@ -44,8 +44,9 @@ int peek_client_frame_body(std::string_view data);
 std::string encode_message(const google::protobuf::Message& m,
                            frame_format fmt);
 
-/// Parses JSON into `out`, ignoring unknown fields (newer peers). Returns
-/// an error description, or empty on success.
+/// Parses JSON into `out`, ignoring unknown fields (newer peers); the text
+/// must be strict JSON (RFC 8259). Returns an error description, or empty
+/// on success.
 std::string parse_json_lenient(std::string_view data,
                                google::protobuf::Message& out);
 

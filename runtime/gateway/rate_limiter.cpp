@@ -95,6 +95,18 @@ uint64_t rate_limiter::take(const std::string& key, const bucket_spec& spec,
   return slot.first.take(spec, now, cost);
 }
 
+void rate_limiter::refund(const std::string& key, const bucket_spec& spec,
+                          double cost) {
+  if (!limits_.enabled || spec.unlimited())
+    return;
+  auto now = clock_();
+  auto& sh = shards_[std::hash<std::string>{}(key) % shards_.size()];
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.buckets.find(key);
+  if (i != sh.buckets.end())
+    i->second.first.refund(spec, now, cost);
+}
+
 size_t rate_limiter::size() const {
   size_t n = 0;
   for (auto& sh : shards_) {

@@ -50,6 +50,13 @@ public:
   uint64_t take(const std::string& key, const bucket_spec& spec,
                 double cost = 1);
 
+  /// Gives back `cost` tokens that `take` took from `key`'s bucket for a
+  /// request that turned out to cost nothing (e.g. a deduplicated retry).
+  /// Never fills a bucket beyond its burst; a key without a bucket is full
+  /// already, so nothing happens.
+  void refund(const std::string& key, const bucket_spec& spec,
+              double cost = 1);
+
   const rate_limits& limits() const {
     return limits_;
   }

@@ -1,0 +1,163 @@
+// The gateway's edge: refunds of the rate limiter, the spread of retry
+// hints, and the strict JSON validator that runs before protobuf's lenient
+// parser.
+
+#include <doctest/doctest.h>
+
+#include <random>
+#include <string>
+
+#include "runtime/gateway/frame_codec.hpp"
+#include "runtime/gateway/rate_limiter.hpp"
+#include "runtime/gateway/strict_json.hpp"
+
+using namespace parley;
+using namespace parley::gateway;
+
+TEST_CASE("a refund gives back what a take took, never beyond the burst") {
+  int64_t now = 0;
+  rate_limiter lim{rate_limits{}, [&] { return now; }};
+  bucket_spec spec{1, 2};
+  CHECK(lim.take("a", spec) == 0);
+  CHECK(lim.take("a", spec) == 0);
+  CHECK(lim.take("a", spec) == 1000); // empty
+  lim.refund("a", spec);
+  CHECK(lim.take("a", spec) == 0); // the refunded token
+  CHECK(lim.take("a", spec) == 1000);
+  // Refunds beyond the burst are capped: two takes, then empty again.
+  for (int i = 0; i < 10; ++i)
+    lim.refund("a", spec);
+  CHECK(lim.take("a", spec) == 0);
+  CHECK(lim.take("a", spec) == 0);
+  CHECK(lim.take("a", spec) == 1000);
+  // A key never taken from gets no bucket (it is full already).
+  auto before = lim.size();
+  lim.refund("never", spec);
+  CHECK(lim.size() == before);
+  // A cost refunds that many tokens.
+  CHECK(lim.take("c", bucket_spec{1, 10}, 10) == 0);
+  lim.refund("c", bucket_spec{1, 10}, 4);
+  CHECK(lim.take("c", bucket_spec{1, 10}, 4) == 0);
+  CHECK(lim.take("c", bucket_spec{1, 10}, 1) == 1000);
+}
+
+TEST_CASE("strict JSON takes RFC 8259 text and nothing more") {
+  for (const char* good :
+       {"{}", "[]", " {} ", "\t[\r\n]\n", "0", "-0", "1.5e+10", "-12.25E-3",
+        "true", "false", "null", "\"\"", R"("a\"\\\/\b\f\n\r\t\u00e9")",
+        R"({"a":1,"b":[1,2,{"c":null}],"d":{"e":"f"}})", "[[],[[]],{}]",
+        "\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", R"({"":""})"})
+    CHECK_MESSAGE(strict_json_error(good).empty(), good);
+  struct bad_case {
+    const char* text;
+    const char* why; ///< part of the error
+  };
+  for (auto [text, why] : std::initializer_list<bad_case>{
+         {"", "end of input"},
+         {"   ", "end of input"},
+         {"{'requestId':1}", "keys must be strings"},
+         {"{\"a\":'x'}", "double quotes"},
+         {"{requestId:1}", "keys must be strings"},
+         {"{\"a\":1,}", "trailing comma"},
+         {"[1,2,]", "trailing comma"},
+         {"[,]", "expected a value"},
+         {"{,}", "keys must be strings"},
+         {R"({"a":"\x41"})", "invalid escape"},
+         {R"({"a":"\u12"})", "four hex digits"},
+         {R"({"a":"\'"})", "invalid escape"},
+         {"\"tab\there\"", "control character"},
+         {"{\"a\" 1}", "expected ':'"},
+         {"{\"a\":1 \"b\":2}", "expected ',' or '}'"},
+         {"[1 2]", "expected ',' or ']'"},
+         {"{} {}", "text after the value"},
+         {"01", "leading zero"},
+         {"1.", "fraction"},
+         {".5", "expected a value"},
+         {"+1", "expected a value"},
+         {"1e", "exponent"},
+         {"NaN", "expected a value"},
+         {"Infinity", "expected a value"},
+         {"tru", "expected a value"},
+         {"nul", "expected a value"},
+         {"[1]]", "text after the value"},
+         {"{\"a\":1]", "expected ',' or '}'"},
+         {"\"\xff\"", "UTF-8"},
+         {"\"\xc0\xaf\"", "UTF-8"},         // overlong '/'
+         {"\"\xed\xa0\x80\"", "UTF-8"},    // a surrogate
+         {"\"\xe2\x82\"", "UTF-8"},         // truncated
+         {"/* c */ {}", "expected a value"},
+         {"\xef\xbb\xbf{}", "expected a value"}, // no byte-order mark
+       }) {
+    auto err = strict_json_error(text);
+    CHECK_MESSAGE(err.find(why) != std::string::npos,
+                  text << " -> '" << err << "'");
+  }
+}
+
+TEST_CASE("strict JSON refuses every truncation, deep nesting and oversize") {
+  std::string doc =
+    R"({"requestId":5,"send":{"conversationId":"42","payload":"aGk=",)"
+    R"("x":[1,-2.5e3,true,false,null,"\u00e9\n"]}})";
+  REQUIRE(strict_json_error(doc).empty());
+  for (size_t n = 0; n < doc.size(); ++n)
+    CHECK_MESSAGE(!strict_json_error(doc.substr(0, n)).empty(), n);
+  // Nesting: up to the bound is fine, one more is refused; a million
+  // levels is refused without recursion (no stack to exhaust).
+  json_limits lim{1 << 24, 64};
+  auto nest = [](size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+  };
+  CHECK(strict_json_error(nest(64), lim).empty());
+  CHECK(strict_json_error(nest(65), lim).find("nested too deeply")
+        != std::string::npos);
+  CHECK(strict_json_error(std::string(1'000'000, '['), lim).find("nested")
+        != std::string::npos);
+  std::string objs;
+  for (int i = 0; i < 100; ++i)
+    objs += R"({"a":)";
+  CHECK(strict_json_error(objs + "1" + std::string(100, '}'), lim)
+          .find("nested") != std::string::npos);
+  // Oversized text is refused before it is read.
+  std::string big = "\"" + std::string(2000, 'a') + "\"";
+  CHECK(strict_json_error(big, {1000, 64}).find("longer than 1000")
+        != std::string::npos);
+  CHECK(strict_json_error(big, {4000, 64}).empty());
+  // Garbage, and mutations of a valid document, never crash; whatever is
+  // accepted is something a second pass accepts too.
+  std::mt19937_64 rng{20};
+  const std::string alphabet = "{}[]:,\"\\ tfnrue0123456789.-+eE'\x01\xc3\xa9u";
+  for (int i = 0; i < 20000; ++i) {
+    std::string t;
+    if (i % 2) {
+      t = doc;
+      for (int k = rng() % 4; k >= 0; --k)
+        t[rng() % t.size()] = alphabet[rng() % alphabet.size()];
+    } else {
+      for (int n = rng() % 24; n > 0; --n)
+        t += alphabet[rng() % alphabet.size()];
+    }
+    auto err = strict_json_error(t);
+    CHECK(err == strict_json_error(t));
+  }
+}
+
+TEST_CASE("lenient JSON text frames are refused as BAD_FRAME") {
+  route_protobuf_logs();
+  // Each of these protobuf 3.21's JSON parser accepts on its own.
+  for (const char* lenient :
+       {"{'requestId':1,'ping':{}}", "{requestId:1,ping:{}}",
+        R"({"requestId":1,"ping":{},})", R"({"requestId":1,"ping":{}} x)",
+        R"({"requestId":1,"send":{"clientMessageId":"\q"}})"}) {
+    auto d = decode_client_frame(lenient, frame_format::json, 1 << 16);
+    CHECK_MESSAGE(!d.ok, lenient);
+    CHECK(d.code == v1::Error::CODE_BAD_FRAME);
+    CHECK_MESSAGE(d.message.rfind("not JSON: at byte ", 0) == 0, d.message);
+  }
+  auto d = decode_client_frame(R"({"requestId":1,"ping":{}})",
+                               frame_format::json, 1 << 16);
+  CHECK(d.ok);
+  // HTTP bodies go through the same check.
+  v1::ClientFrame f;
+  CHECK(!parse_json_lenient("{'requestId':1}", f).empty());
+  CHECK(parse_json_lenient(R"({"requestId":1,"future":[1]})", f).empty());
+}
