@@ -48,9 +48,10 @@ void fail(self_ptr self, pending& p, const caf::error& err) {
   self->state.by_key.erase(key_of(p.req));
 }
 
-void remember(self_ptr self, const key& k, send_result res) {
+void remember(self_ptr self, const key& k, send_result res,
+              uint64_t digest) {
   res.deduplicated = true; // every later answer for this key is a repeat
-  self->state.recent.add(k, res);
+  self->state.recent.add(k, res, digest);
 }
 
 void note_committed(self_ptr self, const key& k, int64_t at_ms) {
@@ -89,12 +90,6 @@ void note_sender(conversation_state& st, user_id sender, sequence seq) {
     st.aggregate_sent.erase(oldest->first);
     st.latest_by_sender.erase(oldest);
   }
-}
-
-bool within_window(self_ptr self, int64_t accepted_at_ms) {
-  auto& st = self->state;
-  return idempotency_live(st.deps.clock(), accepted_at_ms,
-                          st.deps.limits.idempotency_window_ms);
 }
 
 /// A commit of the current epoch failed: every commit of this epoch still in
@@ -151,11 +146,12 @@ void commit_new(self_ptr self, const pending_ptr& p) {
   m.sent_at_ms = st.deps.clock();
   m.kind = p->req.kind;
   m.payload = std::move(p->req.payload);
+  m.reply_to = p->req.reply_to;
   if (st.sweeping)
     st.sweep_guard.insert(key_of(p->req));
   st.inflight.emplace(m.seq, p);
   write_batch batch;
-  store::add_message(batch, m);
+  store::add_message(batch, m, p->digest);
   // The watermark rides along only every `watermark_every` messages: a
   // crash then re-emits at most that many (plus the idle delay's worth),
   // and most batches carry two records per message instead of three.
@@ -181,7 +177,7 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       if (st.kind == conversation_group)
         note_sender(st, p->msg.sender_user, p->msg.seq);
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
-      remember(self, key_of(p->req), res);
+      remember(self, key_of(p->req), res, p->digest);
       note_committed(self, key_of(p->req), p->msg.sent_at_ms);
       answer(self, *p, res);
       if (st.deps.metrics && p->req.received_at_ns != 0)
@@ -223,7 +219,9 @@ void drain(self_ptr self) {
         break;
       case pending::phase::duplicate: {
         auto res = result_of(st.id, p->hit.seq, p->hit.accepted_at_ms, true);
-        remember(self, key_of(p->req), res);
+        if (!p->change)
+          refund_group_send(self);
+        remember(self, key_of(p->req), res, p->hit.digest);
         answer(self, *p, res);
         break;
       }
@@ -236,103 +234,6 @@ void drain(self_ptr self) {
           commit_new(self, p);
     }
   }
-}
-
-} // namespace conversation_detail
-
-namespace {
-
-void handle_send(self_ptr self, send_request& req, send_asker rp) {
-  auto& st = self->state;
-  if (!st.exists) {
-    rp.deliver(caf::make_error(errc::not_found, "no such conversation"));
-    return;
-  }
-  auto m = st.members.find(req.sender_user);
-  if (m == st.members.end() || m->second.left_at_sequence != 0) {
-    rp.deliver(caf::make_error(errc::not_member, "sender is not a member"));
-    return;
-  }
-  if (req.kind == message_kind_system || req.kind == message_kind_membership) {
-    rp.deliver(caf::make_error(errc::bad_request,
-                               "system and membership messages are the "
-                               "server's"));
-    return;
-  }
-  if (req.client_message_id.empty() || req.client_message_id.size() > 128) {
-    rp.deliver(caf::make_error(errc::bad_request,
-                               "client_message_id must have 1-128 bytes"));
-    return;
-  }
-  if (req.payload.size() > st.deps.limits.max_payload_bytes) {
-    rp.deliver(caf::make_error(errc::too_large, "payload too large"));
-    return;
-  }
-  if (st.kind == conversation_group
-      && st.current_members > st.deps.limits.large_group_members) {
-    auto wait = st.group_sends.take(st.deps.limits.large_group_send,
-                                    st.deps.clock());
-    if (wait > 0) {
-      rp.deliver(caf::make_error(errc::rate_limited,
-                                 std::string{"this large group takes fewer "
-                                             "messages; retry later"},
-                                 uint64_t{wait}));
-      return;
-    }
-  }
-  auto p = std::make_shared<pending>();
-  p->req = std::move(req);
-  admit(self, p, std::move(rp));
-}
-
-} // namespace
-
-namespace conversation_detail {
-
-void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
-  auto& st = self->state;
-  auto k = key_of(p->req);
-  // Neither committed by this incarnation nor possibly by an earlier one
-  // inside its window: a new key (the common case) skips the answers too.
-  bool known = st.committed.may_contain(hash_of(k))
-               || st.deps.clock() < st.old_keys_live_until_ms;
-  if (auto hit = known ? st.recent.find(k) : nullptr;
-      hit && within_window(self, hit->sent_at_ms)) {
-    rp.deliver(*hit);
-    return;
-  }
-  if (auto i = st.by_key.find(k); i != st.by_key.end()) {
-    i->second->promises.push_back(rp); // in flight: share the first answer
-    return;
-  }
-  p->promises.push_back(rp);
-  st.by_key.emplace(k, p);
-  st.queue.push_back(p);
-  if (!known) {
-    // This incarnation never committed the key, and no earlier
-    // incarnation's key can be live: the store has nothing to say.
-    p->ph = pending::phase::fresh;
-    drain(self);
-    return;
-  }
-  self
-    ->request(st.deps.reader, caf::infinite, lookup_atom::value, st.id,
-              k.user, k.device, k.cmid)
-    .then(
-      [self, p](idempotency_hit& hit) {
-        if (hit.found && within_window(self, hit.accepted_at_ms)) {
-          p->hit = hit;
-          p->ph = pending::phase::duplicate;
-        } else {
-          p->ph = pending::phase::fresh;
-        }
-        drain(self);
-      },
-      [self, p](caf::error& err) {
-        p->ph = pending::phase::failed;
-        p->err = err;
-        drain(self);
-      });
 }
 
 } // namespace conversation_detail

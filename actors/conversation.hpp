@@ -169,6 +169,9 @@ struct conversation_state {
     idempotency_hit hit;
     caf::error err;
     stored_message msg; ///< once a sequence is assigned
+    /// store::send_digest of the request (0 for membership changes: a
+    /// repeat of their key is always a retry).
+    uint64_t digest = 0;
     bool done = false;
     /// A membership change instead of a send (then `req` is unused).
     std::optional<group_change> change;

@@ -69,9 +69,10 @@ send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
 void answer(self_ptr self, pending& p, send_result res);
 void fail(self_ptr self, pending& p, const caf::error& err);
 
-/// Keeps the answer for `k` for repeats (deduplicated from now on).
+/// Keeps the answer for `k` for repeats (deduplicated from now on), with
+/// the digest of the request it answered (0: unknown, matches any).
 void remember(self_ptr self, const conversation_state::key& k,
-              send_result res);
+              send_result res, uint64_t digest = 0);
 
 /// Notes a key this incarnation committed at `at_ms`, so that later sends
 /// of unknown keys can skip the store lookup.
@@ -84,6 +85,15 @@ void advance_head(self_ptr self, sequence seq);
 /// Moves resolved sends and changes off the front of the queue, in arrival
 /// order.
 void drain(self_ptr self);
+
+/// Checks a send (membership, size, kind, reply reference, a large
+/// group's budget) and admits it, or answers `rp` with the refusal
+/// (conversation_admit.cpp).
+void handle_send(self_ptr self, send_request& req, send_asker rp);
+
+/// A large group's send answered from its idempotency record: gives back
+/// the group bucket's token that handle_send took.
+void refund_group_send(self_ptr self);
 
 /// Queues `p` (a send, or a change with a request id) under the key in
 /// `p->req`, unless that key has an answer: one this incarnation remembers,

@@ -73,8 +73,10 @@ inline constexpr int32_t role_admin = 2;
 inline constexpr int32_t conversation_direct = 1;
 inline constexpr int32_t conversation_group = 2;
 
-/// Message kinds (parley.v1.MessageKind) the server writes itself; clients
-/// send only text and media.
+/// Message kinds (parley.v1.MessageKind): media (refused until media are
+/// built: its reference would be lost), and those the server writes
+/// itself; clients send only text.
+inline constexpr int32_t message_kind_media = 2;
 inline constexpr int32_t message_kind_system = 3;
 inline constexpr int32_t message_kind_membership = 4;
 
@@ -211,13 +213,14 @@ struct stored_message {
   int64_t sent_at_ms = 0;
   int32_t kind = 0; ///< parley.v1.MessageKind
   std::string payload;
+  sequence reply_to = 0; ///< the message this one answers (0: none)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stored_message& x) {
   return f(caf::meta::type_name("stored_message"), x.conversation, x.seq,
            x.sender_user, x.sender_device, x.client_message_id, x.sent_at_ms,
-           x.kind, x.payload);
+           x.kind, x.payload, x.reply_to);
 }
 
 /// A send, as the gateway hands it to a conversation. `sender_user` and
@@ -232,13 +235,16 @@ struct send_request {
   /// When the gateway took the Send frame (steady_ns() in
   /// node_metrics.hpp); 0: not from a socket, not measured.
   int64_t received_at_ns = 0;
+  /// The message this one answers: a sequence of the same conversation
+  /// inside the sender's membership window, at most the head (0: none).
+  sequence reply_to = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, send_request& x) {
   return f(caf::meta::type_name("send_request"), x.conversation,
            x.sender_user, x.sender_device, x.client_message_id, x.kind,
-           x.payload, x.received_at_ns);
+           x.payload, x.received_at_ns, x.reply_to);
 }
 
 /// The answer to a send: identical for every repeat of the same key.
@@ -260,12 +266,15 @@ struct idempotency_hit {
   bool found = false;
   sequence seq = 0;
   int64_t accepted_at_ms = 0; ///< also the message's sent_at_ms
+  /// What the first send asked (store::send_digest); 0 in records older
+  /// than the digest: then any repeat is taken as a retry.
+  uint64_t digest = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, idempotency_hit& x) {
   return f(caf::meta::type_name("idempotency_hit"), x.found, x.seq,
-           x.accepted_at_ms);
+           x.accepted_at_ms, x.digest);
 }
 
 /// The key of an idempotency record, within its conversation.

@@ -226,20 +226,33 @@ public:
     evict(n);
   }
 
-  /// Remembers `res` for `key` (first answer wins).
-  void add(const send_key& key, const send_result& res) {
+  /// Remembers `res` for `key`, sent with request digest `digest` (0:
+  /// unknown, matches any); the first answer wins.
+  void add(const send_key& key, const send_result& res, uint64_t digest = 0) {
     auto h = hash_of(key);
-    if (capacity_ == 0 || find(key, h))
+    if (capacity_ == 0 || find_entry(key, h))
       return;
     // Room first: the table then never holds more than `capacity` keys,
     // and never doubles past the size they need.
     evict(capacity_ - 1);
     index_.insert(h, first_ + entries_.size());
-    entries_.push_back(entry{key, res});
+    entries_.push_back(entry{key, res, digest});
   }
 
   const send_result* find(const send_key& key) const {
-    return find(key, hash_of(key));
+    auto e = find_entry(key, hash_of(key));
+    return e ? &e->res : nullptr;
+  }
+
+  /// The answer to `key` and the digest of the request it answered.
+  struct hit {
+    const send_result* res = nullptr;
+    uint64_t digest = 0;
+  };
+
+  hit find_with_digest(const send_key& key) const {
+    auto e = find_entry(key, hash_of(key));
+    return e ? hit{&e->res, e->digest} : hit{};
   }
 
   size_t size() const {
@@ -255,16 +268,17 @@ private:
   struct entry {
     send_key key;
     send_result res;
+    uint64_t digest;
   };
 
-  const send_result* find(const send_key& key, uint64_t h) const {
-    const entry* hit = nullptr;
+  const entry* find_entry(const send_key& key, uint64_t h) const {
+    const entry* found = nullptr;
     index_.find(h, [&](uint64_t n) {
       auto& e = entries_[n - first_];
-      hit = e.key == key ? &e : nullptr;
-      return hit != nullptr;
+      found = e.key == key ? &e : nullptr;
+      return found != nullptr;
     });
-    return hit ? &hit->res : nullptr;
+    return found;
   }
 
   /// Drops the oldest entries until at most `keep` remain.

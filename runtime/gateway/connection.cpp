@@ -203,6 +203,10 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
   auto& s = frame.send();
+  if (auto why = refused_send(s)) {
+    reply_error(self, rid, fmt, v1::Error::CODE_UNIMPLEMENTED, why);
+    return;
+  }
   if (st.deps.limiter) {
     auto& lim = st.deps.limiter->limits();
     if (!within_limit(self, rid, fmt, st.send_device_key, lim.send_device)
@@ -212,7 +216,7 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   // The sender is the authenticated device, whatever the frame says.
   send_request req{s.conversation_id(), st.who.user, st.who.device,
                    s.client_message_id(), static_cast<int32_t>(s.kind()),
-                   s.payload(), steady_ns()};
+                   s.payload(), steady_ns(), s.reply_to_sequence()};
   auto conv_id = s.conversation_id();
   auto cmid = s.client_message_id();
   // Local actors that always answer: no request timeout (CAF 0.17 keeps
@@ -227,6 +231,8 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               // This device's next sends here may take the direct path
               // (learnt before the answer, which the client may act on).
               st.deps.shortcut->learn(conv_id, conv);
+              if (r.deduplicated) // a retry costs no send budget
+                st.deps.shortcut->refund();
               st.deps.stats->messages_accepted++;
               reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
             },

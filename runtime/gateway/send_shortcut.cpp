@@ -28,6 +28,8 @@ public:
 
   void accepted(const send_result& res) override {
     answered_ = true;
+    if (res.deduplicated)
+      via_->refund();
     via_->answer(accepted_frame(rid_, conv_, cmid_, res));
   }
 
@@ -46,6 +48,12 @@ private:
 };
 
 } // namespace
+
+const char* refused_send(const v1::Send& s) {
+  if (s.kind() == v1::MESSAGE_KIND_MEDIA || s.has_media())
+    return "media messages are not supported yet: nothing was stored";
+  return nullptr;
+}
 
 send_shortcut::send_shortcut(std::shared_ptr<ws_link> link,
                              std::shared_ptr<metrics> stats,
@@ -71,6 +79,8 @@ bool send_shortcut::take(const std::string& data, bool binary) {
   if (!d.ok)
     return false; // the actor answers with the error
   auto& s = d.frame.send();
+  if (refused_send(s))
+    return false; // the actor answers with the error
   conversation_actor conv;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -95,7 +105,7 @@ bool send_shortcut::take(const std::string& data, bool binary) {
   // The sender is the authenticated device, whatever the frame says.
   send_request req{s.conversation_id(), user_, device_,
                    s.client_message_id(), static_cast<int32_t>(s.kind()),
-                   s.payload(), now};
+                   s.payload(), now, s.reply_to_sequence()};
   auto ans = std::make_shared<direct_answer>(shared_from_this(), rid,
                                              s.conversation_id(),
                                              s.client_message_id());
@@ -131,6 +141,14 @@ void send_shortcut::learn(conversation_id id, const conversation_actor& hdl) {
 void send_shortcut::forget(conversation_id id) {
   std::lock_guard<std::mutex> guard{mtx_};
   conversations_.erase(id);
+}
+
+void send_shortcut::refund() {
+  if (!limiter_)
+    return;
+  auto& lim = limiter_->limits();
+  limiter_->refund(send_device_key_, lim.send_device);
+  limiter_->refund(send_user_key_, lim.send_user);
 }
 
 void send_shortcut::answer(const v1::ServerFrame& f) {

@@ -31,6 +31,11 @@
 
 namespace parley::gateway {
 
+/// Why a Send cannot be taken as it stands, or nullptr. A media message
+/// is refused (UNIMPLEMENTED) until media are built: storing it would
+/// throw its reference away.
+const char* refused_send(const v1::Send& s);
+
 class send_shortcut : public std::enable_shared_from_this<send_shortcut> {
 public:
   using clock = std::chrono::steady_clock;
@@ -79,6 +84,10 @@ public:
   // -- answers (the conversation's thread) ------------------------------------------
 
   void answer(const v1::ServerFrame& f);
+
+  /// A send was answered from the idempotency record: gives back the
+  /// tokens it took (a retry of an accepted message costs nothing).
+  void refund();
 
 private:
   std::weak_ptr<ws_link> link_;

@@ -11,6 +11,7 @@ void to_wire_message(const stored_message& m, v1::Message& out) {
   out.set_client_message_id(m.client_message_id);
   out.set_sent_at_ms(m.sent_at_ms);
   out.set_kind(static_cast<v1::MessageKind>(m.kind));
+  out.set_reply_to_sequence(m.reply_to);
   // Membership events are the server's own: structured, not opaque bytes.
   if (m.kind == message_kind_membership
       && out.mutable_membership()->ParseFromString(m.payload))

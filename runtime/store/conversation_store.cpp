@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include <sodium.h>
+
 #include "actors/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/inbox_store.hpp"
@@ -90,7 +92,8 @@ void add_receipt(write_batch& batch, conversation_id conv,
                 std::move(v));
 }
 
-void add_message(write_batch& batch, const stored_message& msg) {
+void add_message(write_batch& batch, const stored_message& msg,
+                 uint64_t request_digest) {
   pb::MessageRecord rec;
   rec.set_sender_user_id(msg.sender_user);
   rec.set_sender_device_id(msg.sender_device);
@@ -98,14 +101,41 @@ void add_message(write_batch& batch, const stored_message& msg) {
   rec.set_sent_at_ms(msg.sent_at_ms);
   rec.set_kind(static_cast<parley::v1::MessageKind>(msg.kind));
   rec.set_payload(msg.payload);
+  rec.set_reply_to_sequence(msg.reply_to);
   batch.put(keys::message(msg.conversation, msg.seq),
             rec.SerializeAsString());
   pb::IdempotencyRecord idem;
   idem.set_server_sequence(msg.seq);
   idem.set_accepted_at_ms(msg.sent_at_ms);
+  if (request_digest != 0) {
+    std::string d;
+    keys::append_u64(d, request_digest);
+    idem.set_request_digest(std::move(d));
+  }
   batch.put(keys::idempotency(msg.conversation, msg.sender_user,
                               msg.sender_device, msg.client_message_id),
             idem.SerializeAsString());
+}
+
+uint64_t send_digest(int32_t kind, std::string_view payload,
+                     sequence reply_to) {
+  // Fixed-width fields first, then the payload: no two requests share an
+  // encoding.
+  std::string head;
+  keys::append_u64(head, static_cast<uint32_t>(kind));
+  keys::append_u64(head, reply_to);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES_MIN);
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(head.data()),
+                            head.size());
+  crypto_generichash_update(
+    &st, reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+  uint8_t out[crypto_generichash_BYTES_MIN];
+  crypto_generichash_final(&st, out, sizeof out);
+  uint64_t d = 0;
+  for (size_t i = 0; i < 8; ++i)
+    d = (d << 8) | out[i];
+  return d == 0 ? 1 : d;
 }
 
 void add_watermark(write_batch& batch, conversation_id conv,
@@ -217,8 +247,15 @@ lookup_idempotency(kv_backend& kv, conversation_id conv, user_id user,
   auto parsed = parse<pb::IdempotencyRecord>(**rec, "bad idempotency record");
   if (!parsed)
     return parsed.error();
+  uint64_t digest = 0;
+  if (!parsed->request_digest().empty()) {
+    auto d = keys::read_u64(parsed->request_digest(), 0);
+    if (!d || parsed->request_digest().size() != 8)
+      return caf::make_error(errc::storage_corrupt, "bad idempotency record");
+    digest = *d;
+  }
   return idempotency_hit{true, parsed->server_sequence(),
-                         parsed->accepted_at_ms()};
+                         parsed->accepted_at_ms(), digest};
 }
 
 caf::expected<std::vector<stored_message>>
@@ -247,6 +284,7 @@ fetch_messages(kv_backend& kv, conversation_id conv, sequence after,
       msg.sent_at_ms = rec->sent_at_ms();
       msg.kind = rec->kind();
       msg.payload = rec->payload();
+      msg.reply_to = rec->reply_to_sequence();
       result.push_back(std::move(msg));
       return result.size() < limit;
     });

@@ -17,8 +17,17 @@ namespace parley::store {
 
 // -- writes: append to a batch ---------------------------------------------------
 
-/// Adds the message record and its idempotency record.
-void add_message(write_batch& batch, const stored_message& msg);
+/// Adds the message record and its idempotency record, which keeps
+/// `request_digest` (send_digest of the request; 0: none) so that a repeat
+/// of the key with other content is told apart from a retry.
+void add_message(write_batch& batch, const stored_message& msg,
+                 uint64_t request_digest = 0);
+
+/// A digest of what a send asks for (kind, payload, reply reference): two
+/// sends with one idempotency key are the same request if their digests
+/// are equal. 64 bits of BLAKE2b, never 0. DO NOT CHANGE: kept on disk.
+uint64_t send_digest(int32_t kind, std::string_view payload,
+                     sequence reply_to);
 
 /// Adds the outbox watermark: every seq <= `dispatched` was emitted.
 void add_watermark(write_batch& batch, conversation_id conv,

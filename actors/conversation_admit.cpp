@@ -1,0 +1,195 @@
+// A send's admission: the checks that refuse it before it takes a key
+// (membership, size, kind, reply reference, a large group's budget), and
+// the idempotency key's three places of answers (recent answers in memory,
+// a send of the same key in flight, the store's records), each of which
+// tells a retry from a reused key by the request's digest.
+
+#include "actors/conversation.hpp"
+#include "actors/conversation_detail.hpp"
+
+#include <algorithm>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/store/conversation_store.hpp"
+
+namespace parley {
+
+namespace conversation_detail {
+
+/// A large group's send answered from its idempotency record costs no
+/// token of the group's bucket: gives back the one handle_send took.
+void refund_group_send(self_ptr self) {
+  auto& st = self->state;
+  if (st.kind == conversation_group
+      && st.current_members > st.deps.limits.large_group_members)
+    st.group_sends.refund(st.deps.limits.large_group_send, st.deps.clock());
+}
+
+} // namespace conversation_detail
+
+namespace {
+
+using namespace conversation_detail;
+
+/// A reply's reference must name a message the sender may see: at most
+/// the head, and not before the sender joined.
+caf::error check_reply_to(const conversation_state& st, const member& sender,
+                          sequence reply_to) {
+  if (reply_to == 0)
+    return {};
+  if (reply_to > st.head)
+    return caf::make_error(errc::bad_request,
+                           "reply_to_sequence " + std::to_string(reply_to)
+                             + " is past the conversation's head "
+                             + std::to_string(st.head));
+  if (reply_to < std::max<sequence>(sender.joined_at_sequence, 1))
+    return caf::make_error(errc::forbidden,
+                           "reply_to_sequence " + std::to_string(reply_to)
+                             + " is before the sender joined");
+  return {};
+}
+
+/// Two sends with one key but different digests (0: unknown) are not a
+/// send and its retry.
+bool conflicting(uint64_t a, uint64_t b) {
+  return a != 0 && b != 0 && a != b;
+}
+
+caf::error reused_key() {
+  return caf::make_error(errc::conflict,
+                         std::string{"client_message_id was already used for "
+                                     "a different message"});
+}
+
+bool within_window(self_ptr self, int64_t accepted_at_ms) {
+  auto& st = self->state;
+  return idempotency_live(st.deps.clock(), accepted_at_ms,
+                          st.deps.limits.idempotency_window_ms);
+}
+
+} // namespace
+
+namespace conversation_detail {
+
+void handle_send(self_ptr self, send_request& req, send_asker rp) {
+  auto& st = self->state;
+  if (!st.exists) {
+    rp.deliver(caf::make_error(errc::not_found, "no such conversation"));
+    return;
+  }
+  auto m = st.members.find(req.sender_user);
+  if (m == st.members.end() || m->second.left_at_sequence != 0) {
+    rp.deliver(caf::make_error(errc::not_member, "sender is not a member"));
+    return;
+  }
+  if (req.kind == message_kind_system || req.kind == message_kind_membership) {
+    rp.deliver(caf::make_error(errc::bad_request,
+                               "system and membership messages are the "
+                               "server's"));
+    return;
+  }
+  if (req.client_message_id.empty() || req.client_message_id.size() > 128) {
+    rp.deliver(caf::make_error(errc::bad_request,
+                               "client_message_id must have 1-128 bytes"));
+    return;
+  }
+  if (req.payload.size() > st.deps.limits.max_payload_bytes) {
+    rp.deliver(caf::make_error(errc::too_large, "payload too large"));
+    return;
+  }
+  if (req.kind == message_kind_media) {
+    // Its reference would be thrown away: media come with a later release.
+    rp.deliver(caf::make_error(errc::bad_request,
+                               "media messages are not supported yet"));
+    return;
+  }
+  if (auto e = check_reply_to(st, m->second, req.reply_to)) {
+    rp.deliver(std::move(e));
+    return;
+  }
+  if (st.kind == conversation_group
+      && st.current_members > st.deps.limits.large_group_members) {
+    auto wait = st.group_sends.take(st.deps.limits.large_group_send,
+                                    st.deps.clock());
+    if (wait > 0) {
+      rp.deliver(caf::make_error(errc::rate_limited,
+                                 std::string{"this large group takes fewer "
+                                             "messages; retry later"},
+                                 uint64_t{wait}));
+      return;
+    }
+  }
+  auto p = std::make_shared<pending>();
+  p->digest = store::send_digest(req.kind, req.payload, req.reply_to);
+  p->req = std::move(req);
+  admit(self, p, std::move(rp));
+}
+
+void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
+  auto& st = self->state;
+  auto k = key_of(p->req);
+  // Neither committed by this incarnation nor possibly by an earlier one
+  // inside its window: a new key (the common case) skips the answers too.
+  bool known = st.committed.may_contain(hash_of(k))
+               || st.deps.clock() < st.old_keys_live_until_ms;
+  if (auto hit = known ? st.recent.find_with_digest(k)
+                        : recent_sends::hit{};
+      hit.res && within_window(self, hit.res->sent_at_ms)) {
+    if (conflicting(hit.digest, p->digest)) {
+      rp.deliver(reused_key());
+    } else {
+      if (!p->change)
+        refund_group_send(self);
+      rp.deliver(*hit.res);
+    }
+    return;
+  }
+  if (auto i = st.by_key.find(k); i != st.by_key.end()) {
+    if (conflicting(i->second->digest, p->digest)) {
+      rp.deliver(reused_key());
+    } else {
+      if (!p->change)
+        refund_group_send(self);
+      i->second->promises.push_back(rp); // in flight: share its answer
+    }
+    return;
+  }
+  p->promises.push_back(rp);
+  st.by_key.emplace(k, p);
+  st.queue.push_back(p);
+  if (!known) {
+    // This incarnation never committed the key, and no earlier
+    // incarnation's key can be live: the store has nothing to say.
+    p->ph = pending::phase::fresh;
+    drain(self);
+    return;
+  }
+  self
+    ->request(st.deps.reader, caf::infinite, lookup_atom::value, st.id,
+              k.user, k.device, k.cmid)
+    .then(
+      [self, p](idempotency_hit& hit) {
+        if (hit.found && within_window(self, hit.accepted_at_ms)
+            && conflicting(hit.digest, p->digest)) {
+          p->ph = pending::phase::failed;
+          p->err = reused_key();
+        } else if (hit.found && within_window(self, hit.accepted_at_ms)) {
+          p->hit = hit;
+          p->ph = pending::phase::duplicate;
+        } else {
+          p->ph = pending::phase::fresh;
+        }
+        drain(self);
+      },
+      [self, p](caf::error& err) {
+        p->ph = pending::phase::failed;
+        p->err = err;
+        drain(self);
+      });
+}
+
+} // namespace conversation_detail
+
+} // namespace parley
