@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string_view>
 #include <string>
 #include <unordered_map>
@@ -39,14 +40,30 @@ std::optional<bucket_spec> parse_bucket_spec(std::string_view text);
 /// The configured form of `spec` ("10/s,20", "off").
 std::string to_string(const bucket_spec& spec);
 
+/// The retry hint of a refusal: `wait_ms` (until the bucket could allow
+/// it), plus `ahead_ms` (the time the refusals ahead of this one need to
+/// drain at the bucket's rate), plus `unit` (uniform in [0, 1)) of
+/// `slot_ms` (this request's own share of that drain). A thousand clients
+/// refused at once are told a thousand moments, one per token to come,
+/// each jittered within its slot: obedient clients come back at the rate
+/// the bucket allows instead of all at once. Capped at an hour.
+uint64_t spread_retry_ms(uint64_t wait_ms, double ahead_ms, double slot_ms,
+                         double unit);
+
 class rate_limiter {
 public:
   using clock_fn = std::function<int64_t()>; ///< milliseconds
 
-  explicit rate_limiter(rate_limits limits, clock_fn clock = {});
+  /// `seed` drives the hints' jitter (0: a random seed).
+  explicit rate_limiter(rate_limits limits, clock_fn clock = {},
+                        uint64_t seed = 0);
 
   /// Takes `cost` tokens from `key`'s bucket; 0 if allowed, else the
-  /// milliseconds until it would be (the client's retry_after_ms).
+  /// milliseconds the client should wait before it retries (its
+  /// retry_after_ms): the time until the bucket could allow it, plus the
+  /// time the key's earlier refusals need to drain, jittered (see
+  /// spread_retry_ms), so that refused clients come back spread out and
+  /// not all at the moment the next token arrives.
   uint64_t take(const std::string& key, const bucket_spec& spec,
                 double cost = 1);
 
@@ -65,11 +82,18 @@ public:
   size_t size() const;
 
 private:
+  struct slot {
+    token_bucket bucket;
+    bucket_spec spec;
+    double backlog = 0;     ///< refused cost not yet drained at the rate
+    int64_t backlog_ms = 0; ///< when `backlog` was last brought up to date
+  };
+
   struct shard {
     mutable std::mutex mtx;
-    std::unordered_map<std::string, std::pair<token_bucket, bucket_spec>>
-      buckets;
+    std::unordered_map<std::string, slot> buckets;
     uint64_t ops = 0;
+    std::minstd_rand rng;
   };
 
   rate_limits limits_;

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <random>
+#include <set>
+#include <vector>
 #include <string>
 
 #include "runtime/gateway/frame_codec.hpp"
@@ -16,20 +18,20 @@ using namespace parley::gateway;
 
 TEST_CASE("a refund gives back what a take took, never beyond the burst") {
   int64_t now = 0;
-  rate_limiter lim{rate_limits{}, [&] { return now; }};
+  rate_limiter lim{rate_limits{}, [&] { return now; }, 1};
   bucket_spec spec{1, 2};
   CHECK(lim.take("a", spec) == 0);
   CHECK(lim.take("a", spec) == 0);
-  CHECK(lim.take("a", spec) == 1000); // empty
+  CHECK(lim.take("a", spec) > 0); // empty
   lim.refund("a", spec);
   CHECK(lim.take("a", spec) == 0); // the refunded token
-  CHECK(lim.take("a", spec) == 1000);
+  CHECK(lim.take("a", spec) > 0);
   // Refunds beyond the burst are capped: two takes, then empty again.
   for (int i = 0; i < 10; ++i)
     lim.refund("a", spec);
   CHECK(lim.take("a", spec) == 0);
   CHECK(lim.take("a", spec) == 0);
-  CHECK(lim.take("a", spec) == 1000);
+  CHECK(lim.take("a", spec) > 0);
   // A key never taken from gets no bucket (it is full already).
   auto before = lim.size();
   lim.refund("never", spec);
@@ -38,7 +40,59 @@ TEST_CASE("a refund gives back what a take took, never beyond the burst") {
   CHECK(lim.take("c", bucket_spec{1, 10}, 10) == 0);
   lim.refund("c", bucket_spec{1, 10}, 4);
   CHECK(lim.take("c", bucket_spec{1, 10}, 4) == 0);
-  CHECK(lim.take("c", bucket_spec{1, 10}, 1) == 1000);
+  CHECK(lim.take("c", bucket_spec{1, 10}, 1) > 0);
+}
+
+TEST_CASE("a retry hint is the wait, the backlog ahead and a jittered slot") {
+  CHECK(spread_retry_ms(10, 0, 10, 0) == 10);
+  CHECK(spread_retry_ms(10, 0, 10, 0.55) == 16); // rounded up
+  CHECK(spread_retry_ms(10, 500, 10, 0.5) == 515);
+  CHECK(spread_retry_ms(10, -5, -1, 7) == 10); // nonsense is clamped
+  CHECK(spread_retry_ms(0, 1e12, 1e12, 1) == 3'600'000); // at most an hour
+}
+
+TEST_CASE("refusals in a storm get hints spread over the backlog's drain") {
+  // 10,000 devices behind one address reconnect at once against a limit of
+  // 100 connects per second (burst 10): every refusal used to say "the next
+  // token, in 10 ms", and all came back together.
+  int64_t now = 0;
+  rate_limiter lim{rate_limits{}, [&] { return now; }, 7};
+  bucket_spec spec{100, 10};
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(lim.take("connect/ip/10.0.0.1", spec) == 0);
+  std::vector<uint64_t> hints;
+  for (int i = 0; i < 9990; ++i)
+    hints.push_back(lim.take("connect/ip/10.0.0.1", spec));
+  // Each hint is no sooner than the bucket allows, and the i-th refusal is
+  // told the i-th token's slot (10 ms each), jittered within it.
+  std::vector<int> per_second(101, 0);
+  for (size_t i = 0; i < hints.size(); ++i) {
+    CHECK(hints[i] >= 10 + 10 * i);
+    CHECK(hints[i] <= 10 + 10 * (i + 1) + 1);
+    per_second[hints[i] / 1000]++;
+  }
+  // Spread: about the rate (100) come back in each second of the drain,
+  // never a crowd at one moment.
+  for (int s = 0; s < 100; ++s)
+    CHECK_MESSAGE(per_second[s] <= 101, s);
+  std::set<uint64_t> distinct(hints.begin(), hints.end());
+  CHECK(distinct.size() > 9000);
+  // Jitter: the same storm with another seed gets other moments.
+  rate_limiter other{rate_limits{}, [&] { return now; }, 8};
+  for (int i = 0; i < 10; ++i)
+    other.take("connect/ip/10.0.0.1", spec);
+  int same = 0;
+  for (int i = 0; i < 1000; ++i)
+    same += other.take("connect/ip/10.0.0.1", spec) == hints[i];
+  CHECK(same < 300);
+  // Time drains the backlog: a refusal a minute later waits for its own
+  // slot only, not behind the refusals already served.
+  now += 200'000;
+  for (int i = 0; i < 10; ++i)
+    lim.take("connect/ip/10.0.0.1", spec);
+  auto late = lim.take("connect/ip/10.0.0.1", spec);
+  CHECK(late >= 10);
+  CHECK(late <= 21);
 }
 
 TEST_CASE("strict JSON takes RFC 8259 text and nothing more") {

@@ -45,7 +45,9 @@ TEST_CASE("the limiter keeps a bucket per key and forgets refilled ones") {
   bucket_spec spec{1, 2};
   CHECK(lim.take("a", spec) == 0);
   CHECK(lim.take("a", spec) == 0);
-  CHECK(lim.take("a", spec) == 1000);
+  auto hint = lim.take("a", spec); // a token in 1 s, jittered in its slot
+  CHECK(hint >= 1000);
+  CHECK(hint <= 2000);
   CHECK(lim.take("b", spec) == 0); // another key is not affected
   // Many keys, all refilled later: pruned as the shards are used.
   for (int i = 0; i < 40000; ++i)
