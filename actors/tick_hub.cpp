@@ -6,8 +6,8 @@
 
 namespace parley {
 
-tick_hub::tick_hub(std::chrono::milliseconds period)
-  : period_(period), thread_([this] { run(); }) {
+tick_hub::tick_hub(std::chrono::milliseconds period, now_fn now)
+  : period_(period), now_(std::move(now)), thread_([this] { run(); }) {
 }
 
 tick_hub::~tick_hub() {
@@ -17,7 +17,7 @@ tick_hub::~tick_hub() {
 void tick_hub::send_later(caf::actor who, clock::duration delay,
                           caf::message msg) {
   std::lock_guard<std::mutex> guard{mtx_};
-  due_.push_back({clock::now() + delay, std::move(who), std::move(msg)});
+  due_.push_back({now_() + delay, std::move(who), std::move(msg)});
 }
 
 void tick_hub::stop() {
@@ -38,7 +38,7 @@ void tick_hub::run() {
     cv_.wait_for(guard, period_, [this] { return stopping_; });
     if (stopping_)
       break;
-    auto now = clock::now();
+    auto now = now_();
     auto keep = due_.begin();
     for (auto& d : due_) {
       if (d.at <= now)

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -27,7 +28,11 @@ class tick_hub {
 public:
   using clock = std::chrono::steady_clock;
 
-  explicit tick_hub(std::chrono::milliseconds period);
+  /// Reads the time due flushes are measured against.
+  using now_fn = std::function<clock::time_point()>;
+
+  /// Ticks every `period`; `now` is the steady clock but in tests.
+  explicit tick_hub(std::chrono::milliseconds period, now_fn now = clock::now);
   ~tick_hub();
 
   tick_hub(const tick_hub&) = delete;
@@ -51,6 +56,7 @@ private:
   };
 
   std::chrono::milliseconds period_;
+  now_fn now_;
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;

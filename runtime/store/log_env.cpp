@@ -1,11 +1,10 @@
 #include "runtime/store/log_env.hpp"
 
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -141,11 +140,14 @@ private:
 /// at most `bytes_per_s` (0: no pause), so that its final fdatasync has
 /// little left and the disk never holds megabytes of it ahead of a
 /// commit's sync. Runs on LevelDB's background thread: the pauses hold
-/// back only flushes and compactions.
+/// back only flushes and compactions. The pauses are `env`'s sleeps (a
+/// test's Env counts them instead).
 class table_file final : public buffered_file {
 public:
-  table_file(std::string name, int fd, double bytes_per_s)
-    : buffered_file(std::move(name), fd, table_piece), rate_(bytes_per_s) {
+  table_file(std::string name, int fd, double bytes_per_s, leveldb::Env* env)
+    : buffered_file(std::move(name), fd, table_piece),
+      rate_(bytes_per_s),
+      env_(env) {
   }
 
   ~table_file() override {
@@ -169,13 +171,14 @@ private:
                       SYNC_FILE_RANGE_WRITE);
     size_ += buf_.size();
     if (rate_ > 0)
-      std::this_thread::sleep_for(
-        std::chrono::duration<double>(double(buf_.size()) / rate_));
+      env_->SleepForMicroseconds(
+        static_cast<int>(double(buf_.size()) * 1e6 / rate_));
     buf_.clear();
     return leveldb::Status::OK();
   }
 
   double rate_;
+  leveldb::Env* env_;
   uint64_t size_ = 0;
 };
 
@@ -209,7 +212,7 @@ public:
     if (log)
       *result = new log_file(name, fd, chunk_);
     else
-      *result = new table_file(name, fd, table_rate_);
+      *result = new table_file(name, fd, table_rate_, target());
     return leveldb::Status::OK();
   }
 

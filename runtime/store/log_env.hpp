@@ -59,7 +59,8 @@ inline constexpr int default_compaction_nice = 19;
 /// An Env forwarding to `base` (not owned; must outlive it) but for
 /// write-ahead logs, which it writes over zeros `chunk` (> 0) bytes at a
 /// time, for tables, which it writes a piece at a time at most
-/// `table_bytes_per_s` (0: unpaced), and for background jobs, whose thread
+/// `table_bytes_per_s` (0: unpaced; the pauses are `base`'s
+/// SleepForMicroseconds), and for background jobs, whose thread
 /// it sets to `background_nice` (0: left as it is).
 std::unique_ptr<leveldb::Env>
 make_log_env(leveldb::Env* base, size_t chunk = log_zero_chunk,
