@@ -5,6 +5,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/disconnect.hpp"
 #include "actors/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/accounts/credentials.hpp"
@@ -277,6 +278,7 @@ caf::result<bool> do_block(self_ptr self, const std::string& name,
           for (auto& addr : i->second)
             if (auto hdl = caf::actor_cast<caf::actor>(addr)) {
               caf::anon_send(hdl, caf::close_atom::value,
+                             code_of(disconnect_cause::account_blocked),
                              std::string{"account blocked"});
               ++closed;
             }
@@ -311,6 +313,7 @@ caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
         for (auto& addr : i->second)
           if (auto hdl = caf::actor_cast<caf::actor>(addr))
             caf::anon_send(hdl, caf::close_atom::value,
+                           code_of(disconnect_cause::device_revoked),
                            std::string{"device revoked"});
       }
       spdlog::info("device revoked user={} device={}", user, dev);

@@ -36,7 +36,9 @@ using accounts_actor = caf::typed_actor<
   caf::replies_to<login_atom, std::string, std::string,
                   std::string>::with<login_result>,
   /// Authenticates a bearer token; the sender is then closed (it receives
-  /// `caf::close_atom`) when the device is revoked. Error: unauthenticated.
+  /// `caf::close_atom` with disconnect_cause::device_revoked, or
+  /// account_blocked) when the device is revoked or the account blocked.
+  /// Error: unauthenticated.
   caf::replies_to<auth_atom, std::string>::with<principal>,
   /// Looks a username up. Error: not_found.
   caf::replies_to<caf::resolve_atom, std::string>::with<user_id>,

@@ -5,6 +5,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/disconnect.hpp"
 #include "actors/errors.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/keys.hpp"
@@ -169,6 +170,7 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
       auto& st = self->state;
       if (st.conn && st.conn != conn) {
         caf::anon_send(st.conn, caf::close_atom::value,
+                       code_of(disconnect_cause::replaced),
                        std::string{"replaced by a newer connection"});
         detach(self, "replaced");
       }
@@ -244,6 +246,7 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         spdlog::info("device connection expired user={} device={}", st.user,
                      st.device);
         caf::anon_send(st.conn, caf::close_atom::value,
+                       code_of(disconnect_cause::connection_stale),
                        std::string{"connection expired"});
         detach(self, "expired");
       }

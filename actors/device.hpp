@@ -40,8 +40,9 @@ using device_actor = caf::typed_actor<
   /// A receipt cursor of a conversation member moved: pushed if a
   /// connection holds the device, unless it is someone else's unshared read.
   caf::reacts_to<receipt_atom, receipt_event>,
-  /// Attaches `conn` (which must handle (caf::close_atom, std::string)) and
-  /// its sink; an earlier connection is closed. Replies true.
+  /// Attaches `conn` (which must handle (caf::close_atom, uint32_t cause,
+  /// std::string reason), see actors/disconnect.hpp) and its sink; an
+  /// earlier connection is closed (cause `replaced`). Replies true.
   caf::replies_to<caf::join_atom, caf::actor, device_sink_ref>::with<bool>,
   /// The user's read-receipt setting changed (off: others' reads in 1:1
   /// conversations are not pushed).

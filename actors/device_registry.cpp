@@ -5,6 +5,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/disconnect.hpp"
 #include "actors/errors.hpp"
 
 namespace parley {
@@ -87,6 +88,7 @@ device_registry_impl(self_ptr self, device_deps deps,
       if (auto conn = caf::actor_cast<caf::actor>(e->conn)) {
         st.by_conn.erase(e->conn);
         caf::anon_send(conn, caf::close_atom::value,
+                       code_of(disconnect_cause::device_unavailable),
                        std::string{"device state lost; reconnect and sync"});
       }
       erase(st, user, dev);

@@ -6,6 +6,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/disconnect.hpp"
 #include "actors/errors.hpp"
 #include "runtime/store/keys.hpp"
 
@@ -94,26 +95,24 @@ using namespace connection_detail;
 using namespace std::chrono_literals;
 
 constexpr uint32_t protocol_version = 1;
-/// WebSocket close codes of our own (4000-4999).
-constexpr uint16_t close_unauthenticated = 4001;
-constexpr uint16_t close_bad_version = 4002;
-constexpr uint16_t close_hello_timeout = 4003;
-constexpr uint16_t close_revoked = 4004;
-constexpr uint16_t close_heartbeat = 4005;
 
-
-/// Sends a Disconnect frame, then closes the socket.
-void disconnect(self_ptr self, uint16_t code, const std::string& reason,
-                bool reconnect) {
+/// Sends a Disconnect frame with `cause` as its code and the reconnect
+/// advice that fits it, then closes the socket with the same code. The
+/// frame goes out even past a full outbound queue (a slow consumer).
+void disconnect(self_ptr self, disconnect_cause cause,
+                const std::string& reason) {
   auto& st = self->state;
+  auto code = code_of(cause);
   v1::ServerFrame f;
   f.set_event_seq(st.sink ? st.sink->next_event_seq() : ++st.event_seq);
   auto* d = f.mutable_disconnect();
   d->set_code(code);
   d->set_reason(reason);
-  d->set_reconnect(reconnect);
-  reply(self, f, st.push_format);
-  st.link->close(code, reason);
+  d->set_reconnect(should_reconnect(cause));
+  st.deps.stats->frames_out++;
+  st.link->close_with(encode_server_frame(f, st.push_format),
+                      st.push_format == frame_format::binary,
+                      static_cast<uint16_t>(code), reason);
 }
 
 void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
@@ -129,8 +128,8 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   if (hello.min_version() > protocol_version || max_v < protocol_version) {
     reply_error(self, rid, fmt, v1::Error::CODE_UNSUPPORTED_VERSION,
                 "this server speaks protocol version 1");
-    disconnect(self, close_bad_version, "unsupported protocol version",
-               false);
+    disconnect(self, disconnect_cause::unsupported_version,
+               "unsupported protocol version");
     return;
   }
   auto token = !hello.auth_token().empty() ? hello.auth_token()
@@ -139,7 +138,7 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
     reply_error(self, rid, fmt, v1::Error::CODE_UNAUTHENTICATED,
                 "no token: send auth_token in Hello or an Authorization "
                 "header");
-    disconnect(self, close_unauthenticated, "unauthenticated", false);
+    disconnect(self, disconnect_cause::unauthenticated, "unauthenticated");
     return;
   }
   st.authenticating = true;
@@ -188,14 +187,15 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
             [self, rid, fmt](caf::error& err) {
               self->state.authenticating = false;
               reply_error(self, rid, fmt, err);
-              disconnect(self, close_unauthenticated, "device unavailable",
-                         true);
+              disconnect(self, disconnect_cause::device_unavailable,
+                         "device unavailable; reconnect and sync");
             });
       },
       [self, rid, fmt](caf::error& err) {
         self->state.authenticating = false;
         reply_error(self, rid, fmt, err);
-        disconnect(self, close_unauthenticated, "unauthenticated", false);
+        disconnect(self, disconnect_cause::unauthenticated,
+                   "unauthenticated");
       });
 }
 
@@ -417,9 +417,9 @@ connection_impl(self_ptr self, connection_deps deps,
     [self](frame_atom, std::string& data, bool binary) {
       on_frame(self, data, binary);
     },
-    [self](caf::close_atom, std::string& reason) {
-      self->state.deps.shortcut->close(); // revoked: not one more send
-      disconnect(self, close_revoked, reason, false);
+    [self](caf::close_atom, uint32_t cause, std::string& reason) {
+      self->state.deps.shortcut->close(); // e.g. revoked: not one more send
+      disconnect(self, static_cast<disconnect_cause>(cause), reason);
       self->quit();
     },
     [self](caf::leave_atom) { self->quit(); },
@@ -434,8 +434,8 @@ connection_impl(self_ptr self, connection_deps deps,
       // The I/O thread stamps every frame, the direct path's too.
       auto silence = self->clock().now() - st.deps.shortcut->last_frame();
       if (silence > 2 * std::chrono::milliseconds(st.deps.heartbeat_ms)) {
-        disconnect(self, close_heartbeat, "no frame for two heartbeats",
-                   true);
+        disconnect(self, disconnect_cause::heartbeat_timeout,
+                   "no frame for two heartbeats");
         self->quit();
         return;
       }
@@ -449,7 +449,7 @@ connection_impl(self_ptr self, connection_deps deps,
         return;
       reply_error(self, 0, self->state.push_format,
                   v1::Error::CODE_UNAUTHENTICATED, "no Hello within 10 s");
-      disconnect(self, close_hello_timeout, "hello timeout", true);
+      disconnect(self, disconnect_cause::no_hello, "hello timeout");
       self->quit();
     },
   };

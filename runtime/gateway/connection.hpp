@@ -38,8 +38,10 @@ namespace parley::gateway {
 using connection_actor = caf::typed_actor<
   /// An inbound WebSocket message (binary: protobuf, else JSON text).
   caf::reacts_to<frame_atom, std::string, bool>,
-  /// Close the session with a Disconnect frame (e.g. device revoked).
-  caf::reacts_to<caf::close_atom, std::string>,
+  /// Close the session with a Disconnect frame and the WebSocket close
+  /// code of `cause` (a disconnect_cause, actors/disconnect.hpp), e.g.
+  /// device revoked, replaced, account blocked, slow consumer.
+  caf::reacts_to<caf::close_atom, uint32_t, std::string>,
   /// The user's read-receipt setting changed.
   caf::reacts_to<caf::update_atom, bool>,
   /// The socket closed; the actor ends.

@@ -8,6 +8,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/disconnect.hpp"
 #include "actors/errors.hpp"
 #include "parley/v1/api.pb.h"
 #include "runtime/accounts/credentials.hpp"
@@ -140,7 +141,12 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
         shortcut->handed();
         caf::anon_send(conn, frame_atom::value, std::move(data), binary);
       },
-      [conn] { caf::anon_send(conn, caf::leave_atom::value); }};
+      [conn] { caf::anon_send(conn, caf::leave_atom::value); },
+      [conn] { // a slow consumer: Disconnect past the full queue, close
+        caf::anon_send(conn, caf::close_atom::value,
+                       code_of(disconnect_cause::slow_consumer),
+                       std::string{"outbound queue full; reconnect and sync"});
+      }};
   };
   server_ = std::make_unique<server>(opts_.server, http, ws);
 }

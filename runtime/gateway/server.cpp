@@ -2,7 +2,7 @@
 
 #include <utility> // Asio in Boost 1.74 needs it first
 
-#include <deque>
+#include <array>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -11,11 +11,13 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
 #include "runtime/gateway/coalescing_stream.hpp"
+#include "runtime/gateway/ws_session.hpp"
 
 namespace parley::gateway {
 
@@ -29,193 +31,6 @@ ws_link::~ws_link() = default;
 
 namespace {
 
-http_request to_request(const http::request<http::string_body>& req,
-                        const std::string& remote) {
-  http_request r;
-  r.method = std::string(req.method_string());
-  r.target = std::string(req.target());
-  r.body = req.body();
-  if (auto i = req.find(http::field::authorization); i != req.end())
-    r.authorization = std::string(i->value());
-  r.remote = remote;
-  return r;
-}
-
-// -- bulk lane -----------------------------------------------------------------
-
-/// Sessions with bulk frames waiting, served a round at a time: each round
-/// posts the drains of up to `round` sessions and then itself again, behind
-/// whatever else was posted meanwhile (other sessions' frames).
-class bulk_lane : public std::enable_shared_from_this<bulk_lane> {
-public:
-  explicit bulk_lane(asio::io_context& ioc) : ioc_(ioc) {
-  }
-
-  void add(std::function<void()> drain) {
-    bool post = false;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      waiting_.push_back(std::move(drain));
-      post = !scheduled_;
-      scheduled_ = true;
-    }
-    if (post)
-      asio::post(ioc_, [self = shared_from_this()] { self->round(); });
-  }
-
-private:
-  static constexpr size_t round_size = 64;
-
-  void round() {
-    std::vector<std::function<void()>> now;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      auto n = std::min(round_size, waiting_.size());
-      now.assign(std::make_move_iterator(waiting_.begin()),
-                 std::make_move_iterator(waiting_.begin() + n));
-      waiting_.erase(waiting_.begin(), waiting_.begin() + n);
-      scheduled_ = !waiting_.empty();
-    }
-    for (auto& f : now)
-      f();
-    if (scheduled_)
-      asio::post(ioc_, [self = shared_from_this()] { self->round(); });
-  }
-
-  asio::io_context& ioc_;
-  std::mutex mtx_;
-  std::deque<std::function<void()>> waiting_;
-  bool scheduled_ = false;
-};
-
-// -- WebSocket session -----------------------------------------------------------
-
-class ws_session : public ws_link,
-                   public std::enable_shared_from_this<ws_session> {
-public:
-  ws_session(coalescing_stream::socket_type&& socket,
-             const server_options& opts,
-             std::shared_ptr<bulk_lane> bulk)
-    : ws_(coalescing_stream{std::move(socket)}),
-      opts_(opts),
-      bulk_(std::move(bulk)) {
-  }
-
-  void run(http::request<http::string_body> req, const std::string& remote,
-           const ws_acceptor& acceptor) {
-    ws_.set_option(
-      websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.read_message_max(opts_.max_frame_bytes * 4); // we answer TOO_LARGE
-    auto self = shared_from_this();
-    auto info = to_request(req, remote);
-    ws_.async_accept(req, [self, info, acceptor](beast::error_code ec) {
-      if (ec)
-        return;
-      self->handlers_ = acceptor(self, info);
-      self->read();
-    });
-  }
-
-  bool send(std::string data, bool binary) override {
-    return put(data, binary, false);
-  }
-
-  bool send_bulk(std::string data, bool binary) override {
-    return put(data, binary, true);
-  }
-
-  void close(uint16_t code, std::string reason) override {
-    auto self = shared_from_this();
-    asio::post(ws_.get_executor(), [self, code, reason] {
-      self->close_now(code, reason);
-    });
-  }
-
-private:
-  /// Frames the actor side hands over, from any thread. A frame goes
-  /// straight to the socket when nothing is queued (no hand-off to the I/O
-  /// thread); otherwise one flush on the I/O thread takes everything queued
-  /// meanwhile. For a bulk frame that flush waits for the lane's round,
-  /// and a normal frame arriving meanwhile joins it.
-  bool put(const std::string& data, bool binary, bool bulk) {
-    char head[14];
-    auto len = frame_header(head, binary, data.size()); // unmasked: a server
-    using r = coalescing_stream::put_result;
-    switch (ws_.next_layer().put(head, len, data, opts_.max_outbound_frames)) {
-      case r::sent:
-      case r::queued:
-        return true;
-      case r::flush:
-        if (bulk)
-          bulk_->add([self = shared_from_this()] { self->post_flush(); });
-        else
-          post_flush();
-        return true;
-      case r::full:
-        spdlog::warn("websocket outbound queue full, closing");
-        if (opts_.on_overflow)
-          opts_.on_overflow();
-        close(static_cast<uint16_t>(websocket::close_code::policy_error),
-              "outbound queue full; reconnect and sync");
-        return false;
-      case r::closed:
-        break;
-    }
-    return false;
-  }
-
-  void post_flush() {
-    asio::post(ws_.get_executor(),
-               [self = shared_from_this()] { self->ws_.next_layer().flush(); });
-  }
-
-  void read() {
-    auto self = shared_from_this();
-    ws_.async_read(buf_, [self](beast::error_code ec, size_t) {
-      if (ec) {
-        self->finish();
-        return;
-      }
-      auto data = beast::buffers_to_string(self->buf_.data());
-      self->buf_.consume(self->buf_.size());
-      if (self->handlers_.on_frame)
-        self->handlers_.on_frame(std::move(data), self->ws_.got_binary());
-      self->read();
-    });
-  }
-
-  void close_now(uint16_t code, std::string reason) {
-    if (closing_)
-      return;
-    closing_ = true;
-    // Frames queued so far go out first; the close frame follows them
-    // through the same queue.
-    ws_.next_layer().shut();
-    ws_.async_close(
-      websocket::close_reason{static_cast<websocket::close_code>(code),
-                              reason},
-      [self = shared_from_this()](beast::error_code) {});
-  }
-
-  void finish() {
-    ws_.next_layer().shut();
-    if (!finished_) {
-      finished_ = true;
-      if (handlers_.on_closed)
-        handlers_.on_closed();
-      handlers_ = {}; // breaks the session <-> actor cycle
-    }
-  }
-
-  websocket::stream<coalescing_stream> ws_;
-  const server_options& opts_;
-  std::shared_ptr<bulk_lane> bulk_;
-  beast::flat_buffer buf_;
-  ws_handlers handlers_;
-  bool closing_ = false;
-  bool finished_ = false;
-};
-
 // -- HTTP session -------------------------------------------------------------------
 
 class http_session : public std::enable_shared_from_this<http_session> {
@@ -223,7 +38,7 @@ public:
   http_session(coalescing_stream::socket_type&& socket,
                const server_options& opts,
                const http_handler& http, const ws_acceptor& ws,
-               std::shared_ptr<bulk_lane> bulk)
+               std::shared_ptr<detail::bulk_lane> bulk)
     : stream_(std::move(socket)),
       opts_(opts),
       http_(http),
@@ -240,10 +55,37 @@ public:
 
   void run() {
     asio::dispatch(stream_.get_executor(),
-                   [self = shared_from_this()] { self->read(); });
+                   [self = shared_from_this()] { self->detect_tls(); });
   }
 
 private:
+  /// A TLS client on this plain port would wait for a ServerHello until
+  /// the timeout: its first bytes get a 400 in plain HTTP instead. The
+  /// bytes read stay in buf_ for the HTTP parser.
+  void detect_tls() {
+    stream_.expires_after(std::chrono::seconds(30));
+    beast::async_detect_ssl(
+      stream_, buf_,
+      [self = shared_from_this()](beast::error_code ec, bool tls) {
+        if (ec)
+          return;
+        if (tls) {
+          self->reply_now(400, bad_request_body("TLS handshake on a plain "
+                                                "HTTP port; use http:// "
+                                                "and ws://"),
+                          false);
+          return;
+        }
+        self->read();
+      });
+  }
+
+  static std::string bad_request_body(const std::string& why) {
+    return R"({"error":{"code":"CODE_BAD_FRAME","message":"malformed HTTP )"
+           R"(request: )"
+           + why + R"("}})";
+  }
+
   void read() {
     parser_.emplace();
     parser_->body_limit(opts_.max_body_bytes);
@@ -261,21 +103,35 @@ private:
       return;
     }
     if (ec == http::error::body_limit) {
-      reply_now(413, R"({"error":{"code":"TOO_LARGE","message":"request body too large"}})",
+      reply_now(413, R"({"error":{"code":"CODE_TOO_LARGE","message":"request body too large"}})",
                 false);
       return;
     }
-    if (ec)
+    if (ec && ec.category() == http_errors()
+        && ec != http::error::partial_message) {
+      // Malformed: bad start line or version, oversized header, bad
+      // Content-Length or chunking. The words are Beast's, not the
+      // client's bytes, so they are safe in the JSON.
+      reply_now(400, bad_request_body(ec.message()), false);
       return;
+    }
+    if (ec)
+      return; // timeout, or the peer went away
+    if (parser_->get().version() != 10 && parser_->get().version() != 11) {
+      reply_now(400, bad_request_body("HTTP version not supported; use "
+                                      "HTTP/1.1"),
+                false);
+      return;
+    }
     auto req = parser_->release();
     if (websocket::is_upgrade(req)) {
       if (req.target() != "/v1/ws") {
-        reply_now(404, R"({"error":{"code":"NOT_FOUND","message":"WebSocket is at /v1/ws"}})",
+        reply_now(404, R"({"error":{"code":"CODE_NOT_FOUND","message":"WebSocket is at /v1/ws"}})",
                   false);
         return;
       }
       if (opts_.admit_upgrade) {
-        if (auto refusal = opts_.admit_upgrade(to_request(req, remote_))) {
+        if (auto refusal = opts_.admit_upgrade(detail::to_request(req, remote_))) {
           keep_alive_ = false;
           version_ = req.version();
           write(std::move(*refusal));
@@ -283,15 +139,15 @@ private:
         }
       }
       stream_.expires_never();
-      std::make_shared<ws_session>(stream_.release_socket(), opts_, bulk_)
-        ->run(std::move(req), remote_, ws_);
+      detail::start_ws_session(stream_.release_socket(), opts_, bulk_,
+                               std::move(req), remote_, ws_);
       return;
     }
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     auto self = shared_from_this();
     auto ex = stream_.get_executor();
-    http_(to_request(req, remote_), [self, ex](http_response resp) {
+    http_(detail::to_request(req, remote_), [self, ex](http_response resp) {
       asio::post(ex, [self, resp = std::move(resp)]() mutable {
         self->write(std::move(resp));
       });
@@ -325,10 +181,32 @@ private:
                           beast::error_code ignored;
                           self->stream_.socket().shutdown(
                             tcp::socket::shutdown_send, ignored);
+                          self->drain();
                           return;
                         }
                         self->read();
                       });
+  }
+
+  /// After the last answer: reads and drops what the client still sends
+  /// (the rest of an oversized header, say) until it hangs up, for a
+  /// while, so that closing with unread bytes does not reset the
+  /// connection and destroy the answer before the client reads it.
+  void drain() {
+    if (drained_ == 0)
+      stream_.expires_after(std::chrono::seconds(5));
+    auto scratch = std::make_shared<std::array<char, 16384>>();
+    stream_.async_read_some(
+      asio::buffer(*scratch),
+      [self = shared_from_this(), scratch](beast::error_code ec, size_t n) {
+        self->drained_ += n;
+        if (!ec && self->drained_ < (8u << 20))
+          self->drain();
+      });
+  }
+
+  static const boost::system::error_category& http_errors() {
+    return http::make_error_code(http::error::bad_method).category();
   }
 
   /// On its io_context's own executor, like the WebSocket it may become.
@@ -336,12 +214,13 @@ private:
   const server_options& opts_;
   const http_handler& http_;
   const ws_acceptor& ws_;
-  std::shared_ptr<bulk_lane> bulk_;
+  std::shared_ptr<detail::bulk_lane> bulk_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
+  size_t drained_ = 0; ///< bytes dropped after the last answer
 };
 
 } // namespace
@@ -361,7 +240,7 @@ struct server::impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>>
     guards;
   size_t next = 0;
-  std::shared_ptr<bulk_lane> bulk = std::make_shared<bulk_lane>(ioc);
+  std::shared_ptr<detail::bulk_lane> bulk = detail::make_bulk_lane(ioc);
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   uint16_t port = 0;

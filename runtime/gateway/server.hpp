@@ -44,7 +44,8 @@ public:
   /// Sends a frame: written to the socket on the calling thread when
   /// nothing is queued ahead of it, else queued for the session's I/O
   /// thread. Returns false if the session is closed or its bounded queue
-  /// overflowed (then it closes with code 1008).
+  /// overflowed (then no more frames are taken, and the session's
+  /// `on_overflow` handler is told, which should end it with close_with).
   virtual bool send(std::string data, bool binary) = 0;
 
   /// As send, for bulk traffic (large-group fan-out). Written on the
@@ -59,12 +60,25 @@ public:
 
   /// Closes the session with a WebSocket close code and reason.
   virtual void close(uint16_t code, std::string reason) = 0;
+
+  /// Sends `frame` (a Disconnect) behind everything queued, even past the
+  /// queue's bound (a full queue takes this one last frame), then closes
+  /// as `close` does.
+  virtual void close_with(std::string frame, bool binary, uint16_t code,
+                          std::string reason) {
+    send(std::move(frame), binary);
+    close(code, std::move(reason));
+  }
 };
 
 /// Callbacks of one WebSocket session, called on its I/O thread.
 struct ws_handlers {
   std::function<void(std::string data, bool binary)> on_frame;
   std::function<void()> on_closed;
+  /// The outbound queue overflowed (a client too slow to keep up): the
+  /// session takes no more frames and should be ended with `close_with`.
+  /// If empty, the server closes it with code 4010 and no frame.
+  std::function<void()> on_overflow;
 };
 
 /// Called once per accepted WebSocket with its link and upgrade request.

@@ -174,6 +174,10 @@ bool ws_client::closed() const {
   return impl_->closed;
 }
 
+uint16_t ws_client::close_code() const {
+  return impl_->ws.reason().code;
+}
+
 v1::ClientFrame hello(uint32_t rid, const std::string& token) {
   v1::ClientFrame f;
   f.set_request_id(rid);

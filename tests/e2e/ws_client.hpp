@@ -49,6 +49,9 @@ public:
   /// True once the server closed the connection.
   bool closed() const;
 
+  /// The WebSocket close code the server sent (0 if none yet).
+  uint16_t close_code() const;
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

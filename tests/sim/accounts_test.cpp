@@ -145,15 +145,15 @@ TEST_CASE("sim: revoking a device refuses its token and closes its "
   auto conn = f.sys->spawn([=](caf::event_based_actor* self) -> caf::behavior {
     self->request(acc, caf::infinite, auth_atom::value, token)
       .then([](principal&) {});
-    return {[=](caf::close_atom, std::string& why) {
-      *closed = why;
+    return {[=](caf::close_atom, uint32_t code, std::string& why) {
+      *closed = std::to_string(code) + " " + why;
       self->quit();
     }};
   });
   f.sched->run();
   auto ok = f.ask<bool>(revoke_atom::value, phone->user, phone->device);
   REQUIRE(ok.first);
-  CHECK(*closed == "device revoked");
+  CHECK(*closed == "4004 device revoked");
   CHECK(is(f.ask<principal>(auth_atom::value, phone->token).second,
            errc::unauthenticated));
   auto list = f.ask<std::vector<device_info>>(devices_atom::value,

@@ -71,8 +71,8 @@ struct conn_log {
 caf::behavior fake_connection(caf::event_based_actor* self,
                               std::shared_ptr<conn_log> log) {
   return {
-    [self, log](caf::close_atom, const std::string& why) {
-      log->closes.push_back(why);
+    [self, log](caf::close_atom, uint32_t code, const std::string& why) {
+      log->closes.push_back(std::to_string(code) + " " + why);
       self->quit();
     },
     [self](caf::leave_atom) { self->quit(); },
@@ -234,7 +234,7 @@ TEST_CASE("sim: a second connection of a device replaces the first") {
   auto second = f.join(5, 1);
   CHECK(second.device == first.device);
   REQUIRE(first.log->closes.size() == 1);
-  CHECK(first.log->closes[0] == "replaced by a newer connection");
+  CHECK(first.log->closes[0] == "4006 replaced by a newer connection");
   CHECK(f.status(second.device).unacked == 0); // left to the new sync
   f.deliver(msg(9, 2, 6), {5});
   CHECK(first.sink->got == pushes{{9, 1}});
@@ -277,7 +277,7 @@ TEST_CASE("sim: a connection that stops refreshing expires, one that "
   }
   f.advance(3s);
   REQUIRE(quiet.log->closes.size() == 1);
-  CHECK(quiet.log->closes[0] == "connection expired");
+  CHECK(quiet.log->closes[0] == "4009 connection expired");
   CHECK(!f.status(quiet.device).connected);
   CHECK(alive.log->closes.empty());
   CHECK(f.status(alive.device).connected);
@@ -312,7 +312,7 @@ TEST_CASE("sim: idle device actors are retired, a failed one closes its "
   caf::anon_send_exit(back.device, caf::exit_reason::unhandled_exception);
   f.sched->run();
   REQUIRE(back.log->closes.size() == 1);
-  CHECK(back.log->closes[0] == "device state lost; reconnect and sync");
+  CHECK(back.log->closes[0] == "4008 device state lost; reconnect and sync");
   auto again = f.join(5, 1);
   CHECK(again.device != back.device);
   f.deliver(msg(9, 2, 6), {5});
