@@ -8,6 +8,7 @@
 #include "actors/errors.hpp"
 #include "actors/type_ids.hpp"
 #include "runtime/accounts/credentials.hpp"
+#include "runtime/store/sync_paging.hpp"
 
 namespace parley {
 
@@ -62,6 +63,9 @@ node_config::node_config() {
     .add(listen, "listen", "HOST:PORT for HTTP and WebSocket (/v1/ws)")
     .add(max_frame_bytes, "max-frame-bytes",
          "largest WebSocket frame accepted (larger: TOO_LARGE)")
+    .add(max_server_frame_bytes, "max-server-frame-bytes",
+         "largest WebSocket frame sent (sync pages stay within it; "
+         "announced in Welcome); at least one largest message's page")
     .add(max_devices, "max-devices", "logged-in devices per account")
     .add(registration_closed, "registration-closed",
          "refuse new accounts (POST /v1/accounts)")
@@ -225,6 +229,7 @@ std::optional<gateway::gateway_options> node_config::gateway() const {
   g.limits.login_account = limit(limit_login_account);
   g.server.threads = static_cast<unsigned>(io_threads);
   g.heartbeat_ms = static_cast<uint32_t>(heartbeat_ms);
+  g.max_server_frame_bytes = max_server_frame_bytes;
   return g;
 }
 
@@ -241,8 +246,19 @@ std::string node_config::validate() const {
     return "parley.listen must be HOST:PORT, e.g. 127.0.0.1:8080";
   if (password_hash != "interactive" && password_hash != "min")
     return "parley.password-hash must be interactive or min";
-  if (max_frame_bytes < 1024)
-    return "parley.max-frame-bytes must be at least 1024";
+  // A Sync frame carries a continuation back.
+  if (max_frame_bytes < store::max_continuation_bytes + 4096)
+    return "parley.max-frame-bytes must be at least "
+           + std::to_string(store::max_continuation_bytes + 4096)
+           + " (a Sync carries continuations of up to "
+           + std::to_string(store::max_continuation_bytes) + " bytes)";
+  // A sync page holds at least one largest message and its continuation.
+  if (auto least = store::min_server_frame_bytes(max_payload_bytes);
+      max_server_frame_bytes < least || max_server_frame_bytes > UINT32_MAX)
+    return "parley.max-server-frame-bytes must be " + std::to_string(least)
+           + "-" + std::to_string(UINT32_MAX)
+           + " (a page of one largest message, max-payload-bytes "
+           + std::to_string(max_payload_bytes) + ")";
   if (heartbeat_ms < 100 || heartbeat_ms > 3600 * 1000)
     return "parley.heartbeat-ms must be 100-3600000";
   if (scheduler != "node" && scheduler != "caf")

@@ -30,6 +30,7 @@ inline constexpr uint64_t default_max_batch_ops = 20000;
 inline constexpr int64_t default_sweep_interval_s = 600;
 inline constexpr const char* default_listen = "127.0.0.1:8080";
 inline constexpr uint64_t default_max_frame_bytes = 96 * 1024;
+inline constexpr uint64_t default_max_server_frame_bytes = 512 * 1024;
 inline constexpr uint64_t default_max_devices = 8;
 inline constexpr const char* default_password_hash = "interactive";
 inline constexpr uint64_t default_heartbeat_ms = 30000;
@@ -47,6 +48,7 @@ public:
   int64_t sweep_interval_s = default_sweep_interval_s;
   std::string listen = default_listen;
   uint64_t max_frame_bytes = default_max_frame_bytes;
+  uint64_t max_server_frame_bytes = default_max_server_frame_bytes;
   uint64_t max_devices = default_max_devices;
   bool registration_closed = false;
   std::string password_hash = default_password_hash;

@@ -179,6 +179,8 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               w->set_heartbeat_ms(st.deps.heartbeat_ms);
               w->set_max_frame_bytes(
                 static_cast<uint32_t>(st.deps.max_frame_bytes));
+              w->set_max_server_frame_bytes(
+                static_cast<uint32_t>(st.deps.max_server_frame_bytes));
               reply(self, f, fmt);
               self->delayed_send(self,
                                  std::chrono::milliseconds(st.deps.heartbeat_ms),
@@ -285,41 +287,6 @@ void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
             fail);
       },
       fail);
-}
-
-void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
-  auto& st = self->state;
-  st.deps.stats->sync_requests++;
-  auto rid = frame.request_id();
-  auto& s = frame.sync();
-  sync_request req;
-  for (auto& c : s.cursors()) {
-    req.cursor_conversations.push_back(c.conversation_id());
-    req.cursor_sequences.push_back(c.after_sequence());
-  }
-  req.page_size = s.page_size();
-  req.continuation = s.continuation();
-  req.read_receipts = st.who.read_receipts;
-  self->request(st.deps.reader, 60s, sync_atom::value, st.who.user, req)
-    .then(
-      [self, rid, fmt](sync_page& page) {
-        v1::ServerFrame f;
-        f.set_request_id(rid);
-        auto* p = f.mutable_sync_page();
-        uint64_t total = 0;
-        for (auto& item : page.inbox) {
-          to_wire_inbox(item, *p->add_inbox());
-          total += item.unread;
-        }
-        p->set_total_unread(total);
-        for (auto& ev : page.receipts)
-          to_wire_receipt(ev, *p->add_receipts());
-        for (auto& m : page.messages)
-          to_wire_message(m, *p->add_messages());
-        p->set_continuation(page.continuation);
-        reply(self, f, fmt);
-      },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
 void handle_frame(self_ptr self, const std::string& data, bool binary) {

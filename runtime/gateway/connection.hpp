@@ -67,6 +67,8 @@ struct connection_deps {
   /// This session's direct path for sends (required): the I/O thread
   /// stamps every frame on it and counts those it hands to the actor.
   std::shared_ptr<send_shortcut> shortcut{};
+  /// The largest frame sent (sync pages stay within it; in Welcome).
+  size_t max_server_frame_bytes = 512 * 1024;
 };
 
 struct connection_state {

@@ -1,9 +1,9 @@
 #pragma once
 
 // Internal to the connection actor: the helpers its frame handlers share
-// (connection.cpp: session, sends, sync; connection_receipts.cpp: receipts
-// and inbox flags; connection_groups.cpp: groups). Not an interface for
-// other code.
+// (connection.cpp: session, sends; connection_sync.cpp: sync;
+// connection_receipts.cpp: receipts and inbox flags; connection_groups.cpp:
+// groups). Not an interface for other code.
 
 #include <functional>
 #include <string>
@@ -44,6 +44,9 @@ void on_delivered(self_ptr self, const v1::ClientFrame& frame,
 void on_read(self_ptr self, const v1::ClientFrame& frame, frame_format fmt);
 void on_set_flags(self_ptr self, const v1::ClientFrame& frame,
                   frame_format fmt);
+
+/// Sync (connection_sync.cpp).
+void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt);
 
 /// GroupCreate, GroupChange, GetGroup (connection_groups.cpp).
 void on_group_create(self_ptr self, const v1::ClientFrame& frame,

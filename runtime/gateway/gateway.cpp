@@ -123,6 +123,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
     auto shortcut = std::make_shared<send_shortcut>(
       link, stats_, limiter_, opts_.server.max_frame_bytes);
     deps.shortcut = shortcut;
+    deps.max_server_frame_bytes = opts_.max_server_frame_bytes;
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
       std::lock_guard<std::mutex> guard{conns_mtx_};

@@ -29,6 +29,8 @@ struct gateway_options {
   server_options server;
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000; ///< clients ping this often
+  /// The largest frame the server sends (sync pages; in Welcome).
+  size_t max_server_frame_bytes = 512 * 1024;
   rate_limits limits;
   /// BLAKE2b-256 of the operator's token (raw 32 bytes); empty: no admin
   /// API.

@@ -292,6 +292,14 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
       cursors[req.cursor_conversations[i]] = req.cursor_sequences[i];
     b.pos.cursors.assign(cursors.begin(), cursors.end());
   }
+  auto reserve = continuation_reserve(b.pos.cursors);
+  if (reserve > max_continuation_bytes)
+    return caf::make_error(
+      errc::too_large,
+      std::to_string(b.pos.cursors.size())
+        + " cursors do not fit one continuation (at most "
+        + std::to_string(max_continuation_bytes)
+        + " bytes): split them over several Syncs");
   // A position grants nothing: every cursor is checked against the
   // memberships read for this page.
   for (auto& [conv, seq] : b.pos.cursors) {
@@ -305,14 +313,6 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
                              "not a member of conversation "
                                + std::to_string(conv));
   }
-  auto reserve = continuation_reserve(b.pos.cursors);
-  if (reserve > max_continuation_bytes)
-    return caf::make_error(
-      errc::too_large,
-      std::to_string(b.pos.cursors.size())
-        + " cursors do not fit one continuation (at most "
-        + std::to_string(max_continuation_bytes)
-        + " bytes): split them over several Syncs");
   size_t limit = req.max_frame_bytes;
   b.room = limit > sync_frame_overhead + reserve
              ? limit - sync_frame_overhead - reserve
