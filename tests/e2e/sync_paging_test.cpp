@@ -136,12 +136,32 @@ TEST_CASE("a_continuation_sent_alone_resumes_every_conversation_of_a_sync") {
 
 TEST_CASE("bad_continuations_and_too_many_cursors_get_clear_errors") {
   node n;
+  auto alice = n.account("alice", "phone");
   auto bob = n.account("bob", "laptop");
+  ws_client a{n.port};
+  auto conv = open_chat(a, alice, "bob", frame_format::binary);
+  for (uint32_t i = 1; i <= 3; ++i)
+    REQUIRE(a.call(send_frame(i + 2, conv, "m" + std::to_string(i), "hi"),
+                   frame_format::binary)
+              ->has_accepted());
   ws_client b{n.port};
   REQUIRE(b.call(hello(1, bob), frame_format::json)->has_welcome());
   uint32_t rid = 2;
+  // A real continuation, truncated or with one character changed.
+  v1::ClientFrame first;
+  first.set_request_id(rid++);
+  first.mutable_sync()->set_page_size(1);
+  auto page = b.call(first, frame_format::json);
+  REQUIRE(page);
+  REQUIRE(page->has_sync_page());
+  auto token = page->sync_page().continuation();
+  REQUIRE(token.size() > 8);
+  auto altered = token;
+  altered[token.size() / 2] = altered[token.size() / 2] == 'B' ? 'C' : 'B';
+  CHECK(b.call(sync_with(rid++, token), frame_format::json)->has_sync_page());
   for (auto bad : {std::string("garbage"), std::string("12:34"),
-                   std::string("AQ"), std::string(40000, 'A')})
+                   std::string("AQ"), std::string(40000, 'A'),
+                   token.substr(0, token.size() - 4), altered})
     for (auto fmt : {frame_format::json, frame_format::binary}) {
       CAPTURE(bad.size());
       CHECK(error_of(b.call(sync_with(rid++, bad), fmt))
