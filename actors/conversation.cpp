@@ -268,6 +268,7 @@ conversation_actor::behavior_type
 conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
   auto& st = self->state;
   st.id = id;
+  st.group_jitter.seed(static_cast<std::minstd_rand::result_type>(id));
   st.deps = std::move(deps);
   st.recent.set_capacity(st.deps.limits.idempotency_cache);
   st.committed.set_capacity(st.deps.limits.idempotency_filter);

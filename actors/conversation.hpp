@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -189,7 +190,10 @@ struct conversation_state {
   user_id creator = 0;           ///< groups
   std::string create_request_id; ///< groups: the creator's request id
   size_t current_members = 0; ///< joined and not left
-  token_bucket group_sends;    ///< large groups only
+  spreading_bucket group_sends; ///< large groups only
+  /// Jitter of the group bucket's retry hints (seeded by the id: the
+  /// simulations replay).
+  std::minstd_rand group_jitter;
   /// A membership change is being committed: sends wait behind it.
   bool changing = false;
   /// Joins under way that create the (direct) conversation.

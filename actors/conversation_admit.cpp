@@ -8,6 +8,7 @@
 #include "actors/conversation_detail.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include <caf/event_based_actor.hpp>
 
@@ -111,8 +112,9 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
   }
   if (st.kind == conversation_group
       && st.current_members > st.deps.limits.large_group_members) {
+    std::uniform_real_distribution<double> unit{0.0, 1.0};
     auto wait = st.group_sends.take(st.deps.limits.large_group_send,
-                                    st.deps.clock());
+                                    st.deps.clock(), unit(st.group_jitter));
     if (wait > 0) {
       rp.deliver(caf::make_error(errc::rate_limited,
                                  std::string{"this large group takes fewer "

@@ -77,4 +77,61 @@ private:
   int64_t last_ms_ = 0;
 };
 
+/// The retry hint of a refusal: `wait_ms` (until the bucket could allow
+/// it), plus `ahead_ms` (the time the refusals ahead of this one need to
+/// drain at the bucket's rate), plus `unit` (uniform in [0, 1)) of
+/// `slot_ms` (this request's own share of that drain). A thousand clients
+/// refused at once are told a thousand moments, one per token to come,
+/// each jittered within its slot: obedient clients come back at the rate
+/// the bucket allows instead of all at once. Capped at an hour.
+inline uint64_t spread_retry_ms(uint64_t wait_ms, double ahead_ms,
+                                double slot_ms, double unit) {
+  constexpr double cap_ms = 3600 * 1000.0;
+  auto sane = [&](double v) { return v > 0 ? std::min(v, cap_ms) : 0.0; };
+  unit = std::clamp(unit, 0.0, 1.0);
+  auto ms = static_cast<double>(wait_ms) + sane(ahead_ms)
+            + sane(slot_ms) * unit;
+  return static_cast<uint64_t>(std::min(std::ceil(ms), cap_ms));
+}
+
+/// A token bucket whose refusals carry spread-out retry hints: it counts
+/// the refused cost not yet drained at the rate (the backlog), and tells
+/// each refusal to come back after the backlog ahead of it, jittered within
+/// its own slot (spread_retry_ms). Every limit of Parley uses one, so every
+/// RATE_LIMITED hint follows the same rule.
+class spreading_bucket {
+public:
+  /// Takes `cost` tokens at `now_ms`: 0 if it could, else the retry hint.
+  /// `unit` is a uniform draw in [0, 1) (the caller's random source, so
+  /// that simulations stay deterministic).
+  uint64_t take(const bucket_spec& spec, int64_t now_ms, double unit,
+                double cost = 1) {
+    auto wait = bucket_.take(spec, now_ms, cost);
+    if (wait == 0)
+      return 0;
+    if (now_ms > backlog_ms_) {
+      backlog_ = std::max(0.0, backlog_
+                                 - (now_ms - backlog_ms_) * spec.rate / 1000.0);
+      backlog_ms_ = now_ms;
+    }
+    auto ahead_ms = backlog_ * 1000.0 / spec.rate;
+    auto share = std::min(cost, spec.burst);
+    backlog_ += share;
+    return spread_retry_ms(wait, ahead_ms, share * 1000.0 / spec.rate, unit);
+  }
+
+  void refund(const bucket_spec& spec, int64_t now_ms, double cost = 1) {
+    bucket_.refund(spec, now_ms, cost);
+  }
+
+  bool full(const bucket_spec& spec, int64_t now_ms) const {
+    return bucket_.full(spec, now_ms);
+  }
+
+private:
+  token_bucket bucket_;
+  double backlog_ = 0;     ///< refused cost not yet drained at the rate
+  int64_t backlog_ms_ = 0; ///< when `backlog_` was last brought up to date
+};
+
 } // namespace parley

@@ -72,16 +72,6 @@ std::string to_string(const bucket_spec& spec) {
   return fmt(spec.rate) + "/s," + fmt(spec.burst);
 }
 
-uint64_t spread_retry_ms(uint64_t wait_ms, double ahead_ms, double slot_ms,
-                         double unit) {
-  constexpr double cap_ms = 3600 * 1000.0;
-  auto sane = [&](double v) { return v > 0 ? std::min(v, cap_ms) : 0.0; };
-  unit = std::clamp(unit, 0.0, 1.0);
-  auto ms = static_cast<double>(wait_ms) + sane(ahead_ms)
-            + sane(slot_ms) * unit;
-  return static_cast<uint64_t>(std::min(std::ceil(ms), cap_ms));
-}
-
 rate_limiter::rate_limiter(rate_limits limits, clock_fn clock, uint64_t seed)
   : limits_(limits), clock_(clock ? std::move(clock) : clock_fn{steady_ms}) {
   if (seed == 0)
@@ -106,21 +96,8 @@ uint64_t rate_limiter::take(const std::string& key, const bucket_spec& spec,
   }
   auto& sl = sh.buckets[key];
   sl.spec = spec;
-  auto wait = sl.bucket.take(spec, now, cost);
-  if (wait == 0)
-    return 0;
-  // The refusals ahead of this one drain at the rate; this one joins them.
-  if (now > sl.backlog_ms) {
-    sl.backlog = std::max(0.0, sl.backlog
-                                 - (now - sl.backlog_ms) * spec.rate / 1000.0);
-    sl.backlog_ms = now;
-  }
-  auto ahead_ms = sl.backlog * 1000.0 / spec.rate;
-  auto share = std::min(cost, spec.burst);
-  sl.backlog += share;
   std::uniform_real_distribution<double> unit{0.0, 1.0};
-  return spread_retry_ms(wait, ahead_ms, share * 1000.0 / spec.rate,
-                         unit(sh.rng));
+  return sl.bucket.take(spec, now, unit(sh.rng), cost);
 }
 
 void rate_limiter::refund(const std::string& key, const bucket_spec& spec,

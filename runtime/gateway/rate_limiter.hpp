@@ -40,15 +40,9 @@ std::optional<bucket_spec> parse_bucket_spec(std::string_view text);
 /// The configured form of `spec` ("10/s,20", "off").
 std::string to_string(const bucket_spec& spec);
 
-/// The retry hint of a refusal: `wait_ms` (until the bucket could allow
-/// it), plus `ahead_ms` (the time the refusals ahead of this one need to
-/// drain at the bucket's rate), plus `unit` (uniform in [0, 1)) of
-/// `slot_ms` (this request's own share of that drain). A thousand clients
-/// refused at once are told a thousand moments, one per token to come,
-/// each jittered within its slot: obedient clients come back at the rate
-/// the bucket allows instead of all at once. Capped at an hour.
-uint64_t spread_retry_ms(uint64_t wait_ms, double ahead_ms, double slot_ms,
-                         double unit);
+/// The retry hint of a refusal (actors/token_bucket.hpp): the same rule
+/// for every limit.
+using parley::spread_retry_ms;
 
 class rate_limiter {
 public:
@@ -83,10 +77,8 @@ public:
 
 private:
   struct slot {
-    token_bucket bucket;
+    spreading_bucket bucket;
     bucket_spec spec;
-    double backlog = 0;     ///< refused cost not yet drained at the rate
-    int64_t backlog_ms = 0; ///< when `backlog` was last brought up to date
   };
 
   struct shard {
