@@ -36,6 +36,7 @@ node::~node() {
 }
 
 void node::stop(int sig) {
+  REQUIRE(proc_);
   proc_->signal(sig);
   auto st = proc_->wait(15000);
   if (sig == SIGTERM) {
@@ -60,6 +61,10 @@ std::vector<std::string> node::log() {
 }
 
 void node::restart() {
+  // The old process holds LevelDB's lock until it is gone: kill and reap it
+  // before the new one opens the data.
+  if (proc_)
+    stop(SIGKILL);
   std::vector<std::string> args{"--data", dir, "--listen", "127.0.0.1:0",
                                 "--parley.password-hash=min"};
   args.insert(args.end(), extra_.begin(), extra_.end());
@@ -72,6 +77,9 @@ void node::restart() {
       port = static_cast<uint16_t>(std::stoi(m[1].str()));
       break;
     }
+  if (port == 0)
+    for (auto& l : proc_->lines())
+      MESSAGE(l);
   REQUIRE(port != 0);
 }
 

@@ -26,10 +26,12 @@ public:
   /// Stops parleyd (SIGTERM, expects exit 0) and removes the data.
   ~node();
 
-  /// Sends `sig` to parleyd and reaps it.
+  /// Sends `sig` to parleyd and reaps it (waits until it has exited).
   void stop(int sig);
 
-  /// Starts parleyd again on the same data directory.
+  /// Starts parleyd again on the same data directory. One still running is
+  /// first killed (SIGKILL) and reaped, so the new one never races it for
+  /// the data's lock.
   void restart();
 
   /// Registers `name` (password "correct horse") and logs `device` in;

@@ -1,7 +1,9 @@
 #include "process.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -15,7 +17,8 @@ namespace parley::e2e {
 
 child::child(const std::string& exe, const std::vector<std::string>& args) {
   int fds[2];
-  if (pipe(fds) != 0)
+  // Close-on-exec: a later child must not hold this one's pipe open.
+  if (pipe2(fds, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
   pid_ = fork();
   if (pid_ < 0)
@@ -49,6 +52,7 @@ child::~child() {
 bool child::read_line(std::string& line, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now()
                   + std::chrono::milliseconds(timeout_ms);
+  bool polled = false;
   for (;;) {
     if (auto nl = buf_.find('\n'); nl != std::string::npos) {
       line = buf_.substr(0, nl);
@@ -59,10 +63,12 @@ bool child::read_line(std::string& line, int timeout_ms) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                   deadline - std::chrono::steady_clock::now())
                   .count();
-    if (left <= 0 || fd_ < 0)
+    // A timeout of 0 still takes what is there, once.
+    if (fd_ < 0 || (left <= 0 && polled))
       return false;
+    polled = true;
     pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) <= 0)
+    if (poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 0))) <= 0)
       return false;
     char chunk[4096];
     auto n = ::read(fd_, chunk, sizeof chunk);
@@ -107,7 +113,7 @@ int child::wait(int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now()
                   + std::chrono::milliseconds(timeout_ms);
   std::string ignored;
-  while (std::chrono::steady_clock::now() < deadline) {
+  for (;;) {
     // Drain output so the child never blocks on a full pipe.
     while (fd_ >= 0 && read_line(ignored, 0)) {
     }
@@ -118,9 +124,16 @@ int child::wait(int timeout_ms) {
       }
       return status_;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (std::chrono::steady_clock::now() >= deadline)
+      return -1;
+    // Until the next output or a few milliseconds, then look again.
+    if (fd_ >= 0) {
+      pollfd p{fd_, POLLIN, 0};
+      poll(&p, 1, 5);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
-  return -1;
 }
 
 } // namespace parley::e2e

@@ -12,9 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <chrono>
+#include <algorithm>
 #include <csignal>
-#include <thread>
 #include <tuple>
 
 #include <sys/wait.h>
@@ -161,9 +160,11 @@ TEST_CASE("three_devices_get_each_message_once_and_receipts_reach_the_sender") {
 
 namespace {
 
-/// The inbox of a fresh sync: conversation ids in order, and unread counts.
+/// The inbox of a fresh sync: conversation ids in order, and unread counts
+/// (and, if asked, each entry's latest message).
 std::pair<std::vector<uint64_t>, std::map<uint64_t, uint64_t>>
-inbox_of(uint16_t port, const std::string& token) {
+inbox_of(uint16_t port, const std::string& token,
+         std::map<uint64_t, v1::Message>* latest = nullptr) {
   ws_client c{port};
   REQUIRE(c.call(hello(1, token), frame_format::binary)->has_welcome());
   auto pages = sync_all(c, {}, 100, frame_format::binary, 2);
@@ -172,6 +173,8 @@ inbox_of(uint16_t port, const std::string& token) {
   for (auto& e : pages.at(0).inbox()) {
     order.push_back(e.conversation_id());
     unread[e.conversation_id()] = e.unread_count();
+    if (latest)
+      (*latest)[e.conversation_id()] = e.latest();
   }
   return {order, unread};
 }
@@ -187,22 +190,49 @@ TEST_CASE("the_conversation_list_follows_the_latest_message_across_restarts") {
   auto with_bob = open_chat(b, bob, "alice", frame_format::binary);
   ws_client c{n.port};
   auto with_carol = open_chat(c, carol, "alice", frame_format::json);
-  // Activity is ordered by acceptance time in milliseconds: keep the sends
-  // a few milliseconds apart so that no two share one.
-  auto gap = [] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); };
-  REQUIRE(b.call(send_frame(10, with_bob, "b1", "one"), frame_format::binary)
-            ->has_accepted());
-  gap();
-  REQUIRE(c.call(send_frame(10, with_carol, "c1", "two"), frame_format::json)
-            ->has_accepted());
-  gap();
-  auto [order, unread] = inbox_of(n.port, alice);
-  CHECK(order == std::vector<uint64_t>{with_carol, with_bob});
-  gap();
-  REQUIRE(b.call(send_frame(11, with_bob, "b2", "three"), frame_format::binary)
-            ->has_accepted());
-  std::tie(order, unread) = inbox_of(n.port, alice);
-  CHECK(order == std::vector<uint64_t>{with_bob, with_carol});
+  // The list is ordered by the latest message's acceptance time (the
+  // server's, in milliseconds; the lower conversation id first on a tie).
+  // Two sends may share a millisecond, so the expected order comes from
+  // the times the server answered, never from the test's clock.
+  std::map<uint64_t, int64_t> accepted_at;
+  std::map<uint64_t, std::string> last_sent; // server message ids
+  auto send = [&](ws_client& from, uint32_t rid, uint64_t conv,
+                  const std::string& cmid, frame_format fmt) {
+    auto a = from.call(send_frame(rid, conv, cmid, "x"), fmt);
+    REQUIRE(a);
+    REQUIRE(a->has_accepted());
+    accepted_at[conv] = a->accepted().sent_at_ms();
+    last_sent[conv] = a->accepted().server_message_id();
+  };
+  auto by_activity = [&] {
+    std::vector<uint64_t> v{with_bob, with_carol};
+    std::sort(v.begin(), v.end(), [&](uint64_t x, uint64_t y) {
+      if (accepted_at[x] != accepted_at[y])
+        return accepted_at[x] > accepted_at[y];
+      return x < y;
+    });
+    return v;
+  };
+  // Each entry shows its conversation's last message, at the time the
+  // server gave it.
+  auto check_latest = [&](const std::map<uint64_t, v1::Message>& latest) {
+    for (auto conv : {with_bob, with_carol}) {
+      CAPTURE(conv);
+      REQUIRE(latest.count(conv) == 1);
+      CHECK(latest.at(conv).server_message_id() == last_sent[conv]);
+      CHECK(latest.at(conv).sent_at_ms() == accepted_at[conv]);
+    }
+  };
+  send(b, 10, with_bob, "b1", frame_format::binary);
+  send(c, 10, with_carol, "c1", frame_format::json);
+  std::map<uint64_t, v1::Message> latest;
+  auto [order, unread] = inbox_of(n.port, alice, &latest);
+  CHECK(order == by_activity());
+  check_latest(latest);
+  send(b, 11, with_bob, "b2", frame_format::binary);
+  std::tie(order, unread) = inbox_of(n.port, alice, &latest);
+  CHECK(order == by_activity());
+  check_latest(latest);
   CHECK(unread[with_bob] == 2);
   CHECK(unread[with_carol] == 1);
   // Pinning puts a conversation first whatever its activity; Alice's other
