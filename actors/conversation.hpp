@@ -111,6 +111,11 @@ using conversation_actor = caf::typed_actor<
   /// Internal: end this actor if its conversation still does not exist.
   caf::reacts_to<retire_atom>>;
 
+/// The most members one group create or change may name: its MEMBERSHIP
+/// event (at most ~23 bytes a member in JSON) must fit the smallest frame
+/// limit a server may announce (max-server-frame-bytes).
+inline constexpr size_t max_change_targets = 5000;
+
 /// Milliseconds since the Unix epoch (injected: simulated in tests).
 using clock_fn = std::function<int64_t()>;
 

@@ -63,6 +63,10 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
   targets.erase(0);
   if (c.actor == 0)
     return refuse(errc::bad_request, "a change needs its author");
+  if (targets.size() > max_change_targets)
+    return refuse(errc::too_large,
+                  "at most " + std::to_string(max_change_targets)
+                    + " members in one change");
   if (c.name.size() > max_name_bytes)
     return refuse(errc::bad_request, "group name longer than 256 bytes");
   if (c.description.size() > max_description_bytes)

@@ -53,6 +53,10 @@ void on_group_create(self_ptr self, const v1::ClientFrame& frame,
                      frame_format fmt);
 void on_group_change(self_ptr self, const v1::ClientFrame& frame,
                      frame_format fmt);
+/// Members per GetGroup page: `requested` (0: 1000), at most 5000, and
+/// never more than a GroupInfo frame under `max_server_frame_bytes` holds.
+uint32_t group_page_limit(uint32_t requested, size_t max_server_frame_bytes);
+
 void on_get_group(self_ptr self, const v1::ClientFrame& frame,
                   frame_format fmt);
 

@@ -94,7 +94,30 @@ void create_group(self_ptr self, uint32_t rid, frame_format fmt,
   });
 }
 
+/// Refuses a create or change naming more members than one MEMBERSHIP
+/// event may hold (it must fit any frame the server sends: see
+/// max_change_targets). True if refused.
+bool too_many_targets(self_ptr self, uint32_t rid, frame_format fmt,
+                      int targets) {
+  if (targets <= static_cast<int>(max_change_targets))
+    return false;
+  reply_error(self, rid, fmt, v1::Error::CODE_TOO_LARGE,
+              std::to_string(targets) + " members in one change; at most "
+                + std::to_string(max_change_targets)
+                + ": split it over several changes");
+  return true;
+}
+
 } // namespace
+
+uint32_t group_page_limit(uint32_t requested, size_t max_server_frame_bytes) {
+  // At most ~96 bytes a member in JSON, after the name and description
+  // (escaped, up to 6 bytes a byte: 16 KiB).
+  auto room = max_server_frame_bytes > 16384 ? max_server_frame_bytes - 16384
+                                             : 0;
+  auto fits = static_cast<uint32_t>(std::clamp<size_t>(room / 96, 1, 5000));
+  return std::min(requested == 0 ? 1000u : requested, fits);
+}
 
 void on_group_create(self_ptr self, const v1::ClientFrame& frame,
                      frame_format fmt) {
@@ -105,6 +128,9 @@ void on_group_create(self_ptr self, const v1::ClientFrame& frame,
                 "group_create needs a name");
     return;
   }
+  if (too_many_targets(self, rid, fmt,
+                       g.usernames_size() + g.user_ids_size()))
+    return;
   auto& who = self->state.who;
   if (auto& lim = self->state.deps.limiter;
       lim
@@ -147,6 +173,9 @@ void on_group_change(self_ptr self, const v1::ClientFrame& frame,
                 "PROMOTED, DEMOTED or RENAMED");
     return;
   }
+  if (too_many_targets(self, rid, fmt,
+                       g.usernames_size() + g.user_ids_size()))
+    return;
   auto& who = self->state.who;
   if (auto& lim = self->state.deps.limiter;
       lim && change == membership_change::added
@@ -189,7 +218,8 @@ void on_get_group(self_ptr self, const v1::ClientFrame& frame,
   auto conv_id = req.conversation_id();
   auto me = self->state.who.user;
   user_id after = req.after_user_id();
-  uint32_t limit = req.limit() == 0 ? 1000 : std::min(req.limit(), 5000u);
+  auto limit = group_page_limit(req.limit(),
+                                self->state.deps.max_server_frame_bytes);
   with_conversation(self, conv_id, rid, fmt, [=](conversation_actor conv) {
     self->request(conv, caf::infinite, group_atom::value, me, after, limit)
       .then(

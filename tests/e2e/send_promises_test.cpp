@@ -269,3 +269,35 @@ TEST_CASE("a_deduplicated_retry_does_not_spend_the_send_budget") {
                         frame_format::binary);
   CHECK(error_of(refused) == v1::Error::CODE_RATE_LIMITED);
 }
+
+TEST_CASE("a_group_create_or_change_naming_too_many_members_is_refused") {
+  // Its MEMBERSHIP event would not fit every frame the server may send.
+  node n{{"--parley.no-rate-limits"}};
+  auto ann = n.account("ann", "phone");
+  n.account("ben", "phone");
+  ws_client a{n.port};
+  REQUIRE(a.call(hello(1, ann), frame_format::binary)->has_welcome());
+  v1::ClientFrame create;
+  create.set_request_id(2);
+  create.mutable_group_create()->set_name("too many");
+  for (uint64_t id = 1; id <= 5001; ++id)
+    create.mutable_group_create()->add_user_ids(id);
+  auto refused = a.call(create, frame_format::binary);
+  CHECK(error_of(refused) == v1::Error::CODE_TOO_LARGE);
+  CHECK(refused->error().message().find("split") != std::string::npos);
+  create.set_request_id(3);
+  create.mutable_group_create()->clear_user_ids();
+  create.mutable_group_create()->add_usernames("ben");
+  auto created = a.call(create, frame_format::binary);
+  REQUIRE(created);
+  REQUIRE(created->has_accepted());
+  v1::ClientFrame add;
+  add.set_request_id(4);
+  add.mutable_group_change()->set_conversation_id(
+    created->accepted().conversation_id());
+  add.mutable_group_change()->set_change(v1::Membership::CHANGE_ADDED);
+  for (uint64_t id = 1; id <= 5001; ++id)
+    add.mutable_group_change()->add_user_ids(id);
+  CHECK(error_of(a.call(add, frame_format::binary))
+        == v1::Error::CODE_TOO_LARGE);
+}

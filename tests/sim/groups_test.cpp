@@ -162,6 +162,22 @@ TEST_CASE("sim: the group size limit counts current members") {
   CHECK(f.change(mc::added, 1, {4}).ok);
 }
 
+TEST_CASE("sim: one change names at most max_change_targets members (its "
+          "event must fit any frame the server sends)") {
+  fixture f;
+  REQUIRE(f.change(mc::created, 1, {2}, "g").ok);
+  auto many = [](user_id from, size_t n) {
+    std::vector<user_id> ids;
+    for (size_t i = 0; i < n; ++i)
+      ids.push_back(from + i);
+    return ids;
+  };
+  CHECK(is(f.change(mc::added, 1, many(10, max_change_targets + 1)).err,
+           errc::too_large));
+  CHECK(f.change(mc::added, 1, many(10, max_change_targets)).ok);
+  CHECK(check_against_log(*f.out) == "");
+}
+
 TEST_CASE("sim: a large group's sends are limited per group, small ones "
           "not") {
   fixture f;
