@@ -352,6 +352,10 @@ typename Inspector::result_type inspect(Inspector& f, device_info& x) {
 
 // -- sync ---------------------------------------------------------------------------
 
+/// The largest frame the server sends unless configured otherwise
+/// (max-server-frame-bytes, announced in Welcome; sync pages stay within it).
+inline constexpr uint32_t default_max_server_frame_bytes = 512 * 1024;
+
 /// A device's sync request: its cursors (conversation -> last sequence it
 /// holds; absent: it holds nothing) and where the previous page ended.
 struct sync_request {
@@ -364,7 +368,7 @@ struct sync_request {
   bool read_receipts = true; ///< the user's setting (see principal)
   /// The largest frame the page may become once encoded (the gateway's
   /// max-server-frame-bytes).
-  uint32_t max_frame_bytes = 512 * 1024;
+  uint32_t max_frame_bytes = default_max_server_frame_bytes;
 };
 
 template <class Inspector>

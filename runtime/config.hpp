@@ -30,7 +30,7 @@ inline constexpr uint64_t default_max_batch_ops = 20000;
 inline constexpr int64_t default_sweep_interval_s = 600;
 inline constexpr const char* default_listen = "127.0.0.1:8080";
 inline constexpr uint64_t default_max_frame_bytes = 96 * 1024;
-inline constexpr uint64_t default_max_server_frame_bytes = 512 * 1024;
+// default_max_server_frame_bytes: actors/messages.hpp (the store uses it too).
 inline constexpr uint64_t default_max_devices = 8;
 inline constexpr const char* default_password_hash = "interactive";
 inline constexpr uint64_t default_heartbeat_ms = 30000;

@@ -68,7 +68,7 @@ struct connection_deps {
   /// stamps every frame on it and counts those it hands to the actor.
   std::shared_ptr<send_shortcut> shortcut{};
   /// The largest frame sent (sync pages stay within it; in Welcome).
-  size_t max_server_frame_bytes = 512 * 1024;
+  size_t max_server_frame_bytes = default_max_server_frame_bytes;
 };
 
 struct connection_state {

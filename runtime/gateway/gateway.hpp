@@ -30,7 +30,7 @@ struct gateway_options {
   std::chrono::milliseconds hello_timeout = std::chrono::seconds(10);
   uint32_t heartbeat_ms = 30000; ///< clients ping this often
   /// The largest frame the server sends (sync pages; in Welcome).
-  size_t max_server_frame_bytes = 512 * 1024;
+  size_t max_server_frame_bytes = default_max_server_frame_bytes;
   rate_limits limits;
   /// BLAKE2b-256 of the operator's token (raw 32 bytes); empty: no admin
   /// API.
