@@ -369,13 +369,16 @@ struct sync_request {
   /// The largest frame the page may become once encoded (the gateway's
   /// max-server-frame-bytes).
   uint32_t max_frame_bytes = default_max_server_frame_bytes;
+  /// Only the conversations with a cursor: no inbox, no receipts (a request
+  /// split over several Syncs; ignored with a continuation, which has it).
+  bool cursors_only = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_request& x) {
   return f(caf::meta::type_name("sync_request"), x.cursor_conversations,
            x.cursor_sequences, x.page_size, x.continuation, x.read_receipts,
-           x.max_frame_bytes);
+           x.max_frame_bytes, x.cursors_only);
 }
 
 /// A user's inbox entry of one conversation: the projection of the log

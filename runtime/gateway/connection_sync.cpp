@@ -25,6 +25,7 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   }
   req.page_size = s.page_size();
   req.continuation = s.continuation();
+  req.cursors_only = s.cursors_only();
   req.read_receipts = st.who.read_receipts;
   req.max_frame_bytes = static_cast<uint32_t>(st.deps.max_server_frame_bytes);
   self->request(st.deps.reader, 60s, sync_atom::value, st.who.user, req)

@@ -29,6 +29,22 @@ bool has_unknown_fields(const google::protobuf::Message& m) {
   return m.GetReflection()->GetUnknownFields(m).field_count() > 0;
 }
 
+/// Whether an oversized frame looks like a Sync, without decoding it: its
+/// body field (binary), or a "sync" key (JSON; inside a string the quotes
+/// would be escaped). Only words the refusal with advice.
+bool looks_like_sync(std::string_view data, frame_format fmt) {
+  if (fmt == frame_format::binary)
+    return peek_client_frame_body(data) == v1::ClientFrame::kSyncFieldNumber;
+  for (auto i = data.find("\"sync\""); i != std::string_view::npos;
+       i = data.find("\"sync\"", i + 1)) {
+    auto j = data.find_first_not_of(" \t\r\n", i + 6);
+    if ((i == 0 || data[i - 1] != '\\') && j != std::string_view::npos
+        && data[j] == ':')
+      return true;
+  }
+  return false;
+}
+
 } // namespace
 
 decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
@@ -37,7 +53,12 @@ decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
     return refuse(v1::Error::CODE_TOO_LARGE,
                   "frame of " + std::to_string(data.size())
                     + " bytes exceeds the limit of "
-                    + std::to_string(max_bytes));
+                    + std::to_string(max_bytes)
+                    + (looks_like_sync(data, fmt)
+                         ? ": a Sync this large has too many cursors; split "
+                           "them over several Syncs, the first as usual (it "
+                           "carries the inbox), the others with cursorsOnly"
+                         : ""));
   decoded_frame r;
   bool unknown = false;
   if (fmt == frame_format::binary) {

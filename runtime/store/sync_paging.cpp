@@ -26,8 +26,9 @@ size_t base64_len(size_t n) {
 
 // -- token bytes ----------------------------------------------------------------
 
-constexpr uint8_t token_version = 1;
+constexpr uint8_t token_version = 2; // 2: page size, cursors_only
 constexpr uint8_t flag_started = 0x80;
+constexpr uint8_t flag_cursors_only = 0x40;
 constexpr uint8_t phase_mask = 0x03;
 
 void put_varint(std::string& out, uint64_t v) {
@@ -120,7 +121,9 @@ std::string encode_continuation(const sync_position& p) {
   std::string bin;
   bin.push_back(static_cast<char>(token_version));
   bin.push_back(static_cast<char>(static_cast<uint8_t>(p.phase)
-                                  | (p.started ? flag_started : 0)));
+                                  | (p.started ? flag_started : 0)
+                                  | (p.cursors_only ? flag_cursors_only : 0)));
+  put_varint(bin, p.page_size);
   put_varint(bin, p.conv);
   put_varint(bin, p.after);
   put_varint(bin, p.cursors.size());
@@ -140,7 +143,7 @@ std::optional<sync_position> decode_continuation(std::string_view token) {
   if (token.empty() || token.size() > max_continuation_bytes)
     return std::nullopt;
   auto bin = from_base64url(token);
-  if (!bin || bin->size() < 2 + 3 + 4)
+  if (!bin || bin->size() < 2 + 4 + 4)
     return std::nullopt;
   std::string_view body{bin->data(), bin->size() - 4};
   uint32_t sum = 0;
@@ -152,15 +155,23 @@ std::optional<sync_position> decode_continuation(std::string_view token) {
   auto version = static_cast<uint8_t>(in[0]);
   auto flags = static_cast<uint8_t>(in[1]);
   in.remove_prefix(2);
-  if (version != token_version || (flags & ~(flag_started | phase_mask))
+  if (version != token_version
+      || (flags & ~(flag_started | flag_cursors_only | phase_mask))
       || (flags & phase_mask) > static_cast<uint8_t>(sync_phase::messages))
     return std::nullopt;
   sync_position p;
   p.phase = static_cast<sync_phase>(flags & phase_mask);
   p.started = (flags & flag_started) != 0;
+  p.cursors_only = (flags & flag_cursors_only) != 0;
+  uint64_t page_size = 0;
   uint64_t n = 0;
-  if (!get_varint(in, p.conv) || !get_varint(in, p.after)
-      || !get_varint(in, n) || n > in.size() / 2)
+  if (!get_varint(in, page_size) || page_size == 0
+      || page_size > max_sync_page_size || !get_varint(in, p.conv)
+      || !get_varint(in, p.after) || !get_varint(in, n) || n > in.size() / 2)
+    return std::nullopt;
+  p.page_size = static_cast<uint32_t>(page_size);
+  // cursors_only skips the inbox and the receipts.
+  if (p.cursors_only && p.phase != sync_phase::messages)
     return std::nullopt;
   if (!p.started && (p.conv != 0 || p.after != 0))
     return std::nullopt;
@@ -185,6 +196,8 @@ size_t continuation_reserve(
   sync_position widest;
   widest.phase = sync_phase::messages;
   widest.started = true;
+  widest.cursors_only = true;
+  widest.page_size = max_sync_page_size;
   widest.conv = UINT64_MAX;
   widest.after = UINT64_MAX;
   widest.cursors = cursors;

@@ -48,18 +48,28 @@ size_t wire_size_bound(const receipt_event& r);
 /// room for at least one item.
 size_t min_server_frame_bytes(size_t max_payload_bytes);
 
-/// What a sync lists, in this order. The first page starts with the inbox.
+/// Messages per page: when the request names none, and at most.
+inline constexpr uint32_t default_sync_page_size = 100;
+inline constexpr uint32_t max_sync_page_size = 1000;
+
+/// What a sync lists, in this order. The first page starts with the inbox
+/// (with cursors_only: with the messages).
 enum class sync_phase : uint8_t {
   inbox = 0,    ///< one entry per conversation, in conversation-id order
   receipts = 1, ///< other members' cursors of direct conversations
   messages = 2, ///< messages after each cursor, conversation by conversation
 };
 
-/// Where a sync resumes, and the cursors it still needs.
+/// Where a sync resumes, and the rest of the request: the cursors it still
+/// needs, the page size, whether only conversations with a cursor count.
 struct sync_position {
   sync_phase phase = sync_phase::inbox;
   /// False: the phase starts at its beginning (conv and after are 0).
   bool started = false;
+  /// Only conversations with a cursor are synced (no inbox, no receipts).
+  bool cursors_only = false;
+  /// Messages per page, 1 to max_sync_page_size.
+  uint32_t page_size = default_sync_page_size;
   /// inbox, receipts: conversations up to this one are listed; messages:
   /// the conversation to resume in.
   conversation_id conv = 0;
@@ -70,18 +80,21 @@ struct sync_position {
   std::vector<std::pair<conversation_id, sequence>> cursors;
 
   friend bool operator==(const sync_position& a, const sync_position& b) {
-    return a.phase == b.phase && a.started == b.started && a.conv == b.conv
-           && a.after == b.after && a.cursors == b.cursors;
+    return a.phase == b.phase && a.started == b.started
+           && a.cursors_only == b.cursors_only && a.page_size == b.page_size
+           && a.conv == b.conv && a.after == b.after && a.cursors == b.cursors;
   }
 };
 
-/// Encodes `p` as a continuation: base64url (no padding) of version 1,
-/// phase and flags, varint conv and after, a varint count of cursors and
-/// each as (varint id delta, varint after), then a 4-byte checksum.
+/// Encodes `p` as a continuation: base64url (no padding) of version 2,
+/// phase and flags (started, cursors_only), varint page size, conv and
+/// after, a varint count of cursors and each as (varint id delta, varint
+/// after), then a 4-byte checksum. Version 1 (no page size) is refused.
 std::string encode_continuation(const sync_position& p);
 
 /// Decodes a continuation; nullopt if it is not one encode_continuation
-/// wrote (bad base64, version, varint, order, checksum, trailing bytes).
+/// wrote (bad base64, version, flags, page size, varint, order, checksum,
+/// trailing bytes).
 std::optional<sync_position> decode_continuation(std::string_view token);
 
 /// The longest continuation a sync with these cursors can emit (at any

@@ -14,81 +14,15 @@
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "runtime/store/sync_paging.hpp"
+#include "sync_test_support.hpp"
 
 using namespace parley;
+using namespace parley::sync_test;
 using gateway::frame_format;
 
 namespace {
 
 constexpr uint32_t limit = 512 * 1024;
-
-/// The SyncPage frame the gateway sends for `page` (connection_sync.cpp).
-v1::ServerFrame to_frame(const sync_page& page) {
-  v1::ServerFrame f;
-  f.set_request_id(UINT32_MAX);
-  auto* p = f.mutable_sync_page();
-  for (auto& e : page.inbox)
-    gateway::to_wire_inbox(e, *p->add_inbox());
-  p->set_total_unread(page.total_unread);
-  for (auto& r : page.receipts)
-    gateway::to_wire_receipt(r, *p->add_receipts());
-  for (auto& m : page.messages)
-    gateway::to_wire_message(m, *p->add_messages());
-  p->set_continuation(page.continuation);
-  return f;
-}
-
-size_t encoded(const sync_page& page, frame_format fmt) {
-  return gateway::encode_server_frame(to_frame(page), fmt).size();
-}
-
-stored_message message(conversation_id conv, sequence seq, user_id sender,
-                       std::string payload) {
-  stored_message m;
-  m.conversation = conv;
-  m.seq = seq;
-  m.sender_user = sender;
-  m.sender_device = 1;
-  m.client_message_id = "c" + std::to_string(conv) + "-" + std::to_string(seq);
-  m.sent_at_ms = 1000 + static_cast<int64_t>(seq);
-  m.kind = 1;
-  m.payload = std::move(payload);
-  return m;
-}
-
-/// Pages through a sync of user 7 from `req`, sending only the
-/// continuation after the first page (as the README tells clients to);
-/// checks every page's frame against the limit in both formats.
-std::vector<sync_page> sync_all(kv_backend& kv, sync_request req,
-                                int max_pages = 1000) {
-  std::vector<sync_page> pages;
-  for (int i = 0; i < max_pages; ++i) {
-    auto page = store::sync(kv, 7, req, 50);
-    REQUIRE(page);
-    CHECK(encoded(*page, frame_format::json) <= req.max_frame_bytes);
-    CHECK(encoded(*page, frame_format::binary) <= req.max_frame_bytes);
-    pages.push_back(*page);
-    if (page->continuation.empty())
-      return pages;
-    sync_request next;
-    next.page_size = req.page_size;
-    next.max_frame_bytes = req.max_frame_bytes;
-    next.continuation = page->continuation;
-    req = next;
-  }
-  FAIL("sync did not end within " << max_pages << " pages");
-  return pages;
-}
-
-using seen_list = std::vector<std::pair<conversation_id, sequence>>;
-
-seen_list messages_of(const std::vector<sync_page>& pages) {
-  seen_list out;
-  for (auto& p : pages)
-    for (auto& m : p.messages)
-      out.emplace_back(m.conversation, m.seq);
-  return out;
-}
 
 } // namespace
 
@@ -158,8 +92,17 @@ TEST_CASE("continuations round-trip and refuse anything else") {
   p.conv = (uint64_t{1} << 63) | 12345;
   p.after = 77;
   p.cursors = {{1, 0}, {2, UINT64_MAX}, {UINT64_MAX, 5}};
+  p.page_size = 7;
+  p.cursors_only = true;
   auto token = store::encode_continuation(p);
   auto back = store::decode_continuation(token);
+  REQUIRE(back);
+  CHECK(*back == p);
+  CHECK(back->page_size == 7);
+  CHECK(back->cursors_only);
+  p.cursors_only = false;
+  p.page_size = store::max_sync_page_size;
+  back = store::decode_continuation(store::encode_continuation(p));
   REQUIRE(back);
   CHECK(*back == p);
   for (auto c : token) // base64url, safe in JSON and URLs
@@ -292,7 +235,8 @@ TEST_CASE("a continuation alone resumes every conversation at its cursor") {
   }
   CHECK(messages_of(pages) == want);
 
-  // Cursors sent along with a continuation are ignored: it wins.
+  // Cursors and a page size sent along with a continuation are ignored:
+  // it wins.
   auto first = store::sync(kv, 7, req, 50);
   REQUIRE(first);
   sync_request mixed;
@@ -301,13 +245,15 @@ TEST_CASE("a continuation alone resumes every conversation at its cursor") {
   mixed.continuation = first->continuation;
   mixed.cursor_conversations = {3, 5, 8};
   mixed.cursor_sequences = {0, 0, 0};
-  auto rest = store::sync(kv, 7, mixed, 50);
-  REQUIRE(rest);
+  auto rest = sync_all(kv, mixed);
   seen_list got;
   for (auto& m : first->messages)
     got.emplace_back(m.conversation, m.seq);
-  for (auto& m : rest->messages)
-    got.emplace_back(m.conversation, m.seq);
+  for (auto& p : rest) {
+    CHECK(p.messages.size() <= 2);
+    for (auto& m : p.messages)
+      got.emplace_back(m.conversation, m.seq);
+  }
   CHECK(got == want);
 }
 
