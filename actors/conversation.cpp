@@ -30,8 +30,16 @@ send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
 
 /// Answers every promise of `p`; the first asker gets deduplicated = false
 /// unless the key was already committed before this incarnation saw it.
-void answer(self_ptr self, pending& p, send_result res) {
+/// An asker whose request differs from the answered one (`digest`) gets
+/// CONFLICT; a retry gives back the group token it took.
+void answer(self_ptr self, pending& p, send_result res, uint64_t digest) {
   for (auto& rp : p.promises) {
+    if (conflicting(rp.digest, digest)) {
+      rp.deliver(reused_key());
+      continue;
+    }
+    if (res.deduplicated && rp.took_group_token)
+      refund_group_send(self);
     rp.deliver(res);
     res.deduplicated = true;
   }
@@ -179,7 +187,7 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
       remember(self, key_of(p->req), res, p->digest);
       note_committed(self, key_of(p->req), p->msg.sent_at_ms);
-      answer(self, *p, res);
+      answer(self, *p, res, p->digest);
       if (st.deps.metrics && p->req.received_at_ns != 0)
         st.deps.metrics->send_latency.observe_since(p->req.received_at_ns);
       schedule_watermark(self);
@@ -219,10 +227,8 @@ void drain(self_ptr self) {
         break;
       case pending::phase::duplicate: {
         auto res = result_of(st.id, p->hit.seq, p->hit.accepted_at_ms, true);
-        if (!p->change)
-          refund_group_send(self);
         remember(self, key_of(p->req), res, p->hit.digest);
-        answer(self, *p, res);
+        answer(self, *p, res, p->hit.digest);
         break;
       }
       default:
@@ -230,6 +236,9 @@ void drain(self_ptr self) {
         if (!is_current_member(st, p->req.sender_user))
           fail(self, *p,
                caf::make_error(errc::not_member, "sender is not a member"));
+        else if (auto e = check_reply_to(st, p->req.sender_user,
+                                         p->req.reply_to))
+          fail(self, *p, e);
         else
           commit_new(self, p);
     }

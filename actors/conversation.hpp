@@ -47,6 +47,13 @@ class tick_hub;
 struct send_asker {
   caf::typed_response_promise<send_result> rp;
   std::shared_ptr<send_answer> direct;
+  /// store::send_digest of this asker's request (0 for membership changes:
+  /// it matches any). Askers of one key that differ from the answered
+  /// request get CONFLICT instead of its answer.
+  uint64_t digest = 0;
+  /// It took a token of the large group's bucket: given back if it is
+  /// answered as a retry.
+  bool took_group_token = false;
 
   void deliver(const send_result& res) {
     if (direct)

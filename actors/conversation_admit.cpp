@@ -19,41 +19,11 @@ namespace parley {
 
 namespace conversation_detail {
 
-/// A large group's send answered from its idempotency record costs no
-/// token of the group's bucket: gives back the one handle_send took.
 void refund_group_send(self_ptr self) {
   auto& st = self->state;
-  if (st.kind == conversation_group
-      && st.current_members > st.deps.limits.large_group_members)
-    st.group_sends.refund(st.deps.limits.large_group_send, st.deps.clock());
+  st.group_sends.refund(st.deps.limits.large_group_send, st.deps.clock());
 }
 
-} // namespace conversation_detail
-
-namespace {
-
-using namespace conversation_detail;
-
-/// A reply's reference must name a message the sender may see: at most
-/// the head, and not before the sender joined.
-caf::error check_reply_to(const conversation_state& st, const member& sender,
-                          sequence reply_to) {
-  if (reply_to == 0)
-    return {};
-  if (reply_to > st.head)
-    return caf::make_error(errc::bad_request,
-                           "reply_to_sequence " + std::to_string(reply_to)
-                             + " is past the conversation's head "
-                             + std::to_string(st.head));
-  if (reply_to < std::max<sequence>(sender.joined_at_sequence, 1))
-    return caf::make_error(errc::forbidden,
-                           "reply_to_sequence " + std::to_string(reply_to)
-                             + " is before the sender joined");
-  return {};
-}
-
-/// Two sends with one key but different digests (0: unknown) are not a
-/// send and its retry.
 bool conflicting(uint64_t a, uint64_t b) {
   return a != 0 && b != 0 && a != b;
 }
@@ -62,6 +32,41 @@ caf::error reused_key() {
   return caf::make_error(errc::conflict,
                          std::string{"client_message_id was already used for "
                                      "a different message"});
+}
+
+caf::error check_reply_to(const conversation_state& st, user_id sender,
+                          sequence reply_to) {
+  if (reply_to == 0)
+    return {};
+  auto m = st.members.find(sender);
+  if (m == st.members.end())
+    return caf::make_error(errc::not_member, "sender is not a member");
+  if (reply_to > st.head)
+    return caf::make_error(errc::bad_request,
+                           "reply_to_sequence " + std::to_string(reply_to)
+                             + " is past the conversation's head "
+                             + std::to_string(st.head));
+  if (reply_to < std::max<sequence>(m->second.joined_at_sequence, 1))
+    return caf::make_error(errc::forbidden,
+                           "reply_to_sequence " + std::to_string(reply_to)
+                             + " is before the sender joined");
+  return {};
+}
+
+} // namespace conversation_detail
+
+namespace {
+
+using namespace conversation_detail;
+using key = conversation_state::key;
+
+/// False if neither this incarnation committed `k` nor an earlier one can
+/// have inside its window: a new key (the common case), with no answer in
+/// memory or in the store.
+bool may_be_known(self_ptr self, const key& k) {
+  auto& st = self->state;
+  return st.committed.may_contain(hash_of(k))
+         || st.deps.clock() < st.old_keys_live_until_ms;
 }
 
 bool within_window(self_ptr self, int64_t accepted_at_ms) {
@@ -106,10 +111,12 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
                                "media messages are not supported yet"));
     return;
   }
-  if (auto e = check_reply_to(st, m->second, req.reply_to)) {
-    rp.deliver(std::move(e));
+  // A retry needs no token of the group, and its reference is checked
+  // only once the key proves new (drain): the sender may have left and
+  // rejoined since the first send was accepted.
+  rp.digest = store::send_digest(req.kind, req.payload, req.reply_to);
+  if (answer_from_memory(self, key_of(req), rp))
     return;
-  }
   if (st.kind == conversation_group
       && st.current_members > st.deps.limits.large_group_members) {
     std::uniform_real_distribution<double> unit{0.0, 1.0};
@@ -122,42 +129,45 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
                                  uint64_t{wait}));
       return;
     }
+    rp.took_group_token = true;
   }
   auto p = std::make_shared<pending>();
-  p->digest = store::send_digest(req.kind, req.payload, req.reply_to);
+  p->digest = rp.digest;
   p->req = std::move(req);
-  admit(self, p, std::move(rp));
+  enqueue(self, p, std::move(rp));
+}
+
+bool answer_from_memory(self_ptr self, const key& k, send_asker& rp) {
+  auto& st = self->state;
+  if (auto hit = may_be_known(self, k) ? st.recent.find_with_digest(k)
+                                       : recent_sends::hit{};
+      hit.res && within_window(self, hit.res->sent_at_ms)) {
+    if (conflicting(hit.digest, rp.digest))
+      rp.deliver(reused_key());
+    else
+      rp.deliver(*hit.res);
+    return true;
+  }
+  if (auto i = st.by_key.find(k); i != st.by_key.end()) {
+    // In flight: this asker shares its answer, or gets CONFLICT if it asks
+    // something else (decided by answer(), once the store has said what
+    // the key was first used for).
+    i->second->promises.push_back(rp);
+    return true;
+  }
+  return false;
 }
 
 void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
+  rp.digest = p->digest;
+  if (!answer_from_memory(self, key_of(p->req), rp))
+    enqueue(self, p, std::move(rp));
+}
+
+void enqueue(self_ptr self, const pending_ptr& p, send_asker rp) {
   auto& st = self->state;
   auto k = key_of(p->req);
-  // Neither committed by this incarnation nor possibly by an earlier one
-  // inside its window: a new key (the common case) skips the answers too.
-  bool known = st.committed.may_contain(hash_of(k))
-               || st.deps.clock() < st.old_keys_live_until_ms;
-  if (auto hit = known ? st.recent.find_with_digest(k)
-                        : recent_sends::hit{};
-      hit.res && within_window(self, hit.res->sent_at_ms)) {
-    if (conflicting(hit.digest, p->digest)) {
-      rp.deliver(reused_key());
-    } else {
-      if (!p->change)
-        refund_group_send(self);
-      rp.deliver(*hit.res);
-    }
-    return;
-  }
-  if (auto i = st.by_key.find(k); i != st.by_key.end()) {
-    if (conflicting(i->second->digest, p->digest)) {
-      rp.deliver(reused_key());
-    } else {
-      if (!p->change)
-        refund_group_send(self);
-      i->second->promises.push_back(rp); // in flight: share its answer
-    }
-    return;
-  }
+  bool known = may_be_known(self, k);
   p->promises.push_back(rp);
   st.by_key.emplace(k, p);
   st.queue.push_back(p);
@@ -173,11 +183,8 @@ void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
               k.user, k.device, k.cmid)
     .then(
       [self, p](idempotency_hit& hit) {
-        if (hit.found && within_window(self, hit.accepted_at_ms)
-            && conflicting(hit.digest, p->digest)) {
-          p->ph = pending::phase::failed;
-          p->err = reused_key();
-        } else if (hit.found && within_window(self, hit.accepted_at_ms)) {
+        // A repeat: answer() tells each asker's retry from a reused key.
+        if (hit.found && within_window(self, hit.accepted_at_ms)) {
           p->hit = hit;
           p->ph = pending::phase::duplicate;
         } else {

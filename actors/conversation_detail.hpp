@@ -65,8 +65,9 @@ using pending_ptr = conversation_state::pending_ptr;
 send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
                       bool dedup);
 
-/// Answers (or fails) every asker of `p` and forgets its key.
-void answer(self_ptr self, pending& p, send_result res);
+/// Answers (or fails) every asker of `p` and forgets its key. `digest`:
+/// the answered request's (0: any), see send_asker.
+void answer(self_ptr self, pending& p, send_result res, uint64_t digest = 0);
 void fail(self_ptr self, pending& p, const caf::error& err);
 
 /// Keeps the answer for `k` for repeats (deduplicated from now on), with
@@ -91,15 +92,37 @@ void drain(self_ptr self);
 /// (conversation_admit.cpp).
 void handle_send(self_ptr self, send_request& req, send_asker rp);
 
-/// A large group's send answered from its idempotency record: gives back
-/// the group bucket's token that handle_send took.
+/// A large group's send answered as a retry: gives back the token of the
+/// group's bucket that handle_send took for it.
 void refund_group_send(self_ptr self);
+
+/// A reply's reference must name a message `sender` may see: at most the
+/// head, and not before the sender joined (checked once a send's key
+/// proves new: a retry is answered whatever the membership since).
+caf::error check_reply_to(const conversation_state& st, user_id sender,
+                          sequence reply_to);
+
+/// Two requests of one key are not a send and its retry: both digests
+/// known (non-zero) and different.
+bool conflicting(uint64_t a, uint64_t b);
+
+/// The CONFLICT answer to a client_message_id reused for other content.
+caf::error reused_key();
+
+/// Answers `rp` if its key's answer is in memory (a recent answer, or the
+/// same key in flight, which it then shares); true if it did.
+bool answer_from_memory(self_ptr self, const conversation_state::key& k,
+                        send_asker& rp);
 
 /// Queues `p` (a send, or a change with a request id) under the key in
 /// `p->req`, unless that key has an answer: one this incarnation remembers,
 /// one in flight (shared), or one in the store (looked up first when the
 /// key may be there).
 void admit(self_ptr self, const pending_ptr& p, send_asker rp);
+
+/// Queues `p` under its key (a store lookup first if the key may be
+/// there): `admit` without the answers in memory.
+void enqueue(self_ptr self, const pending_ptr& p, send_asker rp);
 
 /// Queues a membership change (conversation_groups); one with a request id
 /// (not a create, which dedupes by its own record) goes through `admit`.

@@ -116,7 +116,12 @@ public:
     }
     auto ahead_ms = backlog_ * 1000.0 / spec.rate;
     auto share = std::min(cost, spec.burst);
-    backlog_ += share;
+    // At most two minutes of drain (or a burst) are kept (a storm of
+    // 10,000 connects at 100/s spreads over 90 s): a client retrying
+    // too early, or many on a shared key, must not push everyone's hint
+    // towards the hour long after the bucket itself has refilled.
+    backlog_ = std::min(backlog_ + share,
+                        std::max(spec.burst, spec.rate * max_backlog_s));
     return spread_retry_ms(wait, ahead_ms, share * 1000.0 / spec.rate, unit);
   }
 
@@ -127,6 +132,9 @@ public:
   bool full(const bucket_spec& spec, int64_t now_ms) const {
     return bucket_.full(spec, now_ms);
   }
+
+  /// Seconds of drain the backlog holds at most.
+  static constexpr double max_backlog_s = 120;
 
 private:
   token_bucket bucket_;
