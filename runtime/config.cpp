@@ -116,6 +116,9 @@ node_config::node_config() {
     .add(max_outbound_frames, "max-outbound-frames",
          "frames queued for a connection before it is closed as too slow "
          "(the device resumes by sync)")
+    .add(close_timeout_ms, "close-timeout-ms",
+         "how long closing a connection (its Disconnect frame and the "
+         "close handshake) may take before the socket is reset")
     .add(no_rate_limits, "no-rate-limits",
          "turn every rate limit off (benchmarks, trusted networks)")
     .add(limit_send_device, "limit-send-device",
@@ -215,6 +218,7 @@ std::optional<gateway::gateway_options> node_config::gateway() const {
   }
   g.server.max_frame_bytes = max_frame_bytes;
   g.server.max_outbound_frames = max_outbound_frames;
+  g.server.close_timeout = std::chrono::milliseconds(close_timeout_ms);
   g.limits.enabled = !no_rate_limits;
   g.admin_token_hash = credentials::from_hex32(admin_token_hash);
   auto limit = [](const std::string& s) {
@@ -294,6 +298,8 @@ std::string node_config::validate() const {
     return "parley.fanout-nice must be 0-19";
   if (max_outbound_frames < 16)
     return "parley.max-outbound-frames must be at least 16";
+  if (close_timeout_ms < 100 || close_timeout_ms > 3600 * 1000)
+    return "parley.close-timeout-ms must be 100-3600000";
   for (auto [v, name] :
        {std::pair{&limit_send_device, "limit-send-device"},
         std::pair{&limit_send_user, "limit-send-user"},

@@ -71,6 +71,7 @@ public:
   uint64_t table_write_mb_s =
     static_cast<uint64_t>(default_table_write_rate / 1e6);
   uint64_t max_outbound_frames = 1024;
+  uint64_t close_timeout_ms = gateway::default_close_timeout_ms;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token
   std::string limit_send_device = "100/s,200";

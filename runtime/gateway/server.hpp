@@ -6,6 +6,7 @@
 // requests and frames to callbacks, and the actor side answers through
 // `respond_fn` and `ws_link`, both safe to call from any thread.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -85,13 +86,24 @@ struct ws_handlers {
 using ws_acceptor =
   std::function<ws_handlers(std::shared_ptr<ws_link>, const http_request&)>;
 
+/// How long closing a WebSocket session may take by default (see
+/// server_options::close_timeout).
+inline constexpr uint64_t default_close_timeout_ms = 10000;
+
 struct server_options {
   std::string address = "127.0.0.1";
   uint16_t port = 8080;             ///< 0: any free port (see port())
   unsigned threads = 1;             ///< I/O threads
-  size_t max_frame_bytes = 96 * 1024; ///< larger frames close the socket
+  /// Larger frames get TOO_LARGE; past 4 times this, Beast closes the
+  /// connection (1009) without reading them.
+  size_t max_frame_bytes = 96 * 1024;
   size_t max_outbound_frames = 1024;  ///< per-session queue bound
   size_t max_body_bytes = 64 * 1024;  ///< HTTP request bodies
+  /// From the moment a session starts closing (its Disconnect frame, then
+  /// the close handshake), or its read side ends with the socket still
+  /// open, until its socket is closed hard (RST, unsent bytes dropped): a
+  /// peer that does not read cannot hold the connection and its queue.
+  std::chrono::milliseconds close_timeout{default_close_timeout_ms};
   /// Asked before a WebSocket upgrade (on the I/O thread, must not block):
   /// a response refuses it (e.g. 429 for a reconnect storm). May be empty.
   std::function<std::optional<http_response>(const http_request&)>

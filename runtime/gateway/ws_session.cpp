@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
@@ -87,14 +88,19 @@ public:
              std::shared_ptr<bulk_lane> bulk)
     : ws_(coalescing_stream{std::move(socket)}),
       opts_(opts),
-      bulk_(std::move(bulk)) {
+      bulk_(std::move(bulk)),
+      close_timer_(ws_.get_executor()) {
   }
 
   void run(http::request<http::string_body> req, const std::string& remote,
            const ws_acceptor& acceptor) {
     ws_.set_option(
       websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.read_message_max(opts_.max_frame_bytes * 4); // we answer TOO_LARGE
+    // Up to 4 x max-frame-bytes we answer TOO_LARGE; past it Beast
+    // closes with 1009 (no Disconnect frame: README), without buffering
+    // the frame. Beast's other closes are its own too: 1007 (text not
+    // UTF-8), 1002 (protocol errors).
+    ws_.read_message_max(opts_.max_frame_bytes * 4);
     auto self = shared_from_this();
     auto info = to_request(req, remote);
     ws_.async_accept(req, [self, info, acceptor](beast::error_code ec) {
@@ -184,10 +190,14 @@ private:
         self->finish();
         return;
       }
-      auto data = beast::buffers_to_string(self->buf_.data());
-      self->buf_.consume(self->buf_.size());
-      if (self->handlers_.on_frame)
+      // Once closing, frames are dropped unread: nothing a client sends
+      // after its Disconnect (a second Hello, say) reaches the actor side.
+      // Reading goes on, for the peer's close frame.
+      if (self->handlers_.on_frame && !self->closing_) {
+        auto data = beast::buffers_to_string(self->buf_.data());
         self->handlers_.on_frame(std::move(data), self->ws_.got_binary());
+      }
+      self->buf_.consume(self->buf_.size());
       self->read();
     });
   }
@@ -195,30 +205,80 @@ private:
   /// Closes with `code`, after `last` (if any): frames queued so far go
   /// out first, then `last` and the close frame follow them through the
   /// same queue, as Beast's own writes, which the queue's bound and shut
-  /// state do not refuse.
+  /// state do not refuse. All of it within `opts_.close_timeout`: a peer
+  /// that does not read holds `last` back (past the stream's bound a
+  /// write waits for the socket), and Beast's own close timer starts only
+  /// with the close frame.
   void close_now(uint16_t code, std::string reason,
                  std::shared_ptr<std::string> last, bool binary) {
     if (closing_)
       return;
     closing_ = true;
     ws_.next_layer().shut();
+    arm_close_deadline();
     auto self = shared_from_this();
     websocket::close_reason why{static_cast<websocket::close_code>(code),
                                 reason};
     if (!last) {
-      ws_.async_close(why, [self](beast::error_code) {});
+      ws_.async_close(why, [self](beast::error_code) { self->abort(); });
       return;
     }
     ws_.binary(binary);
     ws_.async_write(asio::buffer(*last),
                     [self, last, why](beast::error_code ec, size_t) {
-                      if (!ec)
-                        self->ws_.async_close(why, [self](beast::error_code) {});
+                      if (ec) {
+                        self->abort();
+                        return;
+                      }
+                      self->ws_.async_close(
+                        why, [self](beast::error_code) { self->abort(); });
                     });
+  }
+
+  /// Closes the socket hard once the close timeout passes, unless it is
+  /// closed before (then `abort` or `finish` cancels the timer). The
+  /// timer's handler holds the session.
+  void arm_close_deadline() {
+    close_timer_.expires_after(opts_.close_timeout);
+    close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec != asio::error::operation_aborted) {
+        spdlog::debug("websocket close timed out, resetting the connection");
+        self->abort();
+      }
+    });
+  }
+
+  /// Ends closing: a socket still open is reset (SO_LINGER 0: the kernel
+  /// drops what the peer never took instead of keeping it for minutes),
+  /// and every operation on it completes with an error. A socket Beast
+  /// closed already (the close handshake done) is left alone.
+  void abort() {
+    close_timer_.cancel();
+    auto& sock = ws_.next_layer().socket();
+    if (!sock.is_open())
+      return;
+    beast::error_code ec;
+    sock.set_option(asio::socket_base::linger(true, 0), ec);
+    beast_close_socket(ws_.next_layer());
   }
 
   void finish() {
     ws_.next_layer().shut();
+    // The read side ended with the socket open (the peer hung up without
+    // a close handshake, or it failed while a write is held back): what is
+    // queued gets the close timeout to go out, not forever, and the socket
+    // closes once it went.
+    if (!ws_.next_layer().socket().is_open()) {
+      close_timer_.cancel();
+    } else if (!closing_) {
+      closing_ = true;
+      arm_close_deadline();
+      ws_.next_layer().when_drained(
+        [self = shared_from_this()](beast::error_code) {
+          self->close_timer_.cancel();
+          beast_close_socket(self->ws_.next_layer());
+        });
+    }
     if (!finished_) {
       finished_ = true;
       if (handlers_.on_closed)
@@ -232,6 +292,10 @@ private:
   std::shared_ptr<bulk_lane> bulk_;
   beast::flat_buffer buf_;
   ws_handlers handlers_;
+  asio::basic_waitable_timer<std::chrono::steady_clock,
+                             asio::wait_traits<std::chrono::steady_clock>,
+                             coalescing_stream::executor_type>
+    close_timer_; ///< the close timeout (see arm_close_deadline)
   bool closing_ = false;
   bool finished_ = false;
 };

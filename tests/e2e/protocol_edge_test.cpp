@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -253,6 +254,57 @@ TEST_CASE("a_slow_consumer_gets_a_4010_disconnect_frame_past_its_full_queue") {
   CHECK(d.code() == 4010);
   CHECK(d.reconnect()); // and sync
   CHECK(b.close_code() == 4010);
+}
+
+TEST_CASE("a_slow_consumer_that_never_reads_is_reset_after_the_close_timeout") {
+  // Bob's socket takes almost nothing (a 4 KiB receive buffer) and he never
+  // reads, but he pings on. His Disconnect frame waits behind a queue the
+  // socket never takes, and his pings keep the read side busy: before the
+  // close timeout (1 s here) the connection stayed up as long as he pinged.
+  node n{{"--parley.limit-send-device=off", "--parley.limit-send-user=off",
+          "--parley.max-outbound-frames=16", "--parley.close-timeout-ms=1000"}};
+  auto alice = n.account("alice", "phone");
+  auto bob = n.account("bob", "laptop");
+  ws_client a{n.port};
+  auto conv = open_chat(a, alice, "bob", frame_format::binary);
+  ws_client b{n.port, {}, 4096};
+  REQUIRE(b.call(hello(1, bob), frame_format::binary)->has_welcome());
+  // Frames large enough that the queue holds more than the stream buffers
+  // before it holds a write back (256 KiB).
+  std::string payload(48 * 1024, 'p');
+  uint32_t rid = 10;
+  bool overflowed = false;
+  for (int round = 0; round < 200 && !overflowed; ++round) {
+    for (int i = 0; i < 20; ++i)
+      a.send(send_frame(rid + i, conv, "m" + std::to_string(rid + i),
+                        payload),
+             frame_format::binary);
+    for (int i = 0; i < 20; ++i) {
+      auto f = a.read();
+      REQUIRE(f);
+      CHECK(f->has_accepted());
+    }
+    rid += 20;
+    auto metrics = http_call(n.port, "GET", "/metrics").body;
+    overflowed = metrics.find("\nparley_slow_disconnects_total 1\n")
+                 != std::string::npos;
+  }
+  REQUIRE(overflowed);
+  // He pings every 100 ms until the server resets the connection; 20 s is
+  // far past the close timeout and short of every other timer that could
+  // end it (Beast's close handshake 30 s, heartbeat 60 s, idle 300 s).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  uint32_t ping_rid = 2;
+  while (b.tcp_established()
+         && std::chrono::steady_clock::now() < deadline) {
+    b.send(ping(ping_rid++), frame_format::binary);
+    b.tcp_established(100); // paces the pings, returns early at the reset
+  }
+  CHECK_FALSE(b.tcp_established());
+  // Alice is unaffected.
+  auto pong = a.call(ping(rid), frame_format::binary);
+  REQUIRE(pong);
+  CHECK(pong->has_pong());
 }
 
 TEST_CASE("upgrades_refused_in_a_storm_carry_one_hint_spread_over_the_drain") {

@@ -2,6 +2,9 @@
 
 #include <utility>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -92,9 +95,14 @@ struct ws_client::impl {
   beast::error_code read_ec;
 };
 
-ws_client::ws_client(uint16_t port, const std::string& bearer)
+ws_client::ws_client(uint16_t port, const std::string& bearer,
+                     int rcvbuf_bytes)
   : impl_(std::make_unique<impl>()) {
   auto& ws = impl_->ws;
+  ws.next_layer().open(tcp::v4());
+  if (rcvbuf_bytes > 0)
+    setsockopt(ws.next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF,
+               &rcvbuf_bytes, sizeof rcvbuf_bytes);
   ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
   if (!bearer.empty())
     ws.set_option(websocket::stream_base::decorator(
@@ -176,6 +184,19 @@ bool ws_client::closed() const {
 
 uint16_t ws_client::close_code() const {
   return impl_->ws.reason().code;
+}
+
+bool ws_client::tcp_established(int wait_ms) const {
+  auto fd = const_cast<impl&>(*impl_).ws.next_layer().native_handle();
+  // Only hang-ups wake the poll (a reset: POLLERR/POLLHUP, a FIN:
+  // POLLRDHUP), not the data waiting unread.
+  pollfd p{fd, POLLRDHUP, 0};
+  ::poll(&p, 1, wait_ms);
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+    return false;
+  return info.tcpi_state == TCP_ESTABLISHED;
 }
 
 v1::ClientFrame hello(uint32_t rid, const std::string& token) {

@@ -31,8 +31,11 @@ http_result try_ws_upgrade(uint16_t port);
 class ws_client {
 public:
   /// Connects to ws://127.0.0.1:port/v1/ws, optionally with a bearer token
-  /// in the Authorization header of the upgrade.
-  explicit ws_client(uint16_t port, const std::string& bearer = {});
+  /// in the Authorization header of the upgrade, and with the socket's
+  /// receive buffer set to `rcvbuf_bytes` before connecting (0: the
+  /// system's; small: a client that cannot take much it does not read).
+  explicit ws_client(uint16_t port, const std::string& bearer = {},
+                     int rcvbuf_bytes = 0);
   ~ws_client();
 
   void send(const v1::ClientFrame& frame, gateway::frame_format fmt);
@@ -51,6 +54,12 @@ public:
 
   /// The WebSocket close code the server sent (0 if none yet).
   uint16_t close_code() const;
+
+  /// Whether the TCP connection is still established as the kernel sees
+  /// it (like `ss -tn`), without reading from it: waits up to `wait_ms`
+  /// for the server to reset it or send its FIN, and answers false once
+  /// it did.
+  bool tcp_established(int wait_ms = 0) const;
 
 private:
   struct impl;
