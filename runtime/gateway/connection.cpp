@@ -97,8 +97,10 @@ using namespace std::chrono_literals;
 constexpr uint32_t protocol_version = 1;
 
 /// Sends a Disconnect frame with `cause` as its code and the reconnect
-/// advice that fits it, then closes the socket with the same code. The
-/// frame goes out even past a full outbound queue (a slow consumer).
+/// advice that fits it, then closes the socket with the same code, and
+/// ends the actor: nothing the client sends meanwhile (a second Hello
+/// during the close handshake, say) is handled. The frame goes out even
+/// past a full outbound queue (a slow consumer).
 void disconnect(self_ptr self, disconnect_cause cause,
                 const std::string& reason) {
   auto& st = self->state;
@@ -113,6 +115,7 @@ void disconnect(self_ptr self, disconnect_cause cause,
   st.link->close_with(encode_server_frame(f, st.push_format),
                       st.push_format == frame_format::binary,
                       static_cast<uint16_t>(code), reason);
+  self->quit();
 }
 
 void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
@@ -387,7 +390,6 @@ connection_impl(self_ptr self, connection_deps deps,
     [self](caf::close_atom, uint32_t cause, std::string& reason) {
       self->state.deps.shortcut->close(); // e.g. revoked: not one more send
       disconnect(self, static_cast<disconnect_cause>(cause), reason);
-      self->quit();
     },
     [self](caf::leave_atom) { self->quit(); },
     [self](caf::update_atom, bool read_receipts) {
@@ -403,7 +405,6 @@ connection_impl(self_ptr self, connection_deps deps,
       if (silence > 2 * std::chrono::milliseconds(st.deps.heartbeat_ms)) {
         disconnect(self, disconnect_cause::heartbeat_timeout,
                    "no frame for two heartbeats");
-        self->quit();
         return;
       }
       if (st.device)
@@ -417,7 +418,6 @@ connection_impl(self_ptr self, connection_deps deps,
       reply_error(self, 0, self->state.push_format,
                   v1::Error::CODE_UNAUTHENTICATED, "no Hello within 10 s");
       disconnect(self, disconnect_cause::no_hello, "hello timeout");
-      self->quit();
     },
   };
 }

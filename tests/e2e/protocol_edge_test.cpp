@@ -307,6 +307,45 @@ TEST_CASE("a_slow_consumer_that_never_reads_is_reset_after_the_close_timeout") {
   CHECK(pong->has_pong());
 }
 
+TEST_CASE("a_second_hello_after_a_failed_one_does_not_authenticate") {
+  // The failed Hello's close handshake stays open (Bob's client does not
+  // read, and the close timeout is long): a second Hello on that socket,
+  // with a valid token, used to authenticate on the dying connection and
+  // take the device from its live one (4006).
+  node n{{"--parley.close-timeout-ms=600000"}};
+  auto phone = n.account("alice", "phone");
+  ws_client live{n.port};
+  REQUIRE(live.call(hello(1, phone), frame_format::binary)->has_welcome());
+  ws_client dying{n.port};
+  dying.send(hello(1, ""), frame_format::binary); // no token: 4001
+  dying.send(hello(2, phone), frame_format::binary);
+  // The dying connection's actor ends with its Disconnect: one connection
+  // open again (the live one), long before the close handshake could end.
+  bool one_open = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!one_open && std::chrono::steady_clock::now() < deadline) {
+    auto metrics = http_call(n.port, "GET", "/metrics").body;
+    one_open = metrics.find("\nparley_connections_open 1\n")
+               != std::string::npos;
+    if (!one_open)
+      live.tcp_established(20); // a pause between polls
+  }
+  REQUIRE(one_open);
+  // The live connection still holds the device: its ping is answered, with
+  // no Disconnect before the Pong.
+  auto pong = live.call(ping(2), frame_format::binary);
+  REQUIRE(pong);
+  CHECK(pong->has_pong());
+  // The dying one got its error and the Disconnect, and no Welcome.
+  auto err = dying.read();
+  REQUIRE(err);
+  CHECK(err->request_id() == 1);
+  CHECK(error_of(err) == v1::Error::CODE_UNAUTHENTICATED);
+  auto d = read_disconnect(dying);
+  CHECK(d.code() == 4001);
+  CHECK(dying.close_code() == 4001);
+}
+
 TEST_CASE("upgrades_refused_in_a_storm_carry_one_hint_spread_over_the_drain") {
   node n{{"--parley.limit-connect-ip=1/s,1"}};
   REQUIRE(try_ws_upgrade(n.port).status == 101); // the burst
