@@ -346,6 +346,35 @@ TEST_CASE("a_second_hello_after_a_failed_one_does_not_authenticate") {
   CHECK(dying.close_code() == 4001);
 }
 
+TEST_CASE("frames_the_websocket_layer_refuses_close_it_with_standard_codes") {
+  node n; // max-frame-bytes 96 KiB
+  auto alice = n.account("alice", "phone");
+  {
+    // Up to 4 x max-frame-bytes: TOO_LARGE, and the connection stays.
+    ws_client c{n.port};
+    REQUIRE(c.call(hello(1, alice), frame_format::binary)->has_welcome());
+    c.send_raw(std::string(3 * 96 * 1024, 'x'), true);
+    CHECK(error_of(c.read()) == v1::Error::CODE_TOO_LARGE);
+    auto pong = c.call(ping(2), frame_format::binary);
+    REQUIRE(pong);
+    CHECK(pong->has_pong());
+    // Beyond: Beast closes with 1009, no Disconnect frame.
+    c.send_raw(std::string(4 * 96 * 1024 + 1, 'x'), true);
+    CHECK_FALSE(c.read());
+    CHECK(c.closed());
+    CHECK(c.close_code() == 1009);
+  }
+  {
+    // A text frame that is not UTF-8: 1007, no Disconnect frame.
+    ws_client c{n.port};
+    REQUIRE(c.call(hello(1, alice), frame_format::json)->has_welcome());
+    c.send_raw("{\"requestId\":2,\"ping\":{},\"x\":\"\xff\"}", false);
+    CHECK_FALSE(c.read());
+    CHECK(c.closed());
+    CHECK(c.close_code() == 1007);
+  }
+}
+
 TEST_CASE("upgrades_refused_in_a_storm_carry_one_hint_spread_over_the_drain") {
   node n{{"--parley.limit-connect-ip=1/s,1"}};
   REQUIRE(try_ws_upgrade(n.port).status == 101); // the burst
