@@ -231,16 +231,23 @@ void drain(self_ptr self) {
         answer(self, *p, res, p->hit.digest);
         break;
       }
-      default:
+      default: {
         // Removed by a change queued ahead of this send?
+        caf::error refused;
         if (!is_current_member(st, p->req.sender_user))
-          fail(self, *p,
-               caf::make_error(errc::not_member, "sender is not a member"));
-        else if (auto e = check_reply_to(st, p->req.sender_user,
-                                         p->req.reply_to))
-          fail(self, *p, e);
+          refused = caf::make_error(errc::not_member,
+                                    "sender is not a member");
         else
+          refused = check_reply_to(st, p->req.sender_user, p->req.reply_to);
+        if (!refused) {
           commit_new(self, p);
+          break;
+        }
+        // Refused: it costs the large group no token.
+        if (!p->promises.empty() && p->promises.front().took_group_token)
+          refund_group_send(self);
+        fail(self, *p, refused);
+      }
     }
   }
 }

@@ -117,6 +117,14 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
   rp.digest = store::send_digest(req.kind, req.payload, req.reply_to);
   if (answer_from_memory(self, key_of(req), rp))
     return;
+  if (!may_be_known(self, key_of(req))) {
+    // Certainly new (the common case): refuse a bad reference before it
+    // takes a token.
+    if (auto e = check_reply_to(st, req.sender_user, req.reply_to)) {
+      rp.deliver(std::move(e));
+      return;
+    }
+  }
   if (st.kind == conversation_group
       && st.current_members > st.deps.limits.large_group_members) {
     std::uniform_real_distribution<double> unit{0.0, 1.0};

@@ -119,9 +119,13 @@ public:
     // At most two minutes of drain (or a burst) are kept (a storm of
     // 10,000 connects at 100/s spreads over 90 s): a client retrying
     // too early, or many on a shared key, must not push everyone's hint
-    // towards the hour long after the bucket itself has refilled.
-    backlog_ = std::min(backlog_ + share,
-                        std::max(spec.burst, spec.rate * max_backlog_s));
+    // towards the hour long after the bucket itself has refilled. Past
+    // that, a refusal is spread over the whole window, not bunched at
+    // its end.
+    auto cap = std::max(spec.burst, spec.rate * max_backlog_s);
+    if (backlog_ + share > cap)
+      return spread_retry_ms(wait, 0, cap * 1000.0 / spec.rate, unit);
+    backlog_ += share;
     return spread_retry_ms(wait, ahead_ms, share * 1000.0 / spec.rate, unit);
   }
 

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "actors/token_bucket.hpp"
@@ -46,4 +47,25 @@ TEST_CASE("a spreading bucket tells refusals at one instant a slot each") {
   spreading_bucket open;
   for (int i = 0; i < 100; ++i)
     CHECK(open.take(bucket_spec{}, 0, 0.5) == 0);
+}
+
+TEST_CASE("refusals past the backlog's cap are spread over the whole window") {
+  bucket_spec spec{1, 1}; // a slot is 1 s; the cap two minutes
+  spreading_bucket b;
+  REQUIRE(b.take(spec, 0, 0.5) == 0);
+  auto cap_ms = uint64_t(spreading_bucket::max_backlog_s * 1000);
+  for (int i = 0; i < 120; ++i)
+    REQUIRE(b.take(spec, 0, 0.5) > 0); // fills the backlog
+  // The next thousand, drawn across [0, 1), land across the window rather
+  // than all at its end.
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto hint = b.take(spec, 0, i / 1000.0);
+    lo = std::min(lo, hint);
+    hi = std::max(hi, hint);
+    CHECK(hint >= 1000);
+    CHECK(hint <= 1000 + cap_ms);
+  }
+  CHECK(lo < 1000 + cap_ms / 10);
+  CHECK(hi > 1000 + cap_ms * 9 / 10);
 }
