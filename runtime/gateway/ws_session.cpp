@@ -220,19 +220,38 @@ private:
     websocket::close_reason why{static_cast<websocket::close_code>(code),
                                 reason};
     if (!last) {
-      ws_.async_close(why, [self](beast::error_code) { self->abort(); });
+      ws_.async_close(why,
+                      [self](beast::error_code) { self->close_drained(); });
       return;
     }
     ws_.binary(binary);
     ws_.async_write(asio::buffer(*last),
                     [self, last, why](beast::error_code ec, size_t) {
                       if (ec) {
-                        self->abort();
+                        self->close_drained();
                         return;
                       }
-                      self->ws_.async_close(
-                        why, [self](beast::error_code) { self->abort(); });
+                      self->ws_.async_close(why, [self](beast::error_code) {
+                        self->close_drained();
+                      });
                     });
+  }
+
+  /// Ends closing without dropping what is queued (the Disconnect frame,
+  /// the close frame): a peer that half-closed, say, failed the read and
+  /// with it Beast's close, but may still take what we send. The socket
+  /// closes once the queue went out; the close timeout still bounds the
+  /// wait (then `abort` resets it).
+  void close_drained() {
+    if (!ws_.next_layer().socket().is_open()) {
+      close_timer_.cancel();
+      return;
+    }
+    ws_.next_layer().when_drained(
+      [self = shared_from_this()](beast::error_code) {
+        self->close_timer_.cancel();
+        beast_close_socket(self->ws_.next_layer());
+      });
   }
 
   /// Closes the socket hard once the close timeout passes, unless it is
@@ -248,10 +267,10 @@ private:
     });
   }
 
-  /// Ends closing: a socket still open is reset (SO_LINGER 0: the kernel
-  /// drops what the peer never took instead of keeping it for minutes),
-  /// and every operation on it completes with an error. A socket Beast
-  /// closed already (the close handshake done) is left alone.
+  /// The close timeout passed: a socket still open is reset (SO_LINGER 0:
+  /// the kernel drops what the peer never took instead of keeping it for
+  /// minutes), and every operation on it completes with an error. A
+  /// socket closed already is left alone.
   void abort() {
     close_timer_.cancel();
     auto& sock = ws_.next_layer().socket();
@@ -273,11 +292,7 @@ private:
     } else if (!closing_) {
       closing_ = true;
       arm_close_deadline();
-      ws_.next_layer().when_drained(
-        [self = shared_from_this()](beast::error_code) {
-          self->close_timer_.cancel();
-          beast_close_socket(self->ws_.next_layer());
-        });
+      close_drained();
     }
     if (!finished_) {
       finished_ = true;
