@@ -60,15 +60,6 @@ namespace {
 using namespace conversation_detail;
 using key = conversation_state::key;
 
-/// False if neither this incarnation committed `k` nor an earlier one can
-/// have inside its window: a new key (the common case), with no answer in
-/// memory or in the store.
-bool may_be_known(self_ptr self, const key& k) {
-  auto& st = self->state;
-  return st.committed.may_contain(hash_of(k))
-         || st.deps.clock() < st.old_keys_live_until_ms;
-}
-
 bool within_window(self_ptr self, int64_t accepted_at_ms) {
   auto& st = self->state;
   return idempotency_live(st.deps.clock(), accepted_at_ms,
@@ -115,9 +106,12 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
   // only once the key proves new (drain): the sender may have left and
   // rejoined since the first send was accepted.
   rp.digest = store::send_digest(req.kind, req.payload, req.reply_to);
-  if (answer_from_memory(self, key_of(req), rp))
+  auto k = key_of(req);
+  auto h = hash_of(k);
+  bool known = may_be_known(self, h);
+  if (answer_from_memory(self, k, h, known, rp))
     return;
-  if (!may_be_known(self, key_of(req))) {
+  if (!known) {
     // Certainly new (the common case): refuse a bad reference before it
     // takes a token.
     if (auto e = check_reply_to(st, req.sender_user, req.reply_to)) {
@@ -142,13 +136,20 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
   auto p = std::make_shared<pending>();
   p->digest = rp.digest;
   p->req = std::move(req);
-  enqueue(self, p, std::move(rp));
+  enqueue(self, p, std::move(k), known, std::move(rp));
 }
 
-bool answer_from_memory(self_ptr self, const key& k, send_asker& rp) {
+bool may_be_known(self_ptr self, uint64_t h) {
   auto& st = self->state;
-  if (auto hit = may_be_known(self, k) ? st.recent.find_with_digest(k)
-                                       : recent_sends::hit{};
+  return st.committed.may_contain(h)
+         || st.deps.clock() < st.old_keys_live_until_ms;
+}
+
+bool answer_from_memory(self_ptr self, const key& k, uint64_t h, bool known,
+                        send_asker& rp) {
+  auto& st = self->state;
+  if (auto hit = known ? st.recent.find_with_digest(k, h)
+                       : recent_sends::hit{};
       hit.res && within_window(self, hit.res->sent_at_ms)) {
     if (conflicting(hit.digest, rp.digest))
       rp.deliver(reused_key());
@@ -168,15 +169,17 @@ bool answer_from_memory(self_ptr self, const key& k, send_asker& rp) {
 
 void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
   rp.digest = p->digest;
-  if (!answer_from_memory(self, key_of(p->req), rp))
-    enqueue(self, p, std::move(rp));
+  auto k = key_of(p->req);
+  auto h = hash_of(k);
+  bool known = may_be_known(self, h);
+  if (!answer_from_memory(self, k, h, known, rp))
+    enqueue(self, p, std::move(k), known, std::move(rp));
 }
 
-void enqueue(self_ptr self, const pending_ptr& p, send_asker rp) {
+void enqueue(self_ptr self, const pending_ptr& p, key k, bool known,
+             send_asker rp) {
   auto& st = self->state;
-  auto k = key_of(p->req);
-  bool known = may_be_known(self, k);
-  p->promises.push_back(rp);
+  p->promises.push_back(std::move(rp));
   st.by_key.emplace(k, p);
   st.queue.push_back(p);
   if (!known) {

@@ -109,10 +109,16 @@ bool conflicting(uint64_t a, uint64_t b);
 /// The CONFLICT answer to a client_message_id reused for other content.
 caf::error reused_key();
 
+/// Whether `k` may have been committed (by this incarnation, or by an
+/// earlier one inside its window); false for a certainly new key, which
+/// has no answer in memory or in the store. `h` is hash_of(k).
+bool may_be_known(self_ptr self, uint64_t h);
+
 /// Answers `rp` if its key's answer is in memory (a recent answer, or the
-/// same key in flight, which it then shares); true if it did.
+/// same key in flight, which it then shares); true if it did. `h` is
+/// hash_of(k), `known` may_be_known(self, h).
 bool answer_from_memory(self_ptr self, const conversation_state::key& k,
-                        send_asker& rp);
+                        uint64_t h, bool known, send_asker& rp);
 
 /// Queues `p` (a send, or a change with a request id) under the key in
 /// `p->req`, unless that key has an answer: one this incarnation remembers,
@@ -120,9 +126,10 @@ bool answer_from_memory(self_ptr self, const conversation_state::key& k,
 /// key may be there).
 void admit(self_ptr self, const pending_ptr& p, send_asker rp);
 
-/// Queues `p` under its key (a store lookup first if the key may be
-/// there): `admit` without the answers in memory.
-void enqueue(self_ptr self, const pending_ptr& p, send_asker rp);
+/// Queues `p` under its key `k` (key_of(p->req); a store lookup first if
+/// `known`, see may_be_known): `admit` without the answers in memory.
+void enqueue(self_ptr self, const pending_ptr& p, conversation_state::key k,
+             bool known, send_asker rp);
 
 /// Queues a membership change (conversation_groups); one with a request id
 /// (not a create, which dedupes by its own record) goes through `admit`.

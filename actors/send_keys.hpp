@@ -251,7 +251,12 @@ public:
   };
 
   hit find_with_digest(const send_key& key) const {
-    auto e = find_entry(key, hash_of(key));
+    return find_with_digest(key, hash_of(key));
+  }
+
+  /// The same, `h` being hash_of(key) (a caller that has it already).
+  hit find_with_digest(const send_key& key, uint64_t h) const {
+    auto e = find_entry(key, h);
     return e ? hit{&e->res, e->digest} : hit{};
   }
 

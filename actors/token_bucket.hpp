@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace parley {
 
@@ -35,11 +36,7 @@ public:
       tokens_ = spec.burst;
       last_ms_ = now_ms;
     }
-    if (now_ms > last_ms_) {
-      tokens_ = std::min(spec.burst,
-                         tokens_ + (now_ms - last_ms_) * spec.rate / 1000.0);
-      last_ms_ = now_ms;
-    }
+    refill(spec, now_ms);
     if (tokens_ >= cost) {
       tokens_ -= cost;
       return 0;
@@ -55,11 +52,7 @@ public:
   void refund(const bucket_spec& spec, int64_t now_ms, double cost = 1) {
     if (!started_ || spec.unlimited() || !(cost > 0))
       return;
-    if (now_ms > last_ms_) {
-      tokens_ = std::min(spec.burst,
-                         tokens_ + (now_ms - last_ms_) * spec.rate / 1000.0);
-      last_ms_ = now_ms;
-    }
+    refill(spec, now_ms);
     tokens_ = std::min(spec.burst, tokens_ + std::min(cost, spec.burst));
   }
 
@@ -72,6 +65,16 @@ public:
   }
 
 private:
+  /// Adds the tokens earned since `last_ms_` (a clock that went backwards
+  /// earns none).
+  void refill(const bucket_spec& spec, int64_t now_ms) {
+    if (now_ms > last_ms_) {
+      tokens_ = std::min(spec.burst,
+                         tokens_ + (now_ms - last_ms_) * spec.rate / 1000.0);
+      last_ms_ = now_ms;
+    }
+  }
+
   bool started_ = false;
   double tokens_ = 0;
   int64_t last_ms_ = 0;
@@ -106,6 +109,15 @@ public:
   /// that simulations stay deterministic).
   uint64_t take(const bucket_spec& spec, int64_t now_ms, double unit,
                 double cost = 1) {
+    return take(spec, now_ms, [unit] { return unit; }, cost);
+  }
+
+  /// As above, with `draw` yielding the unit, called only for a refusal
+  /// (an allowed take draws nothing).
+  template <class Draw,
+            class = std::enable_if_t<std::is_invocable_r_v<double, Draw&>>>
+  uint64_t take(const bucket_spec& spec, int64_t now_ms, Draw&& draw,
+                double cost = 1) {
     auto wait = bucket_.take(spec, now_ms, cost);
     if (wait == 0)
       return 0;
@@ -124,9 +136,10 @@ public:
     // its end.
     auto cap = std::max(spec.burst, spec.rate * max_backlog_s);
     if (backlog_ + share > cap)
-      return spread_retry_ms(wait, 0, cap * 1000.0 / spec.rate, unit);
+      return spread_retry_ms(wait, 0, cap * 1000.0 / spec.rate, draw());
     backlog_ += share;
-    return spread_retry_ms(wait, ahead_ms, share * 1000.0 / spec.rate, unit);
+    return spread_retry_ms(wait, ahead_ms, share * 1000.0 / spec.rate,
+                           draw());
   }
 
   void refund(const bucket_spec& spec, int64_t now_ms, double cost = 1) {

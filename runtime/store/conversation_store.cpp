@@ -1,13 +1,11 @@
 #include "runtime/store/conversation_store.hpp"
 
 #include <algorithm>
-#include <map>
 
 #include <sodium.h>
 
 #include "actors/errors.hpp"
 #include "parley/v1/store.pb.h"
-#include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/store_detail.hpp"
 

@@ -12,6 +12,7 @@
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/records.hpp"
 #include "runtime/store/store_detail.hpp"
 
 namespace parley::store {
@@ -30,15 +31,10 @@ caf::expected<bool> shares_reads(kv_backend& kv, user_id user,
     return name.error();
   bool shares = true;
   if (*name) {
-    auto acct = kv.get(keys::account(**name));
+    auto acct = read_record<pb::AccountRecord>(kv, keys::account(**name));
     if (!acct)
       return acct.error();
-    pb::AccountRecord rec;
-    if (*acct
-        && !rec.ParseFromArray((*acct)->data(),
-                               static_cast<int>((*acct)->size())))
-      return caf::make_error(errc::storage_corrupt, "bad account record");
-    shares = !rec.read_receipts_off();
+    shares = !*acct || !(*acct)->read_receipts_off();
   }
   cache[user] = shares;
   return shares;
@@ -87,6 +83,15 @@ sync_position page_builder::at(
 void page_builder::stop(const sync_position& next) {
   page.continuation = encode_continuation(next);
   full = true;
+}
+
+caf::expected<sequence> page_builder::head(conversation_id conv) {
+  if (auto i = heads.find(conv); i != heads.end())
+    return i->second;
+  auto h = head_of(kv, conv);
+  if (h)
+    heads.emplace(conv, *h);
+  return h;
 }
 
 const sequence* page_builder::cursor_of(conversation_id conv) const {
@@ -199,7 +204,7 @@ caf::error page_builder::messages() {
     auto cursor = resumed ? nullptr : cursor_of(conv);
     if (pos.cursors_only && !resumed && !cursor)
       continue;
-    auto head = head_of(kv, conv);
+    auto head = this->head(conv);
     if (!head)
       return head.error();
     // The member sees [joined_at, left_at) only.

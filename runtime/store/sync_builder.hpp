@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct page_builder {
   size_t largest = 0; ///< the largest bound of a message on this page
   sync_page page;
   bool full = false; ///< the page ended early: page.continuation is set
+  std::map<conversation_id, sequence> heads; ///< read on this page
 
   bool fits(size_t n) const {
     return items == 0 || used + n <= room;
@@ -63,6 +65,10 @@ struct page_builder {
 
   /// Ends the page: its continuation resumes at `next`.
   void stop(const sync_position& next);
+
+  /// The head of `conv`, read from the store once per page (the first
+  /// page's cursor checks and its messages share it).
+  caf::expected<sequence> head(conversation_id conv);
 
   /// The request's cursor of `conv`, if it has one still needed.
   const sequence* cursor_of(conversation_id conv) const;

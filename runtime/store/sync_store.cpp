@@ -9,7 +9,6 @@
 #include <map>
 
 #include "actors/errors.hpp"
-#include "runtime/store/store_detail.hpp"
 #include "runtime/store/sync_builder.hpp"
 #include "runtime/store/sync_paging.hpp"
 
@@ -69,7 +68,7 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
                              "not a member of conversation "
                                + std::to_string(conv));
     if (first_page) {
-      auto head = head_of(kv, conv);
+      auto head = b.head(conv);
       if (!head)
         return head.error();
       if (seq > *head)
