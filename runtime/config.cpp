@@ -251,9 +251,9 @@ std::string node_config::validate() const {
   if (password_hash != "interactive" && password_hash != "min")
     return "parley.password-hash must be interactive or min";
   // A Sync frame carries a continuation back.
-  if (max_frame_bytes < store::max_continuation_bytes + 4096)
-    return "parley.max-frame-bytes must be at least "
-           + std::to_string(store::max_continuation_bytes + 4096)
+  if (auto least = store::max_continuation_bytes + 4096;
+      max_frame_bytes < least)
+    return "parley.max-frame-bytes must be at least " + std::to_string(least)
            + " (a Sync carries continuations of up to "
            + std::to_string(store::max_continuation_bytes) + " bytes)";
   // A sync page holds at least one largest message and its continuation.

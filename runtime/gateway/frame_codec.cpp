@@ -68,7 +68,8 @@ decoded_frame decode_client_frame(std::string_view data, frame_format fmt,
   } else {
     // protobuf's parser takes more than JSON (single quotes, bare keys,
     // trailing commas): only RFC 8259 text gets that far.
-    if (auto why = strict_json_error(data, {max_bytes, 64}); !why.empty())
+    if (auto why = strict_json_error(data, json_limits{max_bytes});
+        !why.empty())
       return refuse(v1::Error::CODE_BAD_FRAME, "not JSON: " + why);
     pbu::JsonParseOptions strict;
     auto st = pbu::JsonStringToMessage(

@@ -146,7 +146,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
       [conn] { // a slow consumer: Disconnect past the full queue, close
         caf::anon_send(conn, caf::close_atom::value,
                        code_of(disconnect_cause::slow_consumer),
-                       std::string{"outbound queue full; reconnect and sync"});
+                       std::string{slow_consumer_reason});
       }};
   };
   server_ = std::make_unique<server>(opts_.server, http, ws);

@@ -96,8 +96,11 @@ uint64_t rate_limiter::take(const std::string& key, const bucket_spec& spec,
   }
   auto& sl = sh.buckets[key];
   sl.spec = spec;
-  std::uniform_real_distribution<double> unit{0.0, 1.0};
-  return sl.bucket.take(spec, now, unit(sh.rng), cost);
+  // The jitter is drawn for a refusal only, not on every allowed take.
+  return sl.bucket.take(
+    spec, now,
+    [&sh] { return std::uniform_real_distribution<double>{0.0, 1.0}(sh.rng); },
+    cost);
 }
 
 void rate_limiter::refund(const std::string& key, const bucket_spec& spec,

@@ -3,7 +3,6 @@
 #include <utility> // Asio in Boost 1.74 needs it first
 
 #include <array>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -14,7 +13,6 @@
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <spdlog/spdlog.h>
 
 #include "runtime/gateway/coalescing_stream.hpp"
 #include "runtime/gateway/ws_session.hpp"
@@ -70,20 +68,16 @@ private:
         if (ec)
           return;
         if (tls) {
-          self->reply_now(400, bad_request_body("TLS handshake on a plain "
-                                                "HTTP port; use http:// "
-                                                "and ws://"),
-                          false);
+          self->bad_request("TLS handshake on a plain HTTP port; use "
+                            "http:// and ws://");
           return;
         }
         self->read();
       });
   }
 
-  static std::string bad_request_body(const std::string& why) {
-    return R"({"error":{"code":"CODE_BAD_FRAME","message":"malformed HTTP )"
-           R"(request: )"
-           + why + R"("}})";
+  void bad_request(const std::string& why) {
+    refuse(400, "CODE_BAD_FRAME", "malformed HTTP request: " + why);
   }
 
   void read() {
@@ -103,8 +97,7 @@ private:
       return;
     }
     if (ec == http::error::body_limit) {
-      reply_now(413, R"({"error":{"code":"CODE_TOO_LARGE","message":"request body too large"}})",
-                false);
+      refuse(413, "CODE_TOO_LARGE", "request body too large");
       return;
     }
     if (ec && ec.category() == http_errors()
@@ -112,22 +105,19 @@ private:
       // Malformed: bad start line or version, oversized header, bad
       // Content-Length or chunking. The words are Beast's, not the
       // client's bytes, so they are safe in the JSON.
-      reply_now(400, bad_request_body(ec.message()), false);
+      bad_request(ec.message());
       return;
     }
     if (ec)
       return; // timeout, or the peer went away
     if (parser_->get().version() != 10 && parser_->get().version() != 11) {
-      reply_now(400, bad_request_body("HTTP version not supported; use "
-                                      "HTTP/1.1"),
-                false);
+      bad_request("HTTP version not supported; use HTTP/1.1");
       return;
     }
     auto req = parser_->release();
     if (websocket::is_upgrade(req)) {
       if (req.target() != "/v1/ws") {
-        reply_now(404, R"({"error":{"code":"CODE_NOT_FOUND","message":"WebSocket is at /v1/ws"}})",
-                  false);
+        refuse(404, "CODE_NOT_FOUND", "WebSocket is at /v1/ws");
         return;
       }
       if (opts_.admit_upgrade) {
@@ -154,11 +144,15 @@ private:
     });
   }
 
-  void reply_now(unsigned status, std::string body, bool keep_alive) {
-    keep_alive_ = keep_alive;
+  /// Answers with a JSON error body (the gateway's ErrorBody form) and
+  /// closes the connection. `message` must need no JSON escaping: our own
+  /// words or Beast's, never the client's bytes.
+  void refuse(unsigned status, const char* code, const std::string& message) {
+    keep_alive_ = false;
     http_response r;
     r.status = status;
-    r.body = std::move(body);
+    r.body = std::string{R"({"error":{"code":")"} + code
+             + R"(","message":")" + message + R"("}})";
     write(std::move(r));
   }
 

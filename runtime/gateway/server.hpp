@@ -82,6 +82,10 @@ struct ws_handlers {
   std::function<void()> on_overflow;
 };
 
+/// The reason a slow consumer is closed with (Disconnect and close frame).
+inline constexpr const char* slow_consumer_reason =
+  "outbound queue full; reconnect and sync";
+
 /// Called once per accepted WebSocket with its link and upgrade request.
 using ws_acceptor =
   std::function<ws_handlers(std::shared_ptr<ws_link>, const http_request&)>;

@@ -210,11 +210,16 @@ std::string scanner::run() {
     bool closed = false;
     switch (w) {
       case want::value_or_close:
-        if (c == ']') {
+      case want::key_or_close: {
+        // Right after '[' or '{': its closer, or what follows a ','.
+        bool object = w == want::key_or_close;
+        if (c == (object ? '}' : ']')) {
           closed = true;
           break;
         }
-        [[fallthrough]];
+        w = object ? want::key : want::value;
+        continue; // nothing consumed: the same byte, in the new state
+      }
       case want::value:
         if (c == '{' || c == '[') {
           if (open.size() >= lim_.max_depth) {
@@ -226,19 +231,12 @@ std::string scanner::run() {
           w = c == '{' ? want::key_or_close : want::value_or_close;
           continue;
         }
-        if (w == want::value && c == ']' && !open.empty()
-            && open.back() == '[')
+        if (c == ']' && !open.empty() && open.back() == '[')
           ok = fail("trailing comma");
         else
           ok = scalar();
         w = want::comma_or_close;
         break;
-      case want::key_or_close:
-        if (c == '}') {
-          closed = true;
-          break;
-        }
-        [[fallthrough]];
       case want::key:
         if (c == '"')
           ok = string();

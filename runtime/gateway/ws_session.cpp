@@ -167,8 +167,7 @@ private:
             self->handlers_.on_overflow();
           else
             self->close_now(code_of(disconnect_cause::slow_consumer),
-                            "outbound queue full; reconnect and sync",
-                            nullptr, false);
+                            slow_consumer_reason, nullptr, false);
         });
         return false;
       }
@@ -217,23 +216,22 @@ private:
     ws_.next_layer().shut();
     arm_close_deadline();
     auto self = shared_from_this();
-    websocket::close_reason why{static_cast<websocket::close_code>(code),
-                                reason};
+    auto close = [self, why = websocket::close_reason{
+                          static_cast<websocket::close_code>(code), reason}] {
+      self->ws_.async_close(
+        why, [self](beast::error_code) { self->close_drained(); });
+    };
     if (!last) {
-      ws_.async_close(why,
-                      [self](beast::error_code) { self->close_drained(); });
+      close();
       return;
     }
     ws_.binary(binary);
     ws_.async_write(asio::buffer(*last),
-                    [self, last, why](beast::error_code ec, size_t) {
-                      if (ec) {
+                    [self, last, close](beast::error_code ec, size_t) {
+                      if (ec)
                         self->close_drained();
-                        return;
-                      }
-                      self->ws_.async_close(why, [self](beast::error_code) {
-                        self->close_drained();
-                      });
+                      else
+                        close();
                     });
   }
 
