@@ -12,7 +12,6 @@
 #include <thread>
 
 #include "parleyd_node.hpp"
-#include "runtime/accounts/credentials.hpp"
 #include "ws_client.hpp"
 
 using namespace parley;
@@ -138,13 +137,7 @@ TEST_CASE("logins_and_connects_per_address_are_limited_with_429") {
 }
 
 TEST_CASE("an_operator_blocks_a_user_whose_connections_close_at_once") {
-  std::string hex;
-  for (unsigned char ch : credentials::token_hash("ops-secret")) {
-    static const char digits[] = "0123456789abcdef";
-    hex += digits[ch >> 4];
-    hex += digits[ch & 15];
-  }
-  node n{{"--parley.admin-token-hash=" + hex}};
+  node n{{"--parley.admin-token-hash=" + admin_token_hash("ops-secret")}};
   auto frank = n.account("frank", "phone");
   auto gina = n.account("gina", "phone");
   ws_client f{n.port};

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/accounts/credentials.hpp"
 #include "ws_client.hpp"
 
 namespace parley::e2e {
@@ -126,15 +127,8 @@ sync_all(ws_client& c, const std::map<uint64_t, uint64_t>& cursors,
          uint32_t page_size, gateway::frame_format fmt, uint32_t first_rid,
          int max_pages) {
   std::vector<v1::SyncPage> pages;
-  v1::ClientFrame f;
-  f.set_request_id(first_rid);
+  auto f = sync_frame(first_rid, cursors, page_size);
   auto* s = f.mutable_sync();
-  for (auto& [conv, after] : cursors) {
-    auto* cur = s->add_cursors();
-    cur->set_conversation_id(conv);
-    cur->set_after_sequence(after);
-  }
-  s->set_page_size(page_size);
   for (int i = 0; i < max_pages; ++i) {
     auto p = c.call(f, fmt, 30000);
     REQUIRE(p);
@@ -147,6 +141,36 @@ sync_all(ws_client& c, const std::map<uint64_t, uint64_t>& cursors,
   }
   FAIL("sync did not complete within " << max_pages << " pages");
   return pages;
+}
+
+std::vector<v1::SyncPage> sync_by_continuation(ws_client& c,
+                                               v1::ClientFrame first,
+                                               gateway::frame_format fmt,
+                                               uint32_t limit) {
+  std::vector<v1::SyncPage> pages;
+  auto f = std::move(first);
+  for (int i = 0; i < 1000; ++i) {
+    auto p = c.call(f, fmt, 30000);
+    REQUIRE(p);
+    REQUIRE(p->has_sync_page());
+    CHECK(gateway::encode_server_frame(*p, fmt).size() <= limit);
+    pages.push_back(p->sync_page());
+    if (p->sync_page().continuation().empty())
+      return pages;
+    f = sync_continue(f.request_id() + 1, p->sync_page().continuation());
+  }
+  FAIL("sync did not complete");
+  return pages;
+}
+
+std::string admin_token_hash(const std::string& token) {
+  std::string hex;
+  for (unsigned char ch : credentials::token_hash(token)) {
+    static const char digits[] = "0123456789abcdef";
+    hex += digits[ch >> 4];
+    hex += digits[ch & 15];
+  }
+  return hex;
 }
 
 v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f) {

@@ -70,6 +70,18 @@ sync_all(ws_client& c, const std::map<uint64_t, uint64_t>& cursors,
          uint32_t page_size, gateway::frame_format fmt, uint32_t first_rid,
          int max_pages = 1000);
 
+/// Sends `first`, then frames with nothing but the continuation (and the
+/// next request id, as the README tells clients to: no cursors, no page
+/// size); checks each SyncPage frame, as encoded, against `limit`.
+/// Returns every page (at most 1000).
+std::vector<v1::SyncPage> sync_by_continuation(ws_client& c,
+                                               v1::ClientFrame first,
+                                               gateway::frame_format fmt,
+                                               uint32_t limit);
+
+/// The operator's token hash as parleyd takes it (hex of b2sum -l 256).
+std::string admin_token_hash(const std::string& token);
+
 /// The code of an Error frame (fails the test for anything else).
 v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f);
 

@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "parleyd_node.hpp"
-#include "runtime/accounts/credentials.hpp"
 #include "ws_client.hpp"
 
 using namespace parley;
@@ -81,15 +80,33 @@ raw_reply raw_http(uint16_t port, const std::string& bytes) {
   return r;
 }
 
-/// The operator's token hash as parleyd takes it (hex of b2sum -l 256).
-std::string admin_hash(const std::string& token) {
-  std::string hex;
-  for (unsigned char ch : credentials::token_hash(token)) {
-    static const char digits[] = "0123456789abcdef";
-    hex += digits[ch >> 4];
-    hex += digits[ch & 15];
+/// Alice (`a`, Hello done, in `conv`) sends batches of `batch` sends of
+/// `payload_bytes` each (request ids from 10), every one accepted, until
+/// /metrics counts one slow-consumer disconnect (at most `max_rounds`
+/// batches; fails the test without it). Returns the next free request id.
+uint32_t flood_until_slow_disconnect(node& n, ws_client& a, uint64_t conv,
+                                     size_t payload_bytes, int batch,
+                                     int max_rounds) {
+  std::string payload(payload_bytes, 'p');
+  uint32_t rid = 10;
+  bool overflowed = false;
+  for (int round = 0; round < max_rounds && !overflowed; ++round) {
+    for (int i = 0; i < batch; ++i)
+      a.send(send_frame(rid + i, conv, "m" + std::to_string(rid + i),
+                        payload),
+             frame_format::binary);
+    for (int i = 0; i < batch; ++i) {
+      auto f = a.read();
+      REQUIRE(f);
+      CHECK(f->has_accepted());
+    }
+    rid += static_cast<uint32_t>(batch);
+    auto metrics = http_call(n.port, "GET", "/metrics").body;
+    overflowed = metrics.find("\nparley_slow_disconnects_total 1\n")
+                 != std::string::npos;
   }
-  return hex;
+  REQUIRE(overflowed);
+  return rid;
 }
 
 /// Reads frames until a Disconnect (skipping pushes before it), then
@@ -198,7 +215,7 @@ TEST_CASE("an_older_connection_of_a_device_is_replaced_with_4006") {
 }
 
 TEST_CASE("a_blocked_account_gets_4007_without_reconnect") {
-  node n{{"--parley.admin-token-hash=" + admin_hash("ops-secret")}};
+  node n{{"--parley.admin-token-hash=" + admin_token_hash("ops-secret")}};
   auto frank = n.account("frank", "phone");
   ws_client f{n.port};
   REQUIRE(f.call(hello(1, frank), frame_format::binary)->has_welcome());
@@ -233,25 +250,7 @@ TEST_CASE("a_slow_consumer_gets_a_4010_disconnect_frame_past_its_full_queue") {
   REQUIRE(b.call(hello(1, bob), frame_format::binary)->has_welcome());
   // Bob stops reading; Alice sends until the server gives up on him (his
   // socket buffers fill, then the 16-frame queue), as /metrics reports.
-  std::string payload(16 * 1024, 'p');
-  uint32_t rid = 10;
-  bool overflowed = false;
-  for (int round = 0; round < 400 && !overflowed; ++round) {
-    for (int i = 0; i < 50; ++i)
-      a.send(send_frame(rid + i, conv, "m" + std::to_string(rid + i),
-                        payload),
-             frame_format::binary);
-    for (int i = 0; i < 50; ++i) {
-      auto f = a.read();
-      REQUIRE(f);
-      CHECK(f->has_accepted());
-    }
-    rid += 50;
-    auto metrics = http_call(n.port, "GET", "/metrics").body;
-    overflowed = metrics.find("\nparley_slow_disconnects_total 1\n")
-                 != std::string::npos;
-  }
-  REQUIRE(overflowed);
+  flood_until_slow_disconnect(n, a, conv, 16 * 1024, 50, 400);
   // What was queued reaches him, then the Disconnect, then the close.
   auto d = read_disconnect(b);
   CHECK(d.code() == 4010);
@@ -274,25 +273,7 @@ TEST_CASE("a_slow_consumer_that_never_reads_is_reset_after_the_close_timeout") {
   REQUIRE(b.call(hello(1, bob), frame_format::binary)->has_welcome());
   // Frames large enough that the queue holds more than the stream buffers
   // before it holds a write back (256 KiB).
-  std::string payload(48 * 1024, 'p');
-  uint32_t rid = 10;
-  bool overflowed = false;
-  for (int round = 0; round < 200 && !overflowed; ++round) {
-    for (int i = 0; i < 20; ++i)
-      a.send(send_frame(rid + i, conv, "m" + std::to_string(rid + i),
-                        payload),
-             frame_format::binary);
-    for (int i = 0; i < 20; ++i) {
-      auto f = a.read();
-      REQUIRE(f);
-      CHECK(f->has_accepted());
-    }
-    rid += 20;
-    auto metrics = http_call(n.port, "GET", "/metrics").body;
-    overflowed = metrics.find("\nparley_slow_disconnects_total 1\n")
-                 != std::string::npos;
-  }
-  REQUIRE(overflowed);
+  auto rid = flood_until_slow_disconnect(n, a, conv, 48 * 1024, 20, 200);
   // He pings every 100 ms until the server resets the connection; 20 s is
   // far past the close timeout and short of every other timer that could
   // end it (Beast's close handshake 30 s, heartbeat 60 s, idle 300 s).

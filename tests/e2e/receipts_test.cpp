@@ -42,22 +42,6 @@ v1::ClientFrame receipt_frame(uint32_t rid, uint64_t conv, uint64_t seq,
   return f;
 }
 
-/// Reads frames until one satisfies `pred` (others are collected).
-std::optional<v1::ServerFrame>
-read_until(ws_client& c, const std::function<bool(const v1::ServerFrame&)>& pred,
-           std::vector<v1::ServerFrame>* skipped = nullptr) {
-  for (int i = 0; i < 100; ++i) {
-    auto f = c.read();
-    if (!f)
-      return std::nullopt;
-    if (pred(*f))
-      return f;
-    if (skipped)
-      skipped->push_back(*f);
-  }
-  return std::nullopt;
-}
-
 bool is_receipt(const v1::ServerFrame& f, v1::ReceiptKind kind, uint64_t seq) {
   return f.has_receipt() && f.receipt().kind() == kind
          && f.receipt().up_to_sequence() == seq;

@@ -29,18 +29,6 @@ v1::ClientFrame reply_frame(uint32_t rid, uint64_t conv,
   return f;
 }
 
-/// Reads until a pushed message, skipping anything else (receipts).
-std::optional<v1::Message> next_message(ws_client& c) {
-  for (int i = 0; i < 20; ++i) {
-    auto f = c.read();
-    if (!f)
-      return std::nullopt;
-    if (f->has_message())
-      return f->message();
-  }
-  return std::nullopt;
-}
-
 uint64_t accepted_seq(const std::optional<v1::ServerFrame>& f) {
   REQUIRE(f);
   INFO(f->DebugString());

@@ -26,44 +26,6 @@ std::string big_payload(int i) {
   return p;
 }
 
-/// Syncs from `cursors`, then sends only the continuation; checks each
-/// SyncPage frame, as encoded, against `limit`. Returns every page.
-std::vector<v1::SyncPage>
-sync_by_continuation(ws_client& c, const std::map<uint64_t, uint64_t>& cursors,
-                     uint32_t page_size, frame_format fmt, uint32_t limit,
-                     uint32_t rid) {
-  std::vector<v1::SyncPage> pages;
-  v1::ClientFrame f;
-  f.set_request_id(rid);
-  for (auto& [conv, after] : cursors) {
-    auto* cur = f.mutable_sync()->add_cursors();
-    cur->set_conversation_id(conv);
-    cur->set_after_sequence(after);
-  }
-  f.mutable_sync()->set_page_size(page_size);
-  for (int i = 0; i < 1000; ++i) {
-    auto p = c.call(f, fmt, 30000);
-    REQUIRE(p);
-    REQUIRE(p->has_sync_page());
-    CHECK(gateway::encode_server_frame(*p, fmt).size() <= limit);
-    pages.push_back(p->sync_page());
-    if (p->sync_page().continuation().empty())
-      return pages;
-    f.set_request_id(f.request_id() + 1);
-    f.mutable_sync()->clear_cursors();
-    f.mutable_sync()->set_continuation(p->sync_page().continuation());
-  }
-  FAIL("sync did not complete");
-  return pages;
-}
-
-v1::ClientFrame sync_with(uint32_t rid, const std::string& continuation) {
-  v1::ClientFrame f;
-  f.set_request_id(rid);
-  f.mutable_sync()->set_continuation(continuation);
-  return f;
-}
-
 } // namespace
 
 TEST_CASE("sync_pages_of_large_payloads_stay_under_the_announced_frame_limit") {
@@ -87,7 +49,8 @@ TEST_CASE("sync_pages_of_large_payloads_stay_under_the_announced_frame_limit") {
     REQUIRE(w->has_welcome());
     auto limit = w->welcome().max_server_frame_bytes();
     CHECK(limit == 512 * 1024);
-    auto pages = sync_by_continuation(b, {{conv, 0}}, 1000, fmt, limit, 2);
+    auto pages
+      = sync_by_continuation(b, sync_frame(2, {{conv, 0}}, 1000), fmt, limit);
     CHECK(pages.size() > 10);
     uint64_t next = 1;
     for (auto& p : pages)
@@ -122,8 +85,9 @@ TEST_CASE("a_continuation_sent_alone_resumes_every_conversation_of_a_sync") {
   ws_client b{n.port};
   auto w = b.call(hello(1, bob), frame_format::json);
   REQUIRE(w);
-  auto pages = sync_by_continuation(b, cursors, 2, frame_format::json,
-                                    w->welcome().max_server_frame_bytes(), 2);
+  auto pages = sync_by_continuation(b, sync_frame(2, cursors, 2),
+                                    frame_format::json,
+                                    w->welcome().max_server_frame_bytes());
   std::vector<std::pair<uint64_t, uint64_t>> got, want;
   for (auto& p : pages)
     for (auto& m : p.messages())
@@ -158,13 +122,13 @@ TEST_CASE("bad_continuations_and_too_many_cursors_get_clear_errors") {
   REQUIRE(token.size() > 8);
   auto altered = token;
   altered[token.size() / 2] = altered[token.size() / 2] == 'B' ? 'C' : 'B';
-  CHECK(b.call(sync_with(rid++, token), frame_format::json)->has_sync_page());
+  CHECK(b.call(sync_continue(rid++, token), frame_format::json)->has_sync_page());
   for (auto bad : {std::string("garbage"), std::string("12:34"),
                    std::string("AQ"), std::string(40000, 'A'),
                    token.substr(0, token.size() - 4), altered})
     for (auto fmt : {frame_format::json, frame_format::binary}) {
       CAPTURE(bad.size());
-      CHECK(error_of(b.call(sync_with(rid++, bad), fmt))
+      CHECK(error_of(b.call(sync_continue(rid++, bad), fmt))
             == v1::Error::CODE_BAD_FRAME);
     }
   // Thousands of cursors far apart: refused, with what to do instead.

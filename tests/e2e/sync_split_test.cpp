@@ -17,41 +17,6 @@ using gateway::frame_format;
 
 namespace {
 
-/// Sends `first`, then frames with nothing but the continuation (and a
-/// request id); checks each SyncPage frame against `limit`.
-std::vector<v1::SyncPage> pages_of(ws_client& c, v1::ClientFrame first,
-                                   frame_format fmt, uint32_t limit) {
-  std::vector<v1::SyncPage> pages;
-  auto f = first;
-  for (int i = 0; i < 1000; ++i) {
-    auto p = c.call(f, fmt, 30000);
-    REQUIRE(p);
-    REQUIRE(p->has_sync_page());
-    CHECK(gateway::encode_server_frame(*p, fmt).size() <= limit);
-    pages.push_back(p->sync_page());
-    if (p->sync_page().continuation().empty())
-      return pages;
-    auto rid = f.request_id() + 1;
-    f.Clear();
-    f.set_request_id(rid);
-    f.mutable_sync()->set_continuation(p->sync_page().continuation());
-  }
-  FAIL("sync did not complete");
-  return pages;
-}
-
-v1::ClientFrame sync_frame(uint32_t rid,
-                           const std::map<uint64_t, uint64_t>& cursors) {
-  v1::ClientFrame f;
-  f.set_request_id(rid);
-  for (auto& [conv, after] : cursors) {
-    auto* c = f.mutable_sync()->add_cursors();
-    c->set_conversation_id(conv);
-    c->set_after_sequence(after);
-  }
-  return f;
-}
-
 /// Bob with a chat from each of `peers`, `n` messages in each (payloads
 /// from `payload`); returns the conversations.
 template <class Payload>
@@ -84,7 +49,7 @@ TEST_CASE("sync_page_size_holds_when_only_the_continuation_is_sent") {
   REQUIRE(w);
   auto first = sync_frame(2, {{convs[0], 0}, {convs[1], 0}});
   first.mutable_sync()->set_page_size(10);
-  auto pages = pages_of(b, first, frame_format::json,
+  auto pages = sync_by_continuation(b, first, frame_format::json,
                         w->welcome().max_server_frame_bytes());
   CHECK(pages.size() == 5);
   size_t total = 0;
@@ -109,7 +74,7 @@ TEST_CASE("sync_cursors_only_lists_only_the_conversations_with_a_cursor") {
     auto f = sync_frame(2, {{convs[1], 2}});
     f.mutable_sync()->set_cursors_only(true);
     f.mutable_sync()->set_page_size(1);
-    auto pages = pages_of(b, f, fmt, w->welcome().max_server_frame_bytes());
+    auto pages = sync_by_continuation(b, f, fmt, w->welcome().max_server_frame_bytes());
     CHECK(pages.size() == 3);
     std::vector<std::pair<uint64_t, uint64_t>> got;
     for (auto& p : pages) {
@@ -189,7 +154,7 @@ TEST_CASE("sync_pages_stay_under_the_tightest_server_frame_limit") {
     CHECK(w->welcome().max_server_frame_bytes() == least);
     auto f = sync_frame(2, {{convs[0], 0}, {convs[1], 0}, {convs[2], 0}});
     f.mutable_sync()->set_page_size(1000);
-    auto pages = pages_of(b, f, fmt, static_cast<uint32_t>(least));
+    auto pages = sync_by_continuation(b, f, fmt, static_cast<uint32_t>(least));
     CHECK(pages.size() >= 12); // one 64 KiB message a page
     size_t got = 0;
     for (auto& p : pages)

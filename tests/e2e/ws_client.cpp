@@ -237,4 +237,49 @@ v1::ClientFrame ping(uint32_t rid) {
   return f;
 }
 
+v1::ClientFrame sync_frame(uint32_t rid,
+                           const std::map<uint64_t, uint64_t>& cursors,
+                           uint32_t page_size) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  auto* s = f.mutable_sync();
+  for (auto& [conv, after] : cursors) {
+    auto* cur = s->add_cursors();
+    cur->set_conversation_id(conv);
+    cur->set_after_sequence(after);
+  }
+  if (page_size != 0)
+    s->set_page_size(page_size);
+  return f;
+}
+
+v1::ClientFrame sync_continue(uint32_t rid, const std::string& continuation) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  f.mutable_sync()->set_continuation(continuation);
+  return f;
+}
+
+std::optional<v1::ServerFrame>
+read_until(ws_client& c, const std::function<bool(const v1::ServerFrame&)>& pred,
+           std::vector<v1::ServerFrame>* skipped) {
+  for (int i = 0; i < 100; ++i) {
+    auto f = c.read();
+    if (!f)
+      return std::nullopt;
+    if (pred(*f))
+      return f;
+    if (skipped)
+      skipped->push_back(*f);
+  }
+  return std::nullopt;
+}
+
+std::optional<v1::Message> next_message(ws_client& c) {
+  auto f = read_until(c, [](const v1::ServerFrame& x) { return x.has_message(); });
+  if (!f)
+    return std::nullopt;
+  return f->message();
+}
+
 } // namespace parley::e2e

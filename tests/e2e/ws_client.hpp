@@ -5,9 +5,12 @@
 // receive timeouts so a test never hangs.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/gateway/frame_codec.hpp"
 
@@ -73,5 +76,21 @@ v1::ClientFrame send_frame(uint32_t rid, uint64_t conv,
                            const std::string& payload);
 v1::ClientFrame open_direct(uint32_t rid, const std::string& username);
 v1::ClientFrame ping(uint32_t rid);
+/// A Sync from `cursors` (conversation -> after sequence), with
+/// `page_size` if not 0.
+v1::ClientFrame sync_frame(uint32_t rid,
+                           const std::map<uint64_t, uint64_t>& cursors,
+                           uint32_t page_size = 0);
+/// A Sync with nothing but `continuation`.
+v1::ClientFrame sync_continue(uint32_t rid, const std::string& continuation);
+
+/// Reads frames until one satisfies `pred` (at most 100; others are
+/// collected in `skipped`); nullopt on timeout, close or none of 100.
+std::optional<v1::ServerFrame>
+read_until(ws_client& c, const std::function<bool(const v1::ServerFrame&)>& pred,
+           std::vector<v1::ServerFrame>* skipped = nullptr);
+
+/// Reads until a pushed message, skipping anything else (receipts).
+std::optional<v1::Message> next_message(ws_client& c);
 
 } // namespace parley::e2e

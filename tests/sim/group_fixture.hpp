@@ -90,9 +90,16 @@ struct fixture : sim::coordinated_system {
   }
 
   void crash(size_t max_group_size = 100'000) {
+    conversation_limits lim;
+    lim.max_group_size = max_group_size;
+    crash(lim);
+  }
+
+  /// Kills the conversation (as a crash) and starts it again with `lim`.
+  void crash(conversation_limits lim) {
     caf::anon_send_exit(actor, caf::exit_reason::unhandled_exception);
     sched->run();
-    start(max_group_size);
+    start(lim);
   }
 
   /// Fires a request; its answer lands in the returned slot when the

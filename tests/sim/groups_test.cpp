@@ -181,12 +181,10 @@ TEST_CASE("sim: one change names at most max_change_targets members (its "
 TEST_CASE("sim: a large group's sends are limited per group, small ones "
           "not") {
   fixture f;
-  caf::anon_send_exit(f.actor, caf::exit_reason::unhandled_exception);
-  f.sched->run();
   conversation_limits lim;
   lim.large_group_members = 3; // more than 3 members: large
   lim.large_group_send = bucket_spec{1, 2};
-  f.start(lim);
+  f.crash(lim);
   REQUIRE(f.change(mc::created, 1, {2, 3}, "small").ok);
   for (int i = 0; i < 5; ++i)
     CHECK(f.send(2).ok); // 3 members: not limited

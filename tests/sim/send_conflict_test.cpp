@@ -86,12 +86,10 @@ TEST_CASE("sim: a genuine retry behind a reuse of its key with other "
 
 TEST_CASE("sim: a retry in a large group takes no token of its bucket") {
   fixture f;
-  caf::anon_send_exit(f.actor, caf::exit_reason::unhandled_exception);
-  f.sched->run();
   conversation_limits lim;
   lim.large_group_members = 2; // more than 2 members: large
   lim.large_group_send = bucket_spec{1, 2};
-  f.start(lim);
+  f.crash(lim);
   REQUIRE(f.change(mc::created, 1, {2, 3}, "large").ok);
   auto a = text(1, "a", "first");
   REQUIRE(f.ask(send_atom::value, a).ok);

@@ -95,6 +95,20 @@ sync_request with_cursors(const std::map<conversation_id, sequence>& cursors) {
   return req;
 }
 
+/// User 7 in conversations `x` and `y`, 30 messages from user 8 in each
+/// (payloads "x" and "y").
+void two_chats_of_30(memory_backend& kv, conversation_id x,
+                     conversation_id y) {
+  write_batch b;
+  store::add_member(b, x, member{7, 1, 1, 0});
+  store::add_member(b, y, member{7, 1, 1, 0});
+  for (sequence s = 1; s <= 30; ++s) {
+    store::add_message(b, message(x, s, 8, "x"));
+    store::add_message(b, message(y, s, 8, "y"));
+  }
+  REQUIRE_FALSE(kv.write(b, true));
+}
+
 } // namespace
 
 TEST_CASE("a split request: the first as usual, the others cursors only") {
@@ -157,14 +171,7 @@ TEST_CASE("a split request: the first as usual, the others cursors only") {
 
 TEST_CASE("the page size travels in the continuation") {
   memory_backend kv;
-  write_batch b;
-  store::add_member(b, 5, member{7, 1, 1, 0});
-  store::add_member(b, 6, member{7, 1, 1, 0});
-  for (sequence s = 1; s <= 30; ++s) {
-    store::add_message(b, message(5, s, 8, "x"));
-    store::add_message(b, message(6, s, 8, "y"));
-  }
-  REQUIRE_FALSE(kv.write(b, true));
+  two_chats_of_30(kv, 5, 6);
   auto req = with_cursors({{5, 0}, {6, 0}});
   req.page_size = 10;
   auto pages = sync_all(kv, req); // later requests: default page size
@@ -222,14 +229,7 @@ TEST_CASE("a cursor ahead of its head is refused on the first page") {
 
 TEST_CASE("a resumed page keeps to the membership window read for it") {
   memory_backend kv;
-  write_batch b;
-  store::add_member(b, 5, member{7, 1, 1, 0});
-  store::add_member(b, 8, member{7, 1, 1, 0});
-  for (sequence s = 1; s <= 30; ++s) {
-    store::add_message(b, message(5, s, 8, "x"));
-    store::add_message(b, message(8, s, 8, "y"));
-  }
-  REQUIRE_FALSE(kv.write(b, true));
+  two_chats_of_30(kv, 5, 8);
   auto req = with_cursors({{5, 0}, {8, 0}});
   req.page_size = 10;
   auto first = store::sync(kv, 7, req, 50);
