@@ -7,7 +7,7 @@
 
 #include <caf/event_based_actor.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley {

@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/conversation_detail.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "parley/v1/wire.pb.h"
 

@@ -9,7 +9,7 @@
 
 #include <caf/event_based_actor.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 

@@ -6,7 +6,7 @@
 #include <caf/send.hpp>
 
 #include "actors/disconnect.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 
 namespace parley {
 

@@ -4,7 +4,7 @@
 
 #include <caf/event_based_actor.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/inbox_store.hpp"
 
 namespace parley {

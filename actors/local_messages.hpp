@@ -12,7 +12,7 @@
 
 #include <caf/error.hpp>
 
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 
 namespace parley {
 

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 
 namespace parley {
 

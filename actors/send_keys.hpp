@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 
 namespace parley {
 

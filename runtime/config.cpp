@@ -5,7 +5,7 @@
 
 #include <caf/config_option_adder.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/type_ids.hpp"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/sync_paging.hpp"

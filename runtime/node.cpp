@@ -9,7 +9,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/outbox_relay.hpp"
 
 namespace parley {

@@ -7,7 +7,7 @@
 #include <caf/send.hpp>
 
 #include "actors/disconnect.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/keys.hpp"
 
 namespace parley::gateway {

@@ -9,7 +9,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/accounts.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
 namespace parley::gateway::connection_detail {

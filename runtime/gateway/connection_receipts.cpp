@@ -6,7 +6,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
 namespace parley::gateway::connection_detail {

@@ -9,7 +9,7 @@
 
 #include <caf/sec.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/gateway/strict_json.hpp"
 
 namespace parley::gateway {

@@ -9,7 +9,7 @@
 #include <caf/send.hpp>
 
 #include "actors/disconnect.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "parley/v1/api.pb.h"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/gateway/connection.hpp"

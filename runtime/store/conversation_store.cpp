@@ -4,7 +4,7 @@
 
 #include <sodium.h>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/store_detail.hpp"

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/records.hpp"

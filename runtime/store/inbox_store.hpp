@@ -12,7 +12,7 @@
 
 #include <caf/expected.hpp>
 
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley::store {

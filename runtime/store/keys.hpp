@@ -34,7 +34,7 @@
 #include <string_view>
 #include <utility>
 
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 
 namespace parley::keys {
 

@@ -1,6 +1,6 @@
 #include "runtime/store/memory_backend.hpp"
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 
 namespace parley {
 

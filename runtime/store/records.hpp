@@ -7,7 +7,7 @@
 
 #include <caf/expected.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley::store {

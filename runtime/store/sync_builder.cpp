@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/inbox_store.hpp"

@@ -13,7 +13,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 #include "runtime/store/kv_backend.hpp"
 #include "runtime/store/sync_paging.hpp"
 

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <map>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/sync_builder.hpp"
 #include "runtime/store/sync_paging.hpp"
 

@@ -14,7 +14,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/accounts.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/memory_backend.hpp"

@@ -19,7 +19,7 @@
 #include <caf/send.hpp>
 
 #include "actors/device_registry.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/store/conversation_store.hpp"

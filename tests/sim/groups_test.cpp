@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "group_fixture.hpp"
 
 using namespace parley;

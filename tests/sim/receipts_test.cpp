@@ -20,7 +20,7 @@
 #include <caf/send.hpp>
 
 #include "actors/conversation.hpp"
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/store/keys.hpp"

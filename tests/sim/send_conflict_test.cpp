@@ -5,7 +5,7 @@
 
 #include <doctest/doctest.h>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "group_fixture.hpp"
 
 using namespace parley;

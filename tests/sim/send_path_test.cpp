@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "sim_world.hpp"

@@ -14,7 +14,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/outbox_relay.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"

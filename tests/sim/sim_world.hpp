@@ -24,7 +24,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/directory.hpp"
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 #include "runtime/store/memory_backend.hpp"
 
 namespace parley::sim {

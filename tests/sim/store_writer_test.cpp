@@ -13,7 +13,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/keys.hpp"

@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "actors/messages.hpp"
+#include "runtime/core/messages.hpp"
 #include "runtime/store/keys.hpp"
 
 using namespace parley;

@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/leveldb_backend.hpp"

@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/ws_sink.hpp"

@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "runtime/store/sync_paging.hpp"

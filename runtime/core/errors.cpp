@@ -1,4 +1,4 @@
-#include "actors/errors.hpp"
+#include "runtime/core/errors.hpp"
 
 namespace parley {
 

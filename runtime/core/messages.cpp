@@ -1,12 +1,8 @@
-#include "actors/local_messages.hpp"
+#include "runtime/core/messages.hpp"
 
 #include <string>
 
 namespace parley {
-
-device_sink::~device_sink() = default;
-
-send_answer::~send_answer() = default;
 
 std::string make_server_message_id(conversation_id conv, sequence seq) {
   // 32 lowercase hex digits: the conversation's 16, then the sequence's
