@@ -18,6 +18,7 @@ const char* to_string(errc x) {
     case errc::forbidden: return "forbidden";
     case errc::cursor_ahead: return "cursor_ahead";
     case errc::rate_limited: return "rate_limited";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown";
 }
@@ -28,6 +29,7 @@ bool retryable(errc x) {
     case errc::storage_fenced:
     case errc::shutting_down:
     case errc::rate_limited:
+    case errc::unavailable:
       return true;
     default:
       return false;

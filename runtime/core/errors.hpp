@@ -44,6 +44,10 @@ enum class errc : uint8_t {
   /// A rate limit refused the request; the context carries a message and
   /// the milliseconds after which a retry can pass (uint64_t).
   rate_limited,
+  /// The actor that owns the request's partition cannot be reached now: a
+  /// stale route, a partition that moved or whose node is gone, or a
+  /// request that timed out. Retryable with the same idempotency key.
+  unavailable,
 };
 
 /// Returns a stable lowercase name for `x` (used in logs and errors).

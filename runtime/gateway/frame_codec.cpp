@@ -201,6 +201,10 @@ v1::Error to_wire_error(const caf::error& err) {
       case errc::shutting_down:
         set(v1::Error::CODE_UNAVAILABLE, "server shutting down", true);
         break;
+      case errc::unavailable:
+        set(v1::Error::CODE_UNAVAILABLE, "temporarily unavailable; retry",
+            true);
+        break;
       case errc::unauthenticated:
         set(v1::Error::CODE_UNAUTHENTICATED, "not authenticated", false);
         break;

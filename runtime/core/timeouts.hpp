@@ -1,0 +1,28 @@
+#pragma once
+
+// How long an actor waits for a reply that may never come. A request that
+// may cross a node (or whose receiver may end without answering) waits at
+// most this long; a timeout (caf::sec::request_timeout) is a retryable
+// error, mapped to UNAVAILABLE for the client, and the requester must leave
+// nothing half-done behind it (see each call site). No request in Parley
+// waits with caf::infinite (tests/unit/layering_check.sh).
+
+#include <chrono>
+
+#include <caf/timespan.hpp>
+
+namespace parley::timeouts {
+
+/// A question to another actor that answers from memory or one store read
+/// (a lookup, a route, a page of sync).
+inline constexpr caf::timespan ask = std::chrono::seconds(10);
+
+/// A write through the store writer: a group commit with a synced write,
+/// which this machine's disk sometimes holds for 100+ ms; generous so that
+/// only a writer that is gone or wedged times out.
+inline constexpr caf::timespan commit = std::chrono::seconds(30);
+
+/// Work that scans many records (an outbox replay, a sweep, a rebuild).
+inline constexpr caf::timespan scan = std::chrono::seconds(120);
+
+} // namespace parley::timeouts
