@@ -12,6 +12,7 @@
 #include <caf/type_id.hpp>
 
 #include "actors/local_messages.hpp"
+#include "runtime/core/placement.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
@@ -46,6 +47,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::writer_stats))
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::stored_message>))
   CAF_ADD_TYPE_ID(parley, (std::vector<uint64_t>))
+  CAF_ADD_TYPE_ID(parley, (parley::partition_map))
+  CAF_ADD_TYPE_ID(parley, (parley::placement_key))
+  CAF_ADD_TYPE_ID(parley, (parley::route))
 
   CAF_ADD_ATOM(parley, parley, ack_atom, "ack")
   CAF_ADD_ATOM(parley, parley, auth_atom, "auth")

@@ -139,6 +139,12 @@ std::string counter(std::string_view name) {
   return out;
 }
 
+std::string meta(std::string_view name) {
+  std::string out(1, meta_tag);
+  out.append(name);
+  return out;
+}
+
 std::string prefix_end(std::string prefix) {
   // Strip trailing 0xFF bytes, then increment the last byte.
   while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xFF)

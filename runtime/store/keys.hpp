@@ -23,6 +23,12 @@
 //  's'  receipts       's' conv:u64 user:u64 kind:u8               seq:u64 (raw, max-merged)
 //  'x'  inbox          'x' user:u64 conv:u64                       InboxRecord
 //  'f'  inbox flags    'f' user:u64 conv:u64                       InboxFlags
+//  'z'  meta           'z' name:bytes                              per name (below)
+//
+// Meta keys hold what a node fixes at its first start and must never change
+// afterwards (names are ASCII):
+//  'z' "partitions"  the deployment's partition count, u64 big-endian
+//                    (runtime/core/placement.hpp; runtime/store/meta_store.hpp)
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -54,6 +60,7 @@ inline constexpr char delivered_tag = 'r';
 inline constexpr char receipts_tag = 's';
 inline constexpr char inbox_tag = 'x';
 inline constexpr char inbox_flags_tag = 'f';
+inline constexpr char meta_tag = 'z';
 
 /// Receipt kinds (as wire ReceiptKind): a member's user-level cursors.
 inline constexpr uint8_t receipt_delivered = 1; ///< some device of the user has it
@@ -123,6 +130,9 @@ std::string inbox(user_id user, conversation_id conv);
 
 /// 'f' user conv: the flags the user set on a conversation.
 std::string inbox_flags(user_id user, conversation_id conv);
+
+/// 'z' name: a meta key (see the table above for the names in use).
+std::string meta(std::string_view name);
 
 /// 'y' user conv: the user's side of a membership (sync lists these).
 std::string membership(user_id user, conversation_id conv);

@@ -1,0 +1,85 @@
+#include "runtime/core/placement.hpp"
+
+#include <string>
+
+#include "runtime/core/errors.hpp"
+
+namespace parley {
+
+namespace {
+
+/// SplitMix64's golden gamma: 2^64 / phi, odd.
+constexpr uint64_t golden_gamma = 0x9E3779B97F4A7C15ull;
+
+/// SplitMix64's finalizer (David Stafford's Mix13). DO NOT CHANGE.
+constexpr uint64_t fmix(uint64_t z) {
+  z ^= z >> 30;
+  z *= 0xBF58476D1CE4E5B9ull;
+  z ^= z >> 27;
+  z *= 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z;
+}
+
+} // namespace
+
+uint64_t placement_hash(placement_key key) {
+  return fmix(key.id + uint64_t{key.kind} * golden_gamma);
+}
+
+uint32_t partition_of(placement_key key, uint32_t partitions) {
+  if (partitions == 0)
+    return 0;
+  return static_cast<uint32_t>(placement_hash(key) % partitions);
+}
+
+partition_map partition_map::single_node(uint32_t partitions, node_id self) {
+  partition_map m;
+  m.map_epoch = 1;
+  m.owners.assign(partitions, self);
+  return m;
+}
+
+caf::error partition_map::validate(uint32_t partitions) const {
+  if (partitions == 0 || partitions > max_partitions)
+    return caf::make_error(errc::bad_request,
+                           "partitions must be 1-"
+                             + std::to_string(max_partitions));
+  if (owners.size() != partitions)
+    return caf::make_error(errc::bad_request,
+                           "partition map has " + std::to_string(owners.size())
+                             + " entries for " + std::to_string(partitions)
+                             + " partitions");
+  if (map_epoch == 0)
+    return caf::make_error(errc::bad_request, "partition map epoch 0");
+  for (size_t p = 0; p < owners.size(); ++p)
+    if (owners[p] == no_node)
+      return caf::make_error(errc::bad_request,
+                             "partition " + std::to_string(p)
+                               + " has no owner");
+  return {};
+}
+
+route placement::route_of(placement_key key) const {
+  route r;
+  r.partition = partition_of(key, map.partitions());
+  r.owner = map.owner(r.partition);
+  r.map_epoch = map.map_epoch;
+  r.local = r.owner != no_node && r.owner == self;
+  return r;
+}
+
+caf::error placement::replace(partition_map next) {
+  if (auto err = next.validate(map.partitions()))
+    return err;
+  if (next.map_epoch <= map.map_epoch)
+    return caf::make_error(errc::conflict,
+                           "partition map epoch "
+                             + std::to_string(next.map_epoch)
+                             + " is not above the current "
+                             + std::to_string(map.map_epoch));
+  map = std::move(next);
+  return {};
+}
+
+} // namespace parley
