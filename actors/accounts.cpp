@@ -7,6 +7,7 @@
 
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/keys.hpp"
@@ -35,17 +36,39 @@ bool valid_username(const std::string& name) {
 
 
 /// Commits `batch` as the accounts writer; a failure starts a new epoch so
-/// the writer's fence does not refuse later account writes.
+/// the writer's fence does not refuse later account writes. A timeout
+/// (request_timeout) is a failure whose batch may still land: every account
+/// write is a whole record written once (a new account, device or token)
+/// or a whole-record overwrite that the writer orders before any later
+/// commit of this actor, so a late landing never undoes a newer write; the
+/// caller keeps anything it reserved until the writer settles it (see
+/// do_register).
 template <class OnOk, class OnErr>
 void commit(self_ptr self, write_batch batch, OnOk on_ok, OnErr on_err) {
   auto epoch = self->state.epoch;
-  self->request(self->state.writer, caf::infinite, commit_atom::value,
+  self->request(self->state.writer, timeouts::commit, commit_atom::value,
                 accounts_writer_id, epoch, std::move(batch))
     .then([on_ok](uint64_t) mutable { on_ok(); },
           [self, epoch, on_err](caf::error& err) mutable {
             if (self->state.epoch == epoch)
               ++self->state.epoch;
             on_err(err);
+          });
+}
+
+/// Frees `name` (reserved by a registration whose commit timed out) once
+/// the writer answers a flush: it serves the flush after that commit (its
+/// mailbox is FIFO), so from then on the disk says whether the name is
+/// taken. Until then a second registration of the name gets CONFLICT rather
+/// than writing a second account over the first.
+void release_when_settled(self_ptr self, std::string name) {
+  self->request(self->state.writer, timeouts::commit, caf::flush_atom::value)
+    .then([self, name](uint64_t) { self->state.pending_names.erase(name); },
+          [self, name](caf::error& err) {
+            if (err == caf::sec::request_timeout)
+              release_when_settled(self, name); // still unknown
+            else
+              self->state.pending_names.erase(name); // written or gone
           });
 }
 
@@ -102,7 +125,10 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
       rp.deliver(id);
     },
     [self, rp, name](caf::error& err) mutable {
-      self->state.pending_names.erase(name);
+      if (err == caf::sec::request_timeout)
+        release_when_settled(self, name);
+      else
+        self->state.pending_names.erase(name);
       rp.deliver(err);
     });
   return rp;

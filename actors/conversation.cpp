@@ -8,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley {
@@ -131,6 +132,24 @@ void commit(self_ptr self, write_batch batch,
                 epoch, std::move(batch))
     .then([on_ok](uint64_t) { on_ok(); },
           [=](caf::error& err) {
+            if (err == caf::sec::request_timeout) {
+              // The writer did not answer in time: the batch may still be
+              // written, so its sequences are not free for reuse (a
+              // roll_back would give them to other messages). Refuse
+              // everything that waits (retryable) and end; the directory
+              // respawns the conversation, whose load_atom the writer
+              // serves only after every commit sent before it (its mailbox
+              // is FIFO and this actor's commits were all sent before it
+              // ended). The new incarnation resumes after whatever landed,
+              // so a retry of the same key gets the original answer if
+              // the batch landed and one fresh commit if it did not.
+              auto why = caf::make_error(
+                errc::unavailable,
+                "the store did not confirm the write in time; retry");
+              end_with(self, why);
+              on_fail(why);
+              return;
+            }
             if (epoch == self->state.seqs.epoch())
               roll_back(self, err);
             on_fail(err);
@@ -256,13 +275,16 @@ void drain(self_ptr self) {
 
 namespace {
 
-/// Runs `f` now, or once the conversation has loaded.
-template <class F>
-void when_ready(self_ptr self, F f) {
+/// Runs `f` now, or once the conversation has loaded; `rp` (a promise or
+/// send_asker) gets the error if the actor ends before that.
+template <class F, class Promise>
+void when_ready(self_ptr self, F f, Promise rp) {
   if (self->state.ready)
     f();
   else
-    self->state.stash.emplace_back(std::move(f));
+    self->state.stash.push_back(
+      {std::move(f),
+       [rp](const caf::error& err) mutable { rp.deliver(err); }});
 }
 
 void become_ready(self_ptr self) {
@@ -273,8 +295,8 @@ void become_ready(self_ptr self) {
   if (st.watermark_dirty)
     on_tick(self); // persist what the relay re-emitted before new sends
   auto stash = std::move(st.stash);
-  for (auto& f : stash)
-    f();
+  for (auto& s : stash)
+    s.run();
   maybe_sweep(self);
 }
 
@@ -288,7 +310,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
   st.deps = std::move(deps);
   st.recent.set_capacity(st.deps.limits.idempotency_cache);
   st.committed.set_capacity(st.deps.limits.idempotency_filter);
-  self->request(st.deps.writer, caf::infinite, load_atom::value, id)
+  // Ordered after every commit of an earlier incarnation (see commit).
+  self->request(st.deps.writer, timeouts::commit, load_atom::value, id)
     .then(
       [self](conversation_snapshot& snap) {
         auto& st = self->state;
@@ -325,34 +348,32 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
       [self](caf::error& err) {
         spdlog::error("conversation load failed conversation={} error=\"{}\"", self->state.id,
                       to_string(err));
-        self->quit(err);
+        end_with(self, err); // the directory respawns it
       });
   return {
     [self](retire_atom) { on_retire(self); },
     [self](send_atom, send_request& req) -> caf::result<send_result> {
-      send_asker to{self->make_response_promise<send_result>(), nullptr};
+      send_asker to{self->make_response_promise<send_result>()};
       auto rp = to.rp;
-      when_ready(self, [self, req = std::move(req), to]() mutable {
-        handle_send(self, req, to);
-      });
+      when_ready(
+        self, [self, req = std::move(req), to]() mutable {
+          handle_send(self, req, to);
+        },
+        to);
       return rp;
-    },
-    [self](send_atom, send_request& req, send_answer_ref& ref) {
-      send_asker to{{}, std::move(ref.ptr)};
-      when_ready(self, [self, req = std::move(req), to]() mutable {
-        handle_send(self, req, to);
-      });
     },
     [self](caf::join_atom, user_id user) -> caf::result<sequence> {
       auto rp = self->make_response_promise<sequence>();
-      when_ready(self, [self, user, rp] { handle_join(self, user, rp); });
+      when_ready(self, [self, user, rp] { handle_join(self, user, rp); }, rp);
       return rp;
     },
     [self](group_atom, group_change& c) -> caf::result<send_result> {
       auto rp = self->make_response_promise<send_result>();
-      when_ready(self, [self, c = std::move(c), rp]() mutable {
-        handle_change(self, c, rp);
-      });
+      when_ready(
+        self, [self, c = std::move(c), rp]() mutable {
+          handle_change(self, c, rp);
+        },
+        rp);
       return rp;
     },
     [self](group_atom, user_id requester, user_id after,
@@ -365,7 +386,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         else
           rp.deliver(std::move(g.error()));
       };
-      when_ready(self, report);
+      when_ready(self, report, rp);
       return rp;
     },
     [self](caf::get_atom) -> caf::result<conversation_status> {
@@ -376,21 +397,22 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
                                        st.inflight.size() + st.queue.size(),
                                        st.members.size()});
       };
-      when_ready(self, report);
+      when_ready(self, report, rp);
       return rp;
     },
     [self](receipt_atom, user_id user, device_id dev, int32_t kind,
            sequence seq, bool shared) -> caf::result<sequence> {
       if (!self->state.ready) {
         auto rp = self->make_response_promise<sequence>();
-        self->state.stash.emplace_back([self, user, dev, kind, seq, shared,
-                                        rp]() mutable {
-          auto r = handle_receipt(self, user, dev, kind, seq, shared);
-          if (r)
-            rp.deliver(*r);
-          else
-            rp.deliver(r.error());
-        });
+        when_ready(
+          self, [self, user, dev, kind, seq, shared, rp]() mutable {
+            auto r = handle_receipt(self, user, dev, kind, seq, shared);
+            if (r)
+              rp.deliver(*r);
+            else
+              rp.deliver(r.error());
+          },
+          rp);
         return rp;
       }
       auto r = handle_receipt(self, user, dev, kind, seq, shared);

@@ -31,7 +31,6 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/delivery.hpp"
-#include "actors/local_messages.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/send_keys.hpp"
 #include "actors/store_reader.hpp"
@@ -42,11 +41,9 @@ namespace parley {
 
 class tick_hub;
 
-/// Who waits for a send's answer: an actor's response promise, or a
-/// send_answer (the gateway's direct path).
+/// Who waits for a send's answer: the asker's response promise.
 struct send_asker {
   caf::typed_response_promise<send_result> rp;
-  std::shared_ptr<send_answer> direct;
   /// store::send_digest of this asker's request (0 for membership changes:
   /// it matches any). Askers of one key that differ from the answered
   /// request get CONFLICT instead of its answer.
@@ -56,17 +53,11 @@ struct send_asker {
   bool took_group_token = false;
 
   void deliver(const send_result& res) {
-    if (direct)
-      direct->accepted(res);
-    else
-      rp.deliver(res);
+    rp.deliver(res);
   }
 
   void deliver(const caf::error& err) {
-    if (direct)
-      direct->failed(err);
-    else
-      rp.deliver(err);
+    rp.deliver(err);
   }
 };
 
@@ -76,10 +67,6 @@ using conversation_actor = caf::typed_actor<
   /// not_found, not_member, bad_request, too_large, storage_failed
   /// (retryable: nothing was kept).
   caf::replies_to<send_atom, send_request>::with<send_result>,
-  /// The same, answered on `to` instead of as a response: the gateway's
-  /// I/O thread, which is no actor, hands a Send straight to the
-  /// conversation this way and the answer goes straight to its session.
-  caf::reacts_to<send_atom, send_request, send_answer_ref>,
   /// Adds `user` as a member (creating the conversation if needed); replies
   /// the member's joined_at_sequence once durable. Idempotent.
   caf::replies_to<caf::join_atom, user_id>::with<sequence>,
@@ -210,7 +197,13 @@ struct conversation_state {
   bool changing = false;
   /// Joins under way that create the (direct) conversation.
   int creating = 0;
-  std::vector<std::function<void()>> stash; ///< requests before ready
+  /// A request that came before the conversation was ready: run once it
+  /// is, or refused with the error the actor ends with (end_with).
+  struct stashed {
+    std::function<void()> run;
+    std::function<void(const caf::error&)> refuse;
+  };
+  std::vector<stashed> stash; ///< requests before ready
   std::map<user_id, member> members;
   sequence_allocator seqs;
   sequence head = 0;

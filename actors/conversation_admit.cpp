@@ -13,6 +13,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley {
@@ -190,7 +191,7 @@ void enqueue(self_ptr self, const pending_ptr& p, key k, bool known,
     return;
   }
   self
-    ->request(st.deps.reader, caf::infinite, lookup_atom::value, st.id,
+    ->request(st.deps.reader, timeouts::ask, lookup_atom::value, st.id,
               k.user, k.device, k.cmid)
     .then(
       [self, p](idempotency_hit& hit) {
@@ -204,6 +205,9 @@ void enqueue(self_ptr self, const pending_ptr& p, key k, bool known,
         drain(self);
       },
       [self, p](caf::error& err) {
+        // A timeout too: nothing was assigned or written for `p`; its
+        // askers get a retryable error (request_timeout is UNAVAILABLE on
+        // the wire) and a retry looks the key up again.
         p->ph = pending::phase::failed;
         p->err = err;
         drain(self);

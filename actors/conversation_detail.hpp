@@ -148,6 +148,15 @@ void schedule_retire(self_ptr self);
 /// is under way (then it asks again later).
 void on_retire(self_ptr self);
 
+/// Ends the actor with `why` (the directory respawns it, and the new
+/// incarnation reloads from the store) after refusing with
+/// `why` everything that waits on it: sends and changes queued or in
+/// flight, and requests stashed before it was ready. Receipt cursors not
+/// yet written are handed to the writer first (max-merged: harmless if a
+/// write of them is under way). Used when a load fails and when the
+/// outcome of a commit is unknown (conversation.cpp, commit).
+void end_with(self_ptr self, const caf::error& why);
+
 /// Makes `user` a member of this direct conversation (creating it on the
 /// first join); replies the sequence the member joined at. Groups are
 /// joined by an admin's add instead (forbidden).

@@ -243,11 +243,11 @@ void handle_change(self_ptr self, group_change& c,
   }
   p->change = std::move(c);
   if (keyed) {
-    admit(self, p, send_asker{rp, nullptr});
+    admit(self, p, send_asker{rp});
     return;
   }
   p->ph = pending::phase::fresh;
-  p->promises.push_back(send_asker{rp, nullptr});
+  p->promises.push_back(send_asker{rp});
   self->state.queue.push_back(p);
   drain(self);
 }

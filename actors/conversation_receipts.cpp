@@ -12,6 +12,7 @@
 
 #include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 
@@ -138,7 +139,7 @@ void flush_receipts(self_ptr self) {
   auto writer_id = (uint64_t{1} << 62) | self->id();
   auto epoch = st.receipts_epoch;
   self
-    ->request(st.deps.writer, caf::infinite, commit_atom::value, writer_id,
+    ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
               epoch, std::move(batch))
     .then(
       [self, moved](uint64_t) {
@@ -182,13 +183,22 @@ void flush_receipts(self_ptr self) {
         auto& st = self->state;
         spdlog::warn("receipt write failed conversation={} error=\"{}\"",
                      st.id, to_string(err));
+        // A timeout is handled as a failure although the batch may still
+        // land: receipt cursors are max-merged (a late write never moves a
+        // cursor back, and writing one again is harmless), and they never
+        // share a batch or a fence with the send path's sequences.
         st.receipts_writing = false;
         if (st.receipts_epoch == epoch)
           ++st.receipts_epoch;
-        // Put them back (unless newer ones moved meanwhile) and retry with
-        // the next receipt: the in-memory cursors are already ahead.
+        // Put them back (unless newer ones moved meanwhile) and write them
+        // again shortly: the in-memory cursors are already ahead.
         for (auto& ev : moved)
           st.receipts_moved.emplace(std::make_pair(ev.user, ev.kind), ev);
+        if (!st.receipts_flush_queued) {
+          st.receipts_flush_queued = true;
+          send_self_later(self, st.deps.ticks, timeouts::retry,
+                          caf::flush_atom::value);
+        }
       });
 }
 

@@ -10,6 +10,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 
@@ -72,7 +73,7 @@ void relay(self_ptr self, std::function<void()> done) {
     return;
   }
   self
-    ->request(st.deps.reader, caf::infinite, fetch_atom::value, st.id,
+    ->request(st.deps.reader, timeouts::scan, fetch_atom::value, st.id,
               st.dispatched, st.deps.limits.outbox_page)
     .then(
       [self, done](std::vector<stored_message>& msgs) {
@@ -85,9 +86,11 @@ void relay(self_ptr self, std::function<void()> done) {
         relay(self, done);
       },
       [self](caf::error& err) {
+        // A timeout too: the next incarnation re-reads from the watermark
+        // (nothing of this one's emission is lost; repeats are skipped).
         spdlog::error("outbox read failed conversation={} error=\"{}\"",
                       self->state.id, to_string(err));
-        self->quit(err);
+        end_with(self, err);
       });
 }
 
@@ -108,7 +111,7 @@ void maybe_sweep(self_ptr self) {
     self->state.sweep_guard.clear();
   };
   self
-    ->request(st.deps.reader, caf::infinite, sweep_atom::value, st.id,
+    ->request(st.deps.reader, timeouts::scan, sweep_atom::value, st.id,
               st.swept, cutoff, st.deps.limits.sweep_page)
     .then(
       [self, finish](idempotency_sweep& found) {
@@ -148,6 +151,7 @@ void maybe_sweep(self_ptr self) {
           [self](const caf::error&) { self->state.sweeping = false; });
       },
       [self, finish](caf::error& err) {
+        // A timeout too: nothing was written; the sweep runs again later.
         spdlog::warn("idempotency sweep failed conversation={} error=\"{}\"",
                      self->state.id, to_string(err));
         finish();
@@ -174,6 +178,32 @@ void on_retire(self_ptr self) {
   // next lookup spawns a fresh actor. Requests already in the mailbox get
   // `request_receiver_down` (UNAVAILABLE, retry).
   self->quit();
+}
+
+void end_with(self_ptr self, const caf::error& why) {
+  auto& st = self->state;
+  spdlog::warn("conversation ending conversation={} in_flight={} queued={} "
+               "stashed={} reason=\"{}\"",
+               st.id, st.inflight.size(), st.queue.size(), st.stash.size(),
+               to_string(why));
+  for (auto& [seq, p] : st.inflight)
+    fail(self, *p, why);
+  st.inflight.clear();
+  for (auto& p : st.queue)
+    if (!p->done)
+      fail(self, *p, why);
+  st.queue.clear();
+  auto stash = std::move(st.stash);
+  st.stash.clear();
+  for (auto& s : stash)
+    s.refuse(why);
+  if (!st.receipts_moved.empty()) {
+    // Its answer never comes back (the actor is gone), but the writer
+    // still writes it, before the next incarnation's load.
+    st.receipts_writing = false;
+    flush_receipts(self);
+  }
+  self->quit(why);
 }
 
 } // namespace parley::conversation_detail

@@ -7,6 +7,7 @@
 
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/keys.hpp"
 
@@ -34,7 +35,7 @@ void detach(self_ptr self, const char* why) {
                   st.user, st.device, why, st.unacked_total);
   self->demonitor(st.conn);
   st.conn = nullptr;
-  st.sink.reset();
+  st.bulk_pushed.clear();
   add_unacked(st, -static_cast<int64_t>(st.unacked_total));
   st.unacked.clear();
   if (st.deps.metrics)
@@ -52,13 +53,14 @@ void flush_acks(self_ptr self) {
     keys::append_u64(v, seq);
     batch.max_u64(keys::delivered(st.user, st.device, conv), std::move(v));
   }
+  auto sent = std::move(st.acks_pending);
   st.acks_pending.clear();
   st.writing = true;
   // This device actor's own fence id in the store writer.
   auto writer_id = (uint64_t{1} << 62) | self->id();
   auto epoch = st.write_epoch;
   self
-    ->request(st.deps.writer, caf::infinite, commit_atom::value, writer_id,
+    ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
               epoch, std::move(batch))
     .then(
       [self](uint64_t) {
@@ -67,8 +69,11 @@ void flush_acks(self_ptr self) {
         ++st.cursor_writes;
         flush_acks(self);
       },
-      [self, epoch](caf::error& err) {
-        // Cursors are max-merged: the next ack carries the same or more.
+      [self, epoch, sent](caf::error& err) {
+        // A timeout is handled as a failure although the batch may still
+        // land: delivered cursors are max-merged (max_u64), so a late
+        // write never moves a cursor back and writing one again is
+        // harmless. The cursors go back into the next write, shortly.
         auto& st = self->state;
         spdlog::warn("delivered cursor write failed user={} device={} "
                      "error=\"{}\"",
@@ -76,6 +81,15 @@ void flush_acks(self_ptr self) {
         st.writing = false;
         if (st.write_epoch == epoch)
           ++st.write_epoch;
+        for (auto& [conv, seq] : sent) {
+          auto& slot = st.acks_pending[conv];
+          slot = std::max(slot, seq);
+        }
+        if (!st.flush_scheduled) {
+          st.flush_scheduled = true;
+          send_self_later(self, st.deps.ticks, timeouts::retry,
+                          caf::flush_atom::value);
+        }
       });
 }
 
@@ -102,6 +116,31 @@ void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
     send_self_later(self, st.deps.ticks, st.deps.opts.ack_delay,
                     caf::flush_atom::value);
   }
+}
+
+/// Counts a delivery to be passed on to the connection; false when no
+/// connection holds the device (it catches up by sync). A connection
+/// whose outbound queue overflows closes itself (slow consumer), and its
+/// end detaches it here.
+bool track_push(self_ptr self, const stored_message& msg) {
+  auto& st = self->state;
+  auto& limit = st.ack_limit[msg.conversation];
+  limit = std::max(limit, msg.seq); // a push implies membership
+  if (!st.conn)
+    return false;
+  // Counted before the push: the client may answer before this
+  // handler returns.
+  auto& q = st.unacked[msg.conversation];
+  q.push_back(msg.seq);
+  add_unacked(st, 1);
+  if (q.size() > st.deps.opts.max_unacked_per_conversation) {
+    q.pop_front();
+    add_unacked(st, -1);
+  }
+  ++st.pushed;
+  if (st.deps.metrics)
+    st.deps.metrics->messages_delivered++;
+  return true;
 }
 
 void schedule_tick(self_ptr self) {
@@ -132,29 +171,23 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
   schedule_tick(self);
   return {
     [self](deliver_atom, const stored_message& msg) {
+      if (track_push(self, msg))
+        caf::anon_send(self->state.conn, deliver_atom::value, msg);
+    },
+    [self](fanout_atom, const stored_message& msg) {
       auto& st = self->state;
-      auto& limit = st.ack_limit[msg.conversation];
-      limit = std::max(limit, msg.seq); // a push implies membership
-      if (!st.sink)
-        return; // offline: the device catches up by sync
-      // Counted before the push: the client may answer before this
-      // handler returns.
-      auto& q = st.unacked[msg.conversation];
-      q.push_back(msg.seq);
-      add_unacked(st, 1);
-      if (q.size() > st.deps.opts.max_unacked_per_conversation) {
-        q.pop_front();
-        add_unacked(st, -1);
-      }
-      ++st.pushed;
-      if (st.deps.metrics)
-        st.deps.metrics->messages_delivered++;
-      if (!st.sink->push(msg))
-        detach(self, "outbound queue overflowed");
+      if (!st.conn)
+        return;
+      auto& last = st.bulk_pushed[msg.conversation];
+      if (msg.seq <= last)
+        return; // passed on before (a repeated slice)
+      last = msg.seq;
+      if (track_push(self, msg))
+        caf::anon_send(st.conn, fanout_atom::value, msg);
     },
     [self](receipt_atom, const receipt_event& ev) {
       auto& st = self->state;
-      if (!st.sink)
+      if (!st.conn)
         return;
       if (ev.kind == 1 && ev.user == st.user)
         return; // its own delivered state is of no use to the user
@@ -163,10 +196,9 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
       if (ev.kind == 2 && ev.user != st.user
           && (!ev.shared || (!st.read_receipts && is_direct(ev.conversation))))
         return; // read receipts off (the reader's or this user's, in 1:1)
-      if (!st.sink->push(ev))
-        detach(self, "outbound queue overflowed");
+      caf::anon_send(st.conn, receipt_atom::value, ev);
     },
-    [self](caf::join_atom, caf::actor conn, device_sink_ref& sink) {
+    [self](caf::join_atom, caf::actor conn) {
       auto& st = self->state;
       if (st.conn && st.conn != conn) {
         caf::anon_send(st.conn, caf::close_atom::value,
@@ -180,7 +212,6 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         if (st.deps.metrics)
           st.deps.metrics->devices_online++;
       }
-      st.sink = std::move(sink.ptr);
       st.refreshed = self->clock().now();
       return true;
     },
@@ -189,8 +220,8 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
     },
     [self](caf::update_atom, const inbox_entry& e) {
       auto& st = self->state;
-      if (st.sink && !st.sink->push(e))
-        detach(self, "outbound queue overflowed");
+      if (st.conn)
+        caf::anon_send(st.conn, caf::update_atom::value, e);
     },
     [self](ack_atom, conversation_id conv,
            sequence seq) -> caf::result<sequence> {
@@ -206,7 +237,7 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
       // Not covered by what was pushed: the store knows membership and head.
       auto rp = self->make_response_promise<sequence>();
       self
-        ->request(st.deps.reader, caf::infinite, ack_atom::value, st.user,
+        ->request(st.deps.reader, timeouts::ask, ack_atom::value, st.user,
                   conv)
         .then(
           [self, rp, conv, seq](sequence limit) mutable {
@@ -222,6 +253,7 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
             accept_ack(self, conv, seq);
             rp.deliver(seq);
           },
+          // A timeout too: nothing was accepted; the client acks again.
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     },

@@ -3,7 +3,8 @@
 // device: the mailbox of one (user, device) on this node. It is the
 // device's connection registry entry (which connection holds it, kept alive
 // by that connection's heartbeats and dropped when they stop for `ttl`),
-// pushes each delivery down the current connection's sink, tracks what was
+// passes each delivery on to the current connection actor as an ordinary
+// message (which may live on another node), tracks what was
 // pushed and not yet acknowledged, and records the device's per-conversation
 // delivered cursor when the client acknowledges (a burst of acks becomes one
 // cursor write per conversation; cursors never move backwards). A second
@@ -37,13 +38,20 @@ class tick_hub;
 using device_actor = caf::typed_actor<
   /// A committed message for this device: pushed if a connection holds it.
   caf::reacts_to<deliver_atom, stored_message>,
+  /// The same from a large group's fan-out shard: pushed on the
+  /// connection's bulk lane, at most once per connection (a shard that
+  /// repeats a slice after a restart doubles nothing).
+  caf::reacts_to<fanout_atom, stored_message>,
   /// A receipt cursor of a conversation member moved: pushed if a
   /// connection holds the device, unless it is someone else's unshared read.
   caf::reacts_to<receipt_atom, receipt_event>,
-  /// Attaches `conn` (which must handle (caf::close_atom, uint32_t cause,
-  /// std::string reason), see actors/disconnect.hpp) and its sink; an
-  /// earlier connection is closed (cause `replaced`). Replies true.
-  caf::replies_to<caf::join_atom, caf::actor, device_sink_ref>::with<bool>,
+  /// Attaches connection `conn`, an earlier one is closed (cause
+  /// `replaced`). Replies true. `conn` must handle (caf::close_atom,
+  /// uint32_t cause, std::string reason), see actors/disconnect.hpp, and the
+  /// pushes: (deliver_atom, stored_message), (fanout_atom, stored_message)
+  /// for the bulk lane, (receipt_atom, receipt_event) and
+  /// (caf::update_atom, inbox_entry).
+  caf::replies_to<caf::join_atom, caf::actor>::with<bool>,
   /// The user's read-receipt setting changed (off: others' reads in 1:1
   /// conversations are not pushed).
   caf::reacts_to<caf::update_atom, bool>,
@@ -86,8 +94,9 @@ struct device_state {
   device_deps deps;
   user_id user = 0;
   device_id device = 0;
-  caf::actor conn;                   ///< the connection holding the device
-  std::shared_ptr<device_sink> sink; ///< its outbound side
+  caf::actor conn; ///< the connection holding the device
+  /// Highest large-group sequence passed to `conn`, per conversation.
+  std::map<conversation_id, sequence> bulk_pushed;
   caf::actor_clock::time_point refreshed;
   /// Sequences pushed on this connection and not yet acknowledged.
   std::map<conversation_id, std::deque<sequence>> unacked;

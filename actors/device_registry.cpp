@@ -7,6 +7,7 @@
 
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 
 namespace parley {
 
@@ -126,8 +127,8 @@ device_registry_impl(self_ptr self, device_deps deps,
           self->send(e.actor, caf::update_atom::value, changed);
       });
     },
-    [self](caf::join_atom, user_id user, device_id dev, caf::actor conn,
-           device_sink_ref& sink) -> caf::result<device_actor> {
+    [self](caf::join_atom, user_id user, device_id dev,
+           caf::actor conn) -> caf::result<device_actor> {
       auto& st = self->state;
       auto* e = find(st, user, dev);
       if (!e) {
@@ -146,16 +147,19 @@ device_registry_impl(self_ptr self, device_deps deps,
       e->conn = conn.address();
       st.by_conn[conn.address()] = {user, dev};
       if (st.opts.online)
-        st.opts.online->attach(user, dev, conn.address(), sink.ptr);
+        st.opts.online->attach(user, dev, conn.address(), e->actor);
       self->monitor(conn);
       // Deliveries forwarded after this join reach the device after it,
-      // so they find the new sink.
+      // so they go to the new connection.
       auto rp = self->make_response_promise<device_actor>();
       auto actor = e->actor;
       self
-        ->request(actor, caf::infinite, caf::join_atom::value, conn,
-                  std::move(sink))
+        ->request(actor, timeouts::ask, caf::join_atom::value, conn)
         .then([rp, actor](bool) mutable { rp.deliver(actor); },
+              // A timeout too: the connection retries its join, which
+              // repeats everything above (each step is idempotent) and
+              // asks the device actor again; a connection that gives up
+              // instead closes, and its down message unregisters it.
               [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     },

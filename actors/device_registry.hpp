@@ -29,11 +29,11 @@
 namespace parley {
 
 using device_registry_actor = delivery_actor::extend<
-  /// Attaches connection `conn` and its sink to the device actor of
-  /// (user, device), spawned on first use; an earlier connection of the
-  /// device is closed. Replies the device actor (acks go to it).
-  caf::replies_to<caf::join_atom, user_id, device_id, caf::actor,
-                  device_sink_ref>::with<device_actor>,
+  /// Attaches connection `conn` to the device actor of (user, device),
+  /// spawned on first use; an earlier connection of the device is closed.
+  /// Replies the device actor (acks go to it).
+  caf::replies_to<caf::join_atom, user_id, device_id,
+                  caf::actor>::with<device_actor>,
   /// `user` changed an inbox entry on device `origin`: pushed to the user's
   /// other connected devices.
   caf::reacts_to<caf::update_atom, user_id, device_id, inbox_entry>,

@@ -10,6 +10,8 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include "runtime/core/timeouts.hpp"
+
 namespace parley {
 
 namespace {
@@ -42,8 +44,15 @@ void work_on(shard_ptr self) {
     return;
   auto& w = st.queue.front();
   auto end = std::min(w.users.size(), w.next + st.opts.batch_users);
+  // One message for the whole slice: every device shares its payload.
+  auto m = caf::make_message(fanout_atom::value, w.msg);
+  std::vector<device_actor> to;
   for (; w.next < end; ++w.next)
-    w.pushed += st.deps.online->deliver(w.users[w.next], *w.pm);
+    st.deps.online->connected_devices(w.users[w.next], w.msg.sender_user,
+                                      w.msg.sender_device, to);
+  for (auto& dev : to)
+    caf::anon_send(caf::actor_cast<caf::actor>(dev), m);
+  w.pushed += to.size();
   if (w.next == w.users.size()) {
     if (st.deps.metrics)
       st.deps.metrics->fanout_pushes += w.pushed;
@@ -72,8 +81,8 @@ void dispatch(fanout_ptr self, uint64_t id) {
     return;
   auto& j = i->second;
   self
-    ->request(st.shards[j.shard], caf::infinite, fanout_atom::value,
-              prepared_ref{j.pm}, j.users)
+    ->request(st.shards[j.shard], timeouts::scan, fanout_atom::value,
+              j.msg, j.users)
     .then(
       [self, id](uint64_t) {
         auto& st = self->state;
@@ -85,8 +94,18 @@ void dispatch(fanout_ptr self, uint64_t id) {
             -= static_cast<int64_t>(i->second.users.size());
         st.jobs.erase(i);
       },
-      [](caf::error&) {
+      [self, id](caf::error& err) {
         // The shard is gone: its down message re-dispatches the job.
+        if (err != caf::sec::request_timeout)
+          return;
+        // It is alive but has not finished the slice in time (or the
+        // request or its answer was lost): hand the slice out again.
+        // Repeats are harmless (a device actor passes each large-group
+        // message to its connection at most once); a slow shard finds the
+        // copy later in its queue, and the answer to it settles the job.
+        spdlog::warn("fanout slice timed out job={}; dispatching it again",
+                     id);
+        dispatch(self, id);
       });
 }
 
@@ -103,12 +122,11 @@ fanout_shard_impl(shard_ptr self, fanout_deps deps, fanout_options opts) {
   self->state.deps = std::move(deps);
   self->state.opts = opts;
   return {
-    [self](fanout_atom, prepared_ref& pm,
+    [self](fanout_atom, stored_message& msg,
            std::vector<user_id>& users) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();
       self->state.queue.push_back(
-        fanout_shard_state::work{std::move(pm.ptr), std::move(users), 0, 0,
-                                 rp});
+        fanout_shard_state::work{std::move(msg), std::move(users), 0, 0, rp});
       schedule(self);
       return rp;
     },
@@ -151,7 +169,6 @@ fanout_impl(fanout_ptr self, fanout_deps deps, fanout_options opts) {
     [self](deliver_atom, const stored_message& msg,
            const std::vector<user_id>& to) {
       auto& st = self->state;
-      auto pm = std::make_shared<const prepared_message>(msg);
       std::vector<std::vector<user_id>> slices(st.shards.size());
       for (auto u : to)
         slices[u % slices.size()].push_back(u);
@@ -162,7 +179,7 @@ fanout_impl(fanout_ptr self, fanout_deps deps, fanout_options opts) {
         if (st.deps.metrics)
           st.deps.metrics->fanout_backlog
             += static_cast<int64_t>(slices[i].size());
-        st.jobs.emplace(id, fanout_state::job{i, pm, std::move(slices[i])});
+        st.jobs.emplace(id, fanout_state::job{i, msg, std::move(slices[i])});
         dispatch(self, id);
       }
     },

@@ -4,19 +4,20 @@
 //
 // A conversation whose group has more members than
 // `parley.large-group-members` emits its messages to the `fanout` actor
-// instead of the device registry. `fanout` encodes each message once,
-// splits the members at its sequence into slices by user (user % shards:
-// each `fanout_shard` owns a fixed slice of every group's membership) and
-// hands each slice to its shard. Shards push through the presence table
-// straight onto the devices' sessions, a batch of users at a time, on
-// threads of their own at a lower CPU priority: large groups use spare
-// CPU and queue among themselves, while the CAF workers that serve sends,
-// 1:1 and small groups are not occupied by them.
+// instead of the device registry. `fanout` splits the members at its
+// sequence into slices by user (user % shards: each `fanout_shard` owns a
+// fixed slice of every group's membership) and hands each slice to its
+// shard. Shards find the connected devices of a batch of users at a time in
+// the presence table and send each device actor the message (one shared
+// message per batch), on threads of their own at a lower CPU priority:
+// large groups queue among themselves, apart from the registry that serves
+// 1:1 and small groups. Device actors pass it on to their connection on
+// its bulk lane.
 //
 // A shard that fails is replaced and its unfinished slices handed to the
-// new one; the presence table skips what a connection already got, so
-// every online member device gets each message once. Offline devices
-// catch up by sync as always.
+// new one; a device actor passes each large-group message to a connection
+// at most once, so every online member device gets each message once.
+// Offline devices catch up by sync as always.
 
 #include <cstdint>
 #include <deque>
@@ -37,9 +38,9 @@
 namespace parley {
 
 using fanout_shard_actor = caf::typed_actor<
-  /// Pushes `pm` to the online devices of `users`; replies the pushes made
-  /// once all are done.
-  caf::replies_to<fanout_atom, prepared_ref, std::vector<user_id>>::with<
+  /// Delivers `msg` to the online devices of `users`; replies the
+  /// deliveries made once all are sent.
+  caf::replies_to<fanout_atom, stored_message, std::vector<user_id>>::with<
     uint64_t>,
   /// Internal: work on the next batch.
   caf::reacts_to<caf::tick_atom>>;
@@ -64,7 +65,7 @@ struct fanout_deps {
 
 struct fanout_shard_state {
   struct work {
-    prepared_ptr pm;
+    stored_message msg;
     std::vector<user_id> users;
     size_t next = 0;
     uint64_t pushed = 0;
@@ -86,7 +87,7 @@ fanout_shard_actor::behavior_type fanout_shard_impl(
 struct fanout_state {
   struct job {
     size_t shard = 0;
-    prepared_ptr pm;
+    stored_message msg;
     std::vector<user_id> users;
   };
   fanout_deps deps;

@@ -5,6 +5,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/store/inbox_store.hpp"
 
 namespace parley {
@@ -137,7 +138,7 @@ void flush(self_ptr self) {
   auto writer_id = (uint64_t{1} << 62) | self->id();
   auto epoch = st.epoch;
   self
-    ->request(st.writer, caf::infinite, commit_atom::value, writer_id, epoch,
+    ->request(st.writer, timeouts::commit, commit_atom::value, writer_id, epoch,
               std::move(batch))
     .then(
       [self](uint64_t) {
@@ -146,6 +147,10 @@ void flush(self_ptr self) {
       },
       [self, keys, epoch](caf::error& err) {
         auto& st = self->state;
+        // A timeout is handled as a failure although the batch may still
+        // land: inbox rows are whole values from the cache, and the writer
+        // orders this batch before any later one of this actor, which
+        // writes the same keys' newer values over it.
         spdlog::warn("inbox write failed entries={} error=\"{}\"", keys.size(),
                      to_string(err));
         st.writing = false;
@@ -269,10 +274,12 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
       store::add_inbox_flags(batch, user, conv, archived, pinned, muted);
       auto rp = self->make_response_promise<inbox_entry>();
       self
-        ->request(self->state.writer, caf::infinite, commit_atom::value,
+        ->request(self->state.writer, timeouts::commit, commit_atom::value,
                   (uint64_t{1} << 62) | self->id(), self->state.epoch,
                   std::move(batch))
         .then([rp, next](uint64_t) mutable { rp.deliver(next); },
+              // A timeout too (retryable): the flags are a whole value, so
+              // a late landing and the client's retry write the same.
               [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     },

@@ -4,12 +4,11 @@ namespace parley {
 
 void presence::attach(user_id user, device_id device,
                       const caf::actor_addr& conn,
-                      std::shared_ptr<device_sink> sink) {
+                      device_actor actor) {
   auto& sh = shard_of(user);
   std::lock_guard<std::mutex> guard{sh.mtx};
   auto& slots = sh.users[user];
-  slot s{device, conn, std::move(sink),
-         std::make_shared<std::unordered_map<conversation_id, sequence>>()};
+  slot s{device, conn, std::move(actor)};
   for (auto& old : slots)
     if (old.device == device) {
       old = std::move(s); // a newer connection replaces the older one
@@ -35,31 +34,17 @@ void presence::detach(user_id user, device_id device,
     sh.users.erase(u);
 }
 
-size_t presence::deliver(user_id user, const prepared_message& pm) {
-  auto& m = pm.msg;
-  // Decide under the lock (cursor and sink are per connection); push
-  // outside it: a push encodes and takes the session's queue lock.
-  std::vector<std::shared_ptr<device_sink>> to;
-  {
-    auto& sh = shard_of(user);
-    std::lock_guard<std::mutex> guard{sh.mtx};
-    auto u = sh.users.find(user);
-    if (u == sh.users.end())
-      return 0;
-    for (auto& s : u->second) {
-      if (user == m.sender_user && s.device == m.sender_device)
-        continue; // the sending device has it already
-      auto& last = (*s.pushed)[m.conversation];
-      if (m.seq <= last)
-        continue; // pushed before (a repeated slice)
-      last = m.seq;
-      to.push_back(s.sink);
-    }
-  }
-  size_t n = 0;
-  for (auto& sink : to)
-    n += sink->push(pm) ? 1 : 0;
-  return n;
+void presence::connected_devices(user_id user, user_id skip_user,
+                                 device_id skip_device,
+                                 std::vector<device_actor>& out) const {
+  auto& sh = shard_of(user);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto u = sh.users.find(user);
+  if (u == sh.users.end())
+    return;
+  for (auto& s : u->second)
+    if (user != skip_user || s.device != skip_device)
+      out.push_back(s.actor);
 }
 
 size_t presence::connected() const {

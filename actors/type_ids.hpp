@@ -11,22 +11,20 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
-#include "actors/local_messages.hpp"
+#include "runtime/core/messages.hpp"
 #include "runtime/core/placement.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
   CAF_ADD_TYPE_ID(parley, (parley::conversation_snapshot))
   CAF_ADD_TYPE_ID(parley, (parley::device_info))
-  CAF_ADD_TYPE_ID(parley, (parley::device_sink_ref))
-  CAF_ADD_TYPE_ID(parley, (parley::send_answer_ref))
   CAF_ADD_TYPE_ID(parley, (parley::device_status))
   CAF_ADD_TYPE_ID(parley, (parley::group_change))
   CAF_ADD_TYPE_ID(parley, (parley::group_info))
   CAF_ADD_TYPE_ID(parley, (parley::login_result))
-  CAF_ADD_TYPE_ID(parley, (parley::prepared_ref))
   CAF_ADD_TYPE_ID(parley, (parley::principal))
   CAF_ADD_TYPE_ID(parley, (parley::projection_batch))
+  CAF_ADD_TYPE_ID(parley, (parley::projection_event))
   CAF_ADD_TYPE_ID(parley, (std::vector<parley::device_info>))
   CAF_ADD_TYPE_ID(parley, (parley::conversation_status))
   CAF_ADD_TYPE_ID(parley, (parley::idempotency_hit))

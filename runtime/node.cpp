@@ -10,6 +10,7 @@
 #include <caf/send.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "actors/outbox_relay.hpp"
 
 namespace parley {
@@ -98,18 +99,28 @@ void node::stop() {
     gateway_->stop(); // no new requests; sessions close
   caf::scoped_actor self{sys_};
   std::vector<conversation_actor> convs;
-  self->request(directory_, caf::infinite, caf::get_atom::value)
+  // Bounded waits: a stop goes on whatever does not answer (and says so).
+  self->request(directory_, timeouts::ask, caf::get_atom::value)
     .receive([&](std::vector<conversation_actor>& xs) { convs = std::move(xs); },
-             [](caf::error&) {});
+             [](caf::error& err) {
+               // Conversations end with the directory anyway (linked); only
+               // the wait for each of them below is skipped.
+               spdlog::warn("shutdown: the directory did not list its "
+                            "conversations error=\"{}\"",
+                            to_string(err));
+             });
   self->send_exit(directory_, caf::exit_reason::user_shutdown);
   self->wait_for(directory_);
   for (auto& conv : convs)
     self->wait_for(conv);
   // Conversations are gone; their commits are in the writer's mailbox
   // ahead of this flush, so they finish before it answers.
-  self->request(writer_, caf::infinite, caf::flush_atom::value)
+  self->request(writer_, timeouts::commit, caf::flush_atom::value)
     .receive([](uint64_t syncs) { spdlog::info("store flushed synced_writes={}", syncs); },
              [](caf::error& err) {
+               // Nothing acknowledged is lost (every answered commit was
+               // synced first); unsynced records (watermarks) are recovered
+               // from the log at the next start.
                spdlog::error("store final flush failed error=\"{}\"", to_string(err));
              });
   // Entries the inbox has not written yet are recomputed by its

@@ -410,6 +410,32 @@ typename Inspector::result_type inspect(Inspector& f, inbox_entry& x) {
            x.pinned, x.muted);
 }
 
+/// One event of the inbox projection: a message (with the users it
+/// reached) or a receipt, in the order they were emitted.
+struct projection_event {
+  bool is_message = true;
+  stored_message msg;
+  receipt_event receipt;
+  std::vector<user_id> to;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, projection_event& x) {
+  return f(caf::meta::type_name("projection_event"), x.is_message, x.msg,
+           x.receipt, x.to);
+}
+
+/// Projection events the inbox supervisor gathers and hands to its worker
+/// in one message.
+struct projection_batch {
+  std::vector<projection_event> events;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, projection_batch& x) {
+  return f(caf::meta::type_name("projection_batch"), x.events);
+}
+
 /// One page of a sync answer.
 struct sync_page {
   /// The inbox comes first, a page's worth at a time in conversation-id

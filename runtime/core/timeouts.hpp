@@ -25,4 +25,10 @@ inline constexpr caf::timespan commit = std::chrono::seconds(30);
 /// Work that scans many records (an outbox replay, a sweep, a rebuild).
 inline constexpr caf::timespan scan = std::chrono::seconds(120);
 
+/// Before an idempotent write that failed or timed out is tried again by
+/// its writer on its own (delivered cursors, receipt cursors): short, as
+/// a timeout has already waited `commit`; long enough that a failing disk
+/// is not hammered.
+inline constexpr caf::timespan retry = std::chrono::milliseconds(100);
+
 } // namespace parley::timeouts

@@ -8,6 +8,7 @@
 
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/store/keys.hpp"
 
 namespace parley::gateway {
@@ -66,7 +67,7 @@ void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
     return;
   }
   st.lookups[conv].push_back({rid, fmt, std::move(fn)});
-  self->request(st.deps.directory, caf::infinite, caf::get_atom::value, conv)
+  self->request(st.deps.directory, timeouts::ask, caf::get_atom::value, conv)
     .then(
       [self, conv](conversation_actor& hdl) {
         auto& st = self->state;
@@ -159,16 +160,13 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
         st.sink = std::make_shared<ws_sink>(st.link, fmt, st.deps.stats);
         self
           ->request(st.deps.registry, 30s, caf::join_atom::value, who.user,
-                    who.device, caf::actor_cast<caf::actor>(self),
-                    device_sink_ref{st.sink})
+                    who.device, caf::actor_cast<caf::actor>(self))
           .then(
             [self, rid, fmt](device_actor& dev) {
               auto& st = self->state;
               st.authenticating = false;
               st.authenticated = true;
               st.device = dev;
-              st.deps.shortcut->open(st.who.user, st.who.device,
-                                     st.send_device_key, st.send_user_key);
               self->send(dev, caf::update_atom::value,
                          st.who.read_receipts);
               v1::ServerFrame f;
@@ -224,27 +222,25 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
                    s.payload(), steady_ns(), s.reply_to_sequence()};
   auto conv_id = s.conversation_id();
   auto cmid = s.client_message_id();
-  // Local actors that always answer: no request timeout (CAF 0.17 keeps
-  // every timeout in its clock until it fires, which costs per send).
-  // The frame's dispatch guard lives until the send is on its way.
-  auto send_to = [self, rid, fmt, req, conv_id, cmid,
-                  guard = st.dispatching](conversation_actor conv) {
-        self->request(conv, caf::infinite, send_atom::value, req)
+  // A timeout is a retryable error: the client retries with the same
+  // clientMessageId and gets the original answer if the send was kept.
+  auto send_to = [self, rid, fmt, req, conv_id,
+                  cmid](conversation_actor conv) {
+        self->request(conv, timeouts::commit, send_atom::value, req)
           .then(
-            [self, rid, fmt, conv_id, cmid, conv](send_result& r) {
+            [self, rid, fmt, conv_id, cmid](send_result& r) {
               auto& st = self->state;
-              // This device's next sends here may take the direct path
-              // (learnt before the answer, which the client may act on).
-              st.deps.shortcut->learn(conv_id, conv);
-              if (r.deduplicated) // a retry costs no send budget
-                st.deps.shortcut->refund();
+              if (r.deduplicated && st.deps.limiter) {
+                // A retry of an accepted send costs no send budget.
+                auto& lim = st.deps.limiter->limits();
+                st.deps.limiter->refund(st.send_device_key, lim.send_device);
+                st.deps.limiter->refund(st.send_user_key, lim.send_user);
+              }
               st.deps.stats->messages_accepted++;
               reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
             },
             [self, rid, fmt, conv_id](caf::error& err) {
-              auto& st = self->state;
-              st.conversations.erase(conv_id); // may have restarted
-              st.deps.shortcut->forget(conv_id);
+              self->state.conversations.erase(conv_id); // may have ended
               reply_error(self, rid, fmt, err);
             });
   };
@@ -354,16 +350,6 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
   }
 }
 
-/// Handles one frame the I/O thread handed over; its dispatch guard ends
-/// with the handling, or later with a send that waits for its
-/// conversation's handle.
-void on_frame(self_ptr self, const std::string& data, bool binary) {
-  auto& st = self->state;
-  st.dispatching = st.deps.shortcut->dispatch_guard();
-  handle_frame(self, data, binary);
-  st.dispatching = nullptr;
-}
-
 } // namespace
 
 connection_actor::behavior_type
@@ -377,19 +363,36 @@ connection_impl(self_ptr self, connection_deps deps,
     st.header_token = authorization.substr(bearer.size());
   st.deps.stats->connections_open++;
   st.deps.stats->connections_total++;
-  self->attach_functor(
-    [stats = st.deps.stats, shortcut = st.deps.shortcut](const caf::error&) {
-      stats->connections_open--;
-      shortcut->close();
-    });
+  st.last_frame = self->clock().now();
+  self->attach_functor([stats = st.deps.stats](const caf::error&) {
+    stats->connections_open--;
+  });
   self->delayed_send(self, st.deps.hello_timeout, caf::timeout_atom::value);
   return {
     [self](frame_atom, std::string& data, bool binary) {
-      on_frame(self, data, binary);
+      self->state.last_frame = self->clock().now();
+      handle_frame(self, data, binary);
     },
     [self](caf::close_atom, uint32_t cause, std::string& reason) {
-      self->state.deps.shortcut->close(); // e.g. revoked: not one more send
       disconnect(self, static_cast<disconnect_cause>(cause), reason);
+    },
+    // Pushes: a false push means the session is gone or its queue
+    // overflowed, and the session tells this actor (a slow consumer).
+    [self](deliver_atom, const stored_message& msg) {
+      if (auto& sink = self->state.sink)
+        sink->push(msg);
+    },
+    [self](fanout_atom, const stored_message& msg) {
+      if (auto& sink = self->state.sink)
+        sink->push_bulk(msg);
+    },
+    [self](receipt_atom, const receipt_event& ev) {
+      if (auto& sink = self->state.sink)
+        sink->push(ev);
+    },
+    [self](caf::update_atom, const inbox_entry& e) {
+      if (auto& sink = self->state.sink)
+        sink->push(e);
     },
     [self](caf::leave_atom) { self->quit(); },
     [self](caf::update_atom, bool read_receipts) {
@@ -400,8 +403,7 @@ connection_impl(self_ptr self, connection_deps deps,
     },
     [self](caf::tick_atom) {
       auto& st = self->state;
-      // The I/O thread stamps every frame, the direct path's too.
-      auto silence = self->clock().now() - st.deps.shortcut->last_frame();
+      auto silence = self->clock().now() - st.last_frame;
       if (silence > 2 * std::chrono::milliseconds(st.deps.heartbeat_ms)) {
         disconnect(self, disconnect_cause::heartbeat_timeout,
                    "no frame for two heartbeats");

@@ -5,8 +5,10 @@
 // decoding of inbound frames, and turning requests into messages to the
 // directory, conversations and accounts. It answers every request with its
 // request_id, and uses only the authenticated user and device, never ids a
-// client claims. The socket's I/O stays on the server's threads; this actor
-// hands frames to the session's bounded outbound queue (ws_link).
+// client claims. The socket's I/O stays on the server's threads: they hand
+// every frame read to this actor, which puts the frames it sends (answers,
+// and the pushes its device actor sends it as ordinary messages) on the
+// session's bounded outbound queue (ws_link).
 
 #include <chrono>
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_clock.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_actor.hpp>
@@ -29,7 +32,6 @@
 #include "runtime/gateway/rate_limiter.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
-#include "runtime/gateway/send_shortcut.hpp"
 #include "runtime/gateway/server.hpp"
 #include "runtime/gateway/ws_sink.hpp"
 
@@ -44,6 +46,12 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<caf::close_atom, uint32_t, std::string>,
   /// The user's read-receipt setting changed.
   caf::reacts_to<caf::update_atom, bool>,
+  /// Pushes from the device actor: a message, a large group's message (on
+  /// the bulk lane), a receipt update, a changed inbox entry.
+  caf::reacts_to<deliver_atom, stored_message>,
+  caf::reacts_to<fanout_atom, stored_message>,
+  caf::reacts_to<receipt_atom, receipt_event>,
+  caf::reacts_to<caf::update_atom, inbox_entry>,
   /// The socket closed; the actor ends.
   caf::reacts_to<caf::leave_atom>,
   /// Internal: the Hello deadline passed.
@@ -64,9 +72,6 @@ struct connection_deps {
   uint32_t heartbeat_ms = 30000;
   inbox_actor inbox;
   std::shared_ptr<rate_limiter> limiter; ///< may be null: no limits
-  /// This session's direct path for sends (required): the I/O thread
-  /// stamps every frame on it and counts those it hands to the actor.
-  std::shared_ptr<send_shortcut> shortcut{};
   /// The largest frame sent (sync pages stay within it; in Welcome).
   size_t max_server_frame_bytes = default_max_server_frame_bytes;
 };
@@ -95,8 +100,8 @@ struct connection_state {
   device_actor device;
   std::shared_ptr<ws_sink> sink;
   uint32_t event_seq = 0; ///< before the sink exists
-  /// Held while the frame being handled is on its way (see send_shortcut).
-  std::shared_ptr<void> dispatching;
+  /// When the last frame arrived (the heartbeat check).
+  caf::actor_clock::time_point last_frame;
 
   static inline const char* name = "connection";
 };

@@ -10,6 +10,7 @@
 
 #include "actors/accounts.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
 namespace parley::gateway::connection_detail {
@@ -81,7 +82,7 @@ void create_group(self_ptr self, uint32_t rid, frame_format fmt,
   auto id = c.request_id.empty() ? new_group_id()
                                  : group_id_for(c.actor, c.request_id);
   with_conversation(self, id, rid, fmt, [=](conversation_actor conv) {
-    self->request(conv, caf::infinite, group_atom::value, c)
+    self->request(conv, timeouts::commit, group_atom::value, c)
       .then([=](send_result& r) { reply_accepted(self, rid, fmt, id, r); },
             [=](caf::error& err) {
               self->state.conversations.erase(id);
@@ -198,7 +199,7 @@ void on_group_change(self_ptr self, const v1::ClientFrame& frame,
       with_conversation(self, conv_id, rid, fmt,
                         [=](conversation_actor conv) {
                           self
-                            ->request(conv, caf::infinite, group_atom::value,
+                            ->request(conv, timeouts::commit, group_atom::value,
                                       c)
                             .then(
                               [=](send_result& r) {
@@ -221,7 +222,7 @@ void on_get_group(self_ptr self, const v1::ClientFrame& frame,
   auto limit = group_page_limit(req.limit(),
                                 self->state.deps.max_server_frame_bytes);
   with_conversation(self, conv_id, rid, fmt, [=](conversation_actor conv) {
-    self->request(conv, caf::infinite, group_atom::value, me, after, limit)
+    self->request(conv, timeouts::ask, group_atom::value, me, after, limit)
       .then(
         [=](group_info& g) {
           v1::ServerFrame f;

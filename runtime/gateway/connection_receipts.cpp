@@ -7,6 +7,7 @@
 #include <caf/send.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
 namespace parley::gateway::connection_detail {
@@ -24,7 +25,7 @@ void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
                     [self, conv, kind, seq, rid, fmt, user, dev,
                      shared](conversation_actor hdl) {
                       self
-                        ->request(hdl, caf::infinite, receipt_atom::value,
+                        ->request(hdl, timeouts::commit, receipt_atom::value,
                                   user, dev, kind, seq, shared)
                         .then([](sequence) {},
                               [self, conv, rid, fmt](caf::error& err) {
@@ -69,8 +70,8 @@ void on_set_flags(self_ptr self, const v1::ClientFrame& frame,
   }
   auto& st = self->state;
   self
-    ->request(st.deps.inbox, caf::infinite, caf::put_atom::value, st.who.user,
-              fl.conversation_id(), fl.archived(), fl.pinned(), fl.muted())
+    ->request(st.deps.inbox, timeouts::commit, caf::put_atom::value,
+              st.who.user, fl.conversation_id(), fl.archived(), fl.pinned(), fl.muted())
     .then(
       [self, rid, fmt](inbox_entry& e) {
         auto& st = self->state;

@@ -252,6 +252,12 @@ v1::ServerFrame error_frame(uint32_t request_id, const caf::error& err) {
   return f;
 }
 
+const char* refused_send(const v1::Send& s) {
+  if (s.kind() == v1::MESSAGE_KIND_MEDIA || s.has_media())
+    return "media messages are not supported yet: nothing was stored";
+  return nullptr;
+}
+
 v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms) {
   return error_frame(request_id, v1::Error::CODE_RATE_LIMITED,
                      "rate limited: retry after " + std::to_string(wait_ms)

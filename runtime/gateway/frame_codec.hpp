@@ -73,6 +73,11 @@ v1::ServerFrame error_frame(uint32_t request_id, const caf::error& err);
 /// The Error answering a request refused by a rate limit.
 v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms);
 
+/// Why a Send cannot be taken as it stands, or nullptr. A media message
+/// is refused (UNIMPLEMENTED) until media are built: storing it would
+/// throw its reference away.
+const char* refused_send(const v1::Send& s);
+
 /// Maps a Parley or CAF error to the wire Error: the one place that does.
 v1::Error to_wire_error(const caf::error& err);
 

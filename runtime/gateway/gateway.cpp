@@ -120,9 +120,6 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
                          opts_.server.max_frame_bytes,
                          opts_.hello_timeout, opts_.heartbeat_ms,
                          actors_.inbox, limiter_};
-    auto shortcut = std::make_shared<send_shortcut>(
-      link, stats_, limiter_, opts_.server.max_frame_bytes);
-    deps.shortcut = shortcut;
     deps.max_server_frame_bytes = opts_.max_server_frame_bytes;
     auto conn = sys_.spawn(connection_impl, deps, link, req.authorization);
     {
@@ -136,10 +133,7 @@ gateway::gateway(caf::actor_system& sys, gateway_options opts,
       conns_.push_back(conn.address());
     }
     return ws_handlers{
-      [conn, shortcut](std::string data, bool binary) {
-        if (shortcut->take(data, binary))
-          return;
-        shortcut->handed();
+      [conn](std::string data, bool binary) {
         caf::anon_send(conn, frame_atom::value, std::move(data), binary);
       },
       [conn] { caf::anon_send(conn, caf::leave_atom::value); },

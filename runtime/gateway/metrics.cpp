@@ -40,10 +40,6 @@ std::string metrics::render() const {
       rate_limited.load());
   add("parley_sync_requests_total", "counter", "Sync pages requested.",
       sync_requests.load());
-  add("parley_direct_sends_total", "counter",
-      "Send frames handed from the I/O thread straight to their "
-      "conversation, past the connection actor.",
-      direct_sends.load());
   add("parley_slow_disconnects_total", "counter",
       "Connections closed because their outbound queue overflowed (the "
       "device resumes by sync).",

@@ -20,8 +20,6 @@ struct metrics {
   std::atomic<uint64_t> rate_limited{0};   ///< requests refused by a limit
   std::atomic<uint64_t> slow_disconnects{0}; ///< outbound queue overflowed
   std::atomic<uint64_t> sync_requests{0};
-  /// Sends the I/O thread handed straight to their conversation.
-  std::atomic<uint64_t> direct_sends{0};
 
   /// Renders every counter in Prometheus text exposition format.
   std::string render() const;

@@ -50,11 +50,10 @@ public:
   virtual bool send(std::string data, bool binary) = 0;
 
   /// As send, for bulk traffic (large-group fan-out). Written on the
-  /// calling thread when nothing is queued, like send: the fan-out's shard
-  /// threads run at a lower CPU priority, so this work yields to everyone
-  /// else's. What has to wait goes to the I/O thread in rounds that let
-  /// other sessions' frames through in between, so a burst to thousands of
-  /// sessions does not delay everyone else's frames until it is through.
+  /// calling thread when nothing is queued, like send. What has to wait
+  /// goes to the I/O thread in rounds that let other sessions' frames
+  /// through in between, so a burst to thousands of sessions does not
+  /// delay everyone else's frames until it is through.
   virtual bool send_bulk(std::string data, bool binary) {
     return send(std::move(data), binary);
   }

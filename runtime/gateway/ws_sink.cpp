@@ -70,71 +70,28 @@ ws_sink::ws_sink(std::shared_ptr<ws_link> link, frame_format fmt,
   : link_(std::move(link)), fmt_(fmt), stats_(std::move(stats)) {
 }
 
-bool ws_sink::send(v1::ServerFrame& f) {
+bool ws_sink::send(v1::ServerFrame& f, bool bulk) {
   stats_->frames_out++;
-  std::lock_guard<std::mutex> guard{send_mtx_};
   f.set_event_seq(next_event_seq());
   auto link = link_.lock();
-  return link
-         && link->send(encode_server_frame(f, fmt_),
-                       fmt_ == frame_format::binary);
-}
-
-namespace {
-
-void append_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
-}
-
-} // namespace
-
-bool ws_sink::push(const prepared_message& pm) {
-  auto idx = fmt_ == frame_format::binary ? 0 : 1;
-  const std::string* body;
-  {
-    std::lock_guard<std::mutex> guard{pm.mtx};
-    if (!pm.has_encoded[idx]) {
-      v1::Message m;
-      to_wire_message(pm.msg, m);
-      pm.encoded[idx] = encode_message(m, fmt_);
-      pm.has_encoded[idx] = true;
-    }
-    body = &pm.encoded[idx]; // never changes once set
-  }
-  stats_->frames_out++;
-  std::lock_guard<std::mutex> guard{send_mtx_};
-  auto seq = next_event_seq();
-  std::string frame;
-  frame.reserve(body->size() + 32);
-  if (fmt_ == frame_format::binary) {
-    // ServerFrame{event_seq = 2, message = 12}, fields in number order as
-    // protobuf writes them.
-    frame += static_cast<char>(2 << 3);
-    append_varint(frame, seq);
-    frame += static_cast<char>((12 << 3) | 2);
-    append_varint(frame, body->size());
-    frame += *body;
-  } else {
-    frame += "{\"eventSeq\":";
-    frame += std::to_string(seq);
-    frame += ",\"message\":";
-    frame += *body;
-    frame += '}';
-  }
-  // Prepared messages are large-group fan-out: the bulk lane.
-  auto link = link_.lock();
-  return link
-         && link->send_bulk(std::move(frame), fmt_ == frame_format::binary);
+  if (!link)
+    return false;
+  auto binary = fmt_ == frame_format::binary;
+  auto data = encode_server_frame(f, fmt_);
+  return bulk ? link->send_bulk(std::move(data), binary)
+              : link->send(std::move(data), binary);
 }
 
 bool ws_sink::push(const stored_message& msg) {
   v1::ServerFrame f;
   to_wire_message(msg, *f.mutable_message());
   return send(f);
+}
+
+bool ws_sink::push_bulk(const stored_message& msg) {
+  v1::ServerFrame f;
+  to_wire_message(msg, *f.mutable_message());
+  return send(f, true);
 }
 
 bool ws_sink::push(const receipt_event& ev) {

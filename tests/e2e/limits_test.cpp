@@ -76,11 +76,6 @@ TEST_CASE("a_flooding_device_is_rate_limited_while_others_flow") {
   CHECK(accepted.size() >= 19); // the warm-up took one of the 20
   CHECK(accepted.size() < 100); // 20 at once, then 20/s while it lasts
   CHECK(limited == flood - int(accepted.size()));
-  auto metrics = http_call(n.port, "GET", "/metrics").body;
-  std::smatch m;
-  REQUIRE(std::regex_search(metrics, m,
-                            std::regex("\\nparley_direct_sends_total (\\d+)")));
-  CHECK(std::stoul(m[1].str()) >= accepted.size()); // the flood went direct
   accepted.insert("warm");
   // Carol was not held back by Alice's flood: all ten accepted, delivered.
   for (int j = 0; j < 10; ++j) {

@@ -17,6 +17,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include "actors/device.hpp"
 #include "actors/fanout.hpp"
 #include "coordinated_system.hpp"
 #include "sim_world.hpp"
@@ -25,24 +26,14 @@ using namespace parley;
 
 namespace {
 
-/// Records what reaches one device's session.
-class recording_sink : public device_sink {
-public:
-  bool push(const stored_message& m) override {
-    std::lock_guard<std::mutex> guard{mtx};
-    got.push_back(m.seq);
-    return true;
-  }
-  bool push(const receipt_event&) override {
-    return true;
-  }
-  bool push(const inbox_entry&) override {
-    return true;
-  }
-
-  std::mutex mtx;
-  std::vector<sequence> got;
-};
+/// A connection that records the large-group messages its device actor
+/// passes on (the bulk lane).
+caf::behavior recording_connection(std::shared_ptr<std::vector<sequence>> got) {
+  return {
+    [got](fanout_atom, const stored_message& m) { got->push_back(m.seq); },
+    [](caf::close_atom, uint32_t, const std::string&) {},
+  };
+}
 
 delivery_actor::behavior_type ignore_all() {
   return {
@@ -61,15 +52,24 @@ TEST_CASE("sim: fan-out shards crashing and restarting deliver every "
     sim::coordinated_system w;
     auto online = std::make_shared<presence>();
     const user_id users = 25;
-    std::map<std::pair<user_id, device_id>, std::shared_ptr<recording_sink>>
+    // Real device actors (they pass each large-group message on at most
+    // once per connection), each holding a recording connection.
+    std::map<std::pair<user_id, device_id>,
+             std::shared_ptr<std::vector<sequence>>>
       sinks;
+    std::vector<caf::actor> to_stop;
     for (user_id u = 1; u <= users; ++u)
       for (device_id d = 1; d <= 2; ++d) {
         if (rng() % 5 == 0)
           continue; // offline: catches up by sync, nothing pushed
-        auto s = std::make_shared<recording_sink>();
-        sinks[{u, d}] = s;
-        online->attach(u, d, caf::actor_addr{}, s);
+        auto got = std::make_shared<std::vector<sequence>>();
+        sinks[{u, d}] = got;
+        auto dev = w.sys->spawn(device_impl, device_deps{}, u, d);
+        auto conn = w.sys->spawn(recording_connection, got);
+        caf::anon_send(dev, caf::join_atom::value, conn);
+        online->attach(u, d, conn.address(), dev);
+        to_stop.push_back(caf::actor_cast<caf::actor>(dev));
+        to_stop.push_back(conn);
       }
     fanout_options opts;
     opts.shards = 1 + rng() % 4;
@@ -125,6 +125,8 @@ TEST_CASE("sim: fan-out shards crashing and restarting deliver every "
     w.sched->run();
     caf::anon_send_exit(fan, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(receipts, caf::exit_reason::user_shutdown);
+    for (auto& a : to_stop)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     w.sched->run();
     std::vector<sequence> all;
     for (int i = 1; i <= messages; ++i)
@@ -133,9 +135,9 @@ TEST_CASE("sim: fan-out shards crashing and restarting deliver every "
       auto want = key == std::make_pair(user_id{1}, device_id{1})
                     ? std::vector<sequence>{}
                     : all;
-      if (sink->got != want) {
+      if (*sink != want) {
         std::string got;
-        for (auto s : sink->got)
+        for (auto s : *sink)
           got += std::to_string(s) + " ";
         return "user " + std::to_string(key.first) + " device "
                + std::to_string(key.second) + " got [" + got + "] of "
