@@ -1,4 +1,5 @@
 #include "sim_world.hpp"
+#include "random_schedule.hpp"
 #include "sim_actors.hpp"
 
 #include <algorithm>
@@ -265,16 +266,7 @@ bool world::step() {
     fnv(trace_hash, 0x7111E);
     return true;
   }
-  auto id_of = [](caf::resumable* r) {
-    return dynamic_cast<caf::abstract_actor*>(r)->id();
-  };
-  std::stable_sort(jobs.begin(), jobs.end(), [&](auto* a, auto* b) {
-    return id_of(a) < id_of(b);
-  });
-  auto i = sched_rng() % jobs.size();
-  std::rotate(jobs.begin(), jobs.begin() + i, jobs.begin() + i + 1);
-  fnv(trace_hash, id_of(jobs.front()));
-  sched.run_once();
+  fnv(trace_hash, run_one_random(sched, sched_rng));
   if (step_hook)
     step_hook();
   return true;
