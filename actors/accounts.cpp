@@ -8,17 +8,14 @@
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
-#include "parley/v1/store.pb.h"
 #include "runtime/accounts/credentials.hpp"
-#include "runtime/store/keys.hpp"
-#include "runtime/store/records.hpp"
+#include "runtime/store/account_store.hpp"
 
 namespace parley {
 
 namespace {
 
 using self_ptr = accounts_actor::stateful_pointer<accounts_state>;
-namespace pb = parley::store::v1;
 
 /// The store writer's fence id for account writes (conversation ids with
 /// the top bit set are direct conversations, so this cannot collide).
@@ -76,14 +73,11 @@ caf::expected<device_id> last_device_of(self_ptr self, user_id user) {
   auto& st = self->state;
   if (auto i = st.last_device.find(user); i != st.last_device.end())
     return i->second;
-  auto last = st.kv->last(keys::device(user, 0), keys::device(user + 1, 0));
-  if (!last)
-    return last.error();
-  device_id dev = 0;
-  if (*last)
-    dev = keys::read_u64((*last)->first, 9).value_or(0);
-  st.last_device[user] = dev;
-  return dev;
+  auto dev = store::last_device_id(*st.kv, user);
+  if (!dev)
+    return dev.error();
+  st.last_device[user] = *dev;
+  return *dev;
 }
 
 caf::result<user_id> do_register(self_ptr self, const std::string& name,
@@ -96,7 +90,7 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
                            "username: 3-32 of a-z 0-9 _ . -");
   if (password.size() < 8 || password.size() > 1024)
     return caf::make_error(errc::bad_request, "password: 8-1024 bytes");
-  auto existing = st.kv->get(keys::account(name));
+  auto existing = store::account_exists(*st.kv, name);
   if (!existing)
     return existing.error();
   if (*existing || st.pending_names.count(name))
@@ -105,16 +99,13 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
   if (hash.empty())
     return caf::make_error(errc::storage_failed, "cannot hash password");
   auto id = ++st.last_user;
-  pb::AccountRecord rec;
-  rec.set_user_id(id);
-  rec.set_password_hash(hash);
-  rec.set_created_at_ms(st.clock());
-  pb::Counter counter;
-  counter.set_value(id);
+  store::account acct;
+  acct.name = name;
+  acct.user = id;
+  acct.password_hash = hash;
+  acct.created_at_ms = st.clock();
   write_batch batch;
-  batch.put(keys::account(name), rec.SerializeAsString());
-  batch.put(keys::user_name(id), name);
-  batch.put(keys::counter("user"), counter.SerializeAsString());
+  store::add_account(batch, acct);
   st.pending_names.insert(name);
   auto rp = self->make_response_promise<user_id>();
   commit(
@@ -142,8 +133,7 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
                                 "wrong username or password");
   if (device_name.empty() || device_name.size() > 64)
     return caf::make_error(errc::bad_request, "device name: 1-64 bytes");
-  auto acct = store::read_record<pb::AccountRecord>(*st.kv,
-                                                    keys::account(name));
+  auto acct = store::find_account(*st.kv, name);
   if (!acct)
     return acct.error();
   if (!*acct) {
@@ -152,42 +142,34 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
       credentials::hash_password("x", st.limits.hash_strength), password);
     return refuse;
   }
-  if (!credentials::verify_password((*acct)->password_hash(), password))
+  if (!credentials::verify_password((*acct)->password_hash, password))
     return refuse;
-  if ((*acct)->blocked())
+  if ((*acct)->blocked)
     return caf::make_error(errc::forbidden, "account blocked");
-  auto user = (*acct)->user_id();
+  auto user = (*acct)->user;
   auto last = last_device_of(self, user);
   if (!last)
     return last.error();
+  auto devices = store::list_devices(*st.kv, user);
+  if (!devices)
+    return devices.error();
   uint64_t active = 0;
-  auto scan_err = st.kv->scan(
-    keys::device(user, 0), keys::device(user + 1, 0),
-    [&](std::string_view, std::string_view v) {
-      pb::DeviceRecord d;
-      if (d.ParseFromArray(v.data(), static_cast<int>(v.size()))
-          && !d.revoked())
-        ++active;
-      return true;
-    });
-  if (scan_err)
-    return scan_err;
+  for (auto& d : *devices)
+    if (!d.revoked)
+      ++active;
   if (active >= st.limits.max_devices)
     return caf::make_error(errc::forbidden, "device limit reached; revoke one");
   auto dev = *last + 1;
   st.last_device[user] = dev;
   auto token = credentials::new_token();
   auto th = credentials::token_hash(token);
-  pb::DeviceRecord drec;
-  drec.set_name(device_name);
-  drec.set_token_hash(th);
-  drec.set_created_at_ms(st.clock());
-  pb::TokenRecord trec;
-  trec.set_user_id(user);
-  trec.set_device_id(dev);
+  store::device_record drec;
+  drec.device = dev;
+  drec.name = device_name;
+  drec.token_hash = th;
+  drec.created_at_ms = st.clock();
   write_batch batch;
-  batch.put(keys::device(user, dev), drec.SerializeAsString());
-  batch.put(keys::token(th), trec.SerializeAsString());
+  store::add_device(batch, user, drec);
   auto rp = self->make_response_promise<login_result>();
   commit(
     self, std::move(batch),
@@ -199,34 +181,19 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
   return rp;
 }
 
-/// The account record of a user id ('v' id -> name, 'u' name -> record).
-caf::expected<std::optional<pb::AccountRecord>> account_of(self_ptr self,
-                                                           user_id user) {
-  auto& st = self->state;
-  auto name = st.kv->get(keys::user_name(user));
-  if (!name)
-    return name.error();
-  if (!*name)
-    return std::optional<pb::AccountRecord>{};
-  return store::read_record<pb::AccountRecord>(*st.kv, keys::account(**name));
-}
-
 /// Sets whether `user` shares and sees read receipts; the user's open
 /// connections are told at once.
 caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
   auto& st = self->state;
-  auto name = st.kv->get(keys::user_name(user));
-  if (!name)
-    return name.error();
-  auto acct = account_of(self, user);
+  auto acct = store::find_account_by_id(*st.kv, user);
   if (!acct)
     return acct.error();
-  if (!*name || !*acct)
+  if (!*acct)
     return caf::make_error(errc::not_found, "no such user");
   auto rec = **acct;
-  rec.set_read_receipts_off(!on);
+  rec.read_receipts_off = !on;
   write_batch batch;
-  batch.put(keys::account(**name), rec.SerializeAsString());
+  store::update_account(batch, rec);
   auto rp = self->make_response_promise<bool>();
   commit(
     self, std::move(batch),
@@ -249,26 +216,24 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
   if (token.empty() || token.size() > 256)
     return refuse;
-  auto rec = store::read_record<pb::TokenRecord>(*st.kv,
-                                   keys::token(credentials::token_hash(token)));
-  if (!rec)
-    return rec.error();
-  if (!*rec)
+  auto owner = store::find_token(*st.kv, credentials::token_hash(token));
+  if (!owner)
+    return owner.error();
+  if (!*owner)
     return refuse;
-  principal who{(*rec)->user_id(), (*rec)->device_id()};
-  auto dev = store::read_record<pb::DeviceRecord>(
-    *st.kv, keys::device(who.user, who.device));
+  principal who{(*owner)->user, (*owner)->device};
+  auto dev = store::find_device(*st.kv, who.user, who.device);
   if (!dev)
     return dev.error();
-  if (!*dev || (*dev)->revoked())
+  if (!*dev || (*dev)->revoked)
     return refuse;
-  auto acct = account_of(self, who.user);
+  auto acct = store::find_account_by_id(*st.kv, who.user);
   if (!acct)
     return acct.error();
-  if (*acct && (*acct)->blocked())
+  if (*acct && (*acct)->blocked)
     return caf::make_error(errc::unauthenticated, "account blocked");
   if (*acct)
-    who.read_receipts = !(*acct)->read_receipts_off();
+    who.read_receipts = !(*acct)->read_receipts_off;
   if (auto sender = self->current_sender()) {
     auto addr = caf::actor_cast<caf::actor_addr>(sender);
     st.online[{who.user, who.device}].insert(addr);
@@ -281,17 +246,16 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
 caf::result<bool> do_block(self_ptr self, const std::string& name,
                            bool blocked) {
   auto& st = self->state;
-  auto acct = store::read_record<pb::AccountRecord>(*st.kv,
-                                                    keys::account(name));
+  auto acct = store::find_account(*st.kv, name);
   if (!acct)
     return acct.error();
   if (!*acct)
     return caf::make_error(errc::not_found, "no such user");
   auto rec = **acct;
-  rec.set_blocked(blocked);
+  rec.blocked = blocked;
   write_batch batch;
-  batch.put(keys::account(name), rec.SerializeAsString());
-  auto user = rec.user_id();
+  store::update_account(batch, rec);
+  auto user = rec.user;
   auto rp = self->make_response_promise<bool>();
   commit(
     self, std::move(batch),
@@ -318,17 +282,13 @@ caf::result<bool> do_block(self_ptr self, const std::string& name,
 
 caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
   auto& st = self->state;
-  auto rec = store::read_record<pb::DeviceRecord>(*st.kv,
-                                                  keys::device(user, dev));
+  auto rec = store::find_device(*st.kv, user, dev);
   if (!rec)
     return rec.error();
-  if (!*rec || (*rec)->revoked())
+  if (!*rec || (*rec)->revoked)
     return caf::make_error(errc::not_found, "no such active device");
-  auto drec = **rec;
-  drec.set_revoked(true);
   write_batch batch;
-  batch.put(keys::device(user, dev), drec.SerializeAsString());
-  batch.erase(keys::token(drec.token_hash()));
+  store::revoke_device(batch, user, **rec);
   auto rp = self->make_response_promise<bool>();
   commit(
     self, std::move(batch),
@@ -367,9 +327,8 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   st.writer = std::move(writer);
   st.limits = std::move(limits);
   st.clock = std::move(clock);
-  if (auto c = store::read_record<pb::Counter>(*st.kv, keys::counter("user"));
-      c && *c)
-    st.last_user = (*c)->value();
+  if (auto last = store::last_user_id(*st.kv))
+    st.last_user = *last;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     auto i = st.online_by_addr.find(dm.source);
@@ -396,29 +355,27 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       return do_auth(self, token);
     },
     [self](caf::resolve_atom, const std::string& name) -> caf::result<user_id> {
-      auto acct = store::read_record<pb::AccountRecord>(*self->state.kv,
-                                                        keys::account(name));
+      auto acct = store::find_account(*self->state.kv, name);
       if (!acct)
         return acct.error();
       if (!*acct)
         return caf::make_error(errc::not_found, "no such user");
-      return (*acct)->user_id();
+      return (*acct)->user;
     },
     [self](caf::resolve_atom, const std::vector<std::string>& names,
            const std::vector<uint64_t>& ids)
       -> caf::result<std::vector<uint64_t>> {
       std::vector<uint64_t> out;
       for (auto& name : names) {
-        auto acct = store::read_record<pb::AccountRecord>(*self->state.kv,
-                                                          keys::account(name));
+        auto acct = store::find_account(*self->state.kv, name);
         if (!acct)
           return acct.error();
         if (!*acct)
           return caf::make_error(errc::not_found, "no such user: " + name);
-        out.push_back((*acct)->user_id());
+        out.push_back((*acct)->user);
       }
       for (auto id : ids) {
-        auto name = self->state.kv->get(keys::user_name(id));
+        auto name = store::user_name(*self->state.kv, id);
         if (!name)
           return name.error();
         if (!*name)
@@ -430,19 +387,13 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [self](devices_atom, user_id user)
       -> caf::result<std::vector<device_info>> {
+      auto devices = store::list_devices(*self->state.kv, user);
+      if (!devices)
+        return devices.error();
       std::vector<device_info> out;
-      auto err = self->state.kv->scan(
-        keys::device(user, 0), keys::device(user + 1, 0),
-        [&](std::string_view k, std::string_view v) {
-          pb::DeviceRecord d;
-          if (d.ParseFromArray(v.data(), static_cast<int>(v.size())))
-            out.push_back(device_info{keys::read_u64(k, 9).value_or(0),
-                                      d.name(), d.created_at_ms(),
-                                      d.revoked()});
-          return true;
-        });
-      if (err)
-        return err;
+      for (auto& d : *devices)
+        out.push_back(device_info{d.device, d.name, d.created_at_ms,
+                                  d.revoked});
       return out;
     },
     [self](revoke_atom, user_id user, device_id dev) {

@@ -9,7 +9,7 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "actors/tick_hub.hpp"
-#include "runtime/store/keys.hpp"
+#include "runtime/store/account_store.hpp"
 
 namespace parley {
 
@@ -48,11 +48,8 @@ void flush_acks(self_ptr self) {
   if (st.writing || st.acks_pending.empty())
     return;
   write_batch batch;
-  for (auto& [conv, seq] : st.acks_pending) {
-    std::string v;
-    keys::append_u64(v, seq);
-    batch.max_u64(keys::delivered(st.user, st.device, conv), std::move(v));
-  }
+  for (auto& [conv, seq] : st.acks_pending)
+    store::add_delivered_cursor(batch, st.user, st.device, conv, seq);
   auto sent = std::move(st.acks_pending);
   st.acks_pending.clear();
   st.writing = true;

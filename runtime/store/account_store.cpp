@@ -1,0 +1,174 @@
+#include "runtime/store/account_store.hpp"
+
+#include "parley/v1/store.pb.h"
+#include "runtime/store/keys.hpp"
+#include "runtime/store/records.hpp"
+
+namespace parley::store {
+
+namespace {
+
+namespace pb = parley::store::v1;
+
+/// The user id counter's name in table 'n'. DO NOT CHANGE: kept on disk.
+constexpr std::string_view user_counter = "user";
+
+/// Byte 0 is the tag, bytes 1-8 the user: the device id starts here.
+constexpr size_t device_id_pos = 9;
+
+std::string encode(const account& acct) {
+  pb::AccountRecord rec;
+  rec.set_user_id(acct.user);
+  rec.set_password_hash(acct.password_hash);
+  rec.set_created_at_ms(acct.created_at_ms);
+  rec.set_blocked(acct.blocked);
+  rec.set_read_receipts_off(acct.read_receipts_off);
+  return rec.SerializeAsString();
+}
+
+account decode(std::string_view name, const pb::AccountRecord& rec) {
+  return account{std::string{name},   rec.user_id(),
+                 rec.password_hash(), rec.created_at_ms(),
+                 rec.blocked(),       rec.read_receipts_off()};
+}
+
+std::string encode(const device_record& dev) {
+  pb::DeviceRecord rec;
+  rec.set_name(dev.name);
+  rec.set_token_hash(dev.token_hash);
+  rec.set_created_at_ms(dev.created_at_ms);
+  rec.set_revoked(dev.revoked);
+  return rec.SerializeAsString();
+}
+
+device_record decode(device_id id, const pb::DeviceRecord& rec) {
+  return device_record{id, rec.name(), rec.token_hash(), rec.created_at_ms(),
+                       rec.revoked()};
+}
+
+} // namespace
+
+// -- writes ------------------------------------------------------------------
+
+void add_account(write_batch& batch, const account& acct) {
+  pb::Counter counter;
+  counter.set_value(acct.user);
+  batch.put(keys::account(acct.name), encode(acct));
+  batch.put(keys::user_name(acct.user), acct.name);
+  batch.put(keys::counter(user_counter), counter.SerializeAsString());
+}
+
+void update_account(write_batch& batch, const account& acct) {
+  batch.put(keys::account(acct.name), encode(acct));
+}
+
+void add_device(write_batch& batch, user_id user, const device_record& dev) {
+  pb::TokenRecord token;
+  token.set_user_id(user);
+  token.set_device_id(dev.device);
+  batch.put(keys::device(user, dev.device), encode(dev));
+  batch.put(keys::token(dev.token_hash), token.SerializeAsString());
+}
+
+void revoke_device(write_batch& batch, user_id user, device_record dev) {
+  dev.revoked = true;
+  batch.put(keys::device(user, dev.device), encode(dev));
+  batch.erase(keys::token(dev.token_hash));
+}
+
+void add_delivered_cursor(write_batch& batch, user_id user, device_id dev,
+                          conversation_id conv, sequence seq) {
+  std::string v;
+  keys::append_u64(v, seq);
+  batch.max_u64(keys::delivered(user, dev, conv), std::move(v));
+}
+
+// -- reads -------------------------------------------------------------------
+
+caf::expected<user_id> last_user_id(kv_backend& kv) {
+  auto c = read_record<pb::Counter>(kv, keys::counter(user_counter));
+  if (!c)
+    return c.error();
+  return *c ? (*c)->value() : user_id{0};
+}
+
+caf::expected<bool> account_exists(kv_backend& kv, std::string_view name) {
+  auto bytes = kv.get(keys::account(name));
+  if (!bytes)
+    return bytes.error();
+  return bytes->has_value();
+}
+
+caf::expected<std::optional<account>> find_account(kv_backend& kv,
+                                                   std::string_view name) {
+  auto rec = read_record<pb::AccountRecord>(kv, keys::account(name));
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return std::optional<account>{};
+  return std::optional<account>{decode(name, **rec)};
+}
+
+caf::expected<std::optional<std::string>> user_name(kv_backend& kv,
+                                                    user_id user) {
+  return kv.get(keys::user_name(user));
+}
+
+caf::expected<std::optional<account>> find_account_by_id(kv_backend& kv,
+                                                         user_id user) {
+  auto name = user_name(kv, user);
+  if (!name)
+    return name.error();
+  if (!*name)
+    return std::optional<account>{};
+  return find_account(kv, **name);
+}
+
+caf::expected<device_id> last_device_id(kv_backend& kv, user_id user) {
+  auto last = kv.last(keys::device(user, 0), keys::device(user + 1, 0));
+  if (!last)
+    return last.error();
+  if (!*last)
+    return device_id{0};
+  return keys::read_u64((*last)->first, device_id_pos).value_or(0);
+}
+
+caf::expected<std::optional<device_record>>
+find_device(kv_backend& kv, user_id user, device_id dev) {
+  auto rec = read_record<pb::DeviceRecord>(kv, keys::device(user, dev));
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return std::optional<device_record>{};
+  return std::optional<device_record>{decode(dev, **rec)};
+}
+
+caf::expected<std::vector<device_record>> list_devices(kv_backend& kv,
+                                                       user_id user) {
+  std::vector<device_record> out;
+  auto err = kv.scan(keys::device(user, 0), keys::device(user + 1, 0),
+                     [&](std::string_view k, std::string_view v) {
+                       pb::DeviceRecord rec;
+                       if (rec.ParseFromArray(v.data(),
+                                              static_cast<int>(v.size())))
+                         out.push_back(decode(
+                           keys::read_u64(k, device_id_pos).value_or(0), rec));
+                       return true;
+                     });
+  if (err)
+    return err;
+  return out;
+}
+
+caf::expected<std::optional<token_owner>>
+find_token(kv_backend& kv, std::string_view token_hash) {
+  auto rec = read_record<pb::TokenRecord>(kv, keys::token(token_hash));
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return std::optional<token_owner>{};
+  return std::optional<token_owner>{
+    token_owner{(*rec)->user_id(), (*rec)->device_id()}};
+}
+
+} // namespace parley::store
