@@ -1,14 +1,29 @@
 #include "actors/directory.hpp"
 
+#include <string>
+
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
+
+#include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 
 namespace parley {
 
 namespace {
 
 using self_ptr = directory_actor::stateful_pointer<directory_state>;
+
+caf::error not_here(const directory_state& st, conversation_id conv) {
+  auto r = st.where.route_of(placement_key::conversation(conv));
+  return caf::make_error(errc::unavailable,
+                         "conversation " + std::to_string(conv)
+                           + " is on partition " + std::to_string(r.partition)
+                           + " owned by node " + std::to_string(r.owner)
+                           + " (map epoch " + std::to_string(r.map_epoch)
+                           + ")");
+}
 
 conversation_actor get_or_spawn(self_ptr self, conversation_id conv) {
   auto& st = self->state;
@@ -25,13 +40,75 @@ conversation_actor get_or_spawn(self_ptr self, conversation_id conv) {
   return hdl;
 }
 
+/// Asks each draining actor of `conv` that is not being asked already what
+/// it has in flight; stops those with nothing (or asked often enough) and
+/// asks the rest again after `drain_poll`.
+void drain(self_ptr self, conversation_id conv) {
+  for (auto& [addr, d] : self->state.leaving) {
+    if (d.conv != conv || d.asking)
+      continue;
+    d.asking = true;
+    auto hdl = d.actor;
+    auto last = ++d.polls >= self->state.max_drain_polls;
+    self->request(hdl, timeouts::ask, caf::get_atom::value)
+      .then(
+        [self, hdl, conv, last](const conversation_status& s) {
+          auto i = self->state.leaving.find(hdl.address());
+          if (i == self->state.leaving.end())
+            return;
+          i->second.asking = false;
+          if (s.in_flight == 0 || last)
+            self->send_exit(hdl, caf::exit_reason::user_shutdown);
+          else
+            self->delayed_send(self, self->state.drain_poll,
+                               caf::leave_atom::value, conv);
+        },
+        [self, hdl](caf::error&) {
+          // Gone already (its down message cleans up) or wedged: stop it.
+          self->send_exit(hdl, caf::exit_reason::user_shutdown);
+        });
+  }
+}
+
+/// Takes the conversations whose partition is no longer local out of the
+/// table (nothing hands them out again) and starts draining them.
+void release_moved(self_ptr self) {
+  auto& st = self->state;
+  std::vector<conversation_id> moved;
+  for (auto i = st.conversations.begin(); i != st.conversations.end();) {
+    if (st.where.owns(placement_key::conversation(i->first))) {
+      ++i;
+      continue;
+    }
+    auto addr = i->second.address();
+    st.by_addr.erase(addr);
+    st.leaving.emplace(addr, directory_state::draining{i->first, i->second});
+    moved.push_back(i->first);
+    i = st.conversations.erase(i);
+  }
+  if (!moved.empty())
+    spdlog::info("conversations moved away count={} map_epoch={}",
+                 moved.size(), st.where.map.map_epoch);
+  for (auto conv : moved)
+    drain(self, conv);
+}
+
 } // namespace
 
 directory_actor::behavior_type
 directory_impl(self_ptr self, conversation_deps deps) {
+  return placed_directory_impl(self, std::move(deps), placement::single_node());
+}
+
+directory_actor::behavior_type
+placed_directory_impl(self_ptr self, conversation_deps deps,
+                      placement where) {
   self->state.deps = std::move(deps);
+  self->state.where = std::move(where);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
+    if (st.leaving.erase(dm.source) > 0)
+      return; // moved away: not restarted here
     auto i = st.by_addr.find(dm.source);
     if (i == st.by_addr.end())
       return;
@@ -51,16 +128,35 @@ directory_impl(self_ptr self, conversation_deps deps) {
       self->quit(em.reason);
   });
   return {
-    [self](caf::get_atom, conversation_id conv) -> conversation_actor {
+    [self](caf::get_atom,
+           conversation_id conv) -> caf::result<conversation_actor> {
+      if (!self->state.where.owns(placement_key::conversation(conv)))
+        return not_here(self->state, conv);
       return get_or_spawn(self, conv);
+    },
+    [self](caf::get_atom, placement_key key) {
+      return self->state.where.route_of(key);
+    },
+    [self](caf::put_atom,
+           partition_map& next) -> caf::result<uint64_t> {
+      if (auto err = self->state.where.replace(std::move(next)))
+        return err;
+      release_moved(self);
+      return self->state.where.map.map_epoch;
     },
     [self](caf::get_atom) {
       std::vector<conversation_actor> result;
       for (auto& [id, hdl] : self->state.conversations)
         result.push_back(hdl);
+      for (auto& [addr, d] : self->state.leaving)
+        result.push_back(d.actor);
       return result;
     },
-    [self](caf::spawn_atom, conversation_id conv) { get_or_spawn(self, conv); },
+    [self](caf::spawn_atom, conversation_id conv) {
+      if (self->state.where.owns(placement_key::conversation(conv)))
+        get_or_spawn(self, conv);
+    },
+    [self](caf::leave_atom, conversation_id conv) { drain(self, conv); },
   };
 }
 

@@ -1,11 +1,17 @@
 #pragma once
 
-// directory: placement. Answers which actor hosts a conversation, spawning
-// it on first use; callers reach conversations only through it, so the same
-// code runs on one node now and on partitioned nodes later. It monitors what
-// it spawned: a conversation that fails is respawned after `respawn_delay`
-// (it recovers from the store and re-emits its outbox), or sooner by the
-// next lookup.
+// directory: placement, the router. Holds the partition map
+// (runtime/core/placement.hpp) and answers which actor hosts a conversation,
+// spawning it on first use if this node owns the conversation's partition;
+// a conversation owned elsewhere answers errc::unavailable (retryable) and
+// is never spawned here. Callers reach conversations only through it, so
+// the same code runs on one node now and on partitioned nodes later. It
+// monitors what it spawned: a conversation that fails is respawned after
+// `respawn_delay` (it recovers from the store and re-emits its outbox), or
+// sooner by the next lookup. A newer map that moves a partition away stops
+// handing out its conversations at once and stops each of them once
+// nothing of it is in flight (polled every `drain_poll`, at most
+// `max_drain_polls` times, then stopped regardless).
 
 #include <cstdint>
 #include <chrono>
@@ -19,30 +25,62 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/conversation.hpp"
+#include "runtime/core/placement.hpp"
 
 namespace parley {
 
 using directory_actor = caf::typed_actor<
   /// Returns the actor of conversation `conv` (spawned if not running).
+  /// Error: unavailable if another node owns its partition (retryable:
+  /// the map may change, or the caller may ask the owner).
   caf::replies_to<caf::get_atom, conversation_id>::with<conversation_actor>,
-  /// Lists the running conversations (for an orderly shutdown).
+  /// Where `key` (a conversation or a user) lives under the current map.
+  caf::replies_to<caf::get_atom, placement_key>::with<route>,
+  /// Replaces the partition map with `next` (same partition count, higher
+  /// map_epoch); replies the new epoch. Conversations whose partition left
+  /// this node are no longer handed out and stop once drained. Errors:
+  /// conflict (an epoch not above the current one), bad_request.
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
+  /// Lists the running conversations, draining ones included (for an
+  /// orderly shutdown).
   caf::replies_to<caf::get_atom>::with<std::vector<conversation_actor>>,
-  /// Internal: restart conversation `conv` if it is not running.
-  caf::reacts_to<caf::spawn_atom, conversation_id>>;
+  /// Internal: restart conversation `conv` if it is not running (and this
+  /// node owns it).
+  caf::reacts_to<caf::spawn_atom, conversation_id>,
+  /// Internal: stop the actors of `conv` that moved away once drained.
+  caf::reacts_to<caf::leave_atom, conversation_id>>;
 
 struct directory_state {
+  /// An actor of a conversation whose partition left this node.
+  struct draining {
+    conversation_id conv = 0;
+    conversation_actor actor;
+    int polls = 0;       ///< status requests made so far
+    bool asking = false; ///< a status request is under way
+  };
+
   conversation_deps deps;
+  placement where = placement::single_node();
   std::map<conversation_id, conversation_actor> conversations;
   std::map<caf::actor_addr, conversation_id> by_addr;
+  std::map<caf::actor_addr, draining> leaving; ///< not handed out any more
   std::set<caf::actor_addr> linked; ///< children whose exit_msg is pending
   uint64_t spawned = 0;
   caf::timespan respawn_delay = std::chrono::seconds(1);
+  caf::timespan drain_poll = std::chrono::milliseconds(50);
+  int max_drain_polls = 200;
 
   static inline const char* name = "directory";
 };
 
+/// A directory of a single node: it owns every partition.
 directory_actor::behavior_type
 directory_impl(directory_actor::stateful_pointer<directory_state> self,
                conversation_deps deps);
+
+/// A directory routing by `where` (this node and the partition map).
+directory_actor::behavior_type
+placed_directory_impl(directory_actor::stateful_pointer<directory_state> self,
+                      conversation_deps deps, placement where);
 
 } // namespace parley
