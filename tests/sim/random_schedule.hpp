@@ -42,6 +42,16 @@ inline caf::actor_id run_one_random(caf::scheduler::test_coordinator& sched,
   return id;
 }
 
+/// True if the actor `id` has messages waiting (it is among the jobs).
+inline bool runnable(const caf::scheduler::test_coordinator& sched,
+                     caf::actor_id id) {
+  return std::any_of(sched.jobs.begin(), sched.jobs.end(),
+                     [id](caf::resumable* r) {
+                       return dynamic_cast<caf::abstract_actor*>(r)->id()
+                              == id;
+                     });
+}
+
 /// A fixture's scheduling: FIFO (CAF's `run()`) without a seed, or one
 /// seed-picked actor per step with one. It hashes the actors it picked
 /// (FNV-1a), so tests can count the distinct interleavings of their seeds.
