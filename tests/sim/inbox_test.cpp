@@ -336,11 +336,8 @@ TEST_CASE("sim: inbox sims interleave by seed: one workload, many delivery "
   // without waiting, under many seeds: the conversations, the store and
   // the inbox run in the seed's order, so deliveries from the four arrive
   // interleaved differently; the inboxes end the same, and equal the log.
-  const uint64_t seeds = 40;
-  std::set<uint64_t> interleavings;
-  std::set<seen_order> delivery_orders;
-  std::set<std::string> outcomes;
-  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+  // A seed run again gives the same interleaving.
+  auto run = [](uint64_t seed) {
     fixture f{seed};
     for (conversation_id c = 1; c <= 4; ++c)
       f.open(c, {1, 2, 3});
@@ -361,8 +358,16 @@ TEST_CASE("sim: inbox sims interleave by seed: one workload, many delivery "
       for (auto u : users)
         if (auto e = store::load_inbox_entry(*f.disk, u, conv); e && *e)
           entries += show(**e);
-    delivery_orders.insert(*f.seen);
-    interleavings.insert(f.order.trace);
+    return std::make_tuple(f.order.trace, *f.seen, entries);
+  };
+  const uint64_t seeds = 40;
+  std::set<uint64_t> interleavings;
+  std::set<seen_order> delivery_orders;
+  std::set<std::string> outcomes;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    auto [trace, seen, entries] = run(seed);
+    interleavings.insert(trace);
+    delivery_orders.insert(seen);
     outcomes.insert(entries);
   }
   MESSAGE(seeds << " seeds: " << interleavings.size() << " interleavings, "
@@ -371,4 +376,7 @@ TEST_CASE("sim: inbox sims interleave by seed: one workload, many delivery "
   CHECK(interleavings.size() == seeds);
   CHECK(delivery_orders.size() >= seeds / 2);
   CHECK(outcomes.size() == 1);
+  auto first = run(7);
+  std::vector<std::string> churn(1000, std::string(100, 'x')); // heap churn
+  CHECK(run(7) == first);
 }

@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -362,12 +363,8 @@ TEST_CASE("sim: receipt sims interleave by seed: one workload, many push "
   // The same receipts under many seeds, each followed by two seed-picked
   // steps: what a receipt meets (a write in flight or none) is the seed's,
   // so bursts coalesce differently and the pushes differ; the cursors end
-  // the same.
-  const uint64_t seeds = 40;
-  std::set<uint64_t> interleavings;
-  std::set<std::string> push_orders;
-  std::set<std::string> outcomes;
-  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+  // the same. A seed run again gives the same interleaving.
+  auto run = [](uint64_t seed) {
     fixture f{seed};
     for (user_id u = 1; u <= 3; ++u)
       REQUIRE(f.ask<sequence>(caf::join_atom::value, u).first);
@@ -380,9 +377,18 @@ TEST_CASE("sim: receipt sims interleave by seed: one workload, many push "
     std::ostringstream pushes;
     for (auto& p : *f.events)
       pushes << p.ev.user << "/" << p.ev.kind << "@" << p.ev.seq << " ";
-    push_orders.insert(pushes.str());
-    interleavings.insert(f.order.trace);
-    outcomes.insert(describe(f.on_disk()));
+    return std::make_tuple(f.order.trace, pushes.str(),
+                           describe(f.on_disk()));
+  };
+  const uint64_t seeds = 40;
+  std::set<uint64_t> interleavings;
+  std::set<std::string> push_orders;
+  std::set<std::string> outcomes;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    auto [trace, pushes, outcome] = run(seed);
+    interleavings.insert(trace);
+    push_orders.insert(pushes);
+    outcomes.insert(outcome);
   }
   MESSAGE(seeds << " seeds: " << interleavings.size() << " interleavings, "
                 << push_orders.size() << " push orders, " << outcomes.size()
@@ -390,6 +396,9 @@ TEST_CASE("sim: receipt sims interleave by seed: one workload, many push "
   CHECK(interleavings.size() == seeds);
   CHECK(push_orders.size() >= 5);
   CHECK(outcomes.size() == 1);
+  auto first = run(7);
+  std::vector<std::string> churn(1000, std::string(100, 'x')); // heap churn
+  CHECK(run(7) == first);
 }
 
 TEST_CASE("sim: an actor for an id that names no conversation ends after "
