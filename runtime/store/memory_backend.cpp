@@ -4,20 +4,40 @@
 
 namespace parley {
 
-caf::error memory_backend::write(const write_batch& batch, bool) {
+void memory_backend::apply(map& m, const write_batch& batch) {
+  for (auto& op : batch.ops) {
+    if (op.erase)
+      m.erase(op.key);
+    else
+      m[op.key] = op.value;
+  }
+}
+
+caf::error memory_backend::write(const write_batch& batch, bool sync) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (fail_write && fail_write(batch)) {
     ++failed_writes_;
     return caf::make_error(errc::storage_failed, "injected write failure");
   }
-  for (auto& op : batch.ops) {
-    if (op.erase)
-      data_.erase(op.key);
-    else
-      data_[op.key] = op.value;
+  apply(data_, batch);
+  if (sync) {
+    for (auto& b : unsynced_)
+      apply(durable_, b);
+    unsynced_.clear();
+    apply(durable_, batch);
+  } else {
+    unsynced_.push_back(batch);
   }
   ++writes_;
   return caf::none;
+}
+
+uint64_t memory_backend::lose_unsynced() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto lost = static_cast<uint64_t>(unsynced_.size());
+  unsynced_.clear();
+  data_ = durable_;
+  return lost;
 }
 
 caf::expected<std::optional<std::string>>

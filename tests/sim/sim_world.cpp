@@ -232,6 +232,8 @@ void world::crash() {
   node_.reset();
   sys_.reset();
   cfg_.reset();
+  // The node lost power: what no synced write covered is gone.
+  grand_totals().lost_unsynced += disk->lose_unsynced();
   disk->fail_write = live_disk;
   virtual_epoch_ms_ += 60'000; // the reboot takes a minute
 }
@@ -436,7 +438,8 @@ void for_each_seed(const char* test, uint64_t first, uint64_t count,
                             << t.answers << " answers, " << t.errors
                             << " errors, " << t.failed_writes
                             << " failed writes, " << t.node_crashes
-                            << " node crashes, " << t.conv_crashes
+                            << " node crashes (" << t.lost_unsynced
+                            << " unsynced writes lost), " << t.conv_crashes
                             << " conversation crashes, " << t.deliveries
                             << " deliveries");
 }

@@ -152,7 +152,8 @@ private:
 /// Totals over all runs in this process (to show a suite is not vacuous).
 struct totals {
   uint64_t runs = 0, steps = 0, failed_writes = 0, node_crashes = 0,
-           conv_crashes = 0, answers = 0, errors = 0, deliveries = 0;
+           conv_crashes = 0, answers = 0, errors = 0, deliveries = 0,
+           lost_unsynced = 0; ///< unsynced writes lost in node crashes
 };
 totals& grand_totals();
 
