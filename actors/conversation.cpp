@@ -128,7 +128,7 @@ void commit(self_ptr self, write_batch batch,
             std::function<void(const caf::error&)> on_fail) {
   auto& st = self->state;
   auto epoch = st.seqs.epoch();
-  self->request(st.deps.writer, caf::infinite, commit_atom::value, st.id,
+  self->request(st.deps.writer, timeouts::commit, commit_atom::value, st.id,
                 epoch, std::move(batch))
     .then([on_ok](uint64_t) { on_ok(); },
           [=](caf::error& err) {
