@@ -138,6 +138,10 @@ node_config::node_config() {
     .add(admin_token_hash, "admin-token-hash",
          "hex BLAKE2b-256 of the operator's token for /v1/admin/* "
          "(printf %s TOKEN | b2sum -l 256); empty: no admin API")
+    .add(partitions, "partitions",
+         "partitions of the deployment (1-65536; 0: the store's, or 64 on "
+         "the first start); kept in the store at the first start, and a "
+         "store created with another number refuses to start")
     .add(rebuild_inbox, "rebuild-inbox",
          "USER (name or id) or all: recompute inbox projections from the "
          "message log, then exit (parleyd must not be running on --data)");
@@ -284,6 +288,10 @@ std::string node_config::validate() const {
   if (!admin_token_hash.empty()
       && credentials::from_hex32(admin_token_hash).empty())
     return "parley.admin-token-hash must be 64 hex digits (b2sum -l 256)";
+  if (partitions > max_partitions)
+    return "parley.partitions must be 0-" + std::to_string(max_partitions)
+           + " (0: the store's, or " + std::to_string(default_partitions)
+           + " on the first start)";
   if (fanout_shards == 0 || fanout_shards > 64)
     return "parley.fanout-shards must be 1-64";
   if (fanout_batch == 0)
@@ -323,6 +331,7 @@ std::vector<std::string> normalize_args(int argc, char** argv) {
     {"--config", "--config-file"},
     {"--listen", "--parley.listen"},
     {"--rebuild-inbox", "--parley.rebuild-inbox"},
+    {"--partitions", "--parley.partitions"},
   };
   std::vector<std::string> out;
   for (int i = 1; i < argc; ++i) {

@@ -14,6 +14,7 @@
 #include "actors/fanout.hpp"
 #include "actors/accounts.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/placement.hpp"
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 #include "runtime/store/log_env.hpp"
@@ -56,6 +57,9 @@ public:
   uint64_t io_threads = 1; ///< set per machine by the constructor
   uint64_t heartbeat_ms = default_heartbeat_ms;
   std::string rebuild_inbox; ///< set: rebuild these inboxes and exit
+  /// The deployment's partition count for a store that keeps none yet
+  /// (0: default_partitions); a store that keeps one refuses another.
+  uint64_t partitions = 0;
   uint64_t sync_recent = 50;
   int64_t receipt_delay_ms = 20;
   int64_t ack_delay_ms = 50;

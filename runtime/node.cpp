@@ -12,6 +12,7 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "actors/outbox_relay.hpp"
+#include "runtime/store/meta_store.hpp"
 
 namespace parley {
 
@@ -35,6 +36,13 @@ node::~node() {
 }
 
 std::string node::start() {
+  auto partitions = store::settle_partitions(*opts_.kv, opts_.partitions,
+                                             default_partitions);
+  if (!partitions)
+    return "partitions: " + sys_.render(partitions.error());
+  auto where = placement::single_node(*partitions, opts_.self);
+  spdlog::info("placement partitions={} node={} map_epoch={}", *partitions,
+               opts_.self, where.map.map_epoch);
   if (opts_.detach_store) {
     writer_ = sys_.spawn<caf::detached>(store_writer_impl, opts_.kv,
                                         opts_.writer);
@@ -62,7 +70,7 @@ std::string node::start() {
                       opts_.detach_store, opts_.detach_store,
                       caf::timespan{opts_.inbox_flush_delay},
                       caf::timespan{opts_.inbox_batch_delay}, metrics_);
-  directory_ = sys_.spawn(directory_impl,
+  directory_ = sys_.spawn(placed_directory_impl,
                           conversation_deps{writer_, reader_, delivery_,
                                             opts_.clock, opts_.conversation,
                                             metrics_,
@@ -72,7 +80,8 @@ std::string node::start() {
                                               ? delivery_actor{}
                                               : caf::actor_cast<delivery_actor>(
                                                 fanout_),
-                                            ticks_});
+                                            ticks_},
+                          where);
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
   running_ = true;

@@ -46,6 +46,11 @@ struct node_options {
   /// Large groups' fan-out (shards run on threads of their own unless
   /// detach_store is false).
   fanout_options fanout;
+  /// The deployment's partition count for a store that keeps none yet (0:
+  /// default_partitions). start() fails if the store keeps another one.
+  uint32_t partitions = 0;
+  /// This node's id in the partition map (runtime/core/placement.hpp).
+  node_id self = single_node_id;
 };
 
 class node {
@@ -53,8 +58,11 @@ public:
   node(caf::actor_system& sys, node_options opts);
   ~node();
 
-  /// Spawns the actors, starts the outbox relay (asynchronously) and, if
-  /// configured, the gateway. Returns an error message, or empty.
+  /// Settles the partition count with the store (kept at the first start;
+  /// another one refused before anything is spawned), spawns the actors
+  /// with a partition map in which this node owns every partition, starts
+  /// the outbox relay (asynchronously) and, if configured, the gateway.
+  /// Returns an error message, or empty.
   std::string start();
 
   /// Stops the directory and its conversations, writes what the store writer

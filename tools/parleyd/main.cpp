@@ -34,6 +34,9 @@ Usage: parleyd [--data DIR] [--config FILE] [--log-level LEVEL] [CAF options]
                       port 0 picks a free port, logged at start)
   --config FILE       config file, INI format with a [parley] section
   --log-level LEVEL   trace|debug|info|warn|error|critical|off (default info)
+  --partitions N      partitions of the deployment, 1-65536 (default 64);
+                      fixed at the first start on --data and kept there:
+                      another number later refuses to start
   --rebuild-inbox U   recompute the inbox projection of user U (a name or
                       an id) or of all users from the message log, write it
                       and exit; run it with the node stopped
@@ -173,6 +176,7 @@ int main(int argc, char** argv) {
     opts.devices = cfg.devices();
     opts.fanout = cfg.fanout();
     opts.sync_recent = cfg.sync_recent;
+    opts.partitions = static_cast<uint32_t>(cfg.partitions);
     opts.inbox_flush_delay = std::chrono::milliseconds(cfg.inbox_delay_ms);
     opts.inbox_batch_delay = std::chrono::milliseconds(cfg.inbox_batch_ms);
     opts.gateway = cfg.gateway();
