@@ -1,5 +1,7 @@
 #include "actors/device_registry.hpp"
 
+#include <string>
+
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
@@ -46,6 +48,47 @@ void for_connected(device_registry_state& st, const std::vector<user_id>& users,
     for (auto& [dev, e] : u->second)
       if (e.conn)
         f(user, dev, e);
+  }
+}
+
+/// Error unless this node owns `user`'s partition.
+caf::error check_owned(const device_registry_state& st, user_id user) {
+  auto r = st.opts.where.route_of(placement_key::user(user));
+  if (r.local)
+    return {};
+  return caf::make_error(errc::unavailable,
+                         "user " + std::to_string(user) + " is on partition "
+                           + std::to_string(r.partition) + " owned by node "
+                           + std::to_string(r.owner) + " (map epoch "
+                           + std::to_string(r.map_epoch) + ")");
+}
+
+/// Stops the device actors of users no longer owned here and closes their
+/// connections (the clients reconnect and sync).
+void release_moved(self_ptr self) {
+  auto& st = self->state;
+  for (auto u = st.devices.begin(); u != st.devices.end();) {
+    auto user = u->first;
+    if (st.opts.where.owns(placement_key::user(user))) {
+      ++u;
+      continue;
+    }
+    for (auto& [dev, e] : u->second) {
+      st.by_device.erase(e.actor.address());
+      st.linked.erase(e.actor.address());
+      self->unlink_from(e.actor);
+      self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+      if (!e.conn)
+        continue;
+      if (st.opts.online)
+        st.opts.online->detach(user, dev, e.conn);
+      st.by_conn.erase(e.conn);
+      if (auto conn = caf::actor_cast<caf::actor>(e.conn))
+        caf::anon_send(conn, caf::close_atom::value,
+                       code_of(disconnect_cause::device_unavailable),
+                       std::string{"device moved; reconnect and sync"});
+    }
+    u = st.devices.erase(u);
   }
 }
 
@@ -130,6 +173,8 @@ device_registry_impl(self_ptr self, device_deps deps,
     [self](caf::join_atom, user_id user, device_id dev,
            caf::actor conn) -> caf::result<device_actor> {
       auto& st = self->state;
+      if (auto err = check_owned(st, user))
+        return err;
       auto* e = find(st, user, dev);
       if (!e) {
         // Linked: device actors end with the registry. Monitored: a device
@@ -165,9 +210,17 @@ device_registry_impl(self_ptr self, device_deps deps,
     },
     [self](caf::get_atom, user_id user,
            device_id dev) -> caf::result<device_actor> {
+      if (auto err = check_owned(self->state, user))
+        return err;
       if (auto* e = find(self->state, user, dev))
         return e->actor;
       return caf::make_error(errc::not_found, "no device actor");
+    },
+    [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
+      if (auto err = self->state.opts.where.replace(std::move(next)))
+        return err;
+      release_moved(self);
+      return self->state.opts.where.map.map_epoch;
     },
     [self](caf::tick_atom) {
       auto& st = self->state;

@@ -6,7 +6,12 @@
 // its recipients that hold a connection (devices without one get nothing
 // pushed: they catch up by sync), and retires device actors that have been
 // without a connection for `idle_ttl`. A device actor that fails takes its
-// connection down with it (the client reconnects and syncs).
+// connection down with it (the client reconnects and syncs). It serves only
+// users whose partition this node owns (`device_registry_options::where`):
+// a join or lookup of another node's user answers errc::unavailable and
+// spawns nothing; a newer map that moves a user away stops the user's
+// device actors and closes their connections (device_unavailable: the
+// client reconnects and syncs).
 
 #include <chrono>
 #include <cstdint>
@@ -25,6 +30,7 @@
 #include "actors/delivery.hpp"
 #include "actors/device.hpp"
 #include "actors/presence.hpp"
+#include "runtime/core/placement.hpp"
 
 namespace parley {
 
@@ -37,8 +43,13 @@ using device_registry_actor = delivery_actor::extend<
   /// `user` changed an inbox entry on device `origin`: pushed to the user's
   /// other connected devices.
   caf::reacts_to<caf::update_atom, user_id, device_id, inbox_entry>,
-  /// The running device actor of (user, device). Error: not_found.
+  /// The running device actor of (user, device). Error: not_found, or
+  /// unavailable if another node owns the user's partition.
   caf::replies_to<caf::get_atom, user_id, device_id>::with<device_actor>,
+  /// Replaces the partition map, as the directory's put_atom does (whoever
+  /// changes the map sends it to both); replies the new epoch. Errors:
+  /// conflict (an epoch not above the current one), bad_request.
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
   /// Internal: retires device actors idle for `idle_ttl`.
   caf::reacts_to<caf::tick_atom>>;
 
@@ -49,6 +60,8 @@ struct device_registry_options {
   /// Kept up to date with who holds a connection (for fan-out shards);
   /// may be null.
   std::shared_ptr<presence> online;
+  /// This node and the partition map: which users it serves.
+  placement where = placement::single_node();
 };
 
 struct device_registry_state {

@@ -41,6 +41,7 @@ std::string node::start() {
   if (!partitions)
     return "partitions: " + sys_.render(partitions.error());
   auto where = placement::single_node(*partitions, opts_.self);
+  opts_.devices.where = where;
   spdlog::info("placement partitions={} node={} map_epoch={}", *partitions,
                opts_.self, where.map.map_epoch);
   if (opts_.detach_store) {

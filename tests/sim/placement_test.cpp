@@ -3,7 +3,10 @@
 // never spawned here, locally owned ones are spawned; routes of
 // conversations and users follow the map; a newer map that moves a
 // partition away stops handing out its conversation at once and stops the
-// actor once its in-flight send is answered; older maps are refused.
+// actor once its in-flight send is answered; older maps are refused. The
+// device registry serves only users of partitions this node owns, and a
+// newer map that moves a user away stops the user's device actors and
+// closes their connections.
 
 #include <doctest/doctest.h>
 
@@ -17,7 +20,9 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include "actors/device_registry.hpp"
 #include "actors/directory.hpp"
+#include "actors/disconnect.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/core/errors.hpp"
@@ -42,6 +47,13 @@ conversation_id conv_on(bool even, conversation_id after = 0) {
     if ((partition_of(placement_key::conversation(c), parts) % 2 == 0)
         == even)
       return c;
+}
+
+/// The first user id above `after` whose partition is even (here) or odd.
+user_id user_on(bool even, user_id after = 0) {
+  for (user_id u = after + 1;; ++u)
+    if ((partition_of(placement_key::user(u), parts) % 2 == 0) == even)
+      return u;
 }
 
 /// Even partitions here, odd ones there.
@@ -129,6 +141,18 @@ struct fixture : sim::coordinated_system {
     REQUIRE(ask<sequence>(conv, caf::join_atom::value, user_id{2}).ok);
   }
 };
+
+/// A connection that records the closes it is told and drops the rest.
+caf::behavior recording_connection(caf::event_based_actor* self,
+                                   std::shared_ptr<std::vector<uint32_t>> closes) {
+  self->set_default_handler(caf::drop);
+  return {
+    [self, closes](caf::close_atom, uint32_t code, const std::string&) {
+      closes->push_back(code);
+      self->quit();
+    },
+  };
+}
 
 send_request text(conversation_id conv, std::string cmid) {
   return send_request{conv, 1, 1, std::move(cmid), 1, "hello"};
@@ -260,4 +284,65 @@ TEST_CASE("sim: the directory refuses a map that is not newer, or of "
   CHECK(is(f.ask<uint64_t>(f.dir, caf::put_atom::value, split_map(2)).err,
            errc::conflict));
   CHECK(f.lookup(theirs).ok);
+}
+
+TEST_CASE("sim: the device registry serves only users of partitions this "
+          "node owns, and lets a user that moved away go") {
+  fixture f;
+  device_registry_options opts;
+  opts.where = placement{here, split_map(1)};
+  auto registry = f.sys->spawn(device_registry_impl,
+                               device_deps{f.reader, f.writer, nullptr, {}},
+                               opts);
+  f.sched->run();
+  auto state = [&]() -> device_registry_state& {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(registry);
+    return dynamic_cast<caf::stateful_actor<
+      device_registry_state, device_registry_actor::base>&>(*ptr)
+      .state;
+  };
+  auto closes = std::make_shared<std::vector<uint32_t>>();
+  auto conn = f.sys->spawn(recording_connection, closes);
+  auto local = user_on(true);
+  auto remote = user_on(false);
+  // Another node's user: refused, nothing spawned.
+  auto r = f.ask<device_actor>(registry, caf::join_atom::value, remote,
+                               device_id{1}, conn);
+  REQUIRE_FALSE(r.ok);
+  CHECK(is(r.err, errc::unavailable));
+  CHECK(is(f.ask<device_actor>(registry, caf::get_atom::value, remote,
+                               device_id{1})
+             .err,
+           errc::unavailable));
+  CHECK(state().devices.empty());
+  // A local one: attached.
+  auto d = f.ask<device_actor>(registry, caf::join_atom::value, local,
+                               device_id{1}, conn);
+  REQUIRE(d.ok);
+  CHECK(f.ask<device_actor>(registry, caf::get_atom::value, local,
+                            device_id{1})
+          .ok
+        == d.ok);
+  // The user's partition moves away: its device actor stops, its
+  // connection is closed (reconnect and sync), lookups answer unavailable.
+  auto moved = split_map(2);
+  moved.owners[partition_of(placement_key::user(local), parts)] = there;
+  auto put = f.ask<uint64_t>(registry, caf::put_atom::value, moved);
+  REQUIRE(put.ok);
+  CHECK(*put.ok == 2);
+  CHECK(*closes
+        == std::vector<uint32_t>{code_of(disconnect_cause::device_unavailable)});
+  CHECK(state().devices.empty());
+  CHECK(state().by_conn.empty());
+  CHECK(f.ask<device_status>(*d.ok, stats_atom::value).err
+        == caf::sec::request_receiver_down);
+  CHECK(is(f.ask<device_actor>(registry, caf::get_atom::value, local,
+                               device_id{1})
+             .err,
+           errc::unavailable));
+  // An older map: refused.
+  CHECK(is(f.ask<uint64_t>(registry, caf::put_atom::value, split_map(1)).err,
+           errc::conflict));
+  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+  f.sched->run();
 }
