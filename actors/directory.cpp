@@ -25,6 +25,17 @@ caf::error not_here(const directory_state& st, conversation_id conv) {
                            + ")");
 }
 
+conversation_actor get_or_spawn(self_ptr self, conversation_id conv);
+
+/// Hands `xs` to conversation `conv` (its answer goes to the asker), or
+/// answers unavailable if another node owns it.
+template <class R, class... Ts>
+caf::result<R> route_to(self_ptr self, conversation_id conv, Ts&&... xs) {
+  if (!self->state.where.owns(placement_key::conversation(conv)))
+    return not_here(self->state, conv);
+  return self->delegate(get_or_spawn(self, conv), std::forward<Ts>(xs)...);
+}
+
 conversation_actor get_or_spawn(self_ptr self, conversation_id conv) {
   auto& st = self->state;
   if (auto i = st.conversations.find(conv); i != st.conversations.end())
@@ -133,6 +144,25 @@ placed_directory_impl(self_ptr self, conversation_deps deps,
       if (!self->state.where.owns(placement_key::conversation(conv)))
         return not_here(self->state, conv);
       return get_or_spawn(self, conv);
+    },
+    [self](send_atom a, send_request& req) {
+      auto conv = req.conversation;
+      return route_to<send_result>(self, conv, a, std::move(req));
+    },
+    [self](caf::join_atom a, conversation_id conv, user_id user) {
+      return route_to<sequence>(self, conv, a, user);
+    },
+    [self](group_atom a, conversation_id conv, group_change& c) {
+      return route_to<send_result>(self, conv, a, std::move(c));
+    },
+    [self](group_atom a, conversation_id conv, user_id requester,
+           user_id after, uint32_t limit) {
+      return route_to<group_info>(self, conv, a, requester, after, limit);
+    },
+    [self](receipt_atom a, conversation_id conv, user_id user,
+           device_id device, int32_t kind, sequence seq, bool shared) {
+      return route_to<sequence>(self, conv, a, user, device, kind, seq,
+                                shared);
     },
     [self](caf::get_atom, placement_key key) {
       return self->state.where.route_of(key);

@@ -34,6 +34,19 @@ using directory_actor = caf::typed_actor<
   /// Error: unavailable if another node owns its partition (retryable:
   /// the map may change, or the caller may ask the owner).
   caf::replies_to<caf::get_atom, conversation_id>::with<conversation_actor>,
+  /// Routed requests to conversation `conv` (the send's own conversation
+  /// for a send): handed to its actor, spawned if needed, which answers the
+  /// asker directly. Error: unavailable if another node owns it. This is how
+  /// callers address conversations: by id, keeping no handle that a
+  /// re-route would leave stale.
+  caf::replies_to<send_atom, send_request>::with<send_result>,
+  caf::replies_to<caf::join_atom, conversation_id, user_id>::with<sequence>,
+  caf::replies_to<group_atom, conversation_id, group_change>::with<
+    send_result>,
+  caf::replies_to<group_atom, conversation_id, user_id, user_id,
+                  uint32_t>::with<group_info>,
+  caf::replies_to<receipt_atom, conversation_id, user_id, device_id, int32_t,
+                  sequence, bool>::with<sequence>,
   /// Where `key` (a conversation or a user) lives under the current map.
   caf::replies_to<caf::get_atom, placement_key>::with<route>,
   /// Replaces the partition map with `next` (same partition count, higher

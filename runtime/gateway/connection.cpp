@@ -48,46 +48,6 @@ void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
   reply(self, error_frame(request_id, err), fmt);
 }
 
-/// Runs `fn` with the actor of conversation `conv` (cached per connection);
-/// a failed lookup answers request `rid` with the error.
-void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
-                       frame_format fmt,
-                       std::function<void(conversation_actor)> fn) {
-  auto& st = self->state;
-  if (auto i = st.conversations.find(conv); i != st.conversations.end()) {
-    fn(i->second);
-    return;
-  }
-  // Requests behind a lookup of the same conversation wait for it, in
-  // order: a later frame must not overtake them through the cache the
-  // lookup fills.
-  auto waiting = st.lookups.find(conv);
-  if (waiting != st.lookups.end()) {
-    waiting->second.push_back({rid, fmt, std::move(fn)});
-    return;
-  }
-  st.lookups[conv].push_back({rid, fmt, std::move(fn)});
-  self->request(st.deps.directory, timeouts::ask, caf::get_atom::value, conv)
-    .then(
-      [self, conv](conversation_actor& hdl) {
-        auto& st = self->state;
-        auto waiters = std::move(st.lookups[conv]);
-        st.lookups.erase(conv);
-        if (st.conversations.size() >= 1024)
-          st.conversations.clear();
-        st.conversations.emplace(conv, hdl);
-        for (auto& w : waiters)
-          w.fn(hdl);
-      },
-      [self, conv](caf::error& err) {
-        auto& st = self->state;
-        auto waiters = std::move(st.lookups[conv]);
-        st.lookups.erase(conv);
-        for (auto& w : waiters)
-          reply_error(self, w.rid, w.fmt, err);
-      });
-}
-
 } // namespace connection_detail
 
 namespace {
@@ -222,29 +182,24 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
                    s.payload(), steady_ns(), s.reply_to_sequence()};
   auto conv_id = s.conversation_id();
   auto cmid = s.client_message_id();
-  // A timeout is a retryable error: the client retries with the same
-  // clientMessageId and gets the original answer if the send was kept.
-  auto send_to = [self, rid, fmt, req, conv_id,
-                  cmid](conversation_actor conv) {
-        self->request(conv, timeouts::commit, send_atom::value, req)
-          .then(
-            [self, rid, fmt, conv_id, cmid](send_result& r) {
-              auto& st = self->state;
-              if (r.deduplicated && st.deps.limiter) {
-                // A retry of an accepted send costs no send budget.
-                auto& lim = st.deps.limiter->limits();
-                st.deps.limiter->refund(st.send_device_key, lim.send_device);
-                st.deps.limiter->refund(st.send_user_key, lim.send_user);
-              }
-              st.deps.stats->messages_accepted++;
-              reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
-            },
-            [self, rid, fmt, conv_id](caf::error& err) {
-              self->state.conversations.erase(conv_id); // may have ended
-              reply_error(self, rid, fmt, err);
-            });
-  };
-  with_conversation(self, conv_id, rid, fmt, send_to);
+  // Routed by the conversation's id. A timeout is a retryable error: the
+  // client retries with the same clientMessageId and gets the original
+  // answer if the send was kept.
+  self->request(st.deps.directory, timeouts::commit, send_atom::value,
+                std::move(req))
+    .then(
+      [self, rid, fmt, conv_id, cmid](send_result& r) {
+        auto& st = self->state;
+        if (r.deduplicated && st.deps.limiter) {
+          // A retry of an accepted send costs no send budget.
+          auto& lim = st.deps.limiter->limits();
+          st.deps.limiter->refund(st.send_device_key, lim.send_device);
+          st.deps.limiter->refund(st.send_user_key, lim.send_user);
+        }
+        st.deps.stats->messages_accepted++;
+        reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
+      },
+      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
 void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
@@ -262,24 +217,22 @@ void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
         auto& st = self->state;
         auto me = st.who.user;
         auto conv_id = direct_conversation_id(me, peer);
-        self->request(st.deps.directory, 30s, caf::get_atom::value, conv_id)
+        auto& dir = st.deps.directory;
+        // Both parties are members of their direct conversation.
+        self->request(dir, timeouts::commit, caf::join_atom::value, conv_id, me)
           .then(
-            [self, rid, fmt, fail, me, peer, conv_id](conversation_actor& conv) {
-              // Both parties are members of their direct conversation.
-              self->request(conv, 30s, caf::join_atom::value, me)
+            [self, rid, fmt, fail, peer, conv_id](sequence) {
+              self
+                ->request(self->state.deps.directory, timeouts::commit,
+                          caf::join_atom::value, conv_id, peer)
                 .then(
-                  [self, rid, fmt, fail, peer, conv, conv_id](sequence) {
-                    self->request(conv, 30s, caf::join_atom::value, peer)
-                      .then(
-                        [self, rid, fmt, peer, conv_id](sequence) {
-                          v1::ServerFrame f;
-                          f.set_request_id(rid);
-                          auto* d = f.mutable_direct_opened();
-                          d->set_conversation_id(conv_id);
-                          d->set_peer_user_id(peer);
-                          reply(self, f, fmt);
-                        },
-                        fail);
+                  [self, rid, fmt, peer, conv_id](sequence) {
+                    v1::ServerFrame f;
+                    f.set_request_id(rid);
+                    auto* d = f.mutable_direct_opened();
+                    d->set_conversation_id(conv_id);
+                    d->set_peer_user_id(peer);
+                    reply(self, f, fmt);
                   },
                   fail);
             },

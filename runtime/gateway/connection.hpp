@@ -87,15 +87,6 @@ struct connection_state {
   std::string send_device_key;
   std::string send_user_key;
   frame_format push_format = frame_format::binary;
-  /// Conversation handles this connection sent to (dropped on an error).
-  std::map<conversation_id, conversation_actor> conversations;
-  /// Requests waiting for a conversation's handle, in arrival order.
-  struct waiter {
-    uint32_t rid;
-    frame_format fmt;
-    std::function<void(conversation_actor)> fn;
-  };
-  std::map<conversation_id, std::vector<waiter>> lookups;
   /// Set once authenticated: the device's actor and this session's sink.
   device_actor device;
   std::shared_ptr<ws_sink> sink;

@@ -32,12 +32,6 @@ bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
                   const std::string& key, const bucket_spec& spec,
                   double cost = 1);
 
-/// Runs `fn` with the actor of conversation `conv` (cached per connection);
-/// a failed lookup answers request `rid` with the error.
-void with_conversation(self_ptr self, conversation_id conv, uint32_t rid,
-                       frame_format fmt,
-                       std::function<void(conversation_actor)> fn);
-
 /// Delivered, Read, SetConversationFlags (connection_receipts.cpp).
 void on_delivered(self_ptr self, const v1::ClientFrame& frame,
                   frame_format fmt);

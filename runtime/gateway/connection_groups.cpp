@@ -81,18 +81,17 @@ void create_group(self_ptr self, uint32_t rid, frame_format fmt,
                   group_change c, int attempts_left) {
   auto id = c.request_id.empty() ? new_group_id()
                                  : group_id_for(c.actor, c.request_id);
-  with_conversation(self, id, rid, fmt, [=](conversation_actor conv) {
-    self->request(conv, timeouts::commit, group_atom::value, c)
-      .then([=](send_result& r) { reply_accepted(self, rid, fmt, id, r); },
-            [=](caf::error& err) {
-              self->state.conversations.erase(id);
-              if (is(err, errc::conflict) && attempts_left > 0
-                  && c.request_id.empty())
-                create_group(self, rid, fmt, c, attempts_left - 1);
-              else
-                reply_error(self, rid, fmt, err);
-            });
-  });
+  self
+    ->request(self->state.deps.directory, timeouts::commit, group_atom::value,
+              id, c)
+    .then([=](send_result& r) { reply_accepted(self, rid, fmt, id, r); },
+          [=](caf::error& err) {
+            if (is(err, errc::conflict) && attempts_left > 0
+                && c.request_id.empty())
+              create_group(self, rid, fmt, c, attempts_left - 1);
+            else
+              reply_error(self, rid, fmt, err);
+          });
 }
 
 /// Refuses a create or change naming more members than one MEMBERSHIP
@@ -196,19 +195,12 @@ void on_group_change(self_ptr self, const v1::ClientFrame& frame,
     self, rid, fmt, names_of(g.usernames()), ids_of(g.user_ids()),
     [self, rid, fmt, c, conv_id](std::vector<uint64_t> users) mutable {
       c.targets = std::move(users);
-      with_conversation(self, conv_id, rid, fmt,
-                        [=](conversation_actor conv) {
-                          self
-                            ->request(conv, timeouts::commit, group_atom::value,
-                                      c)
-                            .then(
-                              [=](send_result& r) {
-                                reply_accepted(self, rid, fmt, conv_id, r);
-                              },
-                              [=](caf::error& err) {
-                                reply_error(self, rid, fmt, err);
-                              });
-                        });
+      self
+        ->request(self->state.deps.directory, timeouts::commit,
+                  group_atom::value, conv_id, c)
+        .then(
+          [=](send_result& r) { reply_accepted(self, rid, fmt, conv_id, r); },
+          [=](caf::error& err) { reply_error(self, rid, fmt, err); });
     });
 }
 
@@ -221,29 +213,29 @@ void on_get_group(self_ptr self, const v1::ClientFrame& frame,
   user_id after = req.after_user_id();
   auto limit = group_page_limit(req.limit(),
                                 self->state.deps.max_server_frame_bytes);
-  with_conversation(self, conv_id, rid, fmt, [=](conversation_actor conv) {
-    self->request(conv, timeouts::ask, group_atom::value, me, after, limit)
-      .then(
-        [=](group_info& g) {
-          v1::ServerFrame f;
-          f.set_request_id(rid);
-          auto* out = f.mutable_group_info();
-          out->set_conversation_id(g.conversation);
-          out->set_name(g.name);
-          out->set_description(g.description);
-          out->set_head_sequence(g.head);
-          out->set_next_after_user_id(g.next_after);
-          out->set_member_count(g.member_count);
-          for (auto& m : g.members) {
-            auto* gm = out->add_members();
-            gm->set_user_id(m.user);
-            gm->set_admin(m.role == role_admin);
-            gm->set_joined_at_sequence(m.joined_at_sequence);
-          }
-          reply(self, f, fmt);
-        },
-        [=](caf::error& err) { reply_error(self, rid, fmt, err); });
-  });
+  self
+    ->request(self->state.deps.directory, timeouts::ask, group_atom::value,
+              conv_id, me, after, limit)
+    .then(
+      [=](group_info& g) {
+        v1::ServerFrame f;
+        f.set_request_id(rid);
+        auto* out = f.mutable_group_info();
+        out->set_conversation_id(g.conversation);
+        out->set_name(g.name);
+        out->set_description(g.description);
+        out->set_head_sequence(g.head);
+        out->set_next_after_user_id(g.next_after);
+        out->set_member_count(g.member_count);
+        for (auto& m : g.members) {
+          auto* gm = out->add_members();
+          gm->set_user_id(m.user);
+          gm->set_admin(m.role == role_admin);
+          gm->set_joined_at_sequence(m.joined_at_sequence);
+        }
+        reply(self, f, fmt);
+      },
+      [=](caf::error& err) { reply_error(self, rid, fmt, err); });
 }
 
 } // namespace parley::gateway::connection_detail

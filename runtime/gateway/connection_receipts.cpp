@@ -21,18 +21,13 @@ void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
   auto user = self->state.who.user;
   auto dev = self->state.who.device;
   auto shared = self->state.who.read_receipts;
-  with_conversation(self, conv, rid, fmt,
-                    [self, conv, kind, seq, rid, fmt, user, dev,
-                     shared](conversation_actor hdl) {
-                      self
-                        ->request(hdl, timeouts::commit, receipt_atom::value,
-                                  user, dev, kind, seq, shared)
-                        .then([](sequence) {},
-                              [self, conv, rid, fmt](caf::error& err) {
-                                self->state.conversations.erase(conv);
-                                reply_error(self, rid, fmt, err);
-                              });
-                    });
+  self
+    ->request(self->state.deps.directory, timeouts::commit,
+              receipt_atom::value, conv, user, dev, kind, seq, shared)
+    .then([](sequence) {},
+          [self, rid, fmt](caf::error& err) {
+            reply_error(self, rid, fmt, err);
+          });
 }
 
 } // namespace

@@ -232,8 +232,9 @@ void world::crash() {
   node_.reset();
   sys_.reset();
   cfg_.reset();
-  // The node lost power: what no synced write covered is gone.
-  grand_totals().lost_unsynced += disk->lose_unsynced();
+  // A power loss: what no synced write covered is gone.
+  if (k.power_loss)
+    grand_totals().lost_unsynced += disk->lose_unsynced();
   disk->fail_write = live_disk;
   virtual_epoch_ms_ += 60'000; // the reboot takes a minute
 }

@@ -45,6 +45,9 @@ struct knobs {
   /// they send it is lost, and nothing may wait for it.
   bool dead_projection = false;
   int node_crashes = 0;      ///< node crashes during the faulty phase
+  /// A node crash is a power loss (unsynced writes are lost); false: a
+  /// process crash, after which LevelDB still has them.
+  bool power_loss = true;
   uint64_t faulty_steps = 4000;
   int64_t watermark_delay_ms = 100;
   uint64_t watermark_every = 64;
