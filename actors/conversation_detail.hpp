@@ -180,7 +180,4 @@ caf::expected<group_info> group_page(const conversation_state& st,
                                      user_id requester, user_id after,
                                      uint32_t limit);
 
-/// The MEMBERSHIP message's payload: a parley.v1.Membership.
-std::string membership_payload(const group_change& c);
-
 } // namespace parley::conversation_detail

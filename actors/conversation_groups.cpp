@@ -12,7 +12,6 @@
 #include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
-#include "parley/v1/wire.pb.h"
 
 namespace parley::conversation_detail {
 
@@ -283,7 +282,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
                               : "membership:" + std::to_string(m.seq);
   m.sent_at_ms = st.deps.clock();
   m.kind = message_kind_membership;
-  m.payload = membership_payload(c);
+  m.payload = store::membership_payload(c);
   st.inflight.emplace(m.seq, p);
   st.changing = true;
   write_batch batch;
@@ -353,26 +352,6 @@ caf::expected<group_info> group_page(const conversation_state& st,
     g.members.push_back(i->second);
   }
   return g;
-}
-
-std::string membership_payload(const group_change& c) {
-  v1::Membership m;
-  m.set_change(static_cast<v1::Membership::Change>(c.change));
-  m.set_actor_user_id(c.actor);
-  if (c.change == membership_change::left) {
-    m.add_target_user_ids(c.actor);
-  } else {
-    std::set<user_id> targets(c.targets.begin(), c.targets.end());
-    targets.erase(0);
-    if (c.change == membership_change::created)
-      targets.erase(c.actor);
-    for (auto u : targets)
-      m.add_target_user_ids(u);
-  }
-  if (c.change == membership_change::created
-      || c.change == membership_change::renamed)
-    m.set_name(c.name);
-  return m.SerializeAsString();
 }
 
 } // namespace parley::conversation_detail

@@ -1,11 +1,13 @@
 #include "runtime/store/conversation_store.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include <sodium.h>
 
 #include "runtime/core/errors.hpp"
 #include "parley/v1/store.pb.h"
+#include "parley/v1/wire.pb.h"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/store_detail.hpp"
 
@@ -156,6 +158,27 @@ void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
   rec.set_create_request_id(create_request_id);
   batch.put(keys::conversation(conv), rec.SerializeAsString());
 }
+
+std::string membership_payload(const group_change& c) {
+  parley::v1::Membership m;
+  m.set_change(static_cast<parley::v1::Membership::Change>(c.change));
+  m.set_actor_user_id(c.actor);
+  if (c.change == membership_change::left) {
+    m.add_target_user_ids(c.actor);
+  } else {
+    std::set<user_id> targets(c.targets.begin(), c.targets.end());
+    targets.erase(0);
+    if (c.change == membership_change::created)
+      targets.erase(c.actor);
+    for (auto u : targets)
+      m.add_target_user_ids(u);
+  }
+  if (c.change == membership_change::created
+      || c.change == membership_change::renamed)
+    m.set_name(c.name);
+  return m.SerializeAsString();
+}
+
 
 void add_member(write_batch& batch, conversation_id conv, const member& m) {
   pb::MemberRecord rec;

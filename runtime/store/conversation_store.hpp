@@ -42,6 +42,10 @@ void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
                       user_id creator = 0,
                       const std::string& create_request_id = {});
 
+/// The stored payload of a MEMBERSHIP message recording change `c`: a
+/// parley.v1.Membership (the wire's own form, sent to clients as is).
+std::string membership_payload(const group_change& c);
+
 /// Adds or replaces a member record.
 void add_member(write_batch& batch, conversation_id conv, const member& m);
 
