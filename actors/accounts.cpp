@@ -8,6 +8,7 @@
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
+#include "runtime/core/writer_ids.hpp"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/account_store.hpp"
 
@@ -17,9 +18,8 @@ namespace {
 
 using self_ptr = accounts_actor::stateful_pointer<accounts_state>;
 
-/// The store writer's fence id for account writes (conversation ids with
-/// the top bit set are direct conversations, so this cannot collide).
-constexpr uint64_t accounts_writer_id = UINT64_MAX;
+/// The store writer's fence id for account writes.
+constexpr uint64_t accounts_writer_id = writer_ids::accounts();
 
 bool valid_username(const std::string& name) {
   if (name.size() < 3 || name.size() > 32)
@@ -47,8 +47,8 @@ void commit(self_ptr self, write_batch batch, OnOk on_ok, OnErr on_err) {
                 accounts_writer_id, epoch, std::move(batch))
     .then([on_ok](uint64_t) mutable { on_ok(); },
           [self, epoch, on_err](caf::error& err) mutable {
-            if (self->state.epoch == epoch)
-              ++self->state.epoch;
+            auto& cur = self->state.epoch;
+            cur = std::max(cur, next_epoch(err, epoch));
             on_err(err);
           });
 }

@@ -9,6 +9,7 @@
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
+#include "runtime/core/writer_ids.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley {
@@ -128,8 +129,8 @@ void commit(self_ptr self, write_batch batch,
             std::function<void(const caf::error&)> on_fail) {
   auto& st = self->state;
   auto epoch = st.seqs.epoch();
-  self->request(st.deps.writer, timeouts::commit, commit_atom::value, st.id,
-                epoch, std::move(batch))
+  self->request(st.deps.writer, timeouts::commit, commit_atom::value,
+                writer_ids::conversation(st.id), epoch, std::move(batch))
     .then([on_ok](uint64_t) { on_ok(); },
           [=](caf::error& err) {
             if (err == caf::sec::request_timeout) {

@@ -13,6 +13,7 @@
 #include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
+#include "runtime/core/writer_ids.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 
@@ -135,8 +136,8 @@ void flush_receipts(self_ptr self) {
   st.receipts_moved.clear();
   st.receipts_writing = true;
   // Cursors are max-merged, so these writes need no ordering with the send
-  // path: a fence id of their own (this actor's id, as device actors do).
-  auto writer_id = (uint64_t{1} << 62) | self->id();
+  // path: a fence id of their own, stable for the conversation.
+  auto writer_id = writer_ids::receipts(st.id);
   auto epoch = st.receipts_epoch;
   self
     ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
@@ -188,8 +189,8 @@ void flush_receipts(self_ptr self) {
         // cursor back, and writing one again is harmless), and they never
         // share a batch or a fence with the send path's sequences.
         st.receipts_writing = false;
-        if (st.receipts_epoch == epoch)
-          ++st.receipts_epoch;
+        st.receipts_epoch = std::max(st.receipts_epoch,
+                                     next_epoch(err, epoch));
         // Put them back (unless newer ones moved meanwhile) and write them
         // again shortly: the in-memory cursors are already ahead.
         for (auto& ev : moved)

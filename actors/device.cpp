@@ -8,6 +8,7 @@
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
+#include "runtime/core/writer_ids.hpp"
 #include "actors/tick_hub.hpp"
 #include "runtime/store/account_store.hpp"
 
@@ -53,8 +54,9 @@ void flush_acks(self_ptr self) {
   auto sent = std::move(st.acks_pending);
   st.acks_pending.clear();
   st.writing = true;
-  // This device actor's own fence id in the store writer.
-  auto writer_id = (uint64_t{1} << 62) | self->id();
+  // The device's own fence id in the store writer (stable: a later device
+  // actor of the same device moves past a fence it left, see next_epoch).
+  auto writer_id = writer_ids::device(st.user, st.device);
   auto epoch = st.write_epoch;
   self
     ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
@@ -76,8 +78,7 @@ void flush_acks(self_ptr self) {
                      "error=\"{}\"",
                      st.user, st.device, to_string(err));
         st.writing = false;
-        if (st.write_epoch == epoch)
-          ++st.write_epoch;
+        st.write_epoch = std::max(st.write_epoch, next_epoch(err, epoch));
         for (auto& [conv, seq] : sent) {
           auto& slot = st.acks_pending[conv];
           slot = std::max(slot, seq);

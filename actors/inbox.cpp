@@ -6,6 +6,7 @@
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
+#include "runtime/core/writer_ids.hpp"
 #include "runtime/store/inbox_store.hpp"
 
 namespace parley {
@@ -16,6 +17,10 @@ using self_ptr = inbox_actor::stateful_pointer<inbox_state>;
 using entry_key = std::pair<user_id, conversation_id>;
 
 constexpr size_t max_cache = 50000;
+
+/// Whose inbox rows this actor writes, for its fence id
+/// (writer_ids::inbox): one inbox per node today, shard 0.
+constexpr uint64_t inbox_shard = 0;
 
 void queue_flush(self_ptr self) {
   auto& st = self->state;
@@ -135,7 +140,7 @@ void flush(self_ptr self) {
     store::add_inbox_entry(batch, k.first, st.cache[k]);
   st.dirty.clear();
   st.writing = true;
-  auto writer_id = (uint64_t{1} << 62) | self->id();
+  auto writer_id = writer_ids::inbox(inbox_shard);
   auto epoch = st.epoch;
   self
     ->request(st.writer, timeouts::commit, commit_atom::value, writer_id, epoch,
@@ -154,8 +159,7 @@ void flush(self_ptr self) {
         spdlog::warn("inbox write failed entries={} error=\"{}\"", keys.size(),
                      to_string(err));
         st.writing = false;
-        if (st.epoch == epoch)
-          ++st.epoch;
+        st.epoch = std::max(st.epoch, next_epoch(err, epoch));
         // Written again with the next change (the cache holds them).
         st.dirty.insert(keys.begin(), keys.end());
       });
@@ -273,14 +277,18 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
       write_batch batch;
       store::add_inbox_flags(batch, user, conv, archived, pinned, muted);
       auto rp = self->make_response_promise<inbox_entry>();
+      auto epoch = self->state.epoch;
       self
         ->request(self->state.writer, timeouts::commit, commit_atom::value,
-                  (uint64_t{1} << 62) | self->id(), self->state.epoch,
-                  std::move(batch))
+                  writer_ids::inbox(inbox_shard), epoch, std::move(batch))
         .then([rp, next](uint64_t) mutable { rp.deliver(next); },
               // A timeout too (retryable): the flags are a whole value, so
               // a late landing and the client's retry write the same.
-              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+              [self, rp, epoch](caf::error& err) mutable {
+                auto& cur = self->state.epoch;
+                cur = std::max(cur, next_epoch(err, epoch));
+                rp.deliver(std::move(err));
+              });
       return rp;
     },
     [self](rebuild_atom, user_id user, bool all) -> caf::result<uint64_t> {

@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/writer_ids.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/keys.hpp"
 
@@ -133,7 +134,8 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       if (auto i = st.fenced.find(writer); i != st.fenced.end()) {
         if (epoch <= i->second)
           return caf::make_error(errc::storage_fenced,
-                                 "an earlier write of this writer failed");
+                                 "an earlier write of this writer failed",
+                                 i->second); // see next_epoch
         st.fenced.erase(i);
       }
       add(self, batch);
@@ -150,7 +152,10 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [=](load_atom, conversation_id conv) -> caf::result<conversation_snapshot> {
       write_pending(self, true);
-      self->state.fenced.erase(conv);
+      // A new incarnation of the conversation starts at epoch 1, for its
+      // send path and its receipts alike.
+      self->state.fenced.erase(writer_ids::conversation(conv));
+      self->state.fenced.erase(writer_ids::receipts(conv));
       auto snap = store::load_conversation(*self->state.kv, conv);
       if (!snap)
         return snap.error();
@@ -169,6 +174,16 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       }
     },
   };
+}
+
+uint64_t next_epoch(const caf::error& err, uint64_t epoch) {
+  auto next = epoch + 1;
+  if (is(err, errc::storage_fenced)) {
+    auto& ctx = err.context();
+    if (ctx.size() == 2 && ctx.match_element<uint64_t>(1))
+      next = std::max(next, ctx.get_as<uint64_t>(1) + 1);
+  }
+  return next;
 }
 
 } // namespace parley

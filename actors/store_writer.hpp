@@ -9,6 +9,9 @@
 // its epoch; later commits of that writer with an epoch <= the fenced one
 // fail with `errc::storage_fenced` without being written. A writer that saw
 // a failure bumps its epoch, so its later sequences never land after a hole.
+// Writer ids are stable (runtime/core/writer_ids.hpp), so a new incarnation
+// of a writer may meet its predecessor's fence: a conversation's load
+// clears it; other writers move past it with next_epoch.
 //
 // Blocks on disk: node.cpp spawns it detached (its own thread).
 
@@ -17,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include <caf/error.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_actor.hpp>
@@ -81,6 +85,12 @@ struct store_writer_state {
 
   static inline const char* name = "store_writer";
 };
+
+/// The epoch a writer uses after `err` failed its commit of `epoch`: the
+/// next one, or one past the fenced epoch that refused it (storage_fenced
+/// carries it), so a writer that inherits a stable id's fence from an
+/// earlier incarnation gets past it on its next try.
+uint64_t next_epoch(const caf::error& err, uint64_t epoch);
 
 store_writer_actor::behavior_type
 store_writer_impl(store_writer_actor::stateful_pointer<store_writer_state> self,
