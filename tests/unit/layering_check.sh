@@ -4,6 +4,7 @@
 #   runtime/store,
 #   runtime/accounts include runtime/core, each other and schema only
 #   actors/          never include runtime/gateway/ or the node bootstrap
+# and no request outside tests waits with caf::infinite.
 # Run from anywhere: sh tests/unit/layering_check.sh SOURCE_DIR
 # Exits non-zero and names every offending line.
 set -u
@@ -30,6 +31,15 @@ allow_only 'runtime/store runtime/accounts' \
 bad=$(grep -rnE '#[[:space:]]*include[[:space:]]*"runtime/(gateway/|node|config|scheduler|heap)' actors)
 if [ -n "$bad" ]; then
   printf 'layering: actors/ includes the gateway or the bootstrap:\n%s\n' "$bad"
+  fail=1
+fi
+
+# Every request that may cross a node has a timeout (runtime/core/timeouts.hpp):
+# no caf::infinite outside tests (comments aside).
+bad=$(grep -rnE 'caf::infinite' actors runtime tools --include='*.cpp' \
+        --include='*.hpp' | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//')
+if [ -n "$bad" ]; then
+  printf 'timeouts: a request waits with caf::infinite:\n%s\n' "$bad"
   fail=1
 fi
 

@@ -27,6 +27,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "runtime/config.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/heap.hpp"
 #include "runtime/node.hpp"
 #include "runtime/store/conversation_store.hpp"
@@ -244,10 +245,9 @@ void send_next(caf::stateful_actor<driver_state>* self) {
   auto i = st.next++;
   send_request req{st.id, 1, 1, "b" + std::to_string(i), 1, st.payload};
   st.started[i] = bench_clock::now();
-  // No request timeout: CAF 0.17 keeps every timeout in its clock until it
-  // fires, which would charge the bench's bookkeeping to the server. The
-  // run is bounded by --time-limit-s instead.
-  self->request(st.conv, caf::infinite, send_atom::value, std::move(req))
+  // A timeout as every request in Parley has (the run is bounded by
+  // --time-limit-s too); CAF 0.17 keeps each in its clock until it fires.
+  self->request(st.conv, timeouts::commit, send_atom::value, std::move(req))
     .then(
       [=](send_result&) {
         auto& st = self->state;
