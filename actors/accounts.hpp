@@ -21,7 +21,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/store_writer.hpp"
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley {

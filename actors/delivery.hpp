@@ -9,7 +9,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 
 namespace parley {
 

@@ -15,7 +15,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley {

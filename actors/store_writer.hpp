@@ -28,7 +28,7 @@
 #include <caf/replies_to.hpp>
 
 #include "actors/node_metrics.hpp"
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley {

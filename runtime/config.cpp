@@ -6,7 +6,7 @@
 #include <caf/config_option_adder.hpp>
 
 #include "runtime/core/errors.hpp"
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/sync_paging.hpp"
 

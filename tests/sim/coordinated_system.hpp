@@ -9,7 +9,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 
 namespace parley::sim {
 

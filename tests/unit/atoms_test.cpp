@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 
 TEST_CASE("every parley atom is distinct and none reuses a CAF built-in") {
   std::set<caf::atom_value> builtins{

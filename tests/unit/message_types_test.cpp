@@ -1,6 +1,6 @@
 // Every message type that may cross a node survives CAF's binary
 // serialization (issue 21, item 3): for each type id of Parley's block
-// (actors/type_ids.hpp, caf::id_block::parley [begin, end)) a sample value
+// (runtime/core/type_ids.hpp, caf::id_block::parley [begin, end)) a sample value
 // whose every field differs from the default is serialized and read back,
 // on its own and inside a caf::message as the middleman sends it, and must
 // come back equal field by field. The fields are found by the aggregate's
@@ -28,7 +28,7 @@
 #include <caf/meta/annotation.hpp>
 #include <caf/type_id.hpp>
 
-#include "actors/type_ids.hpp"
+#include "runtime/core/type_ids.hpp"
 
 using namespace parley;
 
