@@ -39,8 +39,6 @@
 
 namespace parley {
 
-class tick_hub;
-
 /// Who waits for a send's answer: the asker's response promise.
 struct send_asker {
   caf::typed_response_promise<send_result> rp;
@@ -154,8 +152,6 @@ struct conversation_deps {
   /// Delivers the messages of large groups instead of `delivery`; null:
   /// `delivery` does.
   delivery_actor fanout{};
-  /// Wakes the receipt flush (null: a delayed_send each, as in the sims).
-  std::shared_ptr<tick_hub> ticks{};
 };
 
 struct conversation_state {

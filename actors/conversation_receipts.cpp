@@ -14,7 +14,6 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/core/writer_ids.hpp"
-#include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley::conversation_detail {
@@ -116,7 +115,7 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
     if (st.deps.limits.receipt_delay.count() == 0)
       self->send(self, caf::flush_atom::value); // after what is queued now
     else
-      send_self_later(self, st.deps.ticks, st.deps.limits.receipt_delay,
+      self->delayed_send(self, st.deps.limits.receipt_delay,
                       caf::flush_atom::value);
   }
   return cur;
@@ -197,7 +196,7 @@ void flush_receipts(self_ptr self) {
           st.receipts_moved.emplace(std::make_pair(ev.user, ev.kind), ev);
         if (!st.receipts_flush_queued) {
           st.receipts_flush_queued = true;
-          send_self_later(self, st.deps.ticks, timeouts::retry,
+          self->delayed_send(self, timeouts::retry,
                           caf::flush_atom::value);
         }
       });

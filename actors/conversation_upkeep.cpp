@@ -11,7 +11,6 @@
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
-#include "actors/tick_hub.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley::conversation_detail {
@@ -46,7 +45,7 @@ void schedule_watermark(self_ptr self) {
   if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
     return;
   st.tick_scheduled = true;
-  send_self_later(self, st.deps.ticks, st.deps.limits.watermark_delay,
+  self->delayed_send(self, st.deps.limits.watermark_delay,
                   caf::tick_atom::value);
 }
 

@@ -9,7 +9,6 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/core/writer_ids.hpp"
-#include "actors/tick_hub.hpp"
 #include "runtime/store/account_store.hpp"
 
 namespace parley {
@@ -85,7 +84,7 @@ void flush_acks(self_ptr self) {
         }
         if (!st.flush_scheduled) {
           st.flush_scheduled = true;
-          send_self_later(self, st.deps.ticks, timeouts::retry,
+          self->delayed_send(self, timeouts::retry,
                           caf::flush_atom::value);
         }
       });
@@ -111,7 +110,7 @@ void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
     flush_acks(self);
   } else if (!st.flush_scheduled && !st.writing) {
     st.flush_scheduled = true;
-    send_self_later(self, st.deps.ticks, st.deps.opts.ack_delay,
+    self->delayed_send(self, st.deps.opts.ack_delay,
                     caf::flush_atom::value);
   }
 }

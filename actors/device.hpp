@@ -33,8 +33,6 @@
 
 namespace parley {
 
-class tick_hub;
-
 using device_actor = caf::typed_actor<
   /// A committed message for this device: pushed if a connection holds it.
   caf::reacts_to<deliver_atom, stored_message>,
@@ -86,8 +84,6 @@ struct device_deps {
   store_writer_actor writer;
   std::shared_ptr<node_metrics> metrics{}; ///< may be null
   device_options opts;
-  /// Wakes the ack flush (null: a delayed_send each, as in the sims).
-  std::shared_ptr<tick_hub> ticks{};
 };
 
 struct device_state {

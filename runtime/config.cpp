@@ -29,9 +29,7 @@ node_config::node_config() {
   // queue (and one steal), then the condition variable; a single moderate
   // attempt would still sleep 50 us first, a context switch each time a
   // worker runs dry (7 % of the server's CPU at 10k msg/s). All can still
-  // be set on the command line or in the config file. (The node's own
-  // scheduler, the default, polls that way anyway and reads only the
-  // relaxed sleep; the poll settings are for `--parley.scheduler=caf`.)
+  // be set on the command line or in the config file.
   set("scheduler.max-threads",
       static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
   set("work-stealing.aggressive-poll-attempts", size_t{1});
@@ -71,9 +69,6 @@ node_config::node_config() {
          "refuse new accounts (POST /v1/accounts)")
     .add(password_hash, "password-hash",
          "Argon2id cost: interactive, or min (tests only)")
-    .add(scheduler, "scheduler",
-         "actor scheduler: node (work stealing, cheaper wake-ups; see "
-         "runtime/scheduler.hpp) or caf (CAF's own, per scheduler.policy)")
     .add(io_threads, "io-threads",
          "threads serving sockets (default: one per core, at most 4)")
     .add(heartbeat_ms, "heartbeat-ms",
@@ -269,8 +264,6 @@ std::string node_config::validate() const {
            + std::to_string(max_payload_bytes) + ")";
   if (heartbeat_ms < 100 || heartbeat_ms > 3600 * 1000)
     return "parley.heartbeat-ms must be 100-3600000";
-  if (scheduler != "node" && scheduler != "caf")
-    return "parley.scheduler must be node or caf";
   if (io_threads == 0 || io_threads > 64)
     return "parley.io-threads must be 1-64";
   if (max_batch_ops == 0)

@@ -53,7 +53,6 @@ public:
   uint64_t max_devices = default_max_devices;
   bool registration_closed = false;
   std::string password_hash = default_password_hash;
-  std::string scheduler = "node";
   uint64_t io_threads = 1; ///< set per machine by the constructor
   uint64_t heartbeat_ms = default_heartbeat_ms;
   std::string rebuild_inbox; ///< set: rebuild these inboxes and exit

@@ -53,14 +53,10 @@ std::string node::start() {
     writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
     reader_ = sys_.spawn(store_reader_impl, opts_.kv, opts_.sync_recent);
   }
-  // Coalescing flushes (receipts, acks) wake on one shared cadence when
-  // the node runs on real threads; simulations keep CAF's timers.
-  if (opts_.detach_store)
-    ticks_ = std::make_shared<tick_hub>(std::chrono::milliseconds(5));
   auto online = std::make_shared<presence>();
   opts_.devices.online = online;
   registry_ = sys_.spawn(device_registry_impl,
-                         device_deps{reader_, writer_, metrics_, {}, ticks_},
+                         device_deps{reader_, writer_, metrics_, {}},
                          opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
@@ -80,8 +76,7 @@ std::string node::start() {
                                             opts_.delivery
                                               ? delivery_actor{}
                                               : caf::actor_cast<delivery_actor>(
-                                                fanout_),
-                                            ticks_},
+                                                fanout_)},
                           where);
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
@@ -145,8 +140,6 @@ void node::stop() {
   self->send_exit(registry_, caf::exit_reason::user_shutdown);
   self->send_exit(fanout_, caf::exit_reason::user_shutdown);
   self->wait_for(writer_, reader_);
-  if (ticks_)
-    ticks_->stop();
 }
 
 } // namespace parley

@@ -20,7 +20,6 @@
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
-#include "actors/tick_hub.hpp"
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/store/kv_backend.hpp"
 
@@ -91,7 +90,6 @@ private:
   accounts_actor accounts_;
   std::unique_ptr<gateway::gateway> gateway_;
   std::shared_ptr<node_metrics> metrics_;
-  std::shared_ptr<tick_hub> ticks_; ///< null in simulations
   bool running_ = false;
 };
 

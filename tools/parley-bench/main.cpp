@@ -28,7 +28,6 @@
 
 #include "runtime/config.hpp"
 #include "runtime/core/timeouts.hpp"
-#include "runtime/heap.hpp"
 #include "runtime/node.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/leveldb_backend.hpp"
@@ -393,7 +392,6 @@ int run_nodes(const options& o, const std::string& cmdline,
 } // namespace
 
 int main(int argc, char** argv) {
-  parley::use_populated_heap(); // its page faults cost the server CPU too
   options o;
   try {
     parse(argc, argv, o);

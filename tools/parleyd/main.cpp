@@ -15,9 +15,7 @@
 
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/config.hpp"
-#include "runtime/heap.hpp"
 #include "runtime/node.hpp"
-#include "runtime/scheduler.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
@@ -106,7 +104,6 @@ int rebuild_inboxes(parley::kv_backend& kv, const std::string& who) {
 
 int main(int argc, char** argv) {
   using namespace parley;
-  bool populated_heap = use_populated_heap();
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -163,8 +160,6 @@ int main(int argc, char** argv) {
   }
   if (!cfg.rebuild_inbox.empty())
     return rebuild_inboxes(**kv, cfg.rebuild_inbox);
-  if (cfg.scheduler == "node")
-    use_node_scheduler(cfg);
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
@@ -186,12 +181,9 @@ int main(int argc, char** argv) {
       n.stop();
       return 1;
     }
-    spdlog::info("node started data={} port={} pid={} scheduler={} workers={} "
-                 "heap={}",
+    spdlog::info("node started data={} port={} pid={} workers={}",
                  cfg.data_dir, n.port(), ::getpid(),
-                 runs_node_scheduler(sys) ? "node" : "caf",
-                 sys.scheduler().num_workers(),
-                 populated_heap ? "populated" : "lazy");
+                 sys.scheduler().num_workers());
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
