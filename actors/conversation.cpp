@@ -225,6 +225,71 @@ void commit_new(self_ptr self, const pending_ptr& p) {
 
 namespace conversation_detail {
 
+/// Commits a membership change as a MEMBERSHIP message (sender device 0:
+/// no client send key can collide with it) with the member records it
+/// changes, in one batch. Sends behind it wait until it is applied.
+void commit_change(self_ptr self, const pending_ptr& p) {
+  auto& st = self->state;
+  auto& c = *p->change;
+  // A retried create: its creator with its request id gets the first
+  // answer (the group's first event), and nothing is written.
+  if (auto at = conversation_groups::retried_create(st, c)) {
+    answer(self, *p, result_of(st.id, 1, *at, true));
+    return;
+  }
+  std::vector<member> changed;
+  if (auto err = conversation_groups::plan_change(st, c, st.seqs.next(),
+                                                  changed)) {
+    fail(self, *p, err);
+    return;
+  }
+  auto& m = p->msg;
+  m.conversation = st.id;
+  m.seq = st.seqs.assign();
+  m.sender_user = c.actor;
+  m.sender_device = 0;
+  // Keyed by the client's request id, if it gave one (its idempotency
+  // record answers a retry); else by the sequence.
+  bool keyed = !p->req.client_message_id.empty();
+  m.client_message_id = keyed ? p->req.client_message_id
+                              : "membership:" + std::to_string(m.seq);
+  m.sent_at_ms = st.deps.clock();
+  m.kind = message_kind_membership;
+  m.payload = store::membership_payload(c);
+  st.inflight.emplace(m.seq, p);
+  st.changing = true;
+  write_batch batch;
+  conversation_groups::write_create(batch, st, c, m.sent_at_ms);
+  store::add_message(batch, m);
+  conversation_groups::write_members(batch, st, changed);
+  commit(
+    self, std::move(batch),
+    [self, p, changed, keyed] {
+      auto& st = self->state;
+      auto& c = *p->change;
+      st.inflight.erase(p->msg.seq);
+      advance_head(self, p->msg.seq);
+      conversation_groups::apply_change(st, c, changed, p->msg.sent_at_ms);
+      spdlog::info("group changed conversation={} change={} actor={} "
+                   "members_changed={} seq={}",
+                   st.id, c.change, c.actor, changed.size(), p->msg.seq);
+      emit(self, p->msg);
+      auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
+      if (keyed) {
+        remember(self, key_of(p->req), res);
+        note_committed(self, key_of(p->req), p->msg.sent_at_ms);
+      }
+      answer(self, *p, res);
+      st.changing = false;
+      schedule_watermark(self);
+      drain(self);
+    },
+    [self](const caf::error&) {
+      self->state.changing = false; // roll_back failed `p`
+      drain(self);
+    });
+}
+
 /// Moves resolved sends off the front of the queue, in arrival order.
 void drain(self_ptr self) {
   auto& st = self->state;
@@ -254,7 +319,7 @@ void drain(self_ptr self) {
       default: {
         // Removed by a change queued ahead of this send?
         caf::error refused;
-        if (!is_current_member(st, p->req.sender_user))
+        if (!conversation_groups::is_current_member(st, p->req.sender_user))
           refused = caf::make_error(errc::not_member,
                                     "sender is not a member");
         else
@@ -318,11 +383,6 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         auto& st = self->state;
         st.exists = snap.exists;
         st.kind = snap.kind;
-        st.group_name = snap.name;
-        st.group_description = snap.description;
-        st.created_at_ms = snap.created_at_ms;
-        st.creator = snap.creator;
-        st.create_request_id = snap.create_request_id;
         st.head = snap.head;
         if (st.deps.metrics)
           st.deps.metrics->outbox_backlog
@@ -336,9 +396,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
           st.old_keys_live_until_ms = snap.head_sent_at_ms
                                       + st.deps.limits.idempotency_window_ms
                                       + 3600 * 1000;
-        for (auto& m : snap.members)
-          st.members[m.user] = m;
-        st.current_members = count_current(st);
+        conversation_groups::load(st, snap);
         for (auto& r : snap.receipts) {
           st.receipts[{r.user, r.kind}] = r.seq;
           if (r.kind == 1 || r.kind == 2)
@@ -365,7 +423,10 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
     },
     [self](caf::join_atom, user_id user) -> caf::result<sequence> {
       auto rp = self->make_response_promise<sequence>();
-      when_ready(self, [self, user, rp] { handle_join(self, user, rp); }, rp);
+      when_ready(
+        self,
+        [self, user, rp] { conversation_groups::handle_join(self, user, rp); },
+        rp);
       return rp;
     },
     [self](group_atom, group_change& c) -> caf::result<send_result> {
@@ -381,7 +442,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
            uint32_t limit) -> caf::result<group_info> {
       auto rp = self->make_response_promise<group_info>();
       auto report = [self, requester, after, limit, rp]() mutable {
-        auto g = group_page(self->state, requester, after, limit);
+        auto g = conversation_groups::group_page(self->state, requester, after,
+                                                 limit);
         if (g)
           rp.deliver(std::move(*g));
         else
@@ -396,7 +458,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         auto& st = self->state;
         rp.deliver(conversation_status{st.head, st.dispatched,
                                        st.inflight.size() + st.queue.size(),
-                                       st.members.size()});
+                                       conversation_groups::member_count(st)});
       };
       when_ready(self, report, rp);
       return rp;

@@ -39,15 +39,15 @@ caf::error check_reply_to(const conversation_state& st, user_id sender,
                           sequence reply_to) {
   if (reply_to == 0)
     return {};
-  auto m = st.members.find(sender);
-  if (m == st.members.end())
+  auto m = conversation_groups::find_member(st, sender);
+  if (!m)
     return caf::make_error(errc::not_member, "sender is not a member");
   if (reply_to > st.head)
     return caf::make_error(errc::bad_request,
                            "reply_to_sequence " + std::to_string(reply_to)
                              + " is past the conversation's head "
                              + std::to_string(st.head));
-  if (reply_to < std::max<sequence>(m->second.joined_at_sequence, 1))
+  if (reply_to < std::max<sequence>(m->joined_at_sequence, 1))
     return caf::make_error(errc::forbidden,
                            "reply_to_sequence " + std::to_string(reply_to)
                              + " is before the sender joined");
@@ -77,8 +77,7 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
     rp.deliver(caf::make_error(errc::not_found, "no such conversation"));
     return;
   }
-  auto m = st.members.find(req.sender_user);
-  if (m == st.members.end() || m->second.left_at_sequence != 0) {
+  if (!conversation_groups::is_current_member(st, req.sender_user)) {
     rp.deliver(caf::make_error(errc::not_member, "sender is not a member"));
     return;
   }
@@ -120,8 +119,7 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
       return;
     }
   }
-  if (st.kind == conversation_group
-      && st.current_members > st.deps.limits.large_group_members) {
+  if (conversation_groups::is_large(st)) {
     std::uniform_real_distribution<double> unit{0.0, 1.0};
     auto wait = st.group_sends.take(st.deps.limits.large_group_send,
                                     st.deps.clock(), unit(st.group_jitter));
@@ -212,6 +210,27 @@ void enqueue(self_ptr self, const pending_ptr& p, key k, bool known,
         p->err = err;
         drain(self);
       });
+}
+
+void handle_change(self_ptr self, group_change& c,
+                   caf::typed_response_promise<send_result> rp) {
+  auto p = std::make_shared<pending>();
+  // A change with the client's request id is deduplicated as a send is,
+  // under the author's key (device 0: the user's, as for a create).
+  bool keyed = c.change != membership_change::created && !c.request_id.empty();
+  if (keyed) {
+    p->req.sender_user = c.actor;
+    p->req.client_message_id = change_key_prefix + c.request_id;
+  }
+  p->change = std::move(c);
+  if (keyed) {
+    admit(self, p, send_asker{rp});
+    return;
+  }
+  p->ph = pending::phase::fresh;
+  p->promises.push_back(send_asker{rp});
+  self->state.queue.push_back(p);
+  drain(self);
 }
 
 } // namespace conversation_detail

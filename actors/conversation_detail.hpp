@@ -131,13 +131,13 @@ void admit(self_ptr self, const pending_ptr& p, send_asker rp);
 void enqueue(self_ptr self, const pending_ptr& p, conversation_state::key k,
              bool known, send_asker rp);
 
-/// Queues a membership change (conversation_groups); one with a request id
-/// (not a create, which dedupes by its own record) goes through `admit`.
+/// Queues a membership change; one with a request id (not a create, which
+/// dedupes by its own record) goes through `admit` (conversation_admit).
 void handle_change(self_ptr self, group_change& c,
                    caf::typed_response_promise<send_result> rp);
 
 /// Commits a membership change alone, as a MEMBERSHIP message with the
-/// member records it changes; sends behind it wait (conversation_groups).
+/// member records it changes; sends behind it wait (conversation.cpp).
 void commit_change(self_ptr self, const pending_ptr& p);
 
 /// If the conversation does not exist: asks for `on_retire` after the
@@ -156,28 +156,5 @@ void on_retire(self_ptr self);
 /// write of them is under way). Used when a load fails and when the
 /// outcome of a commit is unknown (conversation.cpp, commit).
 void end_with(self_ptr self, const caf::error& why);
-
-/// Makes `user` a member of this direct conversation (creating it on the
-/// first join); replies the sequence the member joined at. Groups are
-/// joined by an admin's add instead (forbidden).
-void handle_join(self_ptr self, user_id user,
-                 caf::typed_response_promise<sequence> rp);
-
-/// Members now (joined, not left).
-size_t count_current(const conversation_state& st);
-
-/// True if `user` is a member now (joined, not left).
-bool is_current_member(const conversation_state& st, user_id user);
-
-/// Checks a membership change against the group as it is now and lists
-/// the member records it writes, for an event at sequence `seq`.
-caf::error plan_change(const conversation_state& st, const group_change& c,
-                       sequence seq, std::vector<member>& changed);
-
-/// The group's name and up to `limit` current members after user `after`
-/// (see conversation_actor). Errors: not_found, not_member.
-caf::expected<group_info> group_page(const conversation_state& st,
-                                     user_id requester, user_id after,
-                                     uint32_t limit);
 
 } // namespace parley::conversation_detail

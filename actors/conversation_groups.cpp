@@ -1,19 +1,20 @@
 // The conversation actor's membership: joining a direct conversation, and
 // the group rules (who may change a group's membership and what each
-// change does to the member records). The send path (conversation.cpp)
-// orders a group change with the sends around it and writes it as a
-// MEMBERSHIP message with its own sequence.
+// change does to the member records). The send path orders a group change
+// with the sends around it and writes it as a MEMBERSHIP message with its
+// own sequence (conversation_send::commit_change).
+
+#include "actors/conversation_groups.hpp"
 
 #include <algorithm>
 #include <set>
 
-#include <spdlog/spdlog.h>
-
+#include "actors/conversation.hpp"
 #include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 
-namespace parley::conversation_detail {
+namespace parley::conversation_groups {
 
 namespace {
 
@@ -21,26 +22,26 @@ constexpr size_t max_name_bytes = 256;
 constexpr size_t max_description_bytes = 2048;
 
 bool is_current(const conversation_state& st, user_id u) {
-  auto i = st.members.find(u);
-  return i != st.members.end() && i->second.left_at_sequence == 0;
+  auto i = st.groups.members.find(u);
+  return i != st.groups.members.end() && i->second.left_at_sequence == 0;
 }
 
 bool is_admin(const conversation_state& st, user_id u) {
-  auto i = st.members.find(u);
-  return i != st.members.end() && i->second.left_at_sequence == 0
+  auto i = st.groups.members.find(u);
+  return i != st.groups.members.end() && i->second.left_at_sequence == 0
          && i->second.role == role_admin;
 }
 
-size_t current_count(const conversation_state& st) {
+size_t count_now(const conversation_state& st) {
   return static_cast<size_t>(
-    std::count_if(st.members.begin(), st.members.end(), [](auto& kv) {
+    std::count_if(st.groups.members.begin(), st.groups.members.end(), [](auto& kv) {
       return kv.second.left_at_sequence == 0;
     }));
 }
 
 size_t admin_count(const conversation_state& st) {
   return static_cast<size_t>(
-    std::count_if(st.members.begin(), st.members.end(), [](auto& kv) {
+    std::count_if(st.groups.members.begin(), st.groups.members.end(), [](auto& kv) {
       return kv.second.left_at_sequence == 0 && kv.second.role == role_admin;
     }));
 }
@@ -51,8 +52,101 @@ caf::error refuse(errc code, std::string why) {
 
 } // namespace
 
+void load(conversation_state& st, const conversation_snapshot& snap) {
+  auto& g = st.groups;
+  g.name = snap.name;
+  g.description = snap.description;
+  g.created_at_ms = snap.created_at_ms;
+  g.creator = snap.creator;
+  g.create_request_id = snap.create_request_id;
+  for (auto& m : snap.members)
+    g.members[m.user] = m;
+  g.current_members = count_now(st);
+}
+
+const member* find_member(const conversation_state& st, user_id user) {
+  auto i = st.groups.members.find(user);
+  return i != st.groups.members.end() ? &i->second : nullptr;
+}
+
 bool is_current_member(const conversation_state& st, user_id user) {
   return is_current(st, user);
+}
+
+size_t current_count(const conversation_state& st) {
+  return st.groups.current_members;
+}
+
+size_t member_count(const conversation_state& st) {
+  return st.groups.members.size();
+}
+
+bool is_large(const conversation_state& st) {
+  return st.kind == conversation_group
+         && st.groups.current_members > st.deps.limits.large_group_members;
+}
+
+std::vector<user_id> members_at(const conversation_state& st, sequence seq) {
+  std::vector<user_id> to;
+  for (auto& [id, m] : st.groups.members)
+    if (m.joined_at_sequence <= seq
+        && (m.left_at_sequence == 0 || seq < m.left_at_sequence))
+      to.push_back(id);
+  return to;
+}
+
+std::vector<user_id> current_members(const conversation_state& st) {
+  std::vector<user_id> to;
+  for (auto& [user, m] : st.groups.members)
+    if (m.left_at_sequence == 0)
+      to.push_back(user);
+  return to;
+}
+
+bool creating(const conversation_state& st) {
+  return st.groups.creating > 0;
+}
+
+std::optional<int64_t> retried_create(const conversation_state& st,
+                                      const group_change& c) {
+  if (c.change == membership_change::created && st.exists
+      && st.kind == conversation_group && !c.request_id.empty()
+      && c.actor == st.groups.creator
+      && c.request_id == st.groups.create_request_id)
+    return st.groups.created_at_ms;
+  return std::nullopt;
+}
+
+void write_create(write_batch& batch, const conversation_state& st,
+                  const group_change& c, int64_t at_ms) {
+  if (c.change == membership_change::created)
+    store::add_conversation(batch, st.id, conversation_group, at_ms, c.name,
+                            c.description, c.actor, c.request_id);
+}
+
+void write_members(write_batch& batch, const conversation_state& st,
+                   const std::vector<member>& changed) {
+  for (auto& m : changed)
+    store::add_member(batch, st.id, m);
+}
+
+void apply_change(conversation_state& st, const group_change& c,
+                  const std::vector<member>& changed, int64_t at_ms) {
+  auto& g = st.groups;
+  if (c.change == membership_change::created) {
+    st.exists = true;
+    st.kind = conversation_group;
+    g.description = c.description;
+    g.created_at_ms = at_ms;
+    g.creator = c.actor;
+    g.create_request_id = c.request_id;
+  }
+  if (c.change == membership_change::created
+      || c.change == membership_change::renamed)
+    g.name = c.name;
+  for (auto& m : changed)
+    g.members[m.user] = m;
+  g.current_members = count_now(st);
 }
 
 caf::error plan_change(const conversation_state& st, const group_change& c,
@@ -115,7 +209,7 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
           changed.push_back(member{u, role_member, seq, 0});
       if (changed.empty())
         return refuse(errc::bad_request, "already members");
-      if (current_count(st) + changed.size() > st.deps.limits.max_group_size)
+      if (count_now(st) + changed.size() > st.deps.limits.max_group_size)
         return refuse(errc::too_large, "more members than the group limit of "
                                          + std::to_string(
                                            st.deps.limits.max_group_size));
@@ -132,16 +226,16 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
         if (!is_current(st, u))
           return refuse(errc::not_member,
                         "user " + std::to_string(u) + " is not a member");
-        auto m = st.members.at(u);
+        auto m = st.groups.members.at(u);
         m.left_at_sequence = seq + 1; // they see their removal, nothing after
         changed.push_back(m);
       }
       return {};
     }
     case mc::left: {
-      auto m = st.members.at(c.actor);
+      auto m = st.groups.members.at(c.actor);
       if (m.role == role_admin && admin_count(st) == 1
-          && current_count(st) > 1)
+          && count_now(st) > 1)
         return refuse(errc::forbidden,
                       "the last admin cannot leave others behind; promote "
                       "someone first");
@@ -161,7 +255,7 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
         if (!is_current(st, u))
           return refuse(errc::not_member,
                         "user " + std::to_string(u) + " is not a member");
-        auto m = st.members.at(u);
+        auto m = st.groups.members.at(u);
         if (m.role == role)
           continue;
         if (role == role_member)
@@ -180,7 +274,7 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
         return err;
       if (c.name.empty())
         return refuse(errc::bad_request, "a group needs a name");
-      if (c.name == st.group_name) // e.g. a retry: no second event
+      if (c.name == st.groups.name) // e.g. a retry: no second event
         return refuse(errc::bad_request, "nothing changes");
       return {};
     default:
@@ -188,11 +282,11 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
   }
 }
 
-void handle_join(self_ptr self, user_id user,
+void handle_join(conversation_self self, user_id user,
                  caf::typed_response_promise<sequence> rp) {
   auto& st = self->state;
-  if (auto i = st.members.find(user);
-      i != st.members.end() && i->second.left_at_sequence == 0) {
+  if (auto i = st.groups.members.find(user);
+      i != st.groups.members.end() && i->second.left_at_sequence == 0) {
     rp.deliver(i->second.joined_at_sequence);
     return;
   }
@@ -207,129 +301,20 @@ void handle_join(self_ptr self, user_id user,
     store::add_conversation(batch, st.id, conversation_direct,
                             st.deps.clock());
   store::add_member(batch, st.id, m);
-  ++st.creating; // also for a join of an existing one: harmless
-  commit(
+  ++st.groups.creating; // also for a join of an existing one: harmless
+  conversation_detail::commit(
     self, std::move(batch),
     [self, m, rp]() mutable {
-      --self->state.creating;
-      self->state.exists = true;
-      self->state.kind = conversation_direct;
-      self->state.members[m.user] = m;
+      auto& st = self->state;
+      --st.groups.creating;
+      st.exists = true;
+      st.kind = conversation_direct;
+      st.groups.members[m.user] = m;
       rp.deliver(m.joined_at_sequence);
     },
     [self, rp](const caf::error& err) mutable {
-      --self->state.creating;
+      --self->state.groups.creating;
       rp.deliver(err);
-    });
-}
-
-size_t count_current(const conversation_state& st) {
-  size_t n = 0;
-  for (auto& [u, m] : st.members)
-    n += m.left_at_sequence == 0 ? 1 : 0;
-  return n;
-}
-
-void handle_change(self_ptr self, group_change& c,
-                   caf::typed_response_promise<send_result> rp) {
-  auto p = std::make_shared<pending>();
-  // A change with the client's request id is deduplicated as a send is,
-  // under the author's key (device 0: the user's, as for a create).
-  bool keyed = c.change != membership_change::created && !c.request_id.empty();
-  if (keyed) {
-    p->req.sender_user = c.actor;
-    p->req.client_message_id = change_key_prefix + c.request_id;
-  }
-  p->change = std::move(c);
-  if (keyed) {
-    admit(self, p, send_asker{rp});
-    return;
-  }
-  p->ph = pending::phase::fresh;
-  p->promises.push_back(send_asker{rp});
-  self->state.queue.push_back(p);
-  drain(self);
-}
-
-/// Commits a membership change as a MEMBERSHIP message (sender device 0:
-/// no client send key can collide with it) with the member records it
-/// changes, in one batch. Sends behind it wait until it is applied.
-void commit_change(self_ptr self, const pending_ptr& p) {
-  auto& st = self->state;
-  auto& c = *p->change;
-  // A retried create: its creator with its request id gets the first
-  // answer (the group's first event), and nothing is written.
-  if (c.change == membership_change::created && st.exists
-      && st.kind == conversation_group && !c.request_id.empty()
-      && c.actor == st.creator && c.request_id == st.create_request_id) {
-    answer(self, *p, result_of(st.id, 1, st.created_at_ms, true));
-    return;
-  }
-  std::vector<member> changed;
-  if (auto err = plan_change(st, c, st.seqs.next(), changed)) {
-    fail(self, *p, err);
-    return;
-  }
-  auto& m = p->msg;
-  m.conversation = st.id;
-  m.seq = st.seqs.assign();
-  m.sender_user = c.actor;
-  m.sender_device = 0;
-  // Keyed by the client's request id, if it gave one (its idempotency
-  // record answers a retry); else by the sequence.
-  bool keyed = !p->req.client_message_id.empty();
-  m.client_message_id = keyed ? p->req.client_message_id
-                              : "membership:" + std::to_string(m.seq);
-  m.sent_at_ms = st.deps.clock();
-  m.kind = message_kind_membership;
-  m.payload = store::membership_payload(c);
-  st.inflight.emplace(m.seq, p);
-  st.changing = true;
-  write_batch batch;
-  if (c.change == membership_change::created)
-    store::add_conversation(batch, st.id, conversation_group, m.sent_at_ms,
-                            c.name, c.description, c.actor, c.request_id);
-  store::add_message(batch, m);
-  for (auto& mm : changed)
-    store::add_member(batch, st.id, mm);
-  commit(
-    self, std::move(batch),
-    [self, p, changed, keyed] {
-      auto& st = self->state;
-      auto& c = *p->change;
-      st.inflight.erase(p->msg.seq);
-      advance_head(self, p->msg.seq);
-      if (c.change == membership_change::created) {
-        st.exists = true;
-        st.kind = conversation_group;
-        st.group_description = c.description;
-        st.created_at_ms = p->msg.sent_at_ms;
-        st.creator = c.actor;
-        st.create_request_id = c.request_id;
-      }
-      if (c.change == membership_change::created
-          || c.change == membership_change::renamed)
-        st.group_name = c.name;
-      for (auto& mm : changed)
-        st.members[mm.user] = mm;
-      st.current_members = count_current(st);
-      spdlog::info("group changed conversation={} change={} actor={} "
-                   "members_changed={} seq={}",
-                   st.id, c.change, c.actor, changed.size(), p->msg.seq);
-      emit(self, p->msg);
-      auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
-      if (keyed) {
-        remember(self, key_of(p->req), res);
-        note_committed(self, key_of(p->req), p->msg.sent_at_ms);
-      }
-      answer(self, *p, res);
-      st.changing = false;
-      schedule_watermark(self);
-      drain(self);
-    },
-    [self](const caf::error&) {
-      self->state.changing = false; // roll_back failed `p`
-      drain(self);
     });
 }
 
@@ -340,9 +325,10 @@ caf::expected<group_info> group_page(const conversation_state& st,
     return caf::make_error(errc::not_found, "no such group");
   if (!is_current(st, requester))
     return caf::make_error(errc::not_member, "not a member");
-  group_info g{st.id, st.group_name, st.group_description, st.head,
-               {}, 0, static_cast<uint32_t>(st.current_members)};
-  for (auto i = st.members.upper_bound(after); i != st.members.end(); ++i) {
+  group_info g{st.id, st.groups.name, st.groups.description, st.head,
+               {}, 0, static_cast<uint32_t>(st.groups.current_members)};
+  auto& members = st.groups.members;
+  for (auto i = members.upper_bound(after); i != members.end(); ++i) {
     if (i->second.left_at_sequence != 0)
       continue;
     if (g.members.size() == limit) {
@@ -354,4 +340,4 @@ caf::expected<group_info> group_page(const conversation_state& st,
   return g;
 }
 
-} // namespace parley::conversation_detail
+} // namespace parley::conversation_groups

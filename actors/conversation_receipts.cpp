@@ -45,7 +45,9 @@ uint32_t count_at_least(const conversation_state& st, int32_t kind,
 void push_aggregates(conversation_detail::self_ptr self) {
   auto& st = self->state;
   auto others = static_cast<uint32_t>(
-    st.current_members > 0 ? st.current_members - 1 : 0);
+    conversation_groups::current_count(st) > 0
+      ? conversation_groups::current_count(st) - 1
+      : 0);
   for (auto& [sender, seq] : st.latest_by_sender) {
     auto own = [&](int32_t kind) -> uint32_t {
       auto i = st.receipts.find({sender, kind});
@@ -74,19 +76,18 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
     return caf::make_error(errc::bad_request, "unknown receipt kind");
   if (seq == 0)
     return caf::make_error(errc::bad_request, "receipt needs a sequence");
-  auto m = st.members.find(user);
-  if (!st.exists || m == st.members.end())
+  auto m = conversation_groups::find_member(st, user);
+  if (!st.exists || !m)
     return caf::make_error(errc::not_member, "not a member");
   // A member sees [joined_at, left_at): nothing later can be received.
-  auto limit = m->second.left_at_sequence ? m->second.left_at_sequence - 1
-                                          : st.head;
+  auto limit = m->left_at_sequence ? m->left_at_sequence - 1 : st.head;
   if (seq > limit)
     return caf::make_error(errc::cursor_ahead,
                            "receipt for sequence " + std::to_string(seq)
                              + " past " + std::to_string(limit));
   // Nothing before the member joined can be received or read: such a
   // receipt moves nothing (and projections may count from the cursor).
-  if (seq + 1 < m->second.joined_at_sequence) {
+  if (seq + 1 < m->joined_at_sequence) {
     auto i = st.receipts.find({user, kind});
     return i == st.receipts.end() ? sequence{0} : i->second;
   }
@@ -158,10 +159,7 @@ void flush_receipts(self_ptr self) {
           flush_receipts(self);
           return;
         }
-        std::vector<user_id> to;
-        for (auto& [user, m] : st.members)
-          if (m.left_at_sequence == 0)
-            to.push_back(user);
+        auto to = conversation_groups::current_members(st);
         for (auto& ev : moved) {
           // A shared read at or past a delivered cursor of the same flush
           // says it too (nothing is read unseen): one push, not two.

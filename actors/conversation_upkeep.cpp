@@ -17,13 +17,8 @@ namespace parley::conversation_detail {
 
 void emit(self_ptr self, const stored_message& msg) {
   auto& st = self->state;
-  std::vector<user_id> to;
-  for (auto& [id, m] : st.members)
-    if (m.joined_at_sequence <= msg.seq
-        && (m.left_at_sequence == 0 || msg.seq < m.left_at_sequence))
-      to.push_back(id);
-  bool large = st.kind == conversation_group
-               && st.current_members > st.deps.limits.large_group_members;
+  auto to = conversation_groups::members_at(st, msg.seq);
+  bool large = conversation_groups::is_large(st);
   // A large group's message would touch every member's inbox entry: those
   // entries are brought up to date when their owner lists the inbox (the
   // listing recomputes entries behind the log) instead of on every message.
@@ -168,7 +163,7 @@ void on_retire(self_ptr self) {
   auto& st = self->state;
   if (st.exists)
     return; // created meanwhile
-  if (st.creating > 0 || !st.queue.empty() || !st.inflight.empty()
+  if (conversation_groups::creating(st) || !st.queue.empty() || !st.inflight.empty()
       || st.changing) {
     schedule_retire(self); // a creation is under way; if it fails, later
     return;
