@@ -185,7 +185,7 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   // Routed by the conversation's id. A timeout is a retryable error: the
   // client retries with the same clientMessageId and gets the original
   // answer if the send was kept.
-  self->request(st.deps.directory, timeouts::commit, send_atom::value,
+  self->request(st.deps.directory, timeouts::client, send_atom::value,
                 std::move(req))
     .then(
       [self, rid, fmt, conv_id, cmid](send_result& r) {

@@ -22,7 +22,7 @@ void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
   auto dev = self->state.who.device;
   auto shared = self->state.who.read_receipts;
   self
-    ->request(self->state.deps.directory, timeouts::commit,
+    ->request(self->state.deps.directory, timeouts::client,
               receipt_atom::value, conv, user, dev, kind, seq, shared)
     .then([](sequence) {},
           [self, rid, fmt](caf::error& err) {
