@@ -3,28 +3,12 @@
 #include <string>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/mix.hpp"
 
 namespace parley {
 
-namespace {
-
-/// SplitMix64's golden gamma: 2^64 / phi, odd.
-constexpr uint64_t golden_gamma = 0x9E3779B97F4A7C15ull;
-
-/// SplitMix64's finalizer (David Stafford's Mix13). DO NOT CHANGE.
-constexpr uint64_t fmix(uint64_t z) {
-  z ^= z >> 30;
-  z *= 0xBF58476D1CE4E5B9ull;
-  z ^= z >> 27;
-  z *= 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return z;
-}
-
-} // namespace
-
 uint64_t placement_hash(placement_key key) {
-  return fmix(key.id + uint64_t{key.kind} * golden_gamma);
+  return mix::fmix(key.id + uint64_t{key.kind} * mix::golden_gamma);
 }
 
 uint32_t partition_of(placement_key key, uint32_t partitions) {

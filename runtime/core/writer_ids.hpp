@@ -19,9 +19,8 @@
 //                    61..59 the kind below, bits 58..0 the low 59 bits of a
 //                    mix of the identity.
 //
-// The mix is SplitMix64's finalizer (as runtime/core/placement.hpp uses):
-//   fmix(z): z ^= z >> 30; z *= 0xBF58476D1CE4E5B9;
-//            z ^= z >> 27; z *= 0x94D049BB133111EB; z ^= z >> 31.
+// The mix is SplitMix64's finalizer and gamma (runtime/core/mix.hpp, as
+// placement uses).
 // Two identities of one kind can share an id (59 bits of a hash). That is
 // harmless: only the send path's ordering depends on its fence, and
 // conversations use their own id, which no hashed id can equal. Hashed ids
@@ -34,6 +33,8 @@
 
 #include <cstdint>
 
+#include "runtime/core/mix.hpp"
+
 namespace parley::writer_ids {
 
 /// Kinds of hashed writer ids (bits 61..59). DO NOT CHANGE the values.
@@ -42,18 +43,6 @@ inline constexpr uint64_t kind_device = 2;
 inline constexpr uint64_t kind_inbox = 3;
 inline constexpr uint64_t kind_accounts = 7;
 
-/// SplitMix64's increment (the golden gamma), added before each mix.
-inline constexpr uint64_t gamma = 0x9E3779B97F4A7C15ull;
-
-/// SplitMix64's finalizer (see the header comment).
-constexpr uint64_t fmix(uint64_t z) {
-  z ^= z >> 30;
-  z *= 0xBF58476D1CE4E5B9ull;
-  z ^= z >> 27;
-  z *= 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return z;
-}
 
 /// Bits 63..62 = 01, `kind` in 61..59, the low 59 bits of `hash` below.
 constexpr uint64_t tagged(uint64_t kind, uint64_t hash) {
@@ -70,20 +59,21 @@ constexpr uint64_t conversation(uint64_t conv) {
 /// The receipt cursors of conversation `conv` (max-merged; no order with
 /// the send path): fmix(conv + gamma). Also cleared by load_atom.
 constexpr uint64_t receipts(uint64_t conv) {
-  return tagged(kind_receipts, fmix(conv + gamma));
+  return tagged(kind_receipts, mix::fmix(conv + mix::golden_gamma));
 }
 
 /// The delivered cursors of device `dev` of `user` (max-merged):
 /// fmix(fmix(user + gamma) + dev).
 constexpr uint64_t device(uint64_t user, uint64_t dev) {
-  return tagged(kind_device, fmix(fmix(user + gamma) + dev));
+  return tagged(kind_device,
+                mix::fmix(mix::fmix(user + mix::golden_gamma) + dev));
 }
 
-/// The inbox rows written by the inbox of `shard` (whole values): fmix(shard
+/// The inbox rows written by the inbox of `shard` (whole values): mix::fmix(shard
 /// + gamma). One inbox per node writes today: shard 0; a per-partition
 /// inbox passes its partition.
 constexpr uint64_t inbox(uint64_t shard) {
-  return tagged(kind_inbox, fmix(shard + gamma));
+  return tagged(kind_inbox, mix::fmix(shard + mix::golden_gamma));
 }
 
 /// Account, device and token records (the accounts actor): kind 7 with all
