@@ -89,19 +89,6 @@ namespace {
 using namespace conversation_detail;
 
 
-/// Groups: remembers a sender's latest message for receipt aggregates (the
-/// 64 most recent senders).
-void note_sender(conversation_state& st, user_id sender, sequence seq) {
-  st.latest_by_sender[sender] = seq;
-  if (st.latest_by_sender.size() > 64) {
-    auto oldest = std::min_element(
-      st.latest_by_sender.begin(), st.latest_by_sender.end(),
-      [](auto& a, auto& b) { return a.second < b.second; });
-    st.aggregate_sent.erase(oldest->first);
-    st.latest_by_sender.erase(oldest);
-  }
-}
-
 /// A commit of the current epoch failed: every commit of this epoch still in
 /// flight is doomed too (the writer fences them), so fail them all now and
 /// reuse their sequences in a new epoch.
@@ -203,7 +190,8 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       advance_head(self, p->msg.seq);
       emit(self, p->msg);
       if (st.kind == conversation_group)
-        note_sender(st, p->msg.sender_user, p->msg.seq);
+        conversation_receipts::note_sender(st, p->msg.sender_user,
+                                           p->msg.seq);
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
       remember(self, key_of(p->req), res, p->digest);
       note_committed(self, key_of(p->req), p->msg.sent_at_ms);
@@ -397,11 +385,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
                                       + st.deps.limits.idempotency_window_ms
                                       + 3600 * 1000;
         conversation_groups::load(st, snap);
-        for (auto& r : snap.receipts) {
-          st.receipts[{r.user, r.kind}] = r.seq;
-          if (r.kind == 1 || r.kind == 2)
-            move_count(st, r.kind, 0, r.seq);
-        }
+        conversation_receipts::load(st, snap.receipts);
         relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {
@@ -469,7 +453,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         auto rp = self->make_response_promise<sequence>();
         when_ready(
           self, [self, user, dev, kind, seq, shared, rp]() mutable {
-            auto r = handle_receipt(self, user, dev, kind, seq, shared);
+            auto r = conversation_receipts::handle_receipt(self, user, dev,
+                                                           kind, seq, shared);
             if (r)
               rp.deliver(*r);
             else
@@ -478,18 +463,16 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
           rp);
         return rp;
       }
-      auto r = handle_receipt(self, user, dev, kind, seq, shared);
+      auto r = conversation_receipts::handle_receipt(self, user, dev, kind,
+                                                     seq, shared);
       if (!r)
         return std::move(r.error());
       return *r;
     },
     [self](receipt_atom) -> std::vector<receipt_cursor> {
-      std::vector<receipt_cursor> out;
-      for (auto& [k, seq] : self->state.receipts)
-        out.push_back(receipt_cursor{k.first, k.second, seq});
-      return out;
+      return conversation_receipts::cursors(self->state);
     },
-    [self](caf::flush_atom) { flush_receipts(self); },
+    [self](caf::flush_atom) { conversation_receipts::flush(self); },
     [self](caf::tick_atom) { on_tick(self); },
   };
 }

@@ -32,6 +32,7 @@
 
 #include "actors/conversation_actor.hpp"
 #include "actors/conversation_groups.hpp"
+#include "actors/conversation_receipts.hpp"
 #include "actors/send_keys.hpp"
 
 namespace parley {
@@ -113,20 +114,7 @@ struct conversation_state {
   int64_t last_sweep_ms = 0;
   bool sweeping = false;
   std::set<key> sweep_guard;   ///< keys written while a sweep is pending
-  /// Members' receipt cursors by (user, kind), those that moved since the
-  /// last flush, and the flush's state (one write at a time).
-  std::map<std::pair<user_id, int32_t>, sequence> receipts;
-  std::map<std::pair<user_id, int32_t>, receipt_event> receipts_moved;
-  /// Groups: how many members' cursors stand at each sequence, per kind
-  /// (1 delivered, 2 read): the aggregates count from these.
-  std::map<sequence, uint32_t> cursor_counts[3];
-  /// Groups: each recent sender's latest message, and the aggregate last
-  /// pushed to them for it (delivered, read).
-  std::map<user_id, sequence> latest_by_sender;
-  std::map<user_id, std::pair<uint32_t, uint32_t>> aggregate_sent;
-  bool receipts_flush_queued = false;
-  bool receipts_writing = false;
-  uint64_t receipts_epoch = 1;
+  conversation_receipts_state receipts; ///< conversation_receipts.hpp
 
   /// Returns this incarnation's share of the outbox backlog gauge (the
   /// next incarnation counts what is left again).

@@ -45,19 +45,6 @@ void relay(self_ptr self, std::function<void()> done);
 /// records of messages older than the window, in sequence order.
 void maybe_sweep(self_ptr self);
 
-/// Moves a member's receipt cursor forward (see conversation_actor).
-caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
-                                       device_id dev, int32_t kind,
-                                       sequence seq, bool shared);
-
-/// Keeps the groups' cursor counts: a member's cursor of `kind` moved from
-/// `from` (0: none) to `to`.
-void move_count(conversation_state& st, int32_t kind, sequence from,
-                sequence to);
-
-/// Writes the receipt cursors that moved, then pushes them to the members.
-void flush_receipts(self_ptr self);
-
 using pending = conversation_state::pending;
 using pending_ptr = conversation_state::pending_ptr;
 

@@ -4,36 +4,40 @@
 // that moved: receipts queue a flush behind what is already in the
 // mailbox, and a flush waits for the previous write.
 
+#include "actors/conversation_receipts.hpp"
+
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
 
-#include "actors/conversation_detail.hpp"
+#include "actors/conversation.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/core/writer_ids.hpp"
 #include "runtime/store/conversation_store.hpp"
 
-namespace parley::conversation_detail {
+namespace parley::conversation_receipts {
 
+namespace {
+
+/// Keeps the groups' cursor counts: a member's cursor of `kind` moved from
+/// `from` (0: none) to `to`.
 void move_count(conversation_state& st, int32_t kind, sequence from,
                 sequence to) {
-  auto& counts = st.cursor_counts[kind];
+  auto& counts = st.receipts.counts[kind];
   if (from > 0)
     if (auto i = counts.find(from); i != counts.end() && --i->second == 0)
       counts.erase(i);
   ++counts[to];
 }
 
-namespace {
-
 /// Members whose cursor of `kind` is at `seq` or beyond.
 uint32_t count_at_least(const conversation_state& st, int32_t kind,
                         sequence seq) {
   uint32_t n = 0;
-  auto& counts = st.cursor_counts[kind];
+  auto& counts = st.receipts.counts[kind];
   for (auto i = counts.rbegin(); i != counts.rend() && i->first >= seq; ++i)
     n += i->second;
   return n;
@@ -42,20 +46,20 @@ uint32_t count_at_least(const conversation_state& st, int32_t kind,
 /// Groups: pushes to each recent sender how many of the other members have
 /// their latest message delivered and read, when that changed. One event
 /// per sender per flush, however many members moved.
-void push_aggregates(conversation_detail::self_ptr self) {
+void push_aggregates(conversation_self self) {
   auto& st = self->state;
   auto others = static_cast<uint32_t>(
     conversation_groups::current_count(st) > 0
       ? conversation_groups::current_count(st) - 1
       : 0);
-  for (auto& [sender, seq] : st.latest_by_sender) {
+  for (auto& [sender, seq] : st.receipts.latest_by_sender) {
     auto own = [&](int32_t kind) -> uint32_t {
-      auto i = st.receipts.find({sender, kind});
-      return i != st.receipts.end() && i->second >= seq ? 1 : 0;
+      auto i = st.receipts.cursors.find({sender, kind});
+      return i != st.receipts.cursors.end() && i->second >= seq ? 1 : 0;
     };
     auto delivered = count_at_least(st, 1, seq) - own(1);
     auto read = count_at_least(st, 2, seq) - own(2);
-    auto& sent = st.aggregate_sent[sender];
+    auto& sent = st.receipts.aggregate_sent[sender];
     if (sent == std::make_pair(delivered, read))
       continue;
     sent = {delivered, read};
@@ -68,7 +72,44 @@ void push_aggregates(conversation_detail::self_ptr self) {
 
 } // namespace
 
-caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
+void load(conversation_state& st, const std::vector<receipt_cursor>& cursors) {
+  for (auto& r : cursors) {
+    st.receipts.cursors[{r.user, r.kind}] = r.seq;
+    if (r.kind == 1 || r.kind == 2)
+      move_count(st, r.kind, 0, r.seq);
+  }
+}
+
+std::vector<receipt_cursor> cursors(const conversation_state& st) {
+  std::vector<receipt_cursor> out;
+  for (auto& [k, seq] : st.receipts.cursors)
+    out.push_back(receipt_cursor{k.first, k.second, seq});
+  return out;
+}
+
+void note_sender(conversation_state& st, user_id sender, sequence seq) {
+  auto& latest = st.receipts.latest_by_sender;
+  latest[sender] = seq;
+  if (latest.size() > 64) {
+    auto oldest = std::min_element(
+      latest.begin(), latest.end(),
+      [](auto& a, auto& b) { return a.second < b.second; });
+    st.receipts.aggregate_sent.erase(oldest->first);
+    latest.erase(oldest);
+  }
+}
+
+void hand_over(conversation_self self) {
+  auto& st = self->state;
+  if (!st.receipts.moved.empty()) {
+    // Its answer never comes back (the actor is gone), but the writer
+    // still writes it, before the next incarnation's load.
+    st.receipts.writing = false;
+    flush(self);
+  }
+}
+
+caf::expected<sequence> handle_receipt(conversation_self self, user_id user,
                                        device_id dev, int32_t kind,
                                        sequence seq, bool shared) {
   auto& st = self->state;
@@ -88,20 +129,20 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
   // Nothing before the member joined can be received or read: such a
   // receipt moves nothing (and projections may count from the cursor).
   if (seq + 1 < m->joined_at_sequence) {
-    auto i = st.receipts.find({user, kind});
-    return i == st.receipts.end() ? sequence{0} : i->second;
+    auto i = st.receipts.cursors.find({user, kind});
+    return i == st.receipts.cursors.end() ? sequence{0} : i->second;
   }
   // Nothing can be read before it arrived: a read moves the member's
   // delivered cursor too (a client showing messages at once sends Read
   // alone). Delivered state is shown whatever the read-receipt setting.
   bool moved = false;
   auto advance = [&](int32_t k, bool share) {
-    auto& cur = st.receipts[{user, k}];
+    auto& cur = st.receipts.cursors[{user, k}];
     if (seq <= cur)
       return cur;
     move_count(st, k, cur, seq);
     cur = seq;
-    st.receipts_moved[{user, k}]
+    st.receipts.moved[{user, k}]
       = receipt_event{st.id, user, k, cur, st.deps.clock(), share, dev};
     moved = true;
     return cur;
@@ -111,8 +152,8 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
   auto cur = advance(kind, shared);
   if (!moved)
     return cur;
-  if (!st.receipts_flush_queued && !st.receipts_writing) {
-    st.receipts_flush_queued = true;
+  if (!st.receipts.flush_queued && !st.receipts.writing) {
+    st.receipts.flush_queued = true;
     if (st.deps.limits.receipt_delay.count() == 0)
       self->send(self, caf::flush_atom::value); // after what is queued now
     else
@@ -122,30 +163,30 @@ caf::expected<sequence> handle_receipt(self_ptr self, user_id user,
   return cur;
 }
 
-void flush_receipts(self_ptr self) {
+void flush(conversation_self self) {
   auto& st = self->state;
-  st.receipts_flush_queued = false;
-  if (st.receipts_writing || st.receipts_moved.empty())
+  st.receipts.flush_queued = false;
+  if (st.receipts.writing || st.receipts.moved.empty())
     return;
   std::vector<receipt_event> moved;
   write_batch batch;
-  for (auto& [k, ev] : st.receipts_moved) {
+  for (auto& [k, ev] : st.receipts.moved) {
     store::add_receipt(batch, st.id, receipt_cursor{ev.user, ev.kind, ev.seq});
     moved.push_back(ev);
   }
-  st.receipts_moved.clear();
-  st.receipts_writing = true;
+  st.receipts.moved.clear();
+  st.receipts.writing = true;
   // Cursors are max-merged, so these writes need no ordering with the send
   // path: a fence id of their own, stable for the conversation.
   auto writer_id = writer_ids::receipts(st.id);
-  auto epoch = st.receipts_epoch;
+  auto epoch = st.receipts.epoch;
   self
     ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
               epoch, std::move(batch))
     .then(
       [self, moved](uint64_t) {
         auto& st = self->state;
-        st.receipts_writing = false;
+        st.receipts.writing = false;
         if (st.kind == conversation_group) {
           // Groups: a member's cursors go to their own devices only (to
           // clear unread counts there); senders get aggregates.
@@ -156,7 +197,7 @@ void flush_receipts(self_ptr self) {
               self->send(st.deps.projection, receipt_atom::value, ev, own);
           }
           push_aggregates(self);
-          flush_receipts(self);
+          flush(self);
           return;
         }
         auto to = conversation_groups::current_members(st);
@@ -175,7 +216,7 @@ void flush_receipts(self_ptr self) {
           if (st.deps.projection && ev.kind == 2)
             self->send(st.deps.projection, receipt_atom::value, ev, to);
         }
-        flush_receipts(self);
+        flush(self);
       },
       [self, moved, epoch](caf::error& err) {
         auto& st = self->state;
@@ -185,19 +226,19 @@ void flush_receipts(self_ptr self) {
         // land: receipt cursors are max-merged (a late write never moves a
         // cursor back, and writing one again is harmless), and they never
         // share a batch or a fence with the send path's sequences.
-        st.receipts_writing = false;
-        st.receipts_epoch = std::max(st.receipts_epoch,
+        st.receipts.writing = false;
+        st.receipts.epoch = std::max(st.receipts.epoch,
                                      next_epoch(err, epoch));
         // Put them back (unless newer ones moved meanwhile) and write them
         // again shortly: the in-memory cursors are already ahead.
         for (auto& ev : moved)
-          st.receipts_moved.emplace(std::make_pair(ev.user, ev.kind), ev);
-        if (!st.receipts_flush_queued) {
-          st.receipts_flush_queued = true;
+          st.receipts.moved.emplace(std::make_pair(ev.user, ev.kind), ev);
+        if (!st.receipts.flush_queued) {
+          st.receipts.flush_queued = true;
           self->delayed_send(self, timeouts::retry,
                           caf::flush_atom::value);
         }
       });
 }
 
-} // namespace parley::conversation_detail
+} // namespace parley::conversation_receipts

@@ -191,12 +191,7 @@ void end_with(self_ptr self, const caf::error& why) {
   st.stash.clear();
   for (auto& s : stash)
     s.refuse(why);
-  if (!st.receipts_moved.empty()) {
-    // Its answer never comes back (the actor is gone), but the writer
-    // still writes it, before the next incarnation's load.
-    st.receipts_writing = false;
-    flush_receipts(self);
-  }
+  conversation_receipts::hand_over(self);
   self->quit(why);
 }
 
