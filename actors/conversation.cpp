@@ -73,6 +73,21 @@ void note_committed(self_ptr self, const key& k, int64_t at_ms) {
   st.old_keys_live_until_ms = std::max(st.old_keys_live_until_ms, live_until);
 }
 
+void emit(self_ptr self, const stored_message& msg) {
+  auto& st = self->state;
+  auto to = conversation_groups::members_at(st, msg.seq);
+  bool large = conversation_groups::is_large(st);
+  // A large group's message would touch every member's inbox entry: those
+  // entries are brought up to date when their owner lists the inbox (the
+  // listing recomputes entries behind the log) instead of on every message.
+  if (st.deps.projection && !large)
+    self->send(st.deps.projection, deliver_atom::value, msg, to);
+  // Large groups go to the fan-out shards, apart from everyone else.
+  self->send(large && st.deps.fanout ? st.deps.fanout : st.deps.delivery,
+             deliver_atom::value, msg, std::move(to));
+  conversation_upkeep::note_emitted(self, msg.seq);
+}
+
 void advance_head(self_ptr self, sequence seq) {
   auto& st = self->state;
   if (seq <= st.head)
@@ -101,8 +116,7 @@ void roll_back(self_ptr self, const caf::error& err) {
     fail(self, *p, err);
   st.inflight.clear();
   st.seqs.roll_back(first_doomed);
-  if (st.dispatched > 0)
-    st.watermark_dirty = true;
+  conversation_upkeep::watermark_lost(st);
   spdlog::warn("commit failed conversation={} error=\"{}\" epoch={} next_seq={}",
                st.id, to_string(err), st.seqs.epoch(), st.seqs.next());
 }
@@ -134,7 +148,7 @@ void commit(self_ptr self, write_batch batch,
               auto why = caf::make_error(
                 errc::unavailable,
                 "the store did not confirm the write in time; retry");
-              end_with(self, why);
+              conversation_upkeep::end_with(self, why);
               on_fail(why);
               return;
             }
@@ -162,20 +176,11 @@ void commit_new(self_ptr self, const pending_ptr& p) {
   m.kind = p->req.kind;
   m.payload = std::move(p->req.payload);
   m.reply_to = p->req.reply_to;
-  if (st.sweeping)
-    st.sweep_guard.insert(key_of(p->req));
+  conversation_upkeep::guard_key(st, key_of(p->req));
   st.inflight.emplace(m.seq, p);
   write_batch batch;
   store::add_message(batch, m, p->digest);
-  // The watermark rides along only every `watermark_every` messages: a
-  // crash then re-emits at most that many (plus the idle delay's worth),
-  // and most batches carry two records per message instead of three.
-  if (st.watermark_dirty
-      && st.dispatched >= st.watermark_sent + st.deps.limits.watermark_every) {
-    store::add_watermark(batch, st.id, st.dispatched);
-    st.watermark_sent = st.dispatched;
-    st.watermark_dirty = false;
-  }
+  conversation_upkeep::add_watermark_if_due(st, batch);
   commit(
     self, std::move(batch),
     [self, p] {
@@ -198,8 +203,8 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       answer(self, *p, res, p->digest);
       if (st.deps.metrics && p->req.received_at_ns != 0)
         st.deps.metrics->send_latency.observe_since(p->req.received_at_ns);
-      schedule_watermark(self);
-      maybe_sweep(self);
+      conversation_upkeep::schedule_watermark(self);
+      conversation_upkeep::maybe_sweep(self);
       if (st.inflight.empty())
         drain(self); // a membership change may wait for this
     },
@@ -269,7 +274,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
       }
       answer(self, *p, res);
       st.changing = false;
-      schedule_watermark(self);
+      conversation_upkeep::schedule_watermark(self);
       drain(self);
     },
     [self](const caf::error&) {
@@ -345,13 +350,13 @@ void become_ready(self_ptr self) {
   auto& st = self->state;
   st.ready = true;
   if (!st.exists)
-    schedule_retire(self);
-  if (st.watermark_dirty)
-    on_tick(self); // persist what the relay re-emitted before new sends
+    conversation_upkeep::schedule_retire(self);
+  // Persist what the relay re-emitted before new sends.
+  conversation_upkeep::flush_watermark(self);
   auto stash = std::move(st.stash);
   for (auto& s : stash)
     s.run();
-  maybe_sweep(self);
+  conversation_upkeep::maybe_sweep(self);
 }
 
 } // namespace
@@ -372,13 +377,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         st.exists = snap.exists;
         st.kind = snap.kind;
         st.head = snap.head;
-        if (st.deps.metrics)
-          st.deps.metrics->outbox_backlog
-            += int64_t(snap.head - std::min(snap.dispatched, snap.head));
         st.seqs = sequence_allocator{snap.head};
-        st.dispatched = std::min(snap.dispatched, snap.head);
-        st.watermark_sent = st.dispatched;
-        st.swept = snap.swept;
+        conversation_upkeep::load(st, snap);
         // An hour of margin for a clock that stepped back between commits.
         if (snap.head > 0)
           st.old_keys_live_until_ms = snap.head_sent_at_ms
@@ -386,15 +386,15 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
                                       + 3600 * 1000;
         conversation_groups::load(st, snap);
         conversation_receipts::load(st, snap.receipts);
-        relay(self, [self] { become_ready(self); });
+        conversation_upkeep::relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {
         spdlog::error("conversation load failed conversation={} error=\"{}\"", self->state.id,
                       to_string(err));
-        end_with(self, err); // the directory respawns it
+        conversation_upkeep::end_with(self, err); // the directory respawns it
       });
   return {
-    [self](retire_atom) { on_retire(self); },
+    [self](retire_atom) { conversation_upkeep::on_retire(self); },
     [self](send_atom, send_request& req) -> caf::result<send_result> {
       send_asker to{self->make_response_promise<send_result>()};
       auto rp = to.rp;
@@ -440,7 +440,8 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
       auto rp = self->make_response_promise<conversation_status>();
       auto report = [self, rp]() mutable {
         auto& st = self->state;
-        rp.deliver(conversation_status{st.head, st.dispatched,
+        rp.deliver(conversation_status{st.head,
+                                       conversation_upkeep::dispatched(st),
                                        st.inflight.size() + st.queue.size(),
                                        conversation_groups::member_count(st)});
       };
@@ -473,7 +474,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
       return conversation_receipts::cursors(self->state);
     },
     [self](caf::flush_atom) { conversation_receipts::flush(self); },
-    [self](caf::tick_atom) { on_tick(self); },
+    [self](caf::tick_atom) { conversation_upkeep::on_tick(self); },
   };
 }
 

@@ -33,6 +33,7 @@
 #include "actors/conversation_actor.hpp"
 #include "actors/conversation_groups.hpp"
 #include "actors/conversation_receipts.hpp"
+#include "actors/conversation_upkeep.hpp"
 #include "actors/send_keys.hpp"
 
 namespace parley {
@@ -98,10 +99,6 @@ struct conversation_state {
   std::vector<stashed> stash; ///< requests before ready
   sequence_allocator seqs;
   sequence head = 0;
-  sequence dispatched = 0;
-  sequence watermark_sent = 0; ///< last watermark handed to the writer
-  bool watermark_dirty = false;
-  bool tick_scheduled = false;
   std::deque<pending_ptr> queue;           ///< arrival order, not yet assigned
   std::map<sequence, pending_ptr> inflight; ///< assigned, commit under way
   std::unordered_map<key, pending_ptr, send_key_hash> by_key; ///< unanswered
@@ -110,17 +107,14 @@ struct conversation_state {
   /// Until then, a key committed by an earlier incarnation may still be
   /// inside its window, so unknown keys must be looked up in the store.
   int64_t old_keys_live_until_ms = 0;
-  sequence swept = 0;          ///< idempotency records gone up to here
-  int64_t last_sweep_ms = 0;
-  bool sweeping = false;
-  std::set<key> sweep_guard;   ///< keys written while a sweep is pending
+  conversation_upkeep_state upkeep; ///< conversation_upkeep.hpp
   conversation_receipts_state receipts; ///< conversation_receipts.hpp
 
   /// Returns this incarnation's share of the outbox backlog gauge (the
   /// next incarnation counts what is left again).
   ~conversation_state() {
     if (deps.metrics)
-      deps.metrics->outbox_backlog -= int64_t(head - dispatched);
+      deps.metrics->outbox_backlog -= int64_t(head - upkeep.dispatched);
   }
 
   static inline const char* name = "conversation";

@@ -31,20 +31,6 @@ void commit(self_ptr self, write_batch batch, std::function<void()> on_ok,
 /// Emits a committed message for delivery and advances `dispatched`.
 void emit(self_ptr self, const stored_message& msg);
 
-/// Arms the idle timer that persists the outbox watermark.
-void schedule_watermark(self_ptr self);
-
-/// Persists the outbox watermark now unless a commit is in flight.
-void on_tick(self_ptr self);
-
-/// Re-emits the log suffix after the watermark, in order, a page at a time;
-/// then runs `done`.
-void relay(self_ptr self, std::function<void()> done);
-
-/// Starts an idempotency sweep if one is due: deletes the idempotency
-/// records of messages older than the window, in sequence order.
-void maybe_sweep(self_ptr self);
-
 using pending = conversation_state::pending;
 using pending_ptr = conversation_state::pending_ptr;
 
@@ -126,22 +112,5 @@ void handle_change(self_ptr self, group_change& c,
 /// Commits a membership change alone, as a MEMBERSHIP message with the
 /// member records it changes; sends behind it wait (conversation.cpp).
 void commit_change(self_ptr self, const pending_ptr& p);
-
-/// If the conversation does not exist: asks for `on_retire` after the
-/// limits' `retire_unused` (never if that is 0).
-void schedule_retire(self_ptr self);
-
-/// Ends the actor if its conversation still does not exist and no creation
-/// is under way (then it asks again later).
-void on_retire(self_ptr self);
-
-/// Ends the actor with `why` (the directory respawns it, and the new
-/// incarnation reloads from the store) after refusing with
-/// `why` everything that waits on it: sends and changes queued or in
-/// flight, and requests stashed before it was ready. Receipt cursors not
-/// yet written are handed to the writer first (max-merged: harmless if a
-/// write of them is under way). Used when a load fails and when the
-/// outcome of a commit is unknown (conversation.cpp, commit).
-void end_with(self_ptr self, const caf::error& why);
 
 } // namespace parley::conversation_detail

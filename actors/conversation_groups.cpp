@@ -33,15 +33,17 @@ bool is_admin(const conversation_state& st, user_id u) {
 }
 
 size_t count_now(const conversation_state& st) {
+  auto& ms = st.groups.members;
   return static_cast<size_t>(
-    std::count_if(st.groups.members.begin(), st.groups.members.end(), [](auto& kv) {
+    std::count_if(ms.begin(), ms.end(), [](auto& kv) {
       return kv.second.left_at_sequence == 0;
     }));
 }
 
 size_t admin_count(const conversation_state& st) {
+  auto& ms = st.groups.members;
   return static_cast<size_t>(
-    std::count_if(st.groups.members.begin(), st.groups.members.end(), [](auto& kv) {
+    std::count_if(ms.begin(), ms.end(), [](auto& kv) {
       return kv.second.left_at_sequence == 0 && kv.second.role == role_admin;
     }));
 }

@@ -3,72 +3,114 @@
 // idempotency records whose window has passed, and retiring an actor whose
 // conversation does not exist.
 
-#include "actors/conversation_detail.hpp"
+#include "actors/conversation_upkeep.hpp"
+
+#include <algorithm>
 
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
 
+#include "actors/conversation.hpp"
+#include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/store/conversation_store.hpp"
 
-namespace parley::conversation_detail {
+namespace parley::conversation_upkeep {
 
-void emit(self_ptr self, const stored_message& msg) {
-  auto& st = self->state;
-  auto to = conversation_groups::members_at(st, msg.seq);
-  bool large = conversation_groups::is_large(st);
-  // A large group's message would touch every member's inbox entry: those
-  // entries are brought up to date when their owner lists the inbox (the
-  // listing recomputes entries behind the log) instead of on every message.
-  if (st.deps.projection && !large)
-    self->send(st.deps.projection, deliver_atom::value, msg, to);
-  // Large groups go to the fan-out shards, apart from everyone else.
-  self->send(large && st.deps.fanout ? st.deps.fanout : st.deps.delivery,
-             deliver_atom::value, msg, std::move(to));
-  if (msg.seq > st.dispatched) {
-    if (st.deps.metrics)
-      st.deps.metrics->outbox_backlog -= int64_t(msg.seq - st.dispatched);
-    st.dispatched = msg.seq;
-  }
-  st.watermark_dirty = true;
+using conversation_detail::commit;
+using conversation_detail::emit;
+using conversation_detail::fail;
+
+void load(conversation_state& st, const conversation_snapshot& snap) {
+  auto& u = st.upkeep;
+  if (st.deps.metrics)
+    st.deps.metrics->outbox_backlog
+      += int64_t(snap.head - std::min(snap.dispatched, snap.head));
+  u.dispatched = std::min(snap.dispatched, snap.head);
+  u.watermark_sent = u.dispatched;
+  u.swept = snap.swept;
 }
 
-void schedule_watermark(self_ptr self) {
+sequence dispatched(const conversation_state& st) {
+  return st.upkeep.dispatched;
+}
+
+void note_emitted(conversation_self self, sequence seq) {
   auto& st = self->state;
-  if (!st.watermark_dirty || st.tick_scheduled || !st.inflight.empty())
+  auto& u = st.upkeep;
+  if (seq > u.dispatched) {
+    if (st.deps.metrics)
+      st.deps.metrics->outbox_backlog -= int64_t(seq - u.dispatched);
+    u.dispatched = seq;
+  }
+  u.watermark_dirty = true;
+}
+
+void add_watermark_if_due(conversation_state& st, write_batch& batch) {
+  // The watermark rides along only every `watermark_every` messages: a
+  // crash then re-emits at most that many (plus the idle delay's worth),
+  // and most batches carry two records per message instead of three.
+  auto& u = st.upkeep;
+  if (u.watermark_dirty
+      && u.dispatched >= u.watermark_sent + st.deps.limits.watermark_every) {
+    store::add_watermark(batch, st.id, u.dispatched);
+    u.watermark_sent = u.dispatched;
+    u.watermark_dirty = false;
+  }
+}
+
+void watermark_lost(conversation_state& st) {
+  if (st.upkeep.dispatched > 0)
+    st.upkeep.watermark_dirty = true;
+}
+
+void flush_watermark(conversation_self self) {
+  if (self->state.upkeep.watermark_dirty)
+    on_tick(self);
+}
+
+void guard_key(conversation_state& st, const send_key& k) {
+  if (st.upkeep.sweeping)
+    st.upkeep.sweep_guard.insert(k);
+}
+
+void schedule_watermark(conversation_self self) {
+  auto& st = self->state;
+  auto& u = st.upkeep;
+  if (!u.watermark_dirty || u.tick_scheduled || !st.inflight.empty())
     return;
-  st.tick_scheduled = true;
+  st.upkeep.tick_scheduled = true;
   self->delayed_send(self, st.deps.limits.watermark_delay,
                   caf::tick_atom::value);
 }
 
-void on_tick(self_ptr self) {
+void on_tick(conversation_self self) {
   auto& st = self->state;
-  st.tick_scheduled = false;
-  if (!st.watermark_dirty || !st.inflight.empty())
+  st.upkeep.tick_scheduled = false;
+  if (!st.upkeep.watermark_dirty || !st.inflight.empty())
     return; // after the commits in flight, schedule_watermark runs again
   // Without a sync of its own: it rides with the next group commit (or an
   // unsynced write when there is none). A crash that loses it only makes
   // the restart re-emit from an older watermark; devices skip what they
   // have. Everything up to it is committed (nothing is in flight).
   write_batch batch;
-  store::add_watermark(batch, st.id, st.dispatched);
-  st.watermark_sent = st.dispatched;
-  st.watermark_dirty = false;
+  store::add_watermark(batch, st.id, st.upkeep.dispatched);
+  st.upkeep.watermark_sent = st.upkeep.dispatched;
+  st.upkeep.watermark_dirty = false;
   self->send(st.deps.writer, caf::put_atom::value, std::move(batch));
 }
 
-void relay(self_ptr self, std::function<void()> done) {
+void relay(conversation_self self, std::function<void()> done) {
   auto& st = self->state;
-  if (st.dispatched >= st.head) {
+  if (st.upkeep.dispatched >= st.head) {
     done();
     return;
   }
   self
     ->request(st.deps.reader, timeouts::scan, fetch_atom::value, st.id,
-              st.dispatched, st.deps.limits.outbox_page)
+              st.upkeep.dispatched, st.deps.limits.outbox_page)
     .then(
       [self, done](std::vector<stored_message>& msgs) {
         auto& st = self->state;
@@ -76,7 +118,8 @@ void relay(self_ptr self, std::function<void()> done) {
           if (msg.seq <= st.head)
             emit(self, msg);
         if (msgs.empty())
-          st.dispatched = st.head; // cannot happen: head came from the log
+          // Cannot happen: head came from the log.
+          st.upkeep.dispatched = st.head;
         relay(self, done);
       },
       [self](caf::error& err) {
@@ -88,36 +131,37 @@ void relay(self_ptr self, std::function<void()> done) {
       });
 }
 
-void maybe_sweep(self_ptr self) {
+void maybe_sweep(conversation_self self) {
   auto& st = self->state;
   auto now = st.deps.clock();
-  if (st.sweeping || now - st.last_sweep_ms < st.deps.limits.sweep_interval_ms)
+  auto& u = st.upkeep;
+  if (u.sweeping || now - u.last_sweep_ms < st.deps.limits.sweep_interval_ms)
     return;
-  st.sweeping = true;
-  st.last_sweep_ms = now;
+  st.upkeep.sweeping = true;
+  st.upkeep.last_sweep_ms = now;
   // A send under way may be re-using an expired key: its new record must
   // survive the deletions, which are committed after it.
   for (auto& [k, p] : st.by_key)
-    st.sweep_guard.insert(k);
+    st.upkeep.sweep_guard.insert(k);
   auto cutoff = now - st.deps.limits.idempotency_window_ms;
   auto finish = [self] {
-    self->state.sweeping = false;
-    self->state.sweep_guard.clear();
+    self->state.upkeep.sweeping = false;
+    self->state.upkeep.sweep_guard.clear();
   };
   self
     ->request(st.deps.reader, timeouts::scan, sweep_atom::value, st.id,
-              st.swept, cutoff, st.deps.limits.sweep_page)
+              st.upkeep.swept, cutoff, st.deps.limits.sweep_page)
     .then(
       [self, finish](idempotency_sweep& found) {
         auto& st = self->state;
-        if (found.swept <= st.swept) {
+        if (found.swept <= st.upkeep.swept) {
           finish();
           return;
         }
         write_batch batch;
         size_t erased = 0;
         for (auto& k : found.expired) {
-          if (st.sweep_guard.count(
+          if (st.upkeep.sweep_guard.count(
                 send_key{k.user, k.device, k.client_message_id}))
             continue;
           store::erase_idempotency(batch, st.id, k);
@@ -125,24 +169,24 @@ void maybe_sweep(self_ptr self) {
         }
         store::add_sweep_mark(batch, st.id, found.swept);
         // Commits after this one are ordered after it: no guard needed.
-        st.sweep_guard.clear();
+        st.upkeep.sweep_guard.clear();
         auto swept = found.swept;
         auto more = found.more;
         commit(
           self, std::move(batch),
           [self, swept, more, erased] {
             auto& st = self->state;
-            st.swept = std::max(st.swept, swept);
-            st.sweeping = false;
+            st.upkeep.swept = std::max(st.upkeep.swept, swept);
+            st.upkeep.sweeping = false;
             spdlog::debug("idempotency sweep conversation={} erased={} "
                           "swept_seq={}",
                           st.id, erased, swept);
             if (more) {
-              st.last_sweep_ms = 0; // continue at once
+              st.upkeep.last_sweep_ms = 0; // continue at once
               maybe_sweep(self);
             }
           },
-          [self](const caf::error&) { self->state.sweeping = false; });
+          [self](const caf::error&) { self->state.upkeep.sweeping = false; });
       },
       [self, finish](caf::error& err) {
         // A timeout too: nothing was written; the sweep runs again later.
@@ -152,19 +196,19 @@ void maybe_sweep(self_ptr self) {
       });
 }
 
-void schedule_retire(self_ptr self) {
+void schedule_retire(conversation_self self) {
   auto& st = self->state;
   if (st.deps.limits.retire_unused.count() > 0)
     self->delayed_send(self, st.deps.limits.retire_unused,
                        retire_atom::value);
 }
 
-void on_retire(self_ptr self) {
+void on_retire(conversation_self self) {
   auto& st = self->state;
   if (st.exists)
     return; // created meanwhile
-  if (conversation_groups::creating(st) || !st.queue.empty() || !st.inflight.empty()
-      || st.changing) {
+  if (conversation_groups::creating(st) || !st.queue.empty()
+      || !st.inflight.empty() || st.changing) {
     schedule_retire(self); // a creation is under way; if it fails, later
     return;
   }
@@ -174,7 +218,7 @@ void on_retire(self_ptr self) {
   self->quit();
 }
 
-void end_with(self_ptr self, const caf::error& why) {
+void end_with(conversation_self self, const caf::error& why) {
   auto& st = self->state;
   spdlog::warn("conversation ending conversation={} in_flight={} queued={} "
                "stashed={} reason=\"{}\"",
@@ -195,4 +239,4 @@ void end_with(self_ptr self, const caf::error& why) {
   self->quit(why);
 }
 
-} // namespace parley::conversation_detail
+} // namespace parley::conversation_upkeep
