@@ -5,7 +5,7 @@
 // tells a retry from a reused key by the request's digest.
 
 #include "actors/conversation.hpp"
-#include "actors/conversation_detail.hpp"
+#include "actors/conversation_send_detail.hpp"
 
 #include <algorithm>
 #include <random>
@@ -16,13 +16,11 @@
 #include "runtime/core/timeouts.hpp"
 #include "runtime/store/conversation_store.hpp"
 
-namespace parley {
-
-namespace conversation_detail {
+namespace parley::conversation_send {
 
 void refund_group_send(self_ptr self) {
   auto& st = self->state;
-  st.group_sends.refund(st.deps.limits.large_group_send, st.deps.clock());
+  st.send.group_sends.refund(st.deps.limits.large_group_send, st.deps.clock());
 }
 
 bool conflicting(uint64_t a, uint64_t b) {
@@ -42,11 +40,11 @@ caf::error check_reply_to(const conversation_state& st, user_id sender,
   auto m = conversation_groups::find_member(st, sender);
   if (!m)
     return caf::make_error(errc::not_member, "sender is not a member");
-  if (reply_to > st.head)
+  if (reply_to > st.send.head)
     return caf::make_error(errc::bad_request,
                            "reply_to_sequence " + std::to_string(reply_to)
                              + " is past the conversation's head "
-                             + std::to_string(st.head));
+                             + std::to_string(st.send.head));
   if (reply_to < std::max<sequence>(m->joined_at_sequence, 1))
     return caf::make_error(errc::forbidden,
                            "reply_to_sequence " + std::to_string(reply_to)
@@ -54,12 +52,7 @@ caf::error check_reply_to(const conversation_state& st, user_id sender,
   return {};
 }
 
-} // namespace conversation_detail
-
 namespace {
-
-using namespace conversation_detail;
-using key = conversation_state::key;
 
 bool within_window(self_ptr self, int64_t accepted_at_ms) {
   auto& st = self->state;
@@ -68,8 +61,6 @@ bool within_window(self_ptr self, int64_t accepted_at_ms) {
 }
 
 } // namespace
-
-namespace conversation_detail {
 
 void handle_send(self_ptr self, send_request& req, send_asker rp) {
   auto& st = self->state;
@@ -121,8 +112,8 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
   }
   if (conversation_groups::is_large(st)) {
     std::uniform_real_distribution<double> unit{0.0, 1.0};
-    auto wait = st.group_sends.take(st.deps.limits.large_group_send,
-                                    st.deps.clock(), unit(st.group_jitter));
+    auto wait = st.send.group_sends.take(st.deps.limits.large_group_send,
+                                    st.deps.clock(), unit(st.send.group_jitter));
     if (wait > 0) {
       rp.deliver(caf::make_error(errc::rate_limited,
                                  std::string{"this large group takes fewer "
@@ -140,14 +131,14 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
 
 bool may_be_known(self_ptr self, uint64_t h) {
   auto& st = self->state;
-  return st.committed.may_contain(h)
-         || st.deps.clock() < st.old_keys_live_until_ms;
+  return st.send.committed.may_contain(h)
+         || st.deps.clock() < st.send.old_keys_live_until_ms;
 }
 
 bool answer_from_memory(self_ptr self, const key& k, uint64_t h, bool known,
                         send_asker& rp) {
   auto& st = self->state;
-  if (auto hit = known ? st.recent.find_with_digest(k, h)
+  if (auto hit = known ? st.send.recent.find_with_digest(k, h)
                        : recent_sends::hit{};
       hit.res && within_window(self, hit.res->sent_at_ms)) {
     if (conflicting(hit.digest, rp.digest))
@@ -156,7 +147,7 @@ bool answer_from_memory(self_ptr self, const key& k, uint64_t h, bool known,
       rp.deliver(*hit.res);
     return true;
   }
-  if (auto i = st.by_key.find(k); i != st.by_key.end()) {
+  if (auto i = st.send.by_key.find(k); i != st.send.by_key.end()) {
     // In flight: this asker shares its answer, or gets CONFLICT if it asks
     // something else (decided by answer(), once the store has said what
     // the key was first used for).
@@ -179,8 +170,8 @@ void enqueue(self_ptr self, const pending_ptr& p, key k, bool known,
              send_asker rp) {
   auto& st = self->state;
   p->promises.push_back(std::move(rp));
-  st.by_key.emplace(k, p);
-  st.queue.push_back(p);
+  st.send.by_key.emplace(k, p);
+  st.send.queue.push_back(p);
   if (!known) {
     // This incarnation never committed the key, and no earlier
     // incarnation's key can be live: the store has nothing to say.
@@ -229,10 +220,8 @@ void handle_change(self_ptr self, group_change& c,
   }
   p->ph = pending::phase::fresh;
   p->promises.push_back(send_asker{rp});
-  self->state.queue.push_back(p);
+  self->state.send.queue.push_back(p);
   drain(self);
 }
 
-} // namespace conversation_detail
-
-} // namespace parley
+} // namespace parley::conversation_send

@@ -10,7 +10,6 @@
 #include <set>
 
 #include "actors/conversation.hpp"
-#include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 
@@ -297,14 +296,14 @@ void handle_join(conversation_self self, user_id user,
                                "groups are joined by an admin's add"));
     return;
   }
-  member m{user, role_member, st.seqs.next(), 0};
+  member m{user, role_member, conversation_send::next_sequence(st), 0};
   write_batch batch;
   if (!st.exists)
     store::add_conversation(batch, st.id, conversation_direct,
                             st.deps.clock());
   store::add_member(batch, st.id, m);
   ++st.groups.creating; // also for a join of an existing one: harmless
-  conversation_detail::commit(
+  conversation_send::commit(
     self, std::move(batch),
     [self, m, rp]() mutable {
       auto& st = self->state;
@@ -327,7 +326,8 @@ caf::expected<group_info> group_page(const conversation_state& st,
     return caf::make_error(errc::not_found, "no such group");
   if (!is_current(st, requester))
     return caf::make_error(errc::not_member, "not a member");
-  group_info g{st.id, st.groups.name, st.groups.description, st.head,
+  group_info g{st.id, st.groups.name, st.groups.description,
+               conversation_send::head(st),
                {}, 0, static_cast<uint32_t>(st.groups.current_members)};
   auto& members = st.groups.members;
   for (auto i = members.upper_bound(after); i != members.end(); ++i) {

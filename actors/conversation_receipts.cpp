@@ -121,7 +121,8 @@ caf::expected<sequence> handle_receipt(conversation_self self, user_id user,
   if (!st.exists || !m)
     return caf::make_error(errc::not_member, "not a member");
   // A member sees [joined_at, left_at): nothing later can be received.
-  auto limit = m->left_at_sequence ? m->left_at_sequence - 1 : st.head;
+  auto limit = m->left_at_sequence ? m->left_at_sequence - 1
+                                   : conversation_send::head(st);
   if (seq > limit)
     return caf::make_error(errc::cursor_ahead,
                            "receipt for sequence " + std::to_string(seq)

@@ -12,16 +12,14 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/conversation.hpp"
-#include "actors/conversation_detail.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/store/conversation_store.hpp"
 
 namespace parley::conversation_upkeep {
 
-using conversation_detail::commit;
-using conversation_detail::emit;
-using conversation_detail::fail;
+using conversation_send::commit;
+using conversation_send::emit;
 
 void load(conversation_state& st, const conversation_snapshot& snap) {
   auto& u = st.upkeep;
@@ -79,7 +77,8 @@ void guard_key(conversation_state& st, const send_key& k) {
 void schedule_watermark(conversation_self self) {
   auto& st = self->state;
   auto& u = st.upkeep;
-  if (!u.watermark_dirty || u.tick_scheduled || !st.inflight.empty())
+  if (!u.watermark_dirty || u.tick_scheduled
+      || conversation_send::committing(st))
     return;
   st.upkeep.tick_scheduled = true;
   self->delayed_send(self, st.deps.limits.watermark_delay,
@@ -89,7 +88,7 @@ void schedule_watermark(conversation_self self) {
 void on_tick(conversation_self self) {
   auto& st = self->state;
   st.upkeep.tick_scheduled = false;
-  if (!st.upkeep.watermark_dirty || !st.inflight.empty())
+  if (!st.upkeep.watermark_dirty || conversation_send::committing(st))
     return; // after the commits in flight, schedule_watermark runs again
   // Without a sync of its own: it rides with the next group commit (or an
   // unsynced write when there is none). A crash that loses it only makes
@@ -104,7 +103,7 @@ void on_tick(conversation_self self) {
 
 void relay(conversation_self self, std::function<void()> done) {
   auto& st = self->state;
-  if (st.upkeep.dispatched >= st.head) {
+  if (st.upkeep.dispatched >= conversation_send::head(st)) {
     done();
     return;
   }
@@ -115,11 +114,11 @@ void relay(conversation_self self, std::function<void()> done) {
       [self, done](std::vector<stored_message>& msgs) {
         auto& st = self->state;
         for (auto& msg : msgs)
-          if (msg.seq <= st.head)
+          if (msg.seq <= conversation_send::head(st))
             emit(self, msg);
         if (msgs.empty())
           // Cannot happen: head came from the log.
-          st.upkeep.dispatched = st.head;
+          st.upkeep.dispatched = conversation_send::head(st);
         relay(self, done);
       },
       [self](caf::error& err) {
@@ -141,7 +140,7 @@ void maybe_sweep(conversation_self self) {
   st.upkeep.last_sweep_ms = now;
   // A send under way may be re-using an expired key: its new record must
   // survive the deletions, which are committed after it.
-  for (auto& [k, p] : st.by_key)
+  for (auto& k : conversation_send::unanswered_keys(st))
     st.upkeep.sweep_guard.insert(k);
   auto cutoff = now - st.deps.limits.idempotency_window_ms;
   auto finish = [self] {
@@ -207,8 +206,7 @@ void on_retire(conversation_self self) {
   auto& st = self->state;
   if (st.exists)
     return; // created meanwhile
-  if (conversation_groups::creating(st) || !st.queue.empty()
-      || !st.inflight.empty() || st.changing) {
+  if (conversation_groups::creating(st) || conversation_send::busy(st)) {
     schedule_retire(self); // a creation is under way; if it fails, later
     return;
   }
@@ -222,15 +220,9 @@ void end_with(conversation_self self, const caf::error& why) {
   auto& st = self->state;
   spdlog::warn("conversation ending conversation={} in_flight={} queued={} "
                "stashed={} reason=\"{}\"",
-               st.id, st.inflight.size(), st.queue.size(), st.stash.size(),
-               to_string(why));
-  for (auto& [seq, p] : st.inflight)
-    fail(self, *p, why);
-  st.inflight.clear();
-  for (auto& p : st.queue)
-    if (!p->done)
-      fail(self, *p, why);
-  st.queue.clear();
+               st.id, conversation_send::in_flight(st),
+               conversation_send::queued(st), st.stash.size(), to_string(why));
+  conversation_send::fail_all(self, why);
   auto stash = std::move(st.stash);
   st.stash.clear();
   for (auto& s : stash)

@@ -1,38 +1,31 @@
 #pragma once
 
-// Internal to the conversation actor: helpers shared by its two sources,
-// conversation.cpp (the send path) and conversation_upkeep.cpp (outbox
-// re-emission, watermark persistence, idempotency sweeping). Not an
-// interface for other actors.
+// Internal to the send path (conversation_send.hpp): the helpers its two
+// sources share, conversation_send.cpp (sequence, commit, answer, emit) and
+// conversation_admit.cpp (checks and idempotency). Not for the other parts.
 
 #include <functional>
+#include <string>
 
 #include <caf/expected.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/conversation_send.hpp"
 
-namespace parley::conversation_detail {
+namespace parley::conversation_send {
 
-using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
+using self_ptr = conversation_self;
+using key = conversation_send_state::key;
+using pending = conversation_send_state::pending;
+using pending_ptr = conversation_send_state::pending_ptr;
 
 /// The key a send is deduplicated under: its author's device and message
 /// id. A group change with a request id uses device 0 and this prefix
 /// before the id (no send has device 0).
-inline conversation_state::key key_of(const send_request& req) {
+inline key key_of(const send_request& req) {
   return {req.sender_user, req.sender_device, req.client_message_id};
 }
 inline const std::string change_key_prefix = "change:";
-
-/// Sends `batch` to the store writer in the current epoch. A failure of the
-/// current epoch rolls the send path back before `on_fail` runs.
-void commit(self_ptr self, write_batch batch, std::function<void()> on_ok,
-            std::function<void(const caf::error&)> on_fail);
-
-/// Emits a committed message for delivery and advances `dispatched`.
-void emit(self_ptr self, const stored_message& msg);
-
-using pending = conversation_state::pending;
-using pending_ptr = conversation_state::pending_ptr;
 
 /// The answer for the message at `seq`.
 send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
@@ -45,12 +38,12 @@ void fail(self_ptr self, pending& p, const caf::error& err);
 
 /// Keeps the answer for `k` for repeats (deduplicated from now on), with
 /// the digest of the request it answered (0: unknown, matches any).
-void remember(self_ptr self, const conversation_state::key& k,
+void remember(self_ptr self, const key& k,
               send_result res, uint64_t digest = 0);
 
 /// Notes a key this incarnation committed at `at_ms`, so that later sends
 /// of unknown keys can skip the store lookup.
-void note_committed(self_ptr self, const conversation_state::key& k,
+void note_committed(self_ptr self, const key& k,
                     int64_t at_ms);
 
 /// Moves the head to `seq` if it is further (and the outbox gauge along).
@@ -59,11 +52,6 @@ void advance_head(self_ptr self, sequence seq);
 /// Moves resolved sends and changes off the front of the queue, in arrival
 /// order.
 void drain(self_ptr self);
-
-/// Checks a send (membership, size, kind, reply reference, a large
-/// group's budget) and admits it, or answers `rp` with the refusal
-/// (conversation_admit.cpp).
-void handle_send(self_ptr self, send_request& req, send_asker rp);
 
 /// A large group's send answered as a retry: gives back the token of the
 /// group's bucket that handle_send took for it.
@@ -90,7 +78,7 @@ bool may_be_known(self_ptr self, uint64_t h);
 /// Answers `rp` if its key's answer is in memory (a recent answer, or the
 /// same key in flight, which it then shares); true if it did. `h` is
 /// hash_of(k), `known` may_be_known(self, h).
-bool answer_from_memory(self_ptr self, const conversation_state::key& k,
+bool answer_from_memory(self_ptr self, const key& k,
                         uint64_t h, bool known, send_asker& rp);
 
 /// Queues `p` (a send, or a change with a request id) under the key in
@@ -101,16 +89,11 @@ void admit(self_ptr self, const pending_ptr& p, send_asker rp);
 
 /// Queues `p` under its key `k` (key_of(p->req); a store lookup first if
 /// `known`, see may_be_known): `admit` without the answers in memory.
-void enqueue(self_ptr self, const pending_ptr& p, conversation_state::key k,
+void enqueue(self_ptr self, const pending_ptr& p, key k,
              bool known, send_asker rp);
 
-/// Queues a membership change; one with a request id (not a create, which
-/// dedupes by its own record) goes through `admit` (conversation_admit).
-void handle_change(self_ptr self, group_change& c,
-                   caf::typed_response_promise<send_result> rp);
-
 /// Commits a membership change alone, as a MEMBERSHIP message with the
-/// member records it changes; sends behind it wait (conversation.cpp).
+/// member records it changes; sends behind it wait.
 void commit_change(self_ptr self, const pending_ptr& p);
 
-} // namespace parley::conversation_detail
+} // namespace parley::conversation_send
