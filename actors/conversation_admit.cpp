@@ -112,8 +112,9 @@ void handle_send(self_ptr self, send_request& req, send_asker rp) {
   }
   if (conversation_groups::is_large(st)) {
     std::uniform_real_distribution<double> unit{0.0, 1.0};
-    auto wait = st.send.group_sends.take(st.deps.limits.large_group_send,
-                                    st.deps.clock(), unit(st.send.group_jitter));
+    auto& s = st.send;
+    auto wait = s.group_sends.take(st.deps.limits.large_group_send,
+                                   st.deps.clock(), unit(s.group_jitter));
     if (wait > 0) {
       rp.deliver(caf::make_error(errc::rate_limited,
                                  std::string{"this large group takes fewer "

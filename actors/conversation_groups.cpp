@@ -2,7 +2,7 @@
 // the group rules (who may change a group's membership and what each
 // change does to the member records). The send path orders a group change
 // with the sends around it and writes it as a MEMBERSHIP message with its
-// own sequence (conversation_send::commit_change).
+// own sequence (conversation_send::handle_change).
 
 #include "actors/conversation_groups.hpp"
 

@@ -7,7 +7,7 @@
 //
 // Calls: the send path's commit (a direct conversation's join) and its head
 // (a group page). A group change is sequenced and committed by the send
-// path (conversation_send::commit_change) as a MEMBERSHIP message, in order
+// path (conversation_send::handle_change) as a MEMBERSHIP message, in order
 // with the sends around it; this part plans it (plan_change), writes its
 // records (write_change) and applies it once durable (apply_change).
 

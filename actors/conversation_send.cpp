@@ -122,11 +122,12 @@ void remember(self_ptr self, const key& k, send_result res,
 
 void note_committed(self_ptr self, const key& k, int64_t at_ms) {
   auto& st = self->state;
-  auto live_until = st.send.committed.add(hash_of(k), at_ms, st.deps.clock(),
-                                     st.deps.limits.idempotency_window_ms);
+  auto& s = st.send;
+  auto live_until = s.committed.add(hash_of(k), at_ms, st.deps.clock(),
+                                    st.deps.limits.idempotency_window_ms);
   // A hash dropped for room while its key is live: until its window ends,
   // unknown keys are looked up in the store again.
-  st.send.old_keys_live_until_ms = std::max(st.send.old_keys_live_until_ms, live_until);
+  s.old_keys_live_until_ms = std::max(s.old_keys_live_until_ms, live_until);
 }
 
 void emit(self_ptr self, const stored_message& msg) {
@@ -170,8 +171,10 @@ void roll_back(self_ptr self, const caf::error& err) {
   st.send.inflight.clear();
   st.send.seqs.roll_back(first_doomed);
   conversation_upkeep::watermark_lost(st);
-  spdlog::warn("commit failed conversation={} error=\"{}\" epoch={} next_seq={}",
-               st.id, to_string(err), st.send.seqs.epoch(), st.send.seqs.next());
+  spdlog::warn("commit failed conversation={} error=\"{}\" epoch={} "
+               "next_seq={}",
+               st.id, to_string(err), st.send.seqs.epoch(),
+               st.send.seqs.next());
 }
 
 } // namespace
@@ -235,7 +238,8 @@ void commit_new(self_ptr self, const pending_ptr& p) {
       auto& st = self->state;
       if (p->done) {
         // Cannot happen while the writer fences failed epochs.
-        spdlog::critical("invariant broken: committed after roll-back conversation={} seq={}",
+        spdlog::critical("invariant broken: committed after roll-back "
+                         "conversation={} seq={}",
                          st.id, p->msg.seq);
         std::abort();
       }
