@@ -10,7 +10,8 @@
 // around it), delivery/projection/fan-out (emit), upkeep's outbox and sweep
 // hooks, receipts' note_sender, the store reader and writer. Its commit
 // serves groups (a direct join) and upkeep (a sweep) too. Internals shared
-// by its two sources are in conversation_send_detail.hpp.
+// by its sources (conversation_admit.cpp, conversation_commit.cpp,
+// conversation_send.cpp) are in conversation_send_detail.hpp.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,8 +1,10 @@
 #pragma once
 
-// Internal to the send path (conversation_send.hpp): the helpers its two
-// sources share, conversation_send.cpp (sequence, commit, answer, emit) and
-// conversation_admit.cpp (checks and idempotency). Not for the other parts.
+// Internal to the send path (conversation_send.hpp): the helpers its
+// sources share: conversation_admit.cpp (checks and idempotency),
+// conversation_commit.cpp (sequence, commit, the queue's order) and
+// conversation_send.cpp (answers, emission, the part's queries). Not for
+// the other parts.
 
 #include <functional>
 #include <string>
