@@ -14,6 +14,7 @@
 #include "process.hpp"
 
 using parley::e2e::child;
+using parley::e2e::exit_code;
 
 namespace {
 
@@ -24,16 +25,6 @@ std::string temp_dir(const char* name) {
   return p.string();
 }
 
-int exit_code(int status) {
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-bool saw(const child& c, const std::string& needle) {
-  for (auto& l : c.lines())
-    if (l.find(needle) != std::string::npos)
-      return true;
-  return false;
-}
 
 } // namespace
 
@@ -41,14 +32,14 @@ TEST_CASE("parleyd_help_lists_its_options_and_exits_0") {
   child c{PARLEYD, {"--help"}};
   auto st = c.wait();
   CHECK(exit_code(st) == 0);
-  CHECK(saw(c, "--data DIR"));
-  CHECK(saw(c, "--config FILE"));
+  CHECK(c.saw("--data DIR"));
+  CHECK(c.saw("--config FILE"));
   child l{PARLEYD, {"--long-help"}};
   CHECK(exit_code(l.wait()) == 0);
-  CHECK(saw(l, "--parley.idempotency-window-s"));
-  CHECK(saw(l, "--parley.compaction-nice"));
-  CHECK(saw(l, "--parley.write-buffer-mb"));
-  CHECK(saw(l, "--parley.table-write-mb-s"));
+  CHECK(l.saw("--parley.idempotency-window-s"));
+  CHECK(l.saw("--parley.compaction-nice"));
+  CHECK(l.saw("--parley.write-buffer-mb"));
+  CHECK(l.saw("--parley.table-write-mb-s"));
 }
 
 TEST_CASE("parleyd_refuses_bad_arguments_with_exit_2") {
@@ -76,7 +67,7 @@ TEST_CASE("parleyd_reports_an_unusable_data_directory") {
   std::ofstream{file} << "x";
   child c{PARLEYD, {"--data", file + "/sub"}};
   CHECK(exit_code(c.wait()) == 1);
-  CHECK(saw(c, "data directory"));
+  CHECK(c.saw("data directory"));
   std::filesystem::remove_all(file);
 }
 
@@ -90,8 +81,8 @@ TEST_CASE("parleyd_stops_cleanly_on_sigterm_and_sigint_and_restarts") {
     auto st = c.wait(15000);
     REQUIRE(st != -1);
     CHECK(exit_code(st) == 0);
-    CHECK(saw(c, "stopping"));
-    CHECK(saw(c, "stopped"));
+    CHECK(c.saw("stopping"));
+    CHECK(c.saw("stopped"));
   }
   CHECK(std::filesystem::exists(dir + "/CURRENT")); // a LevelDB lives there
   // A second node on the same data is refused (LevelDB's lock), clearly.
@@ -99,7 +90,7 @@ TEST_CASE("parleyd_stops_cleanly_on_sigterm_and_sigint_and_restarts") {
   REQUIRE(a.wait_for_line("node started"));
   child b{PARLEYD, {"--data", dir, "--listen", "127.0.0.1:0"}};
   CHECK(exit_code(b.wait()) == 1);
-  CHECK(saw(b, "cannot open database"));
+  CHECK(b.saw("cannot open database"));
   a.signal(SIGTERM);
   CHECK(exit_code(a.wait(15000)) == 0);
   std::filesystem::remove_all(dir);

@@ -14,19 +14,10 @@
 #include "process.hpp"
 
 using parley::e2e::child;
+using parley::e2e::exit_code;
 
 namespace {
 
-int exit_code(int status) {
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-bool saw(const child& c, const std::string& needle) {
-  for (auto& l : c.lines())
-    if (l.find(needle) != std::string::npos)
-      return true;
-  return false;
-}
 
 /// Runs parleyd on `dir` with `extra` until it has started, then stops it
 /// with SIGTERM; checks that it exited 0 and logged `expect`.
@@ -36,7 +27,7 @@ void start_and_stop(const std::string& dir, std::vector<std::string> extra,
   args.insert(args.end(), extra.begin(), extra.end());
   child c{PARLEYD, args};
   REQUIRE(c.wait_for_line("node started"));
-  CHECK(saw(c, expect));
+  CHECK(c.saw(expect));
   c.signal(SIGTERM);
   auto st = c.wait(15000);
   REQUIRE(st != -1);
@@ -55,13 +46,13 @@ TEST_CASE("parleyd_refuses_a_partition_count_other_than_its_stores") {
     child c{PARLEYD, {"--data", dir, "--listen", "127.0.0.1:0",
                       "--partitions", "64"}};
     CHECK(exit_code(c.wait(15000)) == 1);
-    CHECK(saw(c, "created with 16 partitions and cannot change to 64"));
-    CHECK_FALSE(saw(c, "node started"));
+    CHECK(c.saw("created with 16 partitions and cannot change to 64"));
+    CHECK_FALSE(c.saw("node started"));
   }
   {
     child c{PARLEYD, {"--data", dir, "--partitions", "65537"}};
     CHECK(exit_code(c.wait(15000)) == 2);
-    CHECK(saw(c, "parley.partitions must be 0-65536"));
+    CHECK(c.saw("parley.partitions must be 0-65536"));
   }
   // Without the option, or with the same number: the store's.
   start_and_stop(dir, {}, "placement partitions=16");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <sys/types.h>
+#include <sys/wait.h>
 
 namespace parley::e2e {
 
@@ -39,6 +40,14 @@ public:
     return lines_;
   }
 
+  /// Whether a line read so far contains `needle`.
+  bool saw(const std::string& needle) const {
+    for (auto& l : lines_)
+      if (l.find(needle) != std::string::npos)
+        return true;
+    return false;
+  }
+
 private:
   pid_t pid_ = -1;
   int fd_ = -1;
@@ -47,5 +56,11 @@ private:
   std::string buf_;
   std::vector<std::string> lines_;
 };
+
+/// The exit code of a wait status; -1 if the process did not exit (killed
+/// by a signal, or `wait` timed out).
+inline int exit_code(int status) {
+  return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 } // namespace parley::e2e
