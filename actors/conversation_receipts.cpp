@@ -159,7 +159,7 @@ caf::expected<sequence> handle_receipt(conversation_self self, user_id user,
       self->send(self, caf::flush_atom::value); // after what is queued now
     else
       self->delayed_send(self, st.deps.limits.receipt_delay,
-                      caf::flush_atom::value);
+                         caf::flush_atom::value);
   }
   return cur;
 }
@@ -237,7 +237,7 @@ void flush(conversation_self self) {
         if (!st.receipts.flush_queued) {
           st.receipts.flush_queued = true;
           self->delayed_send(self, timeouts::retry,
-                          caf::flush_atom::value);
+                             caf::flush_atom::value);
         }
       });
 }

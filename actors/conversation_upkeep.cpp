@@ -82,7 +82,7 @@ void schedule_watermark(conversation_self self) {
     return;
   st.upkeep.tick_scheduled = true;
   self->delayed_send(self, st.deps.limits.watermark_delay,
-                  caf::tick_atom::value);
+                     caf::tick_atom::value);
 }
 
 void on_tick(conversation_self self) {

@@ -85,7 +85,7 @@ void flush_acks(self_ptr self) {
         if (!st.flush_scheduled) {
           st.flush_scheduled = true;
           self->delayed_send(self, timeouts::retry,
-                          caf::flush_atom::value);
+                             caf::flush_atom::value);
         }
       });
 }
@@ -111,7 +111,7 @@ void accept_ack(self_ptr self, conversation_id conv, sequence seq) {
   } else if (!st.flush_scheduled && !st.writing) {
     st.flush_scheduled = true;
     self->delayed_send(self, st.deps.opts.ack_delay,
-                    caf::flush_atom::value);
+                       caf::flush_atom::value);
   }
 }
 

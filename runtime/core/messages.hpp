@@ -11,6 +11,8 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "runtime/core/write_batch.hpp"
+
 namespace parley {
 
 using conversation_id = uint64_t;
@@ -21,47 +23,6 @@ using sequence = uint64_t;
 /// Opaque server message id, derived from (conversation, sequence) so it
 /// needs no storage: 32 lowercase hex digits.
 std::string make_server_message_id(conversation_id conv, sequence seq);
-
-// -- storage ------------------------------------------------------------------
-
-/// One put or delete of a write batch. A `max_u64` op stores the larger of
-/// its value and the one on disk (both 8-byte big-endian): cursors that
-/// must never move backwards. The store writer resolves it.
-struct kv_op {
-  bool erase = false;
-  std::string key;
-  std::string value;
-  bool max_u64 = false;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, kv_op& x) {
-  return f(caf::meta::type_name("kv_op"), x.erase, x.key, x.value, x.max_u64);
-}
-
-/// Operations applied atomically by one storage write.
-struct write_batch {
-  std::vector<kv_op> ops;
-
-  void put(std::string key, std::string value) {
-    ops.push_back(kv_op{false, std::move(key), std::move(value), false});
-  }
-  void erase(std::string key) {
-    ops.push_back(kv_op{true, std::move(key), {}});
-  }
-  void max_u64(std::string key, std::string big_endian_value) {
-    ops.push_back(kv_op{false, std::move(key), std::move(big_endian_value),
-                        true});
-  }
-  bool empty() const {
-    return ops.empty();
-  }
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, write_batch& x) {
-  return f(caf::meta::type_name("write_batch"), x.ops);
-}
 
 // -- conversations ------------------------------------------------------------
 

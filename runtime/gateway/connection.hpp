@@ -12,11 +12,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include <caf/actor_clock.hpp>
 #include <caf/replies_to.hpp>

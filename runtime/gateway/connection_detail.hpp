@@ -5,7 +5,6 @@
 // connection_receipts.cpp: receipts and inbox flags; connection_groups.cpp:
 // groups). Not an interface for other code.
 
-#include <functional>
 #include <string>
 
 #include "runtime/gateway/connection.hpp"
