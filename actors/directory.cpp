@@ -1,10 +1,13 @@
 #include "actors/directory.hpp"
 
+#include "actors/directory_users.hpp"
+
 #include <string>
 
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
@@ -27,13 +30,49 @@ caf::error not_here(const directory_state& st, conversation_id conv) {
 
 conversation_actor get_or_spawn(self_ptr self, conversation_id conv);
 
-/// Hands `xs` to conversation `conv` (its answer goes to the asker), or
-/// answers unavailable if another node owns it.
+/// Hands `xs` to conversation `conv` (its answer goes to the asker); if
+/// another node owns it, to that node's directory when a handle for it is
+/// known and the request did not come from another node (no ping-pong
+/// between two maps that disagree), else answers unavailable.
 template <class R, class... Ts>
 caf::result<R> route_to(self_ptr self, conversation_id conv, Ts&&... xs) {
-  if (!self->state.where.owns(placement_key::conversation(conv)))
-    return not_here(self->state, conv);
-  return self->delegate(get_or_spawn(self, conv), std::forward<Ts>(xs)...);
+  auto& st = self->state;
+  auto r = st.where.route_of(placement_key::conversation(conv));
+  if (r.local)
+    return self->delegate(get_or_spawn(self, conv), std::forward<Ts>(xs)...);
+  auto peer = st.peers.find(r.owner);
+  auto from = self->current_sender();
+  if (peer == st.peers.end() || !peer->second
+      || (from && from->node() != self->node()))
+    return not_here(st, conv);
+  // The owner's directory takes the request as this one got it (`xs` are
+  // the conversation's form of it); its answer goes to the asker.
+  auto msg = self->current_mailbox_element()->copy_content_to_message();
+  self->make_response_promise().delegate(
+    caf::actor_cast<caf::actor>(peer->second), std::move(msg));
+  return caf::delegated<R>{};
+}
+
+/// Hands a tagged request `(a, t)` for `conv` on as route_to does, with
+/// its sender kept (the conversation, or the owner's directory, answers
+/// it); else answers refuse(error) to the sender at once.
+template <class Atom, class T, class Refuse>
+void forward_tagged(self_ptr self, conversation_id conv, Atom a, T&& t,
+                    Refuse refuse) {
+  auto& st = self->state;
+  auto from = caf::actor_cast<caf::actor>(self->current_sender());
+  auto r = st.where.route_of(placement_key::conversation(conv));
+  if (r.local) {
+    caf::send_as(from, get_or_spawn(self, conv), a, std::forward<T>(t));
+    return;
+  }
+  auto peer = st.peers.find(r.owner);
+  if (peer == st.peers.end() || !peer->second
+      || (from && from->node() != self->node())) {
+    refuse(from, not_here(st, conv));
+    return;
+  }
+  caf::send_as(from, peer->second, a, std::forward<T>(t));
 }
 
 conversation_actor get_or_spawn(self_ptr self, conversation_id conv) {
@@ -114,12 +153,21 @@ directory_impl(self_ptr self, conversation_deps deps) {
 directory_actor::behavior_type
 placed_directory_impl(self_ptr self, conversation_deps deps,
                       placement where) {
+  return routing_directory_impl(self, std::move(deps), std::move(where), {});
+}
+
+directory_actor::behavior_type
+routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
+                       directory_peers peers) {
+  self->state.peers = std::move(peers);
   self->state.deps = std::move(deps);
   self->state.where = std::move(where);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     if (st.leaving.erase(dm.source) > 0)
       return; // moved away: not restarted here
+    if (directory_users::down(self, dm.source))
+      return; // a user actor: the next request spawns another
     auto i = st.by_addr.find(dm.source);
     if (i == st.by_addr.end())
       return;
@@ -164,6 +212,27 @@ placed_directory_impl(self_ptr self, conversation_deps deps,
       return route_to<sequence>(self, conv, a, user, device, kind, seq,
                                 shared);
     },
+    [self](send_atom a, tagged_send& t) {
+      auto conv = t.req.conversation;
+      auto tag = t.tag;
+      forward_tagged(self, conv, a, std::move(t),
+                     [self, tag](const caf::actor& to, caf::error err) {
+                       if (to)
+                         self->send(caf::actor_cast<send_answer_actor>(to),
+                                    send_atom::value,
+                                    send_answer{tag, {}, std::move(err)});
+                     });
+    },
+    [self](receipt_atom a, tagged_receipt& t) {
+      auto tag = t.tag;
+      forward_tagged(self, t.conv, a, std::move(t),
+                     [self, tag](const caf::actor& to, caf::error err) {
+                       if (to)
+                         self->send(caf::actor_cast<receipt_answer_actor>(to),
+                                    receipt_atom::value,
+                                    receipt_answer{tag, 0, std::move(err)});
+                     });
+    },
     [self](caf::get_atom, placement_key key) {
       return self->state.where.route_of(key);
     },
@@ -172,6 +241,7 @@ placed_directory_impl(self_ptr self, conversation_deps deps,
       if (auto err = self->state.where.replace(std::move(next)))
         return err;
       release_moved(self);
+      directory_users::release_moved(self);
       return self->state.where.map.map_epoch;
     },
     [self](caf::get_atom) {
@@ -187,6 +257,16 @@ placed_directory_impl(self_ptr self, conversation_deps deps,
         get_or_spawn(self, conv);
     },
     [self](caf::leave_atom, conversation_id conv) { drain(self, conv); },
+    [self](sync_atom, user_id user, sync_request& req) {
+      return directory_users::sync(self, user, req);
+    },
+    [self](fetch_atom, conv_reads& r) {
+      return directory_users::reads(self, r);
+    },
+    [self](fetch_atom, user_reads& r) {
+      return directory_users::reads(self, r);
+    },
+    [self](retire_atom, user_id user) { directory_users::retire(self, user); },
   };
 }
 

@@ -2,16 +2,20 @@
 
 // directory: placement, the router. Holds the partition map
 // (runtime/core/placement.hpp) and answers which actor hosts a conversation,
-// spawning it on first use if this node owns the conversation's partition;
-// a conversation owned elsewhere answers errc::unavailable (retryable) and
-// is never spawned here. Callers reach conversations only through it, so
-// the same code runs on one node now and on partitioned nodes later. It
-// monitors what it spawned: a conversation that fails is respawned after
-// `respawn_delay` (it recovers from the store and re-emits its outbox), or
-// sooner by the next lookup. A newer map that moves a partition away stops
-// handing out its conversations at once and stops each of them once
-// nothing of it is in flight (polled every `drain_poll`, at most
-// `max_drain_polls` times, then stopped regardless).
+// spawning it on first use if this node owns the conversation's partition.
+// A request for a conversation owned elsewhere is handed to the owner's
+// directory if this one knows a handle for that node (`directory_peers`,
+// filled by the cluster from CAF's middleman; the asker gets the owner's
+// answer, or its own request timeout), else it answers errc::unavailable
+// (retryable); such a conversation is never spawned here. Callers reach
+// conversations only through it, so the same code runs on one node now and
+// on partitioned nodes later. It monitors what it spawned: a conversation
+// that fails is respawned after `respawn_delay` (it recovers from the
+// store and re-emits its outbox), or sooner by the next lookup. A newer
+// map that moves a partition away stops handing out its conversations at
+// once and stops each of them once nothing of it is in flight (polled
+// every `drain_poll`, at most `max_drain_polls` times, then stopped
+// regardless).
 
 #include <cstdint>
 #include <chrono>
@@ -25,6 +29,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/user.hpp"
 #include "runtime/core/placement.hpp"
 
 namespace parley {
@@ -47,6 +52,12 @@ using directory_actor = caf::typed_actor<
                   uint32_t>::with<group_info>,
   caf::replies_to<receipt_atom, conversation_id, user_id, device_id, int32_t,
                   sequence, bool>::with<sequence>,
+  /// The same for the client's hot path as ordinary messages (no CAF
+  /// request): handed on with the asker kept as their sender, and answered
+  /// to it by the conversation (send_answer_actor, receipt_answer_actor),
+  /// or at once by the directory if it cannot route them (unavailable).
+  caf::reacts_to<send_atom, tagged_send>,
+  caf::reacts_to<receipt_atom, tagged_receipt>,
   /// Where `key` (a conversation or a user) lives under the current map.
   caf::replies_to<caf::get_atom, placement_key>::with<route>,
   /// Replaces the partition map with `next` (same partition count, higher
@@ -61,7 +72,22 @@ using directory_actor = caf::typed_actor<
   /// node owns it).
   caf::reacts_to<caf::spawn_atom, conversation_id>,
   /// Internal: stop the actors of `conv` that moved away once drained.
-  caf::reacts_to<caf::leave_atom, conversation_id>>;
+  caf::reacts_to<caf::leave_atom, conversation_id>,
+  /// Routed to user `user`'s actor (actors/user.hpp, spawned if not
+  /// running; actors/directory_users.cpp). Error: unavailable if another
+  /// node owns the user's partition.
+  caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>,
+  /// Reads by partition (runtime/core/sync_reads.hpp), handed to the
+  /// partition's store reader. Errors: unavailable (another node owns the
+  /// partition), bad_request (an id outside it).
+  caf::replies_to<fetch_atom, conv_reads>::with<conv_answers>,
+  caf::replies_to<fetch_atom, user_reads>::with<user_answers>,
+  /// From an idle user actor: it is handed nothing more and told to end.
+  caf::reacts_to<retire_atom, user_id>>;
+
+/// Directories of other nodes, by node id (a plain value: the cluster fills
+/// it from CAF's middleman, the two-node sim with its serializing hop).
+using directory_peers = std::map<node_id, directory_actor>;
 
 struct directory_state {
   /// An actor of a conversation whose partition left this node.
@@ -74,6 +100,7 @@ struct directory_state {
 
   conversation_deps deps;
   placement where = placement::single_node();
+  directory_peers peers; ///< where requests for other nodes' partitions go
   std::map<conversation_id, conversation_actor> conversations;
   std::map<caf::actor_addr, conversation_id> by_addr;
   std::map<caf::actor_addr, draining> leaving; ///< not handed out any more
@@ -82,6 +109,10 @@ struct directory_state {
   caf::timespan respawn_delay = std::chrono::seconds(1);
   caf::timespan drain_poll = std::chrono::milliseconds(50);
   int max_drain_polls = 200;
+  /// User actors by user, and back (actors/directory_users.cpp).
+  std::map<user_id, user_actor> users;
+  std::map<caf::actor_addr, user_id> users_by_addr;
+  caf::timespan user_idle = std::chrono::seconds(60);
 
   static inline const char* name = "directory";
 };
@@ -95,5 +126,12 @@ directory_impl(directory_actor::stateful_pointer<directory_state> self,
 directory_actor::behavior_type
 placed_directory_impl(directory_actor::stateful_pointer<directory_state> self,
                       conversation_deps deps, placement where);
+
+/// A directory routing by `where` that hands requests for partitions of
+/// other nodes to their directories in `peers`.
+directory_actor::behavior_type
+routing_directory_impl(
+  directory_actor::stateful_pointer<directory_state> self,
+  conversation_deps deps, placement where, directory_peers peers);
 
 } // namespace parley

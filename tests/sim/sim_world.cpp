@@ -317,14 +317,25 @@ std::string world::run_all() {
 }
 
 std::string world::check() const {
-  std::ostringstream why;
   std::set<std::string> expected;
   for (int c = 0; c < k.clients; ++c)
     for (int i = 0; i < k.messages; ++i)
       expected.insert("c" + std::to_string(c) + "-m" + std::to_string(i));
-  std::map<std::pair<conversation_id, std::string>, sequence> stored;
+  std::map<conversation_id, kv_backend*> disks;
   for (conversation_id conv = 1; conv <= conversation_id(k.conversations);
-       ++conv) {
+       ++conv)
+    disks[conv] = disk.get();
+  return check_send_log(expected, disks, outcomes, fresh_answers, deliveries);
+}
+
+std::string check_send_log(const std::set<std::string>& expected,
+                           const std::map<conversation_id, kv_backend*>& disks,
+                           const std::map<std::string, outcome>& outcomes,
+                           const fresh_answer_log& fresh_answers,
+                           const std::vector<delivery>& deliveries) {
+  std::ostringstream why;
+  std::map<std::pair<conversation_id, std::string>, sequence> stored;
+  for (auto& [conv, disk] : disks) {
     auto msgs = store::fetch_messages(*disk, conv, 0, 1u << 30);
     if (!msgs)
       return "cannot read conversation " + std::to_string(conv);

@@ -71,6 +71,24 @@ struct delivery {
   sequence seq;
 };
 
+/// Fresh (not deduplicated) answers in the order clients received them:
+/// (incarnation, user, conversation) -> sequences.
+using fresh_answer_log
+  = std::map<std::tuple<uint64_t, user_id, conversation_id>,
+             std::vector<sequence>>;
+
+/// The send path's invariants over conversations `disks` (each with the
+/// store holding it): every message of `expected` (cmids) acknowledged and
+/// stored exactly once, sequences gapless, every answer equal to the store,
+/// only retryable errors, fresh answers in sequence order, outboxes
+/// drained, every stored message emitted once per incarnation. Returns the
+/// first violation, or empty.
+std::string check_send_log(const std::set<std::string>& expected,
+                           const std::map<conversation_id, kv_backend*>& disks,
+                           const std::map<std::string, outcome>& outcomes,
+                           const fresh_answer_log& fresh_answers,
+                           const std::vector<delivery>& deliveries);
+
 class world {
 public:
   world(uint64_t seed, knobs k);
@@ -127,11 +145,7 @@ public:
   std::shared_ptr<memory_backend> disk;
   std::map<std::string, outcome> outcomes;
   std::vector<delivery> deliveries;
-  /// Fresh (not deduplicated) answers in the order clients received them:
-  /// (incarnation, user, conversation) -> sequences.
-  std::map<std::tuple<uint64_t, user_id, conversation_id>,
-           std::vector<sequence>>
-    fresh_answers;
+  fresh_answer_log fresh_answers;
 
   // Internal: used by the sim actors.
   double uniform();

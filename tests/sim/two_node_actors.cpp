@@ -1,0 +1,138 @@
+#include "two_node_actors.hpp"
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "two_node_world.hpp"
+
+namespace parley::sim {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+
+delivery_actor::behavior_type recorder(delivery_actor::pointer self,
+                                       two_node_world* w, node_id n) {
+  return {
+    [=](deliver_atom, const stored_message& msg, const std::vector<user_id>&) {
+      auto from = self->current_sender() ? self->current_sender()->id() : 0;
+      w->deliveries.push_back({w->at(n).incarnation, from, msg.conversation,
+                               msg.seq});
+    },
+    [=](receipt_atom, const receipt_event&, const std::vector<user_id>&) {},
+  };
+}
+
+struct client_state {
+  routed_plan plan;
+  two_node_world* w = nullptr;
+  size_t next = 0;                ///< next index not yet started
+  std::map<size_t, int> attempts; ///< index -> sends in flight
+  std::set<size_t> acked;
+};
+
+using client_self = caf::stateful_actor<client_state>*;
+
+void launch(client_self self, size_t idx);
+
+void settle(client_self self, size_t idx) {
+  auto& st = self->state;
+  if (--st.attempts[idx] > 0)
+    return;
+  st.attempts.erase(idx);
+  if (st.acked.count(idx) == 0) {
+    auto backoff = std::chrono::milliseconds(
+      static_cast<int64_t>(10 + st.w->uniform() * 200));
+    self->delayed_send(self, backoff, retry_atom::value, idx);
+    st.attempts[idx] = 1; // the slot stays taken until the retry
+    return;
+  }
+  while (st.attempts.size() < st.w->k.window && st.next < st.plan.cmids.size())
+    launch(self, st.next++);
+  if (st.attempts.empty() && st.next == st.plan.cmids.size())
+    self->quit();
+}
+
+void launch(client_self self, size_t idx) {
+  auto& st = self->state;
+  auto w = st.w;
+  int copies = w->uniform() < w->k.p_duplicate ? 2 : 1;
+  st.attempts[idx] += copies;
+  send_request req;
+  req.conversation = st.plan.conv;
+  req.sender_user = st.plan.user;
+  req.sender_device = device_id(1);
+  req.client_message_id = st.plan.cmids[idx];
+  req.kind = 1;
+  req.payload = "payload of " + req.client_message_id;
+  auto dir = w->at(st.plan.home).directory;
+  for (int i = 0; i < copies; ++i)
+    self->request(dir, 30s, send_atom::value, req)
+      .then(
+        [=](send_result& res) {
+          self->state.w->record(req.client_message_id, res);
+          self->state.acked.insert(idx);
+          settle(self, idx);
+        },
+        [=](caf::error& err) {
+          self->state.w->record(req.client_message_id, err);
+          settle(self, idx);
+        });
+}
+
+caf::behavior client(client_self self, two_node_world* w, routed_plan plan) {
+  self->state.w = w;
+  self->state.plan = std::move(plan);
+  self->send(self, retry_atom::value, size_t{SIZE_MAX}); // start
+  return {
+    [=](retry_atom, size_t idx) {
+      auto& st = self->state;
+      if (idx == SIZE_MAX) {
+        while (st.attempts.size() < st.w->k.window
+               && st.next < st.plan.cmids.size())
+          launch(self, st.next++);
+        if (st.plan.cmids.empty())
+          self->quit();
+        return;
+      }
+      st.attempts.erase(idx);
+      launch(self, idx);
+    },
+  };
+}
+
+void joiner(caf::event_based_actor* self, two_node_world* w, node_id home,
+            conversation_id conv, user_id user) {
+  self->request(w->at(home).directory, 30s, caf::join_atom::value, conv, user)
+    .then([](sequence) {},
+          [=](caf::error&) {
+            self->spawn(joiner, w, home, conv, user); // retry
+          });
+}
+
+} // namespace
+
+caf::actor spawn_routed_client(caf::actor_system& sys, two_node_world* w,
+                               routed_plan plan) {
+  return sys.spawn(client, w, std::move(plan));
+}
+
+caf::actor spawn_routed_joiner(caf::actor_system& sys, two_node_world* w,
+                               node_id home, conversation_id conv,
+                               user_id user) {
+  return sys.spawn(joiner, w, home, conv, user);
+}
+
+delivery_actor spawn_node_recorder(caf::actor_system& sys, two_node_world* w,
+                                   node_id n) {
+  return sys.spawn(recorder, w, n);
+}
+
+} // namespace parley::sim

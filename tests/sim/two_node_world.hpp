@@ -1,0 +1,139 @@
+#pragma once
+
+// The seed-driven swarm over two simulated nodes in one test coordinator
+// (issue 21). Each node has its own memory_backend store, writer, reader,
+// delivery recorder, outbox relay and directory; the partition map gives
+// half the partitions to each, and each directory hands requests for the
+// other node's partitions to that node's directory through the serializing
+// link (two_node_hop.hpp). Clients connect to either node and send to
+// conversations of both, by id, through their node's directory. The seed
+// picks which actor runs next, the link's delays and broken windows, store
+// write failures, conversation crashes, and node crashes: a crashed node's
+// actors die, its unsynced writes are lost (power_loss), in-flight traffic
+// to and from it is dropped, and it reboots on its store after a
+// seed-chosen downtime while the other node keeps running (its requests
+// to the dead node time out and its clients retry with the same
+// clientMessageId). After the faulty phase everything heals and must reach
+// quiescence; then the one-node swarm's invariants are checked over both
+// stores (check_send_log), plus the link's: every message crossed it
+// serialized and read back.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/directory.hpp"
+#include "runtime/core/placement.hpp"
+#include "runtime/store/memory_backend.hpp"
+#include "sim_world.hpp"
+#include "two_node_hop.hpp"
+
+namespace parley::sim {
+
+/// What one two-node run does; drawn per seed by the swarm.
+struct two_node_knobs {
+  uint32_t partitions = 8;
+  int conversations = 2;    ///< at least one on each node
+  int clients = 3;          ///< client c sends to conversation c % n
+  int messages = 10;        ///< per client
+  size_t window = 4;        ///< sends in flight per client
+  double p_duplicate = 0;   ///< a send goes out twice
+  double p_store_fail = 0;  ///< per write, while faults are on
+  double p_conv_crash = 0;  ///< per step, kill a random conversation
+  double p_time_jump = 0;   ///< per step, advance virtual time
+  /// Per step, let virtual time reach the next timer (a link landing, a
+  /// timeout) although work is waiting.
+  double p_fire_timer = 0;
+  int64_t max_hop_delay_ms = 20;
+  int link_breaks = 0;      ///< broken windows of the link
+  uint64_t max_break_steps = 1000;
+  int node_crashes = 0;
+  uint64_t max_down_steps = 2000;
+  bool power_loss = true;   ///< a crash loses unsynced writes
+  uint64_t faulty_steps = 3000;
+};
+
+/// Counters over all two-node runs in this process.
+struct two_node_totals {
+  uint64_t runs = 0, steps = 0, answers = 0, errors = 0, node_crashes = 0,
+           lost_unsynced = 0, hop_sent = 0, hop_delivered = 0,
+           hop_dropped = 0, hop_bytes = 0, remote_answers = 0;
+};
+two_node_totals& two_node_grand_totals();
+
+class two_node_world {
+public:
+  two_node_world(uint64_t seed, two_node_knobs k);
+  ~two_node_world();
+
+  /// Setup, faulty phase, heal, quiescence, check; returns a violation.
+  std::string run_all();
+
+  /// The invariants; the first violation, or empty.
+  std::string check() const;
+
+  // -- state the tests read ---------------------------------------------------
+
+  struct node {
+    node_id id = 0;
+    std::shared_ptr<memory_backend> disk;
+    uint64_t incarnation = 0;
+    bool up = false;
+    store_writer_actor writer;
+    store_reader_actor reader;
+    delivery_actor delivery;
+    directory_actor directory;
+    std::vector<caf::actor> others; ///< relay and clients
+  };
+
+  uint64_t seed;
+  two_node_knobs k;
+  std::mt19937_64 sched_rng;
+  std::mt19937_64 fault_rng;
+  bool faults_on = false;
+  uint64_t steps = 0;
+  uint64_t trace_hash = 1469598103934665603ull;
+  partition_map map;
+  std::vector<conversation_id> convs; ///< the conversations clients use
+  std::vector<node_id> homes;         ///< client c's node
+  std::array<node, 2> nodes;
+  std::map<std::string, outcome> outcomes;
+  std::vector<delivery> deliveries;
+  fresh_answer_log fresh_answers;
+
+  // Internal: used by the sim actors.
+  double uniform();
+  node& at(node_id n) {
+    return nodes[n - 1];
+  }
+  const node& at(node_id n) const {
+    return nodes[n - 1];
+  }
+  node_id owner_of(conversation_id conv) const;
+  void record(const std::string& cmid, const send_result& r);
+  void record(const std::string& cmid, const caf::error& e);
+
+private:
+  void boot(node_id n);
+  void crash(node_id n);
+  void stop_all();
+  bool step();
+  bool run(uint64_t max_steps);
+  void spawn_clients(node_id n);
+
+  std::unique_ptr<caf::actor_system_config> cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<hop_net> net_;
+  int64_t virtual_epoch_ms_ = 1'700'000'000'000;
+  bool stopping_ = false; ///< the final stop is no crash of the run
+};
+
+} // namespace parley::sim
