@@ -1,13 +1,10 @@
 #include "actors/directory.hpp"
 
-#include "actors/directory_users.hpp"
-
 #include <string>
 
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
-#include <caf/send.hpp>
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
@@ -51,28 +48,6 @@ caf::result<R> route_to(self_ptr self, conversation_id conv, Ts&&... xs) {
   self->make_response_promise().delegate(
     caf::actor_cast<caf::actor>(peer->second), std::move(msg));
   return caf::delegated<R>{};
-}
-
-/// Hands a tagged request `(a, t)` for `conv` on as route_to does, with
-/// its sender kept (the conversation, or the owner's directory, answers
-/// it); else answers refuse(error) to the sender at once.
-template <class Atom, class T, class Refuse>
-void forward_tagged(self_ptr self, conversation_id conv, Atom a, T&& t,
-                    Refuse refuse) {
-  auto& st = self->state;
-  auto from = caf::actor_cast<caf::actor>(self->current_sender());
-  auto r = st.where.route_of(placement_key::conversation(conv));
-  if (r.local) {
-    caf::send_as(from, get_or_spawn(self, conv), a, std::forward<T>(t));
-    return;
-  }
-  auto peer = st.peers.find(r.owner);
-  if (peer == st.peers.end() || !peer->second
-      || (from && from->node() != self->node())) {
-    refuse(from, not_here(st, conv));
-    return;
-  }
-  caf::send_as(from, peer->second, a, std::forward<T>(t));
 }
 
 conversation_actor get_or_spawn(self_ptr self, conversation_id conv) {
@@ -166,8 +141,6 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
     auto& st = self->state;
     if (st.leaving.erase(dm.source) > 0)
       return; // moved away: not restarted here
-    if (directory_users::down(self, dm.source))
-      return; // a user actor: the next request spawns another
     auto i = st.by_addr.find(dm.source);
     if (i == st.by_addr.end())
       return;
@@ -212,27 +185,6 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
       return route_to<sequence>(self, conv, a, user, device, kind, seq,
                                 shared);
     },
-    [self](send_atom a, tagged_send& t) {
-      auto conv = t.req.conversation;
-      auto tag = t.tag;
-      forward_tagged(self, conv, a, std::move(t),
-                     [self, tag](const caf::actor& to, caf::error err) {
-                       if (to)
-                         self->send(caf::actor_cast<send_answer_actor>(to),
-                                    send_atom::value,
-                                    send_answer{tag, {}, std::move(err)});
-                     });
-    },
-    [self](receipt_atom a, tagged_receipt& t) {
-      auto tag = t.tag;
-      forward_tagged(self, t.conv, a, std::move(t),
-                     [self, tag](const caf::actor& to, caf::error err) {
-                       if (to)
-                         self->send(caf::actor_cast<receipt_answer_actor>(to),
-                                    receipt_atom::value,
-                                    receipt_answer{tag, 0, std::move(err)});
-                     });
-    },
     [self](caf::get_atom, placement_key key) {
       return self->state.where.route_of(key);
     },
@@ -241,7 +193,6 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
       if (auto err = self->state.where.replace(std::move(next)))
         return err;
       release_moved(self);
-      directory_users::release_moved(self);
       return self->state.where.map.map_epoch;
     },
     [self](caf::get_atom) {
@@ -257,16 +208,6 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
         get_or_spawn(self, conv);
     },
     [self](caf::leave_atom, conversation_id conv) { drain(self, conv); },
-    [self](sync_atom, user_id user, sync_request& req) {
-      return directory_users::sync(self, user, req);
-    },
-    [self](fetch_atom, conv_reads& r) {
-      return directory_users::reads(self, r);
-    },
-    [self](fetch_atom, user_reads& r) {
-      return directory_users::reads(self, r);
-    },
-    [self](retire_atom, user_id user) { directory_users::retire(self, user); },
   };
 }
 
