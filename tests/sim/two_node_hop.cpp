@@ -113,6 +113,8 @@ void hop_net::transmit(hop_port* via, caf::mailbox_element_ptr x) {
   pk.to = via->far;
   pk.epoch = epoch_;
   auto msg = x->move_content_to_message();
+  for (size_t i = 0; i < msg.size(); ++i)
+    pk.shape.push_back(msg.type(i));
   caf::binary_serializer sink{sys_, pk.bytes};
   if (auto err = sink(msg)) {
     violations.push_back("cannot serialize " + caf::to_string(msg) + ": "
@@ -140,8 +142,14 @@ void hop_net::land(node_id from, node_id to) {
   auto q = queues_.find({from, to});
   if (q == queues_.end() || q->second.empty())
     return;
-  auto pk = std::move(q->second.front());
-  q->second.pop_front();
+  packet pk;
+  if (reorder) {
+    pk = std::move(q->second.back());
+    q->second.pop_back();
+  } else {
+    pk = std::move(q->second.front());
+    q->second.pop_front();
+  }
   if (q->second.empty())
     queues_.erase(q);
   trace = (trace ^ (pk.via->id() * 31 + from)) * 1099511628211ull;
@@ -161,6 +169,22 @@ void hop_net::land(node_id from, node_id to) {
   }
   if (source.remaining() != 0) {
     violations.push_back("bytes left over after " + caf::to_string(msg));
+    return;
+  }
+  bool same = msg.size() == pk.shape.size();
+  for (size_t i = 0; same && i < msg.size(); ++i) {
+    auto t = msg.type(i);
+    same = t.first == pk.shape[i].first
+           && (t.first != 0 || t.second == pk.shape[i].second);
+  }
+  if (!same) {
+    std::string sent;
+    for (auto& t : pk.shape)
+      sent += std::string(sent.empty() ? "" : ", ")
+              + (t.second ? t.second->name() : std::to_string(t.first));
+    violations.push_back("a message of (" + sent + ") came back as "
+                         + caf::to_string(msg)
+                         + ": a type that cannot cross a node");
     return;
   }
   ++stats.delivered;

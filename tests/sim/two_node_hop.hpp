@@ -4,8 +4,10 @@
 // (two_node_world.hpp), all in one actor system under CAF's test
 // coordinator. A node holds, for an actor of the other node, a *port*: an
 // actor whose `enqueue` takes every message sent to it, serializes it with
-// CAF's binary_serializer (the type-id/inspect path the middleman uses, so
-// a type that cannot be serialized, or not read back, is a violation) and
+// CAF's binary_serializer (the type-id/inspect path the middleman uses: a
+// type that cannot be serialized, or does not come back as the same
+// element types, is a violation; CAF 0.17 itself only logs an unregistered
+// type and sends an empty message) and
 // hands the bytes to the link; after a seed-chosen delay the link reads
 // them back with binary_deserializer and enqueues the copy at the real
 // target, keeping order per direction as CAF's middleman keeps it over its
@@ -39,6 +41,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/fwd.hpp>
 #include <caf/mailbox_element.hpp>
+#include <caf/rtti_pair.hpp>
 
 #include "runtime/core/placement.hpp"
 
@@ -92,6 +95,7 @@ public:
 
   bool broken = false;        ///< drop what is delivered now
   int64_t max_delay_ms = 0;   ///< a delay is drawn in [0, max]
+  bool reorder = false;       ///< a planted bug: land newest first
   hop_stats stats;
   /// Serialization failures: each one fails the run.
   std::vector<std::string> violations;
@@ -107,6 +111,7 @@ private:
     caf::strong_actor_ptr sender;
     caf::message_id mid;
     std::vector<char> bytes;
+    std::vector<caf::rtti_pair> shape; ///< the element types sent
     node_id from = 0, to = 0;
     uint64_t epoch = 0; ///< the link's epoch when it was sent
   };

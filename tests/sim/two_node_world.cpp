@@ -43,6 +43,34 @@ directory_state& state_of(const directory_actor& dir) {
     .state;
 }
 
+/// A planted bug: a store that acknowledges a synced write before it is
+/// durable (a power loss may take it).
+class sync_ignoring_backend : public kv_backend {
+public:
+  sync_ignoring_backend(std::shared_ptr<memory_backend> disk, const bool* when)
+    : disk_(std::move(disk)), when_(when) {
+  }
+  caf::error write(const write_batch& batch, bool sync) override {
+    return disk_->write(batch, sync && !*when_);
+  }
+  caf::expected<std::optional<std::string>>
+  get(std::string_view key) override {
+    return disk_->get(key);
+  }
+  caf::error scan(std::string_view from, std::string_view to,
+                  const visitor& f) override {
+    return disk_->scan(from, to, f);
+  }
+  caf::expected<std::optional<std::pair<std::string, std::string>>>
+  last(std::string_view from, std::string_view to) override {
+    return disk_->last(from, to);
+  }
+
+private:
+  std::shared_ptr<memory_backend> disk_;
+  const bool* when_; ///< lies only while this is true
+};
+
 } // namespace
 
 two_node_totals& two_node_grand_totals() {
@@ -115,6 +143,9 @@ void two_node_world::record(const std::string& cmid, const send_result& r) {
 }
 
 void two_node_world::record(const std::string& cmid, const caf::error& e) {
+  if (std::getenv("PARLEY_SIM_DEBUG"))
+    fprintf(stderr, "step %llu error %s %s\n", (unsigned long long)steps,
+            cmid.c_str(), caf::to_string(e).c_str());
   outcomes[cmid].errors.push_back(e);
 }
 
@@ -123,8 +154,10 @@ void two_node_world::boot(node_id n) {
   auto& nd = at(n);
   ++nd.incarnation;
   nd.up = true;
-  nd.writer = sys.spawn(store_writer_impl, std::shared_ptr<kv_backend>(nd.disk),
-                        store_writer_limits{});
+  auto store = std::shared_ptr<kv_backend>(nd.disk);
+  if (k.disk_ignores_sync)
+    store = std::make_shared<sync_ignoring_backend>(nd.disk, &faults_on);
+  nd.writer = sys.spawn(store_writer_impl, store, store_writer_limits{});
   nd.reader = sys.spawn(store_reader_impl,
                         std::shared_ptr<kv_backend>(nd.disk), uint64_t{50});
   nd.delivery = spawn_node_recorder(sys, this, n);
@@ -276,6 +309,7 @@ std::string two_node_world::run_all() {
   sys_ = std::make_unique<caf::actor_system>(*cfg_);
   net_ = std::make_unique<hop_net>(*sys_, [this] { return uniform(); });
   net_->max_delay_ms = k.max_hop_delay_ms;
+  net_->reorder = k.link_reorders;
   boot(1);
   boot(2);
   for (int c = 0; c < k.clients; ++c)
@@ -319,7 +353,7 @@ std::string two_node_world::run_all() {
       boot(n);
       spawn_clients(n);
     }
-  if (!run(2000000))
+  if (!run(k.heal_steps))
     return "no quiescence within the step cap after heal (liveness)";
   auto& t = two_node_grand_totals();
   t.hop_sent += net_->stats.sent;

@@ -59,6 +59,11 @@ struct two_node_knobs {
   uint64_t max_down_steps = 2000;
   bool power_loss = true;   ///< a crash loses unsynced writes
   uint64_t faulty_steps = 3000;
+  uint64_t heal_steps = 2'000'000; ///< cap: past it, a liveness failure
+  // Planted bugs, for the test that shows the swarm catches them:
+  bool link_reorders = false;     ///< the link lands newest first
+  /// The stores ack synced writes unsynced while faults are on.
+  bool disk_ignores_sync = false;
 };
 
 /// Counters over all two-node runs in this process.
