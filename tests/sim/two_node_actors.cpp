@@ -77,7 +77,13 @@ void launch(client_self self, size_t idx) {
     self->request(dir, 30s, send_atom::value, req)
       .then(
         [=](send_result& res) {
-          self->state.w->record(req.client_message_id, res);
+          auto w = self->state.w;
+          w->record(req.client_message_id, res);
+          if (w->uniform() < w->k.p_read) // read up to it, across the link too
+            self->request(dir, 30s, receipt_atom::value, req.conversation,
+                          req.sender_user, req.sender_device, int32_t{2},
+                          res.server_sequence, true)
+              .then([](sequence) {}, [](caf::error&) {});
           self->state.acked.insert(idx);
           settle(self, idx);
         },

@@ -44,6 +44,7 @@ two_node_knobs draw_knobs(uint64_t seed) {
   k.messages = 1 + knob_rng() % 12;
   k.window = 1 + knob_rng() % 4;
   k.p_duplicate = pick(0.2);
+  k.p_read = pick(0.5);
   k.p_store_fail = pick(0.02 + (knob_rng() % 10) / 100.0);
   k.p_conv_crash = pick(0.002);
   k.p_time_jump = pick(0.01);
@@ -92,7 +93,9 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
                        << t.lost_unsynced << " unsynced writes lost), link: "
                        << t.hop_sent << " sent, " << t.hop_delivered
                        << " delivered, " << t.hop_dropped << " dropped, "
-                       << t.hop_bytes << " bytes");
+                       << t.hop_bytes << " bytes; " << t.stale_inbox_rows
+                       << " inbox rows behind the log at the end (shown "
+                          "from the log)");
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) { // not a replay
     CHECK(t.remote_answers > 0);
     CHECK(t.hop_dropped > 0);

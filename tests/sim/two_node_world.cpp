@@ -14,6 +14,8 @@
 #include <caf/send.hpp>
 
 #include "actors/outbox_relay.hpp"
+#include "runtime/store/conversation_store.hpp"
+#include "runtime/store/inbox_store.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 
@@ -174,6 +176,11 @@ void two_node_world::boot(node_id n) {
                .count();
   };
   conversation_deps deps{nd.writer, nd.reader, nd.delivery, clock, lim};
+  nd.inbox = sys.spawn(inbox_supervisor_impl,
+                       std::shared_ptr<kv_backend>(nd.disk), nd.writer,
+                       false, true, caf::timespan{0}, caf::timespan{0},
+                       std::shared_ptr<node_metrics>{});
+  deps.projection = caf::actor_cast<delivery_actor>(nd.inbox);
   directory_peers peers;
   peers.emplace(other(n), caf::actor_cast<directory_actor>(
                             net_->directory_port(n, other(n))));
@@ -223,6 +230,15 @@ void two_node_world::crash(node_id n) {
   add(nd.writer);
   add(nd.reader);
   add(nd.delivery);
+  {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(nd.inbox);
+    auto& st = dynamic_cast<caf::stateful_actor<
+      inbox_supervisor_state, inbox_supervisor_actor::base>&>(*ptr)
+                 .state;
+    if (st.worker)
+      add(st.worker);
+    add(nd.inbox);
+  }
   auto alive = std::make_shared<size_t>(victims.size());
   for (auto& v : victims) {
     caf::actor_cast<caf::abstract_actor*>(v)->attach_functor(
@@ -238,6 +254,7 @@ void two_node_world::crash(node_id n) {
   nd.writer = nullptr;
   nd.reader = nullptr;
   nd.delivery = nullptr;
+  nd.inbox = nullptr;
   if (k.power_loss && !stopping_)
     two_node_grand_totals().lost_unsynced += nd.disk->lose_unsynced();
   nd.disk->fail_write = live_disk;
@@ -377,7 +394,55 @@ std::string two_node_world::check() const {
   std::map<conversation_id, kv_backend*> disks;
   for (auto conv : convs)
     disks[conv] = at(owner_of(conv)).disk.get();
-  return check_send_log(expected, disks, outcomes, fresh_answers, deliveries);
+  if (auto why = check_send_log(expected, disks, outcomes, fresh_answers,
+                                deliveries);
+      !why.empty())
+    return why;
+  return check_unread();
+}
+
+std::string two_node_world::check_unread() const {
+  for (auto conv : convs) {
+    auto& disk = *at(owner_of(conv)).disk;
+    auto msgs = store::fetch_messages(disk, conv, 0, 1u << 30);
+    if (!msgs)
+      return "cannot read conversation " + std::to_string(conv);
+    for (int c = 0; c < k.clients; ++c) {
+      if (convs[c % convs.size()] != conv)
+        continue;
+      auto user = user_id(100 + c);
+      // What the user is shown (a stale projection row is computed from
+      // the log for the answer), against a recount from the log.
+      std::vector<inbox_entry> stale;
+      auto shown = store::list_inbox(disk, user, {conv}, &stale);
+      auto fresh = store::compute_inbox_entry(disk, user, conv);
+      if (!shown || !fresh)
+        return "cannot read the inbox of user " + std::to_string(user);
+      two_node_grand_totals().stale_inbox_rows += stale.size();
+      uint64_t recount = 0;
+      for (auto& m : *msgs)
+        if (m.seq > fresh->read && m.sender_user != user)
+          ++recount;
+      auto where = "user " + std::to_string(user) + " in conversation "
+                   + std::to_string(conv) + ": ";
+      auto e = std::find_if(shown->begin(), shown->end(),
+                            [conv](auto& x) { return x.conversation == conv; });
+      if (e == shown->end()) {
+        if (!msgs->empty())
+          return where + "no inbox entry for " + std::to_string(msgs->size())
+                 + " messages";
+        continue;
+      }
+      if (e->unread != recount || e->head != msgs->size())
+        return where + "inbox shows head " + std::to_string(e->head)
+               + " read " + std::to_string(e->read) + " unread "
+               + std::to_string(e->unread) + "; the log: head "
+               + std::to_string(msgs->size()) + ", read cursor "
+               + std::to_string(fresh->read) + ", "
+               + std::to_string(recount) + " from others after it";
+    }
+  }
+  return {};
 }
 
 } // namespace parley::sim

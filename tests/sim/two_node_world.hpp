@@ -15,8 +15,12 @@
 // to the dead node time out and its clients retry with the same
 // clientMessageId). After the faulty phase everything heals and must reach
 // quiescence; then the one-node swarm's invariants are checked over both
-// stores (check_send_log), plus the link's: every message crossed it
-// serialized and read back.
+// stores (check_send_log), plus the link's (every message crossed it
+// serialized and read back) and the inbox's: the unread count each member
+// is shown equals a recount from the log (others' messages after the read
+// cursor). Clients send read receipts across the link too.
+// Each node's inbox projects the conversations it owns (it reads their
+// log), reconciling at every boot as parleyd does.
 
 #include <array>
 #include <cstdint>
@@ -31,6 +35,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/directory.hpp"
+#include "actors/inbox.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "sim_world.hpp"
@@ -46,6 +51,7 @@ struct two_node_knobs {
   int messages = 10;        ///< per client
   size_t window = 4;        ///< sends in flight per client
   double p_duplicate = 0;   ///< a send goes out twice
+  double p_read = 0;        ///< an answered send is followed by a read receipt
   double p_store_fail = 0;  ///< per write, while faults are on
   double p_conv_crash = 0;  ///< per step, kill a random conversation
   double p_time_jump = 0;   ///< per step, advance virtual time
@@ -70,7 +76,8 @@ struct two_node_knobs {
 struct two_node_totals {
   uint64_t runs = 0, steps = 0, answers = 0, errors = 0, node_crashes = 0,
            lost_unsynced = 0, hop_sent = 0, hop_delivered = 0,
-           hop_dropped = 0, hop_bytes = 0, remote_answers = 0;
+           hop_dropped = 0, hop_bytes = 0, remote_answers = 0,
+           stale_inbox_rows = 0; ///< inbox rows behind the log at the end
 };
 two_node_totals& two_node_grand_totals();
 
@@ -85,6 +92,9 @@ public:
   /// The invariants; the first violation, or empty.
   std::string check() const;
 
+  /// Each member's stored inbox entry against a recount from the log.
+  std::string check_unread() const;
+
   // -- state the tests read ---------------------------------------------------
 
   struct node {
@@ -95,6 +105,7 @@ public:
     store_writer_actor writer;
     store_reader_actor reader;
     delivery_actor delivery;
+    inbox_supervisor_actor inbox; ///< the projection of its conversations
     directory_actor directory;
     std::vector<caf::actor> others; ///< relay and clients
   };
