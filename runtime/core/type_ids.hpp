@@ -13,6 +13,7 @@
 
 #include "runtime/core/messages.hpp"
 #include "runtime/core/placement.hpp"
+#include "runtime/core/tagged_messages.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
@@ -48,6 +49,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::partition_map))
   CAF_ADD_TYPE_ID(parley, (parley::placement_key))
   CAF_ADD_TYPE_ID(parley, (parley::route))
+  CAF_ADD_TYPE_ID(parley, (parley::tagged_send))
+  CAF_ADD_TYPE_ID(parley, (parley::send_answer))
+  CAF_ADD_TYPE_ID(parley, (parley::tagged_receipt))
+  CAF_ADD_TYPE_ID(parley, (parley::receipt_answer))
+  CAF_ADD_TYPE_ID(parley, (parley::tagged_commit))
+  CAF_ADD_TYPE_ID(parley, (parley::commit_answer))
 
   CAF_ADD_ATOM(parley, parley, ack_atom, "ack")
   CAF_ADD_ATOM(parley, parley, auth_atom, "auth")
@@ -55,6 +62,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_ATOM(parley, parley, commit_atom, "commit")
   CAF_ADD_ATOM(parley, parley, deliver_atom, "deliver")
   CAF_ADD_ATOM(parley, parley, devices_atom, "devices")
+  CAF_ADD_ATOM(parley, parley, expire_atom, "expire")
   CAF_ADD_ATOM(parley, parley, fanout_atom, "fanout")
   CAF_ADD_ATOM(parley, parley, fetch_atom, "fetch")
   CAF_ADD_ATOM(parley, parley, frame_atom, "frame")
@@ -82,7 +90,8 @@ namespace parley {
 inline std::vector<caf::atom_value> parley_atoms() {
   return {ack_atom::value,      auth_atom::value,   block_atom::value,
           commit_atom::value,
-          deliver_atom::value,  devices_atom::value, fanout_atom::value,
+          deliver_atom::value,  devices_atom::value, expire_atom::value,
+          fanout_atom::value,
           fetch_atom::value,
           frame_atom::value,    group_atom::value,  load_atom::value,   login_atom::value,
           lookup_atom::value,   outbox_atom::value, rebuild_atom::value,

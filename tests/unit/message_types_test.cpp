@@ -28,6 +28,7 @@
 #include <caf/meta/annotation.hpp>
 #include <caf/type_id.hpp>
 
+#include "runtime/core/errors.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "aggregate_fields.hpp"
 
@@ -189,6 +190,33 @@ PARLEY_SAMPLE(placement_key) {
 
 PARLEY_SAMPLE(route) {
   return route{431, 433, 439, true};
+}
+
+PARLEY_SAMPLE(tagged_send) {
+  return tagged_send{457, sample<send_request>::make()};
+}
+
+PARLEY_SAMPLE(send_answer) {
+  return send_answer{461, sample<send_result>::make(),
+                     caf::make_error(errc::unavailable, "retry")};
+}
+
+PARLEY_SAMPLE(tagged_receipt) {
+  return tagged_receipt{463, 467, 479, 487, 2, 491, true};
+}
+
+PARLEY_SAMPLE(receipt_answer) {
+  return receipt_answer{499, 503, caf::make_error(errc::cursor_ahead, "no")};
+}
+
+PARLEY_SAMPLE(tagged_commit) {
+  return tagged_commit{509, 521, 523, sample<write_batch>::make()};
+}
+
+PARLEY_SAMPLE(commit_answer) {
+  return commit_answer{541, 547,
+                       caf::make_error(errc::storage_fenced, "fenced",
+                                       uint64_t{557})};
 }
 
 PARLEY_SAMPLE(std::vector<device_info>) {
