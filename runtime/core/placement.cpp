@@ -11,10 +11,27 @@ uint64_t placement_hash(placement_key key) {
   return mix::fmix(key.id + uint64_t{key.kind} * mix::golden_gamma);
 }
 
+uint16_t slot_of(placement_key key) {
+  return static_cast<uint16_t>(placement_hash(key) >> 48);
+}
+
+uint32_t partition_of_slot(uint32_t slot, uint32_t partitions) {
+  return static_cast<uint32_t>((uint64_t{slot} * partitions) >> 16);
+}
+
 uint32_t partition_of(placement_key key, uint32_t partitions) {
-  if (partitions == 0)
-    return 0;
-  return static_cast<uint32_t>(placement_hash(key) % partitions);
+  return partition_of_slot(slot_of(key), partitions);
+}
+
+slot_span slot_range(uint32_t p, uint32_t partitions) {
+  if (partitions == 0 || p >= partitions)
+    return {};
+  // The least s with s * P >= q * 2^16: ceil(q * 2^16 / P).
+  auto first_of = [&](uint64_t q) {
+    return static_cast<uint32_t>((q * slot_count + partitions - 1)
+                                 / partitions);
+  };
+  return {first_of(p), first_of(uint64_t{p} + 1)};
 }
 
 partition_map partition_map::single_node(uint32_t partitions, node_id self) {

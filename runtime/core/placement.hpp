@@ -1,13 +1,22 @@
 #pragma once
 
 // Placement: which partition an id belongs to, and which node owns a
-// partition. `partition_of` is a format, not a detail: data is placed by it
-// (keys and owners follow the partition), so it never changes; a change
-// would need a migration of every data directory. The partition map is the
-// one thing a cluster changes: a plain value with an epoch that only grows.
+// partition. `slot_of` and `partition_of` are a format, not a detail: data
+// is placed by them (every partitioned key starts with its owner's slot,
+// runtime/store/keys.hpp), so they never change; a change would need a
+// migration of every data directory. The partition map is the one thing a
+// cluster changes: a plain value with an epoch that only grows.
+//
+// Slots (Redis Cluster's hash slots): an id's slot is the top 16 bits of
+// its placement hash, 0-65535. A partition is one contiguous range of
+// slots: partition_of(key, P) = slot * P / 65536 (rounded down), monotonic
+// in the slot, so for any P from 1 to max_partitions partition p holds the
+// slots slot_range(p, P) and its data is one range of keys
+// (runtime/store/layout.hpp, partition_range).
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -32,6 +41,22 @@ inline constexpr uint32_t max_partitions = 65536;
 /// the same number land in unrelated partitions. DO NOT CHANGE the values.
 inline constexpr uint8_t id_kind_conversation = 1;
 inline constexpr uint8_t id_kind_user = 2;
+/// A username (placed by fnv1a_64 of its bytes): owns the 'u' record.
+inline constexpr uint8_t id_kind_username = 3;
+
+/// FNV-1a 64 of `bytes`, the one string hash of placement (usernames and
+/// any other name placed by its bytes). DO NOT CHANGE: data is placed by
+/// it. Offset basis 0xCBF29CE484222325, prime 0x100000001B3; for each byte
+/// b: h ^= b; h *= prime (mod 2^64). fnv1a_64("") is the offset basis and
+/// fnv1a_64("a") == 0xAF63DC4C8601EC8C (pinned in tests/unit/).
+constexpr uint64_t fnv1a_64(std::string_view bytes) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (char c : bytes) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001B3ull;
+  }
+  return h;
+}
 
 /// An id of some kind to place.
 struct placement_key {
@@ -43,6 +68,11 @@ struct placement_key {
   }
   static placement_key user(uint64_t user) {
     return {id_kind_user, user};
+  }
+  /// A username: its bytes hashed by fnv1a_64 (case and all: usernames
+  /// are validated lower-case before they are placed).
+  static placement_key username(std::string_view name) {
+    return {id_kind_username, fnv1a_64(name)};
   }
 };
 
@@ -61,9 +91,30 @@ typename Inspector::result_type inspect(Inspector& f, placement_key& x) {
 /// 0xE220A8397B1DCDAF (pinned in tests/unit/placement_test.cpp).
 uint64_t placement_hash(placement_key key);
 
-/// The partition of `key` among `partitions` (> 0): placement_hash(key)
-/// mod partitions. DO NOT CHANGE.
+/// Slots: the placement hash's top 16 bits. DO NOT CHANGE.
+inline constexpr uint32_t slot_count = 65536;
+
+/// The slot of `key`: placement_hash(key) >> 48.
+uint16_t slot_of(placement_key key);
+
+/// The partition of `slot` among `partitions` (1-max_partitions):
+/// (slot * partitions) >> 16. DO NOT CHANGE.
+uint32_t partition_of_slot(uint32_t slot, uint32_t partitions);
+
+/// The partition of `key` among `partitions` (1-max_partitions):
+/// partition_of_slot(slot_of(key), partitions). DO NOT CHANGE.
 uint32_t partition_of(placement_key key, uint32_t partitions);
+
+/// The slots of a partition: [first, end), end <= slot_count.
+struct slot_span {
+  uint32_t first = 0;
+  uint32_t end = 0;
+};
+
+/// The slots partition `p` of `partitions` holds (empty if p is out of
+/// range): every slot s with partition_of_slot(s, partitions) == p. The
+/// spans of 0..partitions-1 tile 0..slot_count in order.
+slot_span slot_range(uint32_t p, uint32_t partitions);
 
 /// Which node owns each partition, at an epoch. The epoch (`map_epoch`,
 /// apart from the store writer's fence epochs and the epochs clients see)

@@ -55,12 +55,18 @@ TEST_CASE("the placement hash is pinned: SplitMix64's finalizer over id + "
         == 0xE4D971771B652C20ull);
   CHECK(placement_hash(placement_key::user(1000000007))
         == 0xC1A7632E52C34641ull);
-  // And the partitions those give among the default 64.
-  CHECK(partition_of(placement_key::conversation(0), 64) == 47);
-  CHECK(partition_of(placement_key::conversation(1), 64) == 1);
-  CHECK(partition_of(placement_key::conversation(42), 64) == 21);
-  CHECK(partition_of(placement_key::user(42), 64) == 3);
-  CHECK(partition_of(placement_key::user(1000000007), 64) == 1);
+  // Their slots are the top 16 bits, and the partitions those give among
+  // the default 64 the top 6: slot * 64 >> 16.
+  CHECK(slot_of(placement_key::conversation(0)) == 0xE220);
+  CHECK(slot_of(placement_key::user(1000000007)) == 0xC1A7);
+  CHECK(partition_of(placement_key::conversation(0), 64) == 56);
+  CHECK(partition_of(placement_key::conversation(1), 64) == 36);
+  CHECK(partition_of(placement_key::conversation(42), 64) == 47);
+  CHECK(partition_of(placement_key::user(42), 64) == 10);
+  CHECK(partition_of(placement_key::user(1000000007), 64) == 48);
+  // And among 3 (no power of two): 0xE220 * 3 >> 16 = 2, 0x28EF * 3 >> 16 = 0.
+  CHECK(partition_of(placement_key::conversation(0), 3) == 2);
+  CHECK(partition_of(placement_key::user(42), 3) == 0);
 }
 
 TEST_CASE("sequential ids spread evenly over 64 partitions") {
