@@ -13,9 +13,6 @@ namespace pb = parley::store::v1;
 /// The user id counter's name in table 'n'. DO NOT CHANGE: kept on disk.
 constexpr std::string_view user_counter = "user";
 
-/// Byte 0 is the tag, bytes 1-8 the user: the device id starts here.
-constexpr size_t device_id_pos = 9;
-
 std::string encode(const account& acct) {
   pb::AccountRecord rec;
   rec.set_user_id(acct.user);
@@ -125,12 +122,15 @@ caf::expected<std::optional<account>> find_account_by_id(kv_backend& kv,
 }
 
 caf::expected<device_id> last_device_id(kv_backend& kv, user_id user) {
-  auto last = kv.last(keys::device(user, 0), keys::device(user + 1, 0));
+  auto last = kv.last(keys::device(user, 0),
+                      keys::prefix_end(keys::user_records(keys::devices_tag,
+                                                          user)));
   if (!last)
     return last.error();
   if (!*last)
     return device_id{0};
-  return keys::read_u64((*last)->first, device_id_pos).value_or(0);
+  auto ids = keys::decode_device((*last)->first);
+  return ids ? ids->second : device_id{0};
 }
 
 caf::expected<std::optional<device_record>>
@@ -146,13 +146,16 @@ find_device(kv_backend& kv, user_id user, device_id dev) {
 caf::expected<std::vector<device_record>> list_devices(kv_backend& kv,
                                                        user_id user) {
   std::vector<device_record> out;
-  auto err = kv.scan(keys::device(user, 0), keys::device(user + 1, 0),
+  auto err = kv.scan(keys::device(user, 0),
+                     keys::prefix_end(keys::user_records(keys::devices_tag,
+                                                         user)),
                      [&](std::string_view k, std::string_view v) {
                        pb::DeviceRecord rec;
                        if (rec.ParseFromArray(v.data(),
                                               static_cast<int>(v.size())))
                          out.push_back(decode(
-                           keys::read_u64(k, device_id_pos).value_or(0), rec));
+                           keys::decode_device(k).value_or(
+                             std::pair<user_id, device_id>{}).second, rec));
                        return true;
                      });
   if (err)

@@ -9,6 +9,7 @@
 #include "parley/v1/store.pb.h"
 #include "parley/v1/wire.pb.h"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/layout.hpp"
 #include "runtime/store/store_detail.hpp"
 
 namespace parley::store {
@@ -44,9 +45,8 @@ caf::expected<Record> read(kv_backend& kv, const std::string& key,
 caf::expected<sequence> head_of(kv_backend& kv, conversation_id conv,
                                 int64_t* sent_at) {
   auto from = keys::message(conv, 0);
-  auto to = keys::message(conv + 1, 0);
-  if (conv == UINT64_MAX)
-    to = keys::prefix_end(std::string(1, keys::messages_tag));
+  auto to = keys::prefix_end(keys::conversation_records(keys::messages_tag,
+                                                        conv));
   auto last = kv.last(from, to);
   if (!last)
     return last.error();
@@ -69,7 +69,8 @@ caf::error read_receipts(kv_backend& kv, conversation_id conv,
                          std::vector<receipt_cursor>& out) {
   caf::error err;
   auto from = keys::receipt(conv, 0, 0);
-  auto to = keys::prefix_end(from.substr(0, 9));
+  auto to = keys::prefix_end(keys::conversation_records(keys::receipts_tag,
+                                                        conv));
   auto scan_err = kv.scan(from, to, [&](std::string_view k,
                                         std::string_view v) {
     auto ids = keys::decode_receipt(k);
@@ -234,7 +235,8 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
   snap.swept = sw->swept_sequence();
   caf::error err;
   auto from = keys::member(conv, 0);
-  auto to = keys::prefix_end(keys::member(conv, 0).substr(0, 9));
+  auto to = keys::prefix_end(keys::conversation_records(keys::members_tag,
+                                                        conv));
   auto scan_err = kv.scan(from, to, [&](std::string_view k,
                                         std::string_view v) {
     auto ids = keys::decode_member(k);
@@ -364,13 +366,12 @@ caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
 caf::expected<std::vector<conversation_id>>
 undispatched_conversations(kv_backend& kv) {
   std::vector<conversation_id> convs;
-  std::string tag(1, keys::conversations_tag);
-  auto scan_err = kv.scan(tag, keys::prefix_end(tag),
-                          [&](std::string_view k, std::string_view) {
-                            if (auto id = keys::read_u64(k, 1))
-                              convs.push_back(*id);
-                            return true;
-                          });
+  auto scan_err = scan_table(kv, keys::conversations_tag,
+                             [&](std::string_view k, std::string_view) {
+                               if (auto id = keys::decode_conversation(k))
+                                 convs.push_back(*id);
+                               return true;
+                             });
   if (scan_err)
     return scan_err;
   std::vector<conversation_id> result;

@@ -5,6 +5,7 @@
 #include "runtime/core/errors.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/layout.hpp"
 #include "runtime/store/records.hpp"
 
 namespace parley::store {
@@ -91,7 +92,8 @@ caf::expected<inbox_entry> probe_entry(kv_backend& kv, user_id user,
   // The latest message the member may see: before they left, if they did.
   auto upto_key = (*m)->left_at_sequence()
                     ? keys::message(conv, (*m)->left_at_sequence())
-                    : keys::prefix_end(keys::message(conv, 0).substr(0, 9));
+                    : keys::prefix_end(keys::conversation_records(
+                      keys::messages_tag, conv));
   auto last = kv.last(keys::message(conv, first), upto_key);
   if (!last)
     return last.error();
@@ -160,10 +162,10 @@ caf::expected<std::vector<conversation_id>>
 user_conversations(kv_backend& kv, user_id user) {
   std::vector<conversation_id> out;
   auto from = keys::membership(user, 0);
-  auto to = keys::prefix_end(from.substr(0, 9));
+  auto to = keys::prefix_end(keys::user_records(keys::memberships_tag, user));
   auto err = kv.scan(from, to, [&](std::string_view k, std::string_view) {
-    if (auto c = keys::read_u64(k, 9))
-      out.push_back(*c);
+    if (auto ids = keys::decode_membership(k))
+      out.push_back(ids->second);
     return true;
   });
   if (err)
@@ -173,14 +175,14 @@ user_conversations(kv_backend& kv, user_id user) {
 
 caf::expected<std::vector<user_id>> users_with_conversations(kv_backend& kv) {
   std::vector<user_id> out;
-  auto from = std::string(1, keys::memberships_tag);
-  auto to = keys::prefix_end(from);
-  auto err = kv.scan(from, to, [&](std::string_view k, std::string_view) {
-    auto u = keys::read_u64(k, 1);
-    if (u && (out.empty() || out.back() != *u))
-      out.push_back(*u);
-    return true;
-  });
+  // A user's 'y' keys share the user's slot, so they come together.
+  auto err = scan_table(kv, keys::memberships_tag,
+                        [&](std::string_view k, std::string_view) {
+                          auto ids = keys::decode_membership(k);
+                          if (ids && (out.empty() || out.back() != ids->first))
+                            out.push_back(ids->first);
+                          return true;
+                        });
   if (err)
     return err;
   return out;

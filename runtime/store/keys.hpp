@@ -1,12 +1,20 @@
 #pragma once
 
-// Key layouts of Parley's LevelDB tables.
+// Key layouts of Parley's LevelDB tables (layout version 2).
 //
-// DO NOT CHANGE: these layouts are on disk. Every key starts with a one-byte
-// table tag; integers are fixed-width big-endian so that LevelDB's bytewise
-// order is numeric order. Add tables with new tags; never reuse a tag.
+// DO NOT CHANGE: these layouts are on disk; a change is a new layout
+// version with a migration (runtime/store/layout_migration.hpp), never a
+// silent one. Every partitioned key starts with 'P' and its owner's slot
+// (runtime/core/placement.hpp: slot_of, the top 16 bits of the owner's
+// placement hash, u16 big-endian), then the table tag and the fields, so
+// that all of a partition's records are one range of keys
+// (runtime/store/layout.hpp: partition_range). Integers are fixed-width
+// big-endian so that LevelDB's bytewise order is numeric order. Add tables
+// with new tags; never reuse a tag. Every key of a new table must start
+// with its owner's slot (an unprefixed key other than meta stops the
+// migration: it looks like layout 1).
 //
-//  tag  table          key                                         value
+//  tag  table          key = 'P' slot:u16 then                     value
 //  'b'  members        'b' conv:u64 user:u64                       MemberRecord
 //  'c'  conversations  'c' conv:u64                                ConversationRecord
 //  'e'  sweep mark     'e' conv:u64                                IdempotencySweep
@@ -23,12 +31,24 @@
 //  's'  receipts       's' conv:u64 user:u64 kind:u8               seq:u64 (raw, max-merged)
 //  'x'  inbox          'x' user:u64 conv:u64                       InboxRecord
 //  'f'  inbox flags    'f' user:u64 conv:u64                       InboxFlags
-//  'z'  meta           'z' name:bytes                              per name (below)
+//  'z'  meta           'z' name:bytes (no 'P' slot prefix)         per name (below)
+//
+// The owner whose slot prefixes a key (one function per table below):
+//  conversation tables b c e i m o s: the conversation (conversation_slot);
+//  user tables d v y r x f: the user (user_slot); 'u': the username
+//  (account_slot, placement_key::username); 't': token_slot and 'n':
+//  counter_slot, both from the key's own bytes until accounts place them
+//  by user and partition.
+//
+// Layout 1 (until issue 21) had no 'P' slot prefix: every key started with
+// its table tag. Only the migration still reads it.
 //
 // Meta keys hold what a node fixes at its first start and must never change
 // afterwards (names are ASCII):
 //  'z' "partitions"  the deployment's partition count, u64 big-endian
 //                    (runtime/core/placement.hpp; runtime/store/meta_store.hpp)
+//  'z' "layout"      the key layout version, u64 big-endian (2; missing on
+//                    a store with data: 1; runtime/store/layout_migration.hpp)
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
 // one that checks it, and a client_message_id reused in another
@@ -61,6 +81,14 @@ inline constexpr char receipts_tag = 's';
 inline constexpr char inbox_tag = 'x';
 inline constexpr char inbox_flags_tag = 'f';
 inline constexpr char meta_tag = 'z';
+/// The first byte of every partitioned key (then slot:u16, then the tag).
+inline constexpr char partitioned_tag = 'P';
+/// Where a partitioned key's table tag is ('P' slot:u16 before it).
+inline constexpr size_t tag_pos = 3;
+/// Where a partitioned key's first field starts.
+inline constexpr size_t fields_pos = 4;
+/// The key layout this binary reads and writes.
+inline constexpr uint64_t layout_version = 2;
 
 /// Receipt kinds (as wire ReceiptKind): a member's user-level cursors.
 inline constexpr uint8_t receipt_delivered = 1; ///< some device of the user has it
@@ -72,7 +100,32 @@ void append_u64(std::string& out, uint64_t x);
 /// Reads 8 big-endian bytes at `pos`; nullopt if `in` is too short.
 std::optional<uint64_t> read_u64(std::string_view in, size_t pos);
 
-/// 'm' conv seq
+/// The owners' slots, one function per kind of owner (see the table).
+uint16_t conversation_slot(conversation_id conv);
+uint16_t user_slot(user_id user);
+uint16_t account_slot(std::string_view username);
+uint16_t token_slot(std::string_view token_hash);
+uint16_t counter_slot(std::string_view name);
+
+/// 'P' slot tag: where table `tag` starts in `slot` (0-65535; 65536 gives
+/// the end of every slot, "Q").
+std::string table_start(uint32_t slot, char tag);
+
+/// 'P' slot(conv) tag conv: the prefix of `conv`'s records in table `tag`.
+std::string conversation_records(char tag, conversation_id conv);
+
+/// 'P' slot(user) tag user: the prefix of `user`'s records in table `tag`.
+std::string user_records(char tag, user_id user);
+
+/// The slot of a partitioned key; nullopt for any other key.
+std::optional<uint16_t> slot_of_key(std::string_view key);
+
+/// The table tag of a key: the byte after the slot of a partitioned key,
+/// meta_tag for a meta key, '\0' for anything else.
+char table_of(std::string_view key);
+
+/// 'P' slot(conv) 'm' conv seq (every builder below prefixes its owner's
+/// slot, as the table says)
 std::string message(conversation_id conv, sequence seq);
 
 /// Decodes a messages-table key; nullopt if `key` is not one.
@@ -108,11 +161,21 @@ std::string user_name(user_id user);
 /// 'd' user device
 std::string device(user_id user, device_id dev);
 
-/// 't' token_hash
+/// 't' token_hash: a token issued before tokens named their user (its slot:
+/// token_slot, from the hash); read and erased, never written any more.
 std::string token(std::string_view token_hash);
 
-/// 'n' name
+/// 't' user token_hash, in the user's slot: a token that names its user
+/// (runtime/accounts/credentials.hpp), so its user's partition holds it.
+std::string token(user_id user, std::string_view token_hash);
+
+/// 'n' name (its slot: counter_slot, from the name): the counter of
+/// user ids before they were allocated per partition; read only.
 std::string counter(std::string_view name);
+
+/// 'n' name in `slot`: a counter owned by the slot's partition (the user
+/// id counter of a partition sits in its first slot: account_store.hpp).
+std::string counter(uint16_t slot, std::string_view name);
 
 /// 'r' user device conv: the device's delivered cursor.
 std::string delivered(user_id user, device_id dev, conversation_id conv);
@@ -136,6 +199,17 @@ std::string meta(std::string_view name);
 
 /// 'y' user conv: the user's side of a membership (sync lists these).
 std::string membership(user_id user, conversation_id conv);
+
+/// (user, conv) of a 'y' key.
+std::optional<std::pair<user_id, conversation_id>>
+decode_membership(std::string_view key);
+
+/// (user, device) of a 'd' key.
+std::optional<std::pair<user_id, device_id>>
+decode_device(std::string_view key);
+
+/// The conversation of a 'c' key.
+std::optional<conversation_id> decode_conversation(std::string_view key);
 
 /// The smallest key greater than every key starting with `prefix`.
 std::string prefix_end(std::string prefix);

@@ -46,9 +46,12 @@ caf::expected<membership_list> memberships(kv_backend& kv, user_id user) {
   membership_list convs;
   caf::error err;
   auto scan_err = kv.scan(
-    keys::membership(user, 0), keys::membership(user + 1, 0),
+    keys::membership(user, 0),
+    keys::prefix_end(keys::user_records(keys::memberships_tag, user)),
     [&](std::string_view k, std::string_view v) {
-      auto conv = keys::read_u64(k, 9);
+      auto ids = keys::decode_membership(k);
+      auto conv = ids ? std::optional<conversation_id>{ids->second}
+                      : std::nullopt;
       pb::MemberRecord rec;
       if (!conv || !rec.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
         err = caf::make_error(errc::storage_corrupt, "bad membership record");

@@ -168,7 +168,8 @@ struct fixture : sim::coordinated_system {
   std::map<std::pair<user_id, int32_t>, sequence> on_disk() {
     std::map<std::pair<user_id, int32_t>, sequence> out;
     auto from = keys::receipt(conv, 0, 0);
-    auto to = keys::prefix_end(from.substr(0, 9));
+    auto to = keys::prefix_end(
+      keys::conversation_records(keys::receipts_tag, conv));
     REQUIRE(!disk->scan(from, to, [&](std::string_view k, std::string_view v) {
       auto ids = keys::decode_receipt(k);
       REQUIRE(ids);

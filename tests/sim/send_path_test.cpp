@@ -18,7 +18,7 @@ namespace {
 
 bool batch_has_message(const write_batch& b, const std::string& cmid) {
   for (auto& op : b.ops)
-    if (!op.erase && op.key[0] == keys::messages_tag
+    if (!op.erase && keys::table_of(op.key) == keys::messages_tag
         && op.value.find(cmid) != std::string::npos)
       return true;
   return false;
