@@ -12,6 +12,8 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "actors/outbox_relay.hpp"
+#include "runtime/store/keys.hpp"
+#include "runtime/store/layout_migration.hpp"
 #include "runtime/store/meta_store.hpp"
 
 namespace parley {
@@ -36,6 +38,13 @@ node::~node() {
 }
 
 std::string node::start() {
+  store::migration_options migrate;
+  migrate.log = [](const std::string& line) { spdlog::info("{}", line); };
+  auto layout = store::settle_layout(*opts_.kv, migrate);
+  if (!layout)
+    return "key layout: " + sys_.render(layout.error());
+  spdlog::info("key layout={} found={} moved={}", keys::layout_version,
+               layout->found, layout->moved);
   auto partitions = store::settle_partitions(*opts_.kv, opts_.partitions,
                                              default_partitions);
   if (!partitions)

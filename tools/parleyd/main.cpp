@@ -19,6 +19,7 @@
 #include "parley/v1/store.pb.h"
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
+#include "runtime/store/layout_migration.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 
 namespace {
@@ -158,8 +159,16 @@ int main(int argc, char** argv) {
                      cfg.render(kv.error()));
     return 1;
   }
-  if (!cfg.rebuild_inbox.empty())
+  if (!cfg.rebuild_inbox.empty()) {
+    parley::store::migration_options migrate;
+    migrate.log = [](const std::string& line) { spdlog::info("{}", line); };
+    if (auto layout = parley::store::settle_layout(**kv, migrate); !layout) {
+      spdlog::critical("cannot settle the key layout error=\"{}\"",
+                       cfg.render(layout.error()));
+      return 1;
+    }
     return rebuild_inboxes(**kv, cfg.rebuild_inbox);
+  }
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
