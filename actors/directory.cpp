@@ -1,5 +1,7 @@
 #include "actors/directory.hpp"
 
+#include "actors/directory_users.hpp"
+
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -141,6 +143,8 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
     auto& st = self->state;
     if (st.leaving.erase(dm.source) > 0)
       return; // moved away: not restarted here
+    if (directory_users::down(self, dm.source))
+      return; // a user actor: the next request spawns another
     auto i = st.by_addr.find(dm.source);
     if (i == st.by_addr.end())
       return;
@@ -193,6 +197,7 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
       if (auto err = self->state.where.replace(std::move(next)))
         return err;
       release_moved(self);
+      directory_users::release_moved(self);
       return self->state.where.map.map_epoch;
     },
     [self](caf::get_atom) {
@@ -208,6 +213,16 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
         get_or_spawn(self, conv);
     },
     [self](caf::leave_atom, conversation_id conv) { drain(self, conv); },
+    [self](sync_atom, user_id user, sync_request& req) {
+      return directory_users::sync(self, user, req);
+    },
+    [self](fetch_atom, conv_reads& r) {
+      return directory_users::reads(self, r);
+    },
+    [self](fetch_atom, user_reads& r) {
+      return directory_users::reads(self, r);
+    },
+    [self](retire_atom, user_id user) { directory_users::retire(self, user); },
   };
 }
 

@@ -29,6 +29,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/user.hpp"
 #include "runtime/core/placement.hpp"
 
 namespace parley {
@@ -65,7 +66,18 @@ using directory_actor = caf::typed_actor<
   /// node owns it).
   caf::reacts_to<caf::spawn_atom, conversation_id>,
   /// Internal: stop the actors of `conv` that moved away once drained.
-  caf::reacts_to<caf::leave_atom, conversation_id>>;
+  caf::reacts_to<caf::leave_atom, conversation_id>,
+  /// Routed to user `user`'s actor (actors/user.hpp, spawned if not
+  /// running; actors/directory_users.cpp). Error: unavailable if another
+  /// node owns the user's partition.
+  caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>,
+  /// Reads by partition (runtime/core/sync_reads.hpp), handed to the
+  /// partition's store reader. Errors: unavailable (another node owns the
+  /// partition), bad_request (an id outside it).
+  caf::replies_to<fetch_atom, conv_reads>::with<conv_answers>,
+  caf::replies_to<fetch_atom, user_reads>::with<user_answers>,
+  /// From an idle user actor: it is handed nothing more and told to end.
+  caf::reacts_to<retire_atom, user_id>>;
 
 /// Directories of other nodes, by node id (a plain value: the cluster fills
 /// it from CAF's middleman, the two-node sim with its serializing hop).
@@ -91,6 +103,10 @@ struct directory_state {
   caf::timespan respawn_delay = std::chrono::seconds(1);
   caf::timespan drain_poll = std::chrono::milliseconds(50);
   int max_drain_polls = 200;
+  /// User actors by user, and back (actors/directory_users.cpp).
+  std::map<user_id, user_actor> users;
+  std::map<caf::actor_addr, user_id> users_by_addr;
+  caf::timespan user_idle = std::chrono::seconds(60);
 
   static inline const char* name = "directory";
 };

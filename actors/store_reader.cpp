@@ -1,6 +1,7 @@
 #include "actors/store_reader.hpp"
 
 #include "runtime/store/conversation_store.hpp"
+#include "runtime/store/sync_reads.hpp"
 
 namespace parley {
 
@@ -45,6 +46,13 @@ store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
     },
     [=](ack_atom, user_id user, conversation_id conv) {
       return to_result(store::ack_limit(*self->state.kv, user, conv));
+    },
+    [=](fetch_atom, const conv_reads& reads) {
+      return to_result(store::answer_conv_reads(*self->state.kv, reads,
+                                                self->state.sync_recent));
+    },
+    [=](fetch_atom, const user_reads& reads) {
+      return to_result(store::answer_user_reads(*self->state.kv, reads));
     },
   };
 }

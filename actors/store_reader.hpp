@@ -15,6 +15,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "runtime/core/sync_reads.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
@@ -35,8 +36,14 @@ using store_reader_actor = caf::typed_actor<
                   uint64_t>::with<idempotency_sweep>,
   /// One page of `user`'s sync (see store::sync).
   caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>,
-  /// The highest sequence `user` may acknowledge in `conv` (store::ack_limit).
-  caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>>;
+  /// The highest sequence `user` may acknowledge in `conv` (store::ack_limit:
+  /// the conversation's side only, its member record and head).
+  caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>,
+  /// A user's sync asks the partition its conversations' records
+  /// (store::answer_conv_reads) and its users' rows
+  /// (store::answer_user_reads), routed by the directory.
+  caf::replies_to<fetch_atom, conv_reads>::with<conv_answers>,
+  caf::replies_to<fetch_atom, user_reads>::with<user_answers>>;
 
 struct store_reader_state {
   std::shared_ptr<kv_backend> kv;

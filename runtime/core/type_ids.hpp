@@ -13,6 +13,7 @@
 
 #include "runtime/core/messages.hpp"
 #include "runtime/core/placement.hpp"
+#include "runtime/core/sync_reads.hpp"
 #include "runtime/core/tagged_messages.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
@@ -49,6 +50,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::partition_map))
   CAF_ADD_TYPE_ID(parley, (parley::placement_key))
   CAF_ADD_TYPE_ID(parley, (parley::route))
+  CAF_ADD_TYPE_ID(parley, (parley::conv_reads))
+  CAF_ADD_TYPE_ID(parley, (parley::conv_answers))
+  CAF_ADD_TYPE_ID(parley, (parley::user_reads))
+  CAF_ADD_TYPE_ID(parley, (parley::user_answers))
   CAF_ADD_TYPE_ID(parley, (parley::tagged_send))
   CAF_ADD_TYPE_ID(parley, (parley::send_answer))
   CAF_ADD_TYPE_ID(parley, (parley::tagged_receipt))

@@ -1,17 +1,17 @@
-// The connection actor's Sync: asks the store reader for one page and
-// answers with a SyncPage frame within max_server_frame_bytes (the store
-// bounds each page's encoded size, see runtime/store/sync_paging.hpp).
-
-#include <chrono>
+// The connection actor's Sync: asks the user's actor (actors/user.hpp,
+// addressed by user id through the directory) for one page and answers
+// with a SyncPage frame within max_server_frame_bytes (the page's encoded
+// size is bounded, see runtime/store/sync_paging.hpp). A timeout or an
+// unavailable owner answers a retryable error: nothing was written, the
+// client asks again.
 
 #include <caf/event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/core/timeouts.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
 namespace parley::gateway::connection_detail {
-
-using namespace std::chrono_literals;
 
 void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
@@ -28,7 +28,9 @@ void on_sync(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   req.cursors_only = s.cursors_only();
   req.read_receipts = st.who.read_receipts;
   req.max_frame_bytes = static_cast<uint32_t>(st.deps.max_server_frame_bytes);
-  self->request(st.deps.reader, 60s, sync_atom::value, st.who.user, req)
+  self
+    ->request(st.deps.directory, timeouts::ask, sync_atom::value, st.who.user,
+              req)
     .then(
       [self, rid, fmt](sync_page& page) {
         auto& st = self->state;

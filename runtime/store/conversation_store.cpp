@@ -346,7 +346,9 @@ find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
 
 caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
                                   conversation_id conv) {
-  auto bytes = kv.get(keys::membership(user, conv));
+  // The conversation's side only (its member record and head): the
+  // user's index ('y') is on the user's partition.
+  auto bytes = kv.get(keys::member(conv, user));
   if (!bytes)
     return bytes.error();
   if (!*bytes)

@@ -96,8 +96,9 @@ caf::expected<sync_page> sync(kv_backend& kv, user_id user,
                               const sync_request& req, uint64_t recent);
 
 /// The highest sequence of `conv` that `user` may acknowledge: the head, or
-/// the last message before they left. Error: forbidden if the user was
-/// never a member.
+/// the last message before they left. Reads only the conversation's
+/// records (its member record of `user` and its head). Error: forbidden if
+/// the user was never a member.
 caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
                                   conversation_id conv);
 

@@ -142,6 +142,14 @@ lookup_gate_impl(store_reader_actor::pointer self, store_reader_actor real,
       auto rp = self->make_response_promise<sequence>();
       return rp.delegate(real, a, u, c);
     },
+    [=](fetch_atom a, conv_reads& r) -> caf::result<conv_answers> {
+      auto rp = self->make_response_promise<conv_answers>();
+      return rp.delegate(real, a, std::move(r));
+    },
+    [=](fetch_atom a, user_reads& r) -> caf::result<user_answers> {
+      auto rp = self->make_response_promise<user_answers>();
+      return rp.delegate(real, a, std::move(r));
+    },
   };
 }
 

@@ -219,6 +219,34 @@ PARLEY_SAMPLE(commit_answer) {
                                        uint64_t{557})};
 }
 
+PARLEY_SAMPLE(conv_query) {
+  return conv_query{461, conv_read_probe, 463, 467, 479, true,
+                    sample<inbox_entry>::make(), conv_start_recent, 487};
+}
+
+PARLEY_SAMPLE(conv_reads) {
+  return conv_reads{491, {sample<conv_query>::make()}, 499, 503, 509};
+}
+
+PARLEY_SAMPLE(conv_answer) {
+  return conv_answer{521, 523, true, sample<inbox_entry>::make(), true,
+                     {sample<receipt_cursor>::make()},
+                     {sample<stored_message>::make()}, 541, 547, true};
+}
+
+PARLEY_SAMPLE(conv_answers) {
+  return conv_answers{557, {sample<conv_answer>::make()}};
+}
+
+PARLEY_SAMPLE(user_reads) {
+  return user_reads{563, user_read_sharing, 569, {571}, {577}};
+}
+
+PARLEY_SAMPLE(user_answers) {
+  return user_answers{587, {sample<member>::make()}, {593},
+                      {sample<inbox_entry>::make()}, {599}, {601}};
+}
+
 PARLEY_SAMPLE(std::vector<device_info>) {
   auto second = sample<device_info>::make();
   second.device = 443;

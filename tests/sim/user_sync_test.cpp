@@ -1,0 +1,446 @@
+// Sync through the user actor (issue 21, item 4): users page through their
+// sync by asking the directory, which routes to each user's actor; the
+// actor reads nothing itself and asks partitions' readers by id. Under
+// seed-picked interleavings (random_schedule.hpp: the answers of one
+// step's requests come back in any order, several users' syncs at once)
+// every page, continuation and error equals what store::sync, the direct
+// read of one database, gives for the same data and requests. The store
+// reader here records the keys each request reads: a user's own reads
+// touch only that user's records (its partition), a conversation
+// partition's only those of the conversations asked, every one placed in
+// the partition the request names.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <caf/binary_serializer.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/directory.hpp"
+#include "actors/store_reader.hpp"
+#include "actors/store_writer.hpp"
+#include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
+#include "runtime/store/account_store.hpp"
+#include "runtime/store/conversation_store.hpp"
+#include "runtime/store/inbox_store.hpp"
+#include "runtime/store/keys.hpp"
+#include "runtime/store/memory_backend.hpp"
+#include "runtime/store/sync_paging.hpp"
+#include "runtime/store/sync_reads.hpp"
+#include "coordinated_system.hpp"
+#include "key_audit.hpp"
+#include "random_schedule.hpp"
+
+using namespace parley;
+using namespace parley::sim;
+
+namespace {
+
+/// The bytes of a page (CAF's binary form): equal bytes, equal pages.
+std::vector<char> bytes_of(const sync_page& p) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  auto copy = p;
+  auto err = sink(copy);
+  REQUIRE_FALSE(err);
+  return buf;
+}
+
+/// One page's outcome: the page, or the error's code.
+struct outcome {
+  std::optional<sync_page> page;
+  uint8_t code = 0;
+  std::string error;
+};
+
+/// A seed's data: users, conversations with member windows, gapless logs,
+/// receipt cursors, accounts' read settings, and inbox rows that are
+/// right, stale or missing.
+struct world {
+  std::shared_ptr<memory_backend> disk = std::make_shared<memory_backend>();
+  std::vector<user_id> users;
+  std::vector<user_id> syncing;
+  std::map<conversation_id, std::vector<member>> convs;
+  std::map<conversation_id, sequence> heads;
+
+  explicit world(std::mt19937_64& rng) {
+    auto pick = [&](uint64_t n) { return rng() % n; };
+    for (user_id u = 7; u < 7 + 8; ++u)
+      users.push_back(u);
+    syncing = {7, 8, 9};
+    write_batch b;
+    for (auto u : users) {
+      store::account a;
+      a.name = name_of(u);
+      a.user = u;
+      a.read_receipts_off = pick(4) == 0;
+      store::update_account(b, a);
+      b.put(keys::user_name(u), a.name);
+    }
+    auto nconv = 4 + pick(14);
+    for (size_t i = 0; i < nconv; ++i) {
+      bool direct = pick(2) == 0;
+      conversation_id c = (direct ? (uint64_t{1} << 63) : 0) + 100 + i * 7
+                          + pick(5);
+      std::vector<user_id> who;
+      // The syncing users are in most conversations.
+      for (auto u : users)
+        if ((u < 10 && pick(4) != 0) || pick(5) == 0)
+          who.push_back(u);
+      if (direct && who.size() > 2)
+        who.resize(2);
+      if (who.empty())
+        who.push_back(7);
+      sequence n = pick(5) == 0 ? 0 : 1 + pick(40);
+      heads[c] = n;
+      store::add_conversation(b, c, direct ? 1 : 2, 1000);
+      for (auto u : who) {
+        member m{u, role_member, 1, 0};
+        if (n > 2 && pick(3) == 0)
+          m.joined_at_sequence = 1 + pick(n);
+        if (n > 2 && pick(4) == 0)
+          m.left_at_sequence = m.joined_at_sequence + 1 + pick(n);
+        store::add_member(b, c, m);
+        convs[c].push_back(m);
+      }
+      for (sequence s = 1; s <= n; ++s) {
+        stored_message m;
+        m.conversation = c;
+        m.seq = s;
+        m.sender_user = who[pick(who.size())];
+        m.sender_device = 1;
+        m.client_message_id = "c" + std::to_string(c) + "-" + std::to_string(s);
+        m.sent_at_ms = 1000 + int64_t(pick(5000));
+        m.kind = 1;
+        m.payload.assign(pick(4) == 0 ? pick(6000) : pick(200), 'p');
+        store::add_message(b, m);
+      }
+      for (auto u : who) {
+        if (n > 0 && pick(2) == 0)
+          store::add_receipt(b, c, receipt_cursor{u, 1, 1 + pick(n)});
+        if (n > 0 && pick(2) == 0)
+          store::add_receipt(b, c, receipt_cursor{u, 2, 1 + pick(n)});
+      }
+    }
+    REQUIRE_FALSE(disk->write(b, true));
+    // Inbox rows: right, stale or missing; flags on some.
+    write_batch rows;
+    for (auto& [c, ms] : convs)
+      for (auto& m : ms) {
+        auto e = store::compute_inbox_entry(*disk, m.user, c);
+        REQUIRE(e);
+        switch (pick(4)) {
+          case 0:
+            break; // missing
+          case 1:
+            e->unread += 1 + pick(3); // stale
+            [[fallthrough]];
+          default:
+            store::add_inbox_entry(rows, m.user, *e);
+        }
+        if (pick(3) == 0)
+          store::add_inbox_flags(rows, m.user, c, pick(2), pick(2), pick(2));
+      }
+    REQUIRE_FALSE(disk->write(rows, true));
+  }
+
+  /// A first request of `user`: cursors on some of its conversations (now
+  /// and then one past the head, or one of a conversation it is not in),
+  /// page size and frame limit small enough to split.
+  sync_request request(user_id user, std::mt19937_64& rng) const {
+    auto pick = [&](uint64_t n) { return rng() % n; };
+    sync_request r;
+    for (auto& [c, ms] : convs) {
+      bool in = std::any_of(ms.begin(), ms.end(),
+                            [&](const member& m) { return m.user == user; });
+      if ((in && pick(2) == 0) || pick(60) == 0) {
+        r.cursor_conversations.push_back(c);
+        auto h = heads.at(c);
+        r.cursor_sequences.push_back(pick(50) == 0 ? h + 1 : pick(h + 1));
+      }
+    }
+    r.page_size = pick(3) == 0 ? 0 : 1 + pick(25);
+    r.cursors_only = pick(5) == 0;
+    r.read_receipts = pick(4) != 0;
+    r.max_frame_bytes = static_cast<uint32_t>(
+      store::min_server_frame_bytes(6000) + pick(3) * 8000);
+    return r;
+  }
+};
+
+/// The pages of `user`'s sync from `first`, by store::sync.
+std::vector<outcome> direct_pages(kv_backend& kv, user_id user,
+                                  sync_request req) {
+  std::vector<outcome> out;
+  for (int i = 0; i < 500; ++i) {
+    auto page = store::sync(kv, user, req, 50);
+    outcome o;
+    if (!page) {
+      o.code = page.error().code();
+      o.error = to_string(page.error());
+      out.push_back(o);
+      return out;
+    }
+    o.page = *page;
+    out.push_back(o);
+    if (page->continuation.empty())
+      return out;
+    sync_request next;
+    next.max_frame_bytes = req.max_frame_bytes;
+    next.read_receipts = req.read_receipts;
+    next.continuation = page->continuation;
+    req = next;
+  }
+  FAIL("store::sync did not end within 500 pages");
+  return out;
+}
+
+/// A client paging through `user`'s sync by asking `dir`.
+void client(caf::event_based_actor* self, directory_actor dir, user_id user,
+            sync_request req, std::shared_ptr<std::vector<outcome>> out) {
+  self->request(dir, std::chrono::seconds(10), sync_atom::value, user, req)
+    .then(
+      [=](sync_page& page) {
+        outcome o;
+        o.page = page;
+        out->push_back(o);
+        if (page.continuation.empty() || out->size() >= 500)
+          return;
+        sync_request next;
+        next.max_frame_bytes = req.max_frame_bytes;
+        next.read_receipts = req.read_receipts;
+        next.continuation = page.continuation;
+        client(self, dir, user, next, out);
+      },
+      [=](caf::error& err) {
+        outcome o;
+        o.code = err.code();
+        o.error = to_string(err);
+        out->push_back(o);
+      });
+}
+
+struct fixture : sim::coordinated_system {
+  std::mt19937_64 rng;
+  world data;
+  uint32_t partitions;
+  std::shared_ptr<key_audit> audit = std::make_shared<key_audit>();
+  store_writer_actor writer;
+  store_reader_actor real_reader;
+  store_reader_actor reader;
+  directory_actor dir;
+  sim::interleaver order{sched};
+  /// What run_once compared: pages, errors, syncs of several pages, and
+  /// pages with inbox entries, receipts and messages.
+  std::map<std::string, uint64_t> seen;
+
+  fixture(uint64_t seed, uint32_t p)
+    : rng(seed * 0x9E3779B97F4A7C15ull + 3), data(rng), partitions(p) {
+    order.randomize(seed);
+    auto kv = std::shared_ptr<kv_backend>(data.disk);
+    audit->partitions = p;
+    for (auto& [c, ms] : data.convs)
+      audit->who.add_conversation(c);
+    for (auto u : data.users)
+      audit->who.add_user(u);
+    writer = sys->spawn(store_writer_impl, kv, store_writer_limits{});
+    real_reader = sys->spawn(store_reader_impl, kv, uint64_t{50});
+    reader = sys->spawn(audited_reader, real_reader, kv, audit);
+    conversation_deps deps{writer, reader, delivery_actor{},
+                           [] { return int64_t{1'700'000'000'000}; },
+                           conversation_limits{}};
+    dir = sys->spawn(placed_directory_impl, deps,
+                     placement::single_node(partitions));
+  }
+
+  ~fixture() {
+    for (auto hdl : {caf::actor_cast<caf::actor>(dir),
+                     caf::actor_cast<caf::actor>(reader),
+                     caf::actor_cast<caf::actor>(real_reader),
+                     caf::actor_cast<caf::actor>(writer)})
+      caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  /// Every syncing user pages through a sync at once; returns a
+  /// description of the first difference from store::sync (empty: none).
+  std::string run_once() {
+    std::map<user_id, sync_request> firsts;
+    std::map<user_id, std::shared_ptr<std::vector<outcome>>> got;
+    for (auto u : data.syncing) {
+      firsts[u] = data.request(u, rng);
+      got[u] = std::make_shared<std::vector<outcome>>();
+      sys->spawn(client, dir, u, firsts[u], got[u]);
+    }
+    order.run(2'000'000);
+    for (auto u : data.syncing) {
+      auto want = direct_pages(*data.disk, u, firsts[u]);
+      auto& have = *got[u];
+      std::ostringstream os;
+      os << "user " << u << ": ";
+      if (have.size() != want.size()) {
+        os << have.size() << " outcomes, store::sync gives " << want.size();
+        if (!have.empty() && !have.back().page)
+          os << " (last: " << have.back().error << ")";
+        if (!want.empty() && !want.back().page)
+          os << " (store::sync's last: " << want.back().error << ")";
+        return os.str();
+      }
+      seen["multi-page syncs"] += want.size() > 1;
+      for (size_t i = 0; i < want.size(); ++i) {
+        if (want[i].page) {
+          ++seen["pages"];
+          seen["with inbox"] += !want[i].page->inbox.empty();
+          seen["with receipts"] += !want[i].page->receipts.empty();
+          seen["with messages"] += !want[i].page->messages.empty();
+        } else {
+          ++seen["errors"];
+        }
+        if (have[i].code != want[i].code || !have[i].page != !want[i].page) {
+          os << "outcome " << i << ": '" << have[i].error << "' vs '"
+             << want[i].error << "'";
+          return os.str();
+        }
+        if (want[i].page && bytes_of(*have[i].page) != bytes_of(*want[i].page)) {
+          auto& a = *have[i].page;
+          auto& b = *want[i].page;
+          os << "page " << i << " differs: inbox " << a.inbox.size() << "/"
+             << b.inbox.size() << " receipts " << a.receipts.size() << "/"
+             << b.receipts.size() << " messages " << a.messages.size() << "/"
+             << b.messages.size() << " unread " << a.total_unread << "/"
+             << b.total_unread << " continuation "
+             << (a.continuation == b.continuation ? "same" : "differs");
+          return os.str();
+        }
+      }
+    }
+    return {};
+  }
+};
+
+} // namespace
+
+TEST_CASE("sim: sync through the user actor equals store::sync under randomized "
+          "interleavings") {
+  uint64_t first = 1;
+  uint64_t seeds = 300;
+  if (auto* env = std::getenv("PARLEY_USER_SYNC_SEED")) {
+    first = std::strtoull(env, nullptr, 10);
+    seeds = 1;
+  }
+  std::set<uint64_t> traces;
+  uint64_t user_reqs = 0;
+  uint64_t conv_reqs = 0;
+  std::map<std::string, uint64_t> seen;
+  for (uint64_t seed = first; seed < first + seeds; ++seed) {
+    uint32_t p = std::vector<uint32_t>{1, 2, 5, 64}[seed % 4];
+    fixture f(seed, p);
+    auto diff = f.run_once();
+    if (!diff.empty())
+      FAIL("seed " << seed << " (partitions " << p << "): " << diff
+                   << "\n  replay: PARLEY_USER_SYNC_SEED=" << seed
+                   << " sim_tests -tc='sim: sync through the user actor*'");
+    if (!f.audit->problems.empty())
+      FAIL("seed " << seed << ": " << f.audit->problems.front());
+    traces.insert(f.order.trace);
+    for (auto& [what, n] : f.seen)
+      seen[what] += n;
+    user_reqs += f.audit->user_requests;
+    conv_reqs += f.audit->conv_requests;
+  }
+  // The seeds reach different interleavings, and the reads happen.
+  CHECK(traces.size() > seeds / 2);
+  CHECK(user_reqs > seeds);
+  CHECK(conv_reqs > seeds);
+  if (seeds > 1)
+    for (auto what : {"pages", "errors", "multi-page syncs", "with inbox",
+                      "with receipts", "with messages"})
+      CHECK_MESSAGE(seen[what] >= seeds / 20, std::string(what) << ": " << seen[what]);
+  MESSAGE("compared: pages " << seen["pages"] << ", errors " << seen["errors"]
+          << ", multi-page syncs " << seen["multi-page syncs"]
+          << ", with receipts " << seen["with receipts"]);
+}
+
+TEST_CASE("sim: the user side reads only its partition, a conversation "
+          "partition's reads only its conversations") {
+  // The audit of the test above, on purpose: more partitions than
+  // conversations and users, so that nearly every id has its own.
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    fixture f(seed, 64);
+    CHECK_MESSAGE(f.run_once().empty(), "seed " << seed);
+    for (auto& p : f.audit->problems)
+      FAIL_CHECK("seed " << seed << ": " << p);
+    CHECK(f.audit->conv_requests > 0);
+  }
+  // The audit catches a read of another id: a conversation read asked
+  // for one conversation that reads a second one's records.
+  std::mt19937_64 rng{5};
+  world w{rng};
+  key_audit audit;
+  audit.partitions = 1;
+  for (auto& [c, ms] : w.convs)
+    audit.who.add_conversation(c);
+  for (auto u : w.users)
+    audit.who.add_user(u);
+  recording_kv rec{*w.disk};
+  conv_reads r;
+  for (auto& [c, ms] : w.convs) {
+    conv_query q;
+    q.conv = c;
+    r.queries.push_back(q);
+  }
+  REQUIRE(store::answer_conv_reads(rec, r, 50));
+  audit.check(rec, 0, {{id_kind_conversation, w.convs.begin()->first}},
+              "a read");
+  CHECK_FALSE(audit.problems.empty());
+  // And a user read of the user's rows touches only that user's records.
+  recording_kv rec2{*w.disk};
+  user_reads ur;
+  ur.kind = user_read_memberships;
+  ur.user = 7;
+  REQUIRE(store::answer_user_reads(rec2, ur));
+  key_audit clean = audit;
+  clean.problems.clear();
+  clean.check(rec2, 0, {{id_kind_user, 7}}, "a read");
+  CHECK(clean.problems.empty());
+  CHECK_FALSE(rec2.keys.empty());
+}
+
+TEST_CASE("sim: a sync whose partition never answers fails retryably, not "
+          "silently") {
+  fixture f(11, 4);
+  f.audit->drop_conv_reads = true;
+  auto got = std::make_shared<std::vector<outcome>>();
+  sync_request req;
+  req.max_frame_bytes = store::min_server_frame_bytes(6000);
+  auto client_wait = std::chrono::seconds(60);
+  auto dir = f.dir;
+  f.sys->spawn([=](caf::event_based_actor* self) {
+    self->request(dir, client_wait, sync_atom::value, user_id{7}, req)
+      .then([=](sync_page&) { got->push_back(outcome{}); },
+            [=](caf::error& err) {
+              outcome o;
+              o.error = to_string(err);
+              o.code = err == caf::sec::request_timeout ? 1 : 2;
+              got->push_back(o);
+            });
+  });
+  f.order.run(100000);
+  REQUIRE(got->empty()); // waiting for the lost partition
+  f.sched->advance_time(timeouts::ask + std::chrono::milliseconds(1));
+  f.order.run(100000);
+  REQUIRE(got->size() == 1);
+  // request_timeout: UNAVAILABLE (retryable) on the wire.
+  CHECK_MESSAGE(got->front().code == 1, got->front().error);
+}
