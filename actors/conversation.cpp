@@ -83,6 +83,17 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         to);
       return rp;
     },
+    [self](send_atom, tagged_send& t) {
+      send_asker to;
+      to.to = caf::actor_cast<send_answer_actor>(self->current_sender());
+      to.tag = t.tag;
+      to.from = self;
+      when_ready(
+        self, [self, req = std::move(t.req), to]() mutable {
+          conversation_send::handle_send(self, req, to);
+        },
+        to);
+    },
     [self](caf::join_atom, user_id user) -> caf::result<sequence> {
       auto rp = self->make_response_promise<sequence>();
       when_ready(
@@ -148,11 +159,37 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         return std::move(r.error());
       return *r;
     },
+    [self](receipt_atom, tagged_receipt& t) {
+      auto to = caf::actor_cast<receipt_answer_actor>(self->current_sender());
+      auto answer = [self, to, tag = t.tag](caf::expected<sequence> r) {
+        if (!to)
+          return;
+        if (r)
+          self->send(to, receipt_atom::value,
+                     receipt_answer{tag, *r, caf::error{}});
+        else
+          self->send(to, receipt_atom::value,
+                     receipt_answer{tag, 0, std::move(r.error())});
+      };
+      auto run = [self, t, answer] {
+        answer(conversation_receipts::handle_receipt(self, t.user, t.device,
+                                                     t.kind, t.seq, t.shared));
+      };
+      if (self->state.ready)
+        run();
+      else
+        self->state.stash.push_back(
+          {run, [answer](const caf::error& err) { answer(err); }});
+    },
     [self](receipt_atom) -> std::vector<receipt_cursor> {
       return conversation_receipts::cursors(self->state);
     },
     [self](caf::flush_atom) { conversation_receipts::flush(self); },
     [self](caf::tick_atom) { conversation_upkeep::on_tick(self); },
+    [self](commit_atom, commit_answer& a) {
+      conversation_send::on_commit_answer(self, a);
+    },
+    [self](expire_atom) { conversation_send::on_expire(self); },
   };
 }
 

@@ -30,6 +30,11 @@ using conversation_actor = caf::typed_actor<
   /// not_found, not_member, bad_request, too_large, storage_failed
   /// (retryable: nothing was kept).
   caf::replies_to<send_atom, send_request>::with<send_result>,
+  /// The same as an ordinary message (no CAF request; the client's hot
+  /// path): answered to its sender, a send_answer_actor, with the tag and
+  /// the result or the error. The sender keeps the deadline
+  /// (runtime/core/reply_deadlines.hpp).
+  caf::reacts_to<send_atom, tagged_send>,
   /// Adds `user` as a member (creating the conversation if needed); replies
   /// the member's joined_at_sequence once durable. Idempotent.
   caf::replies_to<caf::join_atom, user_id>::with<sequence>,
@@ -57,6 +62,9 @@ using conversation_actor = caf::typed_actor<
   /// bad_request.
   caf::replies_to<receipt_atom, user_id, device_id, int32_t, sequence,
                   bool>::with<sequence>,
+  /// The same as an ordinary message, answered to its sender (a
+  /// receipt_answer_actor) with the tag and the cursor or the error.
+  caf::reacts_to<receipt_atom, tagged_receipt>,
   /// Members' receipt cursors (sync, tests).
   caf::replies_to<receipt_atom>::with<std::vector<receipt_cursor>>,
   /// Reports head, dispatched watermark and in-flight count.
@@ -66,7 +74,19 @@ using conversation_actor = caf::typed_actor<
   /// Internal: persist the outbox watermark if it moved.
   caf::reacts_to<caf::tick_atom>,
   /// Internal: end this actor if its conversation still does not exist.
-  caf::reacts_to<retire_atom>>;
+  caf::reacts_to<retire_atom>,
+  /// Internal: the store writer's answer to a tagged commit.
+  caf::reacts_to<commit_atom, commit_answer>,
+  /// Internal: the commits' deadline tick (reply_deadlines).
+  caf::reacts_to<expire_atom>>;
+
+/// Who sends a tagged_send: gets the answer as an ordinary message.
+using send_answer_actor
+  = caf::typed_actor<caf::reacts_to<send_atom, send_answer>>;
+
+/// Who sends a tagged_receipt: gets the answer as an ordinary message.
+using receipt_answer_actor
+  = caf::typed_actor<caf::reacts_to<receipt_atom, receipt_answer>>;
 
 /// The most members one group create or change may name: its MEMBERSHIP
 /// event (at most ~23 bytes a member in JSON) must fit the smallest frame

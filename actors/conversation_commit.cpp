@@ -43,37 +43,85 @@ void roll_back(self_ptr self, const caf::error& err) {
 
 } // namespace
 
+namespace {
+
+/// Schedules the commits' deadline tick if one is due (reply_deadlines).
+void arm_commits(self_ptr self) {
+  auto& t = self->state.send.commits;
+  if (t.arm())
+    self->delayed_send(self, t.period(), expire_atom::value);
+}
+
+} // namespace
+
+void commit_as(self_ptr self, uint64_t writer, uint64_t epoch,
+               write_batch batch, commit_done done) {
+  auto& st = self->state;
+  auto tag = st.send.commits.add(self->clock().now(), std::move(done));
+  self->send(st.deps.writer, commit_atom::value,
+             tagged_commit{tag, writer, epoch, std::move(batch)});
+  arm_commits(self);
+}
+
+void on_commit_answer(self_ptr self, commit_answer& a) {
+  auto done = self->state.send.commits.take(a.tag);
+  if (!done) {
+    // Timed out already (its outcome was taken as unknown), as CAF drops
+    // a response that comes after its request's timeout.
+    spdlog::debug("late commit answer dropped conversation={} tag={}",
+                  self->state.id, a.tag);
+    return;
+  }
+  (*done)(a.err);
+}
+
+void on_expire(self_ptr self) {
+  auto& t = self->state.send.commits;
+  t.tick();
+  t.expire(self->clock().now(), [self](uint64_t, commit_done& done) {
+    // An earlier timeout may have ended the actor: like CAF after quit(),
+    // run no more handlers.
+    if (self->getf(caf::abstract_actor::is_shutting_down_flag))
+      return;
+    done(caf::make_error(caf::sec::request_timeout));
+  });
+  if (!self->getf(caf::abstract_actor::is_shutting_down_flag))
+    arm_commits(self);
+}
+
 void commit(self_ptr self, write_batch batch,
             std::function<void()> on_ok,
             std::function<void(const caf::error&)> on_fail) {
   auto& st = self->state;
   auto epoch = st.send.seqs.epoch();
-  self->request(st.deps.writer, timeouts::commit, commit_atom::value,
-                writer_ids::conversation(st.id), epoch, std::move(batch))
-    .then([on_ok](uint64_t) { on_ok(); },
-          [=](caf::error& err) {
-            if (err == caf::sec::request_timeout) {
-              // The writer did not answer in time: the batch may still be
-              // written, so its sequences are not free for reuse (a
-              // roll_back would give them to other messages). Refuse
-              // everything that waits (retryable) and end; the directory
-              // respawns the conversation, whose load_atom the writer
-              // serves only after every commit sent before it (its mailbox
-              // is FIFO and this actor's commits were all sent before it
-              // ended). The new incarnation resumes after whatever landed,
-              // so a retry of the same key gets the original answer if
-              // the batch landed and one fresh commit if it did not.
-              auto why = caf::make_error(
-                errc::unavailable,
-                "the store did not confirm the write in time; retry");
-              conversation_upkeep::end_with(self, why);
-              on_fail(why);
-              return;
-            }
-            if (epoch == self->state.send.seqs.epoch())
-              roll_back(self, err);
-            on_fail(err);
-          });
+  commit_as(self, writer_ids::conversation(st.id), epoch, std::move(batch),
+        [=](const caf::error& err) {
+          if (!err) {
+            on_ok();
+            return;
+          }
+          if (err == caf::sec::request_timeout) {
+            // The writer did not answer in time: the batch may still be
+            // written, so its sequences are not free for reuse (a
+            // roll_back would give them to other messages). Refuse
+            // everything that waits (retryable) and end; the directory
+            // respawns the conversation, whose load_atom the writer
+            // serves only after every commit sent before it (its mailbox
+            // is FIFO and this actor's commits were all sent before it
+            // ended). The new incarnation resumes after whatever landed,
+            // so a retry of the same key gets the original answer if
+            // the batch landed and one fresh commit if it did not.
+            auto why = caf::make_error(
+              errc::unavailable,
+              "the store did not confirm the write in time; retry");
+            conversation_upkeep::end_with(self, why);
+            on_fail(why);
+            return;
+          }
+          if (epoch == self->state.send.seqs.epoch())
+            roll_back(self, err);
+          on_fail(err);
+        });
 }
 
 namespace {

@@ -181,65 +181,70 @@ void flush(conversation_self self) {
   // path: a fence id of their own, stable for the conversation.
   auto writer_id = writer_ids::receipts(st.id);
   auto epoch = st.receipts.epoch;
-  self
-    ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
-              epoch, std::move(batch))
-    .then(
-      [self, moved](uint64_t) {
-        auto& st = self->state;
-        st.receipts.writing = false;
-        if (st.kind == conversation_group) {
-          // Groups: a member's cursors go to their own devices only (to
-          // clear unread counts there); senders get aggregates.
-          for (auto& ev : moved) {
-            std::vector<user_id> own{ev.user};
-            self->send(st.deps.delivery, receipt_atom::value, ev, own);
-            if (st.deps.projection)
-              self->send(st.deps.projection, receipt_atom::value, ev, own);
-          }
-          push_aggregates(self);
-          flush(self);
-          return;
-        }
-        auto to = conversation_groups::current_members(st);
-        for (auto& ev : moved) {
-          // A shared read at or past a delivered cursor of the same flush
-          // says it too (nothing is read unseen): one push, not two.
-          bool implied = ev.kind == 1
-                         && std::any_of(moved.begin(), moved.end(),
-                                        [&](const receipt_event& r) {
-                                          return r.kind == 2 && r.shared
-                                                 && r.user == ev.user
-                                                 && r.seq >= ev.seq;
-                                        });
-          if (!implied)
-            self->send(st.deps.delivery, receipt_atom::value, ev, to);
-          if (st.deps.projection && ev.kind == 2)
-            self->send(st.deps.projection, receipt_atom::value, ev, to);
-        }
-        flush(self);
-      },
-      [self, moved, epoch](caf::error& err) {
-        auto& st = self->state;
-        spdlog::warn("receipt write failed conversation={} error=\"{}\"",
-                     st.id, to_string(err));
-        // A timeout is handled as a failure although the batch may still
-        // land: receipt cursors are max-merged (a late write never moves a
-        // cursor back, and writing one again is harmless), and they never
-        // share a batch or a fence with the send path's sequences.
-        st.receipts.writing = false;
-        st.receipts.epoch = std::max(st.receipts.epoch,
-                                     next_epoch(err, epoch));
-        // Put them back (unless newer ones moved meanwhile) and write them
-        // again shortly: the in-memory cursors are already ahead.
-        for (auto& ev : moved)
-          st.receipts.moved.emplace(std::make_pair(ev.user, ev.kind), ev);
-        if (!st.receipts.flush_queued) {
-          st.receipts.flush_queued = true;
-          self->delayed_send(self, timeouts::retry,
-                             caf::flush_atom::value);
-        }
-      });
+  auto on_ok = [self, moved] {
+    auto& st = self->state;
+    st.receipts.writing = false;
+    if (st.kind == conversation_group) {
+      // Groups: a member's cursors go to their own devices only (to
+      // clear unread counts there); senders get aggregates.
+      for (auto& ev : moved) {
+        std::vector<user_id> own{ev.user};
+        self->send(st.deps.delivery, receipt_atom::value, ev, own);
+        if (st.deps.projection)
+          self->send(st.deps.projection, receipt_atom::value, ev, own);
+      }
+      push_aggregates(self);
+      flush(self);
+      return;
+    }
+    auto to = conversation_groups::current_members(st);
+    for (auto& ev : moved) {
+      // A shared read at or past a delivered cursor of the same flush
+      // says it too (nothing is read unseen): one push, not two.
+      bool implied = ev.kind == 1
+                     && std::any_of(moved.begin(), moved.end(),
+                                    [&](const receipt_event& r) {
+                                      return r.kind == 2 && r.shared
+                                             && r.user == ev.user
+                                             && r.seq >= ev.seq;
+                                    });
+      if (!implied)
+        self->send(st.deps.delivery, receipt_atom::value, ev, to);
+      if (st.deps.projection && ev.kind == 2)
+        self->send(st.deps.projection, receipt_atom::value, ev, to);
+    }
+    flush(self);
+  };
+  auto on_fail = [self, moved, epoch](const caf::error& err) {
+    auto& st = self->state;
+    spdlog::warn("receipt write failed conversation={} error=\"{}\"",
+                 st.id, to_string(err));
+    // A timeout is handled as a failure although the batch may still
+    // land: receipt cursors are max-merged (a late write never moves a
+    // cursor back, and writing one again is harmless), and they never
+    // share a batch or a fence with the send path's sequences.
+    st.receipts.writing = false;
+    st.receipts.epoch = std::max(st.receipts.epoch,
+                                 next_epoch(err, epoch));
+    // Put them back (unless newer ones moved meanwhile) and write them
+    // again shortly: the in-memory cursors are already ahead.
+    for (auto& ev : moved)
+      st.receipts.moved.emplace(std::make_pair(ev.user, ev.kind), ev);
+    if (!st.receipts.flush_queued) {
+      st.receipts.flush_queued = true;
+      self->delayed_send(self, timeouts::retry,
+                         caf::flush_atom::value);
+    }
+  };
+  // A tagged commit (no CAF clock entry per write); a timeout comes as
+  // caf::sec::request_timeout after timeouts::commit, as for a request.
+  conversation_send::commit_as(self, writer_id, epoch, std::move(batch),
+                               [on_ok, on_fail](const caf::error& err) {
+                                 if (err)
+                                   on_fail(err);
+                                 else
+                                   on_ok();
+                               });
 }
 
 } // namespace parley::conversation_receipts

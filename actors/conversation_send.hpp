@@ -25,16 +25,24 @@
 #include <vector>
 
 #include <caf/error.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/conversation_actor.hpp"
 #include "actors/send_keys.hpp"
+#include "runtime/core/reply_deadlines.hpp"
+#include "runtime/core/timeouts.hpp"
 
 namespace parley {
 
-/// Who waits for a send's answer: the asker's response promise.
+/// Who waits for a send's answer: the asker's response promise, or (a
+/// tagged send) the asker and its tag.
 struct send_asker {
   caf::typed_response_promise<send_result> rp;
+  send_answer_actor to{}; ///< set: a tagged send, answered by message
+  uint64_t tag = 0;
+  caf::local_actor* from = nullptr; ///< the conversation (sends the answer)
   /// store::send_digest of this asker's request (0 for membership changes:
   /// it matches any). Askers of one key that differ from the answered
   /// request get CONFLICT instead of its answer.
@@ -44,13 +52,25 @@ struct send_asker {
   bool took_group_token = false;
 
   void deliver(const send_result& res) {
-    rp.deliver(res);
+    if (to)
+      caf::unsafe_send_as(from, to, send_atom::value,
+                          send_answer{tag, res, caf::error{}});
+    else
+      rp.deliver(res);
   }
 
   void deliver(const caf::error& err) {
-    rp.deliver(err);
+    if (to)
+      caf::unsafe_send_as(from, to, send_atom::value,
+                          send_answer{tag, send_result{}, err});
+    else
+      rp.deliver(err);
   }
 };
+
+/// What a commit through the store writer runs when it is answered (an
+/// empty error: durable) or timed out (caf::sec::request_timeout).
+using commit_done = std::function<void(const caf::error&)>;
 
 /// Sequences, sends between arrival and answer, and answer caches (data
 /// only).
@@ -90,6 +110,9 @@ struct conversation_send_state {
   /// Jitter of the group bucket's retry hints (seeded by the id: the
   /// simulations replay).
   std::minstd_rand group_jitter;
+  /// Commits sent to the store writer (send path and receipts), by tag,
+  /// until answered or timed out (timeouts::commit).
+  reply_deadlines<commit_done> commits{timeouts::commit};
 };
 
 namespace conversation_send {
@@ -115,6 +138,20 @@ void handle_change(conversation_self self, group_change& c,
 void commit(conversation_self self, write_batch batch,
             std::function<void()> on_ok,
             std::function<void(const caf::error&)> on_fail);
+
+/// Sends `batch` to the store writer as a tagged commit of `writer` in
+/// `epoch`; `done` runs once with its answer, or with
+/// caf::sec::request_timeout after timeouts::commit (to 1.2 x that). A
+/// late answer is dropped.
+void commit_as(conversation_self self, uint64_t writer, uint64_t epoch,
+               write_batch batch, commit_done done);
+
+/// The store writer answered a tagged commit.
+void on_commit_answer(conversation_self self, commit_answer& a);
+
+/// The commits' deadline tick: times out what is due, re-arms while
+/// commits wait.
+void on_expire(conversation_self self);
 
 /// Emits a committed message for delivery (and tells upkeep).
 void emit(conversation_self self, const stored_message& msg);

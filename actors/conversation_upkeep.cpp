@@ -210,9 +210,18 @@ void on_retire(conversation_self self) {
     schedule_retire(self); // a creation is under way; if it fails, later
     return;
   }
+  // Not while messages wait in the mailbox: a tagged send or receipt (the
+  // client's hot path) is an ordinary message, which an ended actor drops
+  // silently (a request would bounce at once), so they are answered first
+  // (not_found) rather than left to their asker's deadline; then ask again.
+  if (!self->mailbox().empty()) {
+    self->send(self, retire_atom::value);
+    return;
+  }
   // A normal exit: the directory forgets the id without a respawn, and the
-  // next lookup spawns a fresh actor. Requests already in the mailbox get
-  // `request_receiver_down` (UNAVAILABLE, retry).
+  // next lookup spawns a fresh actor. Requests that still reach the mailbox
+  // get `request_receiver_down` (UNAVAILABLE, retry); tagged messages are
+  // dropped and time out at their asker (UNAVAILABLE, retry).
   self->quit();
 }
 

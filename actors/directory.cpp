@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
@@ -50,6 +51,28 @@ caf::result<R> route_to(self_ptr self, conversation_id conv, Ts&&... xs) {
   self->make_response_promise().delegate(
     caf::actor_cast<caf::actor>(peer->second), std::move(msg));
   return caf::delegated<R>{};
+}
+
+/// Hands a tagged request `(a, t)` for `conv` on as route_to does, with
+/// its sender kept (the conversation, or the owner's directory, answers
+/// it); else answers refuse(error) to the sender at once.
+template <class Atom, class T, class Refuse>
+void forward_tagged(self_ptr self, conversation_id conv, Atom a, T&& t,
+                    Refuse refuse) {
+  auto& st = self->state;
+  auto from = caf::actor_cast<caf::actor>(self->current_sender());
+  auto r = st.where.route_of(placement_key::conversation(conv));
+  if (r.local) {
+    caf::send_as(from, get_or_spawn(self, conv), a, std::forward<T>(t));
+    return;
+  }
+  auto peer = st.peers.find(r.owner);
+  if (peer == st.peers.end() || !peer->second
+      || (from && from->node() != self->node())) {
+    refuse(from, not_here(st, conv));
+    return;
+  }
+  caf::send_as(from, peer->second, a, std::forward<T>(t));
 }
 
 conversation_actor get_or_spawn(self_ptr self, conversation_id conv) {
@@ -188,6 +211,27 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
            device_id device, int32_t kind, sequence seq, bool shared) {
       return route_to<sequence>(self, conv, a, user, device, kind, seq,
                                 shared);
+    },
+    [self](send_atom a, tagged_send& t) {
+      auto conv = t.req.conversation;
+      auto tag = t.tag;
+      forward_tagged(self, conv, a, std::move(t),
+                     [self, tag](const caf::actor& to, caf::error err) {
+                       if (to)
+                         self->send(caf::actor_cast<send_answer_actor>(to),
+                                    send_atom::value,
+                                    send_answer{tag, {}, std::move(err)});
+                     });
+    },
+    [self](receipt_atom a, tagged_receipt& t) {
+      auto tag = t.tag;
+      forward_tagged(self, t.conv, a, std::move(t),
+                     [self, tag](const caf::actor& to, caf::error err) {
+                       if (to)
+                         self->send(caf::actor_cast<receipt_answer_actor>(to),
+                                    receipt_atom::value,
+                                    receipt_answer{tag, 0, std::move(err)});
+                     });
     },
     [self](caf::get_atom, placement_key key) {
       return self->state.where.route_of(key);

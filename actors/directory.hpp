@@ -52,6 +52,12 @@ using directory_actor = caf::typed_actor<
                   uint32_t>::with<group_info>,
   caf::replies_to<receipt_atom, conversation_id, user_id, device_id, int32_t,
                   sequence, bool>::with<sequence>,
+  /// The same for the client's hot path as ordinary messages (no CAF
+  /// request): handed on with the asker kept as their sender, and answered
+  /// to it by the conversation (send_answer_actor, receipt_answer_actor),
+  /// or at once by the directory if it cannot route them (unavailable).
+  caf::reacts_to<send_atom, tagged_send>,
+  caf::reacts_to<receipt_atom, tagged_receipt>,
   /// Where `key` (a conversation or a user) lives under the current map.
   caf::replies_to<caf::get_atom, placement_key>::with<route>,
   /// Replaces the partition map with `next` (same partition count, higher

@@ -19,6 +19,32 @@ namespace {
 
 using self_ptr = store_writer_actor::stateful_pointer<store_writer_state>;
 
+/// Answers waiter `w` with the synced write's number or `err`.
+void answer(self_ptr self, store_writer_state::waiter& w, uint64_t synced,
+            const caf::error& err) {
+  if (w.to) {
+    self->send(w.to, commit_atom::value, commit_answer{w.tag, synced, err});
+  } else if (err) {
+    w.promise.deliver(err);
+  } else {
+    w.promise.deliver(synced);
+  }
+}
+
+/// Refuses commits of `writer` at `epoch` if it is fenced there; else
+/// clears a fence it has moved past.
+caf::error check_fence(store_writer_state& st, uint64_t writer,
+                       uint64_t epoch) {
+  if (auto i = st.fenced.find(writer); i != st.fenced.end()) {
+    if (epoch <= i->second)
+      return caf::make_error(errc::storage_fenced,
+                             "an earlier write of this writer failed",
+                             i->second); // see next_epoch
+    st.fenced.erase(i);
+  }
+  return {};
+}
+
 /// Writes everything pending and answers its requesters: a synced write
 /// if anyone waits for it (or `sync`), else an unsynced one (only records
 /// a crash may lose are pending).
@@ -74,7 +100,7 @@ void write_pending(self_ptr self, bool sync = false) {
     for (auto& w : waiting) {
       auto& f = st.fenced[w.writer];
       f = std::max(f, w.epoch);
-      w.promise.deliver(err);
+      answer(self, w, 0, err);
     }
     // No one waits for the lazy puts to retry them: the writer does.
     if (!st.lazy.empty() && !st.retry_scheduled) {
@@ -90,7 +116,7 @@ void write_pending(self_ptr self, bool sync = false) {
   st.stats.ops += ops;
   st.stats.commits += waiting.size();
   for (auto& w : waiting)
-    w.promise.deliver(st.stats.syncs);
+    answer(self, w, st.stats.syncs, caf::error{});
 }
 
 /// Adds `batch` to what the next write carries.
@@ -131,18 +157,25 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [=](commit_atom, uint64_t writer, uint64_t epoch,
         write_batch& batch) -> caf::result<uint64_t> {
       auto& st = self->state;
-      if (auto i = st.fenced.find(writer); i != st.fenced.end()) {
-        if (epoch <= i->second)
-          return caf::make_error(errc::storage_fenced,
-                                 "an earlier write of this writer failed",
-                                 i->second); // see next_epoch
-        st.fenced.erase(i);
-      }
+      if (auto err = check_fence(st, writer, epoch))
+        return err;
       add(self, batch);
       auto rp = self->make_response_promise<uint64_t>();
-      st.waiting.push_back({writer, epoch, rp});
+      st.waiting.push_back({writer, epoch, rp, {}, 0});
       write_soon(self);
       return rp;
+    },
+    [=](commit_atom, tagged_commit& c) {
+      auto& st = self->state;
+      auto to = caf::actor_cast<commit_answer_actor>(self->current_sender());
+      if (auto err = check_fence(st, c.writer, c.epoch)) {
+        if (to)
+          self->send(to, commit_atom::value, commit_answer{c.tag, 0, err});
+        return;
+      }
+      add(self, c.batch);
+      st.waiting.push_back({c.writer, c.epoch, {}, std::move(to), c.tag});
+      write_soon(self);
     },
     [=](caf::put_atom, write_batch& batch) {
       auto& st = self->state;

@@ -38,6 +38,12 @@ using store_writer_actor = caf::typed_actor<
   /// synced write that made it durable, or an error; then nothing of it
   /// was written.
   caf::replies_to<commit_atom, uint64_t, uint64_t, write_batch>::with<uint64_t>,
+  /// The same as an ordinary message (no CAF request, no clock entry; the
+  /// hot paths): answered to its sender, which must handle
+  /// (commit_atom, commit_answer) (commit_answer_actor), with the tag and
+  /// the synced write's number or the error. The sender keeps the deadline
+  /// (runtime/core/reply_deadlines.hpp).
+  caf::reacts_to<commit_atom, tagged_commit>,
   /// Writes everything pending, clears the fence of conversation `conv` and
   /// reads its snapshot. Everything committed before this request is in it.
   caf::replies_to<load_atom, conversation_id>::with<conversation_snapshot>,
@@ -54,6 +60,10 @@ using store_writer_actor = caf::typed_actor<
   /// Internal: a batch is pending; write it.
   caf::reacts_to<caf::tick_atom>>;
 
+/// Who asks with a tagged_commit: gets the answer as an ordinary message.
+using commit_answer_actor
+  = caf::typed_actor<caf::reacts_to<commit_atom, commit_answer>>;
+
 /// Tunables of the store writer.
 struct store_writer_limits {
   /// Write early once a batch holds this many operations.
@@ -66,7 +76,9 @@ struct store_writer_state {
   struct waiter {
     uint64_t writer;
     uint64_t epoch;
-    caf::typed_response_promise<uint64_t> promise;
+    caf::typed_response_promise<uint64_t> promise; ///< a request's
+    commit_answer_actor to; ///< or a tagged commit's sender
+    uint64_t tag = 0;
   };
 
   std::shared_ptr<kv_backend> kv;

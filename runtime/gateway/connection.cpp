@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
@@ -46,6 +48,14 @@ bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
 void reply_error(self_ptr self, uint32_t request_id, frame_format fmt,
                  const caf::error& err) {
   reply(self, error_frame(request_id, err), fmt);
+}
+
+uint64_t await_answer(self_ptr self, awaited_answer a) {
+  auto& t = self->state.awaited;
+  auto tag = t.add(self->clock().now(), std::move(a));
+  if (t.arm())
+    self->delayed_send(self, t.period(), expire_atom::value);
+  return tag;
 }
 
 } // namespace connection_detail
@@ -180,26 +190,56 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   send_request req{s.conversation_id(), st.who.user, st.who.device,
                    s.client_message_id(), static_cast<int32_t>(s.kind()),
                    s.payload(), steady_ns(), s.reply_to_sequence()};
-  auto conv_id = s.conversation_id();
-  auto cmid = s.client_message_id();
-  // Routed by the conversation's id. A timeout is a retryable error: the
-  // client retries with the same clientMessageId and gets the original
-  // answer if the send was kept.
-  self->request(st.deps.directory, timeouts::client, send_atom::value,
-                std::move(req))
-    .then(
-      [self, rid, fmt, conv_id, cmid](send_result& r) {
-        auto& st = self->state;
-        if (r.deduplicated && st.deps.limiter) {
-          // A retry of an accepted send costs no send budget.
-          auto& lim = st.deps.limiter->limits();
-          st.deps.limiter->refund(st.send_device_key, lim.send_device);
-          st.deps.limiter->refund(st.send_user_key, lim.send_user);
-        }
-        st.deps.stats->messages_accepted++;
-        reply(self, accepted_frame(rid, conv_id, cmid, r), fmt);
-      },
-      [self, rid, fmt](caf::error& err) { reply_error(self, rid, fmt, err); });
+  // Routed by the conversation's id, as a tagged message (no CAF clock
+  // entry per send). A timeout is a retryable error: the client retries
+  // with the same clientMessageId and gets the original answer if the send
+  // was kept.
+  auto tag = await_answer(self, awaited_answer{rid, fmt, false,
+                                               s.conversation_id(),
+                                               s.client_message_id()});
+  self->send(st.deps.directory, send_atom::value,
+             tagged_send{tag, std::move(req)});
+}
+
+/// Answers the Send frame `a` waited for.
+void on_send_answer(self_ptr self, const awaited_answer& a,
+                    const send_result& r, const caf::error& err) {
+  if (err) {
+    reply_error(self, a.request_id, a.fmt, err);
+    return;
+  }
+  auto& st = self->state;
+  if (r.deduplicated && st.deps.limiter) {
+    // A retry of an accepted send costs no send budget.
+    auto& lim = st.deps.limiter->limits();
+    st.deps.limiter->refund(st.send_device_key, lim.send_device);
+    st.deps.limiter->refund(st.send_user_key, lim.send_user);
+  }
+  st.deps.stats->messages_accepted++;
+  reply(self, accepted_frame(a.request_id, a.conv, a.client_message_id, r),
+        a.fmt);
+}
+
+/// Schedules the deadline tick if one is due.
+void arm_awaited(self_ptr self) {
+  auto& t = self->state.awaited;
+  if (t.arm())
+    self->delayed_send(self, t.period(), expire_atom::value);
+}
+
+/// The deadline tick: what waited past timeouts::client gets the retryable
+/// error a request timeout gave (UNAVAILABLE); a late answer is dropped.
+void on_expire(self_ptr self) {
+  auto& t = self->state.awaited;
+  t.tick();
+  t.expire(self->clock().now(), [self](uint64_t, awaited_answer& a) {
+    auto timeout = caf::make_error(caf::sec::request_timeout);
+    if (a.receipt)
+      on_receipt_answer(self, a, timeout);
+    else
+      on_send_answer(self, a, send_result{}, timeout);
+  });
+  arm_awaited(self);
 }
 
 void on_open_direct(self_ptr self, const v1::ClientFrame& frame,
@@ -367,6 +407,25 @@ connection_impl(self_ptr self, connection_deps deps,
       self->delayed_send(self, std::chrono::milliseconds(st.deps.heartbeat_ms),
                          caf::tick_atom::value);
     },
+    [self](send_atom, send_answer& a) {
+      auto awaited = self->state.awaited.take(a.tag);
+      if (!awaited) {
+        // Timed out already (the client got UNAVAILABLE and may retry with
+        // the same key), as CAF drops a response after its timeout.
+        spdlog::debug("late send answer dropped tag={}", a.tag);
+        return;
+      }
+      on_send_answer(self, *awaited, a.result, a.err);
+    },
+    [self](receipt_atom, receipt_answer& a) {
+      auto awaited = self->state.awaited.take(a.tag);
+      if (!awaited) {
+        spdlog::debug("late receipt answer dropped tag={}", a.tag);
+        return;
+      }
+      on_receipt_answer(self, *awaited, a.err);
+    },
+    [self](expire_atom) { on_expire(self); },
     [self](caf::timeout_atom) {
       if (self->state.authenticated || self->state.authenticating)
         return;

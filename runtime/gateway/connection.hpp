@@ -26,6 +26,8 @@
 #include "actors/directory.hpp"
 #include "actors/inbox.hpp"
 #include "actors/store_reader.hpp"
+#include "runtime/core/reply_deadlines.hpp"
+#include "runtime/core/timeouts.hpp"
 #include "runtime/gateway/rate_limiter.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/metrics.hpp"
@@ -55,7 +57,21 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<caf::timeout_atom>,
   /// Internal: heartbeat check (a client silent for two heartbeat
   /// intervals is disconnected).
-  caf::reacts_to<caf::tick_atom>>;
+  caf::reacts_to<caf::tick_atom>,
+  /// Answers to the tagged send and receipt this actor sent (through the
+  /// directory), and the tick of their deadlines (reply_deadlines).
+  caf::reacts_to<send_atom, send_answer>,
+  caf::reacts_to<receipt_atom, receipt_answer>,
+  caf::reacts_to<expire_atom>>;
+
+/// A Send or a receipt frame waiting for its conversation's answer.
+struct awaited_answer {
+  uint32_t request_id = 0;
+  frame_format fmt = frame_format::binary;
+  bool receipt = false;              ///< else a Send
+  conversation_id conv = 0;          ///< a Send's
+  std::string client_message_id;     ///< a Send's
+};
 
 struct connection_deps {
   accounts_actor accounts;
@@ -90,6 +106,9 @@ struct connection_state {
   uint32_t event_seq = 0; ///< before the sink exists
   /// When the last frame arrived (the heartbeat check).
   caf::actor_clock::time_point last_frame;
+  /// Sends and receipts waiting for an answer, by tag; one that waits
+  /// past timeouts::client gets a retryable UNAVAILABLE.
+  reply_deadlines<awaited_answer> awaited{timeouts::client};
 
   static inline const char* name = "connection";
 };

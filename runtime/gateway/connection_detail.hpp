@@ -31,6 +31,14 @@ bool within_limit(self_ptr self, uint32_t rid, frame_format fmt,
                   const std::string& key, const bucket_spec& spec,
                   double cost = 1);
 
+/// Registers `a` as waiting for an answer (arming the deadline tick);
+/// returns the tag its request carries (connection.cpp).
+uint64_t await_answer(self_ptr self, awaited_answer a);
+
+/// Answers the receipt frame `a` waited for: an Error frame if refused.
+void on_receipt_answer(self_ptr self, const awaited_answer& a,
+                       const caf::error& err);
+
 /// Delivered, Read, SetConversationFlags (connection_receipts.cpp).
 void on_delivered(self_ptr self, const v1::ClientFrame& frame,
                   frame_format fmt);

@@ -18,19 +18,22 @@ namespace {
 /// success (receipts are fire-and-forget), an Error frame otherwise.
 void send_receipt(self_ptr self, conversation_id conv, int32_t kind,
                   sequence seq, uint32_t rid, frame_format fmt) {
-  auto user = self->state.who.user;
-  auto dev = self->state.who.device;
-  auto shared = self->state.who.read_receipts;
-  self
-    ->request(self->state.deps.directory, timeouts::client,
-              receipt_atom::value, conv, user, dev, kind, seq, shared)
-    .then([](sequence) {},
-          [self, rid, fmt](caf::error& err) {
-            reply_error(self, rid, fmt, err);
-          });
+  auto& who = self->state.who;
+  // A tagged message (no CAF clock entry per receipt); a timeout answers
+  // as a request timeout did (UNAVAILABLE, retryable).
+  auto tag = await_answer(self, awaited_answer{rid, fmt, true, conv, {}});
+  self->send(self->state.deps.directory, receipt_atom::value,
+             tagged_receipt{tag, conv, who.user, who.device, kind, seq,
+                            who.read_receipts});
 }
 
 } // namespace
+
+void on_receipt_answer(self_ptr self, const awaited_answer& a,
+                       const caf::error& err) {
+  if (err)
+    reply_error(self, a.request_id, a.fmt, err);
+}
 
 /// A delivered ack goes to the device's actor, which coalesces acks into
 /// cursor writes. No answer on success (acks are fire-and-forget); an ack

@@ -37,29 +37,46 @@ void pass(gate_ptr self, std::function<void()> f) {
     f();
 }
 
+/// A commit arrived: starts the hold if the plan says so now, and counts
+/// it if it is held.
+void note_commit(gate_ptr self) {
+  auto& st = self->state;
+  auto& p = *st.plan;
+  if (p.armed && !st.holding && !p.released) {
+    if (p.pass_commits > 0) {
+      --p.pass_commits;
+    } else {
+      st.holding = true;
+      self->delayed_send(self, p.hold_for, caf::tick_atom::value);
+    }
+  }
+  if (st.holding)
+    ++p.held_commits;
+}
+
 /// A store writer in front of `real`: the same interface, answered by
-/// `real` (delegated), but from the hold on nothing reaches `real` until
-/// the release (the tick) passes it all on in order, or drops it.
+/// `real` (delegated; a tagged commit is passed on with its sender kept,
+/// so `real` answers the conversation directly), but from the hold on
+/// nothing reaches `real` until the release (the tick) passes it all on in
+/// order, or drops it.
 store_writer_actor::behavior_type
 gate_impl(gate_ptr self, store_writer_actor real,
           std::shared_ptr<gate_plan> plan) {
   self->state.real = real;
   self->state.plan = plan;
   return {
+    [self](commit_atom, tagged_commit& c) {
+      note_commit(self);
+      ++self->state.plan->tagged_commits;
+      auto from = caf::actor_cast<caf::actor>(self->current_sender());
+      pass(self, [self, from, c = std::move(c)]() mutable {
+        caf::send_as(from, self->state.real, commit_atom::value,
+                     std::move(c));
+      });
+    },
     [self](commit_atom, uint64_t w, uint64_t e,
            write_batch& b) -> caf::result<uint64_t> {
-      auto& st = self->state;
-      auto& p = *st.plan;
-      if (p.armed && !st.holding && !p.released) {
-        if (p.pass_commits > 0) {
-          --p.pass_commits;
-        } else {
-          st.holding = true;
-          self->delayed_send(self, p.hold_for, caf::tick_atom::value);
-        }
-      }
-      if (st.holding)
-        ++p.held_commits;
+      note_commit(self);
       auto rp = self->make_response_promise<uint64_t>();
       pass(self, [self, rp, w, e, b = std::move(b)]() mutable {
         rp.delegate(self->state.real, commit_atom::value, w, e, std::move(b));

@@ -36,15 +36,17 @@ using again_atom = caf::atom_constant<caf::atom("again")>;
 /// What the stand-in writer does: from a commit on (once armed, after
 /// `pass_commits`), nothing reaches the real writer until the release,
 /// `hold_for` later, which passes it all on in order (a batch that lands
-/// late) or drops it (one that never lands). Set by the test, updated by
-/// the stand-in.
-/// What the stand-in does; set by the test, updated by the stand-in.
+/// late) or drops it (one that never lands). Both forms of commit are held
+/// alike: CAF requests (devices) and tagged commits (conversations, whose
+/// deadline table times them out between timeouts::commit and 1.2 times
+/// that). Set by the test, updated by the stand-in.
 struct gate_plan {
   bool armed = false;    ///< hold from a commit on (after `pass_commits`)
   int pass_commits = 0;  ///< commits passed on once armed, before the hold
   bool drop = false;     ///< at the release, drop what was held
   caf::timespan hold_for{}; ///< the release comes this long after the hold
   int held_commits = 0;  ///< observed: commits that were held
+  int tagged_commits = 0; ///< observed: tagged commits (the hot path's)
   bool released = false;
 };
 
