@@ -1,14 +1,12 @@
 #include "actors/accounts.hpp"
+#include "actors/accounts_detail.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
-#include "runtime/core/timeouts.hpp"
-#include "runtime/core/writer_ids.hpp"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/account_store.hpp"
 
@@ -16,10 +14,7 @@ namespace parley {
 
 namespace {
 
-using self_ptr = accounts_actor::stateful_pointer<accounts_state>;
-
-/// The store writer's fence id for account writes.
-constexpr uint64_t accounts_writer_id = writer_ids::accounts();
+using namespace accounts_detail;
 
 bool valid_username(const std::string& name) {
   if (name.size() < 3 || name.size() > 32)
@@ -29,28 +24,6 @@ bool valid_username(const std::string& name) {
           || c == '.' || c == '-'))
       return false;
   return true;
-}
-
-
-/// Commits `batch` as the accounts writer; a failure starts a new epoch so
-/// the writer's fence does not refuse later account writes. A timeout
-/// (request_timeout) is a failure whose batch may still land: every account
-/// write is a whole record written once (a new account, device or token)
-/// or a whole-record overwrite that the writer orders before any later
-/// commit of this actor, so a late landing never undoes a newer write; the
-/// caller keeps anything it reserved until the writer settles it (see
-/// do_register).
-template <class OnOk, class OnErr>
-void commit(self_ptr self, write_batch batch, OnOk on_ok, OnErr on_err) {
-  auto epoch = self->state.epoch;
-  self->request(self->state.writer, timeouts::commit, commit_atom::value,
-                accounts_writer_id, epoch, std::move(batch))
-    .then([on_ok](uint64_t) mutable { on_ok(); },
-          [self, epoch, on_err](caf::error& err) mutable {
-            auto& cur = self->state.epoch;
-            cur = std::max(cur, next_epoch(err, epoch));
-            on_err(err);
-          });
 }
 
 /// Frees `name` (reserved by a registration whose commit timed out) once
@@ -80,6 +53,23 @@ caf::expected<device_id> last_device_of(self_ptr self, user_id user) {
   return *dev;
 }
 
+/// The next user id of partition `p`: ids are allocated per partition, so
+/// a user's own records share its username's partition.
+caf::expected<user_id> next_user_of(self_ptr self, uint32_t p) {
+  auto& st = self->state;
+  auto i = st.last_user.find(p);
+  if (i == st.last_user.end()) {
+    auto last = store::last_user_id(*st.kv, p, st.limits.partitions);
+    if (!last)
+      return last.error();
+    i = st.last_user.emplace(p, *last).first;
+  }
+  auto id = store::next_user_id(i->second, p, st.limits.partitions);
+  if (id)
+    i->second = *id; // handed out: never again, even if the commit fails
+  return id;
+}
+
 caf::result<user_id> do_register(self_ptr self, const std::string& name,
                                  const std::string& password) {
   auto& st = self->state;
@@ -98,14 +88,18 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
   auto hash = credentials::hash_password(password, st.limits.hash_strength);
   if (hash.empty())
     return caf::make_error(errc::storage_failed, "cannot hash password");
-  auto id = ++st.last_user;
+  auto next = next_user_of(
+    self, partition_of(placement_key::username(name), st.limits.partitions));
+  if (!next)
+    return next.error();
+  auto id = *next;
   store::account acct;
   acct.name = name;
   acct.user = id;
   acct.password_hash = hash;
   acct.created_at_ms = st.clock();
   write_batch batch;
-  store::add_account(batch, acct);
+  store::add_account(batch, acct, st.limits.partitions);
   st.pending_names.insert(name);
   auto rp = self->make_response_promise<user_id>();
   commit(
@@ -161,7 +155,7 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
     return caf::make_error(errc::forbidden, "device limit reached; revoke one");
   auto dev = *last + 1;
   st.last_device[user] = dev;
-  auto token = credentials::new_token();
+  auto token = credentials::new_token(user);
   auto th = credentials::token_hash(token);
   store::device_record drec;
   drec.device = dev;
@@ -176,134 +170,6 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
     [rp, user, dev, token]() mutable {
       spdlog::info("device logged in user={} device={}", user, dev);
       rp.deliver(login_result{user, dev, token});
-    },
-    [rp](caf::error& err) mutable { rp.deliver(err); });
-  return rp;
-}
-
-/// Sets whether `user` shares and sees read receipts; the user's open
-/// connections are told at once.
-caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
-  auto& st = self->state;
-  auto acct = store::find_account_by_id(*st.kv, user);
-  if (!acct)
-    return acct.error();
-  if (!*acct)
-    return caf::make_error(errc::not_found, "no such user");
-  auto rec = **acct;
-  rec.read_receipts_off = !on;
-  write_batch batch;
-  store::update_account(batch, rec);
-  auto rp = self->make_response_promise<bool>();
-  commit(
-    self, std::move(batch),
-    [self, rp, user, on]() mutable {
-      auto& st = self->state;
-      for (auto i = st.online.lower_bound({user, 0});
-           i != st.online.end() && i->first.first == user; ++i)
-        for (auto& addr : i->second)
-          if (auto hdl = caf::actor_cast<caf::actor>(addr))
-            caf::anon_send(hdl, caf::update_atom::value, on);
-      spdlog::info("settings changed user={} read_receipts={}", user, on);
-      rp.deliver(on);
-    },
-    [rp](caf::error& err) mutable { rp.deliver(err); });
-  return rp;
-}
-
-caf::result<principal> do_auth(self_ptr self, const std::string& token) {
-  auto& st = self->state;
-  auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
-  if (token.empty() || token.size() > 256)
-    return refuse;
-  auto owner = store::find_token(*st.kv, credentials::token_hash(token));
-  if (!owner)
-    return owner.error();
-  if (!*owner)
-    return refuse;
-  principal who{(*owner)->user, (*owner)->device};
-  auto dev = store::find_device(*st.kv, who.user, who.device);
-  if (!dev)
-    return dev.error();
-  if (!*dev || (*dev)->revoked)
-    return refuse;
-  auto acct = store::find_account_by_id(*st.kv, who.user);
-  if (!acct)
-    return acct.error();
-  if (*acct && (*acct)->blocked)
-    return caf::make_error(errc::unauthenticated, "account blocked");
-  if (*acct)
-    who.read_receipts = !(*acct)->read_receipts_off;
-  if (auto sender = self->current_sender()) {
-    auto addr = caf::actor_cast<caf::actor_addr>(sender);
-    st.online[{who.user, who.device}].insert(addr);
-    st.online_by_addr[addr] = {who.user, who.device};
-    self->monitor(caf::actor_cast<caf::actor>(sender));
-  }
-  return who;
-}
-
-caf::result<bool> do_block(self_ptr self, const std::string& name,
-                           bool blocked) {
-  auto& st = self->state;
-  auto acct = store::find_account(*st.kv, name);
-  if (!acct)
-    return acct.error();
-  if (!*acct)
-    return caf::make_error(errc::not_found, "no such user");
-  auto rec = **acct;
-  rec.blocked = blocked;
-  write_batch batch;
-  store::update_account(batch, rec);
-  auto user = rec.user;
-  auto rp = self->make_response_promise<bool>();
-  commit(
-    self, std::move(batch),
-    [self, rp, user, blocked]() mutable {
-      auto& st = self->state;
-      size_t closed = 0;
-      if (blocked)
-        for (auto i = st.online.lower_bound({user, 0});
-             i != st.online.end() && i->first.first == user; ++i)
-          for (auto& addr : i->second)
-            if (auto hdl = caf::actor_cast<caf::actor>(addr)) {
-              caf::anon_send(hdl, caf::close_atom::value,
-                             code_of(disconnect_cause::account_blocked),
-                             std::string{"account blocked"});
-              ++closed;
-            }
-      spdlog::warn("account {} user={} connections_closed={}",
-                   blocked ? "blocked" : "unblocked", user, closed);
-      rp.deliver(blocked);
-    },
-    [rp](caf::error& err) mutable { rp.deliver(err); });
-  return rp;
-}
-
-caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
-  auto& st = self->state;
-  auto rec = store::find_device(*st.kv, user, dev);
-  if (!rec)
-    return rec.error();
-  if (!*rec || (*rec)->revoked)
-    return caf::make_error(errc::not_found, "no such active device");
-  write_batch batch;
-  store::revoke_device(batch, user, **rec);
-  auto rp = self->make_response_promise<bool>();
-  commit(
-    self, std::move(batch),
-    [self, rp, user, dev]() mutable {
-      auto& st = self->state;
-      auto i = st.online.find({user, dev});
-      if (i != st.online.end()) {
-        for (auto& addr : i->second)
-          if (auto hdl = caf::actor_cast<caf::actor>(addr))
-            caf::anon_send(hdl, caf::close_atom::value,
-                           code_of(disconnect_cause::device_revoked),
-                           std::string{"device revoked"});
-      }
-      spdlog::info("device revoked user={} device={}", user, dev);
-      rp.deliver(true);
     },
     [rp](caf::error& err) mutable { rp.deliver(err); });
   return rp;
@@ -327,8 +193,6 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   st.writer = std::move(writer);
   st.limits = std::move(limits);
   st.clock = std::move(clock);
-  if (auto last = store::last_user_id(*st.kv))
-    st.last_user = *last;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     auto i = st.online_by_addr.find(dm.source);

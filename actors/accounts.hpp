@@ -6,6 +6,16 @@
 // connections are authenticated as which device, so a revoked device's
 // connections are closed at once. Writes go through the store writer;
 // secrets are stored hashed only.
+//
+// Placement: every write is one single-partition batch, and every request
+// names its partition (runtime/store/account_store.hpp says which record
+// lives where). By username (placement_key::username): register, login
+// (then its device and token write goes to the user id's partition, one
+// batch), resolve of names, block. By user id (placement_key::user):
+// devices, revoke, resolve of ids, the read-receipts setting (it reads the
+// name in the user's partition, then writes 'u' in the username's). By
+// token: auth reads the user id from the token's prefix and routes by it;
+// a token issued before the prefix routes by its hash (keys::token_slot).
 
 #include <cstdint>
 #include <map>
@@ -61,6 +71,9 @@ using accounts_actor = caf::typed_actor<
 
 /// Tunables of the accounts actor (config: parley.*).
 struct accounts_limits {
+  /// The deployment's partition count (kept in the store's meta): user ids
+  /// are allocated per partition (runtime/store/account_store.hpp).
+  uint32_t partitions = default_partitions;
   bool registration_open = true;
   uint64_t max_devices = 8;
   std::string hash_strength = "interactive"; ///< or "min" (tests only)
@@ -72,7 +85,7 @@ struct accounts_state {
   accounts_limits limits;
   std::function<int64_t()> clock;
   uint64_t epoch = 1;
-  user_id last_user = 0;
+  std::map<uint32_t, user_id> last_user; ///< per partition, loaded lazily
   std::set<std::string> pending_names;            ///< commits under way
   std::map<user_id, device_id> last_device;       ///< loaded lazily
   std::map<std::pair<user_id, device_id>, std::set<caf::actor_addr>> online;

@@ -12,6 +12,7 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "actors/outbox_relay.hpp"
+#include "runtime/store/account_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/layout_migration.hpp"
 #include "runtime/store/meta_store.hpp"
@@ -49,6 +50,10 @@ std::string node::start() {
                                              default_partitions);
   if (!partitions)
     return "partitions: " + sys_.render(partitions.error());
+  // User ids are allocated per partition, each above the old global counter.
+  if (auto err = store::settle_user_counters(*opts_.kv, *partitions))
+    return "user id counters: " + sys_.render(err);
+  opts_.accounts.partitions = *partitions;
   auto where = placement::single_node(*partitions, opts_.self);
   opts_.devices.where = where;
   spdlog::info("placement partitions={} node={} map_epoch={}", *partitions,

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <cstdint>
+
 namespace parley::credentials {
 
 bool init() {
@@ -29,7 +31,7 @@ bool verify_password(const std::string& hash, std::string_view password) {
               == 0;
 }
 
-std::string new_token() {
+std::string new_token(uint64_t user) {
   unsigned char raw[32];
   randombytes_buf(raw, sizeof raw);
   char out[sodium_base64_ENCODED_LEN(32,
@@ -37,7 +39,30 @@ std::string new_token() {
   sodium_bin2base64(out, sizeof out, raw, sizeof raw,
                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
   sodium_memzero(raw, sizeof raw);
-  return out;
+  auto token = std::to_string(user);
+  token += '.';
+  token += out;
+  sodium_memzero(out, sizeof out);
+  return token;
+}
+
+std::optional<uint64_t> token_user(std::string_view token) {
+  auto dot = token.find('.');
+  if (dot == std::string_view::npos)
+    return uint64_t{0}; // issued before tokens carried their user
+  auto digits = token.substr(0, dot);
+  if (digits.empty() || digits.size() > 20 || digits[0] == '0')
+    return std::nullopt;
+  uint64_t user = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    auto d = static_cast<uint64_t>(c - '0');
+    if (user > (UINT64_MAX - d) / 10)
+      return std::nullopt; // over 2^64 - 1
+    user = user * 10 + d;
+  }
+  return user;
 }
 
 std::string token_hash(std::string_view token) {

@@ -1,6 +1,10 @@
 #include "runtime/store/account_store.hpp"
 
+#include <algorithm>
+
 #include "parley/v1/store.pb.h"
+#include "runtime/core/errors.hpp"
+#include "runtime/core/placement.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/records.hpp"
 
@@ -10,8 +14,33 @@ namespace {
 
 namespace pb = parley::store::v1;
 
-/// The user id counter's name in table 'n'. DO NOT CHANGE: kept on disk.
+/// The user id counter's name in table 'n' before ids were allocated per
+/// partition. DO NOT CHANGE: kept on disk.
 constexpr std::string_view user_counter = "user";
+
+/// The name of a partition's user id counter in its first slot. DO NOT
+/// CHANGE: kept on disk.
+constexpr std::string_view partition_user_counter = "user_ids";
+
+/// Ids stay below 2^31 (direct_conversation_id).
+constexpr user_id id_limit = user_id{1} << 31;
+
+std::string encode_counter(user_id value) {
+  pb::Counter counter;
+  counter.set_value(value);
+  return counter.SerializeAsString();
+}
+
+/// The counter under `key`; nullopt if none.
+caf::expected<std::optional<user_id>> read_counter(kv_backend& kv,
+                                                   const std::string& key) {
+  auto c = read_record<pb::Counter>(kv, key);
+  if (!c)
+    return c.error();
+  if (!*c)
+    return std::optional<user_id>{};
+  return std::optional<user_id>{(*c)->value()};
+}
 
 std::string encode(const account& acct) {
   pb::AccountRecord rec;
@@ -47,12 +76,12 @@ device_record decode(device_id id, const pb::DeviceRecord& rec) {
 
 // -- writes ------------------------------------------------------------------
 
-void add_account(write_batch& batch, const account& acct) {
-  pb::Counter counter;
-  counter.set_value(acct.user);
+void add_account(write_batch& batch, const account& acct,
+                 uint32_t partitions) {
+  auto p = partition_of(placement_key::username(acct.name), partitions);
   batch.put(keys::account(acct.name), encode(acct));
   batch.put(keys::user_name(acct.user), acct.name);
-  batch.put(keys::counter(user_counter), counter.SerializeAsString());
+  batch.put(user_counter_key(p, partitions), encode_counter(acct.user));
 }
 
 void update_account(write_batch& batch, const account& acct) {
@@ -64,13 +93,17 @@ void add_device(write_batch& batch, user_id user, const device_record& dev) {
   token.set_user_id(user);
   token.set_device_id(dev.device);
   batch.put(keys::device(user, dev.device), encode(dev));
-  batch.put(keys::token(dev.token_hash), token.SerializeAsString());
+  batch.put(keys::token(user, dev.token_hash), token.SerializeAsString());
 }
 
 void revoke_device(write_batch& batch, user_id user, device_record dev) {
   dev.revoked = true;
   batch.put(keys::device(user, dev.device), encode(dev));
-  batch.erase(keys::token(dev.token_hash));
+  batch.erase(keys::token(user, dev.token_hash));
+}
+
+void drop_legacy_token(write_batch& batch, std::string_view token_hash) {
+  batch.erase(keys::token(token_hash));
 }
 
 void add_delivered_cursor(write_batch& batch, user_id user, device_id dev,
@@ -82,11 +115,62 @@ void add_delivered_cursor(write_batch& batch, user_id user, device_id dev,
 
 // -- reads -------------------------------------------------------------------
 
-caf::expected<user_id> last_user_id(kv_backend& kv) {
-  auto c = read_record<pb::Counter>(kv, keys::counter(user_counter));
+uint64_t max_id_tries(uint32_t partitions) {
+  return uint64_t{64} * std::max(partitions, uint32_t{1});
+}
+
+caf::expected<user_id> next_user_id(user_id after, uint32_t p,
+                                    uint32_t partitions) {
+  auto tries = max_id_tries(partitions);
+  for (auto x = after + 1; tries > 0 && x > after && x < id_limit;
+       ++x, --tries)
+    if (partition_of(placement_key::user(x), partitions) == p)
+      return x;
+  return caf::make_error(errc::forbidden,
+                         "no user id left for this username's partition");
+}
+
+std::string user_counter_key(uint32_t p, uint32_t partitions) {
+  auto first = slot_range(p, partitions).first;
+  return keys::counter(static_cast<uint16_t>(first), partition_user_counter);
+}
+
+caf::expected<user_id> last_user_id(kv_backend& kv, uint32_t p,
+                                    uint32_t partitions) {
+  auto own = read_counter(kv, user_counter_key(p, partitions));
+  if (!own)
+    return own.error();
+  if (*own)
+    return **own;
+  return legacy_last_user_id(kv);
+}
+
+caf::expected<user_id> legacy_last_user_id(kv_backend& kv) {
+  auto c = read_counter(kv, keys::counter(user_counter));
   if (!c)
     return c.error();
-  return *c ? (*c)->value() : user_id{0};
+  return c->value_or(0);
+}
+
+caf::error settle_user_counters(kv_backend& kv, uint32_t partitions) {
+  auto legacy = read_counter(kv, keys::counter(user_counter));
+  if (!legacy)
+    return legacy.error();
+  if (!*legacy)
+    return {};
+  for (uint32_t p = 0; p < partitions; ++p) {
+    auto key = user_counter_key(p, partitions);
+    auto own = kv.get(key);
+    if (!own)
+      return own.error();
+    if (*own)
+      continue;
+    write_batch batch;
+    batch.put(std::move(key), encode_counter(**legacy));
+    if (auto err = kv.write(batch, true))
+      return err;
+  }
+  return {};
 }
 
 caf::expected<bool> account_exists(kv_backend& kv, std::string_view name) {
@@ -163,15 +247,32 @@ caf::expected<std::vector<device_record>> list_devices(kv_backend& kv,
   return out;
 }
 
-caf::expected<std::optional<token_owner>>
-find_token(kv_backend& kv, std::string_view token_hash) {
-  auto rec = read_record<pb::TokenRecord>(kv, keys::token(token_hash));
+namespace {
+
+caf::expected<std::optional<token_owner>> read_token(kv_backend& kv,
+                                                     const std::string& key) {
+  auto rec = read_record<pb::TokenRecord>(kv, key);
   if (!rec)
     return rec.error();
   if (!*rec)
     return std::optional<token_owner>{};
   return std::optional<token_owner>{
     token_owner{(*rec)->user_id(), (*rec)->device_id()}};
+}
+
+} // namespace
+
+caf::expected<std::optional<token_owner>>
+find_token(kv_backend& kv, user_id user, std::string_view token_hash) {
+  auto owner = read_token(kv, keys::token(user, token_hash));
+  if (owner && *owner && (*owner)->user != user)
+    return std::optional<token_owner>{}; // not this user's token
+  return owner;
+}
+
+caf::expected<std::optional<token_owner>>
+find_legacy_token(kv_backend& kv, std::string_view token_hash) {
+  return read_token(kv, keys::token(token_hash));
 }
 
 } // namespace parley::store

@@ -1,11 +1,19 @@
 #pragma once
 
-// Account tables: accounts ('u' name, 'v' id), the user id counter ('n'),
+// Account tables: accounts ('u' name, 'v' id), the user id counters ('n'),
 // devices ('d'), bearer tokens ('t') and devices' delivered cursors ('r').
 // Turns these records (protobuf, schema/parley/v1/store.proto) into Parley
 // structs and back; the only code that knows both their key layouts
 // (keys.hpp) and their record formats. Secrets arrive hashed
 // (runtime/accounts/credentials.hpp): nothing here sees a password or token.
+//
+// Placement (runtime/core/placement.hpp): every write below touches one
+// partition. 'u' belongs to the username's partition; 'v', 'd', 't' and
+// 'r' to the user id's; a partition's user id counter to the partition. A
+// new user gets an id of its username's partition (next_user_id), so its
+// 'u', 'v' and counter records share one partition; users registered
+// before ids were allocated per partition keep theirs ('u' may then sit
+// in another partition than the rest).
 
 #include <cstdint>
 #include <optional>
@@ -48,20 +56,31 @@ struct token_owner {
 // -- writes: append to a batch -----------------------------------------------
 
 /// Adds a new account: its record under its name, its name under its id,
-/// and the user id counter set to its id (ids are handed out in order, so
-/// the newest account holds the highest).
-void add_account(write_batch& batch, const account& acct);
+/// and the user id counter of the username's partition set to its id (ids
+/// are handed out in order per partition, so the newest account of a
+/// partition holds its highest). Precondition: `acct.user` comes from
+/// next_user_id for that partition (then the batch touches one partition).
+void add_account(write_batch& batch, const account& acct,
+                 uint32_t partitions);
 
 /// Replaces the record of an existing account (`acct.name`); the name and
 /// the counter stay.
 void update_account(write_batch& batch, const account& acct);
 
-/// Adds a new device of `user` (`dev.device`) and its token record.
+/// Adds a new device of `user` (`dev.device`) and its token record (the
+/// token names `user`: keys::token(user, hash)), both in the user's
+/// partition.
 void add_device(write_batch& batch, user_id user, const device_record& dev);
 
 /// Marks `dev` of `user` revoked (the record stays, so the id is never
 /// handed out again) and deletes its token record: the token stops working.
+/// A token issued before tokens named their user keeps a record elsewhere
+/// (legacy_token): it stops working all the same, since authentication
+/// checks the device record; drop_legacy_token erases it.
 void revoke_device(write_batch& batch, user_id user, device_record dev);
+
+/// Erases the record of a token issued before tokens named their user.
+void drop_legacy_token(write_batch& batch, std::string_view token_hash);
 
 /// Adds a device's delivered cursor of `conv` (max-merged: never moves
 /// backwards).
@@ -70,8 +89,43 @@ void add_delivered_cursor(write_batch& batch, user_id user, device_id dev,
 
 // -- reads -------------------------------------------------------------------
 
-/// The last user id handed out (0: none yet).
-caf::expected<user_id> last_user_id(kv_backend& kv);
+// -- user ids ----------------------------------------------------------------
+
+/// The most ids next_user_id tries: 64 * partitions (a partition's ids are
+/// about every partitions-th number; missing one in 64 * P tries has
+/// probability about e^-64).
+uint64_t max_id_tries(uint32_t partitions);
+
+/// The smallest id above `after` placed in partition `p` of `partitions`
+/// (partition_of(placement_key::user(id)) == p). Error: errc::forbidden
+/// if none is found within max_id_tries (never seen) or below 2^31
+/// (direct_conversation_id needs user ids below 2^31): registration then
+/// refuses, as when it is closed.
+caf::expected<user_id> next_user_id(user_id after, uint32_t p,
+                                    uint32_t partitions);
+
+/// The key of partition `p`'s user id counter: 'n' "user_ids" in the
+/// partition's first slot (DO NOT CHANGE: on disk).
+std::string user_counter_key(uint32_t p, uint32_t partitions);
+
+/// The last user id partition `p` handed out. A partition without its own
+/// counter answers the counter from before ids were allocated per
+/// partition (legacy_last_user_id: every id it handed out is at most that),
+/// so new ids never collide with old ones; 0 if neither exists.
+caf::expected<user_id> last_user_id(kv_backend& kv, uint32_t p,
+                                    uint32_t partitions);
+
+/// The single user id counter of stores from before ids were allocated
+/// per partition ('n' "user"; 0 if none). Read only.
+caf::expected<user_id> legacy_last_user_id(kv_backend& kv);
+
+/// Gives every partition without its own counter the legacy counter's
+/// value, so each partition carries its floor wherever it moves. One synced
+/// single-partition write per partition; does nothing without a legacy
+/// counter, and nothing twice. For bootstrap code, before actors run.
+caf::error settle_user_counters(kv_backend& kv, uint32_t partitions);
+
+// -- accounts, devices, tokens ------------------------------------------------
 
 /// True if an account record is kept under `name` (it is not parsed).
 caf::expected<bool> account_exists(kv_backend& kv, std::string_view name);
@@ -100,9 +154,15 @@ find_device(kv_backend& kv, user_id user, device_id dev);
 caf::expected<std::vector<device_record>> list_devices(kv_backend& kv,
                                                        user_id user);
 
-/// The device whose token hashes to `token_hash`; nullopt if none (never
-/// issued, or revoked). Error: storage_corrupt.
+/// The device of `user` whose token hashes to `token_hash` (a token that
+/// names `user`); nullopt if none (never issued, revoked, or another
+/// user's). Error: storage_corrupt.
 caf::expected<std::optional<token_owner>>
-find_token(kv_backend& kv, std::string_view token_hash);
+find_token(kv_backend& kv, user_id user, std::string_view token_hash);
+
+/// The device whose token, issued before tokens named their user, hashes
+/// to `token_hash`; nullopt if none. Error: storage_corrupt.
+caf::expected<std::optional<token_owner>>
+find_legacy_token(kv_backend& kv, std::string_view token_hash);
 
 } // namespace parley::store

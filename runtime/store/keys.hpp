@@ -23,7 +23,9 @@
 //  'o'  outbox         'o' conv:u64                                OutboxWatermark
 //  'd'  devices        'd' user:u64 device:u64                     DeviceRecord
 //  'n'  counters       'n' name:bytes                              Counter
-//  't'  tokens         't' token_hash:32 bytes                     TokenRecord
+//  't'  tokens         't' user:u64 token_hash:32 bytes            TokenRecord
+//                      't' token_hash:32 bytes (issued before tokens named
+//                          their user; read and erased only)
 //  'u'  accounts       'u' username:bytes                          AccountRecord
 //  'v'  user names     'v' user:u64                                username (raw)
 //  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
@@ -36,9 +38,12 @@
 // The owner whose slot prefixes a key (one function per table below):
 //  conversation tables b c e i m o s: the conversation (conversation_slot);
 //  user tables d v y r x f: the user (user_slot); 'u': the username
-//  (account_slot, placement_key::username); 't': token_slot and 'n':
-//  counter_slot, both from the key's own bytes until accounts place them
-//  by user and partition.
+//  (account_slot, placement_key::username); 't': the user named in the
+//  key (user_slot; a token names its user, runtime/accounts/
+//  credentials.hpp), or for a token from before that, token_slot (from
+//  the hash); 'n': a partition's user id counter ("user_ids") sits in the
+//  partition's first slot (store::user_counter_key), the old global
+//  counter ("user", read only) in counter_slot (from the name).
 //
 // Layout 1 (until issue 21) had no 'P' slot prefix: every key started with
 // its table tag. Only the migration still reads it.

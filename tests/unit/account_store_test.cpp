@@ -9,6 +9,7 @@
 
 #include "parley/v1/store.pb.h"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/placement.hpp"
 #include "runtime/store/account_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/memory_backend.hpp"
@@ -47,6 +48,9 @@ std::string hash_of(char c) {
   return h;
 }
 
+/// alice's partition among 64 (her 'u' record and counter live there).
+const uint32_t alice_p = partition_of(placement_key::username("alice"), 64);
+
 void apply(memory_backend& kv, const write_batch& b) {
   REQUIRE_FALSE(kv.write(b, true));
 }
@@ -59,15 +63,17 @@ TEST_CASE("account_store: an account round-trips by name and by id") {
   REQUIRE(none);
   CHECK_FALSE(*none);
   CHECK_FALSE(*store::account_exists(kv, "alice"));
-  CHECK(*store::last_user_id(kv) == 0);
+  CHECK(*store::last_user_id(kv, alice_p, 64) == 0);
 
   write_batch b;
-  store::add_account(b, alice());
+  store::add_account(b, alice(), 64);
   apply(kv, b);
 
   CHECK(*store::account_exists(kv, "alice"));
   CHECK_FALSE(*store::account_exists(kv, "alicf"));
-  CHECK(*store::last_user_id(kv) == 41);
+  CHECK(*store::last_user_id(kv, alice_p, 64) == 41);
+  CHECK(*store::last_user_id(kv, (alice_p + 1) % 64, 64) == 0); // its own
+  CHECK(*store::legacy_last_user_id(kv) == 0);
   for (auto found : {store::find_account(kv, "alice"),
                      store::find_account_by_id(kv, 41)}) {
     REQUIRE(found);
@@ -89,7 +95,7 @@ TEST_CASE("account_store: an account round-trips by name and by id") {
 TEST_CASE("account_store: update_account replaces the record only") {
   memory_backend kv;
   write_batch b;
-  store::add_account(b, alice());
+  store::add_account(b, alice(), 64);
   apply(kv, b);
   auto a = **store::find_account(kv, "alice");
   a.blocked = false;
@@ -102,7 +108,7 @@ TEST_CASE("account_store: update_account replaces the record only") {
   CHECK_FALSE(back.blocked);
   CHECK_FALSE(back.read_receipts_off);
   CHECK(back.password_hash == alice().password_hash);
-  CHECK(*store::last_user_id(kv) == 41);
+  CHECK(*store::last_user_id(kv, alice_p, 64) == 41);
 }
 
 TEST_CASE("account_store: records keep the layout existing stores hold") {
@@ -124,18 +130,20 @@ TEST_CASE("account_store: records keep the layout existing stores hold") {
   old_token.set_device_id(3);
 
   write_batch b;
-  store::add_account(b, alice());
+  store::add_account(b, alice(), 64);
   store::add_device(b, 41, phone(3, hash_of('a')));
   REQUIRE(b.ops.size() == 5);
   CHECK(b.ops[0].key == keys::account("alice"));
   CHECK(b.ops[0].value == old_acct.SerializeAsString());
   CHECK(b.ops[1].key == keys::user_name(41));
   CHECK(b.ops[1].value == "alice");
-  CHECK(b.ops[2].key == keys::counter("user"));
+  // The counter and the token record moved to their partitions' keys; the
+  // records are the same.
+  CHECK(b.ops[2].key == store::user_counter_key(alice_p, 64));
   CHECK(b.ops[2].value == old_counter.SerializeAsString());
   CHECK(b.ops[3].key == keys::device(41, 3));
   CHECK(b.ops[3].value == old_dev.SerializeAsString());
-  CHECK(b.ops[4].key == keys::token(hash_of('a')));
+  CHECK(b.ops[4].key == keys::token(41, hash_of('a')));
   CHECK(b.ops[4].value == old_token.SerializeAsString());
   for (auto& op : b.ops) {
     CHECK_FALSE(op.erase);
@@ -152,29 +160,34 @@ TEST_CASE("account_store: records keep the layout existing stores hold") {
   CHECK(dev.device == 3);
   CHECK(dev.name == "phone-3");
   CHECK(dev.token_hash == hash_of('a'));
-  auto owner = **store::find_token(kv, hash_of('a'));
+  auto owner = **store::find_legacy_token(kv, hash_of('a'));
   CHECK(owner.user == 41);
   CHECK(owner.device == 3);
+  CHECK_FALSE(*store::find_token(kv, 41, hash_of('a'))); // not a new one
 }
 
 TEST_CASE("account_store: a missing or corrupt record") {
   memory_backend kv;
-  CHECK_FALSE(*store::find_token(kv, hash_of('z')));
+  CHECK_FALSE(*store::find_token(kv, 41, hash_of('z')));
+  CHECK_FALSE(*store::find_legacy_token(kv, hash_of('z')));
   CHECK_FALSE(*store::find_device(kv, 41, 1));
   CHECK(*store::last_device_id(kv, 41) == 0);
   CHECK(store::list_devices(kv, 41)->empty());
 
   write_batch b;
   b.put(keys::account("mallory"), "\xff\xff\xff"s);
+  b.put(keys::token(41, hash_of('m')), "\xff\xff\xff"s);
   b.put(keys::token(hash_of('m')), "\xff\xff\xff"s);
   apply(kv, b);
   auto acct = store::find_account(kv, "mallory");
   REQUIRE_FALSE(acct);
   CHECK(is(acct.error(), errc::storage_corrupt));
   CHECK(*store::account_exists(kv, "mallory")); // taken all the same
-  auto tok = store::find_token(kv, hash_of('m'));
-  REQUIRE_FALSE(tok);
-  CHECK(is(tok.error(), errc::storage_corrupt));
+  for (auto tok : {store::find_token(kv, 41, hash_of('m')),
+                   store::find_legacy_token(kv, hash_of('m'))}) {
+    REQUIRE_FALSE(tok);
+    CHECK(is(tok.error(), errc::storage_corrupt));
+  }
 }
 
 TEST_CASE("account_store: devices list in id order, per user") {
@@ -208,17 +221,18 @@ TEST_CASE("account_store: a revoked device keeps its record, not its token") {
   store::add_device(b, 41, phone(1, hash_of('a')));
   store::add_device(b, 41, phone(2, hash_of('b')));
   apply(kv, b);
-  REQUIRE(*store::find_token(kv, hash_of('a')));
+  REQUIRE(*store::find_token(kv, 41, hash_of('a')));
+  CHECK_FALSE(*store::find_token(kv, 42, hash_of('a'))); // not 42's
 
   write_batch r;
   store::revoke_device(r, 41, **store::find_device(kv, 41, 1));
   apply(kv, r);
-  CHECK_FALSE(*store::find_token(kv, hash_of('a')));
+  CHECK_FALSE(*store::find_token(kv, 41, hash_of('a')));
   auto dev = **store::find_device(kv, 41, 1);
   CHECK(dev.revoked);
   CHECK(dev.name == "phone-1");
   // The other device and its token are untouched; the id stays taken.
-  CHECK((**store::find_token(kv, hash_of('b'))).device == 2);
+  CHECK((**store::find_token(kv, 41, hash_of('b'))).device == 2);
   CHECK_FALSE((**store::find_device(kv, 41, 2)).revoked);
   auto list = *store::list_devices(kv, 41);
   REQUIRE(list.size() == 2);

@@ -1,0 +1,168 @@
+#include "actors/accounts_detail.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/disconnect.hpp"
+#include "runtime/core/errors.hpp"
+#include "runtime/accounts/credentials.hpp"
+#include "runtime/store/account_store.hpp"
+
+namespace parley::accounts_detail {
+
+/// Sets whether `user` shares and sees read receipts; the user's open
+/// connections are told at once.
+caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
+  auto& st = self->state;
+  auto acct = store::find_account_by_id(*st.kv, user);
+  if (!acct)
+    return acct.error();
+  if (!*acct)
+    return caf::make_error(errc::not_found, "no such user");
+  auto rec = **acct;
+  rec.read_receipts_off = !on;
+  write_batch batch;
+  store::update_account(batch, rec);
+  auto rp = self->make_response_promise<bool>();
+  commit(
+    self, std::move(batch),
+    [self, rp, user, on]() mutable {
+      auto& st = self->state;
+      for (auto i = st.online.lower_bound({user, 0});
+           i != st.online.end() && i->first.first == user; ++i)
+        for (auto& addr : i->second)
+          if (auto hdl = caf::actor_cast<caf::actor>(addr))
+            caf::anon_send(hdl, caf::update_atom::value, on);
+      spdlog::info("settings changed user={} read_receipts={}", user, on);
+      rp.deliver(on);
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+caf::result<principal> do_auth(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
+  if (token.empty() || token.size() > 256)
+    return refuse;
+  auto named = credentials::token_user(token);
+  if (!named)
+    return refuse;
+  auto hash = credentials::token_hash(token);
+  // A token names its user (routed by it); one issued before that is
+  // found by its hash alone.
+  auto owner = *named != 0 ? store::find_token(*st.kv, *named, hash)
+                           : store::find_legacy_token(*st.kv, hash);
+  if (!owner)
+    return owner.error();
+  if (!*owner)
+    return refuse;
+  principal who{(*owner)->user, (*owner)->device};
+  auto dev = store::find_device(*st.kv, who.user, who.device);
+  if (!dev)
+    return dev.error();
+  if (!*dev || (*dev)->revoked)
+    return refuse;
+  auto acct = store::find_account_by_id(*st.kv, who.user);
+  if (!acct)
+    return acct.error();
+  if (*acct && (*acct)->blocked)
+    return caf::make_error(errc::unauthenticated, "account blocked");
+  if (*acct)
+    who.read_receipts = !(*acct)->read_receipts_off;
+  if (auto sender = self->current_sender()) {
+    auto addr = caf::actor_cast<caf::actor_addr>(sender);
+    st.online[{who.user, who.device}].insert(addr);
+    st.online_by_addr[addr] = {who.user, who.device};
+    self->monitor(caf::actor_cast<caf::actor>(sender));
+  }
+  return who;
+}
+
+caf::result<bool> do_block(self_ptr self, const std::string& name,
+                           bool blocked) {
+  auto& st = self->state;
+  auto acct = store::find_account(*st.kv, name);
+  if (!acct)
+    return acct.error();
+  if (!*acct)
+    return caf::make_error(errc::not_found, "no such user");
+  auto rec = **acct;
+  rec.blocked = blocked;
+  write_batch batch;
+  store::update_account(batch, rec);
+  auto user = rec.user;
+  auto rp = self->make_response_promise<bool>();
+  commit(
+    self, std::move(batch),
+    [self, rp, user, blocked]() mutable {
+      auto& st = self->state;
+      size_t closed = 0;
+      if (blocked)
+        for (auto i = st.online.lower_bound({user, 0});
+             i != st.online.end() && i->first.first == user; ++i)
+          for (auto& addr : i->second)
+            if (auto hdl = caf::actor_cast<caf::actor>(addr)) {
+              caf::anon_send(hdl, caf::close_atom::value,
+                             code_of(disconnect_cause::account_blocked),
+                             std::string{"account blocked"});
+              ++closed;
+            }
+      spdlog::warn("account {} user={} connections_closed={}",
+                   blocked ? "blocked" : "unblocked", user, closed);
+      rp.deliver(blocked);
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
+  auto& st = self->state;
+  auto rec = store::find_device(*st.kv, user, dev);
+  if (!rec)
+    return rec.error();
+  if (!*rec || (*rec)->revoked)
+    return caf::make_error(errc::not_found, "no such active device");
+  // A token issued before tokens named their user has its record in
+  // another partition: it stops working with the device record (auth
+  // checks it), and its record is erased by a second batch.
+  auto legacy = store::find_legacy_token(*st.kv, (*rec)->token_hash);
+  bool drop_legacy = legacy && *legacy && (*legacy)->user == user
+                     && (*legacy)->device == dev;
+  auto legacy_hash = (*rec)->token_hash;
+  write_batch batch;
+  store::revoke_device(batch, user, **rec);
+  auto rp = self->make_response_promise<bool>();
+  commit(
+    self, std::move(batch),
+    [self, rp, user, dev, drop_legacy, legacy_hash]() mutable {
+      auto& st = self->state;
+      if (drop_legacy) {
+        write_batch drop;
+        store::drop_legacy_token(drop, legacy_hash);
+        commit(
+          self, std::move(drop), [] {},
+          [user, dev](caf::error& err) {
+            spdlog::warn("old token record of user={} device={} not erased "
+                         "(the device is revoked all the same): {}",
+                         user, dev, to_string(err));
+          });
+      }
+      auto i = st.online.find({user, dev});
+      if (i != st.online.end()) {
+        for (auto& addr : i->second)
+          if (auto hdl = caf::actor_cast<caf::actor>(addr))
+            caf::anon_send(hdl, caf::close_atom::value,
+                           code_of(disconnect_cause::device_revoked),
+                           std::string{"device revoked"});
+      }
+      spdlog::info("device revoked user={} device={}", user, dev);
+      rp.deliver(true);
+    },
+    [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+} // namespace parley::accounts_detail
