@@ -1,4 +1,5 @@
 #include "two_node_world.hpp"
+#include "two_node_detail.hpp"
 #include "random_schedule.hpp"
 #include "two_node_actors.hpp"
 
@@ -14,66 +15,10 @@
 #include <caf/send.hpp>
 
 #include "actors/outbox_relay.hpp"
-#include "runtime/store/conversation_store.hpp"
-#include "runtime/store/inbox_store.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 
 namespace parley::sim {
-
-namespace {
-
-caf::scheduler::test_coordinator& coordinator(caf::actor_system& sys) {
-  return dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-}
-
-void fnv(uint64_t& h, uint64_t x) {
-  for (int i = 0; i < 8; ++i) {
-    h ^= (x >> (i * 8)) & 0xFF;
-    h *= 1099511628211ull;
-  }
-}
-
-node_id other(node_id n) {
-  return n == 1 ? 2 : 1;
-}
-
-directory_state& state_of(const directory_actor& dir) {
-  auto ptr = caf::actor_cast<caf::abstract_actor*>(dir);
-  return dynamic_cast<caf::stateful_actor<directory_state,
-                                          directory_actor::base>&>(*ptr)
-    .state;
-}
-
-/// A planted bug: a store that acknowledges a synced write before it is
-/// durable (a power loss may take it).
-class sync_ignoring_backend : public kv_backend {
-public:
-  sync_ignoring_backend(std::shared_ptr<memory_backend> disk, const bool* when)
-    : disk_(std::move(disk)), when_(when) {
-  }
-  caf::error write(const write_batch& batch, bool sync) override {
-    return disk_->write(batch, sync && !*when_);
-  }
-  caf::expected<std::optional<std::string>>
-  get(std::string_view key) override {
-    return disk_->get(key);
-  }
-  caf::error scan(std::string_view from, std::string_view to,
-                  const visitor& f) override {
-    return disk_->scan(from, to, f);
-  }
-  caf::expected<std::optional<std::pair<std::string, std::string>>>
-  last(std::string_view from, std::string_view to) override {
-    return disk_->last(from, to);
-  }
-
-private:
-  std::shared_ptr<memory_backend> disk_;
-  const bool* when_; ///< lies only while this is true
-};
-
-} // namespace
 
 two_node_totals& two_node_grand_totals() {
   static two_node_totals t;
@@ -149,132 +94,6 @@ void two_node_world::record(const std::string& cmid, const caf::error& e) {
     fprintf(stderr, "step %llu error %s %s\n", (unsigned long long)steps,
             cmid.c_str(), caf::to_string(e).c_str());
   outcomes[cmid].errors.push_back(e);
-}
-
-void two_node_world::boot(node_id n) {
-  auto& sys = *sys_;
-  auto& nd = at(n);
-  ++nd.incarnation;
-  nd.up = true;
-  auto store = std::shared_ptr<kv_backend>(nd.disk);
-  if (k.disk_ignores_sync)
-    store = std::make_shared<sync_ignoring_backend>(nd.disk, &faults_on);
-  nd.writer = sys.spawn(store_writer_impl, store, store_writer_limits{});
-  nd.reader = sys.spawn(store_reader_impl,
-                        std::shared_ptr<kv_backend>(nd.disk), uint64_t{50});
-  nd.delivery = spawn_node_recorder(sys, this, n);
-  conversation_limits lim;
-  lim.idempotency_cache = 8;   // small, so lookups hit the store too
-  lim.idempotency_filter = 16; // and past it, every new key is looked up
-  auto* sp = &coordinator(sys);
-  auto epoch = virtual_epoch_ms_;
-  clock_fn clock = [sp, epoch] {
-    using namespace std::chrono;
-    return epoch
-           + duration_cast<milliseconds>(
-               sp->clock().current_time.time_since_epoch())
-               .count();
-  };
-  conversation_deps deps{nd.writer, nd.reader, nd.delivery, clock, lim};
-  nd.inbox = sys.spawn(inbox_supervisor_impl,
-                       std::shared_ptr<kv_backend>(nd.disk), nd.writer,
-                       false, true, caf::timespan{0}, caf::timespan{0},
-                       std::shared_ptr<node_metrics>{});
-  deps.projection = caf::actor_cast<delivery_actor>(nd.inbox);
-  directory_peers peers;
-  peers.emplace(other(n), caf::actor_cast<directory_actor>(
-                            net_->directory_port(n, other(n))));
-  nd.directory = sys.spawn(routing_directory_impl, std::move(deps),
-                           placement{n, map}, std::move(peers));
-  nd.others.push_back(sys.spawn(outbox_relay_impl, nd.reader, nd.directory));
-  net_->set_directory(n, caf::actor_cast<caf::strong_actor_ptr>(nd.directory));
-}
-
-void two_node_world::spawn_clients(node_id n) {
-  for (int c = 0; c < k.clients; ++c) {
-    if (homes[c] != n)
-      continue;
-    routed_plan plan{n, convs[c % convs.size()], user_id(100 + c), {}};
-    for (int i = 0; i < k.messages; ++i) {
-      auto cmid = "c" + std::to_string(c) + "-m" + std::to_string(i);
-      auto& o = outcomes[cmid];
-      o.conv = plan.conv;
-      o.user = plan.user;
-      if (o.answers.empty())
-        plan.cmids.push_back(std::move(cmid));
-    }
-    at(n).others.push_back(spawn_routed_client(*sys_, this, std::move(plan)));
-  }
-}
-
-void two_node_world::crash(node_id n) {
-  if (std::getenv("PARLEY_SIM_DEBUG"))
-    fprintf(stderr, "step %llu crash node %llu\n", (unsigned long long)steps,
-            (unsigned long long)n);
-  auto& nd = at(n);
-  auto& sched = coordinator(*sys_);
-  net_->set_directory(n, nullptr); // connections to and from n reset
-  nd.up = false;
-  // Kill every actor of the node: the directory takes its conversations
-  // with it (linked). Run until they are all gone; the other node may run
-  // meanwhile, but nothing crosses the link and n's disk takes no write.
-  std::vector<caf::strong_actor_ptr> victims;
-  auto add = [&](auto hdl) {
-    victims.push_back(caf::actor_cast<caf::strong_actor_ptr>(hdl));
-  };
-  for (auto& [id, conv] : state_of(nd.directory).conversations)
-    add(conv);
-  for (auto& a : nd.others)
-    add(a);
-  add(nd.directory);
-  add(nd.writer);
-  add(nd.reader);
-  add(nd.delivery);
-  {
-    auto ptr = caf::actor_cast<caf::abstract_actor*>(nd.inbox);
-    auto& st = dynamic_cast<caf::stateful_actor<
-      inbox_supervisor_state, inbox_supervisor_actor::base>&>(*ptr)
-                 .state;
-    if (st.worker)
-      add(st.worker);
-    add(nd.inbox);
-  }
-  auto alive = std::make_shared<size_t>(victims.size());
-  for (auto& v : victims) {
-    caf::actor_cast<caf::abstract_actor*>(v)->attach_functor(
-      [alive] { --*alive; });
-    caf::anon_send_exit(v, caf::exit_reason::kill);
-  }
-  auto live_disk = nd.disk->fail_write;
-  nd.disk->fail_write = [](const write_batch&) { return true; };
-  for (int i = 0; i < 1000000 && *alive > 0 && sched.has_job(); ++i)
-    fnv(trace_hash, run_one_random(sched, sched_rng));
-  nd.others.clear();
-  nd.directory = nullptr;
-  nd.writer = nullptr;
-  nd.reader = nullptr;
-  nd.delivery = nullptr;
-  nd.inbox = nullptr;
-  if (k.power_loss && !stopping_)
-    two_node_grand_totals().lost_unsynced += nd.disk->lose_unsynced();
-  nd.disk->fail_write = live_disk;
-  if (!stopping_)
-    ++two_node_grand_totals().node_crashes;
-  fnv(trace_hash, 0xC2A5400 + n);
-}
-
-void two_node_world::stop_all() {
-  stopping_ = true;
-  for (node_id n : {1, 2})
-    if (at(n).up)
-      crash(n);
-  net_->clear();
-  auto& sched = coordinator(*sys_);
-  for (int i = 0; i < 1000000 && sched.has_job(); ++i)
-    sched.run_once();
-  net_.reset();
-  sys_.reset();
-  cfg_.reset();
 }
 
 bool two_node_world::step() {
@@ -382,67 +201,6 @@ std::string two_node_world::run_all() {
       t.remote_answers += o.answers.size();
   fnv(trace_hash, net_->trace);
   return check();
-}
-
-std::string two_node_world::check() const {
-  if (net_ && !net_->violations.empty())
-    return "link: " + net_->violations.front();
-  std::set<std::string> expected;
-  for (int c = 0; c < k.clients; ++c)
-    for (int i = 0; i < k.messages; ++i)
-      expected.insert("c" + std::to_string(c) + "-m" + std::to_string(i));
-  std::map<conversation_id, kv_backend*> disks;
-  for (auto conv : convs)
-    disks[conv] = at(owner_of(conv)).disk.get();
-  if (auto why = check_send_log(expected, disks, outcomes, fresh_answers,
-                                deliveries);
-      !why.empty())
-    return why;
-  return check_unread();
-}
-
-std::string two_node_world::check_unread() const {
-  for (auto conv : convs) {
-    auto& disk = *at(owner_of(conv)).disk;
-    auto msgs = store::fetch_messages(disk, conv, 0, 1u << 30);
-    if (!msgs)
-      return "cannot read conversation " + std::to_string(conv);
-    for (int c = 0; c < k.clients; ++c) {
-      if (convs[c % convs.size()] != conv)
-        continue;
-      auto user = user_id(100 + c);
-      // What the user is shown (a stale projection row is computed from
-      // the log for the answer), against a recount from the log.
-      std::vector<inbox_entry> stale;
-      auto shown = store::list_inbox(disk, user, {conv}, &stale);
-      auto fresh = store::compute_inbox_entry(disk, user, conv);
-      if (!shown || !fresh)
-        return "cannot read the inbox of user " + std::to_string(user);
-      two_node_grand_totals().stale_inbox_rows += stale.size();
-      uint64_t recount = 0;
-      for (auto& m : *msgs)
-        if (m.seq > fresh->read && m.sender_user != user)
-          ++recount;
-      auto where = "user " + std::to_string(user) + " in conversation "
-                   + std::to_string(conv) + ": ";
-      auto e = std::find_if(shown->begin(), shown->end(),
-                            [conv](auto& x) { return x.conversation == conv; });
-      if (e == shown->end()) {
-        if (!msgs->empty())
-          return where + "no inbox entry for " + std::to_string(msgs->size())
-                 + " messages";
-        continue;
-      }
-      if (e->unread != recount || e->head != msgs->size())
-        return where + "inbox shows head " + std::to_string(e->head)
-               + " read " + std::to_string(e->read) + " unread "
-               + std::to_string(e->unread) + "; the log: head "
-               + std::to_string(msgs->size()) + ", read cursor "
-               + std::to_string(fresh->read) + ", "
-               + std::to_string(recount) + " from others after it";
-    }
-  }
-  return {};
 }
 
 } // namespace parley::sim
