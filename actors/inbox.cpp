@@ -7,7 +7,9 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/core/writer_ids.hpp"
+#include "runtime/store/inbox_reads.hpp"
 #include "runtime/store/inbox_store.hpp"
+#include "runtime/store/meta_store.hpp"
 
 namespace parley {
 
@@ -17,6 +19,14 @@ using self_ptr = inbox_actor::stateful_pointer<inbox_state>;
 using entry_key = std::pair<user_id, conversation_id>;
 
 constexpr size_t max_cache = 50000;
+
+/// Reads by id (runtime/store/inbox_reads.hpp): the user's rows from the
+/// user's partition, each conversation's part from the conversation's;
+/// answered from this node's store.
+store::partition_reads reads(self_ptr self) {
+  auto& st = self->state;
+  return store::partition_reads::local(*st.kv, st.partitions);
+}
 
 /// Whose inbox rows this actor writes, for its fence id
 /// (writer_ids::inbox): one inbox per node today, shard 0.
@@ -43,7 +53,7 @@ void mark(self_ptr self, const entry_key& k, const inbox_entry& e) {
 /// The entry from the log (after a gap, or when none is known).
 inbox_entry* recompute(self_ptr self, const entry_key& k) {
   auto& st = self->state;
-  auto e = store::compute_inbox_entry(*st.kv, k.first, k.second);
+  auto e = store::compute_inbox_entry_by_id(reads(self), k.first, k.second);
   if (!e) {
     if (!is(e.error(), errc::forbidden))
       spdlog::warn("inbox entry not computed user={} conversation={} "
@@ -167,23 +177,11 @@ void flush(self_ptr self) {
 
 /// Recomputes the entries of `user` (all of them, or the stale ones).
 caf::expected<uint64_t> rebuild_user(self_ptr self, user_id user, bool all) {
-  auto& st = self->state;
   std::vector<inbox_entry> fix;
-  if (all) {
-    auto convs = store::user_conversations(*st.kv, user);
-    if (!convs)
-      return convs.error();
-    for (auto conv : *convs) {
-      auto e = store::compute_inbox_entry(*st.kv, user, conv);
-      if (!e)
-        return e.error();
-      fix.push_back(*e);
-    }
-  } else {
-    auto listed = store::list_inbox(*st.kv, user, &fix);
-    if (!listed)
-      return listed.error();
-  }
+  // all: every entry counted from the log; else those that disagree.
+  auto listed = store::list_inbox_by_id(reads(self), user, &fix, all);
+  if (!listed)
+    return listed.error();
   for (auto& e : fix)
     mark(self, {user, e.conversation}, e);
   return uint64_t{fix.size()};
@@ -217,6 +215,8 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
   st.kv = std::move(kv);
   st.writer = std::move(writer);
   st.flush_delay = flush_delay;
+  if (auto p = store::stored_partitions(*st.kv); p && *p > 0)
+    st.partitions = *p;
   if (reconcile_at_start) {
     auto n = rebuild(self, 0, false);
     if (!n)
@@ -251,7 +251,7 @@ inbox_actor::behavior_type inbox_impl(self_ptr self,
     [self](caf::get_atom,
            user_id user) -> caf::result<std::vector<inbox_entry>> {
       std::vector<inbox_entry> stale;
-      auto listed = store::list_inbox(*self->state.kv, user, &stale);
+      auto listed = store::list_inbox_by_id(reads(self), user, &stale);
       if (!listed)
         return std::move(listed.error());
       // Entries changed but not yet written: the cache is ahead.

@@ -28,6 +28,7 @@
 #include "actors/delivery.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/placement.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley {
@@ -58,6 +59,9 @@ struct inbox_state {
   bool writing = false;
   caf::timespan flush_delay{0}; ///< changes gather this long before a write
   uint64_t epoch = 1;
+  /// The deployment's partitions (from the store): reads are grouped by
+  /// partition (runtime/store/inbox_reads.hpp).
+  uint32_t partitions = default_partitions;
 
   static inline const char* name = "inbox";
 };
