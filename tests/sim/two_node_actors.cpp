@@ -8,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "runtime/core/tagged_messages.hpp"
 #include "two_node_world.hpp"
 
 namespace parley::sim {
@@ -36,6 +37,10 @@ struct client_state {
   size_t next = 0;                ///< next index not yet started
   std::map<size_t, int> attempts; ///< index -> sends in flight
   std::set<size_t> acked;
+  /// Tagged sends waiting for an answer: tag -> index (a tag leaves the
+  /// table with its answer or its deadline, whichever comes first).
+  std::map<uint64_t, size_t> tags;
+  uint64_t last_tag = 0;
 };
 
 using client_self = caf::stateful_actor<client_state>*;
@@ -60,6 +65,33 @@ void settle(client_self self, size_t idx) {
     self->quit();
 }
 
+/// The outcome of a send of `cmid` (index `idx`): an answer or an error.
+void outcome(client_self self, size_t idx, const std::string& cmid,
+             const send_request& req, caf::expected<send_result> res) {
+  auto w = self->state.w;
+  if (!res) {
+    w->record(cmid, res.error());
+    settle(self, idx);
+    return;
+  }
+  w->record(cmid, *res);
+  self->state.acked.insert(idx);
+  if (w->uniform() < w->k.p_read) { // read up to it, across the link too
+    auto dir = w->at(self->state.plan.home).directory;
+    auto seq = res->server_sequence;
+    if (self->state.plan.tagged)
+      self->send(dir, receipt_atom::value,
+                 tagged_receipt{++self->state.last_tag, req.conversation,
+                                req.sender_user, req.sender_device, 2, seq,
+                                true});
+    else
+      self->request(dir, 30s, receipt_atom::value, req.conversation,
+                    req.sender_user, req.sender_device, int32_t{2}, seq, true)
+        .then([](sequence) {}, [](caf::error&) {});
+  }
+  settle(self, idx);
+}
+
 void launch(client_self self, size_t idx) {
   auto& st = self->state;
   auto w = st.w;
@@ -73,24 +105,36 @@ void launch(client_self self, size_t idx) {
   req.kind = 1;
   req.payload = "payload of " + req.client_message_id;
   auto dir = w->at(st.plan.home).directory;
-  for (int i = 0; i < copies; ++i)
+  for (int i = 0; i < copies; ++i) {
+    if (st.plan.tagged) {
+      // As the gateway's connection sends: an ordinary message answered
+      // with the tag, and a deadline of the client's own.
+      auto tag = ++st.last_tag;
+      st.tags.emplace(tag, idx);
+      self->send(dir, send_atom::value, tagged_send{tag, req});
+      self->delayed_send(self, 30s, expire_atom::value, tag);
+      continue;
+    }
     self->request(dir, 30s, send_atom::value, req)
       .then(
         [=](send_result& res) {
-          auto w = self->state.w;
-          w->record(req.client_message_id, res);
-          if (w->uniform() < w->k.p_read) // read up to it, across the link too
-            self->request(dir, 30s, receipt_atom::value, req.conversation,
-                          req.sender_user, req.sender_device, int32_t{2},
-                          res.server_sequence, true)
-              .then([](sequence) {}, [](caf::error&) {});
-          self->state.acked.insert(idx);
-          settle(self, idx);
+          outcome(self, idx, req.client_message_id, req, std::move(res));
         },
         [=](caf::error& err) {
-          self->state.w->record(req.client_message_id, err);
-          settle(self, idx);
+          outcome(self, idx, req.client_message_id, req, std::move(err));
         });
+  }
+}
+
+/// The request of index `idx` again (for a tagged answer).
+send_request request_of(client_self self, size_t idx) {
+  auto& st = self->state;
+  send_request req;
+  req.conversation = st.plan.conv;
+  req.sender_user = st.plan.user;
+  req.sender_device = device_id(1);
+  req.client_message_id = st.plan.cmids[idx];
+  return req;
 }
 
 caf::behavior client(client_self self, two_node_world* w, routed_plan plan) {
@@ -111,6 +155,31 @@ caf::behavior client(client_self self, two_node_world* w, routed_plan plan) {
       st.attempts.erase(idx);
       launch(self, idx);
     },
+    [=](send_atom, send_answer& a) {
+      auto i = self->state.tags.find(a.tag);
+      if (i == self->state.tags.end())
+        return; // past its deadline: counted as a timeout already
+      auto idx = i->second;
+      self->state.tags.erase(i);
+      auto req = request_of(self, idx);
+      if (!a.err)
+        ++two_node_grand_totals().tagged_answers;
+      if (a.err)
+        outcome(self, idx, req.client_message_id, req, std::move(a.err));
+      else
+        outcome(self, idx, req.client_message_id, req, std::move(a.result));
+    },
+    [=](expire_atom, uint64_t tag) {
+      auto i = self->state.tags.find(tag);
+      if (i == self->state.tags.end())
+        return;
+      auto idx = i->second;
+      self->state.tags.erase(i);
+      auto req = request_of(self, idx);
+      outcome(self, idx, req.client_message_id, req,
+              caf::make_error(caf::sec::request_timeout));
+    },
+    [=](receipt_atom, const receipt_answer&) {},
   };
 }
 

@@ -24,6 +24,9 @@ struct routed_plan {
   conversation_id conv;
   user_id user;
   std::vector<std::string> cmids;
+  /// Sends as the gateway does (tagged messages, answered with the tag,
+  /// with a deadline of the client's own) instead of CAF requests.
+  bool tagged = false;
 };
 
 /// Sends every cmid of `plan` through `plan.home`'s directory (window and

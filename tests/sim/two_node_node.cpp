@@ -95,7 +95,8 @@ void two_node_world::spawn_clients(node_id n) {
   for (int c = 0; c < k.clients; ++c) {
     if (homes[c] != n)
       continue;
-    routed_plan plan{n, convs[c % convs.size()], user_id(100 + c), {}};
+    routed_plan plan{n, convs[c % convs.size()], user_id(100 + c), {},
+                     tagged[c]};
     for (int i = 0; i < k.messages; ++i) {
       auto cmid = "c" + std::to_string(c) + "-m" + std::to_string(i);
       auto& o = outcomes[cmid];

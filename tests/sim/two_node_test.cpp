@@ -88,7 +88,8 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
   auto& t = two_node_grand_totals();
   MESSAGE("two-node: " << t.runs << " runs, " << t.steps << " steps, "
                        << t.answers << " answers (" << t.remote_answers
-                       << " from the other node), " << t.errors
+                       << " from the other node, " << t.tagged_answers
+                       << " to tagged sends), " << t.errors
                        << " errors, " << t.node_crashes << " node crashes ("
                        << t.lost_unsynced << " unsynced writes lost), link: "
                        << t.hop_sent << " sent, " << t.hop_delivered
@@ -98,6 +99,7 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
                           "from the log)");
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) { // not a replay
     CHECK(t.remote_answers > 0);
+    CHECK(t.tagged_answers > 0);
     CHECK(t.hop_dropped > 0);
     CHECK(t.lost_unsynced > 0);
   }

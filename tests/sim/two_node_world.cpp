@@ -43,8 +43,10 @@ two_node_world::two_node_world(uint64_t s, two_node_knobs kn)
       convs.push_back(id);
     }
   }
-  for (int c = 0; c < k.clients; ++c)
+  for (int c = 0; c < k.clients; ++c) {
     homes.push_back(1 + fault_rng() % 2);
+    tagged.push_back(uniform() < k.p_tagged_client);
+  }
   for (node_id n : {1, 2}) {
     auto& nd = at(n);
     nd.id = n;
@@ -99,6 +101,8 @@ void two_node_world::record(const std::string& cmid, const caf::error& e) {
 bool two_node_world::step() {
   auto& sched = coordinator(*sys_);
   ++steps;
+  if (on_step)
+    on_step(*sys_);
   if (faults_on && uniform() < k.p_time_jump)
     sched.advance_time(std::chrono::milliseconds(
       static_cast<int64_t>(1 + uniform() * 3000)));

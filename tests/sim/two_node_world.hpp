@@ -24,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -52,6 +53,8 @@ struct two_node_knobs {
   size_t window = 4;        ///< sends in flight per client
   double p_duplicate = 0;   ///< a send goes out twice
   double p_read = 0;        ///< an answered send is followed by a read receipt
+  /// A client sends tagged messages, as the gateway does (else requests).
+  double p_tagged_client = 0.5;
   double p_store_fail = 0;  ///< per write, while faults are on
   double p_conv_crash = 0;  ///< per step, kill a random conversation
   double p_time_jump = 0;   ///< per step, advance virtual time
@@ -77,7 +80,8 @@ struct two_node_totals {
   uint64_t runs = 0, steps = 0, answers = 0, errors = 0, node_crashes = 0,
            lost_unsynced = 0, hop_sent = 0, hop_delivered = 0,
            hop_dropped = 0, hop_bytes = 0, remote_answers = 0,
-           stale_inbox_rows = 0; ///< inbox rows behind the log at the end
+           stale_inbox_rows = 0, ///< inbox rows behind the log at the end
+           tagged_answers = 0;   ///< answers to tagged sends
 };
 two_node_totals& two_node_grand_totals();
 
@@ -120,10 +124,14 @@ public:
   partition_map map;
   std::vector<conversation_id> convs; ///< the conversations clients use
   std::vector<node_id> homes;         ///< client c's node
+  std::vector<bool> tagged;           ///< client c sends tagged messages
   std::array<node, 2> nodes;
   std::map<std::string, outcome> outcomes;
   std::vector<delivery> deliveries;
   fresh_answer_log fresh_answers;
+  /// Called at the start of every step, with the world's actor system (the
+  /// partition move test starts its mover from here).
+  std::function<void(caf::actor_system&)> on_step;
 
   // Internal: used by the sim actors.
   double uniform();
