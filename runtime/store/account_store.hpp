@@ -47,7 +47,8 @@ struct device_record {
   bool revoked = false;
 };
 
-/// Whose bearer token a token hash is: 't' token_hash -> TokenRecord.
+/// Whose bearer token a token hash is: 't' user token_hash -> TokenRecord
+/// (or 't' token_hash for a token from before tokens named their user).
 struct token_owner {
   user_id user = 0;
   device_id device = 0;
