@@ -330,3 +330,85 @@ TEST_CASE("sim: a sync whose partition never answers fails retryably, not "
   // request_timeout: UNAVAILABLE (retryable) on the wire.
   CHECK_MESSAGE(got->front().code == 1, got->front().error);
 }
+
+namespace {
+
+/// One sync page of `user` through `f`'s directory: the page's message
+/// count, or the error.
+caf::expected<size_t> one_page(fixture& f, user_id user) {
+  auto out = std::make_shared<std::optional<caf::expected<size_t>>>();
+  auto dir = f.dir;
+  sync_request req;
+  req.max_frame_bytes = store::min_server_frame_bytes(6000);
+  f.sys->spawn([=](caf::event_based_actor* self) {
+    self->request(dir, std::chrono::seconds(600), sync_atom::value, user, req)
+      .then([=](sync_page& p) { *out = p.messages.size(); },
+            [=](caf::error& err) { *out = err; });
+  });
+  f.order.run(100000);
+  REQUIRE(out->has_value());
+  return std::move(**out);
+}
+
+} // namespace
+
+TEST_CASE("sim: a user's actor is spawned on demand, retired when idle, and "
+          "moves with its partition") {
+  fixture f(3, 8);
+  auto base = f.sys->registry().running();
+  REQUIRE(one_page(f, 7));
+  auto with_user = f.sys->registry().running();
+  CHECK(with_user == base + 1); // user 7's actor
+  REQUIRE(one_page(f, 7));
+  CHECK(f.sys->registry().running() == with_user); // the same one
+  // Asked within the idle period: it stays for another.
+  f.sched->advance_time(std::chrono::seconds(60));
+  f.order.run();
+  CHECK(f.sys->registry().running() == with_user);
+  // A whole idle period without a request: retired through the directory.
+  f.sched->advance_time(std::chrono::seconds(60));
+  f.order.run();
+  CHECK(f.sys->registry().running() == base);
+  // The next request spawns it again, and it answers the same.
+  REQUIRE(one_page(f, 7));
+  CHECK(f.sys->registry().running() == with_user);
+  // A map that gives user 7's partition to node 2: its actor ends, its
+  // sync answers unavailable (retryable), and nothing is spawned for it.
+  auto p7 = partition_of(placement_key::user(7), 8);
+  auto map = partition_map::single_node(8);
+  map.map_epoch = 2;
+  map.owners[p7] = 2;
+  auto dir = f.dir;
+  f.sys->spawn([=](caf::event_based_actor* self) {
+    self->request(dir, std::chrono::seconds(600), caf::put_atom::value, map)
+      .then([](uint64_t) {}, [](caf::error&) {});
+  });
+  f.order.run(100000);
+  CHECK(f.sys->registry().running() == base);
+  auto moved = one_page(f, 7);
+  REQUIRE_FALSE(moved);
+  CHECK(is(moved.error(), errc::unavailable));
+  CHECK(f.sys->registry().running() == base);
+  // A partition's reads name their partition: one naming a conversation
+  // of another partition is refused (bad_request), one for the partition
+  // owned by node 2 is unavailable.
+  auto ask = [&](conv_reads r) {
+    auto out = std::make_shared<caf::error>();
+    f.sys->spawn([=](caf::event_based_actor* self) {
+      self->request(dir, std::chrono::seconds(600), fetch_atom::value, r)
+        .then([](conv_answers&) {}, [=](caf::error& err) { *out = err; });
+    });
+    f.order.run(100000);
+    return *out;
+  };
+  auto conv = f.data.convs.begin()->first;
+  auto pc = partition_of(placement_key::conversation(conv), 8);
+  conv_reads wrong;
+  while (wrong.partition == pc || wrong.partition == p7)
+    ++wrong.partition; // a partition of this node, not the conversation's
+  wrong.queries.push_back(conv_query{conv});
+  CHECK(is(ask(wrong), errc::bad_request));
+  conv_reads away;
+  away.partition = p7;
+  CHECK(is(ask(away), errc::unavailable));
+}
