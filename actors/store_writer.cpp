@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -42,6 +44,38 @@ caf::error check_fence(store_writer_state& st, uint64_t writer,
                              i->second); // see next_epoch
     st.fenced.erase(i);
   }
+  return {};
+}
+
+/// The partition of `key` this writer gave up, if any.
+std::optional<uint32_t> given_up_of(const store_writer_state& st,
+                                    std::string_view key) {
+  if (!st.any_given_up)
+    return std::nullopt;
+  auto slot = keys::slot_of_key(key);
+  if (!slot)
+    return std::nullopt;
+  auto p = partition_of_slot(*slot, st.map.partitions());
+  if (p < st.given_up.size() && st.given_up[p])
+    return p;
+  return std::nullopt;
+}
+
+/// Refuses a commit of `writer` at `epoch` that touches a partition this
+/// node gave up (and fences the writer there, as a failed write does).
+caf::error check_partitions(store_writer_state& st, uint64_t writer,
+                            uint64_t epoch, const write_batch& batch) {
+  if (!st.any_given_up)
+    return {};
+  for (auto& op : batch.ops)
+    if (auto p = given_up_of(st, op.key)) {
+      auto& f = st.fenced[writer];
+      f = std::max(f, epoch);
+      return caf::make_error(errc::unavailable,
+                             "partition " + std::to_string(*p)
+                               + " left this node at map epoch "
+                               + std::to_string(st.map.map_epoch));
+    }
   return {};
 }
 
@@ -159,6 +193,8 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       auto& st = self->state;
       if (auto err = check_fence(st, writer, epoch))
         return err;
+      if (auto err = check_partitions(st, writer, epoch, batch))
+        return err;
       add(self, batch);
       auto rp = self->make_response_promise<uint64_t>();
       st.waiting.push_back({writer, epoch, rp, {}, 0});
@@ -168,7 +204,10 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [=](commit_atom, tagged_commit& c) {
       auto& st = self->state;
       auto to = caf::actor_cast<commit_answer_actor>(self->current_sender());
-      if (auto err = check_fence(st, c.writer, c.epoch)) {
+      auto err = check_fence(st, c.writer, c.epoch);
+      if (!err)
+        err = check_partitions(st, c.writer, c.epoch, c.batch);
+      if (err) {
         if (to)
           self->send(to, commit_atom::value, commit_answer{c.tag, 0, err});
         return;
@@ -180,7 +219,8 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [=](caf::put_atom, write_batch& batch) {
       auto& st = self->state;
       for (auto& op : batch.ops)
-        st.lazy[op.key] = std::move(op.value); // plain puts (see the hpp)
+        if (!given_up_of(st, op.key)) // a crash may lose them anyway
+          st.lazy[op.key] = std::move(op.value); // plain puts (see the hpp)
       write_soon(self);
     },
     [=](load_atom, conversation_id conv) -> caf::result<conversation_snapshot> {
@@ -193,6 +233,42 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       if (!snap)
         return snap.error();
       return std::move(*snap);
+    },
+    [=](caf::put_atom, node_id me,
+        partition_map& next) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (auto err = next.validate(next.partitions()))
+        return err;
+      if (st.map.map_epoch > 0 && next.partitions() != st.map.partitions())
+        return caf::make_error(errc::bad_request,
+                               "a map of another partition count");
+      if (next.map_epoch < st.map.map_epoch)
+        return caf::make_error(errc::conflict,
+                               "map epoch " + std::to_string(next.map_epoch)
+                                 + " is below the writer's "
+                                 + std::to_string(st.map.map_epoch));
+      if (next.map_epoch == st.map.map_epoch)
+        return st.map.map_epoch;
+      // Everything accepted so far lands before the fence holds.
+      write_pending(self, true);
+      auto first = st.map.map_epoch == 0;
+      st.given_up.resize(next.partitions(), false);
+      for (uint32_t p = 0; p < next.partitions(); ++p) {
+        if (next.owner(p) == me)
+          st.given_up[p] = false;
+        else if (!first && st.map.owner(p) == me)
+          st.given_up[p] = true;
+      }
+      st.map = std::move(next);
+      st.any_given_up = std::find(st.given_up.begin(), st.given_up.end(),
+                                  true)
+                        != st.given_up.end();
+      for (auto i = st.lazy.begin(); i != st.lazy.end();)
+        i = given_up_of(st, i->first) ? st.lazy.erase(i) : std::next(i);
+      if (st.any_given_up)
+        spdlog::info("partition fence map_epoch={} node={}",
+                     st.map.map_epoch, me);
+      return st.map.map_epoch;
     },
     [=](caf::flush_atom) -> uint64_t {
       write_pending(self, true);

@@ -13,6 +13,19 @@
 // of a writer may meet its predecessor's fence: a conversation's load
 // clears it; other writers move past it with next_epoch.
 //
+// Partition fence: a node that gives a partition up (a map epoch in which
+// it no longer owns it, handed over with put_atom, node_id, partition_map)
+// refuses every commit that touches a key of that partition's range
+// (errc::unavailable, retryable; the writer is fenced at that epoch as for
+// a failed write) and drops unsynced puts into it, so nothing lands on the
+// old owner after a move's final copy (runtime/store/partition_move.hpp).
+// Until the first map the writer fences nothing; the first map fences
+// nothing either (only a change from owned to not owned does), so records
+// a node writes for partitions it never owned (today's cross-partition
+// writes) are left alone. A later map that gives the partition back lifts
+// its fence. The answer to the map comes after everything accepted before
+// it is written.
+//
 // Blocks on disk: node.cpp spawns it detached (its own thread).
 
 #include <cstdint>
@@ -28,6 +41,7 @@
 #include <caf/replies_to.hpp>
 
 #include "actors/node_metrics.hpp"
+#include "runtime/core/placement.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
@@ -53,6 +67,12 @@ using store_writer_actor = caf::typed_actor<
   /// what they have.) Written with the next group commit, or on its own
   /// after the mailbox is drained, unsynced if no commit waits.
   caf::reacts_to<caf::put_atom, write_batch>,
+  /// This node is `self` and `map` the newest partition map: fences the
+  /// partitions `self` gave up since the previous map (see above), after
+  /// writing everything pending. Replies the map's epoch. Errors:
+  /// bad_request (invalid map, another partition count), conflict (an
+  /// epoch below the current one; the same epoch is answered as is).
+  caf::replies_to<caf::put_atom, node_id, partition_map>::with<uint64_t>,
   /// Writes everything pending now; replies the number of synced writes.
   caf::replies_to<caf::flush_atom>::with<uint64_t>,
   /// Group commit counters.
@@ -94,6 +114,11 @@ struct store_writer_state {
   bool tick_scheduled = false;
   std::map<uint64_t, uint64_t> fenced; ///< writer -> highest failed epoch
   writer_stats stats;
+  /// The newest map this writer was given (map_epoch 0: none) and, per
+  /// partition, whether this node gave it up (the partition fence).
+  partition_map map;
+  std::vector<bool> given_up;
+  bool any_given_up = false;
 
   static inline const char* name = "store_writer";
 };

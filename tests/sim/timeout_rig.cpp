@@ -107,6 +107,12 @@ gate_impl(gate_ptr self, store_writer_actor real,
       auto rp = self->make_response_promise<writer_stats>();
       return rp.delegate(self->state.real, stats_atom::value);
     },
+    [self](caf::put_atom, node_id me,
+           partition_map& m) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise<uint64_t>();
+      return rp.delegate(self->state.real, caf::put_atom::value, me,
+                         std::move(m));
+    },
     [self](caf::tick_atom) { // the release
       auto& st = self->state;
       st.holding = false;

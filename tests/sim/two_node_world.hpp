@@ -73,6 +73,8 @@ struct two_node_knobs {
   bool link_reorders = false;     ///< the link lands newest first
   /// The stores ack synced writes unsynced while faults are on.
   bool disk_ignores_sync = false;
+  /// run_all ends with check() (a test with checks of its own may not).
+  bool check_at_end = true;
 };
 
 /// Counters over all two-node runs in this process.
