@@ -25,52 +25,14 @@
 #include <vector>
 
 #include <caf/error.hpp>
-#include <caf/local_actor.hpp>
-#include <caf/send.hpp>
-#include <caf/typed_response_promise.hpp>
 
 #include "actors/conversation_actor.hpp"
+#include "actors/conversation_askers.hpp"
 #include "actors/send_keys.hpp"
 #include "runtime/core/reply_deadlines.hpp"
 #include "runtime/core/timeouts.hpp"
 
 namespace parley {
-
-/// Who waits for a send's answer: the asker's response promise, or (a
-/// tagged send) the asker and its tag.
-struct send_asker {
-  caf::typed_response_promise<send_result> rp;
-  send_answer_actor to{}; ///< set: a tagged send, answered by message
-  uint64_t tag = 0;
-  caf::local_actor* from = nullptr; ///< the conversation (sends the answer)
-  /// store::send_digest of this asker's request (0 for membership changes:
-  /// it matches any). Askers of one key that differ from the answered
-  /// request get CONFLICT instead of its answer.
-  uint64_t digest = 0;
-  /// It took a token of the large group's bucket: given back if it is
-  /// answered as a retry.
-  bool took_group_token = false;
-
-  void deliver(const send_result& res) {
-    if (to)
-      caf::unsafe_send_as(from, to, send_atom::value,
-                          send_answer{tag, res, caf::error{}});
-    else
-      rp.deliver(res);
-  }
-
-  void deliver(const caf::error& err) {
-    if (to)
-      caf::unsafe_send_as(from, to, send_atom::value,
-                          send_answer{tag, send_result{}, err});
-    else
-      rp.deliver(err);
-  }
-};
-
-/// What a commit through the store writer runs when it is answered (an
-/// empty error: durable) or timed out (caf::sec::request_timeout).
-using commit_done = std::function<void(const caf::error&)>;
 
 /// Sequences, sends between arrival and answer, and answer caches (data
 /// only).
