@@ -90,7 +90,8 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
                        << t.answers << " answers (" << t.remote_answers
                        << " from the other node, " << t.tagged_answers
                        << " to tagged sends), " << t.errors
-                       << " errors, " << t.node_crashes << " node crashes ("
+                       << " errors (" << t.timeouts << " timeouts), "
+                       << t.node_crashes << " node crashes ("
                        << t.lost_unsynced << " unsynced writes lost), link: "
                        << t.hop_sent << " sent, " << t.hop_delivered
                        << " delivered, " << t.hop_dropped << " dropped, "
@@ -100,6 +101,7 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) { // not a replay
     CHECK(t.remote_answers > 0);
     CHECK(t.tagged_answers > 0);
+    CHECK(t.timeouts > 0);
     CHECK(t.hop_dropped > 0);
     CHECK(t.lost_unsynced > 0);
   }

@@ -92,6 +92,8 @@ void two_node_world::record(const std::string& cmid, const send_result& r) {
 }
 
 void two_node_world::record(const std::string& cmid, const caf::error& e) {
+  if (e == caf::sec::request_timeout)
+    ++two_node_grand_totals().timeouts;
   if (std::getenv("PARLEY_SIM_DEBUG"))
     fprintf(stderr, "step %llu error %s %s\n", (unsigned long long)steps,
             cmid.c_str(), caf::to_string(e).c_str());

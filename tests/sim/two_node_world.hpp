@@ -83,7 +83,8 @@ struct two_node_totals {
            lost_unsynced = 0, hop_sent = 0, hop_delivered = 0,
            hop_dropped = 0, hop_bytes = 0, remote_answers = 0,
            stale_inbox_rows = 0, ///< inbox rows behind the log at the end
-           tagged_answers = 0;   ///< answers to tagged sends
+           tagged_answers = 0,   ///< answers to tagged sends
+           timeouts = 0;         ///< sends that saw request_timeout
 };
 two_node_totals& two_node_grand_totals();
 
