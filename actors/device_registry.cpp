@@ -80,8 +80,6 @@ void release_moved(self_ptr self) {
       self->send_exit(e.actor, caf::exit_reason::user_shutdown);
       if (!e.conn)
         continue;
-      if (st.opts.online)
-        st.opts.online->detach(user, dev, e.conn);
       st.by_conn.erase(e.conn);
       if (auto conn = caf::actor_cast<caf::actor>(e.conn))
         caf::anon_send(conn, caf::close_atom::value,
@@ -111,8 +109,6 @@ device_registry_impl(self_ptr self, device_deps deps,
     if (auto i = st.by_conn.find(dm.source); i != st.by_conn.end()) {
       auto [user, dev] = i->second;
       st.by_conn.erase(i);
-      if (st.opts.online)
-        st.opts.online->detach(user, dev, dm.source);
       if (auto* e = find(st, user, dev); e && e->conn == dm.source) {
         e->conn = nullptr;
         e->offline_since = self->clock().now();
@@ -127,8 +123,6 @@ device_registry_impl(self_ptr self, device_deps deps,
         return;
       spdlog::warn("device actor failed user={} device={} reason=\"{}\"",
                    user, dev, to_string(dm.reason));
-      if (st.opts.online && e->conn)
-        st.opts.online->detach(user, dev, e->conn);
       if (auto conn = caf::actor_cast<caf::actor>(e->conn)) {
         st.by_conn.erase(e->conn);
         caf::anon_send(conn, caf::close_atom::value,
@@ -170,6 +164,24 @@ device_registry_impl(self_ptr self, device_deps deps,
           self->send(e.actor, caf::update_atom::value, changed);
       });
     },
+    [self](fanout_atom, const stored_message& msg,
+           const std::vector<user_id>& users) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (!users.empty())
+        if (auto err = check_owned(st, users.front()))
+          return err; // a stale route: the sender's map is older
+      // One message for the whole batch: every device shares its payload.
+      auto m = caf::make_message(fanout_atom::value, msg);
+      uint64_t n = 0;
+      for_connected(st, users, [&](user_id user, device_id dev, entry& e) {
+        if (user == msg.sender_user && dev == msg.sender_device)
+          return; // the sending device has it already
+        caf::anon_send(caf::actor_cast<caf::actor>(e.actor), m);
+        ++n;
+      });
+      st.fanned_out += n;
+      return n;
+    },
     [self](caf::join_atom, user_id user, device_id dev,
            caf::actor conn) -> caf::result<device_actor> {
       auto& st = self->state;
@@ -191,8 +203,6 @@ device_registry_impl(self_ptr self, device_deps deps,
         st.by_conn.erase(e->conn); // the device actor closes it
       e->conn = conn.address();
       st.by_conn[conn.address()] = {user, dev};
-      if (st.opts.online)
-        st.opts.online->attach(user, dev, conn.address(), e->actor);
       self->monitor(conn);
       // Deliveries forwarded after this join reach the device after it,
       // so they go to the new connection.

@@ -11,7 +11,10 @@
 // a join or lookup of another node's user answers errc::unavailable and
 // spawns nothing; a newer map that moves a user away stops the user's
 // device actors and closes their connections (device_unavailable: the
-// client reconnects and syncs).
+// client reconnects and syncs). Large-group fan-out shards hand it one
+// message per partition and batch, (fanout_atom, stored_message, user ids):
+// it passes the message to those users' connected device actors (each
+// passes a large-group message to its connection at most once).
 
 #include <chrono>
 #include <cstdint>
@@ -29,7 +32,6 @@
 
 #include "actors/delivery.hpp"
 #include "actors/device.hpp"
-#include "actors/presence.hpp"
 #include "runtime/core/placement.hpp"
 
 namespace parley {
@@ -43,6 +45,11 @@ using device_registry_actor = delivery_actor::extend<
   /// `user` changed an inbox entry on device `origin`: pushed to the user's
   /// other connected devices.
   caf::reacts_to<caf::update_atom, user_id, device_id, inbox_entry>,
+  /// Large-group fan-out: `msg` to the connected devices of `users` (all
+  /// of one partition), except the sending device; replies how many got
+  /// it. Error: unavailable if another node owns the partition.
+  caf::replies_to<fanout_atom, stored_message,
+                  std::vector<user_id>>::with<uint64_t>,
   /// The running device actor of (user, device). Error: not_found, or
   /// unavailable if another node owns the user's partition.
   caf::replies_to<caf::get_atom, user_id, device_id>::with<device_actor>,
@@ -57,9 +64,6 @@ struct device_registry_options {
   /// How long a device actor outlives its last connection.
   std::chrono::milliseconds idle_ttl = std::chrono::seconds(60);
   device_options device;
-  /// Kept up to date with who holds a connection (for fan-out shards);
-  /// may be null.
-  std::shared_ptr<presence> online;
   /// This node and the partition map: which users it serves.
   placement where = placement::single_node();
 };
@@ -79,6 +83,7 @@ struct device_registry_state {
   std::map<caf::actor_addr, std::pair<user_id, device_id>> by_device;
   std::set<caf::actor_addr> linked; ///< devices whose exit_msg may come
   uint64_t forwarded = 0;
+  uint64_t fanned_out = 0; ///< large-group messages passed to devices
 
   static inline const char* name = "device_registry";
 };

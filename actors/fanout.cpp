@@ -19,47 +19,101 @@ namespace {
 using shard_ptr = fanout_shard_actor::stateful_pointer<fanout_shard_state>;
 using fanout_ptr = fanout_actor::stateful_pointer<fanout_state>;
 
-void schedule(shard_ptr self) {
+/// Lowers the priority of the shard's own thread (detached) once, so that
+/// the threads serving everyone else win when the CPU is short.
+void lower_priority(shard_ptr self) {
   auto& st = self->state;
-  if (st.scheduled || st.queue.empty())
+  if (!st.opts.own_threads || st.prioritized)
     return;
-  st.scheduled = true;
-  self->send(self, caf::tick_atom::value); // behind what is queued now
+  st.prioritized = true;
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
+                  st.opts.nice)
+      != 0)
+    spdlog::warn("fanout shard could not lower its priority");
 }
 
-/// Serves one batch of users of the oldest slice.
-void work_on(shard_ptr self) {
+/// `users` grouped by partition, each group cut into batches of at most
+/// `batch_users`.
+std::vector<fanout_shard_state::batch>
+split(const fanout_shard_state& st, const std::vector<user_id>& users) {
+  auto parts = std::max<uint32_t>(st.deps.where.map.partitions(), 1);
+  std::map<uint32_t, std::vector<user_id>> by_partition;
+  for (auto u : users)
+    by_partition[partition_of(placement_key::user(u), parts)].push_back(u);
+  std::vector<fanout_shard_state::batch> out;
+  auto most = std::max<size_t>(st.opts.batch_users, 1);
+  for (auto& [p, us] : by_partition)
+    for (size_t i = 0; i < us.size(); i += most)
+      out.push_back({p, std::vector<user_id>(
+                          us.begin() + static_cast<std::ptrdiff_t>(i),
+                          us.begin() + static_cast<std::ptrdiff_t>(
+                            std::min(us.size(), i + most)))});
+  return out;
+}
+
+void pump(shard_ptr self);
+
+/// Settles one answered (or failed) batch of work `id`.
+void settle(shard_ptr self, uint64_t id, uint64_t pushed) {
   auto& st = self->state;
-  st.scheduled = false;
-  if (st.opts.own_threads && !st.prioritized) {
-    // This thread is the shard's alone (detached): lower its priority so
-    // that the threads serving everyone else win when the CPU is short.
-    st.prioritized = true;
-    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
-                    st.opts.nice)
-        != 0)
-      spdlog::warn("fanout shard could not lower its priority");
+  --st.in_flight;
+  auto i = st.queue.find(id);
+  if (i != st.queue.end()) {
+    auto& w = i->second;
+    --w.open;
+    w.pushed += pushed;
+    if (w.next == w.batches.size() && w.open == 0) {
+      if (st.deps.metrics)
+        st.deps.metrics->fanout_pushes += w.pushed;
+      w.rp.deliver(w.pushed);
+      st.queue.erase(i);
+    }
   }
-  if (st.queue.empty())
-    return;
-  auto& w = st.queue.front();
-  auto end = std::min(w.users.size(), w.next + st.opts.batch_users);
-  // One message for the whole slice: every device shares its payload.
-  auto m = caf::make_message(fanout_atom::value, w.msg);
-  std::vector<device_actor> to;
-  for (; w.next < end; ++w.next)
-    st.deps.online->connected_devices(w.users[w.next], w.msg.sender_user,
-                                      w.msg.sender_device, to);
-  for (auto& dev : to)
-    caf::anon_send(caf::actor_cast<caf::actor>(dev), m);
-  w.pushed += to.size();
-  if (w.next == w.users.size()) {
-    if (st.deps.metrics)
-      st.deps.metrics->fanout_pushes += w.pushed;
-    w.rp.deliver(w.pushed);
-    st.queue.pop_front();
+  pump(self);
+}
+
+/// Sends batches, oldest work first, while fewer than `window` are in
+/// flight. A batch goes to the registry of its partition's owner; one
+/// whose owner has no known registry is skipped (those members sync).
+void pump(shard_ptr self) {
+  auto& st = self->state;
+  auto window = std::max<size_t>(st.opts.window, 1);
+  for (auto i = st.queue.begin();
+       i != st.queue.end() && st.in_flight < window;) {
+    auto id = i->first;
+    auto& w = i->second;
+    if (w.next == w.batches.size()) {
+      if (w.open == 0) { // nothing to send (no users)
+        w.rp.deliver(w.pushed);
+        i = st.queue.erase(i);
+      } else {
+        ++i;
+      }
+      continue;
+    }
+    auto& b = w.batches[w.next++];
+    auto owner = st.deps.where.map.owner(b.partition);
+    auto reg = st.deps.registries.find(owner);
+    if (reg == st.deps.registries.end() || !reg->second) {
+      spdlog::warn("fanout: no registry for partition={} owner={}; {} "
+                   "members sync instead",
+                   b.partition, owner, b.users.size());
+      continue;
+    }
+    ++st.in_flight;
+    ++w.open;
+    self
+      ->request(reg->second, timeouts::scan, fanout_atom::value, w.msg,
+                std::move(b.users))
+      .then([self, id](uint64_t n) { settle(self, id, n); },
+            [self, id](caf::error& err) {
+              // A registry that moved a partition or does not answer in
+              // time: its members sync (a retried slice tries again).
+              spdlog::warn("fanout batch failed error=\"{}\"",
+                           to_string(err));
+              settle(self, id, 0);
+            });
   }
-  schedule(self);
 }
 
 fanout_shard_actor spawn_shard(fanout_ptr self) {
@@ -124,13 +178,17 @@ fanout_shard_impl(shard_ptr self, fanout_deps deps, fanout_options opts) {
   return {
     [self](fanout_atom, stored_message& msg,
            std::vector<user_id>& users) -> caf::result<uint64_t> {
+      lower_priority(self);
+      auto& st = self->state;
       auto rp = self->make_response_promise<uint64_t>();
-      self->state.queue.push_back(
-        fanout_shard_state::work{std::move(msg), std::move(users), 0, 0, rp});
-      schedule(self);
+      auto batches = split(st, users);
+      st.queue.emplace(st.next_work++,
+                       fanout_shard_state::work{std::move(msg),
+                                                std::move(batches), 0, 0, 0,
+                                                rp});
+      pump(self);
       return rp;
     },
-    [self](caf::tick_atom) { work_on(self); },
   };
 }
 

@@ -7,20 +7,28 @@
 // instead of the device registry. `fanout` splits the members at its
 // sequence into slices by user (user % shards: each `fanout_shard` owns a
 // fixed slice of every group's membership) and hands each slice to its
-// shard. Shards find the connected devices of a batch of users at a time in
-// the presence table and send each device actor the message (one shared
-// message per batch), on threads of their own at a lower CPU priority:
-// large groups queue among themselves, apart from the registry that serves
-// 1:1 and small groups. Device actors pass it on to their connection on
-// its bulk lane.
+// shard. A shard groups its slice by the users' partition
+// (partition_of(placement_key::user(u), P)) and sends the device registry
+// that owns each partition (routed by the partition map, as the directory
+// routes conversations) one plain message per partition and batch:
+// (fanout_atom, stored_message, user ids). The registry hands the message to
+// each connected device actor of those users except the sending device.
+// Nothing is shared between threads: shards and registries only exchange
+// messages, so a shard may address a registry on another node.
+//
+// Bulkhead: a shard keeps at most `window` batches in flight, so the
+// registry, which also serves 1:1 and small groups, never has more than
+// shards * window large-group batches queued ahead of them; shards run on
+// threads of their own at a lower CPU priority. Device actors pass a
+// large-group message on to their connection's bulk lane.
 //
 // A shard that fails is replaced and its unfinished slices handed to the
 // new one; a device actor passes each large-group message to a connection
 // at most once, so every online member device gets each message once.
-// Offline devices catch up by sync as always.
+// Offline devices (and members whose partition has no reachable registry)
+// catch up by sync as always.
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <vector>
@@ -32,18 +40,17 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/device_registry.hpp"
 #include "actors/node_metrics.hpp"
-#include "actors/presence.hpp"
+#include "runtime/core/placement.hpp"
 
 namespace parley {
 
 using fanout_shard_actor = caf::typed_actor<
   /// Delivers `msg` to the online devices of `users`; replies the
-  /// deliveries made once all are sent.
+  /// deliveries made once every registry has answered.
   caf::replies_to<fanout_atom, stored_message, std::vector<user_id>>::with<
-    uint64_t>,
-  /// Internal: work on the next batch.
-  caf::reacts_to<caf::tick_atom>>;
+    uint64_t>>;
 
 /// Large-group delivery; receipts pass on to `receipts` unchanged.
 using fanout_actor = delivery_actor::extend<
@@ -52,29 +59,40 @@ using fanout_actor = delivery_actor::extend<
 
 struct fanout_options {
   size_t shards = 2;         ///< threads (or actors) fanning out
-  size_t batch_users = 512;  ///< users a shard serves before it looks up
+  size_t batch_users = 512;  ///< most users in one message to a registry
+  size_t window = 4;         ///< batches a shard has in flight at most
   bool own_threads = true;   ///< detached shards (false in simulations)
   int nice = 5;              ///< CPU priority of shard threads (+: lower)
 };
 
 struct fanout_deps {
-  std::shared_ptr<presence> online;
+  /// The partition map: which node's registry serves a user.
+  placement where = placement::single_node();
+  /// The device registry of each node (this node's alone today).
+  std::map<node_id, device_registry_actor> registries;
   delivery_actor receipts;               ///< where receipt events go
   std::shared_ptr<node_metrics> metrics; ///< may be null
 };
 
 struct fanout_shard_state {
+  /// Users of one partition, for one registry.
+  struct batch {
+    uint32_t partition = 0;
+    std::vector<user_id> users;
+  };
   struct work {
     stored_message msg;
-    std::vector<user_id> users;
-    size_t next = 0;
+    std::vector<batch> batches;
+    size_t next = 0;  ///< batches sent
+    size_t open = 0;  ///< sent, not answered
     uint64_t pushed = 0;
     caf::typed_response_promise<uint64_t> rp;
   };
   fanout_deps deps;
   fanout_options opts;
-  std::deque<work> queue;
-  bool scheduled = false;
+  std::map<uint64_t, work> queue; ///< by arrival
+  uint64_t next_work = 1;
+  size_t in_flight = 0;
   bool prioritized = false;
 
   static inline const char* name = "fanout_shard";

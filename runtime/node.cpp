@@ -67,15 +67,17 @@ std::string node::start() {
     writer_ = sys_.spawn(store_writer_impl, opts_.kv, opts_.writer);
     reader_ = sys_.spawn(store_reader_impl, opts_.kv, opts_.sync_recent);
   }
-  auto online = std::make_shared<presence>();
-  opts_.devices.online = online;
   registry_ = sys_.spawn(device_registry_impl,
                          device_deps{reader_, writer_, metrics_, {}},
                          opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
   opts_.fanout.own_threads = opts_.fanout.own_threads && opts_.detach_store;
-  fanout_ = sys_.spawn(fanout_impl, fanout_deps{online, delivery_, metrics_},
+  // Shards address the registry owning each member's partition (this
+  // node's for all of them today).
+  fanout_ = sys_.spawn(fanout_impl,
+                       fanout_deps{where, {{where.self, registry_}}, delivery_,
+                                   metrics_},
                        opts_.fanout);
   inbox_ = sys_.spawn(inbox_supervisor_impl, opts_.kv, writer_,
                       opts_.detach_store, opts_.detach_store,
