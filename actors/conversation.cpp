@@ -85,6 +85,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
     },
     [self](send_atom, tagged_send& t) {
       send_asker to;
+      to.tagged = true;
       to.to = caf::actor_cast<send_answer_actor>(self->current_sender());
       to.tag = t.tag;
       to.from = self;

@@ -21,7 +21,8 @@ namespace parley {
 /// tagged send) the asker and its tag.
 struct send_asker {
   caf::typed_response_promise<send_result> rp;
-  send_answer_actor to{}; ///< set: a tagged send, answered by message
+  bool tagged = false;    ///< a tagged send, answered by message to `to`
+  send_answer_actor to{}; ///< null: an anonymous tagged send (no answer)
   uint64_t tag = 0;
   caf::local_actor* from = nullptr; ///< the conversation (sends the answer)
   /// store::send_digest of this asker's request (0 for membership changes:
@@ -33,19 +34,19 @@ struct send_asker {
   bool took_group_token = false;
 
   void deliver(const send_result& res) {
-    if (to)
+    if (!tagged)
+      rp.deliver(res);
+    else if (to)
       caf::unsafe_send_as(from, to, send_atom::value,
                           send_answer{tag, res, caf::error{}});
-    else
-      rp.deliver(res);
   }
 
   void deliver(const caf::error& err) {
-    if (to)
+    if (!tagged)
+      rp.deliver(err);
+    else if (to)
       caf::unsafe_send_as(from, to, send_atom::value,
                           send_answer{tag, send_result{}, err});
-    else
-      rp.deliver(err);
   }
 };
 

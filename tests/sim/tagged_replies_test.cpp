@@ -112,7 +112,10 @@ TEST_CASE("sim: tagged sends and receipts through the directory are answered "
   auto mine = conv_on(true);
   auto theirs = conv_on(false);
   // Nothing exists yet: the conversation answers not_found, the directory
-  // unavailable for a partition another node owns (no peer known).
+  // unavailable for a partition another node owns (no peer known). An
+  // anonymous tagged send gets no answer and harms nothing.
+  caf::anon_send(f.dir, send_atom::value, fixture::send_to(mine, 10));
+  caf::anon_send(f.dir, send_atom::value, fixture::send_to(theirs, 9));
   caf::send_as(f.asker, f.dir, send_atom::value, fixture::send_to(mine, 11));
   caf::send_as(f.asker, f.dir, send_atom::value, fixture::send_to(theirs, 12));
   caf::send_as(f.asker, f.dir, receipt_atom::value,
