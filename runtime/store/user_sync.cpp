@@ -11,8 +11,12 @@
 
 namespace parley::store {
 
-user_sync::user_sync(user_id user, sync_request req, uint32_t partitions)
-  : user_(user), req_(std::move(req)), partitions_(partitions) {
+user_sync::user_sync(user_id user, sync_request req, uint32_t partitions,
+                     size_t window)
+  : user_(user),
+    req_(std::move(req)),
+    partitions_(partitions),
+    window_(std::max<size_t>(window, 1)) {
 }
 
 uint32_t user_sync::conv_partition(conversation_id conv) const {

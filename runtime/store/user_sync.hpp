@@ -40,10 +40,11 @@ public:
   };
 
   /// Conversations per step of the receipts and messages phases.
-  static constexpr size_t window = 256;
+  static constexpr size_t default_window = 256;
 
   /// A page of `user`'s sync; ids are placed among `partitions`.
-  user_sync(user_id user, sync_request req, uint32_t partitions);
+  user_sync(user_id user, sync_request req, uint32_t partitions,
+            size_t window = default_window);
 
   /// Runs until it needs answers (returned) or the page is done (empty).
   asks next();
@@ -101,6 +102,7 @@ private:
   user_id user_;
   sync_request req_;
   uint32_t partitions_;
+  size_t window_;
   stage stage_ = stage::start;
   bool done_ = false;
   caf::error err_;

@@ -118,7 +118,7 @@ user_sync::asks user_sync::receipts_window() {
   // Groups show their senders aggregates, pushed live; other members'
   // cursors there are not listed (a large group has thousands).
   rwin_.clear();
-  while (rnext_ < convs_.size() && rwin_.size() < window) {
+  while (rnext_ < convs_.size() && rwin_.size() < window_) {
     auto conv = convs_[rnext_++].first;
     if ((pos_.started && conv <= pos_.conv) || !is_direct(conv))
       continue;
@@ -200,7 +200,7 @@ user_sync::asks user_sync::messages_window() {
     return {};
   }
   mat_ = mnext_;
-  mend_ = std::min(eligible_.size(), mnext_ + window);
+  mend_ = std::min(eligible_.size(), mnext_ + window_);
   mnext_ = mend_;
   mopen_ = false;
   std::vector<conv_query> qs;

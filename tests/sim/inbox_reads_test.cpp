@@ -63,7 +63,7 @@ TEST_CASE("sim: the inbox read by id equals the direct read of one store") {
   uint64_t entries_seen = 0;
   for (uint64_t seed = 1; seed <= 200; ++seed) {
     std::mt19937_64 rng{seed};
-    world w{rng};
+    sync_data w{rng};
     uint32_t p = std::vector<uint32_t>{1, 3, 64}[seed % 3];
     key_audit audit;
     audit.partitions = p;

@@ -25,14 +25,14 @@ namespace parley::sim {
 /// A seed's data: users, conversations with member windows, gapless logs,
 /// receipt cursors, accounts' read settings, and inbox rows that are
 /// right, stale or missing.
-struct world {
+struct sync_data {
   std::shared_ptr<memory_backend> disk = std::make_shared<memory_backend>();
   std::vector<user_id> users;
   std::vector<user_id> syncing;
   std::map<conversation_id, std::vector<member>> convs;
   std::map<conversation_id, sequence> heads;
 
-  explicit world(std::mt19937_64& rng) {
+  explicit sync_data(std::mt19937_64& rng) {
     auto pick = [&](uint64_t n) { return rng() % n; };
     for (user_id u = 7; u < 7 + 8; ++u)
       users.push_back(u);
