@@ -40,17 +40,11 @@ caf::result<R> route_to(self_ptr self, conversation_id conv, Ts&&... xs) {
   auto r = st.where.route_of(placement_key::conversation(conv));
   if (r.local)
     return self->delegate(get_or_spawn(self, conv), std::forward<Ts>(xs)...);
-  auto peer = st.peers.find(r.owner);
-  auto from = self->current_sender();
-  if (peer == st.peers.end() || !peer->second
-      || (from && from->node() != self->node()))
-    return not_here(st, conv);
   // The owner's directory takes the request as this one got it (`xs` are
-  // the conversation's form of it); its answer goes to the asker.
-  auto msg = self->current_mailbox_element()->copy_content_to_message();
-  self->make_response_promise().delegate(
-    caf::actor_cast<caf::actor>(peer->second), std::move(msg));
-  return caf::delegated<R>{};
+  // the conversation's form of it).
+  if (forward_to_owner(self, r.owner))
+    return caf::delegated<R>{};
+  return not_here(st, conv);
 }
 
 /// Hands a tagged request `(a, t)` for `conv` on as route_to does, with
@@ -144,6 +138,19 @@ void release_moved(self_ptr self) {
 }
 
 } // namespace
+
+bool forward_to_owner(self_ptr self, node_id owner) {
+  auto& st = self->state;
+  auto peer = st.peers.find(owner);
+  auto from = self->current_sender();
+  if (peer == st.peers.end() || !peer->second
+      || (from && from->node() != self->node()))
+    return false;
+  auto msg = self->current_mailbox_element()->copy_content_to_message();
+  self->make_response_promise().delegate(
+    caf::actor_cast<caf::actor>(peer->second), std::move(msg));
+  return true;
+}
 
 directory_actor::behavior_type
 directory_impl(self_ptr self, conversation_deps deps) {

@@ -74,12 +74,14 @@ using directory_actor = caf::typed_actor<
   /// Internal: stop the actors of `conv` that moved away once drained.
   caf::reacts_to<caf::leave_atom, conversation_id>,
   /// Routed to user `user`'s actor (actors/user.hpp, spawned if not
-  /// running; actors/directory_users.cpp). Error: unavailable if another
-  /// node owns the user's partition.
+  /// running; actors/directory_users.cpp); another node's user to that
+  /// node's directory if known. Error: unavailable if another node owns the
+  /// user's partition and no handle for it is known.
   caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>,
   /// Reads by partition (runtime/core/sync_reads.hpp), handed to the
-  /// partition's store reader. Errors: unavailable (another node owns the
-  /// partition), bad_request (an id outside it).
+  /// partition's store reader (another node's partition: to that node's
+  /// directory if known). Errors: unavailable (another node owns the
+  /// partition, no handle for it), bad_request (an id outside it).
   caf::replies_to<fetch_atom, conv_reads>::with<conv_answers>,
   caf::replies_to<fetch_atom, user_reads>::with<user_answers>,
   /// From an idle user actor: it is handed nothing more and told to end.
@@ -116,6 +118,14 @@ struct directory_state {
 
   static inline const char* name = "directory";
 };
+
+/// Hands the request being handled, as received, to the directory of node
+/// `owner` (its answer goes to the asker) and returns true, if a handle for
+/// that node is known and the request did not come from another node (no
+/// ping-pong between two maps that disagree); else returns false and the
+/// caller answers unavailable.
+bool forward_to_owner(directory_actor::stateful_pointer<directory_state> self,
+                      node_id owner);
 
 /// A directory of a single node: it owns every partition.
 directory_actor::behavior_type

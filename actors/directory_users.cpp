@@ -21,6 +21,15 @@ caf::error not_here(const directory_state& st, placement_key key,
                            + ")");
 }
 
+/// True if partition `p` is another node's and the request was handed to
+/// that node's directory (known to this one).
+bool forwarded(self_ptr self, uint32_t p) {
+  auto& map = self->state.where.map;
+  if (p >= map.partitions() || map.owner(p) == self->state.where.self)
+    return false;
+  return forward_to_owner(self, map.owner(p));
+}
+
 /// Checks that partition `p` is this node's and every key is placed in it.
 template <class Keys>
 caf::error check_partition(const directory_state& st, uint32_t p,
@@ -65,8 +74,11 @@ user_actor user_of(self_ptr self, user_id user) {
 
 caf::result<sync_page> sync(self_ptr self, user_id user, sync_request& req) {
   auto key = placement_key::user(user);
-  if (!self->state.where.owns(key))
+  if (auto r = self->state.where.route_of(key); !r.local) {
+    if (forward_to_owner(self, r.owner)) // to the owner's directory
+      return caf::delegated<sync_page>{};
     return not_here(self->state, key, "user");
+  }
   return self->delegate(user_of(self, user), sync_atom::value, user,
                         std::move(req));
 }
@@ -75,6 +87,8 @@ caf::result<conv_answers> reads(self_ptr self, conv_reads& r) {
   std::vector<placement_key> keys;
   for (auto& q : r.queries)
     keys.push_back(placement_key::conversation(q.conv));
+  if (forwarded(self, r.partition))
+    return caf::delegated<conv_answers>{};
   if (auto err = check_partition(self->state, r.partition, keys))
     return err;
   return self->delegate(self->state.deps.reader, fetch_atom::value,
@@ -87,6 +101,8 @@ caf::result<user_answers> reads(self_ptr self, user_reads& r) {
     keys.push_back(placement_key::user(r.user));
   for (auto u : r.users)
     keys.push_back(placement_key::user(u));
+  if (forwarded(self, r.partition))
+    return caf::delegated<user_answers>{};
   if (auto err = check_partition(self->state, r.partition, keys))
     return err;
   return self->delegate(self->state.deps.reader, fetch_atom::value,

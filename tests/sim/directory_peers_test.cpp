@@ -5,7 +5,7 @@
 // request for the other node's partition gets that node's answer, and the
 // conversation lives and is stored only there; without a peer the answer is
 // UNAVAILABLE as before; a peer that is gone gives a retryable error, not
-// a hang.
+// a hang. The same for a user's sync and the partition reads a sync makes.
 
 #include <doctest/doctest.h>
 
@@ -21,6 +21,7 @@
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
 #include "runtime/core/errors.hpp"
+#include "runtime/core/sync_reads.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "coordinated_system.hpp"
@@ -39,6 +40,13 @@ partition_map halves() {
   for (uint32_t p = 0; p < parts; ++p)
     m.owners.push_back(1 + p % 2);
   return m;
+}
+
+/// The first user id whose partition node `n` owns under halves().
+user_id user_of(node_id n) {
+  for (user_id u = 1;; ++u)
+    if (halves().owner(partition_of(placement_key::user(u), parts)) == n)
+      return u;
 }
 
 /// The first conversation id whose partition node `n` owns under halves().
@@ -166,6 +174,25 @@ TEST_CASE("sim: a directory hands a request for another node's partition "
   auto here = store::fetch_messages(*f.one.disk, conv, 0, 10);
   REQUIRE(here);
   CHECK(here->empty());
+  // A read of that conversation's partition (a user's sync asks these of
+  // its directory) is answered by node 2's store reader.
+  conv_reads reads;
+  reads.partition = partition_of(placement_key::conversation(conv), parts);
+  conv_query q;
+  q.conv = conv;
+  q.kind = conv_read_head;
+  reads.queries.push_back(q);
+  auto head = f.ask<conv_answers>(f.one.dir, fetch_atom::value, reads);
+  REQUIRE_MESSAGE(head.ok, caf::to_string(head.err));
+  REQUIRE_EQ(head.ok->answers.size(), 1u);
+  CHECK_EQ(head.ok->answers[0].head, 1u);
+  // A sync of a user of node 2's runs on node 2's user actor.
+  auto user = user_of(2);
+  auto page = f.ask<sync_page>(f.one.dir, sync_atom::value, user,
+                               sync_request{});
+  REQUIRE_MESSAGE(page.ok, caf::to_string(page.err));
+  CHECK(fixture::state(f.one.dir).users.empty());
+  CHECK_EQ(fixture::state(f.two.dir).users.count(user), 1u);
   // Node 1's own partitions stay with node 1.
   auto local = conv_of(1);
   CHECK(f.ask<sequence>(f.one.dir, caf::join_atom::value, local, user_id{7})
@@ -183,6 +210,10 @@ TEST_CASE("sim: without a peer for the owner, a directory answers "
     REQUIRE(r.err);
     CHECK(is(r.err, errc::unavailable));
     CHECK(fixture::state(f.one.dir).conversations.empty());
+    auto page = f.ask<sync_page>(f.one.dir, sync_atom::value, user_of(2),
+                                 sync_request{});
+    REQUIRE(page.err);
+    CHECK(is(page.err, errc::unavailable));
   }
   {
     fixture f{true};
