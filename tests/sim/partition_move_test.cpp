@@ -29,6 +29,7 @@
 
 #include "actors/outbox_relay.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/layout.hpp"
 #include "runtime/store/partition_move.hpp"
@@ -64,6 +65,8 @@ struct move_log {
   bool fenced = false;
   records frozen;    ///< the old owner's range once the fence held
   uint64_t chunks = 0, tail_puts = 0, tail_erases = 0, failed_writes = 0;
+  /// unavailable errors senders of the moved partition saw (retried).
+  uint64_t unavailable = 0;
   std::map<std::string, size_t> answers_at_switch; ///< moved, answered
   std::string error;
 };
@@ -286,6 +289,13 @@ std::string move_run(uint64_t seed, int bugs = 0, move_log* out = nullptr) {
   why = check_send_log(expected, disks, w.outcomes, fresh, w.deliveries);
   if (!why.empty())
     return why;
+  for (auto& [cmid, o] : w.outcomes)
+    if (partition_of(placement_key::conversation(o.conv), w.map.partitions())
+        == m.partition)
+      for (auto& e : o.errors)
+        log->unavailable += is(e, errc::unavailable) ? 1 : 0;
+  if (out)
+    out->unavailable = log->unavailable;
   if (!log->error.empty())
     return log->error;
   if (log->at != phase::done)
@@ -324,7 +334,7 @@ std::string move_run(uint64_t seed, int bugs = 0, move_log* out = nullptr) {
 
 struct move_totals {
   uint64_t runs = 0, chunks = 0, tail_puts = 0, tail_erases = 0,
-           failed_writes = 0, late_retries = 0;
+           failed_writes = 0, late_retries = 0, unavailable = 0;
 };
 
 } // namespace
@@ -341,6 +351,7 @@ TEST_CASE("sim: a partition moves to the other node in the middle of "
     t.tail_erases += log.tail_erases;
     t.failed_writes += log.failed_writes;
     t.late_retries += log.answers_at_switch.size();
+    t.unavailable += log.unavailable;
     return why;
   });
   MESSAGE("partition moves: " << t.runs << " runs, " << t.chunks
@@ -349,10 +360,14 @@ TEST_CASE("sim: a partition moves to the other node in the middle of "
                               << " erases, " << t.failed_writes
                               << " chunk writes failed and retried, "
                               << t.late_retries
-                              << " sends retried after the move");
+                              << " sends retried after the move, "
+                              << t.unavailable
+                              << " unavailable errors on the moved "
+                                 "partition");
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) {
     CHECK(t.tail_puts > 0); // traffic happened between stream and fence
     CHECK(t.late_retries > 0);
+    CHECK(t.unavailable > 0); // the move was felt, retryably
   }
 }
 
