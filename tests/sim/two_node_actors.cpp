@@ -192,7 +192,37 @@ void joiner(caf::event_based_actor* self, two_node_world* w, node_id home,
           });
 }
 
+void syncer(caf::event_based_actor* self, two_node_world* w, node_id home,
+            user_id user, conversation_id conv, synced* out,
+            std::string continuation) {
+  sync_request req;
+  req.cursor_conversations = {conv};
+  req.cursor_sequences = {0};
+  req.page_size = 50;
+  req.continuation = std::move(continuation);
+  self->request(w->at(home).directory, 30s, sync_atom::value, user, req)
+    .then(
+      [=](sync_page& page) {
+        for (auto& m : page.messages)
+          out->messages.push_back(std::move(m));
+        for (auto& e : page.inbox)
+          out->inbox.push_back(e);
+        if (page.continuation.empty())
+          out->done = true;
+        else
+          self->spawn(syncer, w, home, user, conv, out,
+                      std::move(page.continuation));
+      },
+      [=](caf::error& err) { out->error = caf::to_string(err); });
+}
+
 } // namespace
+
+caf::actor spawn_syncer(caf::actor_system& sys, two_node_world* w,
+                        node_id home, user_id user, conversation_id conv,
+                        synced* out) {
+  return sys.spawn(syncer, w, home, user, conv, out, std::string{});
+}
 
 caf::actor spawn_routed_client(caf::actor_system& sys, two_node_world* w,
                                routed_plan plan) {

@@ -41,6 +41,20 @@ caf::actor spawn_routed_joiner(caf::actor_system& sys, two_node_world* w,
                                node_id home, conversation_id conv,
                                user_id user);
 
+/// What one device's sync after heal saw.
+struct synced {
+  bool done = false;
+  std::string error;                 ///< set: the sync failed
+  std::vector<stored_message> messages;
+  std::vector<inbox_entry> inbox;
+};
+
+/// Syncs `user`'s device through `home`'s directory from sequence 0 of
+/// `conv` (a cursor, so every message comes), page by page, into `out`.
+caf::actor spawn_syncer(caf::actor_system& sys, two_node_world* w,
+                        node_id home, user_id user, conversation_id conv,
+                        synced* out);
+
 /// Records every delivery event of node `n` in the world.
 delivery_actor spawn_node_recorder(caf::actor_system& sys, two_node_world* w,
                                    node_id n);

@@ -25,7 +25,54 @@ std::string two_node_world::check() const {
                                 deliveries);
       !why.empty())
     return why;
-  return check_unread();
+  if (auto why = check_unread(); !why.empty())
+    return why;
+  return check_syncs();
+}
+
+std::string two_node_world::check_syncs() const {
+  auto& t = two_node_grand_totals();
+  for (auto& [c, s] : syncs) {
+    auto conv = convs[c % convs.size()];
+    auto user = user_id(100 + c);
+    auto where = "user " + std::to_string(user) + "'s sync through node "
+                 + std::to_string(homes[c]) + ": ";
+    // Until a user's membership index lives on the user's partition (it is
+    // written with the conversation's records, on the conversation's
+    // node), only a user placed with their conversation can see it: the
+    // others' syncs say not_member.
+    auto user_node = map.owner(
+      partition_of(placement_key::user(user), map.partitions()));
+    if (user_node != owner_of(conv)) {
+      ++t.unsynced_devices;
+      continue;
+    }
+    if (!s.error.empty())
+      return where + s.error;
+    if (!s.done)
+      return where + "never finished";
+    ++t.synced_devices;
+    if (homes[c] != user_node)
+      ++t.synced_across;
+    auto& disk = *at(owner_of(conv)).disk;
+    auto log = store::fetch_messages(disk, conv, 0, 1u << 30);
+    if (!log)
+      return where + "cannot read the log";
+    std::vector<sequence> got;
+    for (auto& m : s.messages)
+      if (m.conversation == conv)
+        got.push_back(m.seq);
+    if (got.size() != log->size())
+      return where + std::to_string(got.size()) + " messages of conversation "
+             + std::to_string(conv) + ", the log has "
+             + std::to_string(log->size());
+    for (size_t i = 0; i < got.size(); ++i)
+      if (got[i] != (*log)[i].seq)
+        return where + "message " + std::to_string(i) + " is seq "
+               + std::to_string(got[i]) + ", the log's is "
+               + std::to_string((*log)[i].seq);
+  }
+  return {};
 }
 
 std::string two_node_world::check_unread() const {

@@ -95,13 +95,20 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
                        << t.lost_unsynced << " unsynced writes lost), link: "
                        << t.hop_sent << " sent, " << t.hop_delivered
                        << " delivered, " << t.hop_dropped << " dropped, "
-                       << t.hop_bytes << " bytes; " << t.stale_inbox_rows
+                       << t.hop_bytes << " bytes; syncs after heal: "
+                       << t.synced_devices << " equal to the log ("
+                       << t.synced_across << " across the link), "
+                       << t.unsynced_devices
+                       << " skipped (user and conversation on different "
+                          "nodes); "
+                       << t.stale_inbox_rows
                        << " inbox rows behind the log at the end (shown "
                           "from the log)");
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) { // not a replay
     CHECK(t.remote_answers > 0);
     CHECK(t.tagged_answers > 0);
     CHECK(t.timeouts > 0);
+    CHECK(t.synced_across > 0);
     CHECK(t.hop_dropped > 0);
     CHECK(t.lost_unsynced > 0);
   }

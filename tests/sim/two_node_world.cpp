@@ -205,6 +205,14 @@ std::string two_node_world::run_all() {
   for (auto& [cmid, o] : outcomes)
     if (homes[std::stoi(cmid.substr(1))] != owner_of(o.conv))
       t.remote_answers += o.answers.size();
+  if (k.sync_at_end) {
+    for (int c = 0; c < k.clients; ++c)
+      at(homes[c]).others.push_back(
+        spawn_syncer(*sys_, this, homes[c], user_id(100 + c),
+                     convs[c % convs.size()], &syncs[c]));
+    if (!run(k.heal_steps))
+      return "the syncs after heal did not finish (liveness)";
+  }
   fnv(trace_hash, net_->trace);
   return k.check_at_end ? check() : std::string{};
 }

@@ -20,7 +20,12 @@
 // is shown equals a recount from the log (others' messages after the read
 // cursor). Clients send read receipts across the link too.
 // Each node's inbox projects the conversations it owns (it reads their
-// log), reconciling at every boot as parleyd does.
+// log), reconciling at every boot as parleyd does. After heal every device
+// syncs through its own node (across the link to the user's node if that
+// is the other) from sequence 0 and must get its conversation's log
+// exactly, in order; only users placed on their conversation's node are
+// checked, as a user's membership index is still written on the
+// conversation's node (the others' syncs answer not_member).
 
 #include <array>
 #include <cstdint>
@@ -40,6 +45,7 @@
 #include "runtime/core/placement.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "sim_world.hpp"
+#include "two_node_actors.hpp"
 #include "two_node_hop.hpp"
 
 namespace parley::sim {
@@ -75,6 +81,8 @@ struct two_node_knobs {
   bool disk_ignores_sync = false;
   /// run_all ends with check() (a test with checks of its own may not).
   bool check_at_end = true;
+  /// After heal, every device syncs from sequence 0 (through its node).
+  bool sync_at_end = true;
 };
 
 /// Counters over all two-node runs in this process.
@@ -84,7 +92,10 @@ struct two_node_totals {
            hop_dropped = 0, hop_bytes = 0, remote_answers = 0,
            stale_inbox_rows = 0, ///< inbox rows behind the log at the end
            tagged_answers = 0,   ///< answers to tagged sends
-           timeouts = 0;         ///< sends that saw request_timeout
+           timeouts = 0,         ///< sends that saw request_timeout
+           synced_devices = 0,   ///< syncs after heal checked against the log
+           unsynced_devices = 0, ///< skipped: user and conversation apart
+           synced_across = 0;    ///< checked syncs that crossed the link
 };
 two_node_totals& two_node_grand_totals();
 
@@ -101,6 +112,9 @@ public:
 
   /// Each member's stored inbox entry against a recount from the log.
   std::string check_unread() const;
+
+  /// Each device's sync after heal against the log.
+  std::string check_syncs() const;
 
   // -- state the tests read ---------------------------------------------------
 
@@ -132,6 +146,8 @@ public:
   std::map<std::string, outcome> outcomes;
   std::vector<delivery> deliveries;
   fresh_answer_log fresh_answers;
+  /// Client c's sync after heal (sync_at_end).
+  std::map<int, synced> syncs;
   /// Called at the start of every step, with the world's actor system (the
   /// partition move test starts its mover from here).
   std::function<void(caf::actor_system&)> on_step;
