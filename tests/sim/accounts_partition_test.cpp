@@ -184,7 +184,7 @@ TEST_CASE("sim: every account write is one batch of one partition") {
   }
 }
 
-TEST_CASE("sim: a token names its user; an edited prefix is refused") {
+TEST_CASE("sim: a token names its user, and an edited prefix is refused") {
   fixture f;
   auto alice = f.enrol("alice");
   auto bob = f.enrol("bob");

@@ -201,7 +201,7 @@ TEST_CASE("sim: a directory hands a request for another node's partition "
 }
 
 TEST_CASE("sim: without a peer for the owner, a directory answers "
-          "UNAVAILABLE; with the peer gone, the asker gets a retryable "
+          "UNAVAILABLE, and with the peer gone the asker gets a retryable "
           "error instead of waiting") {
   {
     fixture f{false};

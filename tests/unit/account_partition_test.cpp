@@ -176,7 +176,7 @@ TEST_CASE("a store with the old global counter: new ids stay above it") {
   CHECK(*fresh.get(store::user_counter_key(0, 64)) == std::nullopt);
 }
 
-TEST_CASE("a token names its user; an edited prefix names no record") {
+TEST_CASE("a token names its user, and an edited prefix names no record") {
   REQUIRE(credentials::init());
   auto token = credentials::new_token(1234567);
   REQUIRE(token.size() == 8 + 43);

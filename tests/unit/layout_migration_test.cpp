@@ -241,7 +241,7 @@ TEST_CASE("a key whose owner cannot be read stops the migration") {
         != std::string::npos);
 }
 
-TEST_CASE("a fresh store gets the current layout; a newer one is refused") {
+TEST_CASE("a fresh store gets the current layout, and a newer one is refused") {
   memory_backend fresh;
   auto rep = store::settle_layout(fresh, {});
   REQUIRE(rep);
