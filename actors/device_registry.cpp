@@ -167,9 +167,11 @@ device_registry_impl(self_ptr self, device_deps deps,
     [self](fanout_atom, const stored_message& msg,
            const std::vector<user_id>& users) -> caf::result<uint64_t> {
       auto& st = self->state;
-      if (!users.empty())
-        if (auto err = check_owned(st, users.front()))
-          return err; // a stale route: the sender's map is older
+      // A stale route (the sender's map is older) refuses the whole batch,
+      // before anything is sent: its members sync, none is pushed twice.
+      for (auto u : users)
+        if (auto err = check_owned(st, u))
+          return err;
       // One message for the whole batch: every device shares its payload.
       auto m = caf::make_message(fanout_atom::value, msg);
       uint64_t n = 0;

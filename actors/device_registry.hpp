@@ -12,9 +12,10 @@
 // spawns nothing; a newer map that moves a user away stops the user's
 // device actors and closes their connections (device_unavailable: the
 // client reconnects and syncs). Large-group fan-out shards hand it one
-// message per partition and batch, (fanout_atom, stored_message, user ids):
-// it passes the message to those users' connected device actors (each
-// passes a large-group message to its connection at most once).
+// message per batch of users of its partitions, (fanout_atom,
+// stored_message, user ids): it passes the message to those users' connected
+// device actors (each passes a large-group message to its connection at most
+// once).
 
 #include <chrono>
 #include <cstdint>
@@ -45,9 +46,11 @@ using device_registry_actor = delivery_actor::extend<
   /// `user` changed an inbox entry on device `origin`: pushed to the user's
   /// other connected devices.
   caf::reacts_to<caf::update_atom, user_id, device_id, inbox_entry>,
-  /// Large-group fan-out: `msg` to the connected devices of `users` (all
-  /// of one partition), except the sending device; replies how many got
-  /// it. Error: unavailable if another node owns the partition.
+  /// Large-group fan-out: `msg` to the connected devices of `users` (of
+  /// any partitions this node owns), except the sending device; replies how
+  /// many got it. Error: unavailable, and nothing sent, if another node
+  /// owns the partition of any of `users` (the sender's map is stale: the
+  /// batch's members sync).
   caf::replies_to<fanout_atom, stored_message,
                   std::vector<user_id>>::with<uint64_t>,
   /// The running device actor of (user, device). Error: not_found, or

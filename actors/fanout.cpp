@@ -32,22 +32,24 @@ void lower_priority(shard_ptr self) {
     spdlog::warn("fanout shard could not lower its priority");
 }
 
-/// `users` grouped by partition, each group cut into batches of at most
-/// `batch_users`.
+/// `users` grouped by the node owning their partition, each group cut into
+/// batches of at most `batch_users` (one node's batch may mix partitions).
 std::vector<fanout_shard_state::batch>
 split(const fanout_shard_state& st, const std::vector<user_id>& users) {
-  auto parts = std::max<uint32_t>(st.deps.where.map.partitions(), 1);
-  std::map<uint32_t, std::vector<user_id>> by_partition;
+  const auto& map = st.deps.where.map;
+  auto parts = std::max<uint32_t>(map.partitions(), 1);
+  std::map<node_id, std::vector<user_id>> by_owner;
   for (auto u : users)
-    by_partition[partition_of(placement_key::user(u), parts)].push_back(u);
+    by_owner[map.owner(partition_of(placement_key::user(u), parts))]
+      .push_back(u);
   std::vector<fanout_shard_state::batch> out;
   auto most = std::max<size_t>(st.opts.batch_users, 1);
-  for (auto& [p, us] : by_partition)
+  for (auto& [owner, us] : by_owner)
     for (size_t i = 0; i < us.size(); i += most)
-      out.push_back({p, std::vector<user_id>(
-                          us.begin() + static_cast<std::ptrdiff_t>(i),
-                          us.begin() + static_cast<std::ptrdiff_t>(
-                            std::min(us.size(), i + most)))});
+      out.push_back({owner, std::vector<user_id>(
+                              us.begin() + static_cast<std::ptrdiff_t>(i),
+                              us.begin() + static_cast<std::ptrdiff_t>(
+                                std::min(us.size(), i + most)))});
   return out;
 }
 
@@ -73,8 +75,8 @@ void settle(shard_ptr self, uint64_t id, uint64_t pushed) {
 }
 
 /// Sends batches, oldest work first, while fewer than `window` are in
-/// flight. A batch goes to the registry of its partition's owner; one
-/// whose owner has no known registry is skipped (those members sync).
+/// flight. A batch goes to the registry of its users' node; one whose node
+/// has no known registry is skipped (those members sync).
 void pump(shard_ptr self) {
   auto& st = self->state;
   auto window = std::max<size_t>(st.opts.window, 1);
@@ -92,12 +94,10 @@ void pump(shard_ptr self) {
       continue;
     }
     auto& b = w.batches[w.next++];
-    auto owner = st.deps.where.map.owner(b.partition);
-    auto reg = st.deps.registries.find(owner);
+    auto reg = st.deps.registries.find(b.owner);
     if (reg == st.deps.registries.end() || !reg->second) {
-      spdlog::warn("fanout: no registry for partition={} owner={}; {} "
-                   "members sync instead",
-                   b.partition, owner, b.users.size());
+      spdlog::warn("fanout: no registry for node={}; {} members sync instead",
+                   b.owner, b.users.size());
       continue;
     }
     ++st.in_flight;

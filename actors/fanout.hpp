@@ -7,12 +7,14 @@
 // instead of the device registry. `fanout` splits the members at its
 // sequence into slices by user (user % shards: each `fanout_shard` owns a
 // fixed slice of every group's membership) and hands each slice to its
-// shard. A shard groups its slice by the users' partition
-// (partition_of(placement_key::user(u), P)) and sends the device registry
-// that owns each partition (routed by the partition map, as the directory
-// routes conversations) one plain message per partition and batch:
-// (fanout_atom, stored_message, user ids). The registry hands the message to
-// each connected device actor of those users except the sending device.
+// shard. A shard groups its slice by the node owning each user's partition
+// (partition_of(placement_key::user(u), P), then the partition map, as the
+// directory routes conversations) and sends that node's device registry one
+// plain message per batch of at most batch_users users (of any of the
+// node's partitions): (fanout_atom, stored_message, user ids). The registry
+// hands the message to each connected device actor of those users except
+// the sending device; a batch with a user of a partition it does not own
+// (a stale map) is refused whole (unavailable): those members sync.
 // Nothing is shared between threads: shards and registries only exchange
 // messages, so a shard may address a registry on another node.
 //
@@ -75,9 +77,9 @@ struct fanout_deps {
 };
 
 struct fanout_shard_state {
-  /// Users of one partition, for one registry.
+  /// Users of partitions one node owns, for that node's registry.
   struct batch {
-    uint32_t partition = 0;
+    node_id owner = no_node;
     std::vector<user_id> users;
   };
   struct work {

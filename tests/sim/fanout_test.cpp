@@ -280,3 +280,70 @@ TEST_CASE("sim: a device registry refuses a fan-out batch of a partition "
   caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
   w.sched->run();
 }
+
+TEST_CASE("sim: a device registry serves a fan-out batch mixing its own "
+          "partitions, and refuses whole a batch with a user of another "
+          "node's partition") {
+  // Shards batch by owner node: one batch may hold users of several of the
+  // registry's partitions. A user whose partition the registry does not own
+  // (the shard's map is stale) refuses the batch before anything is sent,
+  // so its members sync and none gets the message twice.
+  sim::coordinated_system w;
+  partition_map map;
+  map.map_epoch = 1;
+  map.owners = {1, 1, 2, 2};
+  device_registry_options ro;
+  ro.where = placement{1, map};
+  auto registry = w.sys->spawn(device_registry_impl, device_deps{}, ro);
+  user_id in_p[4] = {0, 0, 0, 0};
+  for (user_id u = 1; u < 1000; ++u)
+    if (auto p = partition_of(placement_key::user(u), 4); in_p[p] == 0)
+      in_p[p] = u;
+  for (auto u : in_p)
+    REQUIRE(u != 0);
+  const user_id a = in_p[0], b = in_p[1], theirs = in_p[2];
+  auto got_a = std::make_shared<std::vector<sequence>>();
+  auto got_b = std::make_shared<std::vector<sequence>>();
+  auto conn_a = w.sys->spawn(recording_connection, got_a);
+  auto conn_b = w.sys->spawn(recording_connection, got_b);
+  auto dev_a = std::make_shared<caf::actor>();
+  auto dev_b = std::make_shared<caf::actor>();
+  join(*w.sys, registry, a, 1, conn_a, dev_a);
+  join(*w.sys, registry, b, 1, conn_b, dev_b);
+  w.sched->run();
+  REQUIRE(*dev_a);
+  REQUIRE(*dev_b);
+  stored_message m;
+  m.conversation = 9;
+  m.sender_user = theirs;
+  m.sender_device = 1;
+  auto answer = [&](sequence seq, std::vector<user_id> to) {
+    m.seq = seq;
+    auto out = std::make_shared<caf::expected<uint64_t>>(uint64_t{0});
+    w.sys->spawn([=](caf::event_based_actor* self) {
+      self->request(registry, caf::infinite, fanout_atom::value, m, to)
+        .then([out](uint64_t n) { *out = n; },
+              [out](caf::error& err) { *out = std::move(err); });
+    });
+    w.sched->run();
+    return *out;
+  };
+  auto both = answer(1, {a, b});
+  REQUIRE(both);
+  CHECK(*both == 2);
+  CHECK(*got_a == std::vector<sequence>{1});
+  CHECK(*got_b == std::vector<sequence>{1});
+  for (auto to : {std::vector<user_id>{a, theirs, b},
+                  std::vector<user_id>{theirs, a}}) {
+    auto refused = answer(2, to);
+    CHECK_FALSE(refused); // CHECK: a failure still shuts the actors down
+    if (!refused)
+      CHECK(refused.error() == errc::unavailable);
+  }
+  CHECK(*got_a == std::vector<sequence>{1});
+  CHECK(*got_b == std::vector<sequence>{1});
+  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(conn_a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(conn_b, caf::exit_reason::user_shutdown);
+  w.sched->run();
+}
