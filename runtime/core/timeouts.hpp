@@ -18,11 +18,12 @@ namespace parley::timeouts {
 inline constexpr caf::timespan ask = std::chrono::seconds(10);
 
 /// A client's request on the hot path (a send, a receipt), which the
-/// client retries with the same key. Short on purpose: CAF 0.17 keeps each
-/// request's timeout in its clock until it fires, whether or not the answer
-/// came (measured: ~150 bytes per send held for the timeout, +21-29 MB of
-/// server memory per 8 s at 20k msg/s with 30 s), so the hot path's is kept
-/// short. Long enough for a write the disk holds for a while.
+/// client retries with the same key. These requests are tagged messages
+/// with one deadline tick per actor (reply_deadlines.hpp), not CAF timed
+/// requests: CAF 0.17 registers every timed request with its clock thread
+/// and keeps it until it fires, which on this path cost half the accept
+/// rate (tools/bench/RESULTS.md). Long enough for a write the disk holds
+/// for a while; short so that a client hears of a lost request soon.
 inline constexpr caf::timespan client = std::chrono::seconds(5);
 
 /// A write through the store writer: a group commit with a synced write,
