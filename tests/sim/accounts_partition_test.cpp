@@ -22,7 +22,7 @@
 #include "runtime/store/account_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/memory_backend.hpp"
-#include "coordinated_system.hpp"
+#include "accounts_fixture.hpp"
 
 using namespace parley;
 
@@ -61,44 +61,15 @@ uint32_t name_partition(const std::string& name) {
   return partition_of(placement_key::username(name), partitions);
 }
 
-struct fixture : sim::coordinated_system {
-  std::shared_ptr<recording_backend> disk
-    = std::make_shared<recording_backend>();
-  store_writer_actor writer;
-  accounts_actor accounts;
-
+struct fixture : sim::accounts_fixture<recording_backend> {
   /// `before` writes what an older data directory holds, first.
   explicit fixture(const write_batch& before = {}) {
-    REQUIRE(credentials::init());
     if (!before.ops.empty())
       REQUIRE_FALSE(disk->write(before, true));
     disk->batches.clear();
-    writer = sys->spawn(store_writer_impl, std::shared_ptr<kv_backend>(disk),
-                        store_writer_limits{});
     accounts_limits lim;
     lim.partitions = partitions;
-    lim.hash_strength = "min";
-    accounts = sys->spawn(accounts_impl, std::shared_ptr<kv_backend>(disk),
-                          writer, lim, [] { return int64_t{1000}; });
-  }
-
-  ~fixture() {
-    caf::anon_send_exit(accounts, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
-    sched->run();
-  }
-
-  template <class T, class... Ts>
-  std::pair<std::optional<T>, caf::error> ask(Ts... args) {
-    auto out = std::make_shared<std::pair<std::optional<T>, caf::error>>();
-    auto acc = accounts;
-    sys->spawn([=](caf::event_based_actor* self) {
-      self->request(acc, caf::infinite, args...)
-        .then([=](T& x) { out->first = x; },
-              [=](caf::error& e) { out->second = e; });
-    });
-    sched->run();
-    return *out;
+    start(lim);
   }
 
   /// The batches written since the last call.

@@ -18,45 +18,15 @@
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/memory_backend.hpp"
-#include "coordinated_system.hpp"
+#include "accounts_fixture.hpp"
 
 using namespace parley;
 
 namespace {
 
-struct fixture : sim::coordinated_system {
-  std::shared_ptr<memory_backend> disk = std::make_shared<memory_backend>();
-  store_writer_actor writer;
-  accounts_actor accounts;
-
+struct fixture : sim::accounts_fixture<> {
   explicit fixture(accounts_limits lim = {}) {
-    REQUIRE(credentials::init());
-    writer = sys->spawn(store_writer_impl, std::shared_ptr<kv_backend>(disk),
-                        store_writer_limits{});
-    lim.hash_strength = "min";
-    accounts = sys->spawn(accounts_impl, std::shared_ptr<kv_backend>(disk),
-                          writer, lim, [] { return int64_t{1000}; });
-  }
-
-  ~fixture() {
-    caf::anon_send_exit(accounts, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
-    sched->run();
-  }
-
-  /// Sends `args` to the accounts actor from a fresh actor; runs to
-  /// quiescence; returns the value or the error.
-  template <class T, class... Ts>
-  std::pair<std::optional<T>, caf::error> ask(Ts... args) {
-    auto out = std::make_shared<std::pair<std::optional<T>, caf::error>>();
-    auto acc = accounts;
-    sys->spawn([=](caf::event_based_actor* self) {
-      self->request(acc, caf::infinite, args...)
-        .then([=](T& x) { out->first = x; },
-              [=](caf::error& e) { out->second = e; });
-    });
-    sched->run();
-    return *out;
+    start(lim);
   }
 };
 
