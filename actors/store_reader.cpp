@@ -35,10 +35,6 @@ store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
     [=](outbox_atom) {
       return to_result(store::undispatched_conversations(*self->state.kv));
     },
-    [=](sync_atom, user_id user, const sync_request& req) {
-      return to_result(
-        store::sync(*self->state.kv, user, req, self->state.sync_recent));
-    },
     [=](sweep_atom, conversation_id conv, sequence after, int64_t cutoff_ms,
         uint64_t limit) {
       return to_result(store::find_expired_idempotency(

@@ -34,8 +34,6 @@ using store_reader_actor = caf::typed_actor<
   /// `after` sent before `cutoff_ms`, at most `limit`.
   caf::replies_to<sweep_atom, conversation_id, sequence, int64_t,
                   uint64_t>::with<idempotency_sweep>,
-  /// One page of `user`'s sync (see store::sync).
-  caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>,
   /// The highest sequence `user` may acknowledge in `conv` (store::ack_limit:
   /// the conversation's side only, its member record and head).
   caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>,

@@ -9,7 +9,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -69,14 +68,7 @@ void write_old_store(const std::string& dir, const std::string& token) {
 }
 
 uint16_t start(child& c) {
-  std::string line;
-  std::smatch m;
-  while (c.read_line(line, 30000))
-    if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)")))
-      return static_cast<uint16_t>(std::stoi(m[1].str()));
-  for (auto& l : c.lines())
-    MESSAGE(l);
-  return 0;
+  return started_port(c);
 }
 
 /// Registers `name`; returns its user id.

@@ -8,7 +8,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -118,14 +117,7 @@ void write_layout_1(const std::string& dir) {
 /// Starts parleyd on `dir`; returns its port once it has started (0 if it
 /// did not).
 uint16_t start(child& c) {
-  std::string line;
-  std::smatch m;
-  while (c.read_line(line, 30000))
-    if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)")))
-      return static_cast<uint16_t>(std::stoi(m[1].str()));
-  for (auto& l : c.lines())
-    MESSAGE(l);
-  return 0;
+  return started_port(c);
 }
 
 std::vector<std::string> args_for(const std::string& dir) {

@@ -70,17 +70,7 @@ void node::restart() {
                                 "--parley.password-hash=min"};
   args.insert(args.end(), extra_.begin(), extra_.end());
   proc_ = std::make_unique<child>(PARLEYD, args);
-  port = 0;
-  std::string line;
-  std::smatch m;
-  while (proc_->read_line(line, 10000))
-    if (std::regex_search(line, m, std::regex("node started .*port=(\\d+)"))) {
-      port = static_cast<uint16_t>(std::stoi(m[1].str()));
-      break;
-    }
-  if (port == 0)
-    for (auto& l : proc_->lines())
-      MESSAGE(l);
+  port = started_port(*proc_, 10000);
   REQUIRE(port != 0);
 }
 

@@ -1,10 +1,13 @@
 #include "process.hpp"
 
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <regex>
 #include <stdexcept>
 #include <thread>
 
@@ -134,6 +137,18 @@ int child::wait(int timeout_ms) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+}
+
+uint16_t started_port(child& c, int timeout_ms) {
+  static const std::regex started("node started .*port=(\\d+)");
+  std::string line;
+  std::smatch m;
+  while (c.read_line(line, timeout_ms))
+    if (std::regex_search(line, m, started))
+      return static_cast<uint16_t>(std::stoi(m[1].str()));
+  for (auto& l : c.lines())
+    MESSAGE(l);
+  return 0;
 }
 
 } // namespace parley::e2e

@@ -4,6 +4,7 @@
 // stderr) on a pipe, read line by line with a timeout, signalled and reaped
 // by PID. The destructor kills only the process it started.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ private:
   std::string buf_;
   std::vector<std::string> lines_;
 };
+
+/// The port of parleyd's "node started ... port=N" line, reading `c` until
+/// it comes; 0 if it does not come within `timeout_ms` per line (then every
+/// line read is printed, for the failure's report).
+uint16_t started_port(child& c, int timeout_ms = 30000);
 
 /// The exit code of a wait status; -1 if the process did not exit (killed
 /// by a signal, or `wait` timed out).

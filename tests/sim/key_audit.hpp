@@ -167,9 +167,6 @@ audited_reader(store_reader_actor::pointer self, store_reader_actor real,
         uint64_t n) -> caf::result<idempotency_sweep> {
       return self->delegate(real, a, c, after, cutoff, n);
     },
-    [=](sync_atom a, user_id u, sync_request& r) -> caf::result<sync_page> {
-      return self->delegate(real, a, u, std::move(r));
-    },
     [=](ack_atom a, user_id u, conversation_id c) -> caf::result<sequence> {
       return self->delegate(real, a, u, c);
     },

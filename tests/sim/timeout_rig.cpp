@@ -157,10 +157,6 @@ lookup_gate_impl(store_reader_actor::pointer self, store_reader_actor real,
       auto rp = self->make_response_promise<idempotency_sweep>();
       return rp.delegate(real, a, c, after, cutoff, n);
     },
-    [=](sync_atom a, user_id u, sync_request& r) -> caf::result<sync_page> {
-      auto rp = self->make_response_promise<sync_page>();
-      return rp.delegate(real, a, u, std::move(r));
-    },
     [=](ack_atom a, user_id u, conversation_id c) -> caf::result<sequence> {
       auto rp = self->make_response_promise<sequence>();
       return rp.delegate(real, a, u, c);
