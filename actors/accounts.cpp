@@ -59,7 +59,9 @@ caf::expected<user_id> next_user_of(self_ptr self, uint32_t p) {
   auto& st = self->state;
   auto i = st.last_user.find(p);
   if (i == st.last_user.end()) {
-    auto last = store::last_user_id(*st.kv, p, st.limits.partitions);
+    // One read in p: the node settled every partition's counter at start
+    // (store::settle_user_counters), legacy floor included.
+    auto last = store::own_last_user_id(*st.kv, p, st.limits.partitions);
     if (!last)
       return last.error();
     i = st.last_user.emplace(p, *last).first;
@@ -68,6 +70,19 @@ caf::expected<user_id> next_user_of(self_ptr self, uint32_t p) {
   if (id)
     i->second = *id; // handed out: never again, even if the commit fails
   return id;
+}
+
+/// Drops what the actor cached of partitions this node no longer owns.
+void forget_moved(self_ptr self) {
+  auto& st = self->state;
+  auto owned = [&](uint32_t p) {
+    return st.where.map.owner(p) == st.where.self;
+  };
+  for (auto i = st.last_user.begin(); i != st.last_user.end();)
+    i = owned(i->first) ? std::next(i) : st.last_user.erase(i);
+  for (auto i = st.last_device.begin(); i != st.last_device.end();)
+    i = owned(user_partition(self, i->first)) ? std::next(i)
+                                              : st.last_device.erase(i);
 }
 
 caf::result<user_id> do_register(self_ptr self, const std::string& name,
@@ -80,6 +95,10 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
                            "username: 3-32 of a-z 0-9 _ . -");
   if (password.size() < 8 || password.size() > 1024)
     return caf::make_error(errc::bad_request, "password: 8-1024 bytes");
+  // One step in the username's partition: the new id is placed in it.
+  auto p = name_partition(self, name);
+  if (auto err = own_step(self, p, "registration"))
+    return err;
   auto existing = store::account_exists(*st.kv, name);
   if (!existing)
     return existing.error();
@@ -88,8 +107,7 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
   auto hash = credentials::hash_password(password, st.limits.hash_strength);
   if (hash.empty())
     return caf::make_error(errc::storage_failed, "cannot hash password");
-  auto next = next_user_of(
-    self, partition_of(placement_key::username(name), st.limits.partitions));
+  auto next = next_user_of(self, p);
   if (!next)
     return next.error();
   auto id = *next;
@@ -127,20 +145,34 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
                                 "wrong username or password");
   if (device_name.empty() || device_name.size() > 64)
     return caf::make_error(errc::bad_request, "device name: 1-64 bytes");
-  auto acct = store::find_account(*st.kv, name);
-  if (!acct)
-    return acct.error();
-  if (!*acct) {
+  auto no_such_user = [&] {
     // Spend the same time as a real check: no user enumeration by timing.
     credentials::verify_password(
       credentials::hash_password("x", st.limits.hash_strength), password);
     return refuse;
-  }
+  };
+  // Step 1, the username's partition: name -> id.
+  if (auto err = own_step(self, name_partition(self, name), "login (name)"))
+    return err;
+  auto id = store::find_user_id(*st.kv, name);
+  if (!id)
+    return id.error();
+  if (!*id)
+    return no_such_user();
+  // Step 2, the id's partition (the same one for accounts registered since
+  // ids are placed by username): password, blocked, device and token.
+  auto user = **id;
+  if (auto err = own_step(self, user_partition(self, user), "login (user)"))
+    return err;
+  auto acct = store::find_account_by_id(*st.kv, user);
+  if (!acct)
+    return acct.error();
+  if (!*acct)
+    return no_such_user();
   if (!credentials::verify_password((*acct)->password_hash, password))
     return refuse;
   if ((*acct)->blocked)
     return caf::make_error(errc::forbidden, "account blocked");
-  auto user = (*acct)->user;
   auto last = last_device_of(self, user);
   if (!last)
     return last.error();
@@ -193,6 +225,7 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   st.writer = std::move(writer);
   st.limits = std::move(limits);
   st.clock = std::move(clock);
+  st.where = placement::single_node(st.limits.partitions, st.limits.self);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     auto i = st.online_by_addr.find(dm.source);
@@ -219,26 +252,32 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       return do_auth(self, token);
     },
     [self](caf::resolve_atom, const std::string& name) -> caf::result<user_id> {
-      auto acct = store::find_account(*self->state.kv, name);
-      if (!acct)
-        return acct.error();
-      if (!*acct)
+      if (auto err = own_step(self, name_partition(self, name), "resolve"))
+        return err;
+      auto id = store::find_user_id(*self->state.kv, name);
+      if (!id)
+        return id.error();
+      if (!*id)
         return caf::make_error(errc::not_found, "no such user");
-      return (*acct)->user;
+      return **id;
     },
     [self](caf::resolve_atom, const std::vector<std::string>& names,
            const std::vector<uint64_t>& ids)
       -> caf::result<std::vector<uint64_t>> {
       std::vector<uint64_t> out;
       for (auto& name : names) {
-        auto acct = store::find_account(*self->state.kv, name);
-        if (!acct)
-          return acct.error();
-        if (!*acct)
+        if (auto err = own_step(self, name_partition(self, name), "resolve"))
+          return err;
+        auto id = store::find_user_id(*self->state.kv, name);
+        if (!id)
+          return id.error();
+        if (!*id)
           return caf::make_error(errc::not_found, "no such user: " + name);
-        out.push_back((*acct)->user);
+        out.push_back(**id);
       }
       for (auto id : ids) {
+        if (auto err = own_step(self, user_partition(self, id), "resolve"))
+          return err;
         auto name = store::user_name(*self->state.kv, id);
         if (!name)
           return name.error();
@@ -251,6 +290,8 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [self](devices_atom, user_id user)
       -> caf::result<std::vector<device_info>> {
+      if (auto err = own_step(self, user_partition(self, user), "devices"))
+        return err;
       auto devices = store::list_devices(*self->state.kv, user);
       if (!devices)
         return devices.error();
@@ -268,6 +309,14 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [self](block_atom, const std::string& name, bool blocked) {
       return do_block(self, name, blocked);
+    },
+    [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (auto err = st.where.replace(std::move(next)))
+        return err;
+      forget_moved(self);
+      spdlog::info("accounts: partition map epoch={}", st.where.map.map_epoch);
+      return st.where.map.map_epoch;
     },
   };
 }

@@ -7,15 +7,23 @@
 // connections are closed at once. Writes go through the store writer;
 // secrets are stored hashed only.
 //
-// Placement: every write is one single-partition batch, and every request
-// names its partition (runtime/store/account_store.hpp says which record
-// lives where). By username (placement_key::username): register, login
-// (then its device and token write goes to the user id's partition, one
-// batch), resolve of names, block. By user id (placement_key::user):
-// devices, revoke, resolve of ids, the read-receipts setting (it reads the
-// name in the user's partition, then writes 'u' in the username's). By
-// token: auth reads the user id from the token's prefix and routes by it;
-// a token issued before the prefix routes by its hash (keys::token_slot).
+// Placement: every operation is a sequence of steps, each of which reads
+// and writes one partition (runtime/store/account_store.hpp says which
+// record lives where; writes are one single-partition batch each), and
+// each step runs only if this node owns its partition under the actor's
+// partition map (else errc::unavailable, retryable). In the username's
+// partition (placement_key::username): register (the new id is in it: one
+// batch 'u' + 'a' + 'v' + counter), the first step of login and block
+// (name -> id), resolve of names. In the user id's (placement_key::user):
+// login's second step (password against 'a', blocked, device and token),
+// block's second step and the read-receipts setting ('a'), token auth
+// ('t', 'd', 'a'), devices, revoke, resolve of ids. A token issued before
+// tokens named their user is found in its hash's partition first
+// (keys::token_slot). For a new account the two partitions are one.
+//
+// The map: a newer partition map (caf::put_atom) makes the actor forget
+// what it cached of partitions it no longer owns (the last user id handed
+// out, users' last device ids); a partition it gets back is read afresh.
 
 #include <cstdint>
 #include <map>
@@ -31,6 +39,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/store_writer.hpp"
+#include "runtime/core/placement.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
 
@@ -67,13 +76,21 @@ using accounts_actor = caf::typed_actor<
   /// An operator blocks (true) or unblocks a user by name: a blocked user
   /// cannot log in or authenticate, and their open connections close at
   /// once. Replies the new state. Error: not_found.
-  caf::replies_to<block_atom, std::string, bool>::with<bool>>;
+  caf::replies_to<block_atom, std::string, bool>::with<bool>,
+  /// Replaces the partition map with `next` (same partition count, higher
+  /// map_epoch); replies the new epoch. Cached counters and device ids of
+  /// partitions that left this node are dropped. Errors: conflict (an
+  /// epoch not above the current one), bad_request.
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>>;
 
 /// Tunables of the accounts actor (config: parley.*).
 struct accounts_limits {
   /// The deployment's partition count (kept in the store's meta): user ids
   /// are allocated per partition (runtime/store/account_store.hpp).
   uint32_t partitions = default_partitions;
+  /// This node (the partition map says which partitions it owns; until a
+  /// map arrives, all of them).
+  node_id self = single_node_id;
   bool registration_open = true;
   uint64_t max_devices = 8;
   std::string hash_strength = "interactive"; ///< or "min" (tests only)
@@ -85,6 +102,7 @@ struct accounts_state {
   accounts_limits limits;
   std::function<int64_t()> clock;
   uint64_t epoch = 1;
+  placement where; ///< this node and the newest partition map
   std::map<uint32_t, user_id> last_user; ///< per partition, loaded lazily
   std::set<std::string> pending_names;            ///< commits under way
   std::map<user_id, device_id> last_device;       ///< loaded lazily

@@ -41,6 +41,16 @@ void commit(self_ptr self, write_batch batch, OnOk on_ok, OnErr on_err) {
           });
 }
 
+/// The partition of `user`'s records ('a', 'v', 'd', 't').
+uint32_t user_partition(self_ptr self, user_id user);
+
+/// The partition of username `name`'s entry ('u').
+uint32_t name_partition(self_ptr self, const std::string& name);
+
+/// Starts a step in partition `p`: an error (unavailable, retryable) unless
+/// this node owns `p` under the actor's map; `what` names the step.
+caf::error own_step(self_ptr self, uint32_t p, const char* what);
+
 /// Sets whether `user` shares and sees read receipts; the user's open
 /// connections are told at once.
 caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on);

@@ -9,13 +9,37 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/store/account_store.hpp"
+#include "runtime/store/keys.hpp"
 
 namespace parley::accounts_detail {
 
+uint32_t user_partition(self_ptr self, user_id user) {
+  return partition_of(placement_key::user(user), self->state.limits.partitions);
+}
+
+uint32_t name_partition(self_ptr self, const std::string& name) {
+  return partition_of(placement_key::username(name),
+                      self->state.limits.partitions);
+}
+
+caf::error own_step(self_ptr self, uint32_t p, const char* what) {
+  auto& where = self->state.where;
+  auto owner = where.map.owner(p);
+  if (owner == where.self)
+    return {};
+  return caf::make_error(errc::unavailable,
+                         std::string{what} + ": partition "
+                           + std::to_string(p) + " is owned by node "
+                           + std::to_string(owner) + " (map epoch "
+                           + std::to_string(where.map.map_epoch) + ")");
+}
+
 /// Sets whether `user` shares and sees read receipts; the user's open
-/// connections are told at once.
+/// connections are told at once. One step in the user's partition ('a').
 caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
   auto& st = self->state;
+  if (auto err = own_step(self, user_partition(self, user), "settings"))
+    return err;
   auto acct = store::find_account_by_id(*st.kv, user);
   if (!acct)
     return acct.error();
@@ -51,8 +75,16 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   if (!named)
     return refuse;
   auto hash = credentials::token_hash(token);
-  // A token names its user (routed by it); one issued before that is
-  // found by its hash alone.
+  // A token names its user: one step in the user's partition ('t', 'd',
+  // 'a'). One issued before that is found by its hash alone, in the hash's
+  // partition first.
+  if (*named == 0) {
+    auto p = partition_of_slot(keys::token_slot(hash), st.limits.partitions);
+    if (auto err = own_step(self, p, "auth (old token)"))
+      return err;
+  } else if (auto err = own_step(self, user_partition(self, *named), "auth")) {
+    return err;
+  }
   auto owner = *named != 0 ? store::find_token(*st.kv, *named, hash)
                            : store::find_legacy_token(*st.kv, hash);
   if (!owner)
@@ -60,6 +92,9 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
   if (!*owner)
     return refuse;
   principal who{(*owner)->user, (*owner)->device};
+  if (*named == 0)
+    if (auto err = own_step(self, user_partition(self, who.user), "auth"))
+      return err;
   auto dev = store::find_device(*st.kv, who.user, who.device);
   if (!dev)
     return dev.error();
@@ -84,7 +119,18 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
 caf::result<bool> do_block(self_ptr self, const std::string& name,
                            bool blocked) {
   auto& st = self->state;
-  auto acct = store::find_account(*st.kv, name);
+  // Step 1, the username's partition: name -> id.
+  if (auto err = own_step(self, name_partition(self, name), "block (name)"))
+    return err;
+  auto id = store::find_user_id(*st.kv, name);
+  if (!id)
+    return id.error();
+  if (!*id)
+    return caf::make_error(errc::not_found, "no such user");
+  // Step 2, the id's partition: the account record ('a').
+  if (auto err = own_step(self, user_partition(self, **id), "block (user)"))
+    return err;
+  auto acct = store::find_account_by_id(*st.kv, **id);
   if (!acct)
     return acct.error();
   if (!*acct)
@@ -120,6 +166,8 @@ caf::result<bool> do_block(self_ptr self, const std::string& name,
 
 caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
   auto& st = self->state;
+  if (auto err = own_step(self, user_partition(self, user), "revoke"))
+    return err;
   auto rec = store::find_device(*st.kv, user, dev);
   if (!rec)
     return rec.error();
@@ -128,7 +176,13 @@ caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
   // A token issued before tokens named their user has its record in
   // another partition: it stops working with the device record (auth
   // checks it), and its record is erased by a second batch.
-  auto legacy = store::find_legacy_token(*st.kv, (*rec)->token_hash);
+  // A second step, in the old token's partition, if this node owns it.
+  auto legacy_p = partition_of_slot(keys::token_slot((*rec)->token_hash),
+                                    st.limits.partitions);
+  auto legacy = own_step(self, legacy_p, "revoke (old token)")
+                  ? caf::expected<std::optional<store::token_owner>>{
+                    std::optional<store::token_owner>{}}
+                  : store::find_legacy_token(*st.kv, (*rec)->token_hash);
   bool drop_legacy = legacy && *legacy && (*legacy)->user == user
                      && (*legacy)->device == dev;
   auto legacy_hash = (*rec)->token_hash;

@@ -54,6 +54,7 @@ std::string node::start() {
   if (auto err = store::settle_user_counters(*opts_.kv, *partitions))
     return "user id counters: " + sys_.render(err);
   opts_.accounts.partitions = *partitions;
+  opts_.accounts.self = opts_.self;
   auto where = placement::single_node(*partitions, opts_.self);
   opts_.devices.where = where;
   spdlog::info("placement partitions={} node={} map_epoch={}", *partitions,

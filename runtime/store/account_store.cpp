@@ -52,6 +52,13 @@ std::string encode(const account& acct) {
   return rec.SerializeAsString();
 }
 
+/// The 'u' value of layout 3: the user id only.
+std::string encode_name_entry(user_id user) {
+  pb::AccountRecord rec;
+  rec.set_user_id(user);
+  return rec.SerializeAsString();
+}
+
 account decode(std::string_view name, const pb::AccountRecord& rec) {
   return account{std::string{name},   rec.user_id(),
                  rec.password_hash(), rec.created_at_ms(),
@@ -79,13 +86,14 @@ device_record decode(device_id id, const pb::DeviceRecord& rec) {
 void add_account(write_batch& batch, const account& acct,
                  uint32_t partitions) {
   auto p = partition_of(placement_key::username(acct.name), partitions);
-  batch.put(keys::account(acct.name), encode(acct));
+  batch.put(keys::account(acct.name), encode_name_entry(acct.user));
+  batch.put(keys::user_account(acct.user), encode(acct));
   batch.put(keys::user_name(acct.user), acct.name);
   batch.put(user_counter_key(p, partitions), encode_counter(acct.user));
 }
 
 void update_account(write_batch& batch, const account& acct) {
-  batch.put(keys::account(acct.name), encode(acct));
+  batch.put(keys::user_account(acct.user), encode(acct));
 }
 
 void add_device(write_batch& batch, user_id user, const device_record& dev) {
@@ -145,6 +153,14 @@ caf::expected<user_id> last_user_id(kv_backend& kv, uint32_t p,
   return legacy_last_user_id(kv);
 }
 
+caf::expected<user_id> own_last_user_id(kv_backend& kv, uint32_t p,
+                                        uint32_t partitions) {
+  auto own = read_counter(kv, user_counter_key(p, partitions));
+  if (!own)
+    return own.error();
+  return own->value_or(0);
+}
+
 caf::expected<user_id> legacy_last_user_id(kv_backend& kv) {
   auto c = read_counter(kv, keys::counter(user_counter));
   if (!c)
@@ -180,14 +196,24 @@ caf::expected<bool> account_exists(kv_backend& kv, std::string_view name) {
   return bytes->has_value();
 }
 
-caf::expected<std::optional<account>> find_account(kv_backend& kv,
+caf::expected<std::optional<user_id>> find_user_id(kv_backend& kv,
                                                    std::string_view name) {
   auto rec = read_record<pb::AccountRecord>(kv, keys::account(name));
   if (!rec)
     return rec.error();
   if (!*rec)
+    return std::optional<user_id>{};
+  return std::optional<user_id>{(*rec)->user_id()};
+}
+
+caf::expected<std::optional<account>> find_account(kv_backend& kv,
+                                                   std::string_view name) {
+  auto id = find_user_id(kv, name);
+  if (!id)
+    return id.error();
+  if (!*id)
     return std::optional<account>{};
-  return std::optional<account>{decode(name, **rec)};
+  return find_account_by_id(kv, **id);
 }
 
 caf::expected<std::optional<std::string>> user_name(kv_backend& kv,
@@ -197,12 +223,31 @@ caf::expected<std::optional<std::string>> user_name(kv_backend& kv,
 
 caf::expected<std::optional<account>> find_account_by_id(kv_backend& kv,
                                                          user_id user) {
+  auto rec = read_record<pb::AccountRecord>(kv, keys::user_account(user));
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return std::optional<account>{};
   auto name = user_name(kv, user);
   if (!name)
     return name.error();
-  if (!*name)
-    return std::optional<account>{};
-  return find_account(kv, **name);
+  auto acct = decode(name->value_or(std::string{}), **rec);
+  acct.user = user;
+  return std::optional<account>{std::move(acct)};
+}
+
+caf::expected<account_v3> account_to_v3(std::string_view value) {
+  pb::AccountRecord rec;
+  if (!rec.ParseFromArray(value.data(), static_cast<int>(value.size()))
+      || rec.user_id() == 0)
+    return caf::make_error(errc::storage_corrupt,
+                           "not an account record with a user id");
+  account_v3 out;
+  out.name_value = encode_name_entry(rec.user_id());
+  out.record_key = keys::user_account(rec.user_id());
+  out.record_value = std::string(value);
+  out.slim = value == out.name_value;
+  return out;
 }
 
 caf::expected<device_id> last_device_id(kv_backend& kv, user_id user) {

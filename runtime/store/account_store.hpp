@@ -1,6 +1,7 @@
 #pragma once
 
-// Account tables: accounts ('u' name, 'v' id), the user id counters ('n'),
+// Account tables: accounts ('a' id), usernames ('u' name -> id), user
+// names ('v' id -> name), the user id counters ('n'),
 // devices ('d'), bearer tokens ('t') and devices' delivered cursors ('r').
 // Turns these records (protobuf, schema/parley/v1/store.proto) into Parley
 // structs and back; the only code that knows both their key layouts
@@ -8,12 +9,16 @@
 // (runtime/accounts/credentials.hpp): nothing here sees a password or token.
 //
 // Placement (runtime/core/placement.hpp): every write below touches one
-// partition. 'u' belongs to the username's partition; 'v', 'd', 't' and
-// 'r' to the user id's; a partition's user id counter to the partition. A
-// new user gets an id of its username's partition (next_user_id), so its
-// 'u', 'v' and counter records share one partition; users registered
-// before ids were allocated per partition keep theirs ('u' may then sit
-// in another partition than the rest).
+// partition. 'u' belongs to the username's partition; 'a', 'v', 'd', 't'
+// and 'r' to the user id's; a partition's user id counter to the
+// partition. A new user gets an id of its username's partition
+// (next_user_id), so its 'u', 'a', 'v' and counter records share one
+// partition; users registered before ids were allocated per partition keep
+// theirs ('u' may then sit in another partition than the rest). Since key
+// layout 3 'u' holds only the user id (the name's index) and everything an
+// account operation checks after that ('a': password hash, blocked, read
+// receipts) is in the id's partition, so each operation is a step in the
+// username's partition (name -> id) and steps in the id's.
 
 #include <cstdint>
 #include <optional>
@@ -28,7 +33,8 @@
 
 namespace parley::store {
 
-/// An account: 'u' name -> AccountRecord, and 'v' user -> name.
+/// An account: 'a' user -> AccountRecord (authoritative), 'u' name -> its
+/// user id, and 'v' user -> name.
 struct account {
   std::string name;
   user_id user = 0;
@@ -56,16 +62,16 @@ struct token_owner {
 
 // -- writes: append to a batch -----------------------------------------------
 
-/// Adds a new account: its record under its name, its name under its id,
-/// and the user id counter of the username's partition set to its id (ids
+/// Adds a new account: its record under its id ('a'), its id under its name
+/// ('u'), its name under its id ('v'), and the user id counter of the username's partition set to its id (ids
 /// are handed out in order per partition, so the newest account of a
 /// partition holds its highest). Precondition: `acct.user` comes from
 /// next_user_id for that partition (then the batch touches one partition).
 void add_account(write_batch& batch, const account& acct,
                  uint32_t partitions);
 
-/// Replaces the record of an existing account (`acct.name`); the name and
-/// the counter stay.
+/// Replaces the record of an existing account (`acct.user`: 'a', in the
+/// user's partition); its name, its 'u' entry and the counter stay.
 void update_account(write_batch& batch, const account& acct);
 
 /// Adds a new device of `user` (`dev.device`) and its token record (the
@@ -116,6 +122,13 @@ std::string user_counter_key(uint32_t p, uint32_t partitions);
 caf::expected<user_id> last_user_id(kv_backend& kv, uint32_t p,
                                     uint32_t partitions);
 
+/// The last user id partition `p` handed out, from its own counter only
+/// (0 if it has none): one read in the partition. Correct once
+/// settle_user_counters ran (every start does, before actors run): then a
+/// partition without its own counter has no legacy floor either.
+caf::expected<user_id> own_last_user_id(kv_backend& kv, uint32_t p,
+                                        uint32_t partitions);
+
 /// The single user id counter of stores from before ids were allocated
 /// per partition ('n' "user"; 0 if none). Read only.
 caf::expected<user_id> legacy_last_user_id(kv_backend& kv);
@@ -128,10 +141,18 @@ caf::error settle_user_counters(kv_backend& kv, uint32_t partitions);
 
 // -- accounts, devices, tokens ------------------------------------------------
 
-/// True if an account record is kept under `name` (it is not parsed).
+/// True if a username entry is kept under `name` (it is not parsed).
 caf::expected<bool> account_exists(kv_backend& kv, std::string_view name);
 
-/// The account named `name`; nullopt if none. Error: storage_corrupt.
+/// The user id of `name` ('u': the username's partition only); nullopt if
+/// none. Error: storage_corrupt.
+caf::expected<std::optional<user_id>> find_user_id(kv_backend& kv,
+                                                   std::string_view name);
+
+/// The account named `name`: find_user_id, then find_account_by_id. Reads
+/// two partitions when they differ: for tools and tests (the accounts
+/// actor takes the two steps itself). nullopt if none. Error:
+/// storage_corrupt.
 caf::expected<std::optional<account>> find_account(kv_backend& kv,
                                                    std::string_view name);
 
@@ -139,9 +160,22 @@ caf::expected<std::optional<account>> find_account(kv_backend& kv,
 caf::expected<std::optional<std::string>> user_name(kv_backend& kv,
                                                     user_id user);
 
-/// The account of `user`; nullopt if none. Error: storage_corrupt.
+/// The account of `user` ('a' and 'v': the user's partition only); nullopt
+/// if none. Error: storage_corrupt.
 caf::expected<std::optional<account>> find_account_by_id(kv_backend& kv,
                                                          user_id user);
+
+/// The key layout 3 form of a layout-2 username entry (the whole account
+/// record under 'u' `name`): the slim 'u' value (user id only) and the
+/// 'a' key and value (runtime/store/layout_migration.hpp). Error:
+/// storage_corrupt (not an AccountRecord, or user id 0).
+struct account_v3 {
+  std::string name_value;  ///< the new 'u' value
+  std::string record_key;  ///< 'a' user
+  std::string record_value;
+  bool slim = false;       ///< `value` was already the slim form
+};
+caf::expected<account_v3> account_to_v3(std::string_view value);
 
 /// The highest device id `user` ever had (revoked ones too; 0: none).
 caf::expected<device_id> last_device_id(kv_backend& kv, user_id user);

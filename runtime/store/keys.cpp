@@ -171,6 +171,10 @@ std::string account(std::string_view username) {
   return with_bytes(account_slot(username), accounts_tag, username);
 }
 
+std::string user_account(user_id user) {
+  return tagged(user_slot(user), user_accounts_tag, {user});
+}
+
 std::string user_name(user_id user) {
   return tagged(user_slot(user), user_names_tag, {user});
 }

@@ -1,6 +1,6 @@
 #pragma once
 
-// Key layouts of Parley's LevelDB tables (layout version 2).
+// Key layouts of Parley's LevelDB tables (layout version 3).
 //
 // DO NOT CHANGE: these layouts are on disk; a change is a new layout
 // version with a migration (runtime/store/layout_migration.hpp), never a
@@ -26,7 +26,11 @@
 //  't'  tokens         't' user:u64 token_hash:32 bytes            TokenRecord
 //                      't' token_hash:32 bytes (issued before tokens named
 //                          their user; read and erased only)
-//  'u'  accounts       'u' username:bytes                          AccountRecord
+//  'u'  usernames      'u' username:bytes                          AccountRecord
+//                          (user_id only: the name's index, layout 3)
+//  'a'  accounts       'a' user:u64                                AccountRecord
+//                          (authoritative: password hash, created,
+//                          blocked, read_receipts_off; layout 3)
 //  'v'  user names     'v' user:u64                                username (raw)
 //  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
 //  'r'  delivered      'r' user:u64 device:u64 conv:u64            seq:u64 (raw, max-merged)
@@ -37,7 +41,7 @@
 //
 // The owner whose slot prefixes a key (one function per table below):
 //  conversation tables b c e i m o s: the conversation (conversation_slot);
-//  user tables d v y r x f: the user (user_slot); 'u': the username
+//  user tables d v y r x f a: the user (user_slot); 'u': the username
 //  (account_slot, placement_key::username); 't': the user named in the
 //  key (user_slot; a token names its user, runtime/accounts/
 //  credentials.hpp), or for a token from before that, token_slot (from
@@ -46,13 +50,15 @@
 //  counter ("user", read only) in counter_slot (from the name).
 //
 // Layout 1 (until issue 21) had no 'P' slot prefix: every key started with
-// its table tag. Only the migration still reads it.
+// its table tag. Layout 2 kept the whole AccountRecord in 'u' (the
+// username's partition) and had no 'a'. Only the migration still reads
+// them (runtime/store/layout_migration.hpp).
 //
 // Meta keys hold what a node fixes at its first start and must never change
 // afterwards (names are ASCII):
 //  'z' "partitions"  the deployment's partition count, u64 big-endian
 //                    (runtime/core/placement.hpp; runtime/store/meta_store.hpp)
-//  'z' "layout"      the key layout version, u64 big-endian (2; missing on
+//  'z' "layout"      the key layout version, u64 big-endian (3; missing on
 //                    a store with data: 1; runtime/store/layout_migration.hpp)
 //
 // Idempotency is scoped to the conversation: the conversation actor is the
@@ -79,6 +85,7 @@ inline constexpr char devices_tag = 'd';
 inline constexpr char counters_tag = 'n';
 inline constexpr char tokens_tag = 't';
 inline constexpr char accounts_tag = 'u';
+inline constexpr char user_accounts_tag = 'a';
 inline constexpr char user_names_tag = 'v';
 inline constexpr char memberships_tag = 'y';
 inline constexpr char delivered_tag = 'r';
@@ -93,7 +100,7 @@ inline constexpr size_t tag_pos = 3;
 /// Where a partitioned key's first field starts.
 inline constexpr size_t fields_pos = 4;
 /// The key layout this binary reads and writes.
-inline constexpr uint64_t layout_version = 2;
+inline constexpr uint64_t layout_version = 3;
 
 /// Receipt kinds (as wire ReceiptKind): a member's user-level cursors.
 inline constexpr uint8_t receipt_delivered = 1; ///< some device of the user has it
@@ -157,8 +164,11 @@ std::string member(conversation_id conv, user_id user);
 std::optional<std::pair<conversation_id, user_id>>
 decode_member(std::string_view key);
 
-/// 'u' username
+/// 'u' username: the username's index entry (its user id).
 std::string account(std::string_view username);
+
+/// 'a' user: the user's account record, in the user's slot.
+std::string user_account(user_id user);
 
 /// 'v' user
 std::string user_name(user_id user);

@@ -1,5 +1,7 @@
 #include "runtime/store/layout.hpp"
 
+#include <algorithm>
+
 #include "runtime/core/errors.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/store/keys.hpp"
@@ -7,8 +9,13 @@
 namespace parley::store {
 
 caf::error scan_table(kv_backend& kv, char tag, const kv_backend::visitor& f) {
+  return scan_table(kv, tag, keys::table_start(0, tag), f);
+}
+
+caf::error scan_table(kv_backend& kv, char tag, std::string from,
+                      const kv_backend::visitor& f) {
   const auto end = keys::table_start(slot_count, tag); // "Q": after every slot
-  auto from = keys::table_start(0, tag);
+  from = std::max(from, keys::table_start(0, tag));
   for (;;) {
     bool stopped = false;     // `f` asked to stop
     std::string next;         // where to seek after leaving the table

@@ -21,6 +21,11 @@ namespace parley::store {
 /// `f` returns false to stop. Error: the backend's.
 caf::error scan_table(kv_backend& kv, char tag, const kv_backend::visitor& f);
 
+/// The same from key `from` on (a key of the table to resume at, or any
+/// key before it).
+caf::error scan_table(kv_backend& kv, char tag, std::string from,
+                      const kv_backend::visitor& f);
+
 /// The keys of partition `p` of `partitions`: [first, second). Every
 /// partitioned key (keys.hpp) of an owner in that partition lies in it,
 /// and no other key does (meta keys lie outside every partition).

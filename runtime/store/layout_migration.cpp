@@ -55,22 +55,9 @@ const table* table_of(char tag) {
 
 } // namespace keys_v1
 
-/// Up to 40 bytes of `key` in hex, for messages.
-std::string hex(std::string_view key) {
-  std::string out;
-  char buf[3];
-  for (size_t i = 0; i < key.size() && i < 40; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", static_cast<uint8_t>(key[i]));
-    out += buf;
-  }
-  if (key.size() > 40)
-    out += "...";
-  return out;
-}
-
 caf::error refuse(std::string_view key, const std::string& why) {
   return caf::make_error(errc::storage_corrupt,
-                         "layout migration: key " + hex(key) + " (" + why
+                         "layout migration: key " + key_hex(key) + " (" + why
                            + "); nothing was dropped, the store is unchanged "
                              "from this key on");
 }
@@ -108,6 +95,18 @@ caf::expected<bool> has_data(kv_backend& kv) {
 }
 
 } // namespace
+
+std::string key_hex(std::string_view key) {
+  std::string out;
+  char buf[3];
+  for (size_t i = 0; i < key.size() && i < 40; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", static_cast<uint8_t>(key[i]));
+    out += buf;
+  }
+  if (key.size() > 40)
+    out += "...";
+  return out;
+}
 
 caf::expected<std::string> v2_key_of_v1(std::string_view old_key) {
   using keys_v1::owner;
@@ -246,9 +245,20 @@ caf::expected<layout_report> settle_layout(kv_backend& kv,
       return layout_report{};
     }
   }
-  auto rep = migrate_v1_to_v2(kv, opts);
-  if (!rep)
-    return rep;
+  layout_report rep;
+  if (!*kept || **kept == 1) {
+    auto v2 = migrate_v1_to_v2(kv, opts);
+    if (!v2)
+      return v2;
+    rep = *v2;
+  } else {
+    rep.found = **kept;
+  }
+  auto v3 = migrate_v2_to_v3(kv, opts);
+  if (!v3)
+    return v3;
+  rep.accounts = v3->accounts;
+  rep.chunks += v3->chunks;
   if (auto err = write_version(kv))
     return err;
   return rep;

@@ -26,16 +26,11 @@ caf::expected<bool> shares_reads(kv_backend& kv, user_id user,
                                  std::map<user_id, bool>& cache) {
   if (auto i = cache.find(user); i != cache.end())
     return i->second;
-  auto name = kv.get(keys::user_name(user));
-  if (!name)
-    return name.error();
-  bool shares = true;
-  if (*name) {
-    auto acct = read_record<pb::AccountRecord>(kv, keys::account(**name));
-    if (!acct)
-      return acct.error();
-    shares = !*acct || !(*acct)->read_receipts_off();
-  }
+  // The user's account record ('a', key layout 3), in the user's partition.
+  auto acct = read_record<pb::AccountRecord>(kv, keys::user_account(user));
+  if (!acct)
+    return acct.error();
+  bool shares = !*acct || !(*acct)->read_receipts_off();
   cache[user] = shares;
   return shares;
 }

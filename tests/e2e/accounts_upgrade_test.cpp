@@ -3,7 +3,11 @@
 // id counter at 1000 and a device whose token has no user prefix. The old
 // token keeps working (HTTP and WebSocket, across a restart) until its
 // device is revoked; new users get ids above 1000 in their usernames'
-// partitions, never twice; new tokens name their user.
+// partitions, never twice; new tokens name their user. The directory is
+// migrated to key layout 3 (the account's record keyed by its id, in
+// another partition than its name's entry): the old account logs in, turns
+// read receipts off, and once an operator blocks it its logins are refused
+// and its token stops working.
 
 #include <doctest/doctest.h>
 
@@ -92,8 +96,13 @@ TEST_CASE("parleyd keeps old tokens and the old user counter working on an "
   auto old_token = credentials::new_token(1).substr(2); // the bare secret
   REQUIRE(old_token.size() == 43);
   write_old_store(dir, old_token);
-  std::vector<std::string> args{"--data", dir, "--listen", "127.0.0.1:0",
-                                "--parley.password-hash=min"};
+  std::vector<std::string> args{
+    "--data", dir, "--listen", "127.0.0.1:0", "--parley.password-hash=min",
+    "--parley.admin-token-hash=" + admin_token_hash("ops-secret")};
+  // Alice's name and id are in different partitions: her login and block
+  // take two steps, her token and setting one (actors/accounts.hpp).
+  CHECK(partition_of(placement_key::username("alice"), 64)
+        != partition_of(placement_key::user(1), 64));
   std::set<uint64_t> ids{1};
   auto check_new = [&](uint16_t port, const std::string& name) {
     auto id = enrol(port, name);
@@ -108,6 +117,8 @@ TEST_CASE("parleyd keeps old tokens and the old user counter working on an "
     child c{PARLEYD, args};
     auto port = start(c);
     REQUIRE(port != 0);
+    CHECK(c.saw("key layout=3 found=1"));
+    CHECK(c.saw("layout migration: done, 1 accounts keyed by id"));
     // The old token, over HTTP and WebSocket.
     CHECK(http_call(port, "GET", "/v1/devices", {}, old_token).status == 200);
     CHECK(user_id_of(port, old_token) == 1);
@@ -143,6 +154,24 @@ TEST_CASE("parleyd keeps old tokens and the old user counter working on an "
           == 204);
     CHECK(http_call(port, "GET", "/v1/devices", {}, old_token).status == 401);
     CHECK(http_call(port, "GET", "/v1/devices", {}, laptop).status == 200);
+    // Her setting: read receipts off, kept.
+    auto set = http_call(port, "PUT", "/v1/settings",
+                         R"({"readReceipts":false})", laptop);
+    CHECK(set.status == 200);
+    CHECK(set.body == R"({"readReceipts":false})");
+    CHECK(http_call(port, "GET", "/v1/settings", {}, laptop).body
+          == R"({"readReceipts":false})");
+    // Blocked by the operator: her login is refused, her token too.
+    auto block = http_call(port, "POST", "/v1/admin/block",
+                           R"({"username":"alice","blocked":true})",
+                           "ops-secret");
+    CHECK(block.status == 200);
+    CHECK(block.body == R"({"blocked":true})");
+    auto refused = http_call(port, "POST", "/v1/login",
+                             R"({"username":"alice","password":"correct horse",)"
+                             R"("deviceName":"tablet"})");
+    CHECK(refused.status == 403);
+    CHECK(http_call(port, "GET", "/v1/devices", {}, laptop).status == 401);
     c.signal(SIGTERM);
     CHECK(exit_code(c.wait(15000)) == 0);
   }

@@ -1,5 +1,6 @@
 // parleyd migrates a data directory of key layout 1 (written here by hand,
-// keys without the 'P' slot prefix) at startup: the account in it logs in
+// keys without the 'P' slot prefix) at startup, through layout 2 to the
+// newest (3: accounts keyed by user id): the account in it logs in
 // and syncs its old messages. A directory of a layout newer than the
 // binary, or one with a truncated key, stops parleyd with exit code 1 and
 // a message saying why.
@@ -137,7 +138,10 @@ TEST_CASE("parleyd migrates a layout-1 data directory: the old account logs "
     REQUIRE(port != 0);
     CHECK(c.saw("layout migration: from layout 1 to 2"));
     CHECK(c.saw("layout migration: done, 15 keys moved"));
-    CHECK(c.saw("key layout=2 found=1 moved=15"));
+    // Then on to 3: alice's and bob's records keyed by their ids.
+    CHECK(c.saw("layout migration: from layout 2 to 3"));
+    CHECK(c.saw("layout migration: done, 2 accounts keyed by id"));
+    CHECK(c.saw("key layout=3 found=1 moved=15"));
     auto r = http_call(port, "POST", "/v1/login",
                        R"({"username":"alice","password":"correct horse",)"
                        R"("deviceName":"laptop"})");
@@ -167,11 +171,11 @@ TEST_CASE("parleyd migrates a layout-1 data directory: the old account logs "
     c.signal(SIGTERM);
     CHECK(exit_code(c.wait(15000)) == 0);
   }
-  // A second start finds layout 2 and moves nothing.
+  // A second start finds layout 3 and moves nothing.
   {
     child c{PARLEYD, args_for(dir)};
     REQUIRE(start(c) != 0);
-    CHECK(c.saw("key layout=2 found=2 moved=0"));
+    CHECK(c.saw("key layout=3 found=3 moved=0"));
     CHECK_FALSE(c.saw("layout migration"));
     c.signal(SIGTERM);
     CHECK(exit_code(c.wait(15000)) == 0);
@@ -187,7 +191,7 @@ TEST_CASE("parleyd refuses a data directory of a newer key layout") {
   child c{PARLEYD, args_for(dir)};
   CHECK(exit_code(c.wait(15000)) == 1);
   CHECK(c.saw("key layout is version 99; this binary supports layouts up "
-              "to 2"));
+              "to 3"));
   CHECK_FALSE(c.saw("node started"));
   std::filesystem::remove_all(dir);
 }

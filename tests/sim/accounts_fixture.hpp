@@ -14,6 +14,8 @@
 
 #include "actors/accounts.hpp"
 #include "runtime/accounts/credentials.hpp"
+#include "runtime/store/account_store.hpp"
+#include "runtime/store/layout_migration.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "coordinated_system.hpp"
 
@@ -29,8 +31,13 @@ struct accounts_fixture : coordinated_system {
     REQUIRE(credentials::init());
   }
 
-  /// Spawns the writer and the accounts actor (a minimum-cost Argon2id).
+  /// Settles the key layout and the user id counters as a node's start
+  /// does (a store written as an older layout is migrated, the old global
+  /// counter becomes every partition's floor), then spawns the writer and
+  /// the accounts actor (a minimum-cost Argon2id).
   void start(accounts_limits lim) {
+    REQUIRE(store::settle_layout(*disk));
+    REQUIRE_FALSE(store::settle_user_counters(*disk, lim.partitions));
     writer = sys->spawn(store_writer_impl, std::shared_ptr<kv_backend>(disk),
                         store_writer_limits{});
     lim.hash_strength = "min";

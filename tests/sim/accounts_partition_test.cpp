@@ -66,10 +66,10 @@ struct fixture : sim::accounts_fixture<recording_backend> {
   explicit fixture(const write_batch& before = {}) {
     if (!before.ops.empty())
       REQUIRE_FALSE(disk->write(before, true));
-    disk->batches.clear();
     accounts_limits lim;
     lim.partitions = partitions;
-    start(lim);
+    start(lim); // migrates `before` to the current layout first
+    disk->batches.clear();
   }
 
   /// The batches written since the last call.

@@ -58,10 +58,11 @@ TEST_CASE("sim: accounts register once, log devices in and authenticate "
              .second,
            errc::bad_request));
   // The password is stored hashed, never as given.
-  auto rec = f.disk->get(keys::account("alice"));
+  auto rec = f.disk->get(keys::user_account(*alice.first));
   REQUIRE(rec);
   REQUIRE(*rec);
   CHECK((*rec)->find("correct horse") == std::string::npos);
+  CHECK((*rec)->find("$argon2id$") != std::string::npos);
 
   auto wrong = f.ask<login_result>(login_atom::value, std::string{"alice"},
                                    std::string{"wrong"}, std::string{"phone"});

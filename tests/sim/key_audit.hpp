@@ -94,9 +94,8 @@ struct owners {
     prefixes[cut(keys::inbox(u, 0), 8)] = k;
     prefixes[cut(keys::inbox_flags(u, 0), 8)] = k;
     prefixes[keys::user_name(u)] = k;
-    // The account record of the user's name: the user's setting (where
-    // accounts place it is theirs to say).
-    prefixes[keys::account(name_of(u))] = k;
+    // The user's account record ('a', key layout 3): the user's setting.
+    prefixes[keys::user_account(u)] = k;
   }
 
   std::optional<placement_key> of(const std::string& key) const {

@@ -119,7 +119,7 @@ TEST_CASE("a registration is one batch of one partition, the username's") {
     auto b = register_name(kv, name, 64, &id);
     auto p = partition_of(placement_key::username(name), 64);
     CAPTURE(name);
-    REQUIRE(b.ops.size() == 3); // 'u', 'v', the counter
+    REQUIRE(b.ops.size() == 4); // 'u', 'a', 'v', the counter
     for (auto& op : b.ops)
       CHECK(owner_of(op.key, 64) == p);
     CHECK(partition_of(placement_key::user(id), 64) == p);

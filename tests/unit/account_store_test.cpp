@@ -132,19 +132,25 @@ TEST_CASE("account_store: records keep the layout existing stores hold") {
   write_batch b;
   store::add_account(b, alice(), 64);
   store::add_device(b, 41, phone(3, hash_of('a')));
-  REQUIRE(b.ops.size() == 5);
+  REQUIRE(b.ops.size() == 6);
+  // Key layout 3: the name's entry holds the id alone, the record is kept
+  // under the id (the same bytes layout 2 kept under the name).
+  pb::AccountRecord entry;
+  entry.set_user_id(41);
   CHECK(b.ops[0].key == keys::account("alice"));
-  CHECK(b.ops[0].value == old_acct.SerializeAsString());
-  CHECK(b.ops[1].key == keys::user_name(41));
-  CHECK(b.ops[1].value == "alice");
+  CHECK(b.ops[0].value == entry.SerializeAsString());
+  CHECK(b.ops[1].key == keys::user_account(41));
+  CHECK(b.ops[1].value == old_acct.SerializeAsString());
+  CHECK(b.ops[2].key == keys::user_name(41));
+  CHECK(b.ops[2].value == "alice");
   // The counter and the token record moved to their partitions' keys; the
   // records are the same.
-  CHECK(b.ops[2].key == store::user_counter_key(alice_p, 64));
-  CHECK(b.ops[2].value == old_counter.SerializeAsString());
-  CHECK(b.ops[3].key == keys::device(41, 3));
-  CHECK(b.ops[3].value == old_dev.SerializeAsString());
-  CHECK(b.ops[4].key == keys::token(41, hash_of('a')));
-  CHECK(b.ops[4].value == old_token.SerializeAsString());
+  CHECK(b.ops[3].key == store::user_counter_key(alice_p, 64));
+  CHECK(b.ops[3].value == old_counter.SerializeAsString());
+  CHECK(b.ops[4].key == keys::device(41, 3));
+  CHECK(b.ops[4].value == old_dev.SerializeAsString());
+  CHECK(b.ops[5].key == keys::token(41, hash_of('a')));
+  CHECK(b.ops[5].value == old_token.SerializeAsString());
   for (auto& op : b.ops) {
     CHECK_FALSE(op.erase);
     CHECK_FALSE(op.max_u64);

@@ -5,7 +5,9 @@
 // watermarks and sweep marks; users 10-13 with memberships, inbox entries
 // and flags, devices, delivered cursors; accounts, names, tokens and the
 // user counter. And its layout-1 twin (the same records, keys without the
-// 'P' slot prefix), for the migration's tests.
+// 'P' slot prefix), for the migration's tests. The accounts are written as
+// layout 2 kept them (the whole record under 'u' username); as_layout_3
+// says what the 2 -> 3 step makes of a store's dump.
 
 #include <map>
 #include <string>
@@ -106,6 +108,26 @@ inline write_batch populated() {
   counter.set_value(13);
   b.put(keys::counter("user"), counter.SerializeAsString());
   return b;
+}
+
+/// What key layout 3 holds for the dump `v2` of a layout-2 store: every
+/// username entry 'u' slimmed to its user id, its whole record under 'a'
+/// user (the id's slot); everything else as it is.
+inline kv_map as_layout_3(const kv_map& v2) {
+  namespace pb = parley::store::v1;
+  kv_map out = v2;
+  for (auto& [k, v] : v2) {
+    if (keys::table_of(k) != keys::accounts_tag)
+      continue;
+    pb::AccountRecord rec;
+    if (!rec.ParseFromString(v))
+      continue; // left as it is: the migration stops at it
+    out[keys::user_account(rec.user_id())] = v;
+    pb::AccountRecord slim;
+    slim.set_user_id(rec.user_id());
+    out[k] = slim.SerializeAsString();
+  }
+  return out;
 }
 
 /// The layout-1 twin of a layout-2 store: every key without its 'P' slot

@@ -1,5 +1,6 @@
 // The key layout's migration from layout 1 (keys without the 'P' slot
-// prefix) to layout 2: everything reads back through the store's own
+// prefix) to layout 2, and on to 3 (account_layout3_test.cpp tests that
+// step on its own): everything reads back through the store's own
 // functions afterwards, a re-run does nothing, a crash after any chunk
 // leaves every record in exactly one layout and a re-run ends identical,
 // and keys whose owner cannot be read stop it with a clear error.
@@ -36,8 +37,8 @@ struct stores {
   stores() {
     REQUIRE_FALSE(ref.write(test::populated(), true));
     test::write_layout_1(ref, old);
-    expected = dump(ref);
-    expected[keys::meta("layout")] = be(2);
+    expected = test::as_layout_3(dump(ref)); // 1 -> 2 -> 3
+    expected[keys::meta("layout")] = be(keys::layout_version);
   }
 };
 
@@ -89,15 +90,19 @@ TEST_CASE("a layout-1 store migrates and reads back through the store") {
   auto rep = store::settle_layout(s.old, small_chunks(&log));
   REQUIRE(rep);
   CHECK(rep->found == 1);
-  CHECK(rep->moved == s.expected.size() - 1);
-  CHECK(rep->chunks == (rep->moved + 6) / 7);
-  CHECK(dump(s.old) == s.expected); // exactly the layout-2 records
-  CHECK(layout_of(s.old) == 2);
-  REQUIRE(log.size() >= 3);
+  CHECK(rep->moved == dump(s.ref).size());
+  CHECK(rep->accounts == 4); // then 2 -> 3: users 10-13, one chunk
+  CHECK(rep->chunks == (rep->moved + 6) / 7 + 1);
+  CHECK(dump(s.old) == s.expected); // exactly the layout-3 records
+  CHECK(layout_of(s.old) == 3);
+  REQUIRE(log.size() >= 5);
   CHECK(log.front().find("from layout 1 to 2") != std::string::npos);
   CHECK(log[1].find("keys moved") != std::string::npos); // progress
-  CHECK(log.back().find("done, " + std::to_string(rep->moved) + " keys")
+  CHECK(log[log.size() - 3].find("done, " + std::to_string(rep->moved)
+                                 + " keys")
         != std::string::npos);
+  CHECK(log[log.size() - 2].find("from layout 2 to 3") != std::string::npos);
+  CHECK(log.back().find("done, 4 accounts") != std::string::npos);
   auto& kv = s.old;
   // Messages, members, receipts, watermark, sweep mark, idempotency.
   auto msgs = store::fetch_messages(kv, 3, 0, 100);
@@ -136,6 +141,8 @@ TEST_CASE("a layout-1 store migrates and reads back through the store") {
   REQUIRE(acct);
   REQUIRE(*acct);
   CHECK((*acct)->user == 12);
+  CHECK((*acct)->password_hash == "$argon2id$user12");
+  CHECK((*acct)->created_at_ms == 112);
   auto devs = store::list_devices(kv, 12);
   REQUIRE(devs);
   CHECK(devs->size() == 2);
@@ -170,7 +177,7 @@ TEST_CASE("migrating again is a no-op") {
   auto writes = s.old.writes();
   auto again = store::settle_layout(s.old, small_chunks(nullptr));
   REQUIRE(again);
-  CHECK(again->found == 2);
+  CHECK(again->found == keys::layout_version);
   CHECK(again->moved == 0);
   CHECK(s.old.writes() == writes);
   auto direct = store::migrate_v1_to_v2(s.old, small_chunks(nullptr));
@@ -208,7 +215,7 @@ TEST_CASE("a crash after any chunk leaves each record in one layout, and a "
     }
     auto again = store::settle_layout(s.old, small_chunks(nullptr));
     REQUIRE(again);
-    uint64_t total = s.expected.size() - 1;
+    uint64_t total = dump(s.ref).size(); // layout-1 keys to move
     CHECK(again->moved == total - std::min<uint64_t>(k * 7, total));
     CHECK(dump(s.old) == s.expected);
   }
@@ -246,14 +253,14 @@ TEST_CASE("a fresh store gets the current layout, and a newer one is refused") {
   auto rep = store::settle_layout(fresh, {});
   REQUIRE(rep);
   CHECK(rep->found == 0);
-  CHECK(layout_of(fresh) == 2);
+  CHECK(layout_of(fresh) == keys::layout_version);
   // Meta keys alone are no data.
   memory_backend meta_only;
   write_batch m;
   m.put(keys::meta("partitions"), be(64));
   REQUIRE_FALSE(meta_only.write(m, true));
   REQUIRE(store::settle_layout(meta_only, {}));
-  CHECK(store::settle_layout(meta_only, {})->found == 2);
+  CHECK(store::settle_layout(meta_only, {})->found == keys::layout_version);
   // A layout this binary does not know.
   memory_backend newer;
   write_batch v;
@@ -263,7 +270,7 @@ TEST_CASE("a fresh store gets the current layout, and a newer one is refused") {
   REQUIRE_FALSE(refused);
   CHECK(is(refused.error(), errc::conflict));
   CHECK(to_string(refused.error()).find("key layout is version 99; this "
-                                        "binary supports layouts up to 2")
+                                        "binary supports layouts up to 3")
         != std::string::npos);
   // A broken version record.
   memory_backend broken;
