@@ -31,7 +31,7 @@ using partition_reads_actor = caf::typed_actor<
   caf::replies_to<fetch_atom, user_reads>::with<user_answers>>;
 
 using user_actor = caf::typed_actor<
-  /// One page of the user's sync (as store::sync answers it). The user id
+  /// One page of the user's sync (store::user_sync). The user id
   /// must be this actor's (the directory routes by it).
   caf::replies_to<sync_atom, user_id, sync_request>::with<sync_page>,
   /// From the directory: it hands this actor nothing more; end once what

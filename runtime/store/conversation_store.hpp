@@ -83,18 +83,6 @@ caf::expected<idempotency_sweep>
 find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
                          int64_t cutoff_ms, size_t limit);
 
-/// Answers one page of a device's sync for `user` (sync_store.cpp): the
-/// user's inbox entries, then the receipts of direct conversations, then
-/// messages after each cursor (or the last `recent` of a conversation
-/// without one), in conversation then sequence order, never before the
-/// user joined or after they left. The page's encoded frame stays within
-/// `req.max_frame_bytes` (sync_paging.hpp); its continuation alone resumes
-/// the whole request. Errors: forbidden (a cursor for a conversation the
-/// user is not in), cursor_ahead, bad_request (a bad continuation),
-/// too_large (more cursors than one continuation holds: split them).
-caf::expected<sync_page> sync(kv_backend& kv, user_id user,
-                              const sync_request& req, uint64_t recent);
-
 /// The highest sequence of `conv` that `user` may acknowledge: the head, or
 /// the last message before they left. Reads only the conversation's
 /// records (its member record of `user` and its head). Error: forbidden if

@@ -1,7 +1,7 @@
 #pragma once
 
 // Internal to runtime/store: reads of the conversation tables that
-// conversation_store.cpp and sync_store.cpp share. Not an interface for
+// conversation_store.cpp and sync_reads.cpp share. Not an interface for
 // code outside store/.
 
 #include <cstdint>

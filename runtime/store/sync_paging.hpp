@@ -3,11 +3,12 @@
 // Bounds and resume tokens of sync pages (pure functions, no storage).
 //
 // Every SyncPage frame stays within the node's `max-server-frame-bytes`,
-// announced in Welcome. The page builder (store::sync) adds items while the
-// sum of their bounds below fits; the bounds are upper limits of an item's
-// encoded size in the larger of the two wire formats (canonical JSON: base64
-// payloads, 64-bit integers as strings, escaped strings, field names),
-// checked against the real encoder by tests/unit/sync_paging_test.cpp.
+// announced in Welcome. The page builder (store::user_sync) adds items
+// while the sum of their bounds below fits; the bounds are upper limits of
+// an item's encoded size in the larger of the two wire formats (canonical
+// JSON: base64 payloads, 64-bit integers as strings, escaped strings, field
+// names), checked against the real encoder by
+// tests/unit/sync_paging_test.cpp.
 //
 // A continuation is the whole rest of a request, not a handle on server
 // state: the phase and position where the next page starts, plus every

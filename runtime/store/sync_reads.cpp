@@ -4,6 +4,10 @@
 #include "runtime/store/sync_reads.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "parley/v1/store.pb.h"
 #include "runtime/core/errors.hpp"
@@ -13,7 +17,6 @@
 #include "runtime/store/keys.hpp"
 #include "runtime/store/records.hpp"
 #include "runtime/store/store_detail.hpp"
-#include "runtime/store/sync_builder.hpp"
 #include "runtime/store/sync_paging.hpp"
 
 namespace parley::store {
@@ -29,11 +32,49 @@ struct limits {
   uint64_t used = 0;
   uint64_t items = 0;
   bool stopped = false; ///< the page stops at or before this point
+  size_t largest = 0;   ///< the largest bound of a message read
 
   bool fits(size_t n) const {
     return items == 0 || used + n <= room;
   }
+
+  /// How many messages to read next: as many as the room left holds at
+  /// the size of the largest so far (a run of large payloads reads few);
+  /// before the first, one (it may be as large as the whole room).
+  uint64_t chunk() const {
+    uint64_t left = room > used ? room - used : 0;
+    return largest ? std::clamp<uint64_t>(left / largest, 1, 64) : 1;
+  }
 };
+
+/// The user's conversations (also those they left), in id order.
+caf::expected<std::vector<std::pair<conversation_id, member>>>
+memberships(kv_backend& kv, user_id user) {
+  std::vector<std::pair<conversation_id, member>> convs;
+  caf::error err;
+  auto scan_err = kv.scan(
+    keys::membership(user, 0),
+    keys::prefix_end(keys::user_records(keys::memberships_tag, user)),
+    [&](std::string_view k, std::string_view v) {
+      auto ids = keys::decode_membership(k);
+      auto conv = ids ? std::optional<conversation_id>{ids->second}
+                      : std::nullopt;
+      pb::MemberRecord rec;
+      if (!conv || !rec.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+        err = caf::make_error(errc::storage_corrupt, "bad membership record");
+        return false;
+      }
+      convs.emplace_back(*conv, member{user, static_cast<int32_t>(rec.role()),
+                                       rec.joined_at_sequence(),
+                                       rec.left_at_sequence()});
+      return true;
+    });
+  if (scan_err)
+    return scan_err;
+  if (err)
+    return err;
+  return convs;
+}
 
 /// The member's inbox entry from the log: the latest message they may see,
 /// their read cursor, and (if the stored entry disagrees) the unread count.
@@ -80,7 +121,7 @@ caf::error probe(kv_backend& kv, const conv_query& q, conv_answer& a) {
 }
 
 /// Messages of the member's window from where the query starts, while the
-/// batch's limits allow (page_builder::messages's loop, without the page).
+/// batch's limits allow (the page's share this partition may fill).
 caf::error messages(kv_backend& kv, const conv_query& q, uint64_t recent,
                     limits& lim, conv_answer& a) {
   auto head = head_of(kv, q.conv);
@@ -108,7 +149,8 @@ caf::error messages(kv_backend& kv, const conv_query& q, uint64_t recent,
       return {};
     }
     auto msgs = fetch_messages(
-      kv, q.conv, after, std::min<uint64_t>({lim.budget, last - after, 64}));
+      kv, q.conv, after,
+      std::min<uint64_t>({lim.budget, last - after, lim.chunk()}));
     if (!msgs)
       return msgs.error();
     if (msgs->empty())
@@ -122,6 +164,7 @@ caf::error messages(kv_backend& kv, const conv_query& q, uint64_t recent,
       }
       lim.used += need;
       ++lim.items;
+      lim.largest = std::max(lim.largest, need);
       --lim.budget;
       after = msg.seq;
       a.messages.push_back(std::move(msg));

@@ -1,16 +1,17 @@
 #pragma once
 
 // One page of a user's sync, built by the user's side from answers of the
-// partitions (issue 21, item 4): the same page store::sync (sync_store.cpp)
-// reads straight from one database, but every read is a request that names
-// its partition (runtime/core/sync_reads.hpp): the user's own rows from the
-// user's partition, heads, receipt cursors, inbox probes and message runs
-// from each conversation's partition (one request per partition and step),
-// read-receipt settings from the other users' partitions. It reads nothing
-// itself: the user actor (actors/user.hpp) sends what `next` asks, hands
-// every answer to `take`, and asks `next` again until `done`. Pages,
-// continuations and errors are those of store::sync for the same data
-// (tests/sim/user_sync_test.cpp).
+// partitions (issue 21, item 4); the one sync page builder. Every read is a
+// request that names its partition (runtime/core/sync_reads.hpp): the
+// user's own rows from the user's partition, heads, receipt cursors, inbox
+// probes and message runs from each conversation's partition (one request
+// per partition and step), read-receipt settings from the other users'
+// partitions. It reads nothing itself: the user actor (actors/user.hpp)
+// sends what `next` asks, hands every answer to `take`, and asks `next`
+// again until `done`; sync_by_id.hpp does the same by function call and
+// says what a page holds. Tested by tests/unit/sync_paging_test.cpp,
+// sync_split_test.cpp and tests/sim/user_sync_test.cpp (against a model of
+// what a complete sync returns).
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,5 @@
 // user_sync's phases (user_sync.hpp): the inbox, the receipts and the
-// messages of a page, each as store::sync's page_builder lists them
-// (sync_builder.cpp), from the partitions' answers.
+// messages of a page, from the partitions' answers.
 
 #include "runtime/store/user_sync.hpp"
 

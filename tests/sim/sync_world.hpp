@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,14 @@ struct sync_data {
   std::vector<user_id> syncing;
   std::map<conversation_id, std::vector<member>> convs;
   std::map<conversation_id, sequence> heads;
+  /// What was written, for a model of a sync (sync_oracle.hpp): each
+  /// conversation's log and receipt cursors, the users with read receipts
+  /// off, each (user, conversation)'s inbox row and flags if written.
+  std::map<conversation_id, std::vector<stored_message>> log;
+  std::map<conversation_id, std::vector<receipt_cursor>> receipts;
+  std::set<user_id> reads_off;
+  std::map<std::pair<user_id, conversation_id>, inbox_entry> stored_rows;
+  std::map<std::pair<user_id, conversation_id>, inbox_entry> flags;
 
   explicit sync_data(std::mt19937_64& rng) {
     auto pick = [&](uint64_t n) { return rng() % n; };
@@ -43,6 +52,8 @@ struct sync_data {
       a.name = name_of(u);
       a.user = u;
       a.read_receipts_off = pick(4) == 0;
+      if (a.read_receipts_off)
+        reads_off.insert(u);
       store::update_account(b, a);
       b.put(keys::user_name(u), a.name);
     }
@@ -83,13 +94,15 @@ struct sync_data {
         m.kind = 1;
         m.payload.assign(pick(4) == 0 ? pick(6000) : pick(200), 'p');
         store::add_message(b, m);
+        log[c].push_back(m);
       }
-      for (auto u : who) {
-        if (n > 0 && pick(2) == 0)
-          store::add_receipt(b, c, receipt_cursor{u, 1, 1 + pick(n)});
-        if (n > 0 && pick(2) == 0)
-          store::add_receipt(b, c, receipt_cursor{u, 2, 1 + pick(n)});
-      }
+      for (auto u : who)
+        for (int32_t kind : {1, 2})
+          if (n > 0 && pick(2) == 0) {
+            receipt_cursor rc{u, kind, 1 + pick(n)};
+            store::add_receipt(b, c, rc);
+            receipts[c].push_back(rc);
+          }
     }
     REQUIRE_FALSE(disk->write(b, true));
     // Inbox rows: right, stale or missing; flags on some.
@@ -106,9 +119,17 @@ struct sync_data {
             [[fallthrough]];
           default:
             store::add_inbox_entry(rows, m.user, *e);
+            stored_rows[{m.user, c}] = *e;
         }
-        if (pick(3) == 0)
-          store::add_inbox_flags(rows, m.user, c, pick(2), pick(2), pick(2));
+        if (pick(3) == 0) {
+          inbox_entry f;
+          f.archived = pick(2);
+          f.pinned = pick(2);
+          f.muted = pick(2);
+          store::add_inbox_flags(rows, m.user, c, f.archived, f.pinned,
+                                 f.muted);
+          flags[{m.user, c}] = f;
+        }
       }
     REQUIRE_FALSE(disk->write(rows, true));
   }

@@ -3,9 +3,10 @@
 // actor reads nothing itself and asks partitions' readers by id. Under
 // seed-picked interleavings (random_schedule.hpp: the answers of one
 // step's requests come back in any order, several users' syncs at once)
-// every page, continuation and error equals what store::sync, the direct
-// read of one database, gives for the same data and requests. The store
-// reader here records the keys each request reads: a user's own reads
+// every sync's pages and errors are what a model of a complete sync says
+// (sync_oracle.hpp: every visible message exactly once and in order, the
+// inbox and receipts as written, the page limits). The store reader here
+// records the keys each request reads: a user's own reads
 // touch only that user's records (its partition), a conversation
 // partition's only those of the conversations asked, every one placed in
 // the partition the request names.
@@ -37,11 +38,13 @@
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/memory_backend.hpp"
+#include "runtime/store/inbox_reads.hpp"
+#include "runtime/store/sync_by_id.hpp"
 #include "runtime/store/sync_paging.hpp"
 #include "runtime/store/sync_reads.hpp"
-#include "runtime/store/user_sync.hpp"
 #include "coordinated_system.hpp"
 #include "key_audit.hpp"
+#include "sync_oracle.hpp"
 #include "sync_world.hpp"
 #include "random_schedule.hpp"
 
@@ -50,49 +53,7 @@ using namespace parley::sim;
 
 namespace {
 
-/// The bytes of a page (CAF's binary form): equal bytes, equal pages.
-std::vector<char> bytes_of(const sync_page& p) {
-  std::vector<char> buf;
-  caf::binary_serializer sink{nullptr, buf};
-  auto copy = p;
-  auto err = sink(copy);
-  REQUIRE_FALSE(err);
-  return buf;
-}
-
-/// One page's outcome: the page, or the error's code.
-struct outcome {
-  std::optional<sync_page> page;
-  uint8_t code = 0;
-  std::string error;
-};
-
-/// The pages of `user`'s sync from `first`, by store::sync.
-std::vector<outcome> direct_pages(kv_backend& kv, user_id user,
-                                  sync_request req) {
-  std::vector<outcome> out;
-  for (int i = 0; i < 500; ++i) {
-    auto page = store::sync(kv, user, req, 50);
-    outcome o;
-    if (!page) {
-      o.code = page.error().code();
-      o.error = to_string(page.error());
-      out.push_back(o);
-      return out;
-    }
-    o.page = *page;
-    out.push_back(o);
-    if (page->continuation.empty())
-      return out;
-    sync_request next;
-    next.max_frame_bytes = req.max_frame_bytes;
-    next.read_receipts = req.read_receipts;
-    next.continuation = page->continuation;
-    req = next;
-  }
-  FAIL("store::sync did not end within 500 pages");
-  return out;
-}
+using outcome = sync_outcome;
 
 /// A client paging through `user`'s sync by asking `dir`.
 void client(caf::event_based_actor* self, directory_actor dir, user_id user,
@@ -162,7 +123,7 @@ struct fixture : sim::coordinated_system {
   }
 
   /// Every syncing user pages through a sync at once; returns a
-  /// description of the first difference from store::sync (empty: none).
+  /// description of the first difference from the model (empty: none).
   std::string run_once() {
     std::map<user_id, sync_request> firsts;
     std::map<user_id, std::shared_ptr<std::vector<outcome>>> got;
@@ -173,44 +134,19 @@ struct fixture : sim::coordinated_system {
     }
     order.run(2'000'000);
     for (auto u : data.syncing) {
-      auto want = direct_pages(*data.disk, u, firsts[u]);
       auto& have = *got[u];
-      std::ostringstream os;
-      os << "user " << u << ": ";
-      if (have.size() != want.size()) {
-        os << have.size() << " outcomes, store::sync gives " << want.size();
-        if (!have.empty() && !have.back().page)
-          os << " (last: " << have.back().error << ")";
-        if (!want.empty() && !want.back().page)
-          os << " (store::sync's last: " << want.back().error << ")";
-        return os.str();
-      }
-      seen["multi-page syncs"] += want.size() > 1;
-      for (size_t i = 0; i < want.size(); ++i) {
-        if (want[i].page) {
-          ++seen["pages"];
-          seen["with inbox"] += !want[i].page->inbox.empty();
-          seen["with receipts"] += !want[i].page->receipts.empty();
-          seen["with messages"] += !want[i].page->messages.empty();
-        } else {
+      if (auto why = check_sync(data, u, firsts[u], have, 50); !why.empty())
+        return "user " + std::to_string(u) + ": " + why;
+      seen["multi-page syncs"] += have.size() > 1;
+      for (auto& o : have) {
+        if (!o.page) {
           ++seen["errors"];
+          continue;
         }
-        if (have[i].code != want[i].code || !have[i].page != !want[i].page) {
-          os << "outcome " << i << ": '" << have[i].error << "' vs '"
-             << want[i].error << "'";
-          return os.str();
-        }
-        if (want[i].page && bytes_of(*have[i].page) != bytes_of(*want[i].page)) {
-          auto& a = *have[i].page;
-          auto& b = *want[i].page;
-          os << "page " << i << " differs: inbox " << a.inbox.size() << "/"
-             << b.inbox.size() << " receipts " << a.receipts.size() << "/"
-             << b.receipts.size() << " messages " << a.messages.size() << "/"
-             << b.messages.size() << " unread " << a.total_unread << "/"
-             << b.total_unread << " continuation "
-             << (a.continuation == b.continuation ? "same" : "differs");
-          return os.str();
-        }
+        ++seen["pages"];
+        seen["with inbox"] += !o.page->inbox.empty();
+        seen["with receipts"] += !o.page->receipts.empty();
+        seen["with messages"] += !o.page->messages.empty();
       }
     }
     return {};
@@ -219,8 +155,8 @@ struct fixture : sim::coordinated_system {
 
 } // namespace
 
-TEST_CASE("sim: sync through the user actor equals store::sync under randomized "
-          "interleavings") {
+TEST_CASE("sim: sync through the user actor gives what a complete sync "
+          "must, under randomized interleavings") {
   uint64_t first = 1;
   uint64_t seeds = 300;
   if (auto* env = std::getenv("PARLEY_USER_SYNC_SEED")) {
@@ -417,72 +353,56 @@ TEST_CASE("sim: a user's actor is spawned on demand, retired when idle, and "
   CHECK(is(ask(away), errc::unavailable));
 }
 
-namespace {
-
-/// One page by store::user_sync, its requests answered straight from `kv`
-/// in the order `rng` shuffles each step's answers into.
-caf::expected<sync_page> drive(kv_backend& kv, user_id user,
-                               const sync_request& req, uint32_t partitions,
-                               size_t window, std::mt19937_64& rng) {
-  store::user_sync job(user, req, partitions, window);
-  for (int step = 0; step < 100000; ++step) {
-    auto asks = job.next();
-    if (job.done())
-      return job.result();
-    std::vector<std::function<void()>> answers;
-    for (auto& r : asks.convs) {
-      auto a = store::answer_conv_reads(kv, r, 50);
-      if (!a)
-        return a.error();
-      answers.push_back([&job, x = std::move(*a)] { job.take(x); });
-    }
-    for (auto& r : asks.users) {
-      auto a = store::answer_user_reads(kv, r);
-      if (!a)
-        return a.error();
-      answers.push_back([&job, x = std::move(*a)] { job.take(x); });
-    }
-    std::shuffle(answers.begin(), answers.end(), rng);
-    for (auto& f : answers)
-      f();
-  }
-  FAIL("user_sync did not end");
-  return caf::make_error(errc::bad_request, "no end");
-}
-
-} // namespace
-
-TEST_CASE("sim: user_sync in windows of a few conversations equals "
-          "store::sync") {
+TEST_CASE("sim: user_sync in windows of a few conversations gives what a "
+          "complete sync must") {
   // The actor's window (256 conversations a step) holds every seed's
   // conversations at once; windows of 1 to 4 take the receipts and
   // messages phases through many steps, and a partition's message run is
-  // cut short by the page where it would not fit.
+  // cut short by the page where it would not fit. Each step's answers are
+  // taken in a shuffled order; conversations without a cursor get their
+  // last 1 to 60 (most logs are shorter than 50).
+  std::map<std::string, uint64_t> seen;
   for (uint64_t seed = 1; seed <= 200; ++seed) {
     std::mt19937_64 rng{seed * 7 + 1};
     sync_data w{rng};
     uint32_t p = std::vector<uint32_t>{1, 3, 64}[seed % 3];
     size_t window = 1 + rng() % 4;
+    uint64_t recent = 1 + rng() % 60;
+    auto reads = store::partition_reads::local(*w.disk, p, recent);
+    auto shuffle = [&rng](std::vector<std::function<void()>>& answers) {
+      std::shuffle(answers.begin(), answers.end(), rng);
+    };
     for (auto u : w.syncing) {
       auto first = w.request(u, rng);
-      auto want = direct_pages(*w.disk, u, first);
+      std::vector<outcome> got;
       auto req = first;
-      for (size_t i = 0; i < want.size(); ++i) {
-        auto have = drive(*w.disk, u, req, p, window, rng);
-        INFO("seed " << seed << " user " << u << " page " << i << " window "
-                     << window);
-        REQUIRE(bool(have) == bool(want[i].page));
-        if (!have) {
-          CHECK(have.error().code() == want[i].code);
+      while (got.size() < 500) {
+        auto page = store::sync_by_id(reads, u, req, window, shuffle);
+        outcome o;
+        if (!page) {
+          o.code = page.error().code();
+          o.error = to_string(page.error());
+          got.push_back(o);
           break;
         }
-        REQUIRE(bytes_of(*have) == bytes_of(*want[i].page));
+        o.page = *page;
+        got.push_back(o);
+        if (page->continuation.empty())
+          break;
         sync_request next;
         next.max_frame_bytes = first.max_frame_bytes;
         next.read_receipts = first.read_receipts;
-        next.continuation = have->continuation;
+        next.continuation = page->continuation;
         req = next;
       }
+      auto why = check_sync(w, u, first, got, recent);
+      CHECK_MESSAGE(why.empty(), "seed " << seed << " user " << u
+                                         << " window " << window << ": "
+                                         << why);
+      seen["multi-page syncs"] += got.size() > 1;
+      seen["errors"] += !got.back().page;
     }
   }
+  CHECK(seen["multi-page syncs"] > 100);
+  CHECK(seen["errors"] > 10);
 }

@@ -10,12 +10,14 @@
 #include "runtime/store/keys.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 #include "runtime/store/memory_backend.hpp"
+#include "sync_test_support.hpp"
 #include "temp_dir.hpp"
 
 using namespace parley;
 
 namespace {
 
+using sync_test::page_of;
 using test::temp_dir;
 
 stored_message msg(conversation_id conv, sequence seq, std::string cmid) {
@@ -274,7 +276,7 @@ TEST_CASE("sync pages respect membership history, cursors and continuations") {
   auto all = [&](sync_request req) {
     std::vector<std::pair<conversation_id, sequence>> got;
     for (int pages = 0; pages < 50; ++pages) {
-      auto page = store::sync(kv, 7, req, 50);
+      auto page = page_of(kv, req);
       REQUIRE(page);
       if (pages == 0)
         CHECK(page->inbox.size() == 2);
@@ -304,12 +306,12 @@ TEST_CASE("sync pages respect membership history, cursors and continuations") {
   sync_request ahead;
   ahead.cursor_conversations = {6};
   ahead.cursor_sequences = {4};
-  CHECK(is(store::sync(kv, 7, ahead, 50).error(), errc::cursor_ahead));
+  CHECK(is(page_of(kv, ahead).error(), errc::cursor_ahead));
   sync_request other;
   other.cursor_conversations = {99};
   other.cursor_sequences = {0};
-  CHECK(is(store::sync(kv, 7, other, 50).error(), errc::forbidden));
+  CHECK(is(page_of(kv, other).error(), errc::forbidden));
   sync_request bad;
   bad.continuation = "garbage";
-  CHECK(is(store::sync(kv, 7, bad, 50).error(), errc::bad_request));
+  CHECK(is(page_of(kv, bad).error(), errc::bad_request));
 }

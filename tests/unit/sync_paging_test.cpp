@@ -1,6 +1,7 @@
 // Sync pages bounded in encoded bytes, and continuations that carry the
-// whole rest of a request (issue 20): store::sync on the in-memory backend,
-// each page encoded as the gateway encodes it.
+// whole rest of a request (issue 20): the user actor's page builder
+// (store::user_sync) over the in-memory backend's partitions, each page
+// encoded as the gateway encodes it.
 
 #include <doctest/doctest.h>
 
@@ -237,7 +238,7 @@ TEST_CASE("a continuation alone resumes every conversation at its cursor") {
 
   // Cursors and a page size sent along with a continuation are ignored:
   // it wins.
-  auto first = store::sync(kv, 7, req, 50);
+  auto first = page_of(kv, req);
   REQUIRE(first);
   sync_request mixed;
   mixed.max_frame_bytes = limit;
@@ -269,7 +270,7 @@ TEST_CASE("bad continuations are refused and grant nothing") {
   REQUIRE_FALSE(kv.write(b, true));
   sync_request req;
   req.page_size = 1;
-  auto first = store::sync(kv, 7, req, 50);
+  auto first = page_of(kv, req);
   REQUIRE(first);
   REQUIRE_FALSE(first->continuation.empty());
   auto& token = first->continuation;
@@ -278,7 +279,7 @@ TEST_CASE("bad continuations are refused and grant nothing") {
                    std::string(store::max_continuation_bytes + 1, 'A')}) {
     sync_request r;
     r.continuation = bad;
-    auto page = store::sync(kv, 7, r, 50);
+    auto page = page_of(kv, r);
     REQUIRE_FALSE(page);
     CHECK(is(page.error(), errc::bad_request));
   }
@@ -290,17 +291,17 @@ TEST_CASE("bad continuations are refused and grant nothing") {
   forged.cursors = {{99, 0}};
   sync_request r;
   r.continuation = store::encode_continuation(forged);
-  CHECK(is(store::sync(kv, 7, r, 50).error(), errc::forbidden));
+  CHECK(is(page_of(kv, r).error(), errc::forbidden));
   forged.cursors.clear();
   forged.started = true;
   forged.conv = 99;
   r.continuation = store::encode_continuation(forged);
-  auto page = store::sync(kv, 7, r, 50);
+  auto page = page_of(kv, r);
   REQUIRE(page);
   CHECK(page->messages.empty());
   forged.conv = 4; // before 5: user 7's own conversation comes
   r.continuation = store::encode_continuation(forged);
-  page = store::sync(kv, 7, r, 50);
+  page = page_of(kv, r);
   REQUIRE(page);
   for (auto& m : page->messages)
     CHECK(m.conversation == 5);
@@ -320,7 +321,7 @@ TEST_CASE("more cursors than one continuation holds are refused clearly") {
     many.cursor_sequences.push_back(1); // has it
   }
   REQUIRE_FALSE(kv.write(b, true));
-  auto page = store::sync(kv, 7, many, 50);
+  auto page = page_of(kv, many);
   REQUIRE_FALSE(page);
   CHECK(is(page.error(), errc::too_large));
   auto ctx = page.error().context();

@@ -135,7 +135,7 @@ TEST_CASE("a split request: the first as usual, the others cursors only") {
     all[convs[i]] = 2;
     (i < 2000 ? first_half : second_half)[convs[i]] = 2;
   }
-  auto whole = store::sync(kv, 7, with_cursors(all), 50);
+  auto whole = page_of(kv, with_cursors(all));
   REQUIRE_FALSE(whole);
   REQUIRE(is(whole.error(), errc::too_large));
   auto why = whole.error().context().get_as<std::string>(0);
@@ -184,16 +184,16 @@ TEST_CASE("the page size travels in the continuation") {
   sync_request old;
   old.continuation
     = raw_token(std::string("\x01\x02\x00\x00\x01\x05\x00", 7));
-  CHECK(is(store::sync(kv, 7, old, 50).error(), errc::bad_request));
+  CHECK(is(page_of(kv, old).error(), errc::bad_request));
   for (auto bad : {std::string("\x02\x02\x00\x00\x00\x00", 6),  // size 0
                    std::string("\x02\x02\xe9\x07\x00\x00\x00", 7)}) { // 1001
     sync_request r;
     r.continuation = raw_token(bad);
-    CHECK(is(store::sync(kv, 7, r, 50).error(), errc::bad_request));
+    CHECK(is(page_of(kv, r).error(), errc::bad_request));
   }
   sync_request good; // the same bytes with size 1000 are a token
   good.continuation = raw_token(std::string("\x02\x02\xe8\x07\x00\x00\x00", 7));
-  CHECK(store::sync(kv, 7, good, 50));
+  CHECK(page_of(kv, good));
 }
 
 TEST_CASE("a cursor ahead of its head is refused on the first page") {
@@ -210,7 +210,7 @@ TEST_CASE("a cursor ahead of its head is refused on the first page") {
   // while the client can still correct it.
   auto req = with_cursors({{3, 0}, {9, 5}});
   req.page_size = 10;
-  auto page = store::sync(kv, 7, req, 50);
+  auto page = page_of(kv, req);
   REQUIRE_FALSE(page);
   CHECK(is(page.error(), errc::cursor_ahead));
   CHECK(page.error().context().get_as<std::string>(0).find("9")
@@ -224,7 +224,7 @@ TEST_CASE("a cursor ahead of its head is refused on the first page") {
   forged.cursors = {{9, 5}};
   sync_request r;
   r.continuation = store::encode_continuation(forged);
-  CHECK(is(store::sync(kv, 7, r, 50).error(), errc::cursor_ahead));
+  CHECK(is(page_of(kv, r).error(), errc::cursor_ahead));
 }
 
 TEST_CASE("a resumed page keeps to the membership window read for it") {
@@ -232,7 +232,7 @@ TEST_CASE("a resumed page keeps to the membership window read for it") {
   two_chats_of_30(kv, 5, 8);
   auto req = with_cursors({{5, 0}, {8, 0}});
   req.page_size = 10;
-  auto first = store::sync(kv, 7, req, 50);
+  auto first = page_of(kv, req);
   REQUIRE(first);
   REQUIRE(first->messages.size() == 10);
   REQUIRE(first->messages.back().seq == 10);
@@ -260,7 +260,7 @@ TEST_CASE("a resumed page keeps to the membership window read for it") {
   inside.after = 3;
   sync_request r;
   r.continuation = store::encode_continuation(inside);
-  auto page = store::sync(kv, 7, r, 50);
+  auto page = page_of(kv, r);
   REQUIRE(page);
   REQUIRE_FALSE(page->messages.empty());
   CHECK(page->messages.front().seq == 25);
@@ -316,7 +316,7 @@ TEST_CASE("a page of large messages reads few more than it sends") {
   size_t sent = 0;
   for (int i = 0; i < 100; ++i) {
     kv.big_reads = 0;
-    auto page = store::sync(kv, 7, req, 50);
+    auto page = page_of(kv, req);
     REQUIRE(page);
     CAPTURE(i);
     // About five fit a page; reading 16 for them wastes 700 KiB. (The

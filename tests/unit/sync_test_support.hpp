@@ -1,7 +1,9 @@
 #pragma once
 
-// Helpers of the sync unit tests (sync_paging_test.cpp, sync_split_test.cpp):
-// store::sync on a kv_backend, each page encoded as the gateway encodes it.
+// Helpers of the sync unit tests (sync_paging_test.cpp, sync_split_test.cpp,
+// store_test.cpp): the user actor's page builder (store::user_sync) over a
+// kv_backend's partitions, answered by function call (sync_by_id.hpp), each
+// page encoded as the gateway encodes it.
 
 #include <doctest/doctest.h>
 
@@ -12,8 +14,22 @@
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/ws_sink.hpp"
 #include "runtime/store/conversation_store.hpp"
+#include "runtime/store/inbox_reads.hpp"
+#include "runtime/store/sync_by_id.hpp"
 
 namespace parley::sync_test {
+
+/// Partitions the tests' ids are placed among (the deployment default:
+/// most conversations of a test have a partition of their own).
+inline constexpr uint32_t partitions = 64;
+
+/// One page of `user`'s sync, every read answered from `kv`; conversations
+/// without a cursor get their last 50.
+inline caf::expected<sync_page> page_of(kv_backend& kv, const sync_request& req,
+                                        user_id user = 7) {
+  return store::sync_by_id(store::partition_reads::local(kv, partitions, 50),
+                           user, req);
+}
 
 /// The SyncPage frame the gateway sends for `page` (connection_sync.cpp).
 inline v1::ServerFrame to_frame(const sync_page& page) {
@@ -58,7 +74,7 @@ inline std::vector<sync_page> sync_all(kv_backend& kv, sync_request req,
                                        int max_pages = 1000) {
   std::vector<sync_page> pages;
   for (int i = 0; i < max_pages; ++i) {
-    auto page = store::sync(kv, 7, req, 50);
+    auto page = page_of(kv, req);
     REQUIRE(page);
     CHECK(encoded(*page, gateway::frame_format::json) <= req.max_frame_bytes);
     CHECK(encoded(*page, gateway::frame_format::binary)
