@@ -42,6 +42,8 @@ public:
 
   /// Conversations per step of the receipts and messages phases.
   static constexpr size_t default_window = 256;
+  /// Conversations in the first window of a page's messages phase.
+  static constexpr size_t first_messages_window = 4;
 
   /// A page of `user`'s sync; ids are placed among `partitions`.
   user_sync(user_id user, sync_request req, uint32_t partitions,
@@ -128,6 +130,10 @@ private:
   // messages
   std::vector<std::pair<conversation_id, bool>> eligible_; ///< (conv, resumed)
   size_t mnext_ = 0;  ///< index into eligible_ of the next window
+  /// Conversations in the next window: from first_messages_window, twice
+  /// as many each step up to window_ (every partition asked may read up
+  /// to the page's budget, so a wide first window reads many pages' worth).
+  size_t mwidth_ = 0;
   size_t mend_ = 0;   ///< end of the window being merged
   size_t mat_ = 0;    ///< the conversation being merged
   bool mopen_ = false; ///< mat_'s loop has started

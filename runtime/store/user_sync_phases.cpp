@@ -63,6 +63,7 @@ user_sync::asks user_sync::begin_phase() {
     eligible_.emplace_back(conv, resumed);
   }
   mnext_ = 0;
+  mwidth_ = std::min(window_, first_messages_window);
   return {};
 }
 
@@ -199,8 +200,9 @@ user_sync::asks user_sync::messages_window() {
     return {};
   }
   mat_ = mnext_;
-  mend_ = std::min(eligible_.size(), mnext_ + window_);
+  mend_ = std::min(eligible_.size(), mnext_ + mwidth_);
   mnext_ = mend_;
+  mwidth_ = std::min(window_, mwidth_ * 2);
   mopen_ = false;
   std::vector<conv_query> qs;
   for (size_t i = mat_; i < mend_; ++i) {

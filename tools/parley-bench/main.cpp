@@ -33,6 +33,7 @@
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/leveldb_backend.hpp"
 #include "group_mode.hpp"
+#include "sync_mode.hpp"
 #include "ws_mode.hpp"
 
 using namespace parley;
@@ -53,11 +54,13 @@ struct options {
   bench::ws_options ws;
   uint64_t connections = 10000;
   bench::group_options group;
+  bench::sync_options sync;
+  bool conversations_set = false;
 };
 
 const char* usage = R"(parley-bench - Parley load generator
 
-Usage: parley-bench [--mode accept|ws] [options]
+Usage: parley-bench [--mode accept|ws|idle|group|sync] [options]
 
   --mode accept          in-process accept path with fsync (default)
   --mode ws              WebSocket pairs against a running parleyd (start it
@@ -109,6 +112,19 @@ with --parley.no-rate-limits: the bench signs up every member):
                          arrive, all reconnect and sync at once: timed and
                          checked for loss and duplicates
   --storm-messages X     messages sent while they are away (5)
+
+sync mode (--mode sync, same --host/--port/--server-pid; start parleyd
+with --parley.password-hash=min --parley.no-rate-limits): one user with
+--conversations direct conversations (200) of --messages each (20), then
+K syncs of every conversation from sequence 0, page by page; times the
+first page and the whole sync
+  --repeat K             timed syncs after one untimed (20)
+  --page-size P          Sync's page size (100)
+  --sync-fresh           no cursors (a new device: inbox, recent messages)
+  --first-page-only      each sync asks for its first page only
+  --perf-ctl FIFO        perf stat's control FIFO: "enable" before the
+  --perf-ack FIFO        timed syncs, "disable" after (perf stat -p PID
+                         --control fifo:CTL,ACK -D -1)
 )";
 
 bool parse(int argc, char** argv, options& o) {
@@ -135,6 +151,7 @@ bool parse(int argc, char** argv, options& o) {
       o.mode = need();
     } else if (a == "--conversations") {
       o.conversations = num();
+      o.conversations_set = true;
     } else if (a == "--messages") {
       o.messages = num();
       messages_set = true;
@@ -184,12 +201,24 @@ bool parse(int argc, char** argv, options& o) {
       o.group.storm = true;
     } else if (a == "--storm-messages") {
       o.group.storm_messages = num();
+    } else if (a == "--repeat") {
+      o.sync.repeat = num();
+    } else if (a == "--page-size") {
+      o.sync.page_size = num();
+    } else if (a == "--sync-fresh") {
+      o.sync.fresh = true;
+    } else if (a == "--first-page-only") {
+      o.sync.first_page_only = true;
+    } else if (a == "--perf-ctl") {
+      o.sync.perf_ctl = need();
+    } else if (a == "--perf-ack") {
+      o.sync.perf_ack = need();
     } else {
       throw std::runtime_error("unknown argument " + a);
     }
   }
   if (o.mode != "accept" && o.mode != "ws" && o.mode != "idle"
-      && o.mode != "group")
+      && o.mode != "group" && o.mode != "sync")
     throw std::runtime_error("unknown mode " + o.mode);
   o.group.host = o.ws.host;
   o.group.port = o.ws.port;
@@ -199,6 +228,15 @@ bool parse(int argc, char** argv, options& o) {
     o.group.messages = o.messages;
   o.ws.window = o.window == 8 ? 16 : o.window; // ws default: 16
   o.ws.payload = o.payload;
+  o.sync.host = o.ws.host;
+  o.sync.port = o.ws.port;
+  o.sync.server_pid = o.ws.server_pid;
+  o.sync.payload = o.payload;
+  o.sync.time_limit_s = o.time_limit_s;
+  if (o.conversations_set)
+    o.sync.conversations = o.conversations;
+  if (messages_set)
+    o.sync.messages = o.messages;
   return true;
 }
 
@@ -435,8 +473,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     cmdline += std::string(" ") + argv[i];
   spdlog::set_level(spdlog::level::warn);
-  if (o.mode == "ws" || o.mode == "idle" || o.mode == "group") {
+  if (o.mode == "ws" || o.mode == "idle" || o.mode == "group"
+      || o.mode == "sync") {
     try {
+      if (o.mode == "sync")
+        return bench::run_sync(o.sync, cmdline);
       if (o.mode == "group")
         return bench::run_group(o.group, cmdline);
       if (o.mode == "idle")
