@@ -16,9 +16,10 @@
 //   each page pinned first and then most recent first; each entry's head,
 //   latest message, read cursor and flags as written, its unread count the
 //   messages from others after the read cursor within the user's window
-//   (a stored row that agrees with the log on head, read cursor and latest
-//   message is the projection's count, trusted as written);
-//   totalUnread their sum on the first page, 0 on the others;
+//   (or the count of a stored row that agrees with the log on head, read
+//   cursor and latest message: the projection may be trusted when
+//   current, inbox_store.hpp); totalUnread the sum of the listed counts on
+//   the first page, 0 on the others;
 // - the receipts (not with cursorsOnly): of each direct conversation of
 //   the user, in id order, all on one page, the other members' delivered
 //   cursors, and their read cursors if the request shares reads and the
