@@ -231,10 +231,14 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         accept_ack(self, conv, seq);
         return seq;
       }
-      // Not covered by what was pushed: the store knows membership and head.
+      // Not covered by what was pushed: the conversation's partition knows
+      // membership and head (through the directory, maybe on another node).
+      if (!st.deps.limits)
+        return caf::make_error(errc::unavailable,
+                               "no route for delivered-cursor limits yet");
       auto rp = self->make_response_promise<sequence>();
       self
-        ->request(st.deps.reader, timeouts::ask, ack_atom::value, st.user,
+        ->request(st.deps.limits, timeouts::ask, ack_atom::value, st.user,
                   conv)
         .then(
           [self, rp, conv, seq](sequence limit) mutable {
@@ -253,6 +257,9 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
           // A timeout too: nothing was accepted; the client acks again.
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
+    },
+    [self](caf::put_atom, ack_limit_actor& limits) {
+      self->state.deps.limits = std::move(limits);
     },
     [self](refresh_atom) {
       auto& st = self->state;

@@ -33,6 +33,14 @@
 
 namespace parley {
 
+/// Who answers a device's delivered-cursor limit: the highest sequence
+/// `user` may acknowledge in `conv` (store::ack_limit, read on the
+/// conversation's partition). On a node, the directory, which routes it
+/// to that partition's store reader (another node's partition: to that
+/// node's directory); a store reader answers it too (tests).
+using ack_limit_actor = caf::typed_actor<
+  caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>>;
+
 using device_actor = caf::typed_actor<
   /// A committed message for this device: pushed if a connection holds it.
   caf::reacts_to<deliver_atom, stored_message>,
@@ -58,7 +66,14 @@ using device_actor = caf::typed_actor<
   /// The device acknowledges every message of `conv` up to `seq`. Replies
   /// the cursor accepted (`seq`); errors: forbidden (not a member),
   /// cursor_ahead (past what the device can have seen).
+  /// Not covered by what was pushed, the limit is asked of
+  /// `device_deps::limits` (at most timeouts::ask; an error or a timeout
+  /// refuses this ack, retryably: nothing is accepted, the client's next
+  /// ack asks again, and the device serves everything else meanwhile).
   caf::replies_to<ack_atom, conversation_id, sequence>::with<sequence>,
+  /// Who answers delivered-cursor limits from now on (the registry hands
+  /// it on: the node's directory is spawned after the registry).
+  caf::reacts_to<caf::put_atom, ack_limit_actor>,
   /// The attached connection is alive (sent on its heartbeat ticks).
   caf::reacts_to<refresh_atom>,
   /// Counters and connection state.
@@ -80,7 +95,9 @@ struct device_options {
 };
 
 struct device_deps {
-  store_reader_actor reader;
+  /// Delivered-cursor limits (empty: none yet; an ack that needs one is
+  /// refused as unavailable).
+  ack_limit_actor limits;
   store_writer_actor writer;
   std::shared_ptr<node_metrics> metrics{}; ///< may be null
   device_options opts;

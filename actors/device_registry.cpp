@@ -234,6 +234,13 @@ device_registry_impl(self_ptr self, device_deps deps,
       release_moved(self);
       return self->state.opts.where.map.map_epoch;
     },
+    [self](caf::put_atom, ack_limit_actor& limits) {
+      auto& st = self->state;
+      st.deps.limits = limits;
+      for (auto& [user, devs] : st.devices)
+        for (auto& [dev, e] : devs)
+          self->send(e.actor, caf::put_atom::value, limits);
+    },
     [self](caf::tick_atom) {
       auto& st = self->state;
       auto now = self->clock().now();

@@ -60,6 +60,10 @@ using device_registry_actor = delivery_actor::extend<
   /// changes the map sends it to both); replies the new epoch. Errors:
   /// conflict (an epoch not above the current one), bad_request.
   caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
+  /// Who answers device actors' delivered-cursor limits from now on (the
+  /// node's directory, spawned after the registry: node.cpp sends it
+  /// before anything can join); running device actors get it too.
+  caf::reacts_to<caf::put_atom, ack_limit_actor>,
   /// Internal: retires device actors idle for `idle_ttl`.
   caf::reacts_to<caf::tick_atom>>;
 

@@ -273,6 +273,9 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
     [self](fetch_atom, user_reads& r) {
       return directory_users::reads(self, r);
     },
+    [self](ack_atom, user_id user, conversation_id conv) {
+      return directory_users::ack_limit(self, user, conv);
+    },
     [self](retire_atom, user_id user) { directory_users::retire(self, user); },
   };
 }

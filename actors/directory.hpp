@@ -84,6 +84,12 @@ using directory_actor = caf::typed_actor<
   /// partition, no handle for it), bad_request (an id outside it).
   caf::replies_to<fetch_atom, conv_reads>::with<conv_answers>,
   caf::replies_to<fetch_atom, user_reads>::with<user_answers>,
+  /// A device's delivered-cursor limit (ack_limit_actor, actors/device.hpp):
+  /// the highest sequence `user` may acknowledge in `conv`, routed by the
+  /// conversation's partition to its store reader (another node's: to that
+  /// node's directory if known). Errors: unavailable (no handle for the
+  /// owner), forbidden (not a member).
+  caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>,
   /// From an idle user actor: it is handed nothing more and told to end.
   caf::reacts_to<retire_atom, user_id>>;
 

@@ -109,6 +109,17 @@ caf::result<user_answers> reads(self_ptr self, user_reads& r) {
                         std::move(r));
 }
 
+caf::result<sequence> ack_limit(self_ptr self, user_id user,
+                                conversation_id conv) {
+  auto key = placement_key::conversation(conv);
+  if (auto r = self->state.where.route_of(key); !r.local) {
+    if (forward_to_owner(self, r.owner)) // to the owner's directory
+      return caf::delegated<sequence>{};
+    return not_here(self->state, key, "conversation");
+  }
+  return self->delegate(self->state.deps.reader, ack_atom::value, user, conv);
+}
+
 void retire(self_ptr self, user_id user) {
   auto& st = self->state;
   auto from = caf::actor_cast<user_actor>(self->current_sender());

@@ -18,6 +18,10 @@ caf::result<conv_answers> reads(self_ptr self, conv_reads& r);
 
 caf::result<user_answers> reads(self_ptr self, user_reads& r);
 
+/// A device's delivered-cursor limit, read on the conversation's partition.
+caf::result<sequence> ack_limit(self_ptr self, user_id user,
+                                conversation_id conv);
+
 /// An idle user actor asked to end: it gets nothing more.
 void retire(self_ptr self, user_id user);
 

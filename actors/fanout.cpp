@@ -10,6 +10,7 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 
 namespace parley {
@@ -54,6 +55,19 @@ split(const fanout_shard_state& st, const std::vector<user_id>& users) {
 }
 
 void pump(shard_ptr self);
+
+/// Splits the batches of queued work not sent yet again by the current map.
+void resplit(fanout_shard_state& st) {
+  for (auto& [id, w] : st.queue) {
+    std::vector<user_id> left;
+    for (auto i = w.next; i < w.batches.size(); ++i)
+      left.insert(left.end(), w.batches[i].users.begin(),
+                  w.batches[i].users.end());
+    w.batches.resize(w.next);
+    for (auto& b : split(st, left))
+      w.batches.push_back(std::move(b));
+  }
+}
 
 /// Settles one answered (or failed) batch of work `id`.
 void settle(shard_ptr self, uint64_t id, uint64_t pushed) {
@@ -189,6 +203,17 @@ fanout_shard_impl(shard_ptr self, fanout_deps deps, fanout_options opts) {
       pump(self);
       return rp;
     },
+    [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      auto& where = st.deps.where;
+      if (next.map_epoch == where.map.map_epoch)
+        return where.map.map_epoch; // taken before (a repeated hand-out)
+      if (auto err = where.replace(std::move(next)))
+        return err;
+      resplit(st);
+      pump(self);
+      return where.map.map_epoch;
+    },
   };
 }
 
@@ -250,6 +275,40 @@ fanout_impl(fanout_ptr self, fanout_deps deps, fanout_options opts) {
       for (auto& s : self->state.shards)
         out.push_back(caf::actor_cast<caf::actor>(s));
       return out;
+    },
+    [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      // The same epoch again: handed to the shards again (one may have
+      // missed it), nothing changes here.
+      if (next.map_epoch != st.deps.where.map.map_epoch)
+        if (auto err = st.deps.where.replace(std::move(next)))
+          return err;
+      auto epoch = st.deps.where.map.map_epoch;
+      auto rp = self->make_response_promise<uint64_t>();
+      auto left = std::make_shared<size_t>(st.shards.size());
+      auto failed = std::make_shared<caf::error>();
+      auto settle = [rp, left, failed, epoch]() mutable {
+        if (--*left > 0)
+          return;
+        if (*failed)
+          rp.deliver(caf::make_error(errc::unavailable,
+                                     "a fan-out shard did not take map epoch "
+                                       + std::to_string(epoch) + ": "
+                                       + to_string(*failed)));
+        else
+          rp.deliver(epoch);
+      };
+      for (auto& shard : st.shards)
+        self
+          ->request(shard, timeouts::ask, caf::put_atom::value,
+                    st.deps.where.map)
+          .then([settle](uint64_t) mutable { settle(); },
+                [settle, failed](caf::error& err) mutable {
+                  if (!*failed)
+                    *failed = std::move(err);
+                  settle();
+                });
+      return rp;
     },
   };
 }

@@ -29,6 +29,10 @@
 // at most once, so every online member device gets each message once.
 // Offline devices (and members whose partition has no reachable registry)
 // catch up by sync as always.
+//
+// A newer partition map (put_atom, from the node's map keeper,
+// actors/map_keeper.hpp) reaches every shard: batches from then on, and
+// those of queued work not sent yet, go to the new owners' registries.
 
 #include <cstdint>
 #include <map>
@@ -52,12 +56,22 @@ using fanout_shard_actor = caf::typed_actor<
   /// Delivers `msg` to the online devices of `users`; replies the
   /// deliveries made once every registry has answered.
   caf::replies_to<fanout_atom, stored_message, std::vector<user_id>>::with<
-    uint64_t>>;
+    uint64_t>,
+  /// A newer partition map: batches not sent yet are split again by it,
+  /// and every later one follows it. Replies the map's epoch (the current
+  /// one again for the same epoch). Errors: conflict (an older epoch),
+  /// bad_request.
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>>;
 
 /// Large-group delivery; receipts pass on to `receipts` unchanged.
 using fanout_actor = delivery_actor::extend<
   /// The current shards (tests crash them).
-  caf::replies_to<caf::get_atom>::with<std::vector<caf::actor>>>;
+  caf::replies_to<caf::get_atom>::with<std::vector<caf::actor>>,
+  /// A newer partition map for every shard (and the shards that replace
+  /// failed ones); replies its epoch once each shard has taken it. Errors:
+  /// unavailable (a shard did not answer in time: ask again, the shards
+  /// that took it keep it), conflict (an older epoch), bad_request.
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>>;
 
 struct fanout_options {
   size_t shards = 2;         ///< threads (or actors) fanning out

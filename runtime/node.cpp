@@ -69,7 +69,7 @@ std::string node::start() {
     reader_ = sys_.spawn(store_reader_impl, opts_.kv, opts_.sync_recent);
   }
   registry_ = sys_.spawn(device_registry_impl,
-                         device_deps{reader_, writer_, metrics_, {}},
+                         device_deps{{}, writer_, metrics_, {}},
                          opts_.devices);
   delivery_ = opts_.delivery ? opts_.delivery
                              : caf::actor_cast<delivery_actor>(registry_);
@@ -97,6 +97,24 @@ std::string node::start() {
                           where);
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
+  // Device actors ask the directory for delivered-cursor limits (routed by
+  // the conversation's partition). Sent before the gateway starts, so it
+  // is in the registry's mailbox ahead of any join.
+  caf::anon_send(registry_, caf::put_atom::value,
+                 caf::actor_cast<ack_limit_actor>(directory_));
+  // The one call for a new map (actors/map_keeper.hpp: why this order).
+  // The writer learns the map now; the others were spawned with it. The
+  // inbox takes no map yet: when it does, it goes before the directory.
+  auto epoch = where.map.map_epoch;
+  map_keeper_deps keep;
+  keep.subscribers = {
+    map_subscriber::of_writer(writer_),
+    map_subscriber::of("device registry", registry_, epoch),
+    map_subscriber::of("accounts", accounts_, epoch),
+    map_subscriber::of("directory", directory_, epoch),
+    map_subscriber::of("fan-out", fanout_, epoch),
+  };
+  keeper_ = sys_.spawn(map_keeper_impl, where, std::move(keep));
   running_ = true;
   sys_.spawn(outbox_relay_impl, reader_, directory_);
   if (opts_.gateway) {
@@ -154,6 +172,7 @@ void node::stop() {
   for (auto hdl : {caf::actor_cast<caf::actor>(writer_),
                    caf::actor_cast<caf::actor>(reader_)})
     self->send_exit(hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(keeper_, caf::exit_reason::user_shutdown);
   self->send_exit(registry_, caf::exit_reason::user_shutdown);
   self->send_exit(fanout_, caf::exit_reason::user_shutdown);
   self->wait_for(writer_, reader_);

@@ -17,6 +17,7 @@
 #include "actors/delivery.hpp"
 #include "actors/device_registry.hpp"
 #include "actors/inbox.hpp"
+#include "actors/map_keeper.hpp"
 #include "actors/directory.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
@@ -72,6 +73,8 @@ public:
   store_writer_actor writer() const { return writer_; }
   store_reader_actor reader() const { return reader_; }
   accounts_actor accounts() const { return accounts_; }
+  /// The node's map keeper: the one call for a new partition map.
+  map_keeper_actor map_keeper() const { return keeper_; }
 
   /// The gateway's port (0 without a gateway).
   uint16_t port() const { return gateway_ ? gateway_->port() : 0; }
@@ -88,6 +91,7 @@ private:
   delivery_actor delivery_;
   directory_actor directory_;
   accounts_actor accounts_;
+  map_keeper_actor keeper_;
   std::unique_ptr<gateway::gateway> gateway_;
   std::shared_ptr<node_metrics> metrics_;
   bool running_ = false;

@@ -12,6 +12,7 @@
 
 #include "actors/outbox_relay.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/layout.hpp"
 #include "two_node_actors.hpp"
 
@@ -56,26 +57,34 @@ bool mirror_once(two_node_world& w, const move_plan& m, move_log& log,
   return log.cur.done;
 }
 
-/// Hands node `n`'s directory (and writer, if `writer`) the map `m.after`;
-/// `then` runs once every answer is in.
-void hand_map(caf::event_based_actor* self, two_node_world& w,
+/// Hands node `n` the map `m.after` through its map keeper (the writer
+/// fences, then the directory routes; a retryable failure is asked again,
+/// as the call is idempotent), or, the planted bug without the writer
+/// fence, to its directory alone; `then` runs once it is answered.
+void hand_map(caf::event_based_actor* self, two_node_world* w,
               const move_plan& m, std::shared_ptr<move_log> log, node_id n,
               bool writer, std::function<void()> then) {
-  log->pending = writer ? 2 : 1;
+  log->pending = 1;
   auto done = [log, then](uint64_t) {
-    if (--log->pending == 0)
-      then();
+    log->pending = 0;
+    then();
   };
-  auto fail = [log](caf::error& err) {
-    log->error = "map refused: " + caf::to_string(err);
-  };
-  self->request(w.at(n).directory, caf::infinite, caf::put_atom::value,
-                m.after)
-    .then(done, fail);
-  if (writer)
-    self->request(w.at(n).writer, caf::infinite, caf::put_atom::value, n,
+  if (!writer) {
+    self->request(w->at(n).directory, caf::infinite, caf::put_atom::value,
                   m.after)
-      .then(done, fail);
+      .then(done, [log](caf::error& err) {
+        log->error = "map refused: " + caf::to_string(err);
+      });
+    return;
+  }
+  self->request(w->at(n).keeper, caf::infinite, caf::put_atom::value, m.after)
+    .then(done, [=](caf::error& err) {
+      if (is(err, errc::unavailable)) {
+        hand_map(self, w, m, log, n, writer, then);
+        return;
+      }
+      log->error = "map refused: " + caf::to_string(err);
+    });
 }
 
 /// The mover: one action per turn (a message to itself), so the random
@@ -93,14 +102,8 @@ caf::behavior mover(caf::event_based_actor* self, two_node_world* w,
             --m.delay;
             break;
           }
-          // The old owner's writer learns what it owns (the first map
-          // fences nothing), then the stream starts.
-          self->request(w->at(m.from).writer, caf::infinite,
-                        caf::put_atom::value, m.from, w->map)
-            .then([](uint64_t) {},
-                  [log](caf::error& err) {
-                    log->error = "first map refused: " + caf::to_string(err);
-                  });
+          // The old owner's writer learnt what it owns from its keeper at
+          // boot (the first map fences nothing); the stream starts.
           log->cur = store::start_pass(m.partition, parts);
           log->at = phase::streaming;
           break;
@@ -108,7 +111,7 @@ caf::behavior mover(caf::event_based_actor* self, two_node_world* w,
           if (!mirror_once(*w, m, *log, false))
             break;
           log->at = phase::fencing;
-          hand_map(self, *w, m, log, m.from, m.writer_fence, [=] {
+          hand_map(self, w, m, log, m.from, m.writer_fence, [=] {
             log->fenced = true;
             log->frozen = read_range(*w->at(m.from).disk, m.partition, parts);
             log->cur = store::start_pass(m.partition, parts);
@@ -128,7 +131,7 @@ caf::behavior mover(caf::event_based_actor* self, two_node_world* w,
                   == m.partition
                 && !o.answers.empty())
               log->answers_at_switch[cmid] = o.answers.size();
-          hand_map(self, *w, m, log, m.to, true, [=] {
+          hand_map(self, w, m, log, m.to, true, [=] {
             log->at = phase::done;
             // Sends accepted before the move, retried after it from
             // either node with the same clientMessageId.

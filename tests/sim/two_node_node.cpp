@@ -87,6 +87,11 @@ void two_node_world::boot(node_id n) {
                             net_->directory_port(n, other(n))));
   nd.directory = sys.spawn(routing_directory_impl, std::move(deps),
                            placement{n, map}, std::move(peers));
+  map_keeper_deps keep; // the writer learns the map from it now
+  keep.subscribers = {map_subscriber::of_writer(nd.writer),
+                      map_subscriber::of("directory", nd.directory,
+                                         map.map_epoch)};
+  nd.keeper = sys.spawn(map_keeper_impl, placement{n, map}, std::move(keep));
   nd.others.push_back(sys.spawn(outbox_relay_impl, nd.reader, nd.directory));
   net_->set_directory(n, caf::actor_cast<caf::strong_actor_ptr>(nd.directory));
 }
@@ -129,6 +134,7 @@ void two_node_world::crash(node_id n) {
   for (auto& a : nd.others)
     add(a);
   add(nd.directory);
+  add(nd.keeper);
   add(nd.writer);
   add(nd.reader);
   add(nd.delivery);
@@ -153,6 +159,7 @@ void two_node_world::crash(node_id n) {
     fnv(trace_hash, run_one_random(sched, sched_rng));
   nd.others.clear();
   nd.directory = nullptr;
+  nd.keeper = nullptr;
   nd.writer = nullptr;
   nd.reader = nullptr;
   nd.delivery = nullptr;

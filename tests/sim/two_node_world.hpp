@@ -42,6 +42,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/inbox.hpp"
+#include "actors/map_keeper.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "sim_world.hpp"
@@ -128,6 +129,8 @@ public:
     delivery_actor delivery;
     inbox_supervisor_actor inbox; ///< the projection of its conversations
     directory_actor directory;
+    /// The node's map keeper (writer, then directory), as parleyd's.
+    map_keeper_actor keeper;
     std::vector<caf::actor> others; ///< relay and clients
   };
 
