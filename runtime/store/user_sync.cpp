@@ -32,6 +32,23 @@ void user_sync::fail(caf::error err) {
   done_ = true;
 }
 
+bool user_sync::cursors_ok() {
+  for (auto& [conv, seq] : pos_.cursors) {
+    if (!member_of(conv)) {
+      fail(caf::make_error(errc::forbidden, "not a member of conversation "
+                                              + std::to_string(conv)));
+      return false;
+    }
+    if (first_page_ && seq > answers_[conv].head) {
+      fail(caf::make_error(errc::cursor_ahead,
+                           "cursor past head in conversation "
+                             + std::to_string(conv)));
+      return false;
+    }
+  }
+  return true;
+}
+
 void user_sync::finish() {
   done_ = true;
 }
@@ -174,9 +191,11 @@ user_sync::asks user_sync::step() {
                 : 0;
       stage_ = stage::heads;
       // The first page checks each cursor against its head (up to the
-      // first that is not a member's: that one fails the request).
+      // first that is not a member's: that one fails the request); when
+      // it lists the inbox, the probes read every member's head.
+      heads_from_probes_ = first_page_ && pos_.phase == sync_phase::inbox;
       std::vector<conv_query> qs;
-      if (first_page_)
+      if (first_page_ && !heads_from_probes_)
         for (auto& [conv, seq] : pos_.cursors) {
           if (!member_of(conv))
             break;
@@ -189,24 +208,15 @@ user_sync::asks user_sync::step() {
       return group(std::move(qs));
     }
     case stage::heads:
-      for (auto& [conv, seq] : pos_.cursors) {
-        if (!member_of(conv)) {
-          fail(caf::make_error(errc::forbidden, "not a member of conversation "
-                                                  + std::to_string(conv)));
-          return {};
-        }
-        if (first_page_ && seq > answers_[conv].head) {
-          fail(caf::make_error(errc::cursor_ahead,
-                               "cursor past head in conversation "
-                                 + std::to_string(conv)));
-          return {};
-        }
-      }
+      if (!heads_from_probes_ && !cursors_ok())
+        return {};
       answers_.clear();
       return begin_phase();
     case stage::inbox_rows:
       return inbox_probes();
     case stage::probes:
+      if (heads_from_probes_ && !cursors_ok())
+        return {};
       inbox_done();
       return {};
     case stage::inbox_done:

@@ -73,6 +73,7 @@ private:
 
   asks step();
   void fail(caf::error err);
+  bool cursors_ok();
   void finish();
   uint32_t conv_partition(conversation_id conv) const;
   uint32_t user_partition(user_id user) const;
@@ -110,6 +111,9 @@ private:
   bool done_ = false;
   caf::error err_;
   bool first_page_ = true;
+  /// The first page's cursors are checked against the heads its inbox
+  /// probes read (every member's), not by a step of head reads of its own.
+  bool heads_from_probes_ = false;
   std::vector<std::pair<conversation_id, member>> convs_;
   sync_position pos_;
   size_t room_ = 0;

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/memory_backend.hpp"
 #include "runtime/store/sync_reads.hpp"
@@ -54,13 +55,29 @@ private:
   kv_backend& kv_;
 };
 
-/// One page of user 7's sync, every ask answered at once from `kv`.
-sync_page page_of(kv_backend& kv, const sync_request& req) {
-  store::user_sync job{7, req, 64};
-  for (;;) {
-    auto asks = job.next();
-    if (job.done())
-      break;
+/// One page of user 7's sync, every ask answered at once from `kv`; counts
+/// the steps that asked conversations' partitions and the head queries.
+struct page_reader {
+  size_t conv_steps = 0;
+  size_t head_queries = 0;
+
+  caf::expected<sync_page> operator()(kv_backend& kv,
+                                      const sync_request& req) {
+    store::user_sync job{7, req, 64};
+    for (;;) {
+      auto asks = job.next();
+      if (job.done())
+        return job.result();
+      conv_steps += !asks.convs.empty();
+      for (auto& r : asks.convs)
+        for (auto& q : r.queries)
+          head_queries += q.kind == conv_read_head;
+      answer(kv, asks, job);
+    }
+  }
+
+  static void answer(kv_backend& kv, store::user_sync::asks& asks,
+                     store::user_sync& job) {
     for (auto& r : asks.convs) {
       auto a = store::answer_conv_reads(kv, r, 50);
       REQUIRE(a);
@@ -72,25 +89,24 @@ sync_page page_of(kv_backend& kv, const sync_request& req) {
       job.take(std::move(*a));
     }
   }
-  auto page = job.result();
+};
+
+sync_page page_of(kv_backend& kv, const sync_request& req) {
+  auto page = page_reader{}(kv, req);
   REQUIRE(page);
   return std::move(*page);
 }
 
-} // namespace
-
-TEST_CASE("a sync page reads a few pages' worth of messages, not one per "
-          "partition") {
-  // User 7 in 200 conversations of 20 messages each (4,000), all synced
-  // from sequence 0 in pages of 100.
-  memory_backend mem;
+/// Conversations 1001..1000+n of user 7, each with `count` messages of
+/// user 8 (payload_bytes each).
+void chats(kv_backend& kv, std::vector<conversation_id>& convs, size_t n,
+           sequence count) {
   write_batch b;
-  std::vector<conversation_id> convs;
-  for (conversation_id c = 1; c <= 200; ++c) {
+  for (conversation_id c = 1; c <= n; ++c) {
     auto conv = 1000 + c * 7919;
     convs.push_back(conv);
     store::add_member(b, conv, member{7, 1, 1, 0});
-    for (sequence s = 1; s <= 20; ++s) {
+    for (sequence s = 1; s <= count; ++s) {
       stored_message m;
       m.conversation = conv;
       m.seq = s;
@@ -104,7 +120,18 @@ TEST_CASE("a sync page reads a few pages' worth of messages, not one per "
       store::add_message(b, m);
     }
   }
-  REQUIRE_FALSE(mem.write(b, true));
+  REQUIRE_FALSE(kv.write(b, true));
+}
+
+} // namespace
+
+TEST_CASE("a sync page reads a few pages' worth of messages, not one per "
+          "partition") {
+  // User 7 in 200 conversations of 20 messages each (4,000), all synced
+  // from sequence 0 in pages of 100.
+  memory_backend mem;
+  std::vector<conversation_id> convs;
+  chats(mem, convs, 200, 20);
   counting_kv kv{mem};
   sync_request req;
   for (auto conv : convs) {
@@ -131,4 +158,44 @@ TEST_CASE("a sync page reads a few pages' worth of messages, not one per "
   // With one window of every conversation: thousands (each of up to 64
   // partitions reads up to 100).
   CHECK(most <= 300);
+}
+
+TEST_CASE("a first page that lists the inbox checks its cursors against the "
+          "heads its probes read") {
+  memory_backend kv;
+  std::vector<conversation_id> convs;
+  chats(kv, convs, 40, 3);
+  sync_request req;
+  for (auto conv : convs) {
+    req.cursor_conversations.push_back(conv);
+    req.cursor_sequences.push_back(1);
+  }
+  page_reader reader;
+  auto page = reader(kv, req);
+  REQUIRE(page);
+  CHECK(page->messages.size() == 80);
+  // No step of head reads of its own (it was one request per partition
+  // of the cursors' conversations, before the inbox's rows).
+  CHECK(reader.head_queries == 0);
+  SUBCASE("a cursor past its head still fails the page") {
+    req.cursor_sequences.back() = 4;
+    page_reader again;
+    auto err = again(kv, req);
+    REQUIRE_FALSE(err);
+    CHECK(is(err.error(), errc::cursor_ahead));
+  }
+  SUBCASE("so does a conversation of others") {
+    req.cursor_conversations.push_back(5);
+    req.cursor_sequences.push_back(0);
+    page_reader again;
+    auto err = again(kv, req);
+    REQUIRE_FALSE(err);
+    CHECK(is(err.error(), errc::forbidden));
+  }
+  SUBCASE("cursors only: the heads are read first, as before") {
+    req.cursors_only = true;
+    page_reader again;
+    REQUIRE(again(kv, req));
+    CHECK(again.head_queries == 40);
+  }
 }
