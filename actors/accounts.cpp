@@ -85,8 +85,11 @@ void forget_moved(self_ptr self) {
                                               : st.last_device.erase(i);
 }
 
-caf::result<user_id> do_register(self_ptr self, const std::string& name,
-                                 const std::string& password) {
+} // namespace
+
+caf::result<user_id> accounts_detail::do_register(self_ptr self,
+                                                  const std::string& name,
+                                                  const std::string& password) {
   auto& st = self->state;
   if (!st.limits.registration_open)
     return caf::make_error(errc::forbidden, "registration is closed");
@@ -137,66 +140,71 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
   return rp;
 }
 
-caf::result<login_result> do_login(self_ptr self, const std::string& name,
-                                   const std::string& password,
-                                   const std::string& device_name) {
+caf::error accounts_detail::no_such_login(self_ptr self,
+                                          const std::string& password) {
+  // Spend the same time as a real check: no user enumeration by timing.
+  credentials::verify_password(
+    credentials::hash_password("x", self->state.limits.hash_strength),
+    password);
+  return caf::make_error(errc::unauthenticated, "wrong username or password");
+}
+
+void accounts_detail::login_by_id(self_ptr self,
+                                  caf::typed_response_promise<login_result> rp,
+                                  const account_login_step& step) {
   auto& st = self->state;
-  auto refuse = caf::make_error(errc::unauthenticated,
-                                "wrong username or password");
-  if (device_name.empty() || device_name.size() > 64)
-    return caf::make_error(errc::bad_request, "device name: 1-64 bytes");
-  auto no_such_user = [&] {
-    // Spend the same time as a real check: no user enumeration by timing.
-    credentials::verify_password(
-      credentials::hash_password("x", st.limits.hash_strength), password);
-    return refuse;
-  };
-  // Step 1, the username's partition: name -> id.
-  if (auto err = own_step(self, name_partition(self, name), "login (name)"))
-    return err;
-  auto id = store::find_user_id(*st.kv, name);
-  if (!id)
-    return id.error();
-  if (!*id)
-    return no_such_user();
-  // Step 2, the id's partition (the same one for accounts registered since
-  // ids are placed by username): password, blocked, device and token.
-  auto user = **id;
-  if (auto err = own_step(self, user_partition(self, user), "login (user)"))
-    return err;
-  auto acct = store::find_account_by_id(*st.kv, user);
-  if (!acct)
-    return acct.error();
-  if (!*acct)
-    return no_such_user();
-  if (!credentials::verify_password((*acct)->password_hash, password))
-    return refuse;
-  if ((*acct)->blocked)
-    return caf::make_error(errc::forbidden, "account blocked");
+  // Login's second step, the id's partition (the same one as the name's
+  // for accounts registered since ids are placed by username): password,
+  // blocked, device and token.
+  auto user = step.user;
+  auto acct = [&]() -> caf::expected<store::account> {
+    if (auto err = own_step(self, user_partition(self, user), "login (user)"))
+      return err;
+    auto found = store::find_account_by_id(*st.kv, user);
+    if (!found)
+      return found.error();
+    if (!*found)
+      return no_such_login(self, step.password);
+    if (!credentials::verify_password((*found)->password_hash, step.password))
+      return caf::make_error(errc::unauthenticated,
+                             "wrong username or password");
+    if ((*found)->blocked)
+      return caf::make_error(errc::forbidden, "account blocked");
+    return **found;
+  }();
+  if (!acct) {
+    rp.deliver(acct.error());
+    return;
+  }
   auto last = last_device_of(self, user);
-  if (!last)
-    return last.error();
+  if (!last) {
+    rp.deliver(last.error());
+    return;
+  }
   auto devices = store::list_devices(*st.kv, user);
-  if (!devices)
-    return devices.error();
+  if (!devices) {
+    rp.deliver(devices.error());
+    return;
+  }
   uint64_t active = 0;
   for (auto& d : *devices)
     if (!d.revoked)
       ++active;
-  if (active >= st.limits.max_devices)
-    return caf::make_error(errc::forbidden, "device limit reached; revoke one");
+  if (active >= st.limits.max_devices) {
+    rp.deliver(caf::make_error(errc::forbidden,
+                               "device limit reached; revoke one"));
+    return;
+  }
   auto dev = *last + 1;
   st.last_device[user] = dev;
   auto token = credentials::new_token(user);
-  auto th = credentials::token_hash(token);
   store::device_record drec;
   drec.device = dev;
-  drec.name = device_name;
-  drec.token_hash = th;
+  drec.name = step.device_name;
+  drec.token_hash = credentials::token_hash(token);
   drec.created_at_ms = st.clock();
   write_batch batch;
   store::add_device(batch, user, drec);
-  auto rp = self->make_response_promise<login_result>();
   commit(
     self, std::move(batch),
     [rp, user, dev, token]() mutable {
@@ -204,10 +212,7 @@ caf::result<login_result> do_login(self_ptr self, const std::string& name,
       rp.deliver(login_result{user, dev, token});
     },
     [rp](caf::error& err) mutable { rp.deliver(err); });
-  return rp;
 }
-
-} // namespace
 
 conversation_id direct_conversation_id(user_id a, user_id b) {
   if (a > b)
@@ -242,24 +247,17 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   return {
     [self](register_atom, const std::string& name,
            const std::string& password) {
-      return do_register(self, name, password);
+      return register_step(self, account_register_step{name, password});
     },
     [self](login_atom, const std::string& name, const std::string& password,
            const std::string& device_name) {
-      return do_login(self, name, password, device_name);
+      return login(self, name, password, device_name);
     },
     [self](auth_atom, const std::string& token) {
-      return do_auth(self, token);
+      return auth_step(self, account_auth_step{token});
     },
-    [self](caf::resolve_atom, const std::string& name) -> caf::result<user_id> {
-      if (auto err = own_step(self, name_partition(self, name), "resolve"))
-        return err;
-      auto id = store::find_user_id(*self->state.kv, name);
-      if (!id)
-        return id.error();
-      if (!*id)
-        return caf::make_error(errc::not_found, "no such user");
-      return **id;
+    [self](caf::resolve_atom, const std::string& name) {
+      return name_step(self, account_name_step{name});
     },
     [self](caf::resolve_atom, const std::vector<std::string>& names,
            const std::vector<uint64_t>& ids)
@@ -288,27 +286,17 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       }
       return out;
     },
-    [self](devices_atom, user_id user)
-      -> caf::result<std::vector<device_info>> {
-      if (auto err = own_step(self, user_partition(self, user), "devices"))
-        return err;
-      auto devices = store::list_devices(*self->state.kv, user);
-      if (!devices)
-        return devices.error();
-      std::vector<device_info> out;
-      for (auto& d : *devices)
-        out.push_back(device_info{d.device, d.name, d.created_at_ms,
-                                  d.revoked});
-      return out;
+    [self](devices_atom, user_id user) {
+      return devices_step(self, account_devices_step{user});
     },
     [self](revoke_atom, user_id user, device_id dev) {
-      return do_revoke(self, user, dev);
+      return revoke_step(self, account_revoke_step{user, dev});
     },
     [self](caf::put_atom, user_id user, bool read_receipts) {
-      return do_set_read_receipts(self, user, read_receipts);
+      return setting_step(self, account_setting_step{user, read_receipts});
     },
     [self](block_atom, const std::string& name, bool blocked) {
-      return do_block(self, name, blocked);
+      return block(self, name, blocked);
     },
     [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
       auto& st = self->state;
@@ -318,6 +306,20 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       spdlog::info("accounts: partition map epoch={}", st.where.map.map_epoch);
       return st.where.map.map_epoch;
     },
+    [self](caf::put_atom, account_peers& next) -> uint64_t {
+      self->state.peers = std::move(next.peers);
+      return self->state.peers.size();
+    },
+    [self](account_name_step& s) { return name_step(self, std::move(s)); },
+    [self](account_register_step& s) {
+      return register_step(self, std::move(s));
+    },
+    [self](account_login_step& s) { return login_step(self, std::move(s)); },
+    [self](account_block_step& s) { return block_step(self, s); },
+    [self](account_setting_step& s) { return setting_step(self, s); },
+    [self](account_auth_step& s) { return auth_step(self, std::move(s)); },
+    [self](account_devices_step& s) { return devices_step(self, s); },
+    [self](account_revoke_step& s) { return revoke_step(self, s); },
   };
 }
 

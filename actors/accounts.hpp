@@ -11,7 +11,9 @@
 // and writes one partition (runtime/store/account_store.hpp says which
 // record lives where; writes are one single-partition batch each), and
 // each step runs only if this node owns its partition under the actor's
-// partition map (else errc::unavailable, retryable). In the username's
+// partition map; a step of another node's partition is handed to that
+// node's accounts actor (account_peers; actors/accounts_forward.cpp), or
+// refused (errc::unavailable, retryable). In the username's
 // partition (placement_key::username): register (the new id is in it: one
 // batch 'u' + 'a' + 'v' + counter), the first step of login and block
 // (name -> id), resolve of names. In the user id's (placement_key::user):
@@ -39,6 +41,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/store_writer.hpp"
+#include "runtime/core/account_steps.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
@@ -81,7 +84,24 @@ using accounts_actor = caf::typed_actor<
   /// map_epoch); replies the new epoch. Cached counters and device ids of
   /// partitions that left this node are dropped. Errors: conflict (an
   /// epoch not above the current one), bad_request.
-  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>>;
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
+  /// Replaces the accounts actors of other nodes that steps of their
+  /// partitions are handed to (none: such a step is refused, unavailable);
+  /// replies how many.
+  caf::replies_to<caf::put_atom, account_peers>::with<uint64_t>,
+  /// One step of an operation (runtime/core/account_steps.hpp): run here if
+  /// this node owns its partition, else handed to the owner's accounts
+  /// actor unless it was itself forwarded (errc::unavailable: no peer for
+  /// the owner, a forwarded step of a partition not owned here, or no
+  /// answer within its timeout). The operations above run as these.
+  caf::replies_to<account_name_step>::with<user_id>,
+  caf::replies_to<account_register_step>::with<user_id>,
+  caf::replies_to<account_login_step>::with<login_result>,
+  caf::replies_to<account_block_step>::with<bool>,
+  caf::replies_to<account_setting_step>::with<bool>,
+  caf::replies_to<account_auth_step>::with<principal>,
+  caf::replies_to<account_devices_step>::with<std::vector<device_info>>,
+  caf::replies_to<account_revoke_step>::with<bool>>;
 
 /// Tunables of the accounts actor (config: parley.*).
 struct accounts_limits {
@@ -103,6 +123,8 @@ struct accounts_state {
   std::function<int64_t()> clock;
   uint64_t epoch = 1;
   placement where; ///< this node and the newest partition map
+  /// Accounts actors of other nodes (caf::actor handles of accounts_actor).
+  std::map<node_id, caf::actor> peers;
   std::map<uint32_t, user_id> last_user; ///< per partition, loaded lazily
   std::set<std::string> pending_names;            ///< commits under way
   std::map<user_id, device_id> last_device;       ///< loaded lazily

@@ -22,6 +22,47 @@ uint32_t name_partition(self_ptr self, const std::string& name) {
                       self->state.limits.partitions);
 }
 
+bool owns(self_ptr self, uint32_t p) {
+  return self->state.where.map.owner(p) == self->state.where.self;
+}
+
+void close_connections(self_ptr self, user_id user, device_id dev,
+                       disconnect_cause cause, const std::string& why) {
+  auto& st = self->state;
+  size_t closed = 0;
+  for (auto i = st.online.lower_bound({user, dev});
+       i != st.online.end() && i->first.first == user
+       && (dev == 0 || i->first.second == dev);
+       ++i)
+    for (auto& addr : i->second)
+      if (auto hdl = caf::actor_cast<caf::actor>(addr)) {
+        caf::anon_send(hdl, caf::close_atom::value, code_of(cause), why);
+        ++closed;
+      }
+  spdlog::info("connections closed user={} device={} count={} ({})", user,
+               dev, closed, why);
+}
+
+void tell_setting(self_ptr self, user_id user, bool on) {
+  auto& st = self->state;
+  for (auto i = st.online.lower_bound({user, 0});
+       i != st.online.end() && i->first.first == user; ++i)
+    for (auto& addr : i->second)
+      if (auto hdl = caf::actor_cast<caf::actor>(addr))
+        caf::anon_send(hdl, caf::update_atom::value, on);
+}
+
+void remember(self_ptr self, const caf::strong_actor_ptr& sender,
+              const principal& who) {
+  if (!sender)
+    return;
+  auto& st = self->state;
+  auto addr = caf::actor_cast<caf::actor_addr>(sender);
+  st.online[{who.user, who.device}].insert(addr);
+  st.online_by_addr[addr] = {who.user, who.device};
+  self->monitor(caf::actor_cast<caf::actor>(sender));
+}
+
 caf::error own_step(self_ptr self, uint32_t p, const char* what) {
   auto& where = self->state.where;
   auto owner = where.map.owner(p);
@@ -53,12 +94,7 @@ caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
   commit(
     self, std::move(batch),
     [self, rp, user, on]() mutable {
-      auto& st = self->state;
-      for (auto i = st.online.lower_bound({user, 0});
-           i != st.online.end() && i->first.first == user; ++i)
-        for (auto& addr : i->second)
-          if (auto hdl = caf::actor_cast<caf::actor>(addr))
-            caf::anon_send(hdl, caf::update_atom::value, on);
+      tell_setting(self, user, on);
       spdlog::info("settings changed user={} read_receipts={}", user, on);
       rp.deliver(on);
     },
@@ -66,25 +102,32 @@ caf::result<bool> do_set_read_receipts(self_ptr self, user_id user, bool on) {
   return rp;
 }
 
-caf::result<principal> do_auth(self_ptr self, const std::string& token) {
-  auto& st = self->state;
-  auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
+std::optional<uint32_t> token_partition(self_ptr self,
+                                        const std::string& token) {
   if (token.empty() || token.size() > 256)
-    return refuse;
+    return std::nullopt;
   auto named = credentials::token_user(token);
   if (!named)
+    return std::nullopt;
+  if (*named != 0)
+    return user_partition(self, *named);
+  return partition_of_slot(keys::token_slot(credentials::token_hash(token)),
+                           self->state.limits.partitions);
+}
+
+caf::expected<principal> check_token(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto refuse = caf::make_error(errc::unauthenticated, "invalid token");
+  auto p = token_partition(self, token);
+  if (!p)
     return refuse;
+  auto named = credentials::token_user(token);
   auto hash = credentials::token_hash(token);
   // A token names its user: one step in the user's partition ('t', 'd',
   // 'a'). One issued before that is found by its hash alone, in the hash's
   // partition first.
-  if (*named == 0) {
-    auto p = partition_of_slot(keys::token_slot(hash), st.limits.partitions);
-    if (auto err = own_step(self, p, "auth (old token)"))
-      return err;
-  } else if (auto err = own_step(self, user_partition(self, *named), "auth")) {
+  if (auto err = own_step(self, *p, *named == 0 ? "auth (old token)" : "auth"))
     return err;
-  }
   auto owner = *named != 0 ? store::find_token(*st.kv, *named, hash)
                            : store::find_legacy_token(*st.kv, hash);
   if (!owner)
@@ -107,61 +150,44 @@ caf::result<principal> do_auth(self_ptr self, const std::string& token) {
     return caf::make_error(errc::unauthenticated, "account blocked");
   if (*acct)
     who.read_receipts = !(*acct)->read_receipts_off;
-  if (auto sender = self->current_sender()) {
-    auto addr = caf::actor_cast<caf::actor_addr>(sender);
-    st.online[{who.user, who.device}].insert(addr);
-    st.online_by_addr[addr] = {who.user, who.device};
-    self->monitor(caf::actor_cast<caf::actor>(sender));
-  }
   return who;
 }
 
-caf::result<bool> do_block(self_ptr self, const std::string& name,
-                           bool blocked) {
+void block_by_id(self_ptr self, caf::typed_response_promise<bool> rp,
+                 const account_block_step& step) {
   auto& st = self->state;
-  // Step 1, the username's partition: name -> id.
-  if (auto err = own_step(self, name_partition(self, name), "block (name)"))
-    return err;
-  auto id = store::find_user_id(*st.kv, name);
-  if (!id)
-    return id.error();
-  if (!*id)
-    return caf::make_error(errc::not_found, "no such user");
-  // Step 2, the id's partition: the account record ('a').
-  if (auto err = own_step(self, user_partition(self, **id), "block (user)"))
-    return err;
-  auto acct = store::find_account_by_id(*st.kv, **id);
-  if (!acct)
-    return acct.error();
-  if (!*acct)
-    return caf::make_error(errc::not_found, "no such user");
+  // Block's second step, the id's partition: the account record ('a').
+  if (auto err = own_step(self, user_partition(self, step.user),
+                          "block (user)")) {
+    rp.deliver(err);
+    return;
+  }
+  auto acct = store::find_account_by_id(*st.kv, step.user);
+  if (!acct) {
+    rp.deliver(acct.error());
+    return;
+  }
+  if (!*acct) {
+    rp.deliver(caf::make_error(errc::not_found, "no such user"));
+    return;
+  }
   auto rec = **acct;
+  auto blocked = step.blocked;
   rec.blocked = blocked;
   write_batch batch;
   store::update_account(batch, rec);
   auto user = rec.user;
-  auto rp = self->make_response_promise<bool>();
   commit(
     self, std::move(batch),
     [self, rp, user, blocked]() mutable {
-      auto& st = self->state;
-      size_t closed = 0;
       if (blocked)
-        for (auto i = st.online.lower_bound({user, 0});
-             i != st.online.end() && i->first.first == user; ++i)
-          for (auto& addr : i->second)
-            if (auto hdl = caf::actor_cast<caf::actor>(addr)) {
-              caf::anon_send(hdl, caf::close_atom::value,
-                             code_of(disconnect_cause::account_blocked),
-                             std::string{"account blocked"});
-              ++closed;
-            }
-      spdlog::warn("account {} user={} connections_closed={}",
-                   blocked ? "blocked" : "unblocked", user, closed);
+        close_connections(self, user, 0, disconnect_cause::account_blocked,
+                          "account blocked");
+      spdlog::warn("account {} user={}", blocked ? "blocked" : "unblocked",
+                   user);
       rp.deliver(blocked);
     },
     [rp](caf::error& err) mutable { rp.deliver(err); });
-  return rp;
 }
 
 caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
@@ -192,7 +218,6 @@ caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
   commit(
     self, std::move(batch),
     [self, rp, user, dev, drop_legacy, legacy_hash]() mutable {
-      auto& st = self->state;
       if (drop_legacy) {
         write_batch drop;
         store::drop_legacy_token(drop, legacy_hash);
@@ -204,14 +229,8 @@ caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
                          user, dev, to_string(err));
           });
       }
-      auto i = st.online.find({user, dev});
-      if (i != st.online.end()) {
-        for (auto& addr : i->second)
-          if (auto hdl = caf::actor_cast<caf::actor>(addr))
-            caf::anon_send(hdl, caf::close_atom::value,
-                           code_of(disconnect_cause::device_revoked),
-                           std::string{"device revoked"});
-      }
+      close_connections(self, user, dev, disconnect_cause::device_revoked,
+                        "device revoked");
       spdlog::info("device revoked user={} device={}", user, dev);
       rp.deliver(true);
     },

@@ -63,6 +63,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         conversation_send::load(st, snap);
         conversation_upkeep::load(st, snap);
         conversation_groups::load(st, snap);
+        conversation_memberships::load(self, snap);
         conversation_receipts::load(st, snap.receipts);
         conversation_upkeep::relay(self, [self] { become_ready(self); });
       },
@@ -191,6 +192,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
       conversation_send::on_commit_answer(self, a);
     },
     [self](expire_atom) { conversation_send::on_expire(self); },
+    [self](caf::update_atom) { conversation_memberships::pass(self); },
   };
 }
 

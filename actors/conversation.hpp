@@ -28,6 +28,7 @@
 
 #include "actors/conversation_actor.hpp"
 #include "actors/conversation_groups.hpp"
+#include "actors/conversation_memberships.hpp"
 #include "actors/conversation_receipts.hpp"
 #include "actors/conversation_send.hpp"
 #include "actors/conversation_upkeep.hpp"
@@ -53,6 +54,8 @@ struct conversation_state {
   conversation_send_state send;         ///< conversation_send.hpp
   conversation_upkeep_state upkeep;     ///< conversation_upkeep.hpp
   conversation_receipts_state receipts; ///< conversation_receipts.hpp
+  /// conversation_memberships.hpp
+  conversation_memberships_state memberships;
 
   /// Returns this incarnation's share of the outbox backlog gauge (the
   /// next incarnation counts what is left again).

@@ -17,6 +17,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/delivery.hpp"
+#include "actors/membership_sink.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
@@ -78,7 +79,10 @@ using conversation_actor = caf::typed_actor<
   /// Internal: the store writer's answer to a tagged commit.
   caf::reacts_to<commit_atom, commit_answer>,
   /// Internal: the commits' deadline tick (reply_deadlines).
-  caf::reacts_to<expire_atom>>;
+  caf::reacts_to<expire_atom>,
+  /// Internal: re-send unacked membership events, count down answers
+  /// waiting for them (actors/conversation_memberships.hpp).
+  caf::reacts_to<caf::update_atom>>;
 
 /// Who sends a tagged_send: gets the answer as an ordinary message.
 using send_answer_actor
@@ -137,6 +141,10 @@ struct conversation_deps {
   /// Delivers the messages of large groups instead of `delivery`; null:
   /// `delivery` does.
   delivery_actor fanout{};
+  /// Where membership events go (the directory sets itself); null: the
+  /// member's index row is written in the conversation's own batch, a
+  /// cross-partition batch (tests that spawn a conversation alone).
+  membership_sink_actor memberships{};
 };
 
 struct conversation_state;

@@ -216,7 +216,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
   write_batch batch;
   conversation_groups::write_create(batch, st, c, m.sent_at_ms);
   store::add_message(batch, m);
-  conversation_groups::write_members(batch, st, changed);
+  conversation_groups::write_members(batch, st, changed, m.seq);
   commit(
     self, std::move(batch),
     [self, p, changed, keyed] {
@@ -229,6 +229,7 @@ void commit_change(self_ptr self, const pending_ptr& p) {
                    "members_changed={} seq={}",
                    st.id, c.change, c.actor, changed.size(), p->msg.seq);
       emit(self, p->msg);
+      conversation_memberships::relay(self, changed, p->msg.seq);
       auto res = result_of(st.id, p->msg.seq, p->msg.sent_at_ms, false);
       if (keyed) {
         remember(self, key_of(p->req), res);

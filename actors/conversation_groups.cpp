@@ -10,6 +10,7 @@
 #include <set>
 
 #include "actors/conversation.hpp"
+#include "actors/conversation_memberships.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 
@@ -126,9 +127,9 @@ void write_create(write_batch& batch, const conversation_state& st,
 }
 
 void write_members(write_batch& batch, const conversation_state& st,
-                   const std::vector<member>& changed) {
+                   const std::vector<member>& changed, sequence seq) {
   for (auto& m : changed)
-    store::add_member(batch, st.id, m);
+    conversation_memberships::write(batch, st, m, seq);
 }
 
 void apply_change(conversation_state& st, const group_change& c,
@@ -288,7 +289,16 @@ void handle_join(conversation_self self, user_id user,
   auto& st = self->state;
   if (auto i = st.groups.members.find(user);
       i != st.groups.members.end() && i->second.left_at_sequence == 0) {
-    rp.deliver(i->second.joined_at_sequence);
+    // A repeated join: answered once the member's index has it (the
+    // first join's answer may have timed out waiting for that).
+    auto joined = i->second.joined_at_sequence;
+    conversation_memberships::when_acked(
+      self, joined, [rp, joined](const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(joined);
+      });
     return;
   }
   if (st.exists && st.kind == conversation_group) {
@@ -301,7 +311,8 @@ void handle_join(conversation_self self, user_id user,
   if (!st.exists)
     store::add_conversation(batch, st.id, conversation_direct,
                             st.deps.clock());
-  store::add_member(batch, st.id, m);
+  // A direct member joins once: its joined_at_sequence orders its event.
+  conversation_memberships::write(batch, st, m, m.joined_at_sequence);
   ++st.groups.creating; // also for a join of an existing one: harmless
   conversation_send::commit(
     self, std::move(batch),
@@ -311,7 +322,16 @@ void handle_join(conversation_self self, user_id user,
       st.exists = true;
       st.kind = conversation_direct;
       st.groups.members[m.user] = m;
-      rp.deliver(m.joined_at_sequence);
+      conversation_memberships::relay(self, {m}, m.joined_at_sequence);
+      // Answered once the member's index lists the conversation, so that
+      // a sync right after the answer does.
+      conversation_memberships::when_acked(
+        self, m.joined_at_sequence, [rp, m](const caf::error& err) mutable {
+          if (err)
+            rp.deliver(err);
+          else
+            rp.deliver(m.joined_at_sequence);
+        });
     },
     [self, rp](const caf::error& err) mutable {
       --self->state.groups.creating;

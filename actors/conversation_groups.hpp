@@ -101,9 +101,11 @@ caf::error plan_change(const conversation_state& st, const group_change& c,
 void write_create(write_batch& batch, const conversation_state& st,
                   const group_change& c, int64_t at_ms);
 
-/// The member records of a planned change (after its MEMBERSHIP message).
+/// The member records of a planned change (after its MEMBERSHIP message,
+/// sequence `seq`), each with the event owed to the member's index
+/// (conversation_memberships::write).
 void write_members(write_batch& batch, const conversation_state& st,
-                   const std::vector<member>& changed);
+                   const std::vector<member>& changed, sequence seq);
 
 /// Applies a durable change (its event accepted at `at_ms`).
 void apply_change(conversation_state& st, const group_change& c,

@@ -10,6 +10,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/conversation.hpp"
+#include "actors/conversation_memberships.hpp"
 #include "actors/conversation_send_detail.hpp"
 #include "runtime/core/errors.hpp"
 
@@ -86,15 +87,36 @@ send_result result_of(conversation_id conv, sequence seq, int64_t sent_at,
 /// An asker whose request differs from the answered one (`digest`) gets
 /// CONFLICT; a retry gives back the group token it took.
 void answer(self_ptr self, pending& p, send_result res, uint64_t digest) {
-  for (auto& rp : p.promises) {
-    if (conflicting(rp.digest, digest)) {
-      rp.deliver(reused_key());
-      continue;
+  auto deliver = [self, digest](std::vector<send_asker>& promises,
+                                send_result res) {
+    for (auto& rp : promises) {
+      if (conflicting(rp.digest, digest)) {
+        rp.deliver(reused_key());
+        continue;
+      }
+      if (res.deduplicated && rp.took_group_token)
+        refund_group_send(self);
+      rp.deliver(res);
+      res.deduplicated = true;
     }
-    if (res.deduplicated && rp.took_group_token)
-      refund_group_send(self);
-    rp.deliver(res);
-    res.deduplicated = true;
+  };
+  if (p.change && conversation_memberships::owes(self->state, res.server_sequence)) {
+    // A membership change (or its retry) is answered once the members'
+    // indexes hold it, so that a sync right after the answer lists the
+    // conversation; else with a retryable error (the change stays).
+    conversation_memberships::when_acked(
+      self, res.server_sequence,
+      [deliver, promises = std::move(p.promises),
+       res](const caf::error& err) mutable {
+        if (!err) {
+          deliver(promises, res);
+          return;
+        }
+        for (auto& rp : promises)
+          rp.deliver(err);
+      });
+  } else {
+    deliver(p.promises, res);
   }
   p.promises.clear();
   p.done = true;

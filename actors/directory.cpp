@@ -1,5 +1,6 @@
 #include "actors/directory.hpp"
 
+#include "actors/directory_memberships.hpp"
 #include "actors/directory_users.hpp"
 
 #include <string>
@@ -168,6 +169,9 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
                        directory_peers peers) {
   self->state.peers = std::move(peers);
   self->state.deps = std::move(deps);
+  // Conversations send their membership events here (by user id).
+  if (!self->state.deps.memberships)
+    self->state.deps.memberships = caf::actor_cast<membership_sink_actor>(self);
   self->state.where = std::move(where);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -277,6 +281,9 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
       return directory_users::ack_limit(self, user, conv);
     },
     [self](retire_atom, user_id user) { directory_users::retire(self, user); },
+    [self](caf::put_atom, membership_event& ev) {
+      return directory_memberships::apply(self, ev);
+    },
   };
 }
 

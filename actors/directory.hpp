@@ -91,7 +91,10 @@ using directory_actor = caf::typed_actor<
   /// owner), forbidden (not a member).
   caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>,
   /// From an idle user actor: it is handed nothing more and told to end.
-  caf::reacts_to<retire_atom, user_id>>;
+  caf::reacts_to<retire_atom, user_id>,
+  /// A membership event for its user's index (membership_sink_actor;
+  /// actors/directory_memberships.hpp), routed by the user's partition.
+  caf::replies_to<caf::put_atom, membership_event>::with<uint64_t>>;
 
 /// Directories of other nodes, by node id (a plain value: the cluster fills
 /// it from CAF's middleman, the two-node sim with its serializing hop).
@@ -121,6 +124,8 @@ struct directory_state {
   std::map<user_id, user_actor> users;
   std::map<caf::actor_addr, user_id> users_by_addr;
   caf::timespan user_idle = std::chrono::seconds(60);
+  /// Epoch of this node's membership index writes (next_epoch).
+  uint64_t membership_epoch = 0;
 
   static inline const char* name = "directory";
 };

@@ -96,6 +96,30 @@ void write_pending(self_ptr self, bool sync = false) {
       both.ops.push_back(std::move(op));
     st.pending = std::move(both);
   }
+  // Resolve versioned puts against the disk and each other, in order
+  // (this thread is the only writer, so nothing changes these keys in
+  // between).
+  if (!st.pending_versioned.empty()) {
+    std::map<std::string, uint64_t> newest;
+    for (auto& op : st.pending_versioned) {
+      auto i = newest.find(op.version_key);
+      if (i == newest.end()) {
+        auto cur = st.kv->get(op.version_key);
+        uint64_t on_disk = 0;
+        if (cur && *cur)
+          on_disk = keys::read_u64(**cur, 0).value_or(0);
+        i = newest.emplace(op.version_key, on_disk).first;
+      }
+      if (op.version <= i->second)
+        continue; // stale or repeated: the newer record stays
+      i->second = op.version;
+      std::string v;
+      keys::append_u64(v, op.version);
+      st.pending.put(std::move(op.key), std::move(op.value));
+      st.pending.put(op.version_key, std::move(v));
+    }
+    st.pending_versioned.clear();
+  }
   // Resolve max-merges against the disk (this thread is the only writer,
   // so nothing changes these keys in between).
   for (auto& [key, v] : st.pending_max) {
@@ -161,6 +185,8 @@ void add(self_ptr self, write_batch& batch) {
       auto v = keys::read_u64(op.value, 0).value_or(0);
       auto& slot = st.pending_max[op.key];
       slot = std::max(slot, v);
+    } else if (!op.version_key.empty()) {
+      st.pending_versioned.push_back(std::move(op));
     } else {
       st.pending.ops.push_back(std::move(op));
     }
@@ -171,7 +197,8 @@ void add(self_ptr self, write_batch& batch) {
 /// or now if the batch is already large.
 void write_soon(self_ptr self) {
   auto& st = self->state;
-  if (st.pending.ops.size() >= st.limits.max_batch_ops) {
+  if (st.pending.ops.size() + st.pending_versioned.size()
+      >= st.limits.max_batch_ops) {
     write_pending(self);
   } else if (!st.tick_scheduled) {
     // Runs after everything already in the mailbox: that is the batch.

@@ -105,6 +105,7 @@ struct store_writer_state {
   store_writer_limits limits;
   write_batch pending;
   std::map<std::string, uint64_t> pending_max; ///< max_u64 ops, merged
+  std::vector<kv_op> pending_versioned; ///< versioned puts, in order
   /// Puts that need no sync (put_atom), latest value per key; written
   /// before `pending` (a commit's newer value of a key wins) and kept
   /// across a failed write until one succeeds.

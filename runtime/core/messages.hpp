@@ -11,6 +11,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "runtime/core/membership_events.hpp"
 #include "runtime/core/write_batch.hpp"
 
 namespace parley {
@@ -153,6 +154,9 @@ struct conversation_snapshot {
   int64_t created_at_ms = 0;
   user_id creator = 0;           ///< groups
   std::string create_request_id; ///< groups: the creator's request id
+  /// Membership events not yet acked by the users' side ('g'):
+  /// re-sent on activation (runtime/core/membership_events.hpp).
+  std::vector<membership_event> pending_memberships;
 };
 
 template <class Inspector>
@@ -161,7 +165,7 @@ typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("conversation_snapshot"), x.exists, x.head,
            x.dispatched, x.members, x.swept, x.head_sent_at_ms, x.receipts,
            x.kind, x.name, x.description, x.created_at_ms, x.creator,
-           x.create_request_id);
+           x.create_request_id, x.pending_memberships);
 }
 
 /// A message as stored and as emitted for delivery.

@@ -11,6 +11,7 @@
 #include <caf/atom.hpp>
 #include <caf/type_id.hpp>
 
+#include "runtime/core/account_steps.hpp"
 #include "runtime/core/messages.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/core/sync_reads.hpp"
@@ -18,6 +19,15 @@
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
+  CAF_ADD_TYPE_ID(parley, (parley::account_peers))
+  CAF_ADD_TYPE_ID(parley, (parley::account_name_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_register_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_login_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_block_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_setting_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_auth_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_devices_step))
+  CAF_ADD_TYPE_ID(parley, (parley::account_revoke_step))
   CAF_ADD_TYPE_ID(parley, (parley::conversation_snapshot))
   CAF_ADD_TYPE_ID(parley, (parley::device_info))
   CAF_ADD_TYPE_ID(parley, (parley::device_status))
@@ -60,6 +70,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::receipt_answer))
   CAF_ADD_TYPE_ID(parley, (parley::tagged_commit))
   CAF_ADD_TYPE_ID(parley, (parley::commit_answer))
+  CAF_ADD_TYPE_ID(parley, (parley::membership_event))
 
   CAF_ADD_ATOM(parley, parley, ack_atom, "ack")
   CAF_ADD_ATOM(parley, parley, auth_atom, "auth")

@@ -41,6 +41,7 @@ namespace parley::writer_ids {
 inline constexpr uint64_t kind_receipts = 1;
 inline constexpr uint64_t kind_device = 2;
 inline constexpr uint64_t kind_inbox = 3;
+inline constexpr uint64_t kind_memberships = 4;
 inline constexpr uint64_t kind_accounts = 7;
 
 
@@ -74,6 +75,14 @@ constexpr uint64_t device(uint64_t user, uint64_t dev) {
 /// inbox passes its partition.
 constexpr uint64_t inbox(uint64_t shard) {
   return tagged(kind_inbox, mix::fmix(shard + mix::golden_gamma));
+}
+
+/// Membership events' writes (runtime/core/membership_events.hpp): the
+/// index rows ('y', versioned puts) that the owner of user `id`'s
+/// partition writes, or the erasures of acked events ('g') by conversation
+/// `id`. Any order of these is correct: fmix(id + gamma).
+constexpr uint64_t memberships(uint64_t id) {
+  return tagged(kind_memberships, mix::fmix(id + mix::golden_gamma));
 }
 
 /// Account, device and token records (the accounts actor): kind 7 with all

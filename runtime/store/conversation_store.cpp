@@ -10,6 +10,7 @@
 #include "parley/v1/wire.pb.h"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/layout.hpp"
+#include "runtime/store/membership_store.hpp"
 #include "runtime/store/store_detail.hpp"
 
 namespace parley::store {
@@ -256,6 +257,10 @@ caf::expected<conversation_snapshot> load_conversation(kv_backend& kv,
     return err;
   if (auto e = read_receipts(kv, conv, snap.receipts))
     return e;
+  auto owed = member_events(kv, conv);
+  if (!owed)
+    return owed.error();
+  snap.pending_memberships = std::move(*owed);
   return snap;
 }
 
@@ -381,7 +386,7 @@ undispatched_conversations(kv_backend& kv) {
     auto snap = load_conversation(kv, conv);
     if (!snap)
       return snap.error();
-    if (snap->dispatched < snap->head)
+    if (snap->dispatched < snap->head || !snap->pending_memberships.empty())
       result.push_back(conv);
   }
   return result;

@@ -46,7 +46,10 @@ void add_conversation(write_batch& batch, conversation_id conv, int32_t kind,
 /// parley.v1.Membership (the wire's own form, sent to clients as is).
 std::string membership_payload(const group_change& c);
 
-/// Adds or replaces a member record.
+/// Adds or replaces a member record and the member's index row ('y') in
+/// one batch, which spans two partitions: for tests and tools that build
+/// a store directly. The server writes the conversation's side only, with
+/// a membership event for the user's side (membership_store.hpp).
 void add_member(write_batch& batch, conversation_id conv, const member& m);
 
 /// Deletes an idempotency record.
@@ -90,8 +93,9 @@ find_expired_idempotency(kv_backend& kv, conversation_id conv, sequence after,
 caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
                                   conversation_id conv);
 
-/// Lists conversations whose outbox watermark is behind their head: their
-/// delivery events must be re-emitted (the outbox relay).
+/// Lists conversations whose outbox watermark is behind their head (their
+/// delivery events must be re-emitted) or that owe membership events to
+/// their members' indexes ('g'): the outbox relay activates them.
 caf::expected<std::vector<conversation_id>>
 undispatched_conversations(kv_backend& kv);
 

@@ -230,6 +230,24 @@ decode_membership(std::string_view key) {
   return decode_pair(memberships_tag, key);
 }
 
+std::string member_event(conversation_id conv, user_id user,
+                         uint64_t version) {
+  return tagged(conversation_slot(conv), member_events_tag,
+                {conv, user, version});
+}
+
+std::optional<std::pair<user_id, uint64_t>>
+decode_member_event(std::string_view key) {
+  if (!is_key(member_events_tag, key, fields_pos + 24))
+    return std::nullopt;
+  return std::make_pair(*read_u64(key, fields_pos + 8),
+                        *read_u64(key, fields_pos + 16));
+}
+
+std::string member_version(user_id user, conversation_id conv) {
+  return tagged(user_slot(user), member_versions_tag, {user, conv});
+}
+
 std::optional<std::pair<user_id, device_id>>
 decode_device(std::string_view key) {
   return decode_pair(devices_tag, key);

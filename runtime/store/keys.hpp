@@ -33,6 +33,12 @@
 //                          blocked, read_receipts_off; layout 3)
 //  'v'  user names     'v' user:u64                                username (raw)
 //  'y'  memberships    'y' user:u64 conv:u64                       MemberRecord
+//  'g'  member events  'g' conv:u64 user:u64 version:u64           MemberRecord
+//                          (conversation side: a change not yet acked
+//                          by the user's side; runtime/core/
+//                          membership_events.hpp)
+//  'h'  member versions 'h' user:u64 conv:u64                      version:u64 (raw)
+//                          (user side: the version of the 'y' row)
 //  'r'  delivered      'r' user:u64 device:u64 conv:u64            seq:u64 (raw, max-merged)
 //  's'  receipts       's' conv:u64 user:u64 kind:u8               seq:u64 (raw, max-merged)
 //  'x'  inbox          'x' user:u64 conv:u64                       InboxRecord
@@ -40,8 +46,8 @@
 //  'z'  meta           'z' name:bytes (no 'P' slot prefix)         per name (below)
 //
 // The owner whose slot prefixes a key (one function per table below):
-//  conversation tables b c e i m o s: the conversation (conversation_slot);
-//  user tables d v y r x f a: the user (user_slot); 'u': the username
+//  conversation tables b c e g i m o s: the conversation (conversation_slot);
+//  user tables d v y h r x f a: the user (user_slot); 'u': the username
 //  (account_slot, placement_key::username); 't': the user named in the
 //  key (user_slot; a token names its user, runtime/accounts/
 //  credentials.hpp), or for a token from before that, token_slot (from
@@ -88,6 +94,8 @@ inline constexpr char accounts_tag = 'u';
 inline constexpr char user_accounts_tag = 'a';
 inline constexpr char user_names_tag = 'v';
 inline constexpr char memberships_tag = 'y';
+inline constexpr char member_events_tag = 'g';
+inline constexpr char member_versions_tag = 'h';
 inline constexpr char delivered_tag = 'r';
 inline constexpr char receipts_tag = 's';
 inline constexpr char inbox_tag = 'x';
@@ -218,6 +226,18 @@ std::string membership(user_id user, conversation_id conv);
 /// (user, conv) of a 'y' key.
 std::optional<std::pair<user_id, conversation_id>>
 decode_membership(std::string_view key);
+
+/// 'g' conv user version: a membership event of `conv` for `user`'s
+/// index that the user's side has not acked yet (conversation side).
+std::string member_event(conversation_id conv, user_id user,
+                         uint64_t version);
+
+/// (user, version) of a 'g' key.
+std::optional<std::pair<user_id, uint64_t>>
+decode_member_event(std::string_view key);
+
+/// 'h' user conv: the version of `user`'s 'y' row of `conv` (user side).
+std::string member_version(user_id user, conversation_id conv);
 
 /// (user, device) of a 'd' key.
 std::optional<std::pair<user_id, device_id>>

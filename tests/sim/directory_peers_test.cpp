@@ -158,11 +158,15 @@ TEST_CASE("sim: a directory hands a request for another node's partition "
           "to that node's directory, which answers it") {
   fixture f{true};
   auto conv = conv_of(2);
+  // A member of node 2's partitions: node 2 knows no peer, and the join's
+  // answer waits for the member's index (written by the user's partition
+  // owner).
+  auto member = user_of(2);
   auto joined = f.ask<sequence>(f.one.dir, caf::join_atom::value, conv,
-                                user_id{7});
+                                member);
   REQUIRE_MESSAGE(joined.ok, caf::to_string(joined.err));
   auto sent = f.ask<send_result>(f.one.dir, send_atom::value,
-                                 f.send_of(conv, 7));
+                                 f.send_of(conv, member));
   REQUIRE_MESSAGE(sent.ok, caf::to_string(sent.err));
   CHECK_EQ(sent.ok->server_sequence, 1u);
   // The conversation runs and is stored on node 2 only.

@@ -95,7 +95,8 @@ struct two_node_totals {
            tagged_answers = 0,   ///< answers to tagged sends
            timeouts = 0,         ///< sends that saw request_timeout
            synced_devices = 0,   ///< syncs after heal checked against the log
-           unsynced_devices = 0, ///< skipped: user and conversation apart
+           synced_apart = 0, ///< checked syncs of a user placed apart
+                             ///< from its conversation (index from events)
            synced_across = 0;    ///< checked syncs that crossed the link
 };
 two_node_totals& two_node_grand_totals();

@@ -58,7 +58,7 @@ struct has_sample<T, std::void_t<decltype(sample<T>::make())>>
   type sample<type>::make()
 
 PARLEY_SAMPLE(kv_op) {
-  return kv_op{true, std::string("k\0ey", 4), "value", true};
+  return kv_op{true, std::string("k\0ey", 4), "value", true, "vkey", 5};
 }
 
 PARLEY_SAMPLE(write_batch) {
@@ -89,6 +89,10 @@ PARLEY_SAMPLE(receipt_event) {
   return receipt_event{61, 67, 2, 71, 73, false, 79, 83, 89, 97};
 }
 
+PARLEY_SAMPLE(membership_event) {
+  return membership_event{661, 673, 677, role_admin, 683, 691};
+}
+
 PARLEY_SAMPLE(conversation_snapshot) {
   conversation_snapshot s;
   s.exists = true;
@@ -104,6 +108,7 @@ PARLEY_SAMPLE(conversation_snapshot) {
   s.created_at_ms = 113;
   s.creator = 127;
   s.create_request_id = "req-2";
+  s.pending_memberships = {sample<membership_event>::make()};
   return s;
 }
 
