@@ -306,9 +306,13 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       spdlog::info("accounts: partition map epoch={}", st.where.map.map_epoch);
       return st.where.map.map_epoch;
     },
-    [self](caf::put_atom, account_peers& next) -> uint64_t {
-      self->state.peers = std::move(next.peers);
-      return self->state.peers.size();
+    [self](caf::put_atom, node_id n, caf::actor& peer) -> uint64_t {
+      auto& peers = self->state.peers;
+      if (peer)
+        peers[n] = std::move(peer);
+      else
+        peers.erase(n);
+      return peers.size();
     },
     [self](account_name_step& s) { return name_step(self, std::move(s)); },
     [self](account_register_step& s) {

@@ -12,7 +12,7 @@
 // record lives where; writes are one single-partition batch each), and
 // each step runs only if this node owns its partition under the actor's
 // partition map; a step of another node's partition is handed to that
-// node's accounts actor (account_peers; actors/accounts_forward.cpp), or
+// node's accounts actor (`peers`; actors/accounts_forward.cpp), or
 // refused (errc::unavailable, retryable). In the username's
 // partition (placement_key::username): register (the new id is in it: one
 // batch 'u' + 'a' + 'v' + counter), the first step of login and block
@@ -85,10 +85,11 @@ using accounts_actor = caf::typed_actor<
   /// partitions that left this node are dropped. Errors: conflict (an
   /// epoch not above the current one), bad_request.
   caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
-  /// Replaces the accounts actors of other nodes that steps of their
-  /// partitions are handed to (none: such a step is refused, unavailable);
-  /// replies how many.
-  caf::replies_to<caf::put_atom, account_peers>::with<uint64_t>,
+  /// Sets (or, with a null handle, drops) the accounts actor of node `n`
+  /// that steps of its partitions are handed to (none: such a step is
+  /// refused, unavailable); replies how many peers are known. A plain
+  /// value, so that it needs no type of its own.
+  caf::replies_to<caf::put_atom, node_id, caf::actor>::with<uint64_t>,
   /// One step of an operation (runtime/core/account_steps.hpp): run here if
   /// this node owns its partition, else handed to the owner's accounts
   /// actor unless it was itself forwarded (errc::unavailable: no peer for

@@ -3,7 +3,7 @@
 // The accounts actor's single-partition steps as messages (issue 21, item
 // 7; actors/accounts.hpp). A node that gets an account operation runs each
 // of its steps itself if it owns the step's partition, else hands the step
-// to the owner's accounts actor (`account_peers`) and carries on with the
+// to the owner's accounts actor (its peers table) and carries on with the
 // answer: login and block ask the name's owner for the id
 // (account_name_step), then the id's owner for the rest
 // (account_login_step, account_block_step). A step a node sends to another
@@ -13,27 +13,14 @@
 // fields in each `inspect` is the wire format between nodes: append only.
 
 #include <cstdint>
-#include <map>
 #include <string>
 
-#include <caf/actor.hpp>
 #include <caf/meta/type_name.hpp>
 
 #include "runtime/core/messages.hpp"
 #include "runtime/core/placement.hpp"
 
 namespace parley {
-
-/// Accounts actors of other nodes, by node id (dynamically typed handles:
-/// each is an accounts_actor).
-struct account_peers {
-  std::map<node_id, caf::actor> peers;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, account_peers& x) {
-  return f(caf::meta::type_name("account_peers"), x.peers);
-}
 
 /// Name -> id, in the name's partition. Replies the user id. Error:
 /// not_found.

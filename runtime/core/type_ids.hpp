@@ -19,7 +19,6 @@
 
 CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
 
-  CAF_ADD_TYPE_ID(parley, (parley::account_peers))
   CAF_ADD_TYPE_ID(parley, (parley::account_name_step))
   CAF_ADD_TYPE_ID(parley, (parley::account_register_step))
   CAF_ADD_TYPE_ID(parley, (parley::account_login_step))

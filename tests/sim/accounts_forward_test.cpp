@@ -149,9 +149,11 @@ struct fixture : sim::coordinated_system {
     }
     for (node_id self = 1; self <= 2; ++self) {
       REQUIRE(ask<uint64_t>(self, caf::put_atom::value, map_of(self)).first);
-      account_peers peers;
-      peers.peers[3 - self] = caf::actor_cast<caf::actor>(at(3 - self));
-      REQUIRE(ask<uint64_t>(self, caf::put_atom::value, peers).first == 1u);
+      auto peer = caf::actor_cast<caf::actor>(at(3 - self));
+      REQUIRE(ask<uint64_t>(self, caf::put_atom::value, node_id{3 - self},
+                            peer)
+                .first
+              == 1u);
     }
     for (auto& n : nodes)
       n.disk->keys.clear();
@@ -325,9 +327,8 @@ TEST_CASE("sim: an accounts peer that never answers is unavailable after the "
       },
     };
   });
-  account_peers peers;
-  peers.peers[2] = mute;
-  REQUIRE(f.ask<uint64_t>(1, caf::put_atom::value, peers).first == 1u);
+  REQUIRE(f.ask<uint64_t>(1, caf::put_atom::value, node_id{2}, mute).first
+          == 1u);
   auto out = std::make_shared<caf::error>();
   auto acc = f.at(1);
   f.sys->spawn([=](caf::event_based_actor* self) {

@@ -252,6 +252,38 @@ PARLEY_SAMPLE(user_answers) {
                       {sample<inbox_entry>::make()}, {599}, {601}};
 }
 
+PARLEY_SAMPLE(account_name_step) {
+  return account_name_step{"name", true};
+}
+
+PARLEY_SAMPLE(account_register_step) {
+  return account_register_step{"name", "password", true};
+}
+
+PARLEY_SAMPLE(account_login_step) {
+  return account_login_step{701, "password", "phone", true};
+}
+
+PARLEY_SAMPLE(account_block_step) {
+  return account_block_step{709, true, true};
+}
+
+PARLEY_SAMPLE(account_setting_step) {
+  return account_setting_step{719, false, true};
+}
+
+PARLEY_SAMPLE(account_auth_step) {
+  return account_auth_step{"token", true};
+}
+
+PARLEY_SAMPLE(account_devices_step) {
+  return account_devices_step{727, true};
+}
+
+PARLEY_SAMPLE(account_revoke_step) {
+  return account_revoke_step{733, 739, true};
+}
+
 PARLEY_SAMPLE(std::vector<device_info>) {
   auto second = sample<device_info>::make();
   second.device = 443;
