@@ -1,6 +1,7 @@
 #include "actors/directory.hpp"
 
 #include "actors/directory_memberships.hpp"
+#include "actors/directory_inbox.hpp"
 #include "actors/directory_users.hpp"
 
 #include <string>
@@ -279,6 +280,12 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
     },
     [self](ack_atom, user_id user, conversation_id conv) {
       return directory_users::ack_limit(self, user, conv);
+    },
+    [self](caf::put_atom, inbox_rows& r) {
+      return directory_inbox::rows(self, r);
+    },
+    [self](fetch_atom, inbox_query& q) {
+      return directory_inbox::query(self, q);
     },
     [self](retire_atom, user_id user) { directory_users::retire(self, user); },
     [self](caf::put_atom, membership_event& ev) {

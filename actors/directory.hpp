@@ -90,6 +90,15 @@ using directory_actor = caf::typed_actor<
   /// node's directory if known). Errors: unavailable (no handle for the
   /// owner), forbidden (not a member).
   caf::replies_to<ack_atom, user_id, conversation_id>::with<sequence>,
+  /// Inbox rows for users of one partition (runtime/core/inbox_rows.hpp),
+  /// handed to the inbox of the partition's owner (this node's, or to the
+  /// owner's directory if known; actors/directory_inbox.cpp), which
+  /// replies how many it wrote. A request about a user's inbox, handed to
+  /// the inbox of the owner of the user's partition. Errors: unavailable
+  /// (another node's partition and no handle for it, or no inbox here),
+  /// bad_request (a user outside the partition).
+  caf::replies_to<caf::put_atom, inbox_rows>::with<uint64_t>,
+  caf::replies_to<fetch_atom, inbox_query>::with<std::vector<inbox_entry>>,
   /// From an idle user actor: it is handed nothing more and told to end.
   caf::reacts_to<retire_atom, user_id>,
   /// A membership event for its user's index (membership_sink_actor;

@@ -80,8 +80,9 @@ std::string node::start() {
                        fanout_deps{where, {{where.self, registry_}}, delivery_,
                                    metrics_},
                        opts_.fanout);
+  // Reconciles once it has the directory (below).
   inbox_ = sys_.spawn(inbox_supervisor_impl, opts_.kv, writer_,
-                      opts_.detach_store, opts_.detach_store,
+                      opts_.detach_store, false,
                       caf::timespan{opts_.inbox_flush_delay},
                       caf::timespan{opts_.inbox_batch_delay}, metrics_);
   directory_ = sys_.spawn(placed_directory_impl,
@@ -97,6 +98,11 @@ std::string node::start() {
                           where);
   accounts_ = sys_.spawn<caf::detached>(accounts_impl, opts_.kv, writer_,
                                        opts_.accounts, opts_.clock);
+  // The inbox reads and sends its rows through the directory; then it
+  // reconciles the partitions this node owns (parleyd; tests may not).
+  caf::anon_send(inbox_, caf::put_atom::value, directory_, *partitions);
+  if (opts_.detach_store)
+    caf::anon_send(inbox_, rebuild_atom::value, user_id{0}, false);
   // Device actors ask the directory for delivered-cursor limits (routed by
   // the conversation's partition). Sent before the gateway starts, so it
   // is in the registry's mailbox ahead of any join.

@@ -23,6 +23,10 @@ inline constexpr uint8_t conv_read_head = 1;     ///< its head
 inline constexpr uint8_t conv_read_probe = 2;    ///< the member's inbox entry
 inline constexpr uint8_t conv_read_receipts = 3; ///< members' receipt cursors
 inline constexpr uint8_t conv_read_messages = 4; ///< messages of the window
+/// The probe with the member's window from the conversation's own member
+/// record (the conversation side's view, actors/inbox.hpp; the whole
+/// request fails forbidden if `user` never was a member).
+inline constexpr uint8_t conv_read_member_probe = 5;
 
 /// Where a conv_read_messages query starts.
 inline constexpr uint8_t conv_start_resume = 0; ///< after `after`

@@ -14,6 +14,7 @@
 #include "runtime/store/account_store.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/inbox_store.hpp"
+#include "runtime/store/inbox_reads.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/records.hpp"
 #include "runtime/store/store_detail.hpp"
@@ -210,6 +211,9 @@ caf::expected<conv_answers> answer_conv_reads(kv_backend& kv,
         break;
       case conv_read_messages:
         err = messages(kv, q, recent, lim, a);
+        break;
+      case conv_read_member_probe: // runtime/store/inbox_reads.cpp
+        err = member_probe(kv, q, recent, a);
         break;
       default:
         return caf::make_error(errc::bad_request, "unknown conversation read");

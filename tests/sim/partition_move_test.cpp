@@ -95,8 +95,9 @@ std::string move_run(uint64_t seed, int bugs = 0, move_log* out = nullptr) {
   // owner's for the moved ones), with one exception: the order of fresh
   // answers is one actor's, and a moved conversation had two (an answer of
   // the old owner may still cross the link when the new one answers a
-  // later send). The inbox check is left out: a user's inbox rows live
-  // with the conversation's node today, not in the user's partition.
+  // later send). Every member's inbox row, on the owner of the user's
+  // partition (the new owner for moved users), equals a recount from the
+  // log (two_node_world::check_unread).
   std::set<std::string> expected;
   for (int c = 0; c < k.clients; ++c)
     for (int i = 0; i < k.messages; ++i)
@@ -113,6 +114,9 @@ std::string move_run(uint64_t seed, int bugs = 0, move_log* out = nullptr) {
     else
       ++i;
   why = check_send_log(expected, disks, w.outcomes, fresh, w.deliveries);
+  if (!why.empty())
+    return why;
+  why = w.check_unread();
   if (!why.empty())
     return why;
   for (auto& [cmid, o] : w.outcomes)

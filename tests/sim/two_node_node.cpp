@@ -79,7 +79,7 @@ void two_node_world::boot(node_id n) {
   conversation_deps deps{nd.writer, nd.reader, nd.delivery, clock, lim};
   nd.inbox = sys.spawn(inbox_supervisor_impl,
                        std::shared_ptr<kv_backend>(nd.disk), nd.writer,
-                       false, true, caf::timespan{0}, caf::timespan{0},
+                       false, false, caf::timespan{0}, caf::timespan{0},
                        std::shared_ptr<node_metrics>{});
   deps.projection = caf::actor_cast<delivery_actor>(nd.inbox);
   directory_peers peers;
@@ -87,6 +87,11 @@ void two_node_world::boot(node_id n) {
                             net_->directory_port(n, other(n))));
   nd.directory = sys.spawn(routing_directory_impl, std::move(deps),
                            placement{n, map}, std::move(peers));
+  // The inbox reads and sends rows through the directory, then reconciles
+  // what the node owns, as parleyd's does.
+  caf::anon_send(nd.inbox, caf::put_atom::value, nd.directory,
+                 map.partitions());
+  caf::anon_send(nd.inbox, rebuild_atom::value, user_id{0}, false);
   map_keeper_deps keep; // the writer learns the map from it now
   keep.subscribers = {map_subscriber::of_writer(nd.writer),
                       map_subscriber::of("directory", nd.directory,

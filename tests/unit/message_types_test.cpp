@@ -290,6 +290,18 @@ PARLEY_SAMPLE(std::vector<device_info>) {
   return {sample<device_info>::make(), second};
 }
 
+PARLEY_SAMPLE(inbox_row) {
+  return inbox_row{701, sample<inbox_entry>::make()};
+}
+
+PARLEY_SAMPLE(inbox_rows) {
+  return inbox_rows{709, {sample<inbox_row>::make()}};
+}
+
+PARLEY_SAMPLE(inbox_query) {
+  return inbox_query{inbox_query_flags, 719, 727, true, true, true};
+}
+
 PARLEY_SAMPLE(std::vector<inbox_entry>) {
   return {sample<inbox_entry>::make()};
 }
