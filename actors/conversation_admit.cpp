@@ -5,6 +5,7 @@
 // tells a retry from a reused key by the request's digest.
 
 #include "actors/conversation.hpp"
+#include "actors/conversation_memberships.hpp"
 #include "actors/conversation_send_detail.hpp"
 
 #include <algorithm>
@@ -159,6 +160,19 @@ bool answer_from_memory(self_ptr self, const key& k, uint64_t h, bool known,
 }
 
 void admit(self_ptr self, const pending_ptr& p, send_asker rp) {
+  if (p->change && conversation_memberships::owes(self->state, UINT64_MAX)) {
+    // A keyed change (maybe the retry of one whose answer timed out
+    // waiting for its members' index rows): looked at once nothing is
+    // owed, so that its answer, even from memory, comes after its rows.
+    conversation_memberships::when_acked(
+      self, UINT64_MAX, [self, p, rp](const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          admit(self, p, std::move(rp));
+      });
+    return;
+  }
   rp.digest = p->digest;
   auto k = key_of(p->req);
   auto h = hash_of(k);

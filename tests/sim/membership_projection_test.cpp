@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -28,6 +29,7 @@
 #include "actors/outbox_relay.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/keys.hpp"
 #include "runtime/store/layout.hpp"
 #include "runtime/store/memory_backend.hpp"
@@ -238,6 +240,33 @@ struct world : sim::coordinated_system {
     });
   }
 
+  template <class T>
+  struct reply {
+    std::optional<T> ok;
+    caf::error err;
+  };
+
+  /// One request, run until its answer is in.
+  template <class T, class... Ts>
+  reply<T> ask_now(Ts... xs) {
+    auto slot = std::make_shared<reply<T>>();
+    auto d = dir;
+    sys->spawn([slot, d, xs...](caf::event_based_actor* self) {
+      self->request(d, 60s, xs...)
+        .then([slot](T& x) { slot->ok = std::move(x); },
+              [slot](caf::error& e) { slot->err = e; });
+    });
+    for (int i = 0; i < 1'000'000 && !slot->ok && !slot->err; ++i)
+      if (!step())
+        break;
+    return *slot;
+  }
+
+  bool has(const std::string& key) {
+    auto v = disk->get(key);
+    return v && v->has_value();
+  }
+
   void random_request(int i) {
     auto user = [&] { return user_id(1 + rng() % 6); };
     if (rng() % 5 == 0) {
@@ -405,4 +434,45 @@ TEST_CASE("sim: membership events dropped, delayed, repeated and replayed "
     CHECK(t.crashes > 0);
     CHECK(t.rows > 10 * t.runs);
   }
+}
+
+TEST_CASE("sim: a membership change is answered once its members' index "
+          "rows are written, with a retryable error if they are not, and "
+          "its retry with the same request id gets the same result") {
+  world w{1};
+  w.hop->p_drop = 1; // every event lost until healed
+  w.hop->p_lost_ack = w.hop->p_delay = w.hop->p_copy = 0;
+  conversation_id g = 7;
+  group_change c{membership_change::created, 1, 1, {2, 3}, "g", "",
+                 "create-1"};
+  auto first = w.ask_now<send_result>(group_atom::value, g, c);
+  REQUIRE(first.err);
+  CHECK(is(first.err, errc::unavailable));
+  // Committed on the conversation's side, owed to the users' side.
+  CHECK(w.has(keys::member(g, 2)));
+  CHECK_FALSE(w.has(keys::membership(2, g)));
+  w.hop->faulty = false;
+  auto again = w.ask_now<send_result>(group_atom::value, g, c);
+  REQUIRE_MESSAGE(again.ok, caf::to_string(again.err));
+  CHECK(again.ok->server_sequence == 1u);
+  for (user_id u : {1, 2, 3}) // at the answer: every index row is there
+    CHECK(w.has(keys::membership(u, g)));
+  // A keyed change: its first answer times out, its retry answers the
+  // same sequence once the row is written.
+  w.hop->faulty = true;
+  group_change add{membership_change::added, 1, 1, {4}, "", "", "add-1"};
+  auto lost = w.ask_now<send_result>(group_atom::value, g, add);
+  REQUIRE(lost.err);
+  CHECK(is(lost.err, errc::unavailable));
+  CHECK_FALSE(w.has(keys::membership(4, g)));
+  w.hop->faulty = false;
+  auto retry = w.ask_now<send_result>(group_atom::value, g, add);
+  REQUIRE_MESSAGE(retry.ok, caf::to_string(retry.err));
+  CHECK(retry.ok->server_sequence == 2u);
+  CHECK(w.has(keys::membership(4, g)));
+  // A direct join waits the same way.
+  auto conv = direct_conversation_id(5, 6);
+  auto joined = w.ask_now<sequence>(caf::join_atom::value, conv, user_id{5});
+  REQUIRE_MESSAGE(joined.ok, caf::to_string(joined.err));
+  CHECK(w.has(keys::membership(5, conv)));
 }
