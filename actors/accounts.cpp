@@ -324,6 +324,10 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [self](account_auth_step& s) { return auth_step(self, std::move(s)); },
     [self](account_devices_step& s) { return devices_step(self, s); },
     [self](account_revoke_step& s) { return revoke_step(self, s); },
+    [self](caf::close_atom, user_id user, device_id dev, uint32_t cause) {
+      close_connections(self, user, dev, static_cast<disconnect_cause>(cause),
+                        dev == 0 ? "account blocked" : "device revoked");
+    },
   };
 }
 

@@ -102,7 +102,11 @@ using accounts_actor = caf::typed_actor<
   caf::replies_to<account_setting_step>::with<bool>,
   caf::replies_to<account_auth_step>::with<principal>,
   caf::replies_to<account_devices_step>::with<std::vector<device_info>>,
-  caf::replies_to<account_revoke_step>::with<bool>>;
+  caf::replies_to<account_revoke_step>::with<bool>,
+  /// From another node's accounts actor that blocked `user` (device 0) or
+  /// revoked one of its devices: closes this node's connections of them
+  /// (disconnect cause `cause`; actors/disconnect.hpp).
+  caf::reacts_to<caf::close_atom, user_id, device_id, uint32_t>>;
 
 /// Tunables of the accounts actor (config: parley.*).
 struct accounts_limits {

@@ -90,6 +90,11 @@ void ask_owner(self_ptr self, uint32_t p, Step step, caf::timespan timeout,
 void close_connections(self_ptr self, user_id user, device_id dev,
                        disconnect_cause cause, const std::string& why);
 
+/// Tells the accounts actors of other nodes to close `user`'s connections
+/// there (all, or those of `dev` if not 0).
+void tell_peers(self_ptr self, user_id user, device_id dev,
+                disconnect_cause cause);
+
 /// Tells `user`'s connections on this node the read-receipts setting.
 void tell_setting(self_ptr self, user_id user, bool on);
 

@@ -43,6 +43,13 @@ void close_connections(self_ptr self, user_id user, device_id dev,
                dev, closed, why);
 }
 
+void tell_peers(self_ptr self, user_id user, device_id dev,
+                disconnect_cause cause) {
+  for (auto& peer : self->state.peers)
+    caf::anon_send(caf::actor_cast<accounts_actor>(peer.second),
+                   caf::close_atom::value, user, dev, code_of(cause));
+}
+
 void tell_setting(self_ptr self, user_id user, bool on) {
   auto& st = self->state;
   for (auto i = st.online.lower_bound({user, 0});
@@ -180,9 +187,11 @@ void block_by_id(self_ptr self, caf::typed_response_promise<bool> rp,
   commit(
     self, std::move(batch),
     [self, rp, user, blocked]() mutable {
-      if (blocked)
+      if (blocked) {
         close_connections(self, user, 0, disconnect_cause::account_blocked,
                           "account blocked");
+        tell_peers(self, user, 0, disconnect_cause::account_blocked);
+      }
       spdlog::warn("account {} user={}", blocked ? "blocked" : "unblocked",
                    user);
       rp.deliver(blocked);
@@ -231,6 +240,7 @@ caf::result<bool> do_revoke(self_ptr self, user_id user, device_id dev) {
       }
       close_connections(self, user, dev, disconnect_cause::device_revoked,
                         "device revoked");
+      tell_peers(self, user, dev, disconnect_cause::device_revoked);
       spdlog::info("device revoked user={} device={}", user, dev);
       rp.deliver(true);
     },

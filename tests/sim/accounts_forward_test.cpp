@@ -20,6 +20,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/accounts.hpp"
+#include "actors/disconnect.hpp"
 #include "parley/v1/store.pb.h"
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/core/errors.hpp"
@@ -342,4 +343,46 @@ TEST_CASE("sim: an accounts peer that never answers is unavailable after the "
   f.sched->run();
   CHECK(is(*out, errc::unavailable));
   caf::anon_send_exit(mute, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("sim: a connection authenticated through the other node is closed "
+          "when its account is blocked or its device revoked at the owner") {
+  auto [name, id] = old_placement();
+  fixture f{old_account(name, id), [](node_id) { return split_map(2); }};
+  auto in1 = f.login(1, name);
+  auto in2 = f.login(1, name);
+  REQUIRE(in1.first);
+  REQUIRE(in2.first);
+  // Two connections on node 1, authenticated there (their records are on
+  // node 2): each keeps the close codes it is sent.
+  auto connect = [&](const std::string& token) {
+    auto codes = std::make_shared<std::vector<uint32_t>>();
+    auto authed = std::make_shared<bool>(false);
+    auto acc = f.at(1);
+    auto conn = f.sys->spawn([=](caf::event_based_actor* self) {
+      self->request(acc, timeouts::scan, auth_atom::value, token)
+        .then([=](principal&) { *authed = true; }, [](caf::error&) {});
+      return caf::behavior{
+        [=](caf::close_atom, uint32_t code, const std::string&) {
+          codes->push_back(code);
+        },
+      };
+    });
+    f.sched->run();
+    CHECK(*authed);
+    return std::make_pair(conn, codes);
+  };
+  auto [c1, codes1] = connect(in1.first->token);
+  auto [c2, codes2] = connect(in2.first->token);
+  // The first device revoked through node 2: only its connection closes.
+  REQUIRE(f.ask<bool>(2, revoke_atom::value, id, in1.first->device).first);
+  CHECK(*codes1
+        == std::vector<uint32_t>{code_of(disconnect_cause::device_revoked)});
+  CHECK(codes2->empty());
+  // Blocked through node 2: the other closes too.
+  REQUIRE(f.ask<bool>(2, block_atom::value, name, true).first);
+  CHECK(*codes2
+        == std::vector<uint32_t>{code_of(disconnect_cause::account_blocked)});
+  caf::anon_send_exit(c1, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(c2, caf::exit_reason::user_shutdown);
 }
