@@ -135,10 +135,14 @@ struct fixture : sim::coordinated_system {
     return ask<conversation_actor>(dir, caf::get_atom::value, conv);
   }
 
-  /// Creates direct conversation `conv` between users 1 and 2.
+  /// Creates direct conversation `conv` between two users of partitions
+  /// this node owns (a join is answered once the user's membership row is
+  /// written by its partition's owner; this fixture has no peer node).
   void create(conversation_actor conv) {
-    REQUIRE(ask<sequence>(conv, caf::join_atom::value, user_id{1}).ok);
-    REQUIRE(ask<sequence>(conv, caf::join_atom::value, user_id{2}).ok);
+    auto first = user_on(true);
+    REQUIRE(ask<sequence>(conv, caf::join_atom::value, first).ok);
+    REQUIRE(ask<sequence>(conv, caf::join_atom::value, user_on(true, first))
+              .ok);
   }
 };
 
@@ -155,7 +159,7 @@ caf::behavior recording_connection(caf::event_based_actor* self,
 }
 
 send_request text(conversation_id conv, std::string cmid) {
-  return send_request{conv, 1, 1, std::move(cmid), 1, "hello"};
+  return send_request{conv, user_on(true), 1, std::move(cmid), 1, "hello"};
 }
 
 } // namespace
