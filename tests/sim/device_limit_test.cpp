@@ -237,7 +237,7 @@ TEST_CASE("sim: a device gets its delivered-cursor limit from the node "
 }
 
 TEST_CASE("sim: a delivered-cursor limit that never comes does not block "
-          "the device; the ack is refused retryably and the next one "
+          "the device, the ack is refused retryably and the next one "
           "succeeds") {
   rig r;
   auto user = first_on(1, placement_key::user);
