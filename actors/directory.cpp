@@ -250,10 +250,12 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
     },
     [self](caf::put_atom,
            partition_map& next) -> caf::result<uint64_t> {
+      auto before = self->state.where.map;
       if (auto err = self->state.where.replace(std::move(next)))
         return err;
       release_moved(self);
       directory_users::release_moved(self);
+      directory_memberships::activate_taken(self, before);
       return self->state.where.map.map_epoch;
     },
     [self](caf::get_atom) {

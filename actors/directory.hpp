@@ -62,7 +62,9 @@ using directory_actor = caf::typed_actor<
   caf::replies_to<caf::get_atom, placement_key>::with<route>,
   /// Replaces the partition map with `next` (same partition count, higher
   /// map_epoch); replies the new epoch. Conversations whose partition left
-  /// this node are no longer handed out and stop once drained. Errors:
+  /// this node are no longer handed out and stop once drained; those of a
+  /// partition it took that owe events are activated (one store scan per
+  /// taken partition, directory_memberships::activate_taken). Errors:
   /// conflict (an epoch not above the current one), bad_request.
   caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
   /// Lists the running conversations, draining ones included (for an
@@ -135,6 +137,9 @@ struct directory_state {
   caf::timespan user_idle = std::chrono::seconds(60);
   /// Epoch of this node's membership index writes (next_epoch).
   uint64_t membership_epoch = 0;
+  /// Partitions taken by a map whose scan for conversations owing events
+  /// failed: scanned again with the next map (directory_memberships).
+  std::set<uint32_t> unscanned;
 
   static inline const char* name = "directory";
 };

@@ -1,7 +1,11 @@
 #include "actors/directory_memberships.hpp"
 
 #include <algorithm>
+#include <set>
 #include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
 
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
@@ -41,6 +45,44 @@ caf::result<uint64_t> apply(self_ptr self, membership_event& ev) {
             rp.deliver(std::move(err));
           });
   return rp;
+}
+
+void activate_taken(self_ptr self, const partition_map& before) {
+  auto& st = self->state;
+  const auto& now = st.where.map;
+  auto me = st.where.self;
+  std::set<uint32_t> todo;
+  todo.swap(st.unscanned);
+  for (uint32_t p = 0; p < now.partitions(); ++p)
+    if (now.owner(p) == me && before.owner(p) != me)
+      todo.insert(p);
+  if (!st.deps.reader)
+    return; // a directory without a store (tests): nothing to scan
+  auto parts = now.partitions();
+  for (auto p : todo) {
+    if (now.owner(p) != me)
+      continue; // given up again meanwhile
+    self
+      ->request(st.deps.reader, timeouts::scan, outbox_atom::value, p, parts)
+      .then(
+        [self, p](std::vector<uint64_t>& convs) {
+          if (!convs.empty())
+            spdlog::info("taken partition relay partition={} "
+                         "conversations={}",
+                         p, convs.size());
+          for (auto conv : convs) // spawned if still owned here
+            self->send(self, caf::spawn_atom::value, conversation_id{conv});
+        },
+        [self, p, parts](caf::error& err) {
+          spdlog::warn("taken partition scan failed partition={} "
+                       "error=\"{}\" (again with the next map)",
+                       p, to_string(err));
+          auto& st = self->state;
+          if (st.where.map.partitions() == parts
+              && st.where.map.owner(p) == st.where.self)
+            st.unscanned.insert(p);
+        });
+  }
 }
 
 } // namespace parley::directory_memberships

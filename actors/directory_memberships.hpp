@@ -23,4 +23,13 @@ using self_ptr = directory_actor::stateful_pointer<directory_state>;
 /// Applies or forwards `ev`; replies ev.version once durable.
 caf::result<uint64_t> apply(self_ptr self, membership_event& ev);
 
+/// After a map change from `before`: for each partition this node took
+/// (and each taken earlier whose scan failed, still owned here), asks the
+/// store reader once (timeouts::scan) for its conversations that owe
+/// membership or delivery events ('g' rows, an outbox suffix) and
+/// activates them, as the outbox relay does at start: the moved events
+/// reach their users' indexes without waiting for traffic. A failed scan
+/// is logged and repeated with the next map.
+void activate_taken(self_ptr self, const partition_map& before);
+
 } // namespace parley::directory_memberships

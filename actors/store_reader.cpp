@@ -35,6 +35,10 @@ store_reader_impl(store_reader_actor::stateful_pointer<store_reader_state> self,
     [=](outbox_atom) {
       return to_result(store::undispatched_conversations(*self->state.kv));
     },
+    [=](outbox_atom, uint32_t p, uint32_t partitions) {
+      return to_result(
+        store::undispatched_conversations(*self->state.kv, p, partitions));
+    },
     [=](sweep_atom, conversation_id conv, sequence after, int64_t cutoff_ms,
         uint64_t limit) {
       return to_result(store::find_expired_idempotency(

@@ -30,6 +30,9 @@ using store_reader_actor = caf::typed_actor<
                   uint64_t>::with<std::vector<stored_message>>,
   /// Lists conversations with undispatched outbox records.
   caf::replies_to<outbox_atom>::with<std::vector<uint64_t>>,
+  /// The same for partition `p` of `partitions` only (a node taking it).
+  caf::replies_to<outbox_atom, uint32_t, uint32_t>::with<
+    std::vector<uint64_t>>,
   /// Finds idempotency records of `conv` past their window: messages after
   /// `after` sent before `cutoff_ms`, at most `limit`.
   caf::replies_to<sweep_atom, conversation_id, sequence, int64_t,

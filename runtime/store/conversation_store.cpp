@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/placement.hpp"
 #include "parley/v1/store.pb.h"
 #include "parley/v1/wire.pb.h"
 #include "runtime/store/keys.hpp"
@@ -370,15 +371,23 @@ caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
   return *head;
 }
 
+namespace {
+
+/// The conversations of table 'c' in slots [first, end) that owe delivery
+/// or membership events.
 caf::expected<std::vector<conversation_id>>
-undispatched_conversations(kv_backend& kv) {
+undispatched_in(kv_backend& kv, uint32_t first, uint32_t end) {
   std::vector<conversation_id> convs;
-  auto scan_err = scan_table(kv, keys::conversations_tag,
-                             [&](std::string_view k, std::string_view) {
-                               if (auto id = keys::decode_conversation(k))
-                                 convs.push_back(*id);
-                               return true;
-                             });
+  auto scan_err = scan_table(
+    kv, keys::conversations_tag, keys::table_start(first, keys::conversations_tag),
+    [&](std::string_view k, std::string_view) {
+      auto slot = keys::slot_of_key(k);
+      if (!slot || *slot >= end)
+        return false;
+      if (auto id = keys::decode_conversation(k))
+        convs.push_back(*id);
+      return true;
+    });
   if (scan_err)
     return scan_err;
   std::vector<conversation_id> result;
@@ -390,6 +399,23 @@ undispatched_conversations(kv_backend& kv) {
       result.push_back(conv);
   }
   return result;
+}
+
+} // namespace
+
+caf::expected<std::vector<conversation_id>>
+undispatched_conversations(kv_backend& kv) {
+  return undispatched_in(kv, 0, slot_count);
+}
+
+caf::expected<std::vector<conversation_id>>
+undispatched_conversations(kv_backend& kv, uint32_t p, uint32_t partitions) {
+  if (partitions == 0 || p >= partitions)
+    return caf::make_error(errc::bad_request,
+                           "no partition " + std::to_string(p) + " of "
+                             + std::to_string(partitions));
+  auto span = slot_range(p, partitions);
+  return undispatched_in(kv, span.first, span.end);
 }
 
 } // namespace parley::store

@@ -99,4 +99,10 @@ caf::expected<sequence> ack_limit(kv_backend& kv, user_id user,
 caf::expected<std::vector<conversation_id>>
 undispatched_conversations(kv_backend& kv);
 
+/// The same for partition `p` of `partitions` only (its slots' 'c' keys:
+/// for a node that takes the partition over). Errors: bad_request (no
+/// such partition), the backend's.
+caf::expected<std::vector<conversation_id>>
+undispatched_conversations(kv_backend& kv, uint32_t p, uint32_t partitions);
+
 } // namespace parley::store

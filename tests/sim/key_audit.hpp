@@ -162,6 +162,10 @@ audited_reader(store_reader_actor::pointer self, store_reader_actor real,
     [=](outbox_atom a) -> caf::result<std::vector<uint64_t>> {
       return self->delegate(real, a);
     },
+    [=](outbox_atom a, uint32_t p, uint32_t n)
+      -> caf::result<std::vector<uint64_t>> {
+      return self->delegate(real, a, p, n);
+    },
     [=](sweep_atom a, conversation_id c, sequence after, int64_t cutoff,
         uint64_t n) -> caf::result<idempotency_sweep> {
       return self->delegate(real, a, c, after, cutoff, n);

@@ -152,6 +152,11 @@ lookup_gate_impl(store_reader_actor::pointer self, store_reader_actor real,
       auto rp = self->make_response_promise<std::vector<uint64_t>>();
       return rp.delegate(real, a);
     },
+    [=](outbox_atom a, uint32_t p, uint32_t n)
+      -> caf::result<std::vector<uint64_t>> {
+      auto rp = self->make_response_promise<std::vector<uint64_t>>();
+      return rp.delegate(real, a, p, n);
+    },
     [=](sweep_atom a, conversation_id c, sequence after, int64_t cutoff,
         uint64_t n) -> caf::result<idempotency_sweep> {
       auto rp = self->make_response_promise<idempotency_sweep>();
