@@ -65,6 +65,7 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         conversation_groups::load(st, snap);
         conversation_memberships::load(self, snap);
         conversation_receipts::load(st, snap.receipts);
+        conversation_receipts::emit_loaded(self);
         conversation_upkeep::relay(self, [self] { become_ready(self); });
       },
       [self](caf::error& err) {

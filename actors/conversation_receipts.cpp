@@ -80,6 +80,20 @@ void load(conversation_state& st, const std::vector<receipt_cursor>& cursors) {
   }
 }
 
+void emit_loaded(conversation_self self) {
+  auto& st = self->state;
+  if (!st.deps.projection || !st.exists)
+    return;
+  // Only read cursors change a row (the projection ignores delivered ones);
+  // each goes to its own user's row, as a group's flush sends it.
+  for (auto& [k, seq] : st.receipts.cursors)
+    if (k.second == 2 && seq > 0)
+      self->send(st.deps.projection, receipt_atom::value,
+                 receipt_event{st.id, k.first, 2, seq, st.deps.clock(), true,
+                               0},
+                 std::vector<user_id>{k.first});
+}
+
 std::vector<receipt_cursor> cursors(const conversation_state& st) {
   std::vector<receipt_cursor> out;
   for (auto& [k, seq] : st.receipts.cursors)

@@ -53,6 +53,14 @@ caf::expected<sequence> handle_receipt(conversation_self self, user_id user,
                                        device_id dev, int32_t kind,
                                        sequence seq, bool shared);
 
+/// The conversation (re)activated: tells the inbox projection every
+/// member's committed read cursor. An earlier incarnation may have ended
+/// between committing a cursor and emitting it (receipts are not in the
+/// outbox the relay re-emits), which would leave the member's inbox row
+/// behind for good. Idempotent at the row (a cursor at or behind the row's
+/// read cursor changes nothing); once per load, not per receipt.
+void emit_loaded(conversation_self self);
+
 /// Members' cursors, in (user, kind) order.
 std::vector<receipt_cursor> cursors(const conversation_state& st);
 

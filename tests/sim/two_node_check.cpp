@@ -124,13 +124,12 @@ std::string two_node_world::check_unread() const {
                    || (*row)->latest_at_ms != e.latest_at_ms;
       if (stale && (*row || !msgs->empty())) {
         ++two_node_grand_totals().stale_inbox_rows;
-        // Only an event that was never emitted leaves a row behind after
-        // heal: a conversation that crashed between a receipt's commit and
-        // its emission (it re-emits messages, not receipts). Every other
-        // event reaches the row's owner (sent until acked, recomputed after
-        // a gap, reconciled when a node boots).
-        if (k.p_conv_crash == 0)
-          return where + "a stale row without a crashed conversation: head "
+        // No row stays behind after heal: every event reaches the row's
+        // owner (sent until acked, recomputed after a gap, reconciled when
+        // a node boots), and a conversation that crashed between a
+        // receipt's commit and its emission tells the projection its
+        // committed read cursors when it loads again.
+        return where + "an inbox row behind the log after heal: head "
                  + std::to_string(*row ? (*row)->head : 0) + " read "
                  + std::to_string(*row ? (*row)->read : 0) + " unread "
                  + std::to_string(*row ? (*row)->unread : 0) + "; the log: "
