@@ -11,6 +11,7 @@
 #include "layout_fixture.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/placement.hpp"
+#include "runtime/store/inbox_reads.hpp"
 #include "runtime/store/layout.hpp"
 
 using namespace parley;
@@ -171,4 +172,50 @@ TEST_CASE("scan_table finds a table's records in every slot, seeking only "
                                     return false;
                                   }));
   CHECK(empty_count.scans <= 2 * occupied.size() + 1);
+}
+
+TEST_CASE("users_in_partition and members_in_partition list exactly the "
+          "partition's users and members, seeking only occupied slots") {
+  memory_backend kv;
+  write_batch b;
+  for (conversation_id c = 1; c <= 2000; ++c) {
+    store::add_conversation(b, c, 1, 1);
+    store::add_member(b, c, member{c + 7, 1, 1, 0});
+    store::add_member(b, c, member{c + 5000, 1, 1, 0});
+  }
+  REQUIRE_FALSE(kv.write(b, true));
+  std::set<uint16_t> occupied;
+  for (auto& [k, v] : dump(kv))
+    occupied.insert(*keys::slot_of_key(k));
+  const uint32_t parts = 64;
+  std::set<user_id> users_seen;
+  std::set<std::pair<conversation_id, user_id>> members_seen;
+  size_t scans = 0;
+  for (uint32_t p = 0; p < parts; ++p) {
+    CAPTURE(p);
+    counting_kv counted{kv};
+    auto users = store::users_in_partition(counted, p, parts);
+    auto members = store::members_in_partition(counted, p, parts);
+    REQUIRE(users);
+    REQUIRE(members);
+    scans += counted.scans;
+    for (auto u : *users) {
+      CHECK(partition_of(placement_key::user(u), parts) == p);
+      CHECK(users_seen.insert(u).second); // each user once
+    }
+    for (auto& [c, u] : *members) {
+      CHECK(partition_of(placement_key::conversation(c), parts) == p);
+      CHECK(members_seen.insert({c, u}).second);
+    }
+  }
+  CHECK(users_seen.size() == 4000);
+  CHECK(*users_seen.begin() == 8);
+  CHECK(*users_seen.rbegin() == 7000);
+  CHECK(members_seen.size() == 4000);
+  // Two tables, 64 partitions: a few seeks per occupied slot, not one per
+  // slot (2 x 65,536).
+  CHECK(scans <= 2 * (2 * occupied.size() + parts));
+  CHECK(scans < 40000);
+  CHECK(is(store::users_in_partition(kv, parts, parts).error(),
+           errc::bad_request));
 }
