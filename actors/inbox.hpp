@@ -108,6 +108,10 @@ struct inbox_state {
   /// Rows accepted (written, or being written), for the order check.
   std::map<key, inbox_entry> rows;
   size_t writes = 0; ///< row batches being written
+  /// Rows in batches being written, by key (how many batches): a row
+  /// accepted again meanwhile is written again, not acked on the strength
+  /// of a write that may still fail.
+  std::map<key, unsigned> row_writes;
   caf::timespan flush_delay{0}; ///< changes gather this long before a write
   uint64_t epoch = 1;
   /// The deployment's partitions (from the store): reads are grouped by

@@ -63,6 +63,15 @@ void send_rows(self_ptr self, inbox_rows r) {
           [self, p](caf::error& err) { unacked(self, p, err); });
 }
 
+/// A batch of `rows` is no longer being written (done or failed).
+void written(self_ptr self,
+             const std::vector<std::pair<entry_key, inbox_entry>>& rows) {
+  auto& in_flight = self->state.row_writes;
+  for (auto& [k, e] : rows)
+    if (auto i = in_flight.find(k); i != in_flight.end() && --i->second == 0)
+      in_flight.erase(i);
+}
+
 } // namespace
 
 void queue_flush(self_ptr self) {
@@ -127,8 +136,10 @@ void accept(self_ptr self, std::vector<inbox_row> rows, bool repair,
   for (auto& r : rows) {
     entry_key k{r.user, r.entry.conversation};
     std::optional<inbox_entry> cur;
+    bool cur_in_flight = false; // cur is accepted but maybe not written
     if (auto i = st.rows.find(k); i != st.rows.end()) {
       cur = i->second;
+      cur_in_flight = st.row_writes.count(k) > 0;
     } else {
       auto stored = store::load_inbox_entry(*st.kv, k.first, k.second);
       if (!stored) {
@@ -139,8 +150,16 @@ void accept(self_ptr self, std::vector<inbox_row> rows, bool repair,
     }
     // The order (inbox_rows.hpp): only a newer view replaces the row; a
     // repair (recounted from the log now) also an equal one.
-    if (cur && (repair ? row_newer(*cur, r.entry) : !row_newer(r.entry, *cur)))
+    if (cur && (repair ? row_newer(*cur, r.entry) : !row_newer(r.entry, *cur))) {
+      // Not newer, but the row that is may still fail to be written (its
+      // batch times out, its sender has stopped waiting): write it again,
+      // so that this ack means the row is on disk (seed 100657).
+      if (cur_in_flight) {
+        store::add_inbox_entry(batch, r.user, *cur);
+        wrote.emplace_back(k, *cur);
+      }
       continue;
+    }
     store::add_inbox_entry(batch, r.user, r.entry);
     st.rows[k] = r.entry;
     wrote.emplace_back(k, r.entry);
@@ -150,18 +169,22 @@ void accept(self_ptr self, std::vector<inbox_row> rows, bool repair,
     return;
   }
   ++st.writes;
+  for (auto& w : wrote)
+    ++st.row_writes[w.first];
   auto epoch = st.epoch;
   self
     ->request(st.writer, timeouts::commit, commit_atom::value,
               writer_ids::inbox(inbox_shard), epoch, std::move(batch))
     .then(
-      [self, done, n = wrote.size()](uint64_t) {
+      [self, done, wrote](uint64_t) {
         --self->state.writes;
-        done(uint64_t{n});
+        written(self, wrote);
+        done(uint64_t{wrote.size()});
       },
       [self, done, wrote, epoch](caf::error& err) {
         auto& st = self->state;
         --st.writes;
+        written(self, wrote);
         st.epoch = std::max(st.epoch, next_epoch(err, epoch));
         // Not known to be written: compare the next rows with the store
         // (unless a later batch wrote a newer one meanwhile).

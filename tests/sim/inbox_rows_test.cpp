@@ -4,15 +4,16 @@
 // and read events to their node's inbox, which sends each partition's rows
 // to the partition owner's inbox through a router stand-in that drops,
 // delays (so that an older row lands after a newer one), duplicates and
-// reorders them; the seed picks which actor runs next. After heal and
-// quiescence every (user, conversation) row on the user's node equals a
-// recount from the log on the conversation's node, and no batch either
-// inbox wrote spans two partitions. A row sent after a newer one never
-// wins.
+// reorders them, and whose store writers refuse some commits; the seed
+// picks which actor runs next. After heal and quiescence every (user,
+// conversation) row on the user's node equals a recount from the log on
+// the conversation's node, and no batch either inbox wrote spans two
+// partitions. A row sent after a newer one never wins.
 
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -25,6 +26,7 @@
 
 #include "actors/inbox.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/errors.hpp"
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/inbox_store.hpp"
 #include "runtime/store/keys.hpp"
@@ -47,7 +49,11 @@ node_id owner_of(uint32_t p) {
 /// What the inbox asked its writer to commit: batches, and those whose
 /// keys lie in more than one partition.
 struct batch_audit {
-  uint64_t batches = 0, spanning = 0;
+  uint64_t batches = 0, spanning = 0, refused = 0;
+  /// Faults on: true refuses the commit (nothing written, a retryable
+  /// error to the inbox, which answers its sender with it; if that sender
+  /// has stopped waiting, nobody learns of it).
+  std::function<bool()> refuse;
 };
 
 /// Stands in front of a store writer: checks each commit's batch, then
@@ -57,7 +63,7 @@ caf::behavior audited_writer(caf::event_based_actor* self,
                              std::shared_ptr<batch_audit> audit) {
   return {
     [self, writer, audit](commit_atom a, uint64_t id, uint64_t epoch,
-                          write_batch& batch) {
+                          write_batch& batch) -> caf::result<uint64_t> {
       std::set<uint32_t> parts;
       for (auto& op : batch.ops)
         if (auto slot = keys::slot_of_key(op.key))
@@ -65,6 +71,10 @@ caf::behavior audited_writer(caf::event_based_actor* self,
       ++audit->batches;
       if (parts.size() > 1)
         ++audit->spanning;
+      if (audit->refuse && audit->refuse()) {
+        ++audit->refused;
+        return caf::make_error(errc::unavailable, "test: commit refused");
+      }
       return self->delegate(writer, a, id, epoch, std::move(batch));
     },
   };
@@ -84,6 +94,7 @@ struct world : sim::coordinated_system {
     for (node_id n : {1, 2}) {
       disks[n] = std::make_shared<memory_backend>();
       audits[n] = std::make_shared<batch_audit>();
+      audits[n]->refuse = [this] { return faults && uniform() < 0.1; };
     }
     for (node_id n : {1, 2})
       routers[n] = sys->spawn(router_impl, this, n);
@@ -280,8 +291,8 @@ struct world : sim::coordinated_system {
 };
 
 struct rows_totals {
-  uint64_t runs = 0, batches = 0, spanning = 0, dropped = 0, delayed = 0,
-           duplicated = 0;
+  uint64_t runs = 0, batches = 0, spanning = 0, refused = 0, dropped = 0,
+           delayed = 0, duplicated = 0;
 };
 
 } // namespace
@@ -319,6 +330,7 @@ TEST_CASE("sim: inbox rows are written by the user's partition owner, "
     for (auto& [n, a] : w.audits) {
       t.batches += a->batches;
       t.spanning += a->spanning;
+      t.refused += a->refused;
     }
     t.dropped += w.dropped;
     t.delayed += w.delayed;
@@ -331,12 +343,14 @@ TEST_CASE("sim: inbox rows are written by the user's partition owner, "
   });
   MESSAGE("inbox rows: " << t.runs << " runs, " << t.batches
                          << " batches written (" << t.spanning
-                         << " spanning partitions), link: " << t.dropped
+                         << " spanning partitions, " << t.refused
+                         << " refused), link: " << t.dropped
                          << " dropped, " << t.delayed << " delayed, "
                          << t.duplicated << " duplicated");
   if (!std::getenv("PARLEY_SIM_SEEDS")) {
     CHECK(t.delayed > 0);
     CHECK(t.dropped > 0);
+    CHECK(t.refused > 0);
     CHECK(t.spanning == 0);
   }
 }
