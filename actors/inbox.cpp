@@ -157,6 +157,50 @@ void apply(self_ptr self, const projection_event& ev, user_id user) {
     on_read(self, ev);
 }
 
+/// A new map: rows cached for partitions whose owner changed are
+/// forgotten (read again from the store, or recomputed from the log, when
+/// next needed), unless they still have to be sent or are being written.
+/// A partition that left and came back was replaced in this node's store
+/// by the other owner's copy, which can be newer than the cache.
+uint64_t take_map(self_ptr self, partition_map next) {
+  auto& st = self->state;
+  if (next.map_epoch <= st.map.map_epoch)
+    return st.map.map_epoch;
+  auto moved = [&](uint32_t p) {
+    return !st.map.owners.empty() && st.map.owner(p) != next.owner(p);
+  };
+  std::set<entry_key> busy;
+  for (auto& [p, keys] : st.sending)
+    busy.insert(keys.begin(), keys.end());
+  size_t forgotten = 0;
+  for (auto i = st.cache.begin(); i != st.cache.end();) {
+    auto& k = i->first;
+    if (moved(partition_of(placement_key::conversation(k.second),
+                           st.partitions))
+        && !st.dirty.count(k) && !busy.count(k) && !st.waiting.count(k)) {
+      i = st.cache.erase(i);
+      ++forgotten;
+    } else {
+      ++i;
+    }
+  }
+  for (auto i = st.rows.begin(); i != st.rows.end();) {
+    if (moved(partition_of(placement_key::user(i->first.first),
+                           st.partitions))
+        && !st.row_writes.count(i->first)) {
+      i = st.rows.erase(i);
+      ++forgotten;
+    } else {
+      ++i;
+    }
+  }
+  if (forgotten > 0)
+    spdlog::info("inbox: partition map epoch={} forgotten_rows={}",
+                 next.map_epoch, forgotten);
+  st.map = std::move(next);
+  return st.map.map_epoch;
+}
+
 void on_event(self_ptr self, const projection_event& ev) {
   if (!ev.is_message) {
     apply(self, ev, ev.receipt.user);
@@ -271,6 +315,9 @@ inbox_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       ev.is_message = false;
       ev.receipt = r;
       on_event(self, ev);
+    },
+    [self](caf::put_atom, partition_map& next) {
+      return take_map(self, std::move(next));
     },
     [self](caf::get_atom,
            user_id user) -> caf::result<std::vector<inbox_entry>> {

@@ -80,6 +80,11 @@ using inbox_actor = delivery_actor::extend<
   /// The node's directory and the deployment's partition count: from now
   /// on reads and rows go through it.
   caf::reacts_to<caf::put_atom, directory_actor, uint32_t>,
+  /// A new partition map (from the node's map keeper, before the
+  /// directory): cached rows of partitions whose owner changed are
+  /// forgotten (the store's copy may have been replaced by a move), except
+  /// those still being sent or written. Replies the epoch it holds.
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
   /// Internal: send the rows that changed.
   caf::reacts_to<caf::flush_atom>,
   /// Internal: send unacked rows again, recompute stalled rows.
@@ -114,6 +119,8 @@ struct inbox_state {
   std::map<key, unsigned> row_writes;
   caf::timespan flush_delay{0}; ///< changes gather this long before a write
   uint64_t epoch = 1;
+  /// The newest partition map handed to this inbox (empty: none yet).
+  partition_map map;
   /// The deployment's partitions (from the store): reads are grouped by
   /// partition (runtime/store/inbox_reads.hpp).
   uint32_t partitions = default_partitions;

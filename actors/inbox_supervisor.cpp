@@ -125,6 +125,10 @@ inbox_supervisor_actor::behavior_type inbox_supervisor_impl(
       self->state.partitions = partitions;
       self->send(self->state.worker, a, std::move(router), partitions);
     },
+    [self](caf::put_atom a, partition_map& m) {
+      // A restarted worker starts with empty caches: nothing to forget.
+      return self->delegate(self->state.worker, a, std::move(m));
+    },
     [self](caf::flush_atom) { forward(self); },
     [self](caf::timeout_atom) {}, // the workers' own
     [self](caf::get_atom) { return self->state.worker; },

@@ -109,14 +109,16 @@ std::string node::start() {
   caf::anon_send(registry_, caf::put_atom::value,
                  caf::actor_cast<ack_limit_actor>(directory_));
   // The one call for a new map (actors/map_keeper.hpp: why this order).
-  // The writer learns the map now; the others were spawned with it. The
-  // inbox takes no map yet: when it does, it goes before the directory.
+  // The writer and the inbox learn the map now; the others were spawned
+  // with it. The inbox forgets the rows it cached of partitions that
+  // change owner before the directory routes to the new owner.
   auto epoch = where.map.map_epoch;
   map_keeper_deps keep;
   keep.subscribers = {
     map_subscriber::of_writer(writer_),
     map_subscriber::of("device registry", registry_, epoch),
     map_subscriber::of("accounts", accounts_, epoch),
+    map_subscriber::of("inbox", inbox_, 0),
     map_subscriber::of("directory", directory_, epoch),
     map_subscriber::of("fan-out", fanout_, epoch),
   };

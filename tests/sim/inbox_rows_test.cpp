@@ -389,3 +389,54 @@ TEST_CASE("sim: an inbox row sent after a newer one does not win") {
   CHECK(d.read == 4);
   CHECK(d.unread == 3);
 }
+
+TEST_CASE("sim: an inbox forgets its cached rows of a partition that moved "
+          "away and back") {
+  world w{1};
+  w.faults = false;
+  user_id u = 10;
+  auto p = partition_of(placement_key::user(u), partitions);
+  auto n = owner_of(p);
+  auto owner = w.inboxes[n];
+  auto map_at = [&](uint64_t epoch, node_id owner_of_p) {
+    partition_map m;
+    m.map_epoch = epoch;
+    for (uint32_t q = 0; q < partitions; ++q)
+      m.owners.push_back(q == p ? owner_of_p : owner_of(q));
+    return m;
+  };
+  auto hand = [&](partition_map m) {
+    caf::anon_send(owner, caf::put_atom::value, std::move(m));
+    w.run(1000);
+  };
+  auto put = [&](sequence head) {
+    inbox_rows r;
+    r.partition = p;
+    inbox_entry e;
+    e.conversation = 1;
+    e.head = head;
+    e.unread = head;
+    r.rows.push_back(inbox_row{u, e});
+    caf::anon_send(owner, caf::put_atom::value, r);
+    w.run(1000);
+    auto row = store::load_inbox_entry(w.disk_of(p), u, 1);
+    REQUIRE(row);
+    REQUIRE(*row);
+    return (*row)->head;
+  };
+  hand(map_at(1, n));
+  CHECK(put(7) == 7); // cached: head 7
+  // The partition leaves; the other owner writes head 9; the range comes
+  // back (streamed into this node's store, not through this inbox).
+  hand(map_at(2, n == 1 ? 2 : 1));
+  write_batch b;
+  inbox_entry newer;
+  newer.conversation = 1;
+  newer.head = 9;
+  newer.unread = 9;
+  store::add_inbox_entry(b, u, newer);
+  REQUIRE_FALSE(w.disk_of(p).write(b, true));
+  hand(map_at(3, n));
+  CHECK(put(8) == 9); // older than the store's row: not written
+  CHECK(put(10) == 10);
+}
