@@ -260,31 +260,8 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       return name_step(self, account_name_step{name});
     },
     [self](caf::resolve_atom, const std::vector<std::string>& names,
-           const std::vector<uint64_t>& ids)
-      -> caf::result<std::vector<uint64_t>> {
-      std::vector<uint64_t> out;
-      for (auto& name : names) {
-        if (auto err = own_step(self, name_partition(self, name), "resolve"))
-          return err;
-        auto id = store::find_user_id(*self->state.kv, name);
-        if (!id)
-          return id.error();
-        if (!*id)
-          return caf::make_error(errc::not_found, "no such user: " + name);
-        out.push_back(**id);
-      }
-      for (auto id : ids) {
-        if (auto err = own_step(self, user_partition(self, id), "resolve"))
-          return err;
-        auto name = store::user_name(*self->state.kv, id);
-        if (!name)
-          return name.error();
-        if (!*name)
-          return caf::make_error(errc::not_found,
-                                 "no such user id: " + std::to_string(id));
-        out.push_back(id);
-      }
-      return out;
+           const std::vector<uint64_t>& ids) {
+      return resolve_all(self, names, ids);
     },
     [self](devices_atom, user_id user) {
       return devices_step(self, account_devices_step{user});
@@ -323,6 +300,7 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [self](account_setting_step& s) { return setting_step(self, s); },
     [self](account_auth_step& s) { return auth_step(self, std::move(s)); },
     [self](account_devices_step& s) { return devices_step(self, s); },
+    [self](account_id_step& s) { return id_step(self, s); },
     [self](account_revoke_step& s) { return revoke_step(self, s); },
     [self](caf::close_atom, user_id user, device_id dev, uint32_t cause) {
       close_connections(self, user, dev, static_cast<disconnect_cause>(cause),

@@ -64,8 +64,9 @@ using accounts_actor = caf::typed_actor<
   caf::replies_to<auth_atom, std::string>::with<principal>,
   /// Looks a username up. Error: not_found.
   caf::replies_to<caf::resolve_atom, std::string>::with<user_id>,
-  /// Resolves usernames and checks user ids; replies them all (names
-  /// first, in order). Error not_found names the first unknown one.
+  /// Resolves usernames and checks user ids, each at its partition's
+  /// owner (account_name_step, account_id_step); replies them all (names
+  /// first, in order). Error not_found names an unknown one.
   caf::replies_to<caf::resolve_atom, std::vector<std::string>,
                   std::vector<uint64_t>>::with<std::vector<uint64_t>>,
   /// Lists a user's devices.
@@ -103,6 +104,7 @@ using accounts_actor = caf::typed_actor<
   caf::replies_to<account_auth_step>::with<principal>,
   caf::replies_to<account_devices_step>::with<std::vector<device_info>>,
   caf::replies_to<account_revoke_step>::with<bool>,
+  caf::replies_to<account_id_step>::with<user_id>,
   /// From another node's accounts actor that blocked `user` (device 0) or
   /// revoked one of its devices: closes this node's connections of them
   /// (disconnect cause `cause`; actors/disconnect.hpp).

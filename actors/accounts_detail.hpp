@@ -132,6 +132,14 @@ caf::result<user_id> do_register(self_ptr self, const std::string& name,
 /// The step handlers (actors/accounts_forward.cpp): each runs its step
 /// here or hands it to the owner.
 caf::result<user_id> name_step(self_ptr self, account_name_step step);
+caf::result<user_id> id_step(self_ptr self, account_id_step s);
+
+/// Resolves `names` and checks `ids`, each as a step of its own (here or
+/// at its partition's owner, all at once); replies the ids, names first,
+/// once all have answered, or the first error (not_found names it).
+caf::result<std::vector<uint64_t>>
+resolve_all(self_ptr self, const std::vector<std::string>& names,
+            const std::vector<uint64_t>& ids);
 caf::result<user_id> register_step(self_ptr self, account_register_step s);
 caf::result<login_result> login_step(self_ptr self, account_login_step s);
 caf::result<bool> block_step(self_ptr self, account_block_step s);

@@ -42,7 +42,7 @@ caf::expected<user_id> find_name(self_ptr self, const std::string& name) {
   if (!id)
     return id.error();
   if (!*id)
-    return caf::make_error(errc::not_found, "no such user");
+    return caf::make_error(errc::not_found, "no such user: " + name);
   return **id;
 }
 
@@ -111,6 +111,60 @@ caf::result<user_id> name_step(self_ptr self, account_name_step step) {
   if (!id)
     return std::move(id.error());
   return *id;
+}
+
+caf::result<user_id> id_step(self_ptr self, account_id_step s) {
+  auto p = user_partition(self, s.user);
+  if (!here(self, p, s))
+    return forward<user_id>(self, p, s, timeouts::ask);
+  if (auto err = own_step(self, p, "resolve"))
+    return err;
+  auto name = store::user_name(*self->state.kv, s.user);
+  if (!name)
+    return std::move(name.error());
+  if (!*name)
+    return caf::make_error(errc::not_found,
+                           "no such user id: " + std::to_string(s.user));
+  return s.user;
+}
+
+caf::result<std::vector<uint64_t>>
+resolve_all(self_ptr self, const std::vector<std::string>& names,
+            const std::vector<uint64_t>& ids) {
+  struct gathering {
+    caf::typed_response_promise<std::vector<uint64_t>> rp;
+    std::vector<uint64_t> out;
+    size_t missing = 0;
+    bool failed = false;
+  };
+  if (names.empty() && ids.empty())
+    return std::vector<uint64_t>{}; // before a promise takes the answer
+  auto g = std::make_shared<gathering>();
+  g->rp = self->make_response_promise<std::vector<uint64_t>>();
+  g->out.resize(names.size() + ids.size());
+  g->missing = g->out.size();
+  auto me = caf::actor_cast<accounts_actor>(self);
+  // Each through this actor's own step handler, which runs it here or
+  // forwards it; the outer wait outlasts the forward's own timeout.
+  auto ask = [self, me, g](size_t i, auto step) {
+    self->request(me, timeouts::commit, std::move(step))
+      .then(
+        [g, i](user_id id) {
+          g->out[i] = id;
+          if (--g->missing == 0 && !g->failed)
+            g->rp.deliver(std::move(g->out));
+        },
+        [g, i](caf::error& err) {
+          if (std::exchange(g->failed, true))
+            return;
+          g->rp.deliver(std::move(err));
+        });
+  };
+  for (size_t i = 0; i < names.size(); ++i)
+    ask(i, account_name_step{names[i]});
+  for (size_t i = 0; i < ids.size(); ++i)
+    ask(names.size() + i, account_id_step{ids[i]});
+  return g->rp;
 }
 
 caf::result<user_id> register_step(self_ptr self, account_register_step s) {

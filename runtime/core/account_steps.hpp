@@ -34,6 +34,18 @@ typename Inspector::result_type inspect(Inspector& f, account_name_step& x) {
   return f(caf::meta::type_name("account_name_step"), x.name, x.forwarded);
 }
 
+/// Id -> id: checks that `user` exists, in the id's partition. Replies the
+/// id. Error: not_found.
+struct account_id_step {
+  user_id user = 0;
+  bool forwarded = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_id_step& x) {
+  return f(caf::meta::type_name("account_id_step"), x.user, x.forwarded);
+}
+
 /// A registration, in the name's partition. Replies the new user id.
 struct account_register_step {
   std::string name;

@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -385,4 +386,58 @@ TEST_CASE("sim: a connection authenticated through the other node is closed "
         == std::vector<uint32_t>{code_of(disconnect_cause::account_blocked)});
   caf::anon_send_exit(c1, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(c2, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("sim: names and ids placed on both nodes resolve together through "
+          "either (a group's members)") {
+  fixture f{write_batch{}, [](node_id) { return split_map(2); }};
+  // Four accounts, two with their partition on each node.
+  std::vector<std::string> names;
+  std::vector<uint64_t> ids;
+  for (int i = 0; names.size() < 4; ++i) {
+    auto name = "gina" + std::to_string(i);
+    auto on = name_partition(name) % 2 == 0 ? 1 : 2;
+    if (std::count_if(names.begin(), names.end(), [&](auto& n) {
+          return (name_partition(n) % 2 == 0 ? 1 : 2) == on;
+        }) == 2)
+      continue;
+    auto id = f.ask<user_id>(1, register_atom::value, name,
+                             std::string{"correct horse"});
+    REQUIRE(id.first);
+    names.push_back(name);
+    ids.push_back(*id.first);
+  }
+  f.strays(1);
+  f.strays(2);
+  for (node_id n : {1, 2}) {
+    CAPTURE(n);
+    // Names first, in order, then the ids checked.
+    auto got = f.ask<std::vector<uint64_t>>(
+      n, caf::resolve_atom::value, names,
+      std::vector<uint64_t>{ids[3], ids[0]});
+    REQUIRE(got.first);
+    CHECK(*got.first
+          == std::vector<uint64_t>{ids[0], ids[1], ids[2], ids[3], ids[3],
+                                   ids[0]});
+    // An unknown name or id on either node: not_found, naming it.
+    auto bad = f.ask<std::vector<uint64_t>>(
+      n, caf::resolve_atom::value,
+      std::vector<std::string>{names[0], "nobody-here"},
+      std::vector<uint64_t>{});
+    CHECK(is(bad.second, errc::not_found));
+    CHECK(to_string(bad.second).find("nobody-here") != std::string::npos);
+    auto bad_id = f.ask<std::vector<uint64_t>>(
+      n, caf::resolve_atom::value, std::vector<std::string>{},
+      std::vector<uint64_t>{ids[1], 999'999});
+    CHECK(is(bad_id.second, errc::not_found));
+    // Nothing to resolve: nothing.
+    auto none = f.ask<std::vector<uint64_t>>(
+      n, caf::resolve_atom::value, std::vector<std::string>{},
+      std::vector<uint64_t>{});
+    CHECK(none.first == std::optional<std::vector<uint64_t>>{
+                          std::vector<uint64_t>{}});
+  }
+  // Each store read only in its own node's partitions.
+  CHECK(f.strays(1) == std::vector<std::string>{});
+  CHECK(f.strays(2) == std::vector<std::string>{});
 }

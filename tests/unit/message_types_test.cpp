@@ -284,6 +284,10 @@ PARLEY_SAMPLE(account_revoke_step) {
   return account_revoke_step{733, 739, true};
 }
 
+PARLEY_SAMPLE(account_id_step) {
+  return account_id_step{743, true};
+}
+
 PARLEY_SAMPLE(std::vector<device_info>) {
   auto second = sample<device_info>::make();
   second.device = 443;
