@@ -13,6 +13,7 @@ packages=(
   libboost-dev                      # Beast/Asio: HTTP and WebSocket gateway
   libsodium-dev                     # Argon2id password hashes, random tokens
   libgoogle-perftools-dev           # tcmalloc for parleyd (RESULTS.md, issue 3)
+  etcd-server etcd-client          # cluster control plane (issue 22; tests start their own)
 )
 
 missing=()

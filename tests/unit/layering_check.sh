@@ -3,6 +3,7 @@
 #   runtime/core     includes nothing of Parley's but itself
 #   runtime/store,
 #   runtime/accounts include runtime/core, each other and schema only
+#   runtime/cluster  includes runtime/core and itself only
 #   actors/          never include runtime/gateway/ or the node bootstrap
 # and no request outside tests waits with caf::infinite.
 # Run from anywhere: sh tests/unit/layering_check.sh SOURCE_DIR
@@ -27,6 +28,8 @@ allow_only() {
 allow_only runtime/core 'runtime/core/'
 allow_only 'runtime/store runtime/accounts' \
   'runtime/core/|runtime/store/|runtime/accounts/|parley/v1/'
+# The control-plane client: no actors, no gateway (sims replace it).
+allow_only runtime/cluster 'runtime/core/|runtime/cluster/'
 
 bad=$(grep -rnE '#[[:space:]]*include[[:space:]]*"runtime/(gateway/|node|config|scheduler|heap)' actors)
 if [ -n "$bad" ]; then
