@@ -18,6 +18,8 @@ const char* to_string(cp_errc x) {
       return "lease_gone";
     case cp_errc::server:
       return "server";
+    case cp_errc::compacted:
+      return "compacted";
   }
   return "unknown";
 }

@@ -6,56 +6,15 @@
 // value types only: no CAF, no Beast. Every call returns within its
 // deadline, with a value or a cp_error; none throws.
 
-#include <chrono>
+#include "runtime/cluster/cp_result.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
-#include <variant>
 #include <vector>
 
 namespace parley::cluster {
-
-/// Why a control-plane call failed.
-enum class cp_errc {
-  unreachable, ///< could not connect (nothing listens, refused)
-  timeout,     ///< the call's deadline passed
-  closed,      ///< the connection closed before a whole answer came
-  http,        ///< an HTTP error status or a malformed HTTP answer
-  bad_answer,  ///< the answer's JSON is malformed, oversized or unexpected
-  lease_gone,  ///< the lease does not exist (expired or revoked)
-  server,      ///< the server refused the request (its message says why)
-};
-
-/// A stable lowercase name for `x`.
-const char* to_string(cp_errc x);
-
-/// A failed call: a code and a human-readable reason.
-struct cp_error {
-  cp_errc code;
-  std::string message;
-};
-
-/// A value or a cp_error.
-template <class T>
-class cp_result {
-public:
-  cp_result(T x) : v_(std::move(x)) {}
-  cp_result(cp_error e) : v_(std::move(e)) {}
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() { return std::get<0>(v_); }
-  const T& value() const { return std::get<0>(v_); }
-  T* operator->() { return &value(); }
-  const cp_error& error() const { return std::get<1>(v_); }
-
-private:
-  std::variant<T, cp_error> v_;
-};
-
-/// The value of calls that answer nothing but success.
-struct cp_done {};
 
 /// One key as stored, with etcd's revisions.
 struct kv_entry {
@@ -116,7 +75,13 @@ struct watch_event {
 };
 
 /// Called on the watch's own thread, once per event, in revision order.
+/// It must not throw, and must not cancel its own watch.
 using watch_callback = std::function<void(const watch_event&)>;
+
+/// Called on the watch's own thread, at most once, when the watch stops
+/// for good: `compacted` if its start revision is no longer kept (read
+/// the state again with range() and watch from its revision + 1).
+using watch_failure_callback = std::function<void(const cp_error&)>;
 
 /// A running watch. Cancel (or destroy) it to stop; no callback runs after
 /// cancel() returns.
@@ -155,7 +120,7 @@ public:
   /// the last revision seen, so no event is lost or repeated.
   virtual std::unique_ptr<watch_handle>
   watch(const std::string& prefix, int64_t start_revision,
-        watch_callback on_event) = 0;
+        watch_callback on_event, watch_failure_callback on_failure = {}) = 0;
 };
 
 /// The end of a prefix range: `prefix` with its last byte incremented

@@ -63,10 +63,11 @@ cp_result<txn_result> etcd_client::txn(const txn_request& req) {
   return etcd_json::parse_txn(body.value());
 }
 
-std::unique_ptr<watch_handle> etcd_client::watch(const std::string& prefix,
-                                                 int64_t start_revision,
-                                                 watch_callback on_event) {
-  return start_etcd_watch(opts_, prefix, start_revision, std::move(on_event));
+std::unique_ptr<watch_handle>
+etcd_client::watch(const std::string& prefix, int64_t start_revision,
+                   watch_callback on_event, watch_failure_callback on_failure) {
+  return start_etcd_watch(opts_, prefix, start_revision, std::move(on_event),
+                          std::move(on_failure));
 }
 
 bool etcd_client::healthy() {

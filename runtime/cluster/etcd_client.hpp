@@ -17,9 +17,13 @@ namespace parley::cluster {
 struct etcd_options {
   endpoint at;
   std::chrono::milliseconds call_deadline{2000};
-  /// Connecting and reading a watch's first answer; after it, the stream
-  /// may stay idle (TCP keep-alive notices a vanished peer).
+  /// Connecting and reading a watch's first answer.
   std::chrono::milliseconds watch_connect_deadline{2000};
+  /// If > 0, a watch asks etcd for progress notifications and reconnects
+  /// (resuming) when nothing comes for this long: run etcd with
+  /// --experimental-watch-progress-notify-interval well below it. If 0,
+  /// an established stream may stay idle forever (TCP keep-alive only).
+  std::chrono::milliseconds watch_idle_deadline{0};
   /// Longest pause between reconnect attempts of a watch.
   std::chrono::milliseconds watch_max_backoff{2000};
 };
@@ -36,9 +40,10 @@ public:
                          int64_t lease = 0) override;
   cp_result<range_result> range(const std::string& prefix) override;
   cp_result<txn_result> txn(const txn_request& req) override;
-  std::unique_ptr<watch_handle> watch(const std::string& prefix,
-                                      int64_t start_revision,
-                                      watch_callback on_event) override;
+  std::unique_ptr<watch_handle>
+  watch(const std::string& prefix, int64_t start_revision,
+        watch_callback on_event,
+        watch_failure_callback on_failure = {}) override;
 
   /// Whether GET /health answers {"health":"true"} within the deadline.
   bool healthy();
@@ -54,6 +59,7 @@ private:
 std::unique_ptr<watch_handle> start_etcd_watch(const etcd_options& opts,
                                                const std::string& prefix,
                                                int64_t start_revision,
-                                               watch_callback on_event);
+                                               watch_callback on_event,
+                                               watch_failure_callback on_failure);
 
 } // namespace parley::cluster

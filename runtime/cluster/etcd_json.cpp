@@ -12,9 +12,6 @@ namespace pb = google::protobuf;
 
 namespace {
 
-constexpr char b64_chars[] =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 cp_error bad(std::string what) {
   return {cp_errc::bad_answer, std::move(what)};
 }
@@ -202,57 +199,6 @@ std::string json_list(const std::vector<T>& xs, F fn) {
 
 } // namespace
 
-std::string b64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(in[k]); };
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-    for (int s = 18; s >= 0; s -= 6)
-      out += b64_chars[(n >> s) & 63];
-  }
-  if (auto rest = in.size() - i; rest > 0) {
-    uint32_t n = byte(i) << 16 | (rest == 2 ? byte(i + 1) << 8 : 0);
-    out += b64_chars[(n >> 18) & 63];
-    out += b64_chars[(n >> 12) & 63];
-    out += rest == 2 ? b64_chars[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> b64_decode(std::string_view in) {
-  if (in.size() % 4 != 0)
-    return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    uint32_t n = 0;
-    int pad = 0;
-    for (size_t k = 0; k < 4; ++k) {
-      char c = in[i + k];
-      int d = -1;
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        ++pad;
-        d = 0;
-      } else if (pad == 0) {
-        if (auto* p = std::strchr(b64_chars, c); p != nullptr && c != '\0')
-          d = static_cast<int>(p - b64_chars);
-      }
-      if (d < 0)
-        return std::nullopt;
-      n = n << 6 | static_cast<uint32_t>(d);
-    }
-    out += static_cast<char>(n >> 16);
-    if (pad < 2)
-      out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1)
-      out += static_cast<char>(n & 0xff);
-  }
-  return out;
-}
-
 std::string grant_body(int64_t ttl_s) {
   return "{\"TTL\":" + std::to_string(ttl_s) + "}";
 }
@@ -279,10 +225,13 @@ std::string txn_body(const txn_request& req) {
          + ",\"failure\":" + json_list(req.failure, op_json) + "}";
 }
 
-std::string watch_body(const std::string& prefix, int64_t start_revision) {
+std::string watch_body(const std::string& prefix, int64_t start_revision,
+                       bool progress_notify) {
   std::string out = "{\"create_request\":{" + range_fields(prefix);
   if (start_revision > 0)
     out += ",\"start_revision\":\"" + std::to_string(start_revision) + "\"";
+  if (progress_notify)
+    out += ",\"progress_notify\":true";
   return out + "}}";
 }
 
@@ -354,12 +303,17 @@ cp_result<watch_message> parse_watch_line(std::string_view line) {
     auto* r = field(v, "result");
     bool ok = false;
     const pb::ListValue* events = nullptr;
-    if (r == nullptr || !get_revision(*r, m.revision)
+    auto* h = r == nullptr ? nullptr : field(*r, "header");
+    if (h == nullptr || !h->has_struct_value()
+        || !get_int(*h, "revision", m.revision)
         || !get_bool(*r, "created", m.created)
         || !get_bool(*r, "canceled", m.canceled)
         || !get_int(*r, "compact_revision", m.compact_revision)
         || (events = get_list(*r, "events", ok), !ok))
       return bad("watch line without result.header");
+    // A cancellation (e.g. for compaction) comes without a revision.
+    if (m.revision <= 0 && !m.canceled)
+      return bad("watch line without header.revision");
     for (auto& e : events->values()) {
       auto* kv = field(e, "kv");
       auto* type = field(e, "type");

@@ -28,7 +28,9 @@ std::string put_body(const std::string& key, const std::string& value,
                      int64_t lease);
 std::string range_body(const std::string& prefix);
 std::string txn_body(const txn_request& req);
-std::string watch_body(const std::string& prefix, int64_t start_revision);
+/// `progress_notify`: ask etcd for periodic empty answers on a quiet watch.
+std::string watch_body(const std::string& prefix, int64_t start_revision,
+                       bool progress_notify = false);
 
 // -- answers (HTTP 200 bodies) ------------------------------------------------
 cp_result<int64_t> parse_grant(std::string_view body);

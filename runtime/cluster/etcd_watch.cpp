@@ -28,9 +28,9 @@ namespace {
 class etcd_watch final : public watch_handle {
 public:
   etcd_watch(etcd_options opts, std::string prefix, int64_t start,
-             watch_callback cb)
+             watch_callback cb, watch_failure_callback on_failure)
     : opts_(std::move(opts)), prefix_(std::move(prefix)), next_(start),
-      cb_(std::move(cb)) {
+      cb_(std::move(cb)), on_failure_(std::move(on_failure)) {
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -55,6 +55,18 @@ public:
   }
 
 private:
+  // Stops for good (on this thread) and says why, unless cancelled.
+  void give_up(const cp_error& why) {
+    {
+      std::lock_guard<std::mutex> guard(mtx_);
+      if (stopping_)
+        return;
+      stopping_ = true;
+    }
+    if (on_failure_)
+      on_failure_(why);
+  }
+
   bool stopping() {
     std::lock_guard<std::mutex> guard(mtx_);
     return stopping_;
@@ -85,7 +97,8 @@ private:
     http::request<http::string_body> req{http::verb::post, "/v3/watch", 11};
     req.set(http::field::host, opts_.at.host);
     req.set(http::field::content_type, "application/json");
-    req.body() = etcd_json::watch_body(prefix_, conn_start);
+    req.body() = etcd_json::watch_body(
+      prefix_, conn_start, opts_.watch_idle_deadline.count() > 0);
     req.prepare_payload();
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> parser;
@@ -107,7 +120,9 @@ private:
         line.append(chunk, sizeof chunk - parser.get().body().size);
         if (!take_lines(line, created, conn_start) || parser.is_done())
           return;
-        if (created)
+        if (created && opts_.watch_idle_deadline.count() > 0)
+          stream.expires_after(opts_.watch_idle_deadline);
+        else if (created)
           stream.expires_never();
         read_more();
       });
@@ -154,7 +169,14 @@ private:
       if (one.find_first_not_of(" \r\t") == std::string_view::npos)
         continue;
       auto msg = etcd_json::parse_watch_line(one);
-      if (!msg || msg->canceled || msg->compact_revision > 0)
+      if (msg && msg->compact_revision > 0) {
+        give_up({cp_errc::compacted,
+                 "watch start revision " + std::to_string(conn_start)
+                   + " is compacted (oldest kept: "
+                   + std::to_string(msg->compact_revision) + ")"});
+        return false;
+      }
+      if (!msg || msg->canceled)
         return false;
       if (msg->created) {
         created = true;
@@ -178,6 +200,7 @@ private:
   std::string prefix_;
   int64_t next_; ///< the revision to (re)start from; 0 = now
   watch_callback cb_;
+  watch_failure_callback on_failure_;
   std::atomic<int64_t> last_{0};
   std::mutex mtx_;
   asio::io_context* current_ = nullptr; ///< the connection's, under mtx_
@@ -191,9 +214,11 @@ private:
 std::unique_ptr<watch_handle> start_etcd_watch(const etcd_options& opts,
                                                const std::string& prefix,
                                                int64_t start_revision,
-                                               watch_callback on_event) {
+                                               watch_callback on_event,
+                                               watch_failure_callback on_failure) {
   return std::make_unique<etcd_watch>(opts, prefix, start_revision,
-                                      std::move(on_event));
+                                      std::move(on_event),
+                                      std::move(on_failure));
 }
 
 } // namespace parley::cluster

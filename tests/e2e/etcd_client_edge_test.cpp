@@ -119,3 +119,22 @@ TEST_CASE("etcd_watch_resumes_after_the_last_seen_revision") {
   CHECK(reqs[0].find("\"start_revision\":\"5\"") != std::string::npos);
   CHECK(reqs[1].find("\"start_revision\":\"6\"") != std::string::npos);
 }
+
+TEST_CASE("etcd_watch_reconnects_when_the_stream_stays_silent_past_its_idle_deadline") {
+  // The first connection answers "created" and then nothing: no progress
+  // notification comes, so the watch must drop it and connect again.
+  fake_http_server fake(
+    {"HTTP/1.1 200 OK\r\n\r\n{\"result\":{\"header\":{\"revision\":"
+     "\"4\"},\"created\":true}}\n"},
+    true);
+  auto opts = fake.options();
+  opts.watch_idle_deadline = std::chrono::milliseconds(300);
+  etcd_client c(opts);
+  auto w = c.watch("/w/", 0, [](const watch_event&) {});
+  REQUIRE(fake.wait_for_requests(2));
+  w->cancel();
+  auto reqs = fake.requests();
+  CHECK(reqs[0].find("\"progress_notify\":true") != std::string::npos);
+  // "From now" became "after what etcd had when the watch was created".
+  CHECK(reqs[1].find("\"start_revision\":\"5\"") != std::string::npos);
+}

@@ -5,9 +5,12 @@
 
 #include "etcd_fixture.hpp"
 
+#include "runtime/cluster/http_call.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 using namespace parley::cluster;
@@ -195,4 +198,38 @@ TEST_CASE("etcd_watch_survives_an_etcd_restart_without_losing_events") {
   CHECK(log.events[0].key == "/s/1");
   CHECK(log.events[1].key == "/s/2");
   CHECK(log.events[2].key == "/s/3");
+}
+
+TEST_CASE("etcd_watch_from_a_compacted_revision_fails_with_compacted") {
+  etcd_process etcd;
+  REQUIRE(etcd.start());
+  etcd_client c(etcd.options());
+  auto a = c.put("/c/a", "1");
+  REQUIRE(a.ok());
+  auto b = c.put("/c/b", "2");
+  REQUIRE(b.ok());
+  auto compact = http_post(etcd.options().at, "/v3/kv/compaction",
+                           "{\"revision\":\"" + std::to_string(b.value())
+                             + "\",\"physical\":true}",
+                           std::chrono::seconds(5));
+  REQUIRE(compact.ok());
+  REQUIRE(compact->status == 200);
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::optional<cp_error> failure;
+  event_log log;
+  auto w = c.watch("/c/", a.value(), log.callback(), [&](const cp_error& e) {
+    std::lock_guard<std::mutex> guard(mtx);
+    failure = e;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lock(mtx);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(20),
+                        [&] { return failure.has_value(); }));
+  }
+  w->cancel();
+  CHECK(failure->code == cp_errc::compacted);
+  std::lock_guard<std::mutex> guard(log.mtx);
+  CHECK(log.events.empty());
 }

@@ -161,6 +161,12 @@ std::vector<std::string> fake_http_server::requests() {
   return requests_;
 }
 
+bool fake_http_server::wait_for_requests(size_t n) {
+  std::unique_lock<std::mutex> lock(mtx_);
+  return cv_.wait_for(lock, std::chrono::seconds(20),
+                      [&] { return requests_.size() >= n; });
+}
+
 void fake_http_server::serve() {
   for (size_t i = 0; !stop_; ++i) {
     if (!readable(listen_fd_, 20))
@@ -191,6 +197,7 @@ void fake_http_server::serve() {
       std::lock_guard<std::mutex> guard(mtx_);
       requests_.push_back(req);
     }
+    cv_.notify_all();
     if (i < answers_.size())
       (void) !::write(fd, answers_[i].data(), answers_[i].size());
     if (hold_last_ && i + 1 >= answers_.size())

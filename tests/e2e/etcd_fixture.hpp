@@ -7,6 +7,7 @@
 #include "runtime/cluster/etcd_client.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -58,6 +59,8 @@ public:
   cluster::etcd_options options() const;
   /// Every request read so far (headers and body).
   std::vector<std::string> requests();
+  /// False if fewer than `n` requests came within a generous bound.
+  bool wait_for_requests(size_t n);
 
 private:
   void serve();
@@ -68,6 +71,7 @@ private:
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::mutex mtx_;
+  std::condition_variable cv_;
   std::vector<std::string> requests_;
   std::thread thread_;
 };

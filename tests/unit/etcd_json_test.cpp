@@ -75,6 +75,14 @@ TEST_CASE("etcd_json_reads_real_answers") {
   CHECK(w->events[0].type == watch_event::kind::put);
   CHECK(w->events[1].type == watch_event::kind::del);
   CHECK(w->events[1].mod_revision == 3);
+  // etcd 3.4's answer to a watch from a compacted revision.
+  auto compacted = ej::parse_watch_line(
+    R"({"result":{"header":{"cluster_id":"1","raft_term":"2"},)"
+    R"("canceled":true,"compact_revision":"3"}})");
+  REQUIRE(compacted.ok());
+  CHECK(compacted->canceled);
+  CHECK(compacted->compact_revision == 3);
+  CHECK(!ej::parse_watch_line(R"({"result":{"header":{},"events":[]}})").ok());
   auto g = ej::parse_grant(R"({"header":{"revision":"1"},"ID":"41","TTL":"5"})");
   REQUIRE(g.ok());
   CHECK(g.value() == 41);
