@@ -168,12 +168,13 @@ bool fake_http_server::wait_for_requests(size_t n) {
 }
 
 void fake_http_server::serve() {
-  for (size_t i = 0; !stop_; ++i) {
+  size_t i = 0; // connections accepted so far
+  while (!stop_) {
     if (!readable(listen_fd_, 20))
-      { --i; continue; }
+      continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0)
-      { --i; continue; }
+      continue;
     // Read the request: headers, then Content-Length bytes of body.
     std::string req;
     char buf[4096];
@@ -205,6 +206,7 @@ void fake_http_server::serve() {
         if (readable(fd, 20) && ::read(fd, buf, sizeof buf) <= 0)
           break;
     ::close(fd);
+    ++i;
   }
 }
 
