@@ -19,9 +19,12 @@
 // from inside a callback only queues; the outer call delivers). With
 // delivery::manual nothing is delivered until the test calls deliver().
 // Thread-safe (one mutex); callbacks run outside it, one at a time.
+// Several simulated nodes share one plane through memory_cp_client, each
+// with its own unreachable switch (memory_cp_client.hpp).
 
 #include "runtime/cluster/control_plane.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -35,6 +38,8 @@ namespace parley::cluster {
 
 /// Reads the simulated time (a manual clock the test advances).
 using cp_clock = std::function<std::chrono::steady_clock::time_point()>;
+
+class memory_cp_client; // one node's own connection: memory_cp_client.hpp
 
 /// The in-memory control plane. See the file comment for its contract.
 class memory_control_plane final : public control_plane {
@@ -82,6 +87,8 @@ public:
   std::optional<time_point> lease_renewed_at(int64_t lease) const;
 
 private:
+  friend class memory_cp_client;
+
   struct lease_rec {
     int64_t ttl_s = 0;
     time_point renewed;
@@ -102,6 +109,11 @@ private:
   bool compare_locked(const txn_compare& c) const;
   /// deliver() if the mode is immediate.
   void settle();
+  /// watch() for a client: its events wait while `*cut` is true.
+  std::unique_ptr<watch_handle>
+  watch_for(const std::string& prefix, int64_t start_revision,
+            watch_callback on_event, watch_failure_callback on_failure,
+            std::shared_ptr<const std::atomic<bool>> cut);
 
   cp_clock now_;
   delivery mode_;

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "runtime/cluster/memory_control_plane.hpp"
+#include "runtime/cluster/memory_cp_client.hpp"
 
 #include <optional>
 #include <vector>
@@ -313,4 +314,42 @@ TEST_CASE("memory_cp_unreachable_switch_fails_every_call_and_holds_events") {
   CHECK(log.events[0].type == watch_event::kind::del);
   CHECK(cp.range("/u/")->kvs.empty());
   CHECK(cp.keep_alive(lease.value()).error().code == cp_errc::lease_gone);
+}
+
+TEST_CASE("memory_cp_client_is_cut_off_alone_while_others_keep_the_store") {
+  manual_clock clock;
+  memory_control_plane cp(clock.fn());
+  auto a = std::make_unique<memory_cp_client>(cp);
+  auto b = std::make_unique<memory_cp_client>(cp);
+  auto lease = a->grant(2);
+  REQUIRE(lease.ok());
+  REQUIRE(a->put("/nodes/a", "addr-a", lease.value()).ok());
+  event_log a_log, b_log;
+  auto wa = a->watch("/nodes/", 0, a_log.on_event(), a_log.on_failure());
+  auto wb = b->watch("/nodes/", 0, b_log.on_event());
+  a->set_unreachable(true, cp_errc::timeout);
+  CHECK(a->keep_alive(lease.value()).error().code == cp_errc::timeout);
+  CHECK(a->range("/nodes/").error().code == cp_errc::timeout);
+  // b still reaches the store and sees a's lease lapse.
+  clock.t += 3s;
+  auto r = b->range("/nodes/");
+  REQUIRE(r.ok());
+  CHECK(r->kvs.empty());
+  REQUIRE(b->put("/nodes/b", "addr-b").ok());
+  CHECK(b_log.events.size() == 2);
+  CHECK(a_log.events.empty()); // a's watch waits ...
+  a->set_unreachable(false);
+  REQUIRE(a_log.events.size() == 2); // ... and resumes where it was
+  CHECK(a_log.events[0].type == watch_event::kind::del);
+  CHECK(a_log.events[1].key == "/nodes/b");
+  CHECK(a->keep_alive(lease.value()).error().code == cp_errc::lease_gone);
+  // Compacted past a cut-off client's position: it fails on reconnect.
+  a->set_unreachable(true);
+  REQUIRE(b->put("/nodes/c", "addr-c").ok());
+  REQUIRE(b->put("/nodes/d", "addr-d").ok());
+  REQUIRE(cp.compact(cp.revision()).ok()); // drops /nodes/c's event
+  a->set_unreachable(false);
+  REQUIRE(a_log.failure.has_value());
+  CHECK(a_log.failure->code == cp_errc::compacted);
+  CHECK(a_log.events.size() == 2);
 }
