@@ -208,3 +208,26 @@ TEST_CASE("lease_keeper_never_allows_writes_past_its_deadline_under_random_fault
   CHECK(regrants > 5);
   MESSAGE("fences " << fences << ", re-grants " << regrants);
 }
+
+TEST_CASE("lease_keeper_release_revokes_the_lease_and_fences_at_once") {
+  time_point t = t0;
+  memory_control_plane cp([&] { return t; });
+  std::vector<bool> changes;
+  lease_keeper k(cp, opts_6s(), [&](bool w) { changes.push_back(w); });
+  k.tick(t);
+  const auto lease = k.lease();
+  t += 1s;
+  REQUIRE(k.release().ok());
+  CHECK(!k.may_write(t));
+  CHECK(k.lease() == 0);
+  CHECK(!cp.lease_renewed_at(lease).has_value());
+  CHECK(registered_lease(cp, "/parley/nodes/a") == 0);
+  CHECK(changes == std::vector<bool>{true, false});
+  // Unreachable: the release still fences locally (the lease will lapse).
+  k.tick(t);
+  REQUIRE(k.may_write(t));
+  cp.set_unreachable(true);
+  CHECK(!k.release().ok());
+  CHECK(!k.may_write(t));
+  CHECK(changes == std::vector<bool>{true, false, true, false});
+}
