@@ -61,21 +61,49 @@ std::optional<uint32_t> given_up_of(const store_writer_state& st,
   return std::nullopt;
 }
 
+/// Whether the lapsed lease refuses writes to `key`: a key of a partition
+/// this node owns at the current map (any partitioned key before the
+/// first map).
+bool lease_fenced(const store_writer_state& st, std::string_view key) {
+  if (st.lease.live)
+    return false;
+  auto slot = keys::slot_of_key(key);
+  if (!slot)
+    return false; // meta
+  if (st.map.map_epoch == 0)
+    return true;
+  return st.map.owner(partition_of_slot(*slot, st.map.partitions()))
+         == st.me;
+}
+
+/// Whether a put of `key` without an answer is dropped (see the hpp).
+bool drops(const store_writer_state& st, std::string_view key) {
+  return given_up_of(st, key) || lease_fenced(st, key);
+}
+
 /// Refuses a commit of `writer` at `epoch` that touches a partition this
-/// node gave up (and fences the writer there, as a failed write does).
+/// node gave up, or one it owns while its lease is not live (and fences
+/// the writer there, as a failed write does).
 caf::error check_partitions(store_writer_state& st, uint64_t writer,
                             uint64_t epoch, const write_batch& batch) {
-  if (!st.any_given_up)
+  if (!st.any_given_up && st.lease.live)
     return {};
-  for (auto& op : batch.ops)
-    if (auto p = given_up_of(st, op.key)) {
+  for (auto& op : batch.ops) {
+    caf::error err;
+    if (auto p = given_up_of(st, op.key))
+      err = caf::make_error(errc::unavailable,
+                            "partition " + std::to_string(*p)
+                              + " left this node at map epoch "
+                              + std::to_string(st.map.map_epoch));
+    else if (lease_fenced(st, op.key))
+      err = caf::make_error(errc::unavailable,
+                            "the node's lease lapsed; retry");
+    if (err) {
       auto& f = st.fenced[writer];
       f = std::max(f, epoch);
-      return caf::make_error(errc::unavailable,
-                             "partition " + std::to_string(*p)
-                               + " left this node at map epoch "
-                               + std::to_string(st.map.map_epoch));
+      return err;
     }
+  }
   return {};
 }
 
@@ -246,7 +274,7 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [=](caf::put_atom, write_batch& batch) {
       auto& st = self->state;
       for (auto& op : batch.ops)
-        if (!given_up_of(st, op.key)) // a crash may lose them anyway
+        if (!drops(st, op.key)) // a crash may lose them anyway
           st.lazy[op.key] = std::move(op.value); // plain puts (see the hpp)
       write_soon(self);
     },
@@ -287,15 +315,30 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
           st.given_up[p] = true;
       }
       st.map = std::move(next);
+      st.me = me;
       st.any_given_up = std::find(st.given_up.begin(), st.given_up.end(),
                                   true)
                         != st.given_up.end();
       for (auto i = st.lazy.begin(); i != st.lazy.end();)
-        i = given_up_of(st, i->first) ? st.lazy.erase(i) : std::next(i);
+        i = drops(st, i->first) ? st.lazy.erase(i) : std::next(i);
       if (st.any_given_up)
         spdlog::info("partition fence map_epoch={} node={}",
                      st.map.map_epoch, me);
       return st.map.map_epoch;
+    },
+    [=](caf::put_atom, lease_state next) -> uint64_t {
+      auto& st = self->state;
+      // Everything accepted so far lands before the fence holds.
+      write_pending(self, true);
+      if (next.generation <= st.lease.generation)
+        return st.lease.generation; // older (or repeated): ignored
+      if (next.live != st.lease.live)
+        spdlog::info("lease fence live={} generation={}", next.live,
+                     next.generation);
+      st.lease = next;
+      for (auto i = st.lazy.begin(); i != st.lazy.end();)
+        i = drops(st, i->first) ? st.lazy.erase(i) : std::next(i);
+      return st.lease.generation;
     },
     [=](caf::flush_atom) -> uint64_t {
       write_pending(self, true);

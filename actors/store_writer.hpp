@@ -26,6 +26,22 @@
 // its fence. The answer to the map comes after everything accepted before
 // it is written.
 //
+// Lease fence (issue 22): while the node's lease is not live (put_atom,
+// lease_state with live false), every commit that touches a key of a
+// partition this node owns at the current map (every partitioned key
+// before the first map) is refused with errc::unavailable ("the node's
+// lease lapsed; retry") without being written, and the writer is fenced
+// at that epoch as for a failed write; unsynced puts into those
+// partitions are dropped. Meta keys and partitions owned by other nodes
+// are not affected, and neither the map nor the partition fence changes.
+// The answer comes after everything accepted before it is written, so
+// once it is answered nothing more lands there until a live report.
+// Three epochs, kept apart: the map's map_epoch (cluster-wide, orders
+// ownership), a writer's fence epoch (per writer id, orders its commits
+// around a hole), and the lease generation (orders this node's lease
+// reports to its writer only; an older one is ignored). The writer starts
+// live at generation 0: a node without a cluster never sends the message.
+//
 // Blocks on disk: node.cpp spawns it detached (its own thread).
 
 #include <cstdint>
@@ -41,6 +57,7 @@
 #include <caf/replies_to.hpp>
 
 #include "actors/node_metrics.hpp"
+#include "runtime/core/lease_state.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/store/kv_backend.hpp"
@@ -73,6 +90,11 @@ using store_writer_actor = caf::typed_actor<
   /// bad_request (invalid map, another partition count), conflict (an
   /// epoch below the current one; the same epoch is answered as is).
   caf::replies_to<caf::put_atom, node_id, partition_map>::with<uint64_t>,
+  /// The node's lease is `lease.live` (see above), reported with a
+  /// generation that only grows (the first is 1); one not above the
+  /// generation in force is ignored. After writing everything pending,
+  /// replies the generation in force.
+  caf::replies_to<caf::put_atom, lease_state>::with<uint64_t>,
   /// Writes everything pending now; replies the number of synced writes.
   caf::replies_to<caf::flush_atom>::with<uint64_t>,
   /// Group commit counters.
@@ -120,6 +142,8 @@ struct store_writer_state {
   partition_map map;
   std::vector<bool> given_up;
   bool any_given_up = false;
+  node_id me = no_node; ///< this node, as the newest map named it
+  lease_state lease; ///< the lease fence: refuses while !lease.live
 
   static inline const char* name = "store_writer";
 };

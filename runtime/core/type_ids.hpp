@@ -13,6 +13,7 @@
 
 #include "runtime/core/account_steps.hpp"
 #include "runtime/core/inbox_rows.hpp"
+#include "runtime/core/lease_state.hpp"
 #include "runtime/core/messages.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/core/sync_reads.hpp"
@@ -74,6 +75,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(parley, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(parley, (parley::membership_event))
   CAF_ADD_TYPE_ID(parley, (parley::inbox_rows))
   CAF_ADD_TYPE_ID(parley, (parley::inbox_query))
+  CAF_ADD_TYPE_ID(parley, (parley::lease_state))
 
   CAF_ADD_ATOM(parley, parley, ack_atom, "ack")
   CAF_ADD_ATOM(parley, parley, auth_atom, "auth")

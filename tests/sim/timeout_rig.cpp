@@ -113,6 +113,10 @@ gate_impl(gate_ptr self, store_writer_actor real,
       return rp.delegate(self->state.real, caf::put_atom::value, me,
                          std::move(m));
     },
+    [self](caf::put_atom, lease_state l) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise<uint64_t>();
+      return rp.delegate(self->state.real, caf::put_atom::value, l);
+    },
     [self](caf::tick_atom) { // the release
       auto& st = self->state;
       st.holding = false;

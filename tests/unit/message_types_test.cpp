@@ -306,6 +306,10 @@ PARLEY_SAMPLE(inbox_query) {
   return inbox_query{inbox_query_flags, 719, 727, true, true, true};
 }
 
+PARLEY_SAMPLE(lease_state) {
+  return lease_state{false, 733};
+}
+
 PARLEY_SAMPLE(std::vector<inbox_entry>) {
   return {sample<inbox_entry>::make()};
 }
