@@ -269,7 +269,7 @@ std::string run_seed(uint64_t seed) {
 } // namespace
 
 TEST_CASE("sim: while the lease is not live the store writer refuses the "
-          "node's partitions' commits and writes nothing of them; a newer "
+          "node's partitions' commits and writes nothing of them, a newer "
           "live report lifts the fence, an older one does not") {
   for (uint64_t seed = 1; seed <= 300; ++seed) {
     auto problem = run_seed(seed);
