@@ -76,19 +76,34 @@ void compute(self_ptr self, const entry_key& k,
 
 void apply(self_ptr self, const projection_event& ev, user_id user);
 
-void evict(self_ptr self) {
+/// Drops the cached rows for which `drop` holds, except those that still
+/// have to be sent (dirty, in flight) or are being recomputed; returns how
+/// many went.
+template <class Pred>
+size_t forget_cached(self_ptr self, Pred drop) {
   auto& st = self->state;
-  if (st.cache.size() < max_cache)
-    return;
-  // Drop what is sent and acked; keep what still has to be.
   std::set<entry_key> busy;
   for (auto& [p, keys] : st.sending)
     busy.insert(keys.begin(), keys.end());
-  for (auto i = st.cache.begin(); i != st.cache.end();)
-    i = st.dirty.count(i->first) || busy.count(i->first)
-            || st.waiting.count(i->first)
-          ? std::next(i)
-          : st.cache.erase(i);
+  size_t n = 0;
+  for (auto i = st.cache.begin(); i != st.cache.end();) {
+    auto& k = i->first;
+    if (drop(k) && !st.dirty.count(k) && !busy.count(k)
+        && !st.waiting.count(k)) {
+      i = st.cache.erase(i);
+      ++n;
+    } else {
+      ++i;
+    }
+  }
+  return n;
+}
+
+void evict(self_ptr self) {
+  if (self->state.cache.size() < max_cache)
+    return;
+  // Drop what is sent and acked; keep what still has to be.
+  forget_cached(self, [](const entry_key&) { return true; });
 }
 
 /// The cached row of `k`, or null after starting its recomputation (the
@@ -169,21 +184,10 @@ uint64_t take_map(self_ptr self, partition_map next) {
   auto moved = [&](uint32_t p) {
     return !st.map.owners.empty() && st.map.owner(p) != next.owner(p);
   };
-  std::set<entry_key> busy;
-  for (auto& [p, keys] : st.sending)
-    busy.insert(keys.begin(), keys.end());
-  size_t forgotten = 0;
-  for (auto i = st.cache.begin(); i != st.cache.end();) {
-    auto& k = i->first;
-    if (moved(partition_of(placement_key::conversation(k.second),
-                           st.partitions))
-        && !st.dirty.count(k) && !busy.count(k) && !st.waiting.count(k)) {
-      i = st.cache.erase(i);
-      ++forgotten;
-    } else {
-      ++i;
-    }
-  }
+  auto forgotten = forget_cached(self, [&](const entry_key& k) {
+    return moved(
+      partition_of(placement_key::conversation(k.second), st.partitions));
+  });
   for (auto i = st.rows.begin(); i != st.rows.end();) {
     if (moved(partition_of(placement_key::user(i->first.first),
                            st.partitions))
