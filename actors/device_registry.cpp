@@ -7,6 +7,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/device_registry_peers.hpp"
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
@@ -104,6 +105,7 @@ device_registry_impl(self_ptr self, device_deps deps,
   st.deps = std::move(deps);
   st.deps.opts = opts.device;
   st.opts = opts;
+  registry_peers::map_changed(self);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     if (auto i = st.by_conn.find(dm.source); i != st.by_conn.end()) {
@@ -141,7 +143,10 @@ device_registry_impl(self_ptr self, device_deps deps,
   schedule_tick(self);
   return {
     [self](deliver_atom, const stored_message& msg,
-           const std::vector<user_id>& to) {
+           const std::vector<user_id>& all) {
+      // Other nodes' users: to their registries (device_registry_peers).
+      std::vector<user_id> buf;
+      auto& to = registry_peers::relay(self, msg, all, buf);
       for_connected(self->state, to, [&](user_id user, device_id dev,
                                          entry& e) {
         if (user == msg.sender_user && dev == msg.sender_device)
@@ -151,13 +156,18 @@ device_registry_impl(self_ptr self, device_deps deps,
       });
     },
     [self](receipt_atom, const receipt_event& ev,
-           const std::vector<user_id>& to) {
+           const std::vector<user_id>& all) {
+      std::vector<user_id> buf;
+      auto& to = registry_peers::relay(self, ev, all, buf);
       for_connected(self->state, to, [&](user_id, device_id, entry& e) {
         self->send(e.actor, receipt_atom::value, ev);
       });
     },
     [self](caf::update_atom, user_id user, device_id origin,
            const inbox_entry& changed) {
+      caf::error refused; // dropped: the other devices see it by sync
+      if (!registry_peers::served_here(self, user, refused))
+        return;
       for_connected(self->state, {user}, [&](user_id, device_id dev,
                                              entry& e) {
         if (dev != origin)
@@ -187,8 +197,11 @@ device_registry_impl(self_ptr self, device_deps deps,
     [self](caf::join_atom, user_id user, device_id dev,
            caf::actor conn) -> caf::result<device_actor> {
       auto& st = self->state;
-      if (auto err = check_owned(st, user))
-        return err;
+      if (caf::error err; !registry_peers::served_here(self, user, err)) {
+        if (err)
+          return err;
+        return caf::delegated<device_actor>{}; // the owner's registry
+      }
       auto* e = find(st, user, dev);
       if (!e) {
         // Linked: device actors end with the registry. Monitored: a device
@@ -222,8 +235,11 @@ device_registry_impl(self_ptr self, device_deps deps,
     },
     [self](caf::get_atom, user_id user,
            device_id dev) -> caf::result<device_actor> {
-      if (auto err = check_owned(self->state, user))
-        return err;
+      if (caf::error err; !registry_peers::served_here(self, user, err)) {
+        if (err)
+          return err;
+        return caf::delegated<device_actor>{};
+      }
       if (auto* e = find(self->state, user, dev))
         return e->actor;
       return caf::make_error(errc::not_found, "no device actor");
@@ -231,8 +247,12 @@ device_registry_impl(self_ptr self, device_deps deps,
     [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
       if (auto err = self->state.opts.where.replace(std::move(next)))
         return err;
+      registry_peers::map_changed(self);
       release_moved(self);
       return self->state.opts.where.map.map_epoch;
+    },
+    [self](caf::put_atom, node_id n, caf::actor& peer) {
+      return registry_peers::set_peer(self, n, std::move(peer));
     },
     [self](caf::put_atom, ack_limit_actor& limits) {
       auto& st = self->state;

@@ -7,12 +7,20 @@
 // pushed: they catch up by sync), and retires device actors that have been
 // without a connection for `idle_ttl`. A device actor that fails takes its
 // connection down with it (the client reconnects and syncs). It serves only
-// users whose partition this node owns (`device_registry_options::where`):
-// a join or lookup of another node's user answers errc::unavailable and
-// spawns nothing; a newer map that moves a user away stops the user's
-// device actors and closes their connections (device_unavailable: the
-// client reconnects and syncs). Large-group fan-out shards hand it one
-// message per batch of users of its partitions, (fanout_atom,
+// users whose partition this node owns (`device_registry_options::where`);
+// a newer map that moves a user away stops the user's device actors and
+// closes their connections (device_unavailable: the client reconnects and
+// syncs). Users owned by another node are served by that node's registry
+// (`peers`, set at run time by the cluster; device_registry_peers.cpp): a
+// join, lookup or inbox update of such a user is handed to it with its
+// sender kept (the device actor there talks to the connection here over
+// CAF's middleman), and deliveries and receipts for such users go on to it
+// as one message per node. Only what came from an actor of this CAF node is
+// handed on (no ping-pong between nodes whose maps disagree): a request
+// from another node, or for a node with no known registry, answers
+// errc::unavailable and spawns nothing; such deliveries are skipped and
+// counted (those devices catch up by sync). Large-group fan-out shards
+// hand it one message per batch of users of its partitions, (fanout_atom,
 // stored_message, user ids): it passes the message to those users' connected
 // device actors (each passes a large-group message to its connection at most
 // once).
@@ -40,11 +48,12 @@ namespace parley {
 using device_registry_actor = delivery_actor::extend<
   /// Attaches connection `conn` to the device actor of (user, device),
   /// spawned on first use; an earlier connection of the device is closed.
-  /// Replies the device actor (acks go to it).
+  /// Replies the device actor (acks go to it). Another node's user: handed
+  /// to that node's registry (see above), else unavailable.
   caf::replies_to<caf::join_atom, user_id, device_id,
                   caf::actor>::with<device_actor>,
   /// `user` changed an inbox entry on device `origin`: pushed to the user's
-  /// other connected devices.
+  /// other connected devices (another node's user: handed on as a join).
   caf::reacts_to<caf::update_atom, user_id, device_id, inbox_entry>,
   /// Large-group fan-out: `msg` to the connected devices of `users` (of
   /// any partitions this node owns), except the sending device; replies how
@@ -53,9 +62,17 @@ using device_registry_actor = delivery_actor::extend<
   /// batch's members sync).
   caf::replies_to<fanout_atom, stored_message,
                   std::vector<user_id>>::with<uint64_t>,
-  /// The running device actor of (user, device). Error: not_found, or
-  /// unavailable if another node owns the user's partition.
+  /// The running device actor of (user, device), asked of the owner's
+  /// registry for another node's user (as a join). Error: not_found, or
+  /// unavailable if another node owns the user's partition and it cannot
+  /// be asked.
   caf::replies_to<caf::get_atom, user_id, device_id>::with<device_actor>,
+  /// Sets (or, with a null handle, forgets) the device registry of node `n`
+  /// (cast to device_registry_actor) that this node's deliveries and
+  /// requests for users of that node's partitions go to from now on (the
+  /// cluster member, from CAF's middleman); replies how many peers are
+  /// known. A plain value, as the accounts actor's.
+  caf::replies_to<caf::put_atom, node_id, caf::actor>::with<uint64_t>,
   /// Replaces the partition map, as the directory's put_atom does (whoever
   /// changes the map sends it to both); replies the new epoch. Errors:
   /// conflict (an epoch not above the current one), bad_request.
@@ -91,6 +108,17 @@ struct device_registry_state {
   std::set<caf::actor_addr> linked; ///< devices whose exit_msg may come
   uint64_t forwarded = 0;
   uint64_t fanned_out = 0; ///< large-group messages passed to devices
+  /// Registries of other nodes, by node id (put_atom, node_id, actor).
+  std::map<node_id, device_registry_actor> peers;
+  /// True while this node owns every partition (no user is another's).
+  bool owns_all = true;
+  /// Deliveries and receipts handed on to other nodes' registries
+  /// (messages), and users of them skipped: of a node with no known
+  /// registry (`unrouted`), or not this node's in one that came from
+  /// another node (`dropped`, never handed on again).
+  uint64_t relayed = 0;
+  uint64_t unrouted = 0;
+  uint64_t dropped = 0;
 
   static inline const char* name = "device_registry";
 };

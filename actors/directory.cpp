@@ -141,19 +141,6 @@ void release_moved(self_ptr self) {
 
 } // namespace
 
-bool forward_to_owner(self_ptr self, node_id owner) {
-  auto& st = self->state;
-  auto peer = st.peers.find(owner);
-  auto from = self->current_sender();
-  if (peer == st.peers.end() || !peer->second
-      || (from && from->node() != self->node()))
-    return false;
-  auto msg = self->current_mailbox_element()->copy_content_to_message();
-  self->make_response_promise().delegate(
-    caf::actor_cast<caf::actor>(peer->second), std::move(msg));
-  return true;
-}
-
 directory_actor::behavior_type
 directory_impl(self_ptr self, conversation_deps deps) {
   return placed_directory_impl(self, std::move(deps), placement::single_node());
@@ -292,6 +279,9 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
     [self](retire_atom, user_id user) { directory_users::retire(self, user); },
     [self](caf::put_atom, membership_event& ev) {
       return directory_memberships::apply(self, ev);
+    },
+    [self](caf::put_atom, node_id n, caf::actor& peer) {
+      return set_peer(self, n, std::move(peer));
     },
   };
 }

@@ -105,10 +105,19 @@ using directory_actor = caf::typed_actor<
   caf::reacts_to<retire_atom, user_id>,
   /// A membership event for its user's index (membership_sink_actor;
   /// actors/directory_memberships.hpp), routed by the user's partition.
-  caf::replies_to<caf::put_atom, membership_event>::with<uint64_t>>;
+  caf::replies_to<caf::put_atom, membership_event>::with<uint64_t>,
+  /// Sets (or, with a null handle, forgets) the directory of node `n`
+  /// (cast to directory_actor) that requests for that node's partitions
+  /// are handed to from now on (the cluster member, from CAF's
+  /// middleman); replies how many peers are known. Requests for a
+  /// forgotten node's partitions answer unavailable at once (those already
+  /// handed on are answered by that node, or time out at the asker). A
+  /// plain value, as the accounts actor's: no type of its own.
+  caf::replies_to<caf::put_atom, node_id, caf::actor>::with<uint64_t>>;
 
-/// Directories of other nodes, by node id (a plain value: the cluster fills
-/// it from CAF's middleman, the two-node sim with its serializing hop).
+/// Directories of other nodes, by node id (a plain value: given at spawn
+/// by the two-node sim with its serializing hop; set and forgotten at run
+/// time by the cluster from CAF's middleman, put_atom, node_id, actor).
 using directory_peers = std::map<node_id, directory_actor>;
 
 struct directory_state {
@@ -151,6 +160,11 @@ struct directory_state {
 /// caller answers unavailable.
 bool forward_to_owner(directory_actor::stateful_pointer<directory_state> self,
                       node_id owner);
+
+/// Sets the directory of node `n` in `peers`, or forgets it if `peer` is
+/// null; returns how many peers are known (actors/directory_peers.cpp).
+uint64_t set_peer(directory_actor::stateful_pointer<directory_state> self,
+                  node_id n, caf::actor peer);
 
 /// A directory of a single node: it owns every partition.
 directory_actor::behavior_type

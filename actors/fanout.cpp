@@ -110,6 +110,7 @@ void pump(shard_ptr self) {
     auto& b = w.batches[w.next++];
     auto reg = st.deps.registries.find(b.owner);
     if (reg == st.deps.registries.end() || !reg->second) {
+      st.unrouted += b.users.size();
       spdlog::warn("fanout: no registry for node={}; {} members sync instead",
                    b.owner, b.users.size());
       continue;
@@ -128,6 +129,16 @@ void pump(shard_ptr self) {
               settle(self, id, 0);
             });
   }
+}
+
+/// Sets (or, with a null handle, forgets) the registry of node `n`;
+/// returns how many are known.
+uint64_t set_registry(fanout_deps& deps, node_id n, caf::actor reg) {
+  if (reg)
+    deps.registries[n] = caf::actor_cast<device_registry_actor>(std::move(reg));
+  else
+    deps.registries.erase(n);
+  return deps.registries.size();
 }
 
 fanout_shard_actor spawn_shard(fanout_ptr self) {
@@ -213,6 +224,10 @@ fanout_shard_impl(shard_ptr self, fanout_deps deps, fanout_options opts) {
       resplit(st);
       pump(self);
       return where.map.map_epoch;
+    },
+    [self](caf::put_atom, node_id n, caf::actor& reg) {
+      set_registry(self->state.deps, n, std::move(reg));
+      pump(self);
     },
   };
 }
@@ -309,6 +324,16 @@ fanout_impl(fanout_ptr self, fanout_deps deps, fanout_options opts) {
                   settle();
                 });
       return rp;
+    },
+    [self](caf::put_atom, node_id n, caf::actor& reg) {
+      auto& st = self->state;
+      // Ahead of any later slice in each shard's mailbox (one sender).
+      for (auto& shard : st.shards)
+        self->send(shard, caf::put_atom::value, n, reg);
+      auto known = set_registry(st.deps, n, std::move(reg));
+      spdlog::info("fanout: registry of node={} {}", n,
+                   st.deps.registries.count(n) > 0 ? "set" : "forgotten");
+      return known;
     },
   };
 }

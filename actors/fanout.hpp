@@ -61,7 +61,11 @@ using fanout_shard_actor = caf::typed_actor<
   /// and every later one follows it. Replies the map's epoch (the current
   /// one again for the same epoch). Errors: conflict (an older epoch),
   /// bad_request.
-  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>>;
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
+  /// Sets (null: forgets) the registry of node `n`: batches sent from now
+  /// on, queued ones included, for users of that node go to it (none: they
+  /// are skipped, and those members sync).
+  caf::reacts_to<caf::put_atom, node_id, caf::actor>>;
 
 /// Large-group delivery; receipts pass on to `receipts` unchanged.
 using fanout_actor = delivery_actor::extend<
@@ -71,7 +75,13 @@ using fanout_actor = delivery_actor::extend<
   /// failed ones); replies its epoch once each shard has taken it. Errors:
   /// unavailable (a shard did not answer in time: ask again, the shards
   /// that took it keep it), conflict (an older epoch), bad_request.
-  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>>;
+  caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
+  /// Sets (or, with a null handle, forgets) the device registry of node
+  /// `n` (cast to device_registry_actor) for every shard, and the shards
+  /// that replace failed ones (the cluster member, from CAF's middleman);
+  /// handed to each shard ahead of any later slice. Replies how many
+  /// registries are known.
+  caf::replies_to<caf::put_atom, node_id, caf::actor>::with<uint64_t>>;
 
 struct fanout_options {
   size_t shards = 2;         ///< threads (or actors) fanning out
@@ -84,7 +94,8 @@ struct fanout_options {
 struct fanout_deps {
   /// The partition map: which node's registry serves a user.
   placement where = placement::single_node();
-  /// The device registry of each node (this node's alone today).
+  /// The device registry of each node (this node's at spawn; the others
+  /// set at run time: put_atom, node_id, actor).
   std::map<node_id, device_registry_actor> registries;
   delivery_actor receipts;               ///< where receipt events go
   std::shared_ptr<node_metrics> metrics; ///< may be null
@@ -110,6 +121,8 @@ struct fanout_shard_state {
   uint64_t next_work = 1;
   size_t in_flight = 0;
   bool prioritized = false;
+  /// Users of batches skipped: their node had no known registry.
+  uint64_t unrouted = 0;
 
   static inline const char* name = "fanout_shard";
 };

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev                        # actor runtime (CAF 0.17)
+  libcaf-openssl0.17 libssl-dev openssl # mutual TLS between nodes; CLI: test certificates
   libprotobuf-dev protobuf-compiler # wire protocol and storage records
   libleveldb-dev libsnappy-dev      # storage (leveldb's CMake config links snappy)
   libspdlog-dev libfmt-dev          # structured logging
