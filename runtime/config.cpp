@@ -140,6 +140,47 @@ node_config::node_config() {
     .add(rebuild_inbox, "rebuild-inbox",
          "USER (name or id) or all: recompute inbox projections from the "
          "message log, then exit (parleyd must not be running on --data)");
+  opt_group{custom_options_, "cluster"}
+    .add(cluster_etcd, "etcd",
+         "etcd's client URL (http://HOST:PORT); empty: a single node, no "
+         "etcd, no cluster port")
+    .add(cluster_name, "name", "the cluster's name: etcd keys /parley/NAME/")
+    .add(cluster_node, "node", "this node's id, 1-65535, its own in the cluster")
+    .add(cluster_listen, "listen",
+         "HOST:PORT where nodes reach this one (CAF's BASP); a loopback or "
+         "private address, never 0.0.0.0; port 0: a free one (registered "
+         "in etcd)")
+    .add(cluster_initial_nodes, "initial-nodes",
+         "node ids owning the first partition map, e.g. 1,2,3 (partition p "
+         "to the (p mod n)-th); used only by the node that creates the map; "
+         "empty: that node alone")
+    .add(cluster_lease_ttl_s, "lease-ttl-s",
+         "the node's etcd lease (2-60 s), renewed every third of it")
+    .add(cluster_fence_margin_ms, "fence-margin-ms",
+         "writes for the node's partitions stop this long before its lease "
+         "could lapse without a renewal, and resume when one succeeds")
+    .add(cluster_tls_cert, "tls-cert",
+         "PEM certificate of this node for mutual TLS between nodes")
+    .add(cluster_tls_key, "tls-key", "PEM private key of tls-cert")
+    .add(cluster_tls_ca, "tls-ca",
+         "PEM CA file: peers must present a certificate it signed");
+}
+
+cluster::cluster_options node_config::cluster() const {
+  cluster::cluster_options c;
+  c.etcd = cluster_etcd;
+  c.name = cluster_name;
+  c.node = cluster_node;
+  c.listen = cluster_listen;
+  if (!cluster_initial_nodes.empty())
+    c.initial_nodes = cluster::parse_node_list(cluster_initial_nodes)
+                        .value_or(std::vector<uint64_t>{});
+  c.lease_ttl = std::chrono::seconds(cluster_lease_ttl_s);
+  c.fence_margin = std::chrono::milliseconds(cluster_fence_margin_ms);
+  c.tls_cert = cluster_tls_cert;
+  c.tls_key = cluster_tls_key;
+  c.tls_ca = cluster_tls_ca;
+  return c;
 }
 
 conversation_limits node_config::conversation() const {
@@ -247,6 +288,12 @@ std::string node_config::validate() const {
     return "parley.idempotency-sweep-interval-s must not be negative";
   if (!gateway())
     return "parley.listen must be HOST:PORT, e.g. 127.0.0.1:8080";
+  if (!cluster_initial_nodes.empty()
+      && !cluster::parse_node_list(cluster_initial_nodes))
+    return "--cluster.initial-nodes must be distinct node ids 1-65535 "
+           "separated by commas, e.g. 1,2,3";
+  if (auto bad = cluster::validate(cluster()); !bad.empty())
+    return bad;
   if (password_hash != "interactive" && password_hash != "min")
     return "parley.password-hash must be interactive or min";
   // A Sync frame carries a continuation back.

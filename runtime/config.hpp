@@ -14,6 +14,7 @@
 #include "actors/fanout.hpp"
 #include "actors/accounts.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/cluster/cluster_options.hpp"
 #include "runtime/core/placement.hpp"
 #include "runtime/gateway/gateway.hpp"
 #include "runtime/store/leveldb_backend.hpp"
@@ -86,7 +87,21 @@ public:
   std::string limit_login_account = "10/min,10";
   std::string limit_large_group_send = "20/s,40";
 
+  // Cluster (option group `cluster`; runtime/cluster/cluster_options.hpp).
+  std::string cluster_etcd;
+  std::string cluster_name = "parley";
+  uint64_t cluster_node = 0;
+  std::string cluster_listen = "127.0.0.1:0";
+  std::string cluster_initial_nodes;
+  uint64_t cluster_lease_ttl_s = 5;
+  uint64_t cluster_fence_margin_ms = 1500;
+  std::string cluster_tls_cert, cluster_tls_key, cluster_tls_ca;
+
   node_config();
+
+  /// Cluster settings from the options above (enabled() false without
+  /// --cluster.etcd).
+  cluster::cluster_options cluster() const;
 
   /// Limits for conversation actors from the options above.
   conversation_limits conversation() const;

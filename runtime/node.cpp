@@ -56,6 +56,15 @@ std::string node::start() {
   opts_.accounts.partitions = *partitions;
   opts_.accounts.self = opts_.self;
   auto where = placement::single_node(*partitions, opts_.self);
+  if (opts_.map) {
+    if (opts_.map->partitions() != *partitions)
+      return "the cluster's partition map has "
+             + std::to_string(opts_.map->partitions())
+             + " partitions, the store here "
+             + std::to_string(*partitions)
+             + " (every node of a cluster uses the same --partitions)";
+    where = placement{opts_.self, *opts_.map};
+  }
   opts_.devices.where = where;
   spdlog::info("placement partitions={} node={} map_epoch={}", *partitions,
                opts_.self, where.map.map_epoch);
@@ -130,7 +139,8 @@ std::string node::start() {
       sys_, *opts_.gateway,
       gateway::gateway_actors{accounts_, directory_, registry_, reader_,
                               metrics_,
-                              caf::actor_cast<inbox_actor>(inbox_)});
+                              caf::actor_cast<inbox_actor>(inbox_),
+                              cluster_report_});
     if (auto err = gateway_->start(); !err.empty())
       return err;
     spdlog::info("gateway listening address={} port={}",

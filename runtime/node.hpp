@@ -51,6 +51,9 @@ struct node_options {
   uint32_t partitions = 0;
   /// This node's id in the partition map (runtime/core/placement.hpp).
   node_id self = single_node_id;
+  /// The partition map to start with (a cluster's, from etcd; its count
+  /// must be the store's); empty: this node owns every partition.
+  std::optional<partition_map> map;
 };
 
 class node {
@@ -73,8 +76,15 @@ public:
   store_writer_actor writer() const { return writer_; }
   store_reader_actor reader() const { return reader_; }
   accounts_actor accounts() const { return accounts_; }
+  device_registry_actor registry() const { return registry_; }
+  fanout_actor fanout() const { return fanout_; }
   /// The node's map keeper: the one call for a new partition map.
   map_keeper_actor map_keeper() const { return keeper_; }
+
+  /// Reports the cluster at /healthz and /metrics (set before start()).
+  void report_cluster(gateway::cluster_report report) {
+    cluster_report_ = std::move(report);
+  }
 
   /// The gateway's port (0 without a gateway).
   uint16_t port() const { return gateway_ ? gateway_->port() : 0; }
@@ -94,6 +104,7 @@ private:
   map_keeper_actor keeper_;
   std::unique_ptr<gateway::gateway> gateway_;
   std::shared_ptr<node_metrics> metrics_;
+  gateway::cluster_report cluster_report_;
   bool running_ = false;
 };
 

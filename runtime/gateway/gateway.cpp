@@ -184,13 +184,18 @@ void gateway::handle_http(http_request req, respond_fn respond) {
   stats_->http_requests++;
   auto path = req.target.substr(0, req.target.find('?'));
   if (path == "/healthz" && req.method == "GET") {
-    respond({200, "application/json", R"({"status":"ok"})", {}});
+    std::string body = R"({"status":"ok")";
+    if (actors_.cluster.health_fields)
+      body += "," + actors_.cluster.health_fields();
+    respond({200, "application/json", body + "}", {}});
     return;
   }
   if (path == "/metrics" && req.method == "GET") {
     auto text = stats_->render();
     if (actors_.node_stats)
       text += actors_.node_stats->render();
+    if (actors_.cluster.metrics)
+      text += actors_.cluster.metrics();
     respond({200, "text/plain; version=0.0.4", std::move(text), {}});
     return;
   }

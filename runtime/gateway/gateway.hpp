@@ -4,6 +4,7 @@
 // (accounts, logins, devices), /healthz and /metrics, and gives every
 // WebSocket session a connection actor.
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -38,6 +39,12 @@ struct gateway_options {
 };
 
 /// The node actors the gateway talks to.
+/// What a clustered node adds to /healthz and /metrics (empty: nothing).
+struct cluster_report {
+  std::function<std::string()> health_fields; ///< JSON members
+  std::function<std::string()> metrics;        ///< Prometheus lines
+};
+
 struct gateway_actors {
   accounts_actor accounts;
   directory_actor directory;
@@ -45,6 +52,7 @@ struct gateway_actors {
   store_reader_actor reader;
   std::shared_ptr<node_metrics> node_stats; ///< exported at /metrics too
   inbox_actor inbox;
+  cluster_report cluster;
 };
 
 class gateway {

@@ -13,7 +13,10 @@
 
 #include <caf/actor_system.hpp>
 
+#include <caf/io/middleman.hpp>
+
 #include "runtime/accounts/credentials.hpp"
+#include "runtime/cluster_member.hpp"
 #include "runtime/config.hpp"
 #include "runtime/node.hpp"
 #include "parley/v1/store.pb.h"
@@ -39,6 +42,22 @@ Usage: parleyd [--data DIR] [--config FILE] [--log-level LEVEL] [CAF options]
   --rebuild-inbox U   recompute the inbox projection of user U (a name or
                       an id) or of all users from the message log, write it
                       and exit; run it with the node stopped
+
+Cluster (all nodes share etcd; without --cluster.etcd: one node, no etcd):
+  --cluster.etcd URL        etcd's client URL, e.g. http://127.0.0.1:2379
+  --cluster.node N          this node's id, 1-65535, its own in the cluster
+  --cluster.listen H:P      where other nodes reach this one (CAF's BASP);
+                            loopback or private only (default 127.0.0.1:0:
+                            a free port, registered in etcd)
+  --cluster.name NAME       etcd key prefix /parley/NAME/ (default parley)
+  --cluster.initial-nodes L owners of the first partition map, e.g. 1,2,3
+                            (read by whichever node creates the map)
+  --cluster.lease-ttl-s S   the node's etcd lease (default 5); writes for its
+                            partitions stop --cluster.fence-margin-ms
+                            (default 1500) before it could lapse unrenewed
+  --cluster.tls-cert F --cluster.tls-key F --cluster.tls-ca F
+                            mutual TLS between nodes (all three or none)
+
   --help              this text and every option with its default
   --dump-config       print the effective configuration and exit
 
@@ -169,9 +188,28 @@ int main(int argc, char** argv) {
     }
     return rebuild_inboxes(**kv, cfg.rebuild_inbox);
   }
+  auto cluster_opts = cfg.cluster();
+  if (cluster_opts.enabled()) {
+    // CAF's distribution, only for a cluster; automatic connections stay
+    // off (on, they would open a port on every interface). Heartbeats let
+    // a node see a peer that stopped answering.
+    cfg.load<caf::io::middleman>();
+    cfg.set("middleman.enable-automatic-connections", false);
+    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+  }
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
+    std::unique_ptr<cluster_member> member;
+    if (cluster_opts.enabled()) {
+      member = std::make_unique<cluster_member>(sys, cluster_opts);
+      if (auto err = member->join(static_cast<uint32_t>(cfg.partitions));
+          !err.empty()) {
+        spdlog::critical("cannot join the cluster: {}", err);
+        member->leave();
+        return 1;
+      }
+    }
     node_options opts;
     opts.kv = *kv;
     opts.conversation = cfg.conversation();
@@ -184,12 +222,24 @@ int main(int argc, char** argv) {
     opts.inbox_flush_delay = std::chrono::milliseconds(cfg.inbox_delay_ms);
     opts.inbox_batch_delay = std::chrono::milliseconds(cfg.inbox_batch_ms);
     opts.gateway = cfg.gateway();
+    if (member) {
+      opts.self = cluster_opts.node;
+      opts.map = member->map();
+      opts.partitions = static_cast<uint32_t>(opts.map->partitions());
+    }
     node n{sys, std::move(opts)};
+    if (member)
+      n.report_cluster({[m = member.get()] { return m->health_fields(); },
+                        [m = member.get()] { return m->metrics(); }});
     if (auto err = n.start(); !err.empty()) {
       spdlog::critical("cannot start: {}", err);
       n.stop();
+      if (member)
+        member->leave();
       return 1;
     }
+    if (member)
+      member->attach(n);
     spdlog::info("node started data={} port={} pid={} workers={}",
                  cfg.data_dir, n.port(), ::getpid(),
                  sys.scheduler().num_workers());
@@ -197,6 +247,8 @@ int main(int argc, char** argv) {
     sigwait(&stop_signals, &sig);
     spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
     n.stop();
+    if (member)
+      member->leave();
   }
   spdlog::info("stopped exit_code={}", exit_code);
   return exit_code;

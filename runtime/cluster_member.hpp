@@ -1,0 +1,79 @@
+#pragma once
+
+// cluster_member: what makes a parleyd one node of a cluster (issue 22).
+// Without --cluster.etcd nothing of it exists. With it, in this order:
+//
+//   1. join(): publishes the node's front actor on --cluster.listen over
+//      CAF's middleman (loopback or private addresses only), starts the
+//      lease thread (runtime/cluster/lease_runner.hpp), which registers
+//      nodes/<id> = {host, port, incarnation} under the node's lease, waits
+//      (bounded) for the first registration, and reads the partition map
+//      (key `map`), creating it by a transaction if no node has yet.
+//   2. The node starts with that map (node_options::map).
+//   3. attach(): the front hands out the node's actors; each lease
+//      transition goes to the store writer as lease_state (runtime/core/
+//      lease_state.hpp, a generation that only grows; fenced = the writer
+//      refuses writes for the node's partitions, retryably); a watch of the
+//      map hands each newer map to the map keeper; a watch of nodes/
+//      connects to every other registered node (the middleman's connect,
+//      bounded), fetches its actors from its front, and gives them to the
+//      directory, device registry, accounts and fan-out as peers
+//      (put_atom, node_id, caf::actor). A peer whose connection drops or
+//      whose registration goes is forgotten at once (a null actor): its
+//      partitions answer unavailable (retryable) here until it is back.
+//   4. leave(): stops the watches and the peer thread, revokes the lease
+//      (the registration goes at once).
+//
+// Three epochs, kept apart: the partition map's `map_epoch` (ordered by
+// etcd's transactions across nodes), the lease_state generation (one
+// node's lease reports to its own writer), and the epoch clients see in
+// Welcome and Sync (the store's, unrelated to both).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "runtime/cluster/cluster_options.hpp"
+#include "runtime/core/placement.hpp"
+
+namespace parley {
+
+class node;
+
+class cluster_member {
+public:
+  cluster_member(caf::actor_system& sys, cluster::cluster_options opts);
+  ~cluster_member(); ///< leave()
+
+  cluster_member(const cluster_member&) = delete;
+  cluster_member& operator=(const cluster_member&) = delete;
+
+  /// Step 1 above. `partitions`: the count for a map this node creates (0:
+  /// default_partitions); an existing map keeps its own. Returns an error
+  /// message, or empty.
+  std::string join(uint32_t partitions);
+
+  /// The map read or created by join().
+  partition_map map() const;
+
+  /// Step 3 above, once `n` has started.
+  void attach(const node& n);
+
+  /// Step 4 above. Idempotent.
+  void leave();
+
+  /// JSON members for /healthz: "node":N,"cluster":{...}.
+  std::string health_fields() const;
+
+  /// Prometheus lines for /metrics.
+  std::string metrics() const;
+
+  struct state; ///< shared with the threads (cluster_member.cpp)
+
+private:
+  std::shared_ptr<state> st_;
+};
+
+} // namespace parley
