@@ -64,8 +64,17 @@ std::optional<uint32_t> given_up_of(const store_writer_state& st,
 /// Whether the lapsed lease refuses writes to `key`: a key of a partition
 /// this node owns at the current map (any partitioned key before the
 /// first map).
+bool lease_live(const store_writer_state& st) {
+  if (!st.lease.live)
+    return false;
+  auto& deadline = st.limits.lease_deadline;
+  return !deadline
+         || std::chrono::steady_clock::now().time_since_epoch()
+              < std::chrono::nanoseconds(deadline->load());
+}
+
 bool lease_fenced(const store_writer_state& st, std::string_view key) {
-  if (st.lease.live)
+  if (lease_live(st))
     return false;
   auto slot = keys::slot_of_key(key);
   if (!slot)
@@ -86,7 +95,7 @@ bool drops(const store_writer_state& st, std::string_view key) {
 /// the writer there, as a failed write does).
 caf::error check_partitions(store_writer_state& st, uint64_t writer,
                             uint64_t epoch, const write_batch& batch) {
-  if (!st.any_given_up && st.lease.live)
+  if (!st.any_given_up && lease_live(st))
     return {};
   for (auto& op : batch.ops) {
     caf::error err;

@@ -41,9 +41,16 @@
 // around a hole), and the lease generation (orders this node's lease
 // reports to its writer only; an older one is ignored). The writer starts
 // live at generation 0: a node without a cluster never sends the message.
+// A clustered node also gives it the lease thread's deadline
+// (store_writer_limits::lease_deadline): at or past it the fence holds
+// without waiting for the report, so a process resumed after SIGSTOP
+// refuses the work it had queued before its lease thread runs. A commit
+// accepted before the deadline may be synced shortly after it; the margin
+// (TTL minus deadline, 1.5 s by default) covers that sync.
 //
 // Blocks on disk: node.cpp spawns it detached (its own thread).
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -112,6 +119,10 @@ struct store_writer_limits {
   size_t max_batch_ops = 20000;
   /// Where to record each synced write's duration (may be null).
   std::shared_ptr<node_metrics> metrics;
+  /// A clustered node's lease deadline (lease_runner::deadline(): steady
+  /// clock nanoseconds, 0 while fenced): at or past it the lease fence
+  /// holds as if a report had said so. Null: reports only.
+  std::shared_ptr<const std::atomic<int64_t>> lease_deadline;
 };
 
 struct store_writer_state {

@@ -216,6 +216,22 @@ std::string cluster_member::join(uint32_t partitions) {
       auto sp = weak.lock();
       if (!sp)
         return;
+      bool attached = false;
+      {
+        std::lock_guard<std::mutex> guard{sp->mtx};
+        attached = static_cast<bool>(sp->writer);
+        sp->live_pending = false;
+      }
+      // A lease regained (after a pause, a freeze, etcd away): the map may
+      // have moved on meanwhile, and the watch may not have said so yet.
+      // Write again only with the map etcd holds now.
+      if (live && attached && !refresh_map(*sp)) {
+        std::lock_guard<std::mutex> guard{sp->mtx};
+        sp->live_pending = true; // the peer thread retries
+        spdlog::warn("lease renewed, but the partition map could not be "
+                     "re-read yet: still fenced");
+        return;
+      }
       std::lock_guard<std::mutex> guard{sp->mtx};
       sp->lease_live = live;
       if (live)
@@ -267,6 +283,42 @@ std::string cluster_member::join(uint32_t partitions) {
   }
   st.map_revision = t->revision;
   return {};
+}
+
+bool refresh_map(cluster_member::state& st) {
+  auto key = map_key(st.opts);
+  auto r = st.cp->range(key);
+  if (!r)
+    return false;
+  std::optional<partition_map> now;
+  for (auto& kv : r->kvs)
+    if (kv.key == key)
+      now = parse_map(kv.value);
+  if (!now)
+    return false;
+  caf::actor keeper;
+  {
+    std::lock_guard<std::mutex> guard{st.mtx};
+    if (now->map_epoch <= st.map.map_epoch)
+      return true;
+    keeper = st.keeper;
+  }
+  bool taken = false;
+  caf::scoped_actor self{st.sys};
+  self->request(keeper, 3s, caf::put_atom::value, *now)
+    .receive([&](uint64_t) { taken = true; }, [](caf::error&) {});
+  if (!taken)
+    return false;
+  std::lock_guard<std::mutex> guard{st.mtx};
+  if (now->map_epoch > st.map.map_epoch)
+    st.map = *now;
+  spdlog::info("partition map re-read map_epoch={}", now->map_epoch);
+  return true;
+}
+
+std::shared_ptr<const std::atomic<int64_t>>
+cluster_member::lease_deadline() const {
+  return st_->lease ? st_->lease->deadline() : nullptr;
 }
 
 partition_map cluster_member::map() const {

@@ -29,6 +29,7 @@
 // node's lease reports to its own writer), and the epoch clients see in
 // Welcome and Sync (the store's, unrelated to both).
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -57,6 +58,10 @@ public:
 
   /// The map read or created by join().
   partition_map map() const;
+
+  /// The lease deadline for the store writer (store_writer_limits::
+  /// lease_deadline), once join() started the lease.
+  std::shared_ptr<const std::atomic<int64_t>> lease_deadline() const;
 
   /// Step 3 above, once `n` has started.
   void attach(const node& n);

@@ -63,6 +63,9 @@ struct cluster_member::state {
   // The lease (runtime/core/lease_state.hpp).
   std::unique_ptr<cluster::lease_runner> lease;
   bool lease_live = false;
+  /// Renewed, but the map could not be re-read yet (refresh_map): still
+  /// fenced; the peer thread retries.
+  bool live_pending = false;
   uint64_t lease_generation = 0;
   caf::actor writer; ///< set by attach(): lease reports go to it
 
@@ -91,6 +94,11 @@ struct cluster_member::state {
 /// Sends the lease state (live, next generation) to the writer, if set.
 /// Call with st.mtx held.
 void report_lease(cluster_member::state& st);
+
+/// Reads the map from etcd and, if newer than the one held, hands it to the
+/// keeper and waits for it (bounded). True once the node holds etcd's map.
+/// Call without st.mtx held.
+bool refresh_map(cluster_member::state& st);
 
 /// Starts the peer thread (after attach()).
 void start_peers(const std::shared_ptr<cluster_member::state>& st);

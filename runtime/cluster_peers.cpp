@@ -206,6 +206,20 @@ void run_peers(std::shared_ptr<state> sp) {
     }
     if (rewatch)
       watch_nodes(sp);
+    bool pending = false;
+    {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      pending = st.live_pending;
+    }
+    if (pending && st.lease->may_write() && refresh_map(st)) {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      if (st.live_pending) {
+        st.live_pending = false;
+        st.lease_live = true;
+        report_lease(st);
+        spdlog::info("lease live again with the current map");
+      }
+    }
     if (std::chrono::steady_clock::now() >= next_check) {
       st.etcd_up = st.cp->healthy();
       next_check = std::chrono::steady_clock::now() + etcd_check_interval;

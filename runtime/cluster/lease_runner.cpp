@@ -9,6 +9,7 @@ lease_runner::lease_runner(control_plane& cp, lease_keeper_options opts,
   : keeper_(cp, std::move(opts),
             [this](bool may_write) {
               may_write_ = may_write;
+              publish_deadline();
               if (on_change_)
                 on_change_(may_write);
             }),
@@ -33,12 +34,23 @@ void lease_runner::stop(bool release) {
     thread_.join();
 }
 
+void lease_runner::publish_deadline() {
+  auto now = std::chrono::steady_clock::now();
+  int64_t at = 0;
+  if (keeper_.may_write(now))
+    at = std::chrono::duration_cast<std::chrono::nanoseconds>(
+           keeper_.fence_deadline().time_since_epoch())
+           .count();
+  deadline_->store(at);
+}
+
 void lease_runner::run() {
   std::unique_lock<std::mutex> lock{mtx_};
   while (!stopping_) {
     lock.unlock();
     // `now` is read before the keeper sends anything (lease_keeper.hpp).
     auto next = keeper_.tick(std::chrono::steady_clock::now());
+    publish_deadline();
     lock.lock();
     cv_.wait_until(lock, next, [this] { return stopping_; });
   }

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -37,12 +38,25 @@ public:
     return may_write_.load();
   }
 
+  /// The instant (steady_clock nanoseconds since its epoch) at which writes
+  /// must stop unless a renewal succeeds first: the keeper's fence deadline
+  /// while it may write, 0 while fenced. Updated before each transition is
+  /// reported, so a store writer that checks it refuses at the deadline
+  /// itself, even before the fence message reaches it (a process resumed
+  /// after SIGSTOP runs queued work before the lease thread's report).
+  std::shared_ptr<const std::atomic<int64_t>> deadline() const {
+    return deadline_;
+  }
+
 private:
   void run();
 
   lease_keeper keeper_;
   lease_keeper::fence_callback on_change_;
   std::atomic<bool> may_write_{false};
+  std::shared_ptr<std::atomic<int64_t>> deadline_ =
+    std::make_shared<std::atomic<int64_t>>(0);
+  void publish_deadline(); ///< from keeper_, at the current time
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;

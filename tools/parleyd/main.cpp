@@ -226,6 +226,7 @@ int main(int argc, char** argv) {
       opts.self = cluster_opts.node;
       opts.map = member->map();
       opts.partitions = static_cast<uint32_t>(opts.map->partitions());
+      opts.writer.lease_deadline = member->lease_deadline();
     }
     node n{sys, std::move(opts)};
     if (member)
