@@ -67,30 +67,42 @@ struct front_state {
 caf::behavior front_impl(caf::stateful_actor<front_state>* self, node_id me) {
   return {
     [self](caf::put_atom, caf::actor d, caf::actor r, caf::actor a,
-           caf::actor f) {
+           caf::actor f, caf::actor m) {
       auto from = self->current_sender();
       if (!from || from->node() != self->node())
         return;
       self->state.actors = {std::move(d), std::move(r), std::move(a),
-                            std::move(f)};
+                            std::move(f), std::move(m)};
       self->state.ready = true;
     },
     [self, me](caf::get_atom)
       -> caf::result<node_id, caf::actor, caf::actor, caf::actor,
-                     caf::actor> {
+                     caf::actor, caf::actor> {
       if (!self->state.ready)
         return caf::make_error(errc::unavailable, "node starting");
       auto& x = self->state.actors;
-      return {me, x.directory, x.registry, x.accounts, x.fanout};
+      return {me, x.directory, x.registry, x.accounts, x.fanout, x.mover};
     },
   };
 }
+
+} // namespace
 
 std::string map_key(const cluster::cluster_options& o) {
   return o.prefix() + "map";
 }
 
-} // namespace
+std::optional<map_at> read_map(cluster_member::state& st) {
+  auto key = map_key(st.opts);
+  auto r = st.cp->range(key);
+  if (!r)
+    return std::nullopt;
+  for (auto& kv : r->kvs)
+    if (kv.key == key)
+      if (auto m = parse_map(kv.value))
+        return map_at{*m, kv.mod_revision};
+  return std::nullopt;
+}
 
 std::optional<node_registration> parse_registration(const std::string& json) {
   auto obj = parse_object(json);
@@ -141,8 +153,11 @@ std::optional<partition_map> parse_map(const std::string& json) {
   partition_map m;
   m.map_epoch = *epoch;
   for (auto& v : list) {
-    auto x = v.has_number_value() ? v.number_value() : 0.0;
-    if (!(x >= 1 && x <= 65535) || x != static_cast<double>(uint64_t(x)))
+    if (!v.has_number_value())
+      return std::nullopt;
+    auto x = v.number_value();
+    // 0: nobody, a partition between a move's fence and its switch.
+    if (!(x >= 0 && x <= 65535) || x != static_cast<double>(uint64_t(x)))
       return std::nullopt;
     m.owners.push_back(static_cast<node_id>(x));
   }
@@ -326,16 +341,19 @@ partition_map cluster_member::map() const {
   return st_->map;
 }
 
-void cluster_member::attach(const node& n) {
+void cluster_member::attach(const node& n, std::shared_ptr<kv_backend> kv) {
   auto& st = *st_;
+  auto keeper = caf::actor_cast<caf::actor>(n.map_keeper());
   st.local = {caf::actor_cast<caf::actor>(n.directory()),
               caf::actor_cast<caf::actor>(n.registry()),
               caf::actor_cast<caf::actor>(n.accounts()),
-              caf::actor_cast<caf::actor>(n.fanout())};
+              caf::actor_cast<caf::actor>(n.fanout()),
+              spawn_move_agent(st.sys, std::move(kv), keeper)};
   {
     caf::scoped_actor self{st.sys};
     self->send(st.front, caf::put_atom::value, st.local.directory,
-               st.local.registry, st.local.accounts, st.local.fanout);
+               st.local.registry, st.local.accounts, st.local.fanout,
+               st.local.mover);
   }
   {
     std::lock_guard<std::mutex> guard{st.mtx};
@@ -396,14 +414,60 @@ void cluster_member::leave() {
     st.cv.notify_all();
   }
   stop_peers(st);
+  if (st.move_thread.joinable())
+    st.move_thread.join(); // it sees `stopping` within a request's timeout
   if (st.map_watch)
     st.map_watch->cancel();
+  if (st.local.mover)
+    caf::anon_send_exit(st.local.mover, caf::exit_reason::user_shutdown);
   if (st.lease)
     st.lease->stop(true);
   if (st.front) {
     st.sys.middleman().unpublish(st.front, st.self.at.port);
     caf::anon_send_exit(st.front, caf::exit_reason::user_shutdown);
   }
+}
+
+std::pair<unsigned, std::string> cluster_member::start_move(uint32_t p,
+                                                           node_id to) {
+  auto& st = *st_;
+  std::lock_guard<std::mutex> guard{st.mtx};
+  if (st.stopping)
+    return {503, "the node is stopping"};
+  if (p >= st.map.partitions())
+    return {400, "no partition " + std::to_string(p) + " (the map has "
+                   + std::to_string(st.map.partitions()) + ")"};
+  if (to != st.opts.node && !st.connected.count(to))
+    return {404, "node " + std::to_string(to)
+                   + " is not connected to this one (not registered, or "
+                     "unreachable)"};
+  if (st.moving)
+    return {409, "a move driven by this node is under way; wait for it "
+                 "(GET /v1/admin/moves)"};
+  if (st.move_thread.joinable())
+    st.move_thread.join(); // the last one, finished
+  st.moving = true;
+  auto& m = st.moves[p];
+  m = move_status{};
+  m.partition = p;
+  m.to = to;
+  m.from = st.map.owner(p);
+  m.started_ms = system_clock_ms();
+  st.move_thread = std::thread{[sp = st_, p, to] {
+    run_move(sp, p, to);
+    std::lock_guard<std::mutex> g{sp->mtx};
+    sp->moving = false;
+  }};
+  return {202, m.json()};
+}
+
+std::string cluster_member::moves_json() const {
+  auto& st = *st_;
+  std::lock_guard<std::mutex> guard{st.mtx};
+  std::string out = "[";
+  for (auto& [p, m] : st.moves)
+    out += (out.size() > 1 ? "," : "") + m.json();
+  return out + "]";
 }
 
 std::string cluster_member::health_fields() const {

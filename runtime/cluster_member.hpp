@@ -33,11 +33,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <caf/fwd.hpp>
 
 #include "runtime/cluster/cluster_options.hpp"
 #include "runtime/core/placement.hpp"
+#include "runtime/store/kv_backend.hpp"
 
 namespace parley {
 
@@ -63,8 +65,18 @@ public:
   /// lease_deadline), once join() started the lease.
   std::shared_ptr<const std::atomic<int64_t>> lease_deadline() const;
 
-  /// Step 3 above, once `n` has started.
-  void attach(const node& n);
+  /// Step 3 above, once `n` has started on `kv` (its move agent reads and
+  /// writes that store).
+  void attach(const node& n, std::shared_ptr<kv_backend> kv);
+
+  /// Starts moving partition `p` to node `to` (runtime/partition_move_
+  /// driver.hpp) on a thread of its own: (202, the move's JSON), or an
+  /// HTTP status and a message: 400 no such partition, 404 node not
+  /// connected, 409 a move under way, 503 stopping.
+  std::pair<unsigned, std::string> start_move(uint32_t p, node_id to);
+
+  /// The moves this node drove or drives, as a JSON array.
+  std::string moves_json() const;
 
   /// Step 4 above. Idempotent.
   void leave();

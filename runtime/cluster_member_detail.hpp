@@ -20,6 +20,7 @@
 #include "runtime/cluster/etcd_client.hpp"
 #include "runtime/cluster/lease_runner.hpp"
 #include "runtime/cluster_member.hpp"
+#include "runtime/partition_move_driver.hpp"
 
 namespace parley {
 
@@ -45,6 +46,7 @@ std::optional<partition_map> parse_map(const std::string& json);
 /// The node's actors that peers get from its front, in this order.
 struct node_actors {
   caf::actor directory, registry, accounts, fanout;
+  caf::actor mover; ///< its move agent (runtime/partition_move_driver.hpp)
 };
 
 struct cluster_member::state {
@@ -81,6 +83,7 @@ struct cluster_member::state {
   struct peer {
     std::string incarnation;
     caf::actor front;
+    node_actors actors;
   };
   std::map<node_id, peer> connected;
   std::set<node_id> lost; ///< connections that dropped
@@ -89,6 +92,11 @@ struct cluster_member::state {
   std::thread peers_thread;
   std::unique_ptr<cluster::watch_handle> nodes_watch;
   std::atomic<bool> etcd_up{true};
+
+  // Moves this node drives (partition_move_driver.cpp), by partition.
+  std::map<uint32_t, move_status> moves;
+  bool moving = false; ///< one at a time
+  std::thread move_thread;
 };
 
 /// Sends the lease state (live, next generation) to the writer, if set.
@@ -99,6 +107,21 @@ void report_lease(cluster_member::state& st);
 /// keeper and waits for it (bounded). True once the node holds etcd's map.
 /// Call without st.mtx held.
 bool refresh_map(cluster_member::state& st);
+
+/// Runs a move of partition `p` to node `to` (partition_move_driver.cpp),
+/// on the calling thread, to its end; st.moves[p] says where it stands.
+void run_move(const std::shared_ptr<cluster_member::state>& sp, uint32_t p,
+              node_id to);
+
+/// The map key's value and mod_revision as etcd holds it now.
+struct map_at {
+  partition_map map;
+  int64_t mod_revision = 0;
+};
+std::optional<map_at> read_map(cluster_member::state& st);
+
+/// The map key, "/parley/<name>/map".
+std::string map_key(const cluster::cluster_options& o);
 
 /// Starts the peer thread (after attach()).
 void start_peers(const std::shared_ptr<cluster_member::state>& st);

@@ -68,12 +68,13 @@ caf::actor connect(state& st, const node_registration& r, node_actors& out) {
   self->request(front, ask_timeout, caf::get_atom::value)
     .receive(
       [&](node_id id, caf::actor d, caf::actor g, caf::actor a,
-          caf::actor f) {
+          caf::actor f, caf::actor m) {
         if (id != r.node) {
           why = "it says it is node " + std::to_string(id);
           return;
         }
-        out = {std::move(d), std::move(g), std::move(a), std::move(f)};
+        out = {std::move(d), std::move(g), std::move(a), std::move(f),
+               std::move(m)};
         ok = true;
       },
       [&](caf::error& err) { why = st.sys.render(err); });
@@ -189,7 +190,7 @@ void run_peers(std::shared_ptr<state> sp) {
         std::lock_guard<std::mutex> guard{st.mtx};
         if (st.stopping)
           break;
-        st.connected[id] = {reg.incarnation, front};
+        st.connected[id] = {reg.incarnation, front, peer};
         tell_locals(st, id, peer);
       }
       spdlog::info("peer node={} connected address={}:{} incarnation={}", id,

@@ -133,6 +133,10 @@ node_config::node_config() {
     .add(admin_token_hash, "admin-token-hash",
          "hex BLAKE2b-256 of the operator's token for /v1/admin/* "
          "(printf %s TOKEN | b2sum -l 256); empty: no admin API")
+    .add(admin_listen, "admin-listen",
+         "HOST:PORT of the admin port of a clustered node (partition moves, "
+         "/v1/admin/cluster), on only with admin-token-hash; loopback or "
+         "private addresses only; port 0: a free one, logged")
     .add(partitions, "partitions",
          "partitions of the deployment (1-65536; 0: the store's, or 64 on "
          "the first start); kept in the store at the first start, and a "
@@ -288,6 +292,14 @@ std::string node_config::validate() const {
     return "parley.idempotency-sweep-interval-s must not be negative";
   if (!gateway())
     return "parley.listen must be HOST:PORT, e.g. 127.0.0.1:8080";
+  if (auto at = cluster::parse_host_port(admin_listen);
+      !at || !cluster::private_or_loopback(at->host))
+    return "parley.admin-listen must be HOST:PORT on a loopback or private "
+           "address, e.g. 127.0.0.1:8090";
+  if (auto at = cluster::parse_host_port(admin_listen);
+      !at || !cluster::private_or_loopback(at->host))
+    return "parley.admin-listen must be HOST:PORT on a loopback or private "
+           "address, e.g. 127.0.0.1:8090";
   if (!cluster_initial_nodes.empty()
       && !cluster::parse_node_list(cluster_initial_nodes))
     return "--cluster.initial-nodes must be distinct node ids 1-65535 "

@@ -78,6 +78,7 @@ public:
   uint64_t close_timeout_ms = gateway::default_close_timeout_ms;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token
+  std::string admin_listen = "127.0.0.1:8090"; ///< the admin port (cluster)
   std::string limit_send_device = "100/s,200";
   std::string limit_send_user = "300/s,600";
   std::string limit_group_create = "10/min,10";

@@ -136,8 +136,9 @@ struct partition_map {
     return p < owners.size() ? owners[p] : no_node;
   }
 
-  /// Checks that the map has `partitions` entries, each naming a node, and
-  /// an epoch of at least 1. Error: errc::bad_request, saying what is wrong.
+  /// Checks that the map has `partitions` entries and an epoch of at least
+  /// 1 (an entry of no_node is a partition nobody serves: a move between
+  /// its fence and its switch). Error: errc::bad_request, saying what.
   caf::error validate(uint32_t partitions) const;
 };
 

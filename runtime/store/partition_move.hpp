@@ -59,7 +59,29 @@ struct move_chunk {
   uint64_t erases = 0; ///< keys the old side no longer has
 };
 
-/// Plans the next chunk of `at`'s pass: reads up to `max_keys` keys of
+/// The old side's half of a chunk, as it crosses from the old owner to the
+/// new one (a cluster's move, runtime/partition_move_driver.hpp): the
+/// records read, as puts, and the span they cover.
+struct move_read {
+  write_batch records; ///< puts of the old side's keys, in key order
+  std::string span_end; ///< the span is [at.next, span_end)
+  bool done = false;   ///< the span reaches the partition's end
+};
+
+/// Reads the old side's records of the next chunk of `at`'s pass (up to
+/// `max_keys`). Errors: bad_request (no such partition), the backend's.
+caf::expected<move_read> read_chunk(kv_backend& from, const move_cursor& at,
+                                    size_t max_keys);
+
+/// The new side's half: the batch that makes `to`'s keys in the span of
+/// `r` equal the old side's. Errors: bad_request if `r` is not a chunk of
+/// that pass (a record outside the span or the partition, a span that
+/// does not start at `at.next`, an operation that is not a put), the
+/// backend's.
+caf::expected<move_chunk> plan_apply(kv_backend& to, const move_cursor& at,
+                                     const move_read& r);
+
+/// Plans the next chunk of `at`'s pass (read_chunk, then plan_apply): reads up to `max_keys` keys of
 /// the old side `from` from `at.next` on; the chunk's span runs from
 /// `at.next` to just past the last key read (to the range's end when
 /// fewer were left). The batch puts every old-side key of the span whose

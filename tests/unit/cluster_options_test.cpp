@@ -94,7 +94,7 @@ TEST_CASE("cluster: a registration and a map survive their JSON, and "
   for (auto bad :
        {"", "null", "{\"map_epoch\":1,\"partitions\":2,\"owners\":[1]}",
         "{\"map_epoch\":0,\"partitions\":1,\"owners\":[1]}",
-        "{\"map_epoch\":1,\"partitions\":1,\"owners\":[0]}",
+        "{\"map_epoch\":1,\"partitions\":1,\"owners\":[-1]}",
         "{\"map_epoch\":1,\"partitions\":1,\"owners\":[\"1\"]}",
         "{\"map_epoch\":1,\"partitions\":0,\"owners\":[]}",
         "{\"map_epoch\":1,\"partitions\":1,\"owners\":[1]"})

@@ -16,6 +16,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "runtime/accounts/credentials.hpp"
+#include "runtime/admin_listener.hpp"
 #include "runtime/cluster_member.hpp"
 #include "runtime/config.hpp"
 #include "runtime/node.hpp"
@@ -211,7 +212,8 @@ int main(int argc, char** argv) {
       }
     }
     node_options opts;
-    opts.kv = *kv;
+    auto kv_store = std::shared_ptr<kv_backend>(*kv);
+    opts.kv = kv_store;
     opts.conversation = cfg.conversation();
     opts.writer = cfg.writer();
     opts.accounts = cfg.accounts();
@@ -239,14 +241,36 @@ int main(int argc, char** argv) {
         member->leave();
       return 1;
     }
-    if (member)
-      member->attach(n);
+    std::unique_ptr<admin_listener> admin;
+    if (member) {
+      member->attach(n, kv_store);
+      auto hash = credentials::from_hex32(cfg.admin_token_hash);
+      auto at = cluster::parse_host_port(cfg.admin_listen);
+      if (hash.size() == 32 && at) {
+        admin = std::make_unique<admin_listener>(at->host, at->port, hash,
+                                                 *member);
+        if (auto err = admin->start(); !err.empty()) {
+          spdlog::critical("cannot open the admin port {}: {}",
+                           cfg.admin_listen, err);
+          admin.reset();
+          n.stop();
+          member->leave();
+          return 1;
+        }
+        spdlog::info("admin listening address={} port={}", at->host,
+                     admin->port());
+      } else {
+        spdlog::info("admin port off (no parley.admin-token-hash)");
+      }
+    }
     spdlog::info("node started data={} port={} pid={} workers={}",
                  cfg.data_dir, n.port(), ::getpid(),
                  sys.scheduler().num_workers());
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("stopping signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (admin)
+      admin->stop();
     n.stop();
     if (member)
       member->leave();
