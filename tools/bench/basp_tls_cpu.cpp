@@ -15,7 +15,10 @@
 //              sends a byte (a port scan, a plain client, a stuck peer)
 //   after      that raw connection closed again
 // and the round trips (a quarter of --rounds) while such a silent
-// connection is open (does a spinning I/O thread slow the data plane?).
+// connection is open (does a spinning I/O thread slow the data plane?),
+// and CPU while dialing a node that accepts TCP but never answers (a
+// frozen node: the kernel completes the connection) until the timeout,
+// after it (the node still silent), and after its listener closed.
 // --heartbeat-ms N turns on BASP heartbeats (connection timeout 3N): does
 // that end a silent connection?
 // 100% = one core busy. Certificates: a throwaway CA from the openssl CLI.
@@ -212,6 +215,43 @@ batch run_batch(caf::actor_system& sys, const caf::actor& remote,
   return b;
 }
 
+/// A listening socket on 127.0.0.1 that never accepts (the kernel completes
+/// connections to it: a frozen or stuck node); returns fd and port.
+std::pair<int, uint16_t> silent_listener() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0
+      || listen(fd, 16) != 0
+      || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return {-1, 0};
+  return {fd, ntohs(a.sin_port)};
+}
+
+/// CPU (% of a core) while `sys` tries to connect to a node that never
+/// answers, for `seconds` (connect_peer's timeout), and for `seconds` more
+/// after that timeout with the node still silent.
+std::pair<double, double> dial_silent_cpu(caf::actor_system& sys,
+                                          const cluster::tls_files& t,
+                                          double seconds) {
+  auto [fd, port] = silent_listener();
+  if (fd < 0)
+    return {-1, -1};
+  auto c0 = cpu_seconds();
+  auto t0 = clk::now();
+  auto r = cluster::connect_peer(
+    sys, "127.0.0.1", port, t,
+    std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>(seconds)));
+  double wall = std::chrono::duration<double>(clk::now() - t0).count();
+  double cpu = cpu_seconds() - c0;
+  double later = idle_cpu_percent(seconds);
+  close(fd);
+  return {r ? -1 : 100.0 * cpu / wall, later};
+}
+
 int run_mode(const options& o, const std::string& dir, bool tls) {
   cluster::tls_files t1, t2;
   if (tls) {
@@ -261,15 +301,20 @@ int run_mode(const options& o, const std::string& dir, bool tls) {
   if (fd >= 0)
     close(fd);
   double after = idle_cpu_percent(o.idle_seconds);
+  auto [dialing, after_dial] = dial_silent_cpu(sys2, t2, o.idle_seconds);
+  double after_listener_closed = idle_cpu_percent(o.idle_seconds);
   std::printf("tls=%-3s round_trips=%llu window=%zu wall=%.2fs cpu=%.2fs "
               "rt/s=%.0f cpu_us/rt=%.1f connect=%.1fms(cpu %.1fms) "
               "idle_cpu=%.1f%% silent_conn_cpu=%.1f%% after_close_cpu=%.1f%% "
-              "with_silent_conn: rt/s=%.0f cpu_us/rt=%.1f\n",
+              "with_silent_conn: rt/s=%.0f cpu_us/rt=%.1f "
+              "dialing_silent_node_cpu=%.1f%% after_dial_timeout_cpu=%.1f%% "
+              "after_listener_closed_cpu=%.1f%%\n",
               tls ? "on" : "off", static_cast<unsigned long long>(done),
               o.window, wall, cpu, done / wall, done ? 1e6 * cpu / done : 0.0,
               connect_ms, connect_cpu_ms, idle, silent, after,
               loaded.done / loaded.wall,
-              loaded.done ? 1e6 * loaded.cpu / loaded.done : 0.0);
+              loaded.done ? 1e6 * loaded.cpu / loaded.done : 0.0, dialing,
+              after_dial, after_listener_closed);
   std::fflush(stdout);
   caf::anon_send_exit(reader, caf::exit_reason::user_shutdown);
   return done == o.rounds ? 0 : 2;
