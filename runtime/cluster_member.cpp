@@ -64,8 +64,31 @@ struct front_state {
   static inline const char* name = "cluster_front";
 };
 
-caf::behavior front_impl(caf::stateful_actor<front_state>* self, node_id me) {
+caf::behavior front_impl(caf::stateful_actor<front_state>* self, node_id me,
+                         std::weak_ptr<cluster_member::state> member) {
+  using bundle = caf::result<node_id, caf::actor, caf::actor, caf::actor,
+                             caf::actor, caf::actor>;
   return {
+    // A lower-numbered node dialled this one and says who it is: its
+    // actors arrive over the connection it opened (cluster_peers.cpp).
+    [self, me, member](caf::get_atom, node_id from, caf::actor d,
+                       caf::actor r, caf::actor a, caf::actor f,
+                       caf::actor m) -> bundle {
+      if (!self->state.ready)
+        return caf::make_error(errc::unavailable, "node starting");
+      auto sender = self->current_sender();
+      bool same_node = sender && d && r && a && f && m;
+      for (auto* x : {&d, &r, &a, &f, &m})
+        same_node = same_node && (*x)->node() == sender->node();
+      if (!same_node || from == me || sender->node() == self->node())
+        return caf::make_error(errc::bad_request, "not a peer's hello");
+      if (auto sp = member.lock())
+        inbound_hello(*sp, from,
+                      {std::move(d), std::move(r), std::move(a),
+                       std::move(f), std::move(m)});
+      auto& x = self->state.actors;
+      return {me, x.directory, x.registry, x.accounts, x.fanout, x.mover};
+    },
     [self](caf::put_atom, caf::actor d, caf::actor r, caf::actor a,
            caf::actor f, caf::actor m) {
       auto from = self->current_sender();
@@ -191,16 +214,16 @@ std::string cluster_member::join(uint32_t partitions) {
   eo.at = {etcd_at->host, etcd_at->port};
   st.cp = std::make_unique<cluster::etcd_client>(eo);
   // Publish the front first: its port goes into the registration.
-  st.front = st.sys.spawn(front_impl, o.node);
-  auto port = st.sys.middleman().publish(st.front, listen->port,
-                                         listen->host.c_str(), false);
+  st.front = st.sys.spawn(front_impl, o.node, std::weak_ptr<state>{st_});
+  auto port = cluster::publish_peer(st.sys, st.front, listen->host,
+                                    listen->port, st.tls());
   if (!port)
     return "cannot listen for nodes on " + o.listen + ": "
            + st.sys.render(port.error());
   st.self = {o.node, {listen->host, *port},
              std::to_string(system_clock_ms())};
-  spdlog::info("cluster listening node={} address={} port={}", o.node,
-               listen->host, *port);
+  spdlog::info("cluster listening node={} address={} port={} tls={}",
+               o.node, listen->host, *port, st.tls().enabled());
   // Another process registered as this node: wait for its lease to lapse
   // (a restart after kill -9), else refuse (two processes, one id).
   auto key = o.prefix() + "nodes/" + std::to_string(o.node);

@@ -17,6 +17,7 @@
 #include <caf/actor_system.hpp>
 
 #include "runtime/cluster/cluster_options.hpp"
+#include "runtime/cluster/cluster_tls.hpp"
 #include "runtime/cluster/etcd_client.hpp"
 #include "runtime/cluster/lease_runner.hpp"
 #include "runtime/cluster_member.hpp"
@@ -55,6 +56,10 @@ struct cluster_member::state {
 
   caf::actor_system& sys;
   const cluster::cluster_options opts;
+  /// Mutual TLS between nodes, if configured (cluster_tls.hpp).
+  cluster::tls_files tls() const {
+    return {opts.tls_cert, opts.tls_key, opts.tls_ca};
+  }
   std::unique_ptr<cluster::etcd_client> cp;
   node_registration self;
   caf::actor front; ///< published on opts.listen
@@ -87,6 +92,9 @@ struct cluster_member::state {
   };
   std::map<node_id, peer> connected;
   std::set<node_id> lost; ///< connections that dropped
+  /// Actors of lower-numbered nodes that dialled this one (their hello),
+  /// taken into `connected` by the peer thread.
+  std::map<node_id, node_actors> inbound;
   bool rewatch_nodes = false;
   bool stopping = false;
   std::thread peers_thread;
@@ -122,6 +130,11 @@ std::optional<map_at> read_map(cluster_member::state& st);
 
 /// The map key, "/parley/<name>/map".
 std::string map_key(const cluster::cluster_options& o);
+
+/// A lower-numbered node's hello through the front: records its actors
+/// for the peer thread. Takes st.mtx.
+void inbound_hello(cluster_member::state& st, node_id from,
+                   node_actors actors);
 
 /// Starts the peer thread (after attach()).
 void start_peers(const std::shared_ptr<cluster_member::state>& st);

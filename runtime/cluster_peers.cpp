@@ -49,7 +49,7 @@ caf::actor connect(state& st, const node_registration& r, node_actors& out) {
   caf::actor front;
   std::string why;
   self
-    ->request(st.sys.middleman().actor_handle(), connect_timeout,
+    ->request(cluster::peer_middleman(st.sys, st.tls()), connect_timeout,
               caf::connect_atom::value, r.at.host, r.at.port)
     .receive(
       [&](const caf::node_id&, caf::strong_actor_ptr& ptr,
@@ -65,7 +65,13 @@ caf::actor connect(state& st, const node_registration& r, node_actors& out) {
     return {};
   }
   bool ok = false;
-  self->request(front, ask_timeout, caf::get_atom::value)
+  // The hello: this node's actors go with the question, so the dialled
+  // node needs no connection of its own back (CAF's openssl module hangs
+  // a second connection between two nodes that already have one).
+  auto& me = st.local;
+  self
+    ->request(front, ask_timeout, caf::get_atom::value, st.opts.node,
+              me.directory, me.registry, me.accounts, me.fanout, me.mover)
     .receive(
       [&](node_id id, caf::actor d, caf::actor g, caf::actor a,
           caf::actor f, caf::actor m) {
@@ -138,6 +144,37 @@ void watch_nodes(const std::shared_ptr<state>& sp) {
   st.nodes_watch = st.cp->watch(prefix, r->revision + 1, on_event, on_failure);
 }
 
+/// Records `peer` (reached through `watched`, whose end means the
+/// connection dropped) as node reg.node's actors and tells the local
+/// actors. False if the member is stopping.
+bool take_peer(const std::shared_ptr<state>& sp, const node_registration& reg,
+               const caf::actor& watched, const node_actors& peer) {
+  auto& st = *sp;
+  auto id = reg.node;
+  {
+    std::lock_guard<std::mutex> guard{st.mtx};
+    if (st.stopping)
+      return false;
+    st.connected[id] = {reg.incarnation, watched, peer};
+    tell_locals(st, id, peer);
+  }
+  spdlog::info("peer node={} connected address={}:{} incarnation={} "
+               "dialled={}",
+               id, reg.at.host, reg.at.port, reg.incarnation,
+               id > st.opts.node);
+  // The proxy ends when the connection drops (at once if it already has:
+  // then the next pass forgets it and dials or waits again).
+  std::weak_ptr<state> weak = sp;
+  watched->attach_functor([weak, id] {
+    if (auto p = weak.lock()) {
+      std::lock_guard<std::mutex> g{p->mtx};
+      p->lost.insert(id);
+      p->cv.notify_all();
+    }
+  });
+  return true;
+}
+
 void run_peers(std::shared_ptr<state> sp) {
   auto& st = *sp;
   watch_nodes(sp);
@@ -146,6 +183,7 @@ void run_peers(std::shared_ptr<state> sp) {
   for (;;) {
     std::vector<node_id> forget;
     std::vector<node_registration> dial;
+    std::vector<std::pair<node_registration, node_actors>> adopt;
     bool rewatch = false;
     {
       std::unique_lock<std::mutex> guard{st.mtx};
@@ -163,9 +201,19 @@ void run_peers(std::shared_ptr<state> sp) {
         }
       }
       st.lost.clear();
-      for (auto& [id, reg] : st.wanted)
-        if (!st.connected.count(id))
+      // Of each pair of nodes the lower-numbered one dials (one BASP
+      // connection per pair); the higher one adopts the actors its hello
+      // brought.
+      for (auto& [id, reg] : st.wanted) {
+        if (st.connected.count(id))
+          continue;
+        if (id > st.opts.node) {
           dial.push_back(reg);
+        } else if (auto i = st.inbound.find(id); i != st.inbound.end()) {
+          adopt.emplace_back(reg, std::move(i->second));
+          st.inbound.erase(i);
+        }
+      }
       rewatch = st.rewatch_nodes;
     }
     for (auto id : forget) {
@@ -174,6 +222,8 @@ void run_peers(std::shared_ptr<state> sp) {
                    id);
       tell_locals(st, id, {});
     }
+    for (auto& [reg, peer] : adopt)
+      take_peer(sp, reg, peer.directory, peer);
     for (auto& reg : dial) {
       node_actors peer;
       auto front = connect(st, reg, peer);
@@ -184,26 +234,8 @@ void run_peers(std::shared_ptr<state> sp) {
         continue;
       }
       failing.erase(reg.node);
-      std::weak_ptr<state> weak = sp;
-      auto id = reg.node;
-      {
-        std::lock_guard<std::mutex> guard{st.mtx};
-        if (st.stopping)
-          break;
-        st.connected[id] = {reg.incarnation, front, peer};
-        tell_locals(st, id, peer);
-      }
-      spdlog::info("peer node={} connected address={}:{} incarnation={}", id,
-                   reg.at.host, reg.at.port, reg.incarnation);
-      // The proxy ends when the connection drops (at once if it already
-      // has: then the next pass forgets and dials again).
-      front->attach_functor([weak, id] {
-        if (auto p = weak.lock()) {
-          std::lock_guard<std::mutex> g{p->mtx};
-          p->lost.insert(id);
-          p->cv.notify_all();
-        }
-      });
+      if (!take_peer(sp, reg, front, peer))
+        break;
     }
     if (rewatch)
       watch_nodes(sp);
@@ -229,6 +261,12 @@ void run_peers(std::shared_ptr<state> sp) {
 }
 
 } // namespace
+
+void inbound_hello(state& st, node_id from, node_actors actors) {
+  std::lock_guard<std::mutex> guard{st.mtx};
+  st.inbound[from] = std::move(actors);
+  st.cv.notify_all();
+}
 
 void start_peers(const std::shared_ptr<state>& sp) {
   sp->peers_thread = std::thread{run_peers, sp};

@@ -17,6 +17,7 @@
 
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/admin_listener.hpp"
+#include "runtime/cluster/cluster_tls.hpp"
 #include "runtime/cluster_member.hpp"
 #include "runtime/config.hpp"
 #include "runtime/node.hpp"
@@ -194,9 +195,14 @@ int main(int argc, char** argv) {
     // CAF's distribution, only for a cluster; automatic connections stay
     // off (on, they would open a port on every interface). Heartbeats let
     // a node see a peer that stopped answering.
-    cfg.load<caf::io::middleman>();
-    cfg.set("middleman.enable-automatic-connections", false);
-    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+    auto bad = cluster::configure_middleman(
+      cfg, {cluster_opts.tls_cert, cluster_opts.tls_key, cluster_opts.tls_ca});
+    if (!bad.empty()) {
+      std::cerr << "parleyd: " << bad << '\n';
+      return 2;
+    }
+    cfg.set("middleman.heartbeat-interval",
+            caf::timespan{std::chrono::seconds(1)});
   }
   int exit_code = 0;
   {
