@@ -28,6 +28,8 @@ std::string two_node_world::check() const {
     return why;
   if (auto why = check_unread(); !why.empty())
     return why;
+  if (auto why = check_leases(); !why.empty())
+    return why;
   return check_syncs();
 }
 

@@ -60,7 +60,11 @@ void two_node_world::boot(node_id n) {
   auto store = std::shared_ptr<kv_backend>(nd.disk);
   if (k.disk_ignores_sync)
     store = std::make_shared<sync_ignoring_backend>(nd.disk, &faults_on);
+  if (leases)
+    store = lease_audited(store, this, n);
   nd.writer = sys.spawn(store_writer_impl, store, store_writer_limits{});
+  if (leases)
+    lease_boot(n); // the writer starts fenced; its keeper ticks
   nd.reader = sys.spawn(store_reader_impl,
                         std::shared_ptr<kv_backend>(nd.disk), uint64_t{50});
   nd.delivery = spawn_node_recorder(sys, this, n);
@@ -143,6 +147,8 @@ void two_node_world::crash(node_id n) {
   add(nd.writer);
   add(nd.reader);
   add(nd.delivery);
+  if (leases && leases->nodes[n - 1].ticker)
+    add(leases->nodes[n - 1].ticker); // its lease runs out in the double
   {
     auto ptr = caf::actor_cast<caf::abstract_actor*>(nd.inbox);
     auto& st = dynamic_cast<caf::stateful_actor<
@@ -169,6 +175,8 @@ void two_node_world::crash(node_id n) {
   nd.reader = nullptr;
   nd.delivery = nullptr;
   nd.inbox = nullptr;
+  if (leases)
+    lease_crash(n);
   if (k.power_loss && !stopping_)
     two_node_grand_totals().lost_unsynced += nd.disk->lose_unsynced();
   nd.disk->fail_write = live_disk;
@@ -188,6 +196,7 @@ void two_node_world::stop_all() {
     sched.run_once();
   net_.reset();
   sys_.reset();
+  leases.reset(); // after the tickers (their keepers use its clients)
   cfg_.reset();
 }
 

@@ -54,6 +54,9 @@ two_node_knobs draw_knobs(uint64_t seed) {
   k.node_crashes = knob_rng() % 3;
   k.power_loss = knob_rng() % 4 != 0;
   k.faulty_steps = 300 + knob_rng() % 2000;
+  // Leases in three seeds of four (the fourth: a node without a cluster).
+  k.leases = knob_rng() % 4 != 0;
+  k.cp_outages = k.leases ? knob_rng() % 4 : 0;
   return k;
 }
 
@@ -102,7 +105,22 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
                        << " of a user placed apart from its conversation), "
                           "none skipped; "
                        << t.stale_inbox_rows
-                       << " inbox rows behind the log at the end");
+                       << " inbox rows behind the log at the end; leases in "
+                       << t.lease_runs << " runs: " << t.cp_outages
+                       << " control-plane outages, " << t.fenced_windows
+                       << " fenced windows (all live again after heal), "
+                       << t.lease_regrants << " leases granted again, "
+                       << t.fence_refusals << " sends refused by the fence, "
+                       << t.watermarks_fenced_off
+                       << " idle outbox watermarks the fence dropped, "
+                       << t.lease_writes << " writes into owned partitions ("
+                       << t.writes_in_margin
+                       << " after the fence deadline, within the margin), "
+                          "none while fenced; "
+                       << t.writes_past_lease
+                       << " past the lease after a stall (longest "
+                       << t.max_past_lease_ms << " ms past; first: "
+                       << t.first_past_lease << ")");
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) { // not a replay
     CHECK(t.remote_answers > 0);
     CHECK(t.tagged_answers > 0);
@@ -111,6 +129,8 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
     CHECK(t.synced_apart > 0);
     CHECK(t.hop_dropped > 0);
     CHECK(t.lost_unsynced > 0);
+    CHECK(t.fenced_windows > 0);
+    CHECK(t.fence_refusals > 0);
   }
 }
 
@@ -164,6 +184,23 @@ TEST_CASE("sim: the two-node swarm fails on planted bugs: a link that "
   MESSAGE("acks before sync: " << unsynced << " of 300 seeds failed; "
                                << why2);
   CHECK(unsynced > 0);
+}
+
+TEST_CASE("sim: the two-node swarm's lease checks fail on a planted bug: "
+          "the lease forwarder never sends the fence") {
+  // Strict runs: no stalls (no time jumps, no timers fired while work
+  // waits), so a writer still live past its lease is a bug, never the
+  // race of a stopped process.
+  auto [unfenced, why] = planted(82000, 100, [](two_node_knobs& k) {
+    k.leases = true;
+    k.cp_outages = 3;
+    k.lease_fence_never_sent = true;
+    k.p_time_jump = 0;
+    k.p_fire_timer = 0;
+  });
+  MESSAGE("fence never sent: " << unfenced << " of 100 seeds failed; "
+                               << why);
+  CHECK(unfenced > 0);
 }
 
 TEST_CASE("sim: the link carries a request and its answer serialized, with "

@@ -17,6 +17,7 @@
 #include "actors/outbox_relay.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_writer.hpp"
+#include "runtime/core/errors.hpp"
 
 namespace parley::sim {
 
@@ -94,6 +95,9 @@ void two_node_world::record(const std::string& cmid, const send_result& r) {
 void two_node_world::record(const std::string& cmid, const caf::error& e) {
   if (e == caf::sec::request_timeout)
     ++two_node_grand_totals().timeouts;
+  if (leases && is(e, errc::unavailable)
+      && caf::to_string(e).find("lease") != std::string::npos)
+    ++two_node_grand_totals().fence_refusals;
   if (std::getenv("PARLEY_SIM_DEBUG"))
     fprintf(stderr, "step %llu error %s %s\n", (unsigned long long)steps,
             cmid.c_str(), caf::to_string(e).c_str());
@@ -105,9 +109,11 @@ bool two_node_world::step() {
   ++steps;
   if (on_step)
     on_step(*sys_);
-  if (faults_on && uniform() < k.p_time_jump)
+  if (faults_on && uniform() < k.p_time_jump) {
     sched.advance_time(std::chrono::milliseconds(
       static_cast<int64_t>(1 + uniform() * 3000)));
+    stalled_until_ = now();
+  }
   if (faults_on && k.p_conv_crash > 0 && uniform() < k.p_conv_crash) {
     auto& nd = at(1 + sched_rng() % 2);
     if (nd.up) {
@@ -127,12 +133,21 @@ bool two_node_world::step() {
   if (sched.jobs.empty()
       || (faults_on && uniform() < k.p_fire_timer
           && sched.clock().has_pending_timeout())) {
+    // With leases, the tickers re-arm for ever: quiet once only they are
+    // left and every lease is live.
+    if (leases && sched.jobs.empty() && leases_quiet())
+      return false;
+    const bool stall = !sched.jobs.empty(); // work waits meanwhile
     if (!sched.trigger_timeout())
       return false;
+    if (stall)
+      stalled_until_ = now();
     fnv(trace_hash, 0x7111E);
     return true;
   }
   fnv(trace_hash, run_one_random(sched, sched_rng));
+  if (leases)
+    lease_watch();
   return true;
 }
 
@@ -152,6 +167,12 @@ std::string two_node_world::run_all() {
   net_ = std::make_unique<hop_net>(*sys_, [this] { return uniform(); });
   net_->max_delay_ms = k.max_hop_delay_ms;
   net_->reorder = k.link_reorders;
+  if (k.leases) {
+    ++two_node_grand_totals().lease_runs;
+    auto* sp = &coordinator(*sys_);
+    leases = std::make_unique<lease_model>(
+      [sp] { return sp->clock().current_time; });
+  }
   boot(1);
   boot(2);
   for (int c = 0; c < k.clients; ++c)
@@ -171,9 +192,27 @@ std::string two_node_world::run_all() {
     auto from = fault_rng() % k.faulty_steps;
     breaks.emplace_back(from, from + 1 + fault_rng() % k.max_break_steps);
   }
+  // Control-plane outages of one node, longer than TTL - margin (virtual
+  // time), some longer than the TTL (the lease lapses in the double).
+  const int64_t fence_after = k.lease_ttl_s * 1000 - k.fence_margin_ms;
+  for (int i = 0; leases && i < k.cp_outages; ++i) {
+    // Half of them early, while the clients are still sending.
+    auto at_step = fault_rng() % (i % 2 ? k.faulty_steps : 200);
+    node_id n = 1 + fault_rng() % 2;
+    outage_at_[at_step] = {
+      n, fence_after + 100
+           + int64_t(fault_rng() % uint64_t(k.lease_ttl_s * 2000))};
+  }
   faults_on = true;
   for (uint64_t s = 0; s < k.faulty_steps; ++s) {
     if (auto b = boot_at.find(s); b != boot_at.end() && !at(b->second).up) {
+      if (leases && leases->nodes[b->second - 1].cut) {
+        // parleyd serves nothing before it has registered: it waits.
+        boot_at[s + 1] = b->second;
+        if (!step())
+          break;
+        continue;
+      }
       boot(b->second);
       spawn_clients(b->second);
     }
@@ -184,12 +223,16 @@ std::string two_node_world::run_all() {
     net_->broken = std::any_of(breaks.begin(), breaks.end(), [s](auto& w) {
       return w.first <= s && s < w.second;
     });
+    if (leases)
+      lease_faults(s);
     if (!step())
       break;
   }
   // Heal: no new faults, a node still down reboots, everything must finish.
   faults_on = false;
   net_->broken = false;
+  if (leases)
+    lease_heal();
   for (node_id n : {1, 2})
     if (!at(n).up) {
       boot(n);
@@ -205,6 +248,8 @@ std::string two_node_world::run_all() {
   for (auto& [cmid, o] : outcomes)
     if (homes[std::stoi(cmid.substr(1))] != owner_of(o.conv))
       t.remote_answers += o.answers.size();
+  if (leases)
+    lease_watermarks();
   if (k.sync_at_end) {
     for (int c = 0; c < k.clients; ++c)
       at(homes[c]).others.push_back(

@@ -28,6 +28,7 @@
 // conversation's node (the others' syncs answer not_member).
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -48,6 +49,7 @@
 #include "sim_world.hpp"
 #include "two_node_actors.hpp"
 #include "two_node_hop.hpp"
+#include "two_node_lease.hpp"
 
 namespace parley::sim {
 
@@ -84,6 +86,14 @@ struct two_node_knobs {
   bool check_at_end = true;
   /// After heal, every device syncs from sequence 0 (through its node).
   bool sync_at_end = true;
+  // Leases and self-fencing through the control plane's sim double
+  // (issue 22, two_node_lease.hpp):
+  bool leases = false;
+  int cp_outages = 0; ///< windows in which one node cannot reach etcd
+  int64_t lease_ttl_s = 5;
+  int64_t fence_margin_ms = 1500;
+  /// A planted bug: the lease forwarder never sends the fence.
+  bool lease_fence_never_sent = false;
 };
 
 /// Counters over all two-node runs in this process.
@@ -97,7 +107,24 @@ struct two_node_totals {
            synced_devices = 0,   ///< syncs after heal checked against the log
            synced_apart = 0, ///< checked syncs of a user placed apart
                              ///< from its conversation (index from events)
-           synced_across = 0;    ///< checked syncs that crossed the link
+           synced_across = 0,    ///< checked syncs that crossed the link
+           lease_runs = 0,       ///< runs with leases modelled
+           cp_outages = 0,       ///< windows cut off the control plane
+           fenced_windows = 0,   ///< a live lease fenced, by its keeper
+           fence_refusals = 0,   ///< sends refused by the lease fence
+           lease_writes = 0,     ///< audited writes into owned partitions
+           writes_in_margin = 0, ///< of them after the fence deadline, with
+                                 ///< the fence on its way (within margin)
+           lease_regrants = 0,   ///< leases granted again after lapsing
+           /// Writes past the lease (at or after the last renewal sent +
+           /// TTL) after a stall (see stalled_until_): the fence is a
+           /// message, so a writer that resumes first writes before it.
+           writes_past_lease = 0,
+           max_past_lease_ms = 0; ///< the longest such overrun
+  /// Conversations whose idle outbox watermark the lease fence dropped
+  /// (the writer drops lazy puts while fenced; nothing sends it again).
+  uint64_t watermarks_fenced_off = 0;
+  std::string first_past_lease; ///< the first of them, with its seed
 };
 two_node_totals& two_node_grand_totals();
 
@@ -155,6 +182,8 @@ public:
   /// Called at the start of every step, with the world's actor system (the
   /// partition move test starts its mover from here).
   std::function<void(caf::actor_system&)> on_step;
+  /// The control plane and the nodes' leases (k.leases; else null).
+  std::unique_ptr<lease_model> leases;
 
   // Internal: used by the sim actors.
   double uniform();
@@ -167,6 +196,12 @@ public:
   node_id owner_of(conversation_id conv) const;
   void record(const std::string& cmid, const send_result& r);
   void record(const std::string& cmid, const caf::error& e);
+  /// Ticks node n's lease keeper (from its ticker) and re-arms the ticker.
+  void lease_tick(node_id n, caf::event_based_actor* self);
+  /// Audits a write that landed on node n's disk through its writer.
+  void audit_write(node_id n, const write_batch& batch);
+  /// The lease invariants at the end (two_node_lease.hpp); empty if held.
+  std::string check_leases() const;
 
 private:
   void boot(node_id n);
@@ -175,6 +210,26 @@ private:
   bool step();
   bool run(uint64_t max_steps);
   void spawn_clients(node_id n);
+  // Leases (two_node_lease.cpp):
+  void lease_boot(node_id n);
+  void lease_crash(node_id n);
+  void on_lease_change(node_id n, bool live);
+  /// Cuts off and reconnects nodes as drawn (faulty phase step s).
+  void lease_faults(uint64_t s);
+  void lease_heal();
+  /// No writer live past its lease without a stall (every step).
+  void lease_watch();
+  /// Outbox watermarks the lease fence dropped (two_node_lease.cpp).
+  void lease_watermarks();
+  /// Nothing left but lease ticks, and every node's lease is live.
+  bool leases_quiet() const;
+  std::chrono::steady_clock::time_point now() const;
+  /// The end of the last stall: virtual time that passed while work was
+  /// waiting (a time jump, or a timer fired with jobs queued), as when a
+  /// whole process stops and resumes.
+  std::chrono::steady_clock::time_point stalled_until_{};
+  /// Outages drawn by run_all: step -> (node, virtual duration in ms).
+  std::map<uint64_t, std::pair<node_id, int64_t>> outage_at_;
 
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;
