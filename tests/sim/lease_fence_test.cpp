@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <random>
@@ -46,9 +48,9 @@ struct fixture : sim::coordinated_system {
   std::shared_ptr<std::vector<event>> log
     = std::make_shared<std::vector<event>>();
 
-  fixture() {
+  explicit fixture(store_writer_limits limits = {}) {
     writer = sys->spawn(store_writer_impl, std::shared_ptr<kv_backend>(disk),
-                        store_writer_limits{});
+                        std::move(limits));
     auto out = log;
     collector = sys->spawn([out](caf::event_based_actor*) -> caf::behavior {
       return {
@@ -323,4 +325,47 @@ TEST_CASE("sim: the lease fence in order: answered after what came before "
   CHECK(!f.on_disk(lo + "c"));
   CHECK(!f.on_disk(lo + "d"));
   CHECK(f.on_disk(lo + "e"));
+}
+
+TEST_CASE("sim: the store writer fences at the lease thread's deadline "
+          "without waiting for a report (a process resumed after SIGSTOP)") {
+  auto deadline = std::make_shared<std::atomic<int64_t>>(0);
+  auto at = [&](std::chrono::steady_clock::duration from_now) {
+    deadline->store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      (std::chrono::steady_clock::now() + from_now)
+                        .time_since_epoch())
+                      .count());
+  };
+  store_writer_limits lim;
+  lim.lease_deadline = deadline;
+  fixture f{lim};
+  auto [lo, hi] = store::partition_range(0, parts);
+  auto send = [&](uint64_t tag, uint64_t epoch, std::string key) {
+    write_batch b;
+    b.put(std::move(key), "v");
+    caf::send_as(f.collector, f.writer, commit_atom::value,
+                 tagged_commit{tag, 7, epoch, std::move(b)});
+    f.sched->run();
+  };
+  at(std::chrono::hours(1)); // renewed: an hour to go
+  send(1, 1, lo + "a");
+  deadline->store(0); // the lease thread fenced; its report is not here yet
+  send(2, 1, lo + "b");
+  send(3, 2, keys::meta("m")); // meta keys are not the partitions'
+  at(-std::chrono::seconds(1)); // a deadline that has passed
+  send(4, 2, lo + "c");
+  at(std::chrono::hours(1)); // renewed again
+  send(5, 3, lo + "d");
+  auto& log = *f.log;
+  REQUIRE(log.size() == 5);
+  CHECK(!log[0].commit.err);
+  CHECK(is(log[1].commit.err, errc::unavailable));
+  CHECK(!log[2].commit.err);
+  CHECK(is(log[3].commit.err, errc::unavailable));
+  CHECK(!log[4].commit.err);
+  CHECK(f.on_disk(lo + "a"));
+  CHECK(!f.on_disk(lo + "b"));
+  CHECK(!f.on_disk(lo + "c"));
+  CHECK(f.on_disk(lo + "d"));
+  CHECK(f.on_disk(keys::meta("m")));
 }
