@@ -91,6 +91,53 @@ void release_moved(self_ptr self) {
   }
 }
 
+/// The running device actor of (user, dev). Error: not_found.
+caf::expected<device_actor> lookup(device_registry_state& st, user_id user,
+                                   device_id dev) {
+  if (auto* e = find(st, user, dev))
+    return e->actor;
+  return caf::make_error(errc::not_found, "no device actor");
+}
+
+/// Attaches `conn` to the device actor of (user, dev) of this node,
+/// spawned on first use, and answers with it as an `R` once it has taken
+/// the connection.
+template <class R>
+caf::result<R> join_here(self_ptr self, user_id user, device_id dev,
+                         caf::actor conn) {
+  auto& st = self->state;
+  auto* e = find(st, user, dev);
+  if (!e) {
+    // Linked: device actors end with the registry. Monitored: a device
+    // that fails is cleaned up by the down handler (exits from devices
+    // are trapped below).
+    auto actor = self->spawn<caf::linked>(device_impl, st.deps, user, dev);
+    self->monitor(actor);
+    st.linked.insert(actor.address());
+    st.by_device[actor.address()] = {user, dev};
+    e = &st.devices[user][dev];
+    e->actor = actor;
+  }
+  if (e->conn && e->conn != conn.address())
+    st.by_conn.erase(e->conn); // the device actor closes it
+  e->conn = conn.address();
+  st.by_conn[conn.address()] = {user, dev};
+  self->monitor(conn);
+  // Deliveries forwarded after this join reach the device after it, so
+  // they go to the new connection.
+  auto rp = self->make_response_promise<R>();
+  auto actor = e->actor;
+  self->request(actor, timeouts::ask, caf::join_atom::value, conn)
+    .then(
+      [rp, actor](bool) mutable { rp.deliver(caf::actor_cast<R>(actor)); },
+      // A timeout too: the connection retries its join, which repeats
+      // everything above (each step is idempotent) and asks the device
+      // actor again; a connection that gives up instead closes, and its
+      // down message unregisters it.
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 void schedule_tick(self_ptr self) {
   self->delayed_send(self, self->state.opts.idle_ttl / 2,
                      caf::tick_atom::value);
@@ -165,9 +212,11 @@ device_registry_impl(self_ptr self, device_deps deps,
     },
     [self](caf::update_atom, user_id user, device_id origin,
            const inbox_entry& changed) {
-      caf::error refused; // dropped: the other devices see it by sync
-      if (!registry_peers::served_here(self, user, refused))
+      if (auto at = registry_peers::place(self, user); !at.here) {
+        if (at.owner) // else dropped: the other devices see it by sync
+          registry_peers::hand_on(self, at.owner);
         return;
+      }
       for_connected(self->state, {user}, [&](user_id, device_id dev,
                                              entry& e) {
         if (dev != origin)
@@ -196,53 +245,37 @@ device_registry_impl(self_ptr self, device_deps deps,
     },
     [self](caf::join_atom, user_id user, device_id dev,
            caf::actor conn) -> caf::result<device_actor> {
-      auto& st = self->state;
-      if (caf::error err; !registry_peers::served_here(self, user, err)) {
-        if (err)
-          return err;
-        return caf::delegated<device_actor>{}; // the owner's registry
-      }
-      auto* e = find(st, user, dev);
-      if (!e) {
-        // Linked: device actors end with the registry. Monitored: a device
-        // that fails is cleaned up by the down handler (exits from devices
-        // are trapped below).
-        auto actor = self->spawn<caf::linked>(device_impl, st.deps, user, dev);
-        self->monitor(actor);
-        st.linked.insert(actor.address());
-        st.by_device[actor.address()] = {user, dev};
-        e = &st.devices[user][dev];
-        e->actor = actor;
-      }
-      if (e->conn && e->conn != conn.address())
-        st.by_conn.erase(e->conn); // the device actor closes it
-      e->conn = conn.address();
-      st.by_conn[conn.address()] = {user, dev};
-      self->monitor(conn);
-      // Deliveries forwarded after this join reach the device after it,
-      // so they go to the new connection.
-      auto rp = self->make_response_promise<device_actor>();
-      auto actor = e->actor;
-      self
-        ->request(actor, timeouts::ask, caf::join_atom::value, conn)
-        .then([rp, actor](bool) mutable { rp.deliver(actor); },
-              // A timeout too: the connection retries its join, which
-              // repeats everything above (each step is idempotent) and
-              // asks the device actor again; a connection that gives up
-              // instead closes, and its down message unregisters it.
-              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+      auto at = registry_peers::place(self, user);
+      if (at.here)
+        return join_here<device_actor>(self, user, dev, std::move(conn));
+      if (!at.owner)
+        return std::move(at.err);
+      return registry_peers::join_at(self, at.owner, user, dev,
+                                     std::move(conn));
+    },
+    [self](caf::join_atom, node_id from, user_id user, device_id dev,
+           caf::actor conn) -> caf::result<caf::actor> {
+      if (auto err = registry_peers::check_asked_by(self, user, from))
+        return err;
+      return join_here<caf::actor>(self, user, dev, std::move(conn));
     },
     [self](caf::get_atom, user_id user,
            device_id dev) -> caf::result<device_actor> {
-      if (caf::error err; !registry_peers::served_here(self, user, err)) {
-        if (err)
-          return err;
-        return caf::delegated<device_actor>{};
-      }
-      if (auto* e = find(self->state, user, dev))
-        return e->actor;
-      return caf::make_error(errc::not_found, "no device actor");
+      auto at = registry_peers::place(self, user);
+      if (at.here)
+        return lookup(self->state, user, dev);
+      if (!at.owner)
+        return std::move(at.err);
+      return registry_peers::get_at(self, at.owner, user, dev);
+    },
+    [self](caf::get_atom, node_id from, user_id user,
+           device_id dev) -> caf::result<caf::actor> {
+      if (auto err = registry_peers::check_asked_by(self, user, from))
+        return err;
+      auto found = lookup(self->state, user, dev);
+      if (!found)
+        return std::move(found.error());
+      return caf::actor_cast<caf::actor>(std::move(*found));
     },
     [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
       if (auto err = self->state.opts.where.replace(std::move(next)))

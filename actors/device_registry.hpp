@@ -11,11 +11,12 @@
 // a newer map that moves a user away stops the user's device actors and
 // closes their connections (device_unavailable: the client reconnects and
 // syncs). Users owned by another node are served by that node's registry
-// (`peers`, set at run time by the cluster; device_registry_peers.cpp): a
-// join, lookup or inbox update of such a user is handed to it with its
-// sender kept (the device actor there talks to the connection here over
-// CAF's middleman), and deliveries and receipts for such users go on to it
-// as one message per node. Only what came from an actor of this CAF node is
+// (`peers`, set at run time by the cluster; device_registry_peers.hpp): a
+// join or lookup of such a user is asked of it and its answer passed on
+// (the device actor there talks to the connection here over CAF's
+// middleman), an inbox update handed to it with its sender kept, and
+// deliveries and receipts for such users go on to it as one message per
+// node. Only what came from an actor of this CAF node is
 // handed on (no ping-pong between nodes whose maps disagree): a request
 // from another node, or for a node with no known registry, answers
 // errc::unavailable and spawns nothing; such deliveries are skipped and
@@ -67,6 +68,15 @@ using device_registry_actor = delivery_actor::extend<
   /// unavailable if another node owns the user's partition and it cannot
   /// be asked.
   caf::replies_to<caf::get_atom, user_id, device_id>::with<device_actor>,
+  /// The node-to-node forms of join and lookup, from the registry of node
+  /// `from` for a user of this node's partitions: the same, answered with
+  /// the device actor as a plain caf::actor (a typed handle has no type id
+  /// to cross BASP with). Error: unavailable if this node does not own the
+  /// user's partition (never handed on again).
+  caf::replies_to<caf::join_atom, node_id, user_id, device_id,
+                  caf::actor>::with<caf::actor>,
+  caf::replies_to<caf::get_atom, node_id, user_id, device_id>::with<
+    caf::actor>,
   /// Sets (or, with a null handle, forgets) the device registry of node `n`
   /// (cast to device_registry_actor) that this node's deliveries and
   /// requests for users of that node's partitions go to from now on (the

@@ -9,6 +9,7 @@
 #include <caf/actor_cast.hpp>
 
 #include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
 
 namespace parley::registry_peers {
 
@@ -21,7 +22,7 @@ bool from_this_node(self_ptr self) {
   return !from || from->node() == self->node();
 }
 
-caf::error not_here(const route& r, user_id user, const char* why) {
+caf::error not_here(const route& r, user_id user, const std::string& why) {
   return caf::make_error(errc::unavailable,
                          "user " + std::to_string(user) + " is on partition "
                            + std::to_string(r.partition) + " owned by node "
@@ -90,24 +91,73 @@ void map_changed(self_ptr self) {
                   [&](node_id n) { return n == where.self; });
 }
 
-bool served_here(self_ptr self, user_id user, caf::error& err) {
+placed place(self_ptr self, user_id user) {
   auto& st = self->state;
+  placed out;
   auto r = st.opts.where.route_of(placement_key::user(user));
-  if (r.local)
-    return true;
+  if (r.local) {
+    out.here = true;
+    return out;
+  }
   auto peer = st.peers.find(r.owner);
-  if (peer == st.peers.end() || !peer->second) {
-    err = not_here(r, user, "");
-    return false;
-  }
-  if (!from_this_node(self)) {
-    err = not_here(r, user, ", asked by another node");
-    return false;
-  }
+  if (peer == st.peers.end() || !peer->second)
+    out.err = not_here(r, user, "");
+  else if (!from_this_node(self))
+    out.err = not_here(r, user, "; asked by another node, not handed on");
+  else
+    out.owner = peer->second;
+  return out;
+}
+
+caf::error check_asked_by(self_ptr self, user_id user, node_id from) {
+  auto r = self->state.opts.where.route_of(placement_key::user(user));
+  if (r.local)
+    return {};
+  return not_here(r, user,
+                  "; asked by another node (" + std::to_string(from)
+                    + "), not handed on");
+}
+
+namespace {
+
+/// The owner's answer to a node-to-node request, passed on to the asker
+/// as its typed handle. The owner waits up to timeouts::ask for its device
+/// actor: the hop waits that and as long again.
+template <class... Ts>
+caf::result<device_actor> ask_owner(self_ptr self,
+                                    const device_registry_actor& owner,
+                                    Ts&&... xs) {
+  auto rp = self->make_response_promise<device_actor>();
+  self->request(owner, timeouts::ask * 2, std::forward<Ts>(xs)...)
+    .then(
+      [rp](caf::actor& dev) mutable {
+        rp.deliver(caf::actor_cast<device_actor>(std::move(dev)));
+      },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+} // namespace
+
+caf::result<device_actor> join_at(self_ptr self,
+                                  const device_registry_actor& owner,
+                                  user_id user, device_id dev,
+                                  caf::actor conn) {
+  return ask_owner(self, owner, caf::join_atom::value,
+                   self->state.opts.where.self, user, dev, std::move(conn));
+}
+
+caf::result<device_actor> get_at(self_ptr self,
+                                 const device_registry_actor& owner,
+                                 user_id user, device_id dev) {
+  return ask_owner(self, owner, caf::get_atom::value,
+                   self->state.opts.where.self, user, dev);
+}
+
+void hand_on(self_ptr self, const device_registry_actor& owner) {
   auto msg = self->current_mailbox_element()->copy_content_to_message();
-  self->make_response_promise().delegate(
-    caf::actor_cast<caf::actor>(peer->second), std::move(msg));
-  return false;
+  self->make_response_promise().delegate(caf::actor_cast<caf::actor>(owner),
+                                         std::move(msg));
 }
 
 const std::vector<user_id>& relay(self_ptr self, const stored_message& msg,

@@ -2,10 +2,14 @@
 
 // Internal to the device registry: its peers, the registries of other
 // nodes (issue 22). Users of partitions another node owns are served by
-// that node's registry: requests about them are handed to it with their
-// sender kept, deliveries and receipts for them go on to it as one message
-// per node. Only what came from an actor of this CAF node is handed on, so
-// two nodes whose maps disagree never pass a message back and forth.
+// that node's registry: a join or lookup about one is asked of it in the
+// node-to-node form (answered with a plain caf::actor: a typed handle has
+// no type id, so a device_actor cannot cross BASP) and its answer passed
+// on; an inbox update is handed to it with its sender kept; deliveries and
+// receipts for them go on to it as one message per node. Only what came
+// from an actor of this CAF node is handed on, and the node-to-node forms
+// never are, so two nodes whose maps disagree never pass a message back
+// and forth.
 
 #include <vector>
 
@@ -25,12 +29,34 @@ uint64_t set_peer(self_ptr self, node_id n, caf::actor peer);
 /// Recomputes `owns_all` after the map changed.
 void map_changed(self_ptr self);
 
-/// True if this node owns `user`'s partition. If not, the request being
-/// handled is handed, as received and with its sender kept, to the owner's
-/// registry if one is known and the request came from this node (`err`
-/// stays empty: the owner answers); else `err` says why it is refused
-/// (errc::unavailable).
-bool served_here(self_ptr self, user_id user, caf::error& err);
+/// Where a request about a user goes.
+struct placed {
+  bool here = false;            ///< this node owns the user's partition
+  device_registry_actor owner;  ///< else: the owner's registry, if usable
+  caf::error err;               ///< else: why not (errc::unavailable)
+};
+
+/// Places `user` for the request being handled: here, at the owner's
+/// registry (known, and the request came from this node), or refused.
+placed place(self_ptr self, user_id user);
+
+/// Error unless this node owns `user`'s partition, for a node-to-node
+/// request from node `from` (never handed on).
+caf::error check_asked_by(self_ptr self, user_id user, node_id from);
+
+/// Asks `owner` for the device actor of (user, dev), attaching `conn`
+/// (join) or not (lookup), and answers the request being handled with it.
+caf::result<device_actor> join_at(self_ptr self,
+                                  const device_registry_actor& owner,
+                                  user_id user, device_id dev,
+                                  caf::actor conn);
+caf::result<device_actor> get_at(self_ptr self,
+                                 const device_registry_actor& owner,
+                                 user_id user, device_id dev);
+
+/// Hands the message being handled, as received and with its sender kept,
+/// to `owner` (a message that needs no answer).
+void hand_on(self_ptr self, const device_registry_actor& owner);
 
 /// The users of `to` this node owns. The others are sent on, grouped by
 /// owner, as one (deliver_atom, msg, users) per node to its registry if

@@ -7,12 +7,18 @@
 // routed requests and deliveries, and once forgotten, requests answer
 // UNAVAILABLE at once and deliveries to its users are skipped.
 //
+// (A join or lookup through a node that does not own the user is asked of
+// the owner in a node-to-node form answered with a plain caf::actor: a
+// device_actor handle has no type id and cannot cross BASP, which only
+// tests/e2e/basp_peers_test.cpp can show.)
+//
 // All actors of one actor system share one CAF node id, so the guard
 // against passing a message back and forth ("a message that came from
 // another node is never handed on again") cannot be exercised here: every
 // message counts as this node's. Each forward in these tests goes to the
 // owner under maps that agree, so the owner serves it and nothing is
-// handed on a second time.
+// handed on a second time (tests/e2e/basp_peers_test.cpp shows the guard
+// with two actor systems over BASP).
 
 #include <doctest/doctest.h>
 
@@ -274,6 +280,15 @@ TEST_CASE("sim: device registries with peers set at run time: a join for "
                                     device_id{1});
   REQUIRE_MESSAGE(looked.ok, caf::to_string(looked.err));
   CHECK(*looked.ok == *dev_b1.ok);
+  // The node-to-node form (which the join through node 1 used) is never
+  // handed on: node 2 refuses it for node 1's user though it knows node 1.
+  auto [conn_x, got_x] = f.connection();
+  auto bounced = f.ask<caf::actor>(reg2, caf::join_atom::value, node_id{1},
+                                   a, device_id{5}, conn_x);
+  REQUIRE(bounced.err);
+  CHECK(is(bounced.err, errc::unavailable));
+  CHECK_FALSE(bounced.waited);
+  CHECK(state_of(reg1).devices.empty());
   REQUIRE(f.ask<device_actor>(reg2, caf::join_atom::value, b, device_id{2},
                               conn_b2)
             .ok);
