@@ -26,6 +26,12 @@
 // exactly, in order; only users placed on their conversation's node are
 // checked, as a user's membership index is still written on the
 // conversation's node (the others' syncs answer not_member).
+// Leases (issue 22; k.leases, three seeds of four): one control-plane
+// double on the virtual clock, a lease keeper per node incarnation ticked
+// by an actor, its transitions forwarded to the writer, and seed-drawn
+// outages that cut one node off long enough to fence itself; the writes
+// into each node's partitions are audited against its lease
+// (two_node_lease.hpp).
 
 #include <array>
 #include <chrono>
