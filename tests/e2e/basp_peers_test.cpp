@@ -4,7 +4,8 @@
 // node_id, caf::actor) as the cluster member does. What the sims cannot
 // show (all their actors share one CAF node id): a join through one node
 // for a user of the other lands there and its device actor pushes to the
-// connection across the link; and when the two maps disagree about a
+// connection across the link, as do a fan-out shard's batches once the
+// fan-out is told node 2's registry; and when the two maps disagree about a
 // partition, a request or a delivery that came from the other node is not
 // handed back ("no ping-pong"): the request is refused at once, the
 // delivery dropped and counted.
@@ -21,6 +22,7 @@
 #include <caf/send.hpp>
 
 #include "actors/device_registry.hpp"
+#include "actors/fanout.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/type_ids.hpp"
 
@@ -124,6 +126,28 @@ TEST_CASE("basp: device registries of two nodes serve each other's users "
                 caf::after(30s) >> [] {});
   CHECK_EQ(pushed, 1u);
 
+  // A fan-out of node 1 told node 2's registry at run time: a large-group
+  // batch for node 2's user crosses the link and reaches its connection.
+  fanout_deps fd;
+  fd.where = placement{1, map1};
+  fd.registries = {{1, reg1}};
+  fd.receipts = caf::actor_cast<delivery_actor>(reg1);
+  fanout_options fo;
+  fo.shards = 1;
+  fo.own_threads = false;
+  auto fan = sys1.spawn(fanout_impl, fd, fo);
+  uint64_t registries = 0;
+  conn->request(fan, 10s, caf::put_atom::value, node_id{2}, *to2)
+    .receive([&](uint64_t k) { registries = k; },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK_EQ(registries, 2u);
+  m.seq = 2;
+  caf::anon_send(fan, deliver_atom::value, m, std::vector<user_id>{agreed});
+  sequence bulk = 0;
+  conn->receive([&](fanout_atom, const stored_message& x) { bulk = x.seq; },
+                caf::after(30s) >> [] {});
+  CHECK_EQ(bulk, 2u);
+
   // The disputed partition: node 1 hands the join to node 2, which will
   // not hand a request from another node back: refused at once (not a
   // timeout of requests going round).
@@ -140,7 +164,7 @@ TEST_CASE("basp: device registries of two nodes serve each other's users "
   // A delivery to the disputed user goes to node 2 once, which drops it.
   // Then a lookup through node 1 answered by node 2: it travels the same
   // link after the delivery, so node 2 has taken the delivery by then.
-  m.seq = 2;
+  m.seq = 3;
   caf::anon_send(reg1, deliver_atom::value, m, std::vector<user_id>{disputed});
   bool looked = false;
   conn->request(reg1, 10s, caf::get_atom::value, agreed, device_id{1})
@@ -156,6 +180,7 @@ TEST_CASE("basp: device registries of two nodes serve each other's users "
   CHECK_EQ(state_of(reg2).relayed, 0u);
   CHECK_EQ(state_of(reg1).relayed, 2u); // the agreed and the disputed one
 
+  caf::anon_send_exit(fan, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(reg1, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(reg2, caf::exit_reason::user_shutdown);
 }
