@@ -19,8 +19,9 @@ deployment of(test_cluster& c) {
           [&c](uint64_t conv) { return c.owner_of_conversation(conv); }};
 }
 
-deployment of(node& n) {
-  return {[&n](uint64_t) { return n.port; }, [](uint64_t) { return uint64_t{1}; }};
+deployment of(lone_node& n) {
+  return {[&n](uint64_t) { return n.port(); },
+          [](uint64_t) { return uint64_t{1}; }};
 }
 
 std::optional<user_account> try_register(uint16_t port, const std::string& name,

@@ -18,7 +18,7 @@
 
 namespace parley::e2e {
 
-class node;
+class lone_node;
 class test_cluster;
 
 /// Where clients connect (node -> client port) and who owns a
@@ -29,7 +29,7 @@ struct deployment {
   std::function<uint64_t(uint64_t)> owner;
 };
 deployment of(test_cluster& c);
-deployment of(node& n);
+deployment of(lone_node& n);
 
 /// A registered user and one logged-in device of theirs.
 struct user_account {

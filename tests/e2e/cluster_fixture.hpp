@@ -142,6 +142,26 @@ private:
   std::vector<std::unique_ptr<cluster_node>> nodes_;
 };
 
+/// One parleyd without cluster options (the control run of a cluster
+/// scenario), with its output in a log file like a cluster's nodes (a
+/// pipe nobody reads while the test runs would fill up and stall it).
+class lone_node {
+public:
+  explicit lone_node(std::vector<std::string> extra = {});
+  ~lone_node(); ///< SIGTERM (checks exit 0), removes the data
+
+  uint16_t port() const {
+    return node_->port;
+  }
+
+private:
+  std::string dir_;
+  std::unique_ptr<cluster_node> node_;
+};
+
+/// The last `n` lines of `text` (a log, for a failure's report).
+std::string log_tail(const std::string& text, int n);
+
 /// Parses a map value as the contract writes it:
 /// {"map_epoch":E,"partitions":K,"owners":[n0,n1,...]}; nullopt if bad.
 std::optional<partition_map> parse_map_json(const std::string& json);
