@@ -85,9 +85,31 @@ bool lease_fenced(const store_writer_state& st, std::string_view key) {
          == st.me;
 }
 
-/// Whether a put of `key` without an answer is dropped (see the hpp).
-bool drops(const store_writer_state& st, std::string_view key) {
-  return given_up_of(st, key) || lease_fenced(st, key);
+/// Sorts the puts without an answer after a change of map or lease (or
+/// before a write, for the lease deadline): those of partitions this node
+/// gave up are dropped; those of its own partitions wait in `held` while
+/// its lease is not live, and go back to `lazy` once it is.
+void sort_lazy(store_writer_state& st) {
+  for (auto i = st.held.begin(); i != st.held.end();) {
+    if (given_up_of(st, i->first)) {
+      i = st.held.erase(i);
+    } else if (!lease_fenced(st, i->first)) {
+      st.lazy.emplace(i->first, std::move(i->second)); // a newer one wins
+      i = st.held.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  for (auto i = st.lazy.begin(); i != st.lazy.end();) {
+    if (given_up_of(st, i->first)) {
+      i = st.lazy.erase(i);
+    } else if (lease_fenced(st, i->first)) {
+      st.held[i->first] = std::move(i->second);
+      i = st.lazy.erase(i);
+    } else {
+      ++i;
+    }
+  }
 }
 
 /// Refuses a commit of `writer` at `epoch` that touches a partition this
@@ -125,6 +147,8 @@ void write_pending(self_ptr self, bool sync = false) {
   sync = sync || !st.waiting.empty();
   if (st.waiting.empty() && st.pending.empty() && st.lazy.empty())
     return;
+  if (!st.lazy.empty() && st.limits.lease_deadline)
+    sort_lazy(st); // the deadline may have passed since they came
   if (!st.lazy.empty()) {
     write_batch both;
     for (auto& [key, value] : st.lazy)
@@ -282,9 +306,14 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     },
     [=](caf::put_atom, write_batch& batch) {
       auto& st = self->state;
-      for (auto& op : batch.ops)
-        if (!drops(st, op.key)) // a crash may lose them anyway
+      for (auto& op : batch.ops) {
+        if (given_up_of(st, op.key))
+          continue; // a crash may lose them anyway
+        if (lease_fenced(st, op.key))
+          st.held[op.key] = std::move(op.value); // written once live
+        else
           st.lazy[op.key] = std::move(op.value); // plain puts (see the hpp)
+      }
       write_soon(self);
     },
     [=](load_atom, conversation_id conv) -> caf::result<conversation_snapshot> {
@@ -328,8 +357,7 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       st.any_given_up = std::find(st.given_up.begin(), st.given_up.end(),
                                   true)
                         != st.given_up.end();
-      for (auto i = st.lazy.begin(); i != st.lazy.end();)
-        i = drops(st, i->first) ? st.lazy.erase(i) : std::next(i);
+      sort_lazy(st);
       if (st.any_given_up)
         spdlog::info("partition fence map_epoch={} node={}",
                      st.map.map_epoch, me);
@@ -345,8 +373,9 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
         spdlog::info("lease fence live={} generation={}", next.live,
                      next.generation);
       st.lease = next;
-      for (auto i = st.lazy.begin(); i != st.lazy.end();)
-        i = drops(st, i->first) ? st.lazy.erase(i) : std::next(i);
+      sort_lazy(st);
+      if (!st.lazy.empty())
+        write_soon(self);
       return st.lease.generation;
     },
     [=](caf::flush_atom) -> uint64_t {

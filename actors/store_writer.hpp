@@ -32,7 +32,8 @@
 // before the first map) is refused with errc::unavailable ("the node's
 // lease lapsed; retry") without being written, and the writer is fenced
 // at that epoch as for a failed write; unsynced puts into those
-// partitions are dropped. Meta keys and partitions owned by other nodes
+// partitions are held, not written, until the lease is live again (then
+// written; dropped if the map takes the partition away meanwhile). Meta keys and partitions owned by other nodes
 // are not affected, and neither the map nor the partition fence changes.
 // The answer comes after everything accepted before it is written, so
 // once it is answered nothing more lands there until a live report.
@@ -143,6 +144,10 @@ struct store_writer_state {
   /// before `pending` (a commit's newer value of a key wins) and kept
   /// across a failed write until one succeeds.
   std::map<std::string, std::string> lazy;
+  /// Such puts into this node's partitions that came while its lease was
+  /// not live: kept (its partitions are still its own) and written once
+  /// the lease is live again; dropped if the map takes the partition away.
+  std::map<std::string, std::string> held;
   bool retry_scheduled = false; ///< a retry of `lazy` after a failure
   std::vector<waiter> waiting;
   bool tick_scheduled = false;
