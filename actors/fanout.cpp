@@ -1,9 +1,5 @@
 #include "actors/fanout.hpp"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -17,129 +13,7 @@ namespace parley {
 
 namespace {
 
-using shard_ptr = fanout_shard_actor::stateful_pointer<fanout_shard_state>;
 using fanout_ptr = fanout_actor::stateful_pointer<fanout_state>;
-
-/// Lowers the priority of the shard's own thread (detached) once, so that
-/// the threads serving everyone else win when the CPU is short.
-void lower_priority(shard_ptr self) {
-  auto& st = self->state;
-  if (!st.opts.own_threads || st.prioritized)
-    return;
-  st.prioritized = true;
-  if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
-                  st.opts.nice)
-      != 0)
-    spdlog::warn("fanout shard could not lower its priority");
-}
-
-/// `users` grouped by the node owning their partition, each group cut into
-/// batches of at most `batch_users` (one node's batch may mix partitions).
-std::vector<fanout_shard_state::batch>
-split(const fanout_shard_state& st, const std::vector<user_id>& users) {
-  const auto& map = st.deps.where.map;
-  auto parts = std::max<uint32_t>(map.partitions(), 1);
-  std::map<node_id, std::vector<user_id>> by_owner;
-  for (auto u : users)
-    by_owner[map.owner(partition_of(placement_key::user(u), parts))]
-      .push_back(u);
-  std::vector<fanout_shard_state::batch> out;
-  auto most = std::max<size_t>(st.opts.batch_users, 1);
-  for (auto& [owner, us] : by_owner)
-    for (size_t i = 0; i < us.size(); i += most)
-      out.push_back({owner, std::vector<user_id>(
-                              us.begin() + static_cast<std::ptrdiff_t>(i),
-                              us.begin() + static_cast<std::ptrdiff_t>(
-                                std::min(us.size(), i + most)))});
-  return out;
-}
-
-void pump(shard_ptr self);
-
-/// Splits the batches of queued work not sent yet again by the current map.
-void resplit(fanout_shard_state& st) {
-  for (auto& [id, w] : st.queue) {
-    std::vector<user_id> left;
-    for (auto i = w.next; i < w.batches.size(); ++i)
-      left.insert(left.end(), w.batches[i].users.begin(),
-                  w.batches[i].users.end());
-    w.batches.resize(w.next);
-    for (auto& b : split(st, left))
-      w.batches.push_back(std::move(b));
-  }
-}
-
-/// Settles one answered (or failed) batch of work `id`.
-void settle(shard_ptr self, uint64_t id, uint64_t pushed) {
-  auto& st = self->state;
-  --st.in_flight;
-  auto i = st.queue.find(id);
-  if (i != st.queue.end()) {
-    auto& w = i->second;
-    --w.open;
-    w.pushed += pushed;
-    if (w.next == w.batches.size() && w.open == 0) {
-      if (st.deps.metrics)
-        st.deps.metrics->fanout_pushes += w.pushed;
-      w.rp.deliver(w.pushed);
-      st.queue.erase(i);
-    }
-  }
-  pump(self);
-}
-
-/// Sends batches, oldest work first, while fewer than `window` are in
-/// flight. A batch goes to the registry of its users' node; one whose node
-/// has no known registry is skipped (those members sync).
-void pump(shard_ptr self) {
-  auto& st = self->state;
-  auto window = std::max<size_t>(st.opts.window, 1);
-  for (auto i = st.queue.begin();
-       i != st.queue.end() && st.in_flight < window;) {
-    auto id = i->first;
-    auto& w = i->second;
-    if (w.next == w.batches.size()) {
-      if (w.open == 0) { // nothing to send (no users)
-        w.rp.deliver(w.pushed);
-        i = st.queue.erase(i);
-      } else {
-        ++i;
-      }
-      continue;
-    }
-    auto& b = w.batches[w.next++];
-    auto reg = st.deps.registries.find(b.owner);
-    if (reg == st.deps.registries.end() || !reg->second) {
-      st.unrouted += b.users.size();
-      spdlog::warn("fanout: no registry for node={}; {} members sync instead",
-                   b.owner, b.users.size());
-      continue;
-    }
-    ++st.in_flight;
-    ++w.open;
-    self
-      ->request(reg->second, timeouts::scan, fanout_atom::value, w.msg,
-                std::move(b.users))
-      .then([self, id](uint64_t n) { settle(self, id, n); },
-            [self, id](caf::error& err) {
-              // A registry that moved a partition or does not answer in
-              // time: its members sync (a retried slice tries again).
-              spdlog::warn("fanout batch failed error=\"{}\"",
-                           to_string(err));
-              settle(self, id, 0);
-            });
-  }
-}
-
-/// Sets (or, with a null handle, forgets) the registry of node `n`;
-/// returns how many are known.
-uint64_t set_registry(fanout_deps& deps, node_id n, caf::actor reg) {
-  if (reg)
-    deps.registries[n] = caf::actor_cast<device_registry_actor>(std::move(reg));
-  else
-    deps.registries.erase(n);
-  return deps.registries.size();
-}
 
 fanout_shard_actor spawn_shard(fanout_ptr self) {
   auto& st = self->state;
@@ -196,41 +70,6 @@ fanout_state::~fanout_state() {
       deps.metrics->fanout_backlog -= static_cast<int64_t>(j.users.size());
 }
 
-fanout_shard_actor::behavior_type
-fanout_shard_impl(shard_ptr self, fanout_deps deps, fanout_options opts) {
-  self->state.deps = std::move(deps);
-  self->state.opts = opts;
-  return {
-    [self](fanout_atom, stored_message& msg,
-           std::vector<user_id>& users) -> caf::result<uint64_t> {
-      lower_priority(self);
-      auto& st = self->state;
-      auto rp = self->make_response_promise<uint64_t>();
-      auto batches = split(st, users);
-      st.queue.emplace(st.next_work++,
-                       fanout_shard_state::work{std::move(msg),
-                                                std::move(batches), 0, 0, 0,
-                                                rp});
-      pump(self);
-      return rp;
-    },
-    [self](caf::put_atom, partition_map& next) -> caf::result<uint64_t> {
-      auto& st = self->state;
-      auto& where = st.deps.where;
-      if (next.map_epoch == where.map.map_epoch)
-        return where.map.map_epoch; // taken before (a repeated hand-out)
-      if (auto err = where.replace(std::move(next)))
-        return err;
-      resplit(st);
-      pump(self);
-      return where.map.map_epoch;
-    },
-    [self](caf::put_atom, node_id n, caf::actor& reg) {
-      set_registry(self->state.deps, n, std::move(reg));
-      pump(self);
-    },
-  };
-}
 
 fanout_actor::behavior_type
 fanout_impl(fanout_ptr self, fanout_deps deps, fanout_options opts) {

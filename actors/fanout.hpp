@@ -64,7 +64,8 @@ using fanout_shard_actor = caf::typed_actor<
   caf::replies_to<caf::put_atom, partition_map>::with<uint64_t>,
   /// Sets (null: forgets) the registry of node `n`: batches sent from now
   /// on, queued ones included, for users of that node go to it (none: they
-  /// are skipped, and those members sync).
+  /// are skipped, and those members sync). Forgetting a node also settles
+  /// the batches in flight to it at once (its answers may never come).
   caf::reacts_to<caf::put_atom, node_id, caf::actor>>;
 
 /// Large-group delivery; receipts pass on to `receipts` unchanged.
@@ -121,11 +122,24 @@ struct fanout_shard_state {
   uint64_t next_work = 1;
   size_t in_flight = 0;
   bool prioritized = false;
+  /// A batch sent and not answered yet: its work and its users' node.
+  struct sent_batch {
+    uint64_t work = 0;
+    node_id owner = no_node;
+  };
+  std::map<uint64_t, sent_batch> sent; ///< by token
+  uint64_t next_token = 1;
   /// Users of batches skipped: their node had no known registry.
   uint64_t unrouted = 0;
+  /// Batches in flight given up when their node was forgotten.
+  uint64_t given_up = 0;
 
   static inline const char* name = "fanout_shard";
 };
+
+/// Sets (or, with a null handle, forgets) the registry of node `n` in
+/// `deps`; returns how many are known (actors/fanout_shard.cpp).
+uint64_t set_registry(fanout_deps& deps, node_id n, caf::actor reg);
 
 fanout_shard_actor::behavior_type fanout_shard_impl(
   fanout_shard_actor::stateful_pointer<fanout_shard_state> self,

@@ -192,7 +192,8 @@ stored_message message(sequence seq) {
 } // namespace
 
 TEST_CASE("sim: a directory peer set at run time gets the requests for its "
-          "partitions; forgotten, they answer UNAVAILABLE at once") {
+          "partitions, and once it is forgotten they answer UNAVAILABLE at "
+          "once") {
   fixture f;
   struct node {
     std::shared_ptr<memory_backend> disk = std::make_shared<memory_backend>();
@@ -351,7 +352,8 @@ TEST_CASE("sim: device registries with peers set at run time: a join for "
 }
 
 TEST_CASE("sim: a fan-out told another node's registry at run time sends "
-          "it the batches of its users; forgotten, they are skipped") {
+          "it the batches of its users, and once it is forgotten they are "
+          "skipped") {
   fixture f;
   auto reg1 = f.registry(1);
   auto reg2 = f.registry(2);
@@ -413,4 +415,61 @@ TEST_CASE("sim: a fan-out told another node's registry at run time sends "
   CHECK(*got[1] == pushes{"f1", "f2", "f3", "f4"});
   CHECK(*got[2] == pushes{"f2", "f3"});
   CHECK(*got[3] == pushes{"f2", "f3"});
+}
+
+TEST_CASE("sim: a fan-out shard gives up at once the batches in flight to a "
+          "node that is forgotten, so they do not hold its window") {
+  fixture f;
+  auto reg1 = f.registry(1);
+  // Node 2's registry as the proxy of a node that went away: it takes
+  // batches and never answers (CAF 0.17 answers nothing for a message to
+  // a remote actor that is gone: only the request's timeout would).
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  auto hole = f.keep(f.sys->spawn(
+    [held](caf::event_based_actor* self) -> caf::behavior {
+      return {
+        [=](fanout_atom, const stored_message&, const std::vector<user_id>&) {
+          held->push_back(self->make_response_promise());
+        },
+      };
+    }));
+  auto a = user_of(1);
+  auto b = user_of(2);
+  auto [conn, got] = f.connection();
+  REQUIRE(f.ask<device_actor>(reg1, caf::join_atom::value, a, device_id{1},
+                              conn)
+            .ok);
+  fanout_deps deps;
+  deps.where = placement{1, halves()};
+  deps.registries = {{1, reg1}};
+  deps.receipts = f.keep(f.sys->spawn(quiet));
+  fanout_options opts;
+  opts.shards = 1;
+  opts.window = 1;
+  opts.own_threads = false;
+  auto fan = f.keep(f.sys->spawn(fanout_impl, deps, opts));
+  f.sched->run();
+  CHECK_EQ(f.put_peer(fan, 2, hole), 2u);
+  // A batch for node 2 fills the window; one for node 1 waits behind it.
+  caf::anon_send(fan, deliver_atom::value, message(1), std::vector<user_id>{b});
+  f.sched->run();
+  caf::anon_send(fan, deliver_atom::value, message(2), std::vector<user_id>{a});
+  f.sched->run();
+  CHECK_EQ(held->size(), 1u);
+  CHECK(got->empty());
+  // Node 2 forgotten: its batch is settled at once (no timer fired), and
+  // the one for node 1 goes out.
+  CHECK_EQ(f.put_peer(fan, 2, caf::actor{}), 1u);
+  f.sched->run();
+  CHECK(*got == pushes{"f2"});
+  auto shards = f.ask<std::vector<caf::actor>>(fan, caf::get_atom::value);
+  REQUIRE(shards.ok);
+  REQUIRE_EQ(shards.ok->size(), 1u);
+  auto ptr = caf::actor_cast<caf::abstract_actor*>(shards.ok->front());
+  auto& st = dynamic_cast<caf::stateful_actor<fanout_shard_state,
+                                              fanout_shard_actor::base>&>(*ptr)
+               .state;
+  CHECK_EQ(st.given_up, 1u);
+  CHECK(st.sent.empty());
+  CHECK_EQ(st.in_flight, 0u);
 }
