@@ -40,7 +40,8 @@ void tell_locals(state& st, node_id id, const node_actors& peer) {
                  peer.directory);
   caf::anon_send(st.local.registry, caf::put_atom::value, id, peer.registry);
   caf::anon_send(st.local.accounts, caf::put_atom::value, id, peer.accounts);
-  caf::anon_send(st.local.fanout, caf::put_atom::value, id, peer.fanout);
+  // The fan-out's shards deliver to each node's registry.
+  caf::anon_send(st.local.fanout, caf::put_atom::value, id, peer.registry);
 }
 
 /// Connects to `r` and fetches its actors; the front, or null.

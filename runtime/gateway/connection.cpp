@@ -137,6 +137,12 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
               st.authenticating = false;
               st.authenticated = true;
               st.device = dev;
+              // The device's mailbox may live on another node (the owner
+              // of the user's partition): if it goes away (that node died,
+              // or the connection to it dropped), this connection would
+              // get nothing more; close it so the client reconnects and
+              // syncs.
+              self->monitor(dev);
               self->send(dev, caf::update_atom::value,
                          st.who.read_receipts);
               v1::ServerFrame f;
@@ -361,6 +367,12 @@ connection_impl(self_ptr self, connection_deps deps,
     stats->connections_open--;
   });
   self->delayed_send(self, st.deps.hello_timeout, caf::timeout_atom::value);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (st.device && dm.source == caf::actor_cast<caf::actor_addr>(st.device))
+      disconnect(self, disconnect_cause::device_unavailable,
+                 "device unavailable; reconnect and sync");
+  });
   return {
     [self](frame_atom, std::string& data, bool binary) {
       self->state.last_frame = self->clock().now();
