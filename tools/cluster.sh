@@ -126,6 +126,7 @@ mkdir -p "$root"
 
 on_exit() {
   trap - INT TERM EXIT
+  set +m # no job notices while stopping
   echo
   echo "stopping the cluster"
   stop_recorded
@@ -135,6 +136,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "supervisor $$" >>"$pids"
+# Each child in a process group of its own (job control): a Ctrl-C reaches
+# this script only, which stops the nodes before etcd.
+set -m
 etcd_url="http://127.0.0.1:$etcd_port"
 "$etcd_bin" --name parley-etcd --data-dir "$root/etcd" \
   --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
