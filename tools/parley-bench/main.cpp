@@ -82,7 +82,18 @@ ws mode:
   --window W             sends in flight per sender (default 16)
   --duration-s S         measured seconds after 1 s of warm-up (default 10)
   --rate R               total offered msg/s, paced (default 0: unpaced)
-  --server-pid PID       parleyd's pid, to report its CPU time
+  --server-pid PID       parleyd's pid, to report its CPU time (ws mode: a
+                         comma-separated list sums the processes' CPU and
+                         prints it per delivered message)
+  --pair-kind direct|group  a direct conversation per pair (OpenDirect;
+                         default) or a group of two the sender creates
+                         (always with --cluster-ports: OpenDirect finds a
+                         username only on the node it signed up on)
+  --cluster-ports P1,P2,P3  a cluster's client ports (issue 22): the map is
+                         read from each node's /healthz and users are signed
+                         up until every pair has its sender, conversation
+                         and recipient on three different nodes (start the
+                         nodes with --parley.no-rate-limits)
   --receipts             measure four phases in one run: without, with,
                          without, with receipts (recipients acknowledge
                          and read every message); reports each phase, the
@@ -186,8 +197,32 @@ bool parse(int argc, char** argv, options& o) {
     } else if (a == "--connections") {
       o.connections = num();
     } else if (a == "--server-pid") {
-      o.ws.server_pid = static_cast<int64_t>(num());
+      auto list = need();
+      for (size_t at = 0; at < list.size();) {
+        auto end = std::min(list.find(',', at), list.size());
+        o.ws.server_pids.push_back(std::stoll(list.substr(at, end - at)));
+        at = end + 1;
+      }
+      if (o.ws.server_pids.empty() || o.ws.server_pids.front() <= 0)
+        throw std::runtime_error("bad value for --server-pid: " + list);
+      o.ws.server_pid = o.ws.server_pids.front();
       o.group.server_pid = o.ws.server_pid;
+    } else if (a == "--pair-kind") {
+      auto k = need();
+      if (k != "direct" && k != "group")
+        throw std::runtime_error("--pair-kind: direct or group");
+      o.ws.group_pairs = k == "group";
+    } else if (a == "--cluster-ports") {
+      auto list = need();
+      for (size_t at = 0; at < list.size();) {
+        auto end = std::min(list.find(',', at), list.size());
+        o.ws.cluster_ports.push_back(
+          static_cast<uint16_t>(std::stoul(list.substr(at, end - at))));
+        at = end + 1;
+      }
+      if (o.ws.cluster_ports.empty())
+        throw std::runtime_error("bad value for --cluster-ports: " + list);
+      o.ws.port = o.ws.cluster_ports.front();
     } else if (a == "--members") {
       o.group.members = num();
     } else if (a == "--online") {

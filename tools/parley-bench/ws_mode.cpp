@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include <boost/beast/core.hpp>
 
 #include "bench_net.hpp"
+#include "cluster_pairs.hpp"
 #include "prom_text.hpp"
 #include "ws_peer.hpp"
 
@@ -58,6 +60,21 @@ void print_server_share(const std::optional<prom_histogram>& before,
               static_cast<unsigned long long>(d->count()));
 }
 
+/// user + system CPU seconds of every server process (-1 if none given or
+/// one is gone).
+double servers_cpu(const ws_options& o) {
+  if (o.server_pids.empty())
+    return proc_cpu(o.server_pid);
+  double sum = 0;
+  for (auto pid : o.server_pids) {
+    auto c = proc_cpu(pid);
+    if (c < 0)
+      return -1;
+    sum += c;
+  }
+  return sum;
+}
+
 } // namespace
 
 double percentile(std::vector<uint32_t>& v, double p) {
@@ -92,31 +109,68 @@ std::string wall_clock_text() {
 int run_ws(const ws_options& o, const std::string& cmdline) {
   auto run_id = std::to_string(::getpid()) + "x"
                 + std::to_string(std::random_device{}() % 100000);
-  std::vector<std::pair<std::string, std::string>> tokens; // sender, recipient
-  std::vector<std::string> recv_names;
-  for (uint64_t i = 0; i < o.pairs; ++i) {
-    auto s = "bs" + run_id + "n" + std::to_string(i);
-    auto r = "br" + run_id + "n" + std::to_string(i);
-    tokens.emplace_back(login(o, s), login(o, r));
-    recv_names.push_back(r);
+  std::vector<pair_plan> plans;
+  if (!o.cluster_ports.empty()) {
+    plans = plan_cross_node_pairs(o);
+  } else if (o.group_pairs) {
+    std::vector<std::string> names;
+    for (uint64_t i = 0; i < o.pairs; ++i) {
+      names.push_back("bs" + run_id + "n" + std::to_string(i));
+      names.push_back("br" + run_id + "n" + std::to_string(i));
+    }
+    auto ids = register_all(o.host, o.port, names);
+    auto tokens = login_all(o.host, o.port, names);
+    for (uint64_t i = 0; i < o.pairs; ++i) {
+      pair_plan p;
+      p.sender_name = names[2 * i];
+      p.sender_token = tokens[2 * i];
+      p.recipient_name = names[2 * i + 1];
+      p.recipient_token = tokens[2 * i + 1];
+      p.recipient_id = ids[2 * i + 1];
+      p.sender_port = p.recipient_port = o.port;
+      plans.push_back(p);
+    }
+  } else {
+    for (uint64_t i = 0; i < o.pairs; ++i) {
+      pair_plan p;
+      p.sender_name = "bs" + run_id + "n" + std::to_string(i);
+      p.recipient_name = "br" + run_id + "n" + std::to_string(i);
+      p.sender_token = login(o, p.sender_name);
+      p.recipient_token = login(o, p.recipient_name);
+      p.sender_port = p.recipient_port = o.port;
+      plans.push_back(p);
+    }
   }
+  // A peer keeps a reference to its options: one copy per port, never
+  // resized after the peers exist.
+  std::map<uint16_t, ws_options> opts_of;
+  for (auto& p : plans)
+    for (auto port : {p.sender_port, p.recipient_port})
+      if (!opts_of.count(port)) {
+        opts_of[port] = o;
+        opts_of[port].port = port;
+      }
   asio::io_context ioc;
   stats st;
   std::vector<std::shared_ptr<peer>> peers;
   uint64_t ready = 0;
   auto on_ready = [&] { ++ready; };
   std::string padding(std::max<uint64_t>(o.payload, 8), 'x');
-  for (uint64_t i = 0; i < o.pairs; ++i) {
+  for (auto& plan : plans) {
     auto shared = std::make_shared<pair_state>();
-    auto r = std::make_shared<peer>(ioc, o, st);
-    r->token = tokens[i].second;
+    auto r = std::make_shared<peer>(ioc, opts_of[plan.recipient_port], st);
+    r->token = plan.recipient_token;
     r->pair = shared;
     peers.push_back(r);
-    auto s = std::make_shared<peer>(ioc, o, st);
+    auto s = std::make_shared<peer>(ioc, opts_of[plan.sender_port], st);
     s->pair = shared;
-    s->token = tokens[i].first;
+    s->token = plan.sender_token;
     s->sender = true;
-    s->peer_name = recv_names[i];
+    s->peer_name = plan.recipient_name;
+    if (o.group_pairs || !o.cluster_ports.empty()) {
+      s->group_with = plan.recipient_id;
+      s->conv_fits = plan.conv_fits;
+    }
     s->padding = padding;
     if (o.rate > 0)
       s->interval_ns = 1e9 * double(o.pairs) / double(o.rate);
@@ -158,8 +212,10 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
     });
   }
   std::printf("command: %s\n", cmdline.c_str());
-  std::printf("pairs %llu, window %llu, payload %llu B, %s\n",
+  std::printf("pairs %llu (%s), window %llu, payload %llu B, %s\n",
               static_cast<unsigned long long>(o.pairs),
+              o.group_pairs || !o.cluster_ports.empty() ? "groups of two"
+                                                        : "direct",
               static_cast<unsigned long long>(o.window),
               static_cast<unsigned long long>(o.payload),
               o.rate ? ("offered " + std::to_string(o.rate) + " msg/s").c_str()
@@ -179,13 +235,13 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
     st.phase_start_ns = now_ns();
     auto wall_start = wall_clock_text();
     auto cpu0 = self_cpu();
-    auto srv0 = proc_cpu(o.server_pid);
+    auto srv0 = servers_cpu(o);
     auto t0 = clock_type::now();
     ioc.run_for(std::chrono::seconds(o.duration_s));
     std::chrono::duration<double> dt = clock_type::now() - t0;
     st.measuring = false;
     auto cpu1 = self_cpu();
-    auto srv1 = proc_cpu(o.server_pid);
+    auto srv1 = servers_cpu(o);
     if (label)
       std::printf("-- %s\n", label);
     std::printf("sent %.0f msg/s, accepted %.0f msg/s, delivered %.0f msg/s "
@@ -225,6 +281,11 @@ int run_ws(const ws_options& o, const std::string& cmdline) {
       std::printf(", server %.2f s", srv1 - srv0);
     std::printf(" over %.1f s wall (2 cores = %.1f s)\n", dt.count(),
                 2 * dt.count());
+    if (srv0 >= 0 && srv1 >= 0 && st.delivered > 0)
+      std::printf("server cpu per delivered message: %.1f us (%zu server "
+                  "processes)\n",
+                  1e6 * (srv1 - srv0) / double(st.delivered),
+                  std::max<size_t>(o.server_pids.size(), 1));
     print_wake_cost("after");
     errors += st.errors;
     return st.delivered / dt.count();

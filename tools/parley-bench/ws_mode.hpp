@@ -20,6 +20,16 @@ struct ws_options {
   uint64_t rate = 0;       ///< total messages/s, 0 = as fast as possible
   uint64_t payload = 200;
   int64_t server_pid = 0;  ///< for the server's CPU time, if given
+  /// --server-pid A,B,C: every server process (their CPU is summed).
+  std::vector<int64_t> server_pids;
+  /// --cluster-ports: the client ports of a cluster's nodes; pairs are
+  /// then spread so that sender, conversation and recipient are on three
+  /// different nodes (cluster_pairs.hpp).
+  std::vector<uint16_t> cluster_ports;
+  /// --pair-kind group: each pair talks in a group of two (the sender
+  /// creates it with the recipient's id) instead of a direct conversation
+  /// (OpenDirect resolves a username on the sender's node only).
+  bool group_pairs = false;
   /// Four measured phases in one run: receipts off, on, off, on (recipients
   /// acknowledge and read every message; senders measure the time
   /// from a Read leaving the recipient to its ReceiptUpdate arriving).

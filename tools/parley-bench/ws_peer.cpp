@@ -90,7 +90,9 @@ void peer::read() {
 
 void peer::on_frame(const v1::ServerFrame& f) {
   if (f.has_welcome()) {
-    if (sender) {
+    if (sender && group_with != 0) {
+      create_group();
+    } else if (sender) {
       v1::ClientFrame o;
       o.set_request_id(rid++);
       o.mutable_open_direct()->set_username(peer_name);
@@ -103,6 +105,17 @@ void peer::on_frame(const v1::ServerFrame& f) {
     conv = f.direct_opened().conversation_id();
     ready = true;
     on_ready_();
+  } else if (f.has_accepted() && sender && !ready && group_with != 0) {
+    conv = f.accepted().conversation_id();
+    if (!conv_fits || conv_fits(conv)) {
+      ready = true;
+      on_ready_();
+    } else if (++group_tries < 200) {
+      create_group(); // until one lands where the pair wants it
+    } else {
+      std::fprintf(stderr, "parley-bench: no group of 200 landed on the "
+                           "wanted node\n");
+    }
   } else if (f.has_accepted()) {
     --inflight;
     if (auto i = send_ns.find(f.request_id()); i != send_ns.end()) {
@@ -156,12 +169,24 @@ void peer::on_frame(const v1::ServerFrame& f) {
       sent.erase(sent.begin(), sent.upper_bound(r.up_to_sequence()));
     }
   } else if (f.has_error()) {
+    if (!ready) // Hello or OpenDirect refused: say why
+      std::fprintf(stderr, "parley-bench: %s refused: %s\n",
+                   sender ? "open_direct" : "hello",
+                   f.error().ShortDebugString().c_str());
     ++s.errors;
     if (sender && f.request_id() != 0) {
       --inflight;
       pump();
     }
   }
+}
+
+void peer::create_group() {
+  v1::ClientFrame g;
+  g.set_request_id(rid++);
+  g.mutable_group_create()->set_name("bench pair");
+  g.mutable_group_create()->add_user_ids(group_with);
+  write(g.SerializeAsString());
 }
 
 void peer::send_receipts() {

@@ -107,6 +107,12 @@ struct peer : std::enable_shared_from_this<peer> {
   uint32_t mask_key = 0;
   std::string token;
   std::string peer_name;       ///< senders: whom to open_direct
+  /// Senders: if set, a group of two with this user instead of a direct
+  /// conversation, created again until `conv_fits` takes its id.
+  uint64_t group_with = 0;
+  std::function<bool(uint64_t)> conv_fits;
+  uint64_t group_tries = 0;
+  void create_group();
   bool sender = false;
   bool ready = false;
   uint64_t conv = 0;
