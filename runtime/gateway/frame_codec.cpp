@@ -230,6 +230,11 @@ v1::Error to_wire_error(const caf::error& err) {
       default:
         set(v1::Error::CODE_INTERNAL, "internal error", false);
     }
+    // A retryable UNAVAILABLE says when to try again: a partition whose
+    // node is away, fenced or switching in a move comes back in about a
+    // lease renewal or a move's switch.
+    if (out.code() == v1::Error::CODE_UNAVAILABLE && out.retry_after_ms() == 0)
+      out.set_retry_after_ms(unavailable_retry_ms);
     // The actor's own words say more than the code ("only admins manage
     // the group"); internal details stay in the logs.
     auto& ctx = err.context();
@@ -242,6 +247,7 @@ v1::Error to_wire_error(const caf::error& err) {
     set(v1::Error::CODE_UNAVAILABLE, "request timed out; retry", true);
   else
     set(v1::Error::CODE_UNAVAILABLE, "temporarily unavailable; retry", true);
+  out.set_retry_after_ms(unavailable_retry_ms);
   return out;
 }
 

@@ -78,6 +78,11 @@ v1::ServerFrame rate_limited_frame(uint32_t request_id, uint64_t wait_ms);
 /// throw its reference away.
 const char* refused_send(const v1::Send& s);
 
+/// The retryAfterMs of a retryable UNAVAILABLE (a partition's node away,
+/// its lease fenced, a move switching, a timeout): about a third of a
+/// lease; clients add jitter.
+inline constexpr uint32_t unavailable_retry_ms = 500;
+
 /// Maps a Parley or CAF error to the wire Error: the one place that does.
 v1::Error to_wire_error(const caf::error& err);
 

@@ -7,6 +7,9 @@
 #include <random>
 #include <set>
 
+#include <caf/sec.hpp>
+
+#include "runtime/core/errors.hpp"
 #include "runtime/gateway/frame_codec.hpp"
 #include "runtime/gateway/ws_sink.hpp"
 
@@ -265,4 +268,21 @@ TEST_CASE("a large group's push is the frame a plain push builds, on the "
       CHECK(a->message().payload() == m.payload);
     }
   }
+}
+
+TEST_CASE("a retryable UNAVAILABLE says when to retry; a refusal does not") {
+  using parley::errc;
+  for (auto err : {caf::make_error(errc::unavailable, "partition 3 moving"),
+                   caf::make_error(errc::storage_failed),
+                   caf::make_error(errc::shutting_down),
+                   caf::make_error(caf::sec::request_timeout)}) {
+    auto e = parley::gateway::to_wire_error(err);
+    CHECK(e.code() == parley::v1::Error::CODE_UNAVAILABLE);
+    CHECK(e.retryable());
+    CHECK(e.retry_after_ms() == parley::gateway::unavailable_retry_ms);
+  }
+  auto forbidden = parley::gateway::to_wire_error(
+    caf::make_error(errc::not_member));
+  CHECK_FALSE(forbidden.retryable());
+  CHECK(forbidden.retry_after_ms() == 0);
 }
