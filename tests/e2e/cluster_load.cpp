@@ -56,7 +56,7 @@ void sender::run() {
   for (int i = 0; i < 100000 && !stop_; ++i) {
     auto cmid = prefix + std::to_string(i);
     int streak = 0;
-    steady_clock::time_point first_error;
+    steady_clock::time_point first_error, stopping_since;
     for (;;) {
       auto t0 = steady_clock::now();
       auto rid = dev_.send(text(conv_, cmid, payload_of(cmid)));
@@ -93,6 +93,15 @@ void sender::run() {
       }
       if (f->has_error() && f->error().retryable()) {
         auto& e = f->error();
+        // Asked to stop: the message in hand gets 30 s more, not forever.
+        if (stop_ && stopping_since == steady_clock::time_point{})
+          stopping_since = steady_clock::now();
+        if (stop_ && ms_since(stopping_since) > 30000) {
+          stats_.problems.push_back(cmid + ": still refused 30 s after the "
+                                           "test stopped sending: " + e.DebugString());
+          failed_ = true;
+          return;
+        }
         ++stats_.errors[v1::Error::Code_Name(e.code())];
         if (e.code() == v1::Error::CODE_UNAVAILABLE && e.retry_after_ms() == 0)
           ++stats_.unavailable_without_retry_after;
