@@ -109,10 +109,21 @@ thread_ticks() {
   done
 }
 
+# Bytes and segments sent on the nodes' BASP connections (both ends of
+# each, from ss's TCP info): "bytes segments".
+basp_filter=""
+basp_counters() {
+  ss -tinH state established "$basp_filter" 2>/dev/null |
+    awk '{ for (i = 1; i <= NF; i++) { if ($i ~ /^bytes_sent:/) { split($i, x, ":"); b += x[2] }
+           if ($i ~ /^segs_out:/) { split($i, x, ":"); s += x[2] } } }
+         END { print b + 0, s + 0 }'
+}
+
 # Runs one measurement: $1 = one|three, $2 = run label.
 run_once() {
   local kind=$1 label=$2 dir="$out/$2" pids=() ports=() n
   rm -rf "$dir"; mkdir -p "$dir"
+  basp_filter=""
   if [[ $kind == one ]]; then
     "$bin/parleyd" --data "$dir/node" --listen "127.0.0.1:$base" "${common[@]}" \
       >"$dir/node.log" 2>&1 &
@@ -139,6 +150,12 @@ run_once() {
       started+=($!); pids+=($!); ports+=("$((base + n))")
     done
     wait_ready 1 "${ports[@]}"
+    local bp f=""
+    for bp in $(ETCDCTL_API=3 etcdctl --endpoints "$url" get --prefix \
+                  /parley/fbench/nodes/ --print-value-only | grep -oP '"port":\K[0-9]+'); do
+      f+="${f:+ or }sport = :$bp or dport = :$bp"
+    done
+    basp_filter="( $f )"
   fi
   local pidlist portlist
   pidlist=$(IFS=,; echo "${pids[*]}") portlist=$(IFS=,; echo "${ports[*]}")
@@ -157,6 +174,8 @@ run_once() {
   done
   sleep 1.5
   thread_ticks "${pids[@]}" >"$dir/threads0"
+  local basp0_bytes=0 basp0_segs=0 basp1_bytes=0 basp1_segs=0
+  [[ -n $basp_filter ]] && read -r basp0_bytes basp0_segs < <(basp_counters)
   if [[ $kind == three && -n $perf_node ]]; then
     perf record -g -F 499 -p "${pids[perf_node - 1]}" -o "$dir/perf.data" \
       -- sleep 4 >"$dir/perf.log" 2>&1 || true
@@ -165,6 +184,7 @@ run_once() {
     sleep $((duration - 2))
   fi
   thread_ticks "${pids[@]}" >"$dir/threads1"
+  [[ -n $basp_filter ]] && read -r basp1_bytes basp1_segs < <(basp_counters)
   wait "$bench" || echo "parley-bench exited with $?" >&2
   cat "$dir/bench.out"
   echo "-- parleyd CPU per thread over the window (s; pid: name/tid=s, busiest first, 0 left out):"
@@ -172,6 +192,9 @@ run_once() {
        { d = ($3 - a[$1" "$2]) / 100; if (d > 0) print $1, d, $2 }' \
     "$dir/threads0" "$dir/threads1" | sort -k1,1n -k2,2gr |
     awk '{ t[$1] = t[$1] " " $3 "=" $2 } END { for (p in t) print p ":" t[p] }' | sort
+  if [[ -n $basp_filter ]]; then
+    echo "-- BASP over the window: $((basp1_bytes - basp0_bytes)) bytes in $((basp1_segs - basp0_segs)) TCP segments (both directions, all node pairs)"
+  fi
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   local rate p50 p99 cpu
   rate=$(grep -oP 'delivered \K[0-9]+(?= msg/s)' "$dir/bench.out" | head -1)
