@@ -14,7 +14,8 @@ Usage: tools/bench/cluster_bench.sh [--rounds R] [--pairs N] [--duration-s S]
 
 Each round: one run against one node, one against three (the order flips
 every round). Prints each run's parley-bench output, the load average, the
-CPU of every parleyd per thread name during the measurement, and at the end
+CPU of every parleyd thread over the middle of the measurement (and, with
+three nodes, the bytes sent on the nodes' BASP connections), and at the end
 one line per run: mode, delivered msg/s, p50/p99, server CPU per message.
   --rounds R       rounds (default 3, at most 10)
   --pairs N        sender/recipient pairs (default 100)
