@@ -230,7 +230,9 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
   st.writer = std::move(writer);
   st.limits = std::move(limits);
   st.clock = std::move(clock);
-  st.where = placement::single_node(st.limits.partitions, st.limits.self);
+  st.where = st.limits.map.owners.empty()
+               ? placement::single_node(st.limits.partitions, st.limits.self)
+               : placement{st.limits.self, st.limits.map};
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     auto i = st.online_by_addr.find(dm.source);

@@ -118,6 +118,9 @@ struct accounts_limits {
   /// This node (the partition map says which partitions it owns; until a
   /// map arrives, all of them).
   node_id self = single_node_id;
+  /// The map to start with (a cluster's); empty: `self` owns every
+  /// partition, at epoch 1.
+  partition_map map;
   bool registration_open = true;
   uint64_t max_devices = 8;
   std::string hash_strength = "interactive"; ///< or "min" (tests only)

@@ -193,8 +193,15 @@ void run_peers(std::shared_ptr<state> sp) {
         break;
       for (auto i = st.connected.begin(); i != st.connected.end();) {
         auto w = st.wanted.find(i->first);
+        auto lost = st.lost.count(i->first) > 0;
         if (w == st.wanted.end() || w->second.incarnation != i->second.incarnation
-            || st.lost.count(i->first)) {
+            || lost) {
+          // A lower-numbered node whose registration lapsed (frozen past
+          // its lease, etcd away) but whose connection still stands will
+          // not say hello again: keep its actors for when it registers
+          // again (a restart's new hello replaces them).
+          if (!lost && i->first < st.opts.node)
+            st.inbound.emplace(i->first, i->second.actors);
           forget.push_back(i->first);
           i = st.connected.erase(i);
         } else {

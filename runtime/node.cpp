@@ -64,6 +64,7 @@ std::string node::start() {
              + std::to_string(*partitions)
              + " (every node of a cluster uses the same --partitions)";
     where = placement{opts_.self, *opts_.map};
+    opts_.accounts.map = *opts_.map;
   }
   opts_.devices.where = where;
   spdlog::info("placement partitions={} node={} map_epoch={}", *partitions,

@@ -90,8 +90,20 @@ public:
       return fail("partition already on node " + std::to_string(to_));
     if (from_ == no_node)
       return fail("partition owned by nobody: another move is switching it");
-    if (!pass("streaming"))
-      return;
+    // Stream while the old owner serves; if it is away (dead, frozen,
+    // cut off), fence first: it serves nothing meanwhile, and when it is
+    // back it takes the fence before it writes again (a regained lease
+    // re-reads the map); the tail pass then copies everything.
+    switch (pass("streaming", true)) {
+      case outcome::failed:
+        return;
+      case outcome::source_away:
+        spdlog::warn("move partition={}: node={} is away; fencing first",
+                     p_, from_);
+        break;
+      case outcome::done:
+        break;
+    }
     // Fence: nobody owns p at E+1, if the map is still the one read.
     auto fenced = m0->map;
     fenced.map_epoch += 1;
@@ -110,7 +122,7 @@ public:
     if (!await_epoch(from_, fenced.map_epoch))
       return undo(*rev, fenced, "node " + std::to_string(from_)
                                   + " did not take the fence");
-    if (!pass("tail"))
+    if (pass("tail", false) != outcome::done)
       return undo(*rev, fenced, "the tail pass failed");
     auto moved = fenced;
     moved.map_epoch += 1;
@@ -217,23 +229,29 @@ private:
     return false;
   }
 
-  /// One pass over p's range, from_'s chunks applied on to_.
-  bool pass(const char* phase) {
+  enum class outcome { done, failed, source_away };
+
+  /// One pass over p's range, from_'s chunks applied on to_. With
+  /// `may_skip`, a pass that finds the old owner unreachable ends at once
+  /// (source_away).
+  outcome pass(const char* phase, bool may_skip) {
     update([&](move_status& m) { m.phase = phase; });
     auto cur = store::start_pass(p_, parts_);
     auto until = std::chrono::steady_clock::now() + give_up_after;
     while (!cur.done) {
       if (stopping()) {
         fail("the node is stopping");
-        return false;
+        return outcome::failed;
       }
       if (std::chrono::steady_clock::now() > until) {
         fail(std::string(phase) + " made no progress for "
              + std::to_string(give_up_after.count()) + " minutes");
-        return false;
+        return outcome::failed;
       }
       auto src = agent(from_);
       auto dst = agent(to_);
+      if (!src && may_skip)
+        return outcome::source_away;
       if (!src || !dst) {
         waiting("node " + std::to_string(src ? to_ : from_)
                 + " to be reachable");
@@ -270,13 +288,13 @@ private:
       if (!ok) {
         if (why.find("bad_request") != std::string::npos) { // a bug, not weather
           fail(std::string(phase) + ": " + why);
-          return false;
+          return outcome::failed;
         }
         waiting("a chunk (" + why + ")");
         std::this_thread::sleep_for(retry_pause);
       }
     }
-    return true;
+    return outcome::done;
   }
 
   std::shared_ptr<state> sp_;

@@ -16,7 +16,9 @@
 // A move of partition p from its owner A to node B, run on a thread of the
 // node that took the admin request:
 //   1. stream: a pass over p's range, A's chunks applied on B, while A
-//      still serves p;
+//      still serves p (if A is unreachable — dead, frozen, cut off — the
+//      move fences first and the tail pass copies everything once A is
+//      back and has taken the fence);
 //   2. fence: an etcd transaction, compare-and-swap on the map key's
 //      mod_revision, writes map_epoch E+1 with p owned by nobody; every
 //      node's watch hands it to its keeper: A's writer refuses commits into

@@ -100,7 +100,7 @@ std::string validate(const cluster_options& opts) {
   if (opts.lease_ttl.count() < 2 || opts.lease_ttl.count() > 60)
     return "--cluster.lease-ttl-s must be 2-60";
   if (opts.fence_margin.count() < 100
-      || opts.fence_margin >= opts.lease_ttl / 2)
+      || opts.fence_margin * 2 >= opts.lease_ttl)
     return "--cluster.fence-margin-ms must be at least 100 and under half "
            "the lease TTL";
   auto tls = int(!opts.tls_cert.empty()) + int(!opts.tls_key.empty())
