@@ -34,6 +34,7 @@
 #include "runtime/store/leveldb_backend.hpp"
 #include "group_mode.hpp"
 #include "sync_mode.hpp"
+#include "usage.hpp"
 #include "ws_mode.hpp"
 
 using namespace parley;
@@ -58,85 +59,7 @@ struct options {
   bool conversations_set = false;
 };
 
-const char* usage = R"(parley-bench - Parley load generator
-
-Usage: parley-bench [--mode accept|ws|idle|group|sync] [options]
-
-  --mode accept          in-process accept path with fsync (default)
-  --mode ws              WebSocket pairs against a running parleyd (start it
-                         with --parley.password-hash=min: the bench makes
-                         2 accounts per pair)
-  --conversations N      conversations (default 1000)
-  --messages M           messages per conversation (default 100)
-  --window W             sends in flight per conversation (default 8)
-  --payload BYTES        payload size (default 200)
-  --baseline-writes K    one-message synced writes for the baseline (2000)
-  --time-limit-s S       give up after S seconds (default 120)
-  --data DIR             database directory (default: a fresh temporary
-                         directory, removed afterwards)
-  --help                 this text
-
-ws mode:
-  --host H --port P      parleyd's address (default 127.0.0.1:8080)
-  --pairs N              sender/recipient pairs (default 100)
-  --window W             sends in flight per sender (default 16)
-  --duration-s S         measured seconds after 1 s of warm-up (default 10)
-  --rate R               total offered msg/s, paced (default 0: unpaced)
-  --server-pid PID       parleyd's pid, to report its CPU time (ws mode: a
-                         comma-separated list sums the processes' CPU and
-                         prints it per delivered message)
-  --pair-kind direct|group  a direct conversation per pair (OpenDirect;
-                         default) or a group of two the sender creates
-                         (always with --cluster-ports: OpenDirect finds a
-                         username only on the node it signed up on)
-  --cluster-ports P1,P2,P3  a cluster's client ports (issue 22): the map is
-                         read from each node's /healthz and users are signed
-                         up until every pair has its sender, conversation
-                         and recipient on three different nodes (start the
-                         nodes with --parley.no-rate-limits)
-  --receipts             measure four phases in one run: without, with,
-                         without, with receipts (recipients acknowledge
-                         and read every message); reports each phase, the
-                         cost from the means, and the receipt -> sender
-                         latency
-  --receipt-interval-ms M  with --receipts: a recipient sends Read (which
-                         implies delivery) for the highest sequence it has
-                         at most every M ms, as a client with the chat open
-                         debouncing receipts (default 10; 0: every message)
-  --receipts-both        with --receipts: Delivered and Read, two frames
-  --timeline             also print each 100 ms of the measurement whose
-                         worst send->deliver latency passed 10 ms
-
-idle mode (--mode idle, same --host/--port, needs --server-pid):
-  --connections N        authenticated idle WebSockets to hold (10000);
-                         reports the server's RSS per connection
-
-group mode (--mode group, same --host/--port/--server-pid; start parleyd
-with --parley.no-rate-limits: the bench signs up every member):
-  --members N            group size, the sender included (10000)
-  --online K             members connected, one device each (N - 1; at
-                         most 15000 per bench process)
-  --messages M           timed messages, one per interval (5)
-  --interval-ms T        between timed messages (1000)
-  --sync-sample S        offline members that then sync from their join (0)
-  --storm                afterwards, every online device drops, messages
-                         arrive, all reconnect and sync at once: timed and
-                         checked for loss and duplicates
-  --storm-messages X     messages sent while they are away (5)
-
-sync mode (--mode sync, same --host/--port/--server-pid; start parleyd
-with --parley.password-hash=min --parley.no-rate-limits): one user with
---conversations direct conversations (200) of --messages each (20), then
-K syncs of every conversation from sequence 0, page by page; times the
-first page and the whole sync
-  --repeat K             timed syncs after one untimed (20)
-  --page-size P          Sync's page size (100)
-  --sync-fresh           no cursors (a new device: inbox, recent messages)
-  --first-page-only      each sync asks for its first page only
-  --perf-ctl FIFO        perf stat's control FIFO: "enable" before the
-  --perf-ack FIFO        timed syncs, "disable" after (perf stat -p PID
-                         --control fifo:CTL,ACK -D -1)
-)";
+// The --help text is in usage.hpp.
 
 bool parse(int argc, char** argv, options& o) {
   bool online_set = false, messages_set = false;
@@ -155,8 +78,24 @@ bool parse(int argc, char** argv, options& o) {
         throw std::runtime_error("bad value for " + a + ": " + v);
       return x;
     };
+    // A comma-separated list of positive numbers (at least one).
+    auto nums = [&]() -> std::vector<uint64_t> {
+      auto v = need();
+      std::vector<uint64_t> out;
+      for (size_t at = 0; at <= v.size();) {
+        auto end = std::min(v.find(',', at), v.size());
+        size_t pos = 0;
+        auto part = v.substr(at, end - at);
+        auto x = part.empty() ? 0 : std::stoull(part, &pos);
+        if (x == 0 || pos != part.size())
+          throw std::runtime_error("bad value for " + a + ": " + v);
+        out.push_back(x);
+        at = end + 1;
+      }
+      return out;
+    };
     if (a == "--help" || a == "-h") {
-      std::fputs(usage, stdout);
+      std::fputs(bench::usage, stdout);
       std::exit(0);
     } else if (a == "--mode") {
       o.mode = need();
@@ -197,14 +136,8 @@ bool parse(int argc, char** argv, options& o) {
     } else if (a == "--connections") {
       o.connections = num();
     } else if (a == "--server-pid") {
-      auto list = need();
-      for (size_t at = 0; at < list.size();) {
-        auto end = std::min(list.find(',', at), list.size());
-        o.ws.server_pids.push_back(std::stoll(list.substr(at, end - at)));
-        at = end + 1;
-      }
-      if (o.ws.server_pids.empty() || o.ws.server_pids.front() <= 0)
-        throw std::runtime_error("bad value for --server-pid: " + list);
+      for (auto pid : nums())
+        o.ws.server_pids.push_back(static_cast<int64_t>(pid));
       o.ws.server_pid = o.ws.server_pids.front();
       o.group.server_pid = o.ws.server_pid;
     } else if (a == "--pair-kind") {
@@ -213,15 +146,8 @@ bool parse(int argc, char** argv, options& o) {
         throw std::runtime_error("--pair-kind: direct or group");
       o.ws.group_pairs = k == "group";
     } else if (a == "--cluster-ports") {
-      auto list = need();
-      for (size_t at = 0; at < list.size();) {
-        auto end = std::min(list.find(',', at), list.size());
-        o.ws.cluster_ports.push_back(
-          static_cast<uint16_t>(std::stoul(list.substr(at, end - at))));
-        at = end + 1;
-      }
-      if (o.ws.cluster_ports.empty())
-        throw std::runtime_error("bad value for --cluster-ports: " + list);
+      for (auto port : nums())
+        o.ws.cluster_ports.push_back(static_cast<uint16_t>(port));
       o.ws.port = o.ws.cluster_ports.front();
     } else if (a == "--members") {
       o.group.members = num();
