@@ -35,6 +35,8 @@ Environment:
   PARTITIONS       partitions of the deployment (default 64; fixed at the
                    first start on the data)
   CLUSTER_NAME     etcd key prefix /parley/NAME/ (default parley)
+  ADMIN_TOKEN      if set, node N opens its admin port (partition moves,
+                   /v1/admin/cluster) on 127.0.0.1:809N for this token
 
 To run nodes on several machines instead: one etcd (or an etcd cluster)
 all nodes reach, and on each machine
@@ -155,12 +157,16 @@ curl -fsS "$etcd_url/health" 2>/dev/null | grep -q '"health":"true"' \
   || { echo "etcd did not become healthy; see $root/etcd.log" >&2; exit 1; }
 
 initial=$(IFS=,; echo "${nodes[*]}")
+admin_hash=""
+[[ -n ${ADMIN_TOKEN:-} ]] && admin_hash=$(printf %s "$ADMIN_TOKEN" | b2sum -l 256 | cut -d' ' -f1)
 for n in "${nodes[@]}"; do
+  admin=()
+  [[ -n $admin_hash ]] && admin=(--parley.admin-token-hash="$admin_hash" --parley.admin-listen="127.0.0.1:809$n")
   "$parleyd" --data "$root/node$n" --listen "127.0.0.1:808$n" \
     --partitions "$partitions" --cluster.etcd="$etcd_url" \
     --cluster.name="$name" --cluster.node="$n" \
     --cluster.listen=127.0.0.1:0 --cluster.initial-nodes="$initial" \
-    "${extra[@]}" >>"$root/node$n.log" 2>&1 &
+    "${admin[@]}" "${extra[@]}" >>"$root/node$n.log" 2>&1 &
   echo "node$n $!" >>"$pids"
 done
 
@@ -192,6 +198,7 @@ echo "etcd    $etcd_url  (data $root/etcd, log $root/etcd.log)"
 for n in "${nodes[@]}"; do
   body=$(curl -fsS "http://127.0.0.1:808$n/healthz")
   echo "node $n  http://127.0.0.1:808$n  ws://127.0.0.1:808$n/v1/ws  (data $root/node$n, log $root/node$n.log)"
+  [[ -n $admin_hash ]] && echo "        admin http://127.0.0.1:809$n/v1/admin/ (Authorization: Bearer \$ADMIN_TOKEN)"
   echo "        $body"
 done
 echo "running; Ctrl-C or tools/cluster.sh stop stops it"
