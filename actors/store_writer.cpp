@@ -68,9 +68,14 @@ bool lease_live(const store_writer_state& st) {
   if (!st.lease.live)
     return false;
   auto& deadline = st.limits.lease_deadline;
-  return !deadline
-         || std::chrono::steady_clock::now().time_since_epoch()
-              < std::chrono::nanoseconds(deadline->load());
+  if (!deadline)
+    return true;
+  auto now = st.limits.lease_clock
+               ? st.limits.lease_clock()
+               : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+                   .count();
+  return now < deadline->load();
 }
 
 bool lease_fenced(const store_writer_state& st, std::string_view key) {

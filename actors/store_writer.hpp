@@ -53,6 +53,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -124,6 +125,9 @@ struct store_writer_limits {
   /// clock nanoseconds, 0 while fenced): at or past it the lease fence
   /// holds as if a report had said so. Null: reports only.
   std::shared_ptr<const std::atomic<int64_t>> lease_deadline;
+  /// The clock lease_deadline is compared with (nanoseconds); empty: the
+  /// steady clock. Simulations give the virtual clock their keepers use.
+  std::function<int64_t()> lease_clock;
 };
 
 struct store_writer_state {
