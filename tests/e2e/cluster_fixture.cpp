@@ -58,12 +58,14 @@ test_cluster::test_cluster(cluster_options opts) : opts_(std::move(opts)) {
       "--cluster.listen=127.0.0.1:0",
       "--cluster.initial-nodes=" + initial};
     args.insert(args.end(), opts_.extra.begin(), opts_.extra.end());
+    if (auto it = opts_.node_extra.find(i); it != opts_.node_extra.end())
+      args.insert(args.end(), it->second.begin(), it->second.end());
     nodes_.push_back(std::make_unique<cluster_node>(
       i, dir_ + "/node" + std::to_string(i), std::move(args)));
   }
   for (auto& n : nodes_)
     REQUIRE(n->start());
-  REQUIRE(wait_ready());
+  REQUIRE(wait_ready(60000, opts_.ready_nodes));
 }
 
 test_cluster::~test_cluster() {

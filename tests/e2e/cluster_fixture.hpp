@@ -33,6 +33,11 @@ struct cluster_options {
   uint32_t partitions = 6;
   std::string name = "parley";  ///< --cluster.name (etcd prefix)
   std::vector<std::string> extra; ///< more parleyd arguments, every node
+  /// More parleyd arguments for single nodes (after `extra`).
+  std::map<node_id, std::vector<std::string>> node_extra;
+  /// The nodes the constructor waits for (wait_ready's `ready_nodes`);
+  /// every node if absent.
+  std::optional<std::set<node_id>> ready_nodes;
 };
 
 /// One parleyd of a cluster, by PID; output appended to `log_path`.
@@ -57,6 +62,10 @@ public:
   int terminate();
   bool running() const {
     return pid_ > 0;
+  }
+  /// The running process's PID, -1 if none.
+  pid_t pid() const {
+    return pid_;
   }
   /// The node's log so far.
   std::string log() const;
