@@ -66,6 +66,16 @@ lease_model::lease_model(cluster::cp_clock clock)
     nl.client = std::make_unique<cluster::memory_cp_client>(plane);
 }
 
+void publish_lease_deadline(node_lease& nl,
+                            std::chrono::steady_clock::time_point now) {
+  int64_t at = 0;
+  if (nl.keeper && nl.keeper->may_write(now))
+    at = std::chrono::duration_cast<std::chrono::nanoseconds>(
+           nl.keeper->fence_deadline().time_since_epoch())
+           .count();
+  nl.deadline->store(at);
+}
+
 std::string lease_key(node_id n) {
   return "/parley/sim/nodes/" + std::to_string(n);
 }
@@ -100,11 +110,13 @@ void two_node_world::lease_boot(node_id n) {
   nl.keeper = std::make_unique<cluster::lease_keeper>(
     *nl.client, opts, [this, n](bool live) { on_lease_change(n, live); });
   nl.fenced_window = false;
+  nl.owned_pending = 0;
   // parleyd registers before it serves (cluster_member waits for a live
   // lease): the first tick runs now, so the writer's first messages are
   // the fence and, if the control plane answered, the live report.
   auto t = now();
   auto next = nl.keeper->tick(t);
+  publish_lease_deadline(nl, t);
   nl.ticker = spawn_lease_ticker(*sys_, this, n, next - t);
   leases->tickers.insert(nl.ticker.id());
 }
@@ -112,6 +124,7 @@ void two_node_world::lease_boot(node_id n) {
 void two_node_world::lease_crash(node_id n) {
   auto& nl = leases->nodes[n - 1];
   nl.keeper.reset(); // no release: the lease runs out in the double
+  nl.deadline->store(0);
   nl.ticker = nullptr;
   nl.fenced_window = false;
 }
@@ -133,6 +146,7 @@ void two_node_world::on_lease_change(node_id n, bool live) {
             (unsigned long long)n, live ? "live" : "fenced",
             (unsigned long long)nl.generation);
   fnv(trace_hash, 0x1EA5E00 + n * 2 + live);
+  publish_lease_deadline(nl, now()); // before the writer hears of it
   if (!live && k.lease_fence_never_sent)
     return; // the planted bug
   caf::anon_send(at(n).writer, caf::put_atom::value,
@@ -146,6 +160,7 @@ void two_node_world::lease_tick(node_id n, caf::event_based_actor* self) {
   auto t = now();
   auto had_lease = nl.keeper->lease();
   auto next = nl.keeper->tick(t);
+  publish_lease_deadline(nl, t);
   if (had_lease != 0 && nl.keeper->lease() != had_lease
       && nl.keeper->lease() != 0)
     ++two_node_grand_totals().lease_regrants;

@@ -16,14 +16,26 @@
 // Seed-drawn outages cut one node off the control plane for longer than
 // TTL - margin of virtual time, so that node fences itself.
 //
+// As parleyd's lease_runner, the ticker also publishes the keeper's fence
+// deadline (virtual nanoseconds; 0 while fenced) after every tick and
+// before each transition is forwarded. With k.lease_deadline the writer
+// is given it and the virtual clock (store_writer_limits::lease_deadline,
+// lease_clock), so it refuses at the deadline even when it runs before the
+// fence message (a stall: virtual time jumped while work waited); off by
+// default for now (two_node_world.hpp says why).
+//
 // Every write that reaches a node's disk through its writer is audited:
 // a write into a partition the node owns must come from a live writer
 // (the fence holds), and never at or after the keeper's last renewal sent
-// + TTL (when the double could have let the lease lapse). Writes after
-// the keeper's fence deadline but before that (the fence is on its way to
-// the writer, within the margin) are counted, not refused.
+// + TTL (when the double could have let the lease lapse). After a stall
+// such writes are counted (writes_past_lease, with the message the writer
+// was handling) and, with k.lease_deadline, failed. With k.lease_deadline
+// every step also checks that the writer accepted nothing into a partition
+// its node owns at or past the published deadline. Writes after the
+// keeper's fence deadline but before the lapse are counted, not refused.
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -55,6 +67,15 @@ struct node_lease {
   uint64_t generation = 0;  ///< of the last lease_state sent to the writer
   bool cut = false;         ///< cut off the control plane
   time_point cut_until{};   ///< when the outage ends (virtual time)
+  /// The fence deadline the writer refuses at (virtual ns, as
+  /// lease_runner::deadline()): the keeper's while it may write, 0 while
+  /// fenced; a new one, at 0, for each incarnation.
+  std::shared_ptr<std::atomic<int64_t>> deadline =
+    std::make_shared<std::atomic<int64_t>>(0);
+  /// Ops into partitions it owns that the writer holds unwritten (pending
+  /// commits, lazy puts), as last seen after a step; more after a step =
+  /// it accepted some then (two_node_world::lease_watch).
+  size_t owned_pending = 0;
   bool fenced_window = false; ///< fenced after live, not live again yet
   uint64_t windows = 0;     ///< fenced windows in this run (every boot)
 };
@@ -76,6 +97,11 @@ struct lease_model {
       first_violation = std::move(why);
   }
 };
+
+/// Publishes node `n`'s fence deadline from its keeper at `now`, as
+/// lease_runner::publish_deadline (0 while fenced or without a keeper).
+void publish_lease_deadline(node_lease& nl,
+                            std::chrono::steady_clock::time_point now);
 
 /// The registration key of node `n`.
 std::string lease_key(node_id n);

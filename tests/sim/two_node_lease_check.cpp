@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include <caf/scheduled_actor.hpp>
+
 #include "runtime/store/conversation_store.hpp"
 #include "runtime/store/keys.hpp"
 
@@ -37,7 +39,49 @@ void two_node_world::lease_watermarks() {
 }
 
 
+size_t two_node_world::owned_pending(node_id n) const {
+  auto& ws = writer_state(at(n).writer);
+  auto owned = [&](const std::string& key) {
+    auto slot = keys::slot_of_key(key);
+    return slot
+           && map.owner(partition_of_slot(*slot, map.partitions())) == n;
+  };
+  size_t count = 0;
+  for (auto& op : ws.pending.ops)
+    count += owned(op.key);
+  for (auto& op : ws.pending_versioned)
+    count += owned(op.key);
+  for (auto& [key, value] : ws.lazy)
+    count += owned(key);
+  return count;
+}
+
 void two_node_world::lease_watch() {
+  // The published deadline's promise (lease_runner.hpp): the writer accepts
+  // nothing into a partition its node owns at or past it (0: fenced). A
+  // step that left more such ops unwritten accepted them at now().
+  for (node_id n : {1, 2}) {
+    auto& nl = leases->nodes[n - 1];
+    if (!k.lease_deadline || !at(n).up || !at(n).writer)
+      continue;
+    auto count = owned_pending(n);
+    auto grew = count > nl.owned_pending;
+    nl.owned_pending = count;
+    auto deadline = nl.deadline->load();
+    auto t_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  now().time_since_epoch())
+                  .count();
+    if (grew && (deadline == 0 || t_ns >= deadline))
+      leases->violate(
+        "node " + std::to_string(n) + " at t=" + std::to_string(ms_of(now()))
+        + " ms, step " + std::to_string(steps)
+        + ": its writer accepted a write into a partition it owns at or "
+          "past its published fence deadline ("
+        + (deadline == 0 ? std::string("0: fenced")
+                         : std::to_string(deadline / 1'000'000) + " ms")
+        + ")");
+  }
+
   // Without a stall since the keeper's last renewal, the fence reaches the
   // writer at the deadline's instant (virtual time stands still while any
   // work waits), so no writer may still be live once the lease could have
@@ -58,6 +102,20 @@ void two_node_world::lease_watch() {
         + std::to_string(ms_of(nl.keeper->last_renewed())) + " ms)");
   }
 }
+
+namespace {
+
+/// The message the writer is handling (the one that made it write).
+std::string writer_message(const store_writer_actor& w) {
+  auto ptr = caf::actor_cast<caf::abstract_actor*>(w);
+  auto* sa = dynamic_cast<caf::scheduled_actor*>(ptr);
+  if (sa == nullptr || sa->current_mailbox_element() == nullptr)
+    return "?";
+  auto what = caf::to_string(sa->current_mailbox_element()->content());
+  return what.size() > 60 ? what.substr(0, 60) + "..." : what;
+}
+
+} // namespace
 
 void two_node_world::audit_write(node_id n, const write_batch& batch) {
   const std::string* owned = nullptr;
@@ -100,20 +158,31 @@ void two_node_world::audit_write(node_id n, const write_batch& batch) {
               "t=" + std::to_string(ms_of(nl.keeper->last_renewed()))
               + " ms, TTL " + std::to_string(k.lease_ttl_s)
               + " s; keeper fenced, writer live at generation "
-              + std::to_string(ws.lease.generation) + ")";
+              + std::to_string(ws.lease.generation) + "; published deadline "
+              + std::to_string(nl.deadline->load() / 1'000'000)
+              + " ms; the writer's clock "
+              + std::to_string(ws.limits.lease_clock
+                                 ? ws.limits.lease_clock() / 1'000'000
+                                 : -1)
+              + " ms; it wrote on " + writer_message(nd.writer) + ")";
   if (stalled_until_ <= nl.keeper->last_renewed()) {
     // No stall since the renewal: the fence reached the writer at the
     // deadline's instant, so nothing may land past the lease.
     leases->violate(what);
     return;
   }
+  // After a stall the writer may run before the fence message reaches it.
+  // Without the deadline (k.lease_deadline) that race is counted; with it,
+  // failed: the writer refuses at the published deadline itself.
   auto over = uint64_t(ms_of(when) - ms_of(lapse));
   ++t.writes_past_lease;
   t.max_past_lease_ms = std::max(t.max_past_lease_ms, over);
+  what += ", past the lease after a stall that ended at t="
+          + std::to_string(ms_of(stalled_until_)) + " ms";
   if (t.first_past_lease.empty())
-    t.first_past_lease = "seed " + std::to_string(seed) + ": " + what
-                         + ", after a stall that ended at t="
-                         + std::to_string(ms_of(stalled_until_)) + " ms";
+    t.first_past_lease = "seed " + std::to_string(seed) + ": " + what;
+  if (k.lease_deadline)
+    leases->violate(what); // the deadline must stop this too
 }
 
 std::string two_node_world::check_leases() const {

@@ -6,6 +6,7 @@
 #include "two_node_actors.hpp"
 #include "two_node_detail.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -62,7 +63,23 @@ void two_node_world::boot(node_id n) {
     store = std::make_shared<sync_ignoring_backend>(nd.disk, &faults_on);
   if (leases)
     store = lease_audited(store, this, n);
-  nd.writer = sys.spawn(store_writer_impl, store, store_writer_limits{});
+  auto* sp = &coordinator(sys);
+  store_writer_limits wl;
+  if (leases) {
+    // As parleyd's: the writer refuses at the lease thread's published
+    // deadline, here on the virtual clock the keeper runs on; fenced (0)
+    // until this incarnation's keeper registers.
+    auto& nl = leases->nodes[n - 1];
+    nl.deadline = std::make_shared<std::atomic<int64_t>>(0);
+    if (k.lease_deadline && !k.lease_deadline_not_given) // else the bug
+      wl.lease_deadline = nl.deadline;
+    wl.lease_clock = [sp] {
+      return int64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       sp->clock().current_time.time_since_epoch())
+                       .count());
+    };
+  }
+  nd.writer = sys.spawn(store_writer_impl, store, std::move(wl));
   if (leases)
     lease_boot(n); // the writer starts fenced; its keeper ticks
   nd.reader = sys.spawn(store_reader_impl,
@@ -71,7 +88,6 @@ void two_node_world::boot(node_id n) {
   conversation_limits lim;
   lim.idempotency_cache = 8;   // small, so lookups hit the store too
   lim.idempotency_filter = 16; // and past it, every new key is looked up
-  auto* sp = &coordinator(sys);
   auto epoch = virtual_epoch_ms_;
   clock_fn clock = [sp, epoch] {
     using namespace std::chrono;

@@ -118,7 +118,8 @@ TEST_CASE("sim: two-node swarm keeps sends exactly-once and gapless across a "
                        << " after the fence deadline, within the margin), "
                           "none while fenced; "
                        << t.writes_past_lease
-                       << " past the lease after a stall (longest "
+                       << " past the lease after a stall (counted here; "
+                          "failed with lease_deadline; longest "
                        << t.max_past_lease_ms << " ms past; first: "
                        << t.first_past_lease << ")");
   if (std::getenv("PARLEY_SIM_SEEDS") == nullptr) { // not a replay
@@ -190,7 +191,8 @@ TEST_CASE("sim: two-node swarm with leases on every seed and three "
           "control-plane outages each, half of the seeds without stalls") {
   // Without stalls (no time jumps, no timers fired while work waits) the
   // lease fence must reach the writer before its lease could lapse,
-  // always; with them, only the write audit's count of the race remains.
+  // always; with them, the writer may run before the fence message, and
+  // the published deadline must stop it from accepting anything more.
   for_each_seed("sim: two-node swarm with leases*", 83000, 300,
                 [](uint64_t seed) {
                   auto k = draw_knobs(seed);
@@ -220,6 +222,41 @@ TEST_CASE("sim: the two-node swarm's lease checks fail on a planted bug: "
   MESSAGE("fence never sent: " << unfenced << " of 100 seeds failed; "
                                << why);
   CHECK(unfenced > 0);
+}
+
+TEST_CASE("sim: two-node swarm with the lease deadline wired: nothing "
+          "accepted past the published deadline, nothing lands past the "
+          "lease after a stall" * doctest::skip()) {
+  // Skipped until store_writer answers a refusal at the deadline without
+  // landing the same epoch's earlier pending commits (two_node_world.hpp,
+  // lease_deadline): today it fails here, and some seeds abort the
+  // process (conversation: "committed after roll-back").
+  for_each_seed("sim: two-node swarm with the lease deadline*", 50000, 1000,
+                [](uint64_t seed) {
+                  auto k = draw_knobs(seed);
+                  k.lease_deadline = true;
+                  two_node_world w{seed, k};
+                  return w.run_all();
+                });
+}
+
+TEST_CASE("sim: the two-node swarm's lease checks fail on a planted bug: "
+          "the writer is not given the lease deadline") {
+  // Runs with stalls (time jumps, timers fired while work waits): a writer
+  // that only the fence message stops accepts writes past its deadline
+  // when virtual time jumps past it and the writer runs first.
+  auto [outran, why] = planted(84000, 300, [](two_node_knobs& k) {
+    k.leases = true;
+    k.cp_outages = 3;
+    k.lease_deadline = true;
+    k.lease_deadline_not_given = true;
+    k.p_time_jump = 0.05;
+    k.p_fire_timer = 0.3;
+  });
+  MESSAGE("lease deadline not wired: " << outran << " of 300 seeds failed; "
+                                       << why);
+  CHECK(outran > 0);
+  CHECK(why.find("past its published fence deadline") != std::string::npos);
 }
 
 TEST_CASE("sim: the link carries a request and its answer serialized, with "

@@ -113,6 +113,9 @@ bool two_node_world::step() {
     sched.advance_time(std::chrono::milliseconds(
       static_cast<int64_t>(1 + uniform() * 3000)));
     stalled_until_ = now();
+    if (std::getenv("PARLEY_SIM_DEBUG"))
+      fprintf(stderr, "step %llu time jump to t=%lld\n",
+              (unsigned long long)steps, (long long)ms_of(now()));
   }
   if (faults_on && k.p_conv_crash > 0 && uniform() < k.p_conv_crash) {
     auto& nd = at(1 + sched_rng() % 2);
@@ -142,6 +145,10 @@ bool two_node_world::step() {
       return false;
     if (stall)
       stalled_until_ = now();
+    if (std::getenv("PARLEY_SIM_DEBUG"))
+      fprintf(stderr, "step %llu timer fired at t=%lld%s\n",
+              (unsigned long long)steps, (long long)ms_of(now()),
+              stall ? " (a stall)" : "");
     fnv(trace_hash, 0x7111E);
     return true;
   }

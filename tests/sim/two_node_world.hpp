@@ -100,6 +100,17 @@ struct two_node_knobs {
   int64_t fence_margin_ms = 1500;
   /// A planted bug: the lease forwarder never sends the fence.
   bool lease_fence_never_sent = false;
+  /// The writer refuses at the published lease deadline, on the virtual
+  /// clock (as parleyd's; two_node_lease.hpp), and the swarm checks that
+  /// it accepts nothing past it and lands nothing past the lease even
+  /// after a stall. Off by default: with it, store_writer refuses a commit
+  /// at the deadline while an earlier commit of the same epoch waits for
+  /// its tick, then lands and acknowledges that one, and the conversation
+  /// aborts ("committed after roll-back"; e.g. seeds 50050, 50079, 50150).
+  bool lease_deadline = false;
+  /// A planted bug (with lease_deadline): the writer is not given the
+  /// deadline (only the fence message stops it; a stall outruns it).
+  bool lease_deadline_not_given = false;
 };
 
 /// Counters over all two-node runs in this process.
@@ -123,8 +134,9 @@ struct two_node_totals {
                                  ///< the fence on its way (within margin)
            lease_regrants = 0,   ///< leases granted again after lapsing
            /// Writes past the lease (at or after the last renewal sent +
-           /// TTL) after a stall (see stalled_until_): the fence is a
-           /// message, so a writer that resumes first writes before it.
+           /// TTL) after a stall (see stalled_until_): accepted before the
+           /// published deadline, landed (on the writer's tick or the late
+           /// fence) after it (two_node_lease.hpp).
            writes_past_lease = 0,
            max_past_lease_ms = 0; ///< the longest such overrun
   /// Conversations whose idle outbox watermark the lease fence dropped
@@ -223,8 +235,11 @@ private:
   /// Cuts off and reconnects nodes as drawn (faulty phase step s).
   void lease_faults(uint64_t s);
   void lease_heal();
-  /// No writer live past its lease without a stall (every step).
+  /// No writer live past its lease without a stall, none accepting a write
+  /// at or past its published deadline (every step).
   void lease_watch();
+  /// Ops into partitions node n owns that its writer holds unwritten.
+  size_t owned_pending(node_id n) const;
   /// Outbox watermarks the lease fence dropped (two_node_lease.cpp).
   void lease_watermarks();
   /// Nothing left but lease ticks, and every node's lease is live.
