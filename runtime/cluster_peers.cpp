@@ -180,7 +180,17 @@ void run_peers(std::shared_ptr<state> sp) {
   auto& st = *sp;
   watch_nodes(sp);
   auto next_check = std::chrono::steady_clock::now();
-  std::set<node_id> failing; // logged once until they connect
+  // Nodes whose dial failed: when to try again, and the pause after the
+  // next failure (doubling from 1 s to 10 s; reset by a success or a new
+  // registration). Redialing a node every second that refuses the TLS
+  // handshake (no certificate) made CAF 0.17.6's openssl module drop the
+  // healthy TLS links of this node now and then (helper G's finding).
+  struct retry {
+    std::string incarnation;
+    std::chrono::steady_clock::time_point at;
+    std::chrono::milliseconds pause{1000};
+  };
+  std::map<node_id, retry> failing;
   for (;;) {
     std::vector<node_id> forget;
     std::vector<node_registration> dial;
@@ -233,12 +243,25 @@ void run_peers(std::shared_ptr<state> sp) {
     for (auto& [reg, peer] : adopt)
       take_peer(sp, reg, peer.directory, peer);
     for (auto& reg : dial) {
+      auto now = std::chrono::steady_clock::now();
+      auto f = failing.find(reg.node);
+      if (f != failing.end() && f->second.incarnation == reg.incarnation
+          && now < f->second.at)
+        continue; // backing off
       node_actors peer;
       auto front = connect(st, reg, peer);
       if (!front) {
-        if (failing.insert(reg.node).second)
+        if (f == failing.end() || f->second.incarnation != reg.incarnation) {
           spdlog::warn("cannot reach node={} at {}:{} yet; retrying",
                        reg.node, reg.at.host, reg.at.port);
+          f = failing.insert_or_assign(reg.node, retry{reg.incarnation, now,
+                                                       std::chrono::seconds(1)})
+                .first;
+        }
+        auto& r = f->second;
+        r.at = std::chrono::steady_clock::now() + r.pause;
+        r.pause = std::min<std::chrono::milliseconds>(r.pause * 2,
+                                                      std::chrono::seconds(10));
         continue;
       }
       failing.erase(reg.node);
