@@ -143,12 +143,56 @@ caf::error check_partitions(store_writer_state& st, uint64_t writer,
   return {};
 }
 
+/// Whether something accepted but not written yet touches a partition the
+/// lease fence holds now (its deadline passed after it was accepted).
+bool pending_fenced(const store_writer_state& st) {
+  if (lease_live(st))
+    return false;
+  for (auto& op : st.pending.ops)
+    if (lease_fenced(st, op.key))
+      return true;
+  for (auto& [key, v] : st.pending_max)
+    if (lease_fenced(st, key))
+      return true;
+  for (auto& op : st.pending_versioned)
+    if (lease_fenced(st, op.key) || lease_fenced(st, op.version_key))
+      return true;
+  return false;
+}
+
+/// Refuses everything accepted and not written yet, as a failed write
+/// does: nothing of it is written, each requester gets `err` and its
+/// writer is fenced at its epoch. For a lease that lapsed between a
+/// commit's acceptance and its write: writing it then could land after
+/// another node took the partition, and a later commit of the same
+/// writer refused meanwhile must not see an earlier one succeed after it.
+void refuse_pending(self_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  st.pending.ops.clear();
+  st.pending_max.clear();
+  st.pending_versioned.clear();
+  ++st.stats.failures;
+  for (auto& w : waiting) {
+    auto& f = st.fenced[w.writer];
+    f = std::max(f, w.epoch);
+    answer(self, w, 0, err);
+  }
+}
+
+caf::error lease_lapsed_error() {
+  return caf::make_error(errc::unavailable, "the node's lease lapsed; retry");
+}
+
 /// Writes everything pending and answers its requesters: a synced write
 /// if anyone waits for it (or `sync`), else an unsynced one (only records
 /// a crash may lose are pending).
 void write_pending(self_ptr self, bool sync = false) {
   auto& st = self->state;
   st.tick_scheduled = false;
+  if (st.limits.lease_deadline && pending_fenced(st))
+    refuse_pending(self, lease_lapsed_error());
   sync = sync || !st.waiting.empty();
   if (st.waiting.empty() && st.pending.empty() && st.lazy.empty())
     return;
@@ -286,8 +330,11 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       auto& st = self->state;
       if (auto err = check_fence(st, writer, epoch))
         return err;
-      if (auto err = check_partitions(st, writer, epoch, batch))
+      if (auto err = check_partitions(st, writer, epoch, batch)) {
+        if (pending_fenced(st))
+          refuse_pending(self, err); // answered before this refusal
         return err;
+      }
       add(self, batch);
       auto rp = self->make_response_promise<uint64_t>();
       st.waiting.push_back({writer, epoch, rp, {}, 0});
@@ -301,6 +348,8 @@ store_writer_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
       if (!err)
         err = check_partitions(st, c.writer, c.epoch, c.batch);
       if (err) {
+        if (pending_fenced(st))
+          refuse_pending(self, err); // answered before this refusal
         if (to)
           self->send(to, commit_atom::value, commit_answer{c.tag, 0, err});
         return;

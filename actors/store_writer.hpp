@@ -45,9 +45,13 @@
 // A clustered node also gives it the lease thread's deadline
 // (store_writer_limits::lease_deadline): at or past it the fence holds
 // without waiting for the report, so a process resumed after SIGSTOP
-// refuses the work it had queued before its lease thread runs. A commit
-// accepted before the deadline may be synced shortly after it; the margin
-// (TTL minus deadline, 1.5 s by default) covers that sync.
+// refuses the work it had queued before its lease thread runs. The
+// deadline is checked when a commit arrives and again when the batch is
+// written: a commit accepted before it but not written by then is refused
+// with its whole batch (as a failed write; its writer fenced), also when
+// a later commit refused for the lease reaches the writer first. A batch
+// whose sync starts before the deadline may end shortly after it; the
+// margin (1.5 s by default) covers that sync.
 //
 // Blocks on disk: node.cpp spawns it detached (its own thread).
 

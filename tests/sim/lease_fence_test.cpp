@@ -379,3 +379,76 @@ TEST_CASE("sim: the store writer fences at the lease thread's deadline "
   CHECK(f.on_disk(lo + "d"));
   CHECK(f.on_disk(keys::meta("m")));
 }
+
+TEST_CASE("sim: a commit accepted before the lease deadline but not written "
+          "by then is refused with the rest of its batch, never written "
+          "after a later commit of its writer was refused") {
+  auto deadline = std::make_shared<std::atomic<int64_t>>(0);
+  int64_t now_ns = 1000;
+  store_writer_limits lim;
+  lim.lease_deadline = deadline;
+  lim.lease_clock = [&now_ns] { return now_ns; };
+  fixture f{lim};
+  auto [lo, hi] = store::partition_range(0, parts);
+  auto send = [&](uint64_t tag, uint64_t epoch, std::string key) {
+    write_batch b;
+    b.put(std::move(key), "v");
+    caf::send_as(f.collector, f.writer, commit_atom::value,
+                 tagged_commit{tag, 7, epoch, std::move(b)});
+  };
+  deadline->store(5000);
+  send(1, 1, lo + "a");
+  send(2, 1, keys::meta("m1")); // meta, in the same batch
+  f.sched->run_once();           // the writer accepts 1: its write waits
+  f.sched->run_once();           // ... and 2
+  now_ns = 6000;                 // the process stalled past the deadline
+  send(3, 1, lo + "b");          // refused: the lease lapsed
+  f.sched->run();
+  auto& log = *f.log;
+  REQUIRE(log.size() == 3);
+  // 1 and 2 are refused (their batch was not written) before 3 is.
+  CHECK(log[0].commit.tag == 1);
+  CHECK(is(log[0].commit.err, errc::unavailable));
+  CHECK(log[1].commit.tag == 2);
+  CHECK(is(log[1].commit.err, errc::unavailable));
+  CHECK(log[2].commit.tag == 3);
+  // The write of 1 and 2 came first (it was queued) and fenced the writer
+  // at epoch 1: 3 is refused as fenced, retryable too.
+  CHECK(is(log[2].commit.err, errc::storage_fenced));
+  CHECK(!f.on_disk(lo + "a"));
+  CHECK(!f.on_disk(keys::meta("m1")));
+  CHECK(!f.on_disk(lo + "b"));
+  // Renewed: the writer's next epoch is written; the old one stays fenced.
+  deadline->store(20000);
+  send(4, 1, lo + "c");
+  send(5, 2, lo + "d");
+  f.sched->run();
+  REQUIRE(log.size() == 5);
+  CHECK(is(log[3].commit.err, errc::storage_fenced));
+  CHECK(!log[4].commit.err);
+  CHECK(f.on_disk(lo + "d"));
+  // A commit accepted and then caught by the deadline at its write (no
+  // later commit to notice it first) is refused too.
+  send(6, 2, lo + "e");
+  f.sched->run_once();
+  now_ns = 30000;
+  f.sched->run();
+  REQUIRE(log.size() == 6);
+  CHECK(is(log[5].commit.err, errc::unavailable));
+  CHECK(!f.on_disk(lo + "e"));
+  // A later commit that reaches the writer past the deadline before the
+  // earlier one's write: the earlier one is refused first, then it.
+  deadline->store(50000);
+  send(7, 3, lo + "f");
+  send(8, 3, lo + "g");
+  f.sched->run_once(); // 7 accepted; its write is queued behind 8
+  now_ns = 60000;
+  f.sched->run();
+  REQUIRE(log.size() == 8);
+  CHECK(log[6].commit.tag == 7);
+  CHECK(is(log[6].commit.err, errc::unavailable));
+  CHECK(log[7].commit.tag == 8);
+  CHECK(is(log[7].commit.err, errc::unavailable));
+  CHECK(!f.on_disk(lo + "f"));
+  CHECK(!f.on_disk(lo + "g"));
+}
