@@ -6,6 +6,7 @@
 
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/cluster_member.hpp"
+#include "runtime/cluster_member_detail.hpp"
 #include "runtime/gateway/server.hpp"
 
 namespace parley {
@@ -16,16 +17,9 @@ using gateway::http_request;
 using gateway::http_response;
 
 http_response error(unsigned status, const std::string& message) {
-  std::string text;
-  for (char c : message) {
-    if (c == '"' || c == '\\')
-      text += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20)
-      text += c;
-  }
   return {status, "application/json",
           "{\"error\":{\"status\":" + std::to_string(status)
-            + ",\"message\":\"" + text + "\"}}",
+            + ",\"message\":" + json_quote(message) + "}}",
           {}};
 }
 

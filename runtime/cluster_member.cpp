@@ -45,17 +45,6 @@ std::optional<uint64_t> whole(const pb::Struct& obj, const char* name,
   return static_cast<uint64_t>(x);
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20)
-      out += c;
-  }
-  return out + "\"";
-}
-
 /// The front: answers the node's actors to peers (once attach() gave them);
 /// takes them only from its own node.
 struct front_state {
@@ -111,6 +100,17 @@ caf::behavior front_impl(caf::stateful_actor<front_state>* self, node_id me,
 
 } // namespace
 
+std::string json_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20)
+      out += c;
+  }
+  return out + "\"";
+}
+
 std::string map_key(const cluster::cluster_options& o) {
   return o.prefix() + "map";
 }
@@ -147,8 +147,8 @@ std::optional<node_registration> parse_registration(const std::string& json) {
 
 std::string registration_json(const node_registration& r) {
   return "{\"node\":" + std::to_string(r.node) + ",\"host\":"
-         + json_string(r.at.host) + ",\"port\":" + std::to_string(r.at.port)
-         + ",\"incarnation\":" + json_string(r.incarnation) + "}";
+         + json_quote(r.at.host) + ",\"port\":" + std::to_string(r.at.port)
+         + ",\"incarnation\":" + json_quote(r.incarnation) + "}";
 }
 
 std::string map_json(const partition_map& m) {
@@ -503,7 +503,7 @@ std::string cluster_member::health_fields() const {
   for (auto& [id, _] : st.connected)
     peers += (peers.empty() ? "" : ",") + std::to_string(id);
   return "\"node\":" + std::to_string(st.opts.node) + ",\"cluster\":{\"name\":"
-         + json_string(st.opts.name)
+         + json_quote(st.opts.name)
          + ",\"map_epoch\":" + std::to_string(st.map.map_epoch)
          + ",\"owned\":[" + owned + "],\"peers\":[" + peers
          + "],\"etcd\":" + (st.etcd_up ? "\"ok\"" : "\"unreachable\"")

@@ -128,6 +128,10 @@ struct map_at {
 };
 std::optional<map_at> read_map(cluster_member::state& st);
 
+/// `s` as a JSON string literal (quotes and backslashes escaped, control
+/// characters dropped).
+std::string json_quote(const std::string& s);
+
 /// The map key, "/parley/<name>/map".
 std::string map_key(const cluster::cluster_options& o);
 

@@ -61,17 +61,6 @@ caf::behavior move_agent(caf::event_based_actor* self,
   };
 }
 
-std::string json_text(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20)
-      out += c;
-  }
-  return out + "\"";
-}
-
 /// The driver of one move (see the header).
 class driver {
 public:
@@ -318,14 +307,14 @@ caf::actor spawn_move_agent(caf::actor_system& sys,
 std::string move_status::json() const {
   return "{\"partition\":" + std::to_string(partition)
          + ",\"from\":" + std::to_string(from) + ",\"to\":"
-         + std::to_string(to) + ",\"phase\":" + json_text(phase)
+         + std::to_string(to) + ",\"phase\":" + json_quote(phase)
          + ",\"chunks\":" + std::to_string(chunks) + ",\"keys\":"
          + std::to_string(keys) + ",\"puts\":" + std::to_string(puts)
          + ",\"erases\":" + std::to_string(erases) + ",\"map_epoch\":"
          + std::to_string(map_epoch) + ",\"started_ms\":"
          + std::to_string(started_ms) + ",\"unavailable_ms\":"
-         + std::to_string(window_ms()) + ",\"waiting\":" + json_text(waiting)
-         + ",\"error\":" + json_text(error) + "}";
+         + std::to_string(window_ms()) + ",\"waiting\":" + json_quote(waiting)
+         + ",\"error\":" + json_quote(error) + "}";
 }
 
 void run_move(const std::shared_ptr<cluster_member::state>& sp, uint32_t p,
