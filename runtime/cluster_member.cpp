@@ -276,7 +276,9 @@ void cluster_member::attach(const node& n, std::shared_ptr<kv_backend> kv) {
               caf::actor_cast<caf::actor>(n.registry()),
               caf::actor_cast<caf::actor>(n.accounts()),
               caf::actor_cast<caf::actor>(n.fanout()),
-              spawn_move_agent(st.sys, std::move(kv), keeper)};
+              spawn_move_agent(st.sys, std::move(kv), keeper,
+                               caf::actor_cast<caf::actor>(n.writer()),
+                               st.opts.node)};
   {
     caf::scoped_actor self{st.sys};
     self->send(st.front, caf::put_atom::value, st.local.directory,

@@ -27,7 +27,8 @@ constexpr auto retry_pause = 500ms;
 constexpr auto give_up_after = std::chrono::minutes(10); ///< per phase
 
 caf::behavior move_agent(caf::event_based_actor* self,
-                         std::shared_ptr<kv_backend> kv, caf::actor keeper) {
+                         std::shared_ptr<kv_backend> kv, caf::actor keeper,
+                         caf::actor writer, node_id me) {
   return {
     [kv](load_atom, uint32_t p, uint32_t partitions, const std::string& next,
          uint64_t max_keys)
@@ -51,11 +52,27 @@ caf::behavior move_agent(caf::event_based_actor* self,
           return err;
       return {c->puts, c->erases};
     },
-    [self, keeper](caf::get_atom) -> caf::result<uint64_t> {
+    // The map epoch the node's store writer holds: the keeper's newest
+    // map, handed to the writer (an equal epoch changes nothing there) so
+    // that the answer comes only once the writer has fenced and written
+    // everything it accepted before that map; the keeper's own answer
+    // may come while its hand-out is still under way.
+    [self, keeper, writer, me](caf::get_atom) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();
       self->request(keeper, 5s, caf::get_atom::value)
-        .then([rp](const partition_map& m) mutable { rp.deliver(m.map_epoch); },
-              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        .then(
+          [self, rp, writer, me](partition_map& m) mutable {
+            auto epoch = m.map_epoch;
+            self->request(writer, 5s, caf::put_atom::value, me, std::move(m))
+              .then([rp](uint64_t held) mutable { rp.deliver(held); },
+                    [rp, epoch](caf::error& err) mutable {
+                      if (is(err, errc::conflict)) // it holds a newer one
+                        rp.deliver(epoch);
+                      else
+                        rp.deliver(std::move(err));
+                    });
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     },
   };
@@ -298,10 +315,10 @@ private:
 } // namespace
 
 caf::actor spawn_move_agent(caf::actor_system& sys,
-                            std::shared_ptr<kv_backend> kv,
-                            caf::actor keeper) {
+                            std::shared_ptr<kv_backend> kv, caf::actor keeper,
+                            caf::actor writer, node_id me) {
   return sys.spawn<caf::detached>(move_agent, std::move(kv),
-                                  std::move(keeper));
+                                  std::move(keeper), std::move(writer), me);
 }
 
 std::string move_status::json() const {

@@ -11,7 +11,9 @@
 //   (commit_atom, p, partitions, next, span_end, write_batch records)
 //       -> (uint64_t puts, uint64_t erases)
 //     the new side's half (store::plan_apply), written synced;
-//   (get_atom) -> uint64_t: the map epoch its node's keeper holds.
+//   (get_atom) -> uint64_t: the map epoch its node's store writer holds
+//       (the keeper's newest map handed to the writer first: answered only
+//       after the writer fenced and wrote what it accepted before it).
 //
 // A move of partition p from its owner A to node B, run on a thread of the
 // node that took the admin request:
@@ -48,10 +50,10 @@ namespace parley {
 inline constexpr uint64_t move_chunk_keys = 2000;
 
 /// Spawns a node's move agent (detached) over its store; `keeper` is the
-/// node's map keeper.
+/// node's map keeper, `writer` its store writer, `me` the node's id.
 caf::actor spawn_move_agent(caf::actor_system& sys,
-                            std::shared_ptr<kv_backend> kv,
-                            caf::actor keeper);
+                            std::shared_ptr<kv_backend> kv, caf::actor keeper,
+                            caf::actor writer, node_id me);
 
 /// Where a move stands (GET /v1/admin/moves).
 struct move_status {

@@ -131,7 +131,7 @@ void wait_live(test_cluster& c, node_id n) {
 } // namespace
 
 TEST_CASE("cluster tls: nodes with the cluster certificate peer over mutual "
-          "TLS; a node without it joins neither and has no peers") {
+          "TLS, a node without it joins neither and has no peers") {
   tls_certs certs;
   test_cluster c(plain_third(certs)); // 1 and 2: peers, leases live
   wait_live(c, 3);

@@ -270,7 +270,7 @@ TEST_CASE("a large group's push is the frame a plain push builds, on the "
   }
 }
 
-TEST_CASE("a retryable UNAVAILABLE says when to retry; a refusal does not") {
+TEST_CASE("a retryable UNAVAILABLE says when to retry, a refusal does not") {
   using parley::errc;
   for (auto err : {caf::make_error(errc::unavailable, "partition 3 moving"),
                    caf::make_error(errc::storage_failed),

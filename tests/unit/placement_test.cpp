@@ -126,7 +126,7 @@ TEST_CASE("the single-node map owns every partition at epoch 1") {
   }
 }
 
-TEST_CASE("a partition map without an epoch is invalid; a partition "
+TEST_CASE("a partition map without an epoch is invalid, a partition "
           "without an owner (a move's switch) is not") {
   auto m = partition_map::single_node(4);
   m.owners[2] = no_node;
