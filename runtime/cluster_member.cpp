@@ -178,6 +178,8 @@ std::string cluster_member::join(uint32_t partitions) {
       std::lock_guard<std::mutex> guard{sp->mtx};
       sp->lease_live = live;
       if (live)
+        sp->etcd_up = true; // it just answered (the peer thread re-checks)
+      if (live)
         spdlog::info("lease live: writing for this node's partitions");
       else
         spdlog::warn("lease not renewed in time: fenced, writes for this "

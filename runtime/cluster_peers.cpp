@@ -280,6 +280,7 @@ void run_peers(std::shared_ptr<state> sp) {
       if (st.live_pending) {
         st.live_pending = false;
         st.lease_live = true;
+        st.etcd_up = true;
         report_lease(st);
         spdlog::info("lease live again with the current map");
       }
