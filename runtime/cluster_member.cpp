@@ -231,16 +231,10 @@ std::string cluster_member::join(uint32_t partitions) {
 }
 
 bool refresh_map(cluster_member::state& st) {
-  auto key = map_key(st.opts);
-  auto r = st.cp->range(key);
-  if (!r)
+  auto at = read_map(st);
+  if (!at)
     return false;
-  std::optional<partition_map> now;
-  for (auto& kv : r->kvs)
-    if (kv.key == key)
-      now = parse_map(kv.value);
-  if (!now)
-    return false;
+  auto now = std::optional<partition_map>{std::move(at->map)};
   caf::actor keeper;
   {
     std::lock_guard<std::mutex> guard{st.mtx};

@@ -1,9 +1,7 @@
 #include "runtime/cluster/cluster_options.hpp"
-
-#include <arpa/inet.h>
+#include "runtime/cluster/cluster_tls.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <set>
 
 namespace parley::cluster {
@@ -30,29 +28,7 @@ std::optional<host_port> parse_host_port(const std::string& text) {
 }
 
 bool private_or_loopback(const std::string& host) {
-  if (host == "localhost")
-    return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    auto a = ntohl(v4.s_addr);
-    auto in = [a](uint32_t net, int bits) {
-      return (a >> (32 - bits)) == (net >> (32 - bits));
-    };
-    return in(0x7F000000, 8) || in(0x0A000000, 8) || in(0xAC100000, 12)
-           || in(0xC0A80000, 16) || in(0xA9FE0000, 16);
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    static const uint8_t loop[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                     0, 0, 0, 0, 0, 0, 0, 1};
-    if (std::memcmp(v6.s6_addr, loop, 16) == 0)
-      return true;
-    auto b0 = v6.s6_addr[0];
-    auto b1 = v6.s6_addr[1];
-    return (b0 & 0xFE) == 0xFC                  // fc00::/7, unique local
-           || (b0 == 0xFE && (b1 & 0xC0) == 0x80); // fe80::/10
-  }
-  return false;
+  return peer_host_allowed(host); // one rule for binding and dialing
 }
 
 std::optional<std::vector<uint64_t>> parse_node_list(const std::string& text) {
