@@ -16,6 +16,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "runtime/admin/json_text.hpp"
 #include "runtime/cluster/cluster_options.hpp"
 #include "runtime/cluster/cluster_tls.hpp"
 #include "runtime/cluster/etcd_client.hpp"
@@ -127,10 +128,6 @@ struct map_at {
   int64_t mod_revision = 0;
 };
 std::optional<map_at> read_map(cluster_member::state& st);
-
-/// `s` as a JSON string literal (quotes and backslashes escaped, control
-/// characters dropped).
-std::string json_quote(const std::string& s);
 
 /// The map key, "/parley/<name>/map".
 std::string map_key(const cluster::cluster_options& o);

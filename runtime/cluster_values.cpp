@@ -36,17 +36,6 @@ std::optional<uint64_t> whole(const pb::Struct& obj, const char* name,
 
 } // namespace
 
-std::string json_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20)
-      out += c;
-  }
-  return out + "\"";
-}
-
 std::optional<node_registration> parse_registration(const std::string& json) {
   auto obj = parse_object(json);
   if (!obj)

@@ -1,0 +1,3 @@
+#include "runtime/admin/command_table.hpp"
+
+// PLACEHOLDER (issue 23, being written this session).

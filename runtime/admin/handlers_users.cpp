@@ -1,0 +1,10 @@
+#include "runtime/admin/handlers.hpp"
+
+// PLACEHOLDER (issue 23, being written this session): registers nothing yet.
+
+namespace parley::admin {
+
+void add_user_handlers(handler_table&, env&) {
+}
+
+} // namespace parley::admin
