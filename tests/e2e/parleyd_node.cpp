@@ -72,6 +72,12 @@ void node::restart() {
   proc_ = std::make_unique<child>(PARLEYD, args);
   port = started_port(*proc_, 10000);
   REQUIRE(port != 0);
+  static const std::regex admin("admin listening .*port=(\\d+)");
+  admin_port = 0;
+  std::smatch m;
+  for (auto& l : proc_->lines())
+    if (std::regex_search(l, m, admin))
+      admin_port = static_cast<uint16_t>(std::stoi(m[1].str()));
 }
 
 std::string node::account(const std::string& name, const std::string& device) {

@@ -45,6 +45,9 @@ public:
   std::vector<std::string> log();
 
   uint16_t port = 0;
+  /// The admin port, from parleyd's "admin listening ... port=N" line (0
+  /// without an admin port; see parleyctl_run.hpp's admin_args()).
+  uint16_t admin_port = 0;
   std::string dir;
 
 private:
