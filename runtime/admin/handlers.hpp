@@ -84,6 +84,13 @@ void add_user_handlers(handler_table& t, env& e);
 void add_conversation_handlers(handler_table& t, env& e);
 void add_cluster_handlers(handler_table& t, env& e);
 
+/// For `status` on a cluster (handlers_cluster.cpp): JSON object fields
+/// (no braces) describing every node of the cluster (id, address, live,
+/// partitions owned), the map epoch and etcd's reachability, e.g.
+/// "map_epoch":7,"etcd":"reachable","nodes":[{...},...]. Empty without a
+/// cluster (member null).
+std::string cluster_status_fields(cluster_member* member);
+
 /// Every group above.
 inline void add_all_handlers(handler_table& t, env& e) {
   add_node_handlers(t, e);

@@ -7,4 +7,8 @@ namespace parley::admin {
 void add_cluster_handlers(handler_table&, env&) {
 }
 
+std::string cluster_status_fields(cluster_member*) {
+  return {};
+}
+
 } // namespace parley::admin
