@@ -420,8 +420,8 @@ std::string help_text(const command_spec& cmd) {
       w = std::max(w, a.name.size());
     for (auto& a : cmd.args)
       s += "  " + upper(a.name) + std::string(w - a.name.size() + 3, ' ')
-           + a.help + (a.optional ? " (optional)" : "") + "; takes "
-           + accepts(a) + "\n";
+           + a.help + (a.optional ? " (optional)" : "")
+           + (a.help == accepts(a) ? "" : "; takes " + accepts(a)) + "\n";
   }
   return s;
 }

@@ -1,0 +1,35 @@
+#pragma once
+
+// render: a node's answer as text a person reads (the output contract of
+// issue 23): an object's scalar fields as aligned "key  value" lines,
+// arrays of flat objects as aligned tables with a header row, nested
+// objects as titled blocks. *_ms epoch times are shown as UTC times,
+// other *_ms as durations, *_bytes as sizes.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tools/parleyctl/json.hpp"
+
+namespace parley::ctl {
+
+/// The whole answer.
+std::string render(const json& answer);
+
+/// One scalar as shown for the field `key`.
+std::string show_value(const std::string& key, const json& v);
+
+/// Epoch milliseconds as "2026-12-07 17:40:01" (UTC).
+std::string utc_time(int64_t epoch_ms);
+/// A duration: "850 ms", "5.3 s", "2m 05s", "3h 04m", "2d 03h".
+std::string duration(double ms);
+/// A size: "512 B", "1.5 KiB", "3.2 GiB".
+std::string human_bytes(double bytes);
+
+/// Rows as an aligned table (the first row is the header), each line
+/// indented by `indent`.
+std::string table(const std::vector<std::vector<std::string>>& rows,
+                  const std::string& indent = "");
+
+} // namespace parley::ctl
