@@ -15,6 +15,7 @@ packages=(
   libsodium-dev                     # Argon2id password hashes, random tokens
   libgoogle-perftools-dev           # tcmalloc for parleyd (RESULTS.md, issue 3)
   etcd-server etcd-client          # cluster control plane (issue 22; tests start their own)
+  libedit-dev                      # parleyctl's shell: line editing, history, completion
 )
 
 missing=()
