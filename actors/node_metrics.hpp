@@ -43,6 +43,20 @@ public:
   /// Prometheus text for histogram `name` (seconds).
   std::string render(const std::string& name, const std::string& help) const;
 
+  /// Observations per bucket, not cumulative (bounds_us.size() + 1 of
+  /// them: the last counts those above every bound), for the admin port.
+  std::array<uint64_t, bounds_us.size() + 1> counts() const {
+    std::array<uint64_t, bounds_us.size() + 1> out{};
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = counts_[i].load(std::memory_order_relaxed);
+    return out;
+  }
+
+  /// Sum of every observation in microseconds.
+  uint64_t sum_us() const {
+    return sum_us_.load(std::memory_order_relaxed);
+  }
+
 private:
   std::array<std::atomic<uint64_t>, bounds_us.size() + 1> counts_{};
   std::atomic<uint64_t> sum_us_{0};

@@ -1,12 +1,13 @@
 #include "runtime/admin_listener.hpp"
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
+#include <atomic>
+#include <exception>
+#include <mutex>
+
 #include <spdlog/spdlog.h>
 
-#include "runtime/accounts/credentials.hpp"
-#include "runtime/cluster_member.hpp"
-#include "runtime/cluster_member_detail.hpp"
+#include "runtime/admin/admin_tokens.hpp"
+#include "runtime/admin/json_text.hpp"
 #include "runtime/gateway/server.hpp"
 
 namespace parley {
@@ -17,102 +18,139 @@ using gateway::http_request;
 using gateway::http_response;
 
 http_response error(unsigned status, const std::string& message) {
-  return {status, "application/json",
-          "{\"error\":{\"status\":" + std::to_string(status)
-            + ",\"message\":" + json_quote(message) + "}}",
-          {}};
+  return {status, "application/json", admin_error_body(status, message), {}};
 }
 
-/// "/v1/admin/partitions/P/move" -> P; nullopt for anything else.
-std::optional<uint32_t> move_target(const std::string& path) {
-  const std::string head = "/v1/admin/partitions/";
-  const std::string tail = "/move";
-  if (path.size() <= head.size() + tail.size() || path.rfind(head, 0) != 0
-      || path.compare(path.size() - tail.size(), tail.size(), tail) != 0)
-    return std::nullopt;
-  auto digits = path.substr(head.size(),
-                            path.size() - head.size() - tail.size());
-  if (digits.empty() || digits.size() > 5
-      || digits.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  return static_cast<uint32_t>(std::stoul(digits));
+/// "user=alice password=<hidden>": the arguments as the log shows them.
+std::string args_text(const admin::command_spec& spec,
+                      const admin::arg_values& args) {
+  std::string out;
+  for (auto& [key, value] : args) {
+    bool secret = false;
+    for (auto& a : spec.args)
+      if (a.name == key && a.kind == admin::arg_kind::password)
+        secret = true;
+    out += (out.empty() ? "" : " ") + key + "="
+           + (secret ? std::string{"<hidden>"} : value);
+  }
+  return out;
 }
 
-/// {"to":N} -> N (1-65535); nullopt if malformed.
-std::optional<uint64_t> parse_to(const std::string& body) {
-  google::protobuf::Struct obj;
-  if (body.size() > 4096
-      || !google::protobuf::util::JsonStringToMessage(body, &obj).ok())
-    return std::nullopt;
-  auto i = obj.fields().find("to");
-  if (i == obj.fields().end() || !i->second.has_number_value())
-    return std::nullopt;
-  auto x = i->second.number_value();
-  if (!(x >= 1 && x <= 65535) || x != static_cast<double>(uint64_t(x)))
-    return std::nullopt;
-  return static_cast<uint64_t>(x);
+/// The request line as logged: method and path, never the query (it may
+/// hold arguments).
+std::string request_text(const http_request& req) {
+  return req.method + " " + req.target.substr(0, req.target.find('?'));
 }
 
 } // namespace
 
-struct admin_listener::impl {
-  std::string token_hash;
-  cluster_member& member;
-  std::unique_ptr<gateway::server> server;
+std::string admin_error_body(unsigned status, const std::string& message) {
+  return "{\"error\":{\"status\":" + std::to_string(status)
+         + ",\"message\":" + json_quote(message) + "}}";
+}
 
-  http_response handle(const http_request& req) {
-    const std::string bearer = "Bearer ";
-    auto token = req.authorization.rfind(bearer, 0) == 0
-                   ? req.authorization.substr(bearer.size())
-                   : std::string{};
-    if (token.empty())
-      return error(401, "an operator token is required (Authorization: "
-                        "Bearer TOKEN)");
-    if (!credentials::token_matches(token, token_hash)) {
-      spdlog::warn("admin: refused a wrong token from={} {} {}", req.remote,
-                   req.method, req.target);
-      return error(403, "not the operator's token");
-    }
-    auto path = req.target.substr(0, req.target.find('?'));
-    if (path == "/v1/admin/cluster" && req.method == "GET")
-      return {200, "application/json",
-              "{" + member.health_fields() + ",\"moves\":"
-                + member.moves_json() + "}",
-              {}};
-    if (path == "/v1/admin/moves" && req.method == "GET")
-      return {200, "application/json",
-              "{\"moves\":" + member.moves_json() + "}", {}};
-    if (auto p = move_target(path)) {
-      if (req.method != "POST")
-        return error(405, "POST a move");
-      auto to = parse_to(req.body);
-      if (!to)
-        return error(400, "the body must be {\"to\":NODE} with a node id "
-                          "1-65535");
-      auto [status, text] = member.start_move(*p, *to);
-      spdlog::info("admin: move partition={} to={} from={} status={}", *p,
-                   *to, req.remote, status);
-      if (status != 202)
-        return error(status, text);
-      return {202, "application/json", text, {}};
-    }
-    return error(404, "no such admin endpoint: " + req.method + " " + path);
-  }
+struct admin_listener::impl {
+  std::shared_ptr<admin::token_store> tokens;
+  admin::handler_table table;
+  std::unique_ptr<gateway::server> server;
+  // Answers pass through the gate: after stop() they are dropped, never
+  // posted to a server that is gone (a handler may answer late, from an
+  // actor that outlives the listener).
+  struct gate {
+    std::mutex mu;
+    bool open = true;
+  };
+  std::shared_ptr<gate> gate_ = std::make_shared<gate>();
+
+  void handle(const http_request& req, gateway::respond_fn respond);
 };
 
+void admin_listener::impl::handle(const http_request& req,
+                                  gateway::respond_fn respond) {
+  spdlog::debug("admin: request {} from={}", request_text(req), req.remote);
+  const std::string bearer = "Bearer ";
+  auto token = req.authorization.rfind(bearer, 0) == 0
+                 ? req.authorization.substr(bearer.size())
+                 : std::string{};
+  if (token.empty()) {
+    spdlog::warn("admin: refused without a token from={} request=\"{}\" "
+                 "status=401",
+                 req.remote, request_text(req));
+    respond(error(401, "an admin token is required (Authorization: Bearer "
+                       "TOKEN)"));
+    return;
+  }
+  auto name = tokens->match(token);
+  if (name.empty()) {
+    spdlog::warn("admin: refused an unknown token from={} request=\"{}\" "
+                 "status=403",
+                 req.remote, request_text(req));
+    respond(error(403, "not an admin token of this node"));
+    return;
+  }
+  auto parsed = admin::from_request(req.method, req.target, req.body);
+  if (auto* no = std::get_if<admin::refusal>(&parsed)) {
+    spdlog::info("admin: token={} from={} request=\"{}\" status={} "
+                 "error=\"{}\"",
+                 name, req.remote, request_text(req), no->status,
+                 no->message);
+    respond(error(no->status, no->message));
+    return;
+  }
+  auto& cmd = std::get<admin::parsed_command>(parsed);
+  admin::call c{cmd.spec, std::move(cmd.args), name, req.remote};
+  auto* h = table.find(c.spec->name);
+  if (!h) {
+    spdlog::info("admin: token={} from={} command=\"{}\" status=501", name,
+                 req.remote, c.spec->name);
+    respond(error(501, "this node has no handler for " + c.spec->name));
+    return;
+  }
+  auto what = "command=\"" + c.spec->name + "\"";
+  if (auto a = args_text(*c.spec, c.args); !a.empty())
+    what += " " + a;
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  auto reply = [g = gate_, answered, name, remote = req.remote, what,
+                respond](admin::result r) {
+    if (answered->exchange(true))
+      return; // a second answer: the first one stands
+    if (r.status >= 200 && r.status < 300)
+      spdlog::info("admin: token={} from={} {} status={}", name, remote, what,
+                   r.status);
+    else
+      spdlog::info("admin: token={} from={} {} status={} error=\"{}\"", name,
+                   remote, what, r.status, r.body);
+    http_response resp = r.status >= 200 && r.status < 300
+                           ? http_response{r.status, "application/json",
+                                           std::move(r.body), {}}
+                           : error(r.status, r.body);
+    std::lock_guard<std::mutex> guard{g->mu};
+    if (g->open)
+      respond(std::move(resp));
+  };
+  try {
+    (*h)(c, reply);
+  } catch (const std::exception& e) {
+    reply({500, std::string{"the handler failed: "} + e.what()});
+  }
+}
+
 admin_listener::admin_listener(std::string address, uint16_t port,
-                               std::string token_hash,
-                               cluster_member& member)
-  : impl_(new impl{std::move(token_hash), member, nullptr}) {
+                               std::shared_ptr<admin::token_store> tokens,
+                               admin::handler_table table)
+  : impl_(std::make_shared<impl>()) {
+  impl_->tokens = std::move(tokens);
+  impl_->table = std::move(table);
   gateway::server_options so;
   so.address = std::move(address);
   so.port = port;
   so.threads = 1;
-  auto* self = impl_.get();
+  std::weak_ptr<impl> weak = impl_;
   impl_->server = std::make_unique<gateway::server>(
     so,
-    [self](http_request req, gateway::respond_fn respond) {
-      respond(self->handle(req));
+    [weak](http_request req, gateway::respond_fn respond) {
+      if (auto self = weak.lock())
+        self->handle(req, std::move(respond));
     },
     [](std::shared_ptr<gateway::ws_link> link, const http_request&) {
       link->close(1008, "no WebSocket on the admin port");
@@ -133,7 +171,13 @@ uint16_t admin_listener::port() const {
 }
 
 void admin_listener::stop() {
-  if (impl_ && impl_->server)
+  if (!impl_)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{impl_->gate_->mu};
+    impl_->gate_->open = false;
+  }
+  if (impl_->server)
     impl_->server->stop();
 }
 

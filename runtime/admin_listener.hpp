@@ -1,42 +1,54 @@
 #pragma once
 
-// admin_listener: the operator's HTTP port of a clustered node (issue 22),
-// apart from the client port: loopback by default (--parley.admin-listen),
-// on only with an operator token (--parley.admin-token-hash), every request
-// authenticated with `Authorization: Bearer TOKEN`. Every action is logged
-// with what was asked and the outcome. Answers are JSON, errors
+// admin_listener: the operator's HTTP port of every node (issue 23), apart
+// from the client port: loopback by default (--parley.admin-listen,
+// 127.0.0.1:8090), on when at least one admin token is configured
+// (runtime/admin/admin_tokens.hpp). Every request carries
+// `Authorization: Bearer TOKEN`; no token is 401, a token the node does not
+// know is 403. The routes are the command table's
+// (runtime/admin/command_table.hpp): admin::from_request checks the
+// request and its arguments, then the command's handler from the
+// handler_table answers. Every request is logged at info with the token's
+// name, the peer, the command, its arguments (passwords hidden) and the
+// status; refusals of a token as warnings. Answers are JSON; errors
 // {"error":{"status":N,"message":"..."}}.
-//
-//   GET  /v1/admin/cluster                  the node's cluster view (as
-//                                           /healthz) and its moves
-//   POST /v1/admin/partitions/P/move        body {"to":N}: starts moving
-//                                           partition P to node N (202)
-//   GET  /v1/admin/moves                    the moves this node drove
-//
-// The admin shell of the next issue calls these.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
+#include "runtime/admin/handlers.hpp"
+
 namespace parley {
 
-class cluster_member;
+namespace admin {
+class token_store;
+} // namespace admin
 
 class admin_listener {
 public:
-  /// `token_hash`: the raw 32-byte BLAKE2b-256 of the operator's token.
-  admin_listener(std::string address, uint16_t port, std::string token_hash,
-                 cluster_member& member);
+  /// `table`'s handlers may keep references to the env they were made
+  /// with: it must outlive this listener.
+  admin_listener(std::string address, uint16_t port,
+                 std::shared_ptr<admin::token_store> tokens,
+                 admin::handler_table table);
   ~admin_listener();
 
   /// Binds and serves. Returns an error message, or empty.
   std::string start();
+
+  /// The bound port (useful with port 0).
   uint16_t port() const;
+
+  /// Stops serving; answers of handlers still running are dropped.
   void stop();
 
 private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;
 };
+
+/// The JSON error body {"error":{"status":N,"message":"..."}}.
+std::string admin_error_body(unsigned status, const std::string& message);
 
 } // namespace parley

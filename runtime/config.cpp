@@ -1,6 +1,7 @@
 #include "runtime/config.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include <caf/config_option_adder.hpp>
@@ -8,6 +9,7 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/accounts/credentials.hpp"
+#include "runtime/admin/admin_tokens.hpp"
 #include "runtime/store/sync_paging.hpp"
 
 namespace parley {
@@ -131,12 +133,19 @@ node_config::node_config() {
     .add(limit_large_group_send, "limit-large-group-send",
          "messages per large group (see large-group-members)")
     .add(admin_token_hash, "admin-token-hash",
-         "hex BLAKE2b-256 of the operator's token for /v1/admin/* "
-         "(printf %s TOKEN | b2sum -l 256); empty: no admin API")
+         "hex BLAKE2b-256 of an admin token, accepted under the name "
+         "\"operator\" (printf %s TOKEN | b2sum -l 256); see admin-tokens")
     .add(admin_listen, "admin-listen",
-         "HOST:PORT of the admin port of a clustered node (partition moves, "
-         "/v1/admin/cluster), on only with admin-token-hash; loopback or "
-         "private addresses only; port 0: a free one, logged")
+         "HOST:PORT of the node's admin port (parleyctl), on when an admin "
+         "token is configured; loopback or private addresses only; port 0: "
+         "a free one, logged")
+    .add(admin_tokens, "admin-tokens",
+         "file of named admin tokens, lines NAME HASH (hex BLAKE2b-256), "
+         "mode 0600 (empty: DATA_DIR/admin-tokens); read again when it "
+         "changes")
+    .add(admin_token_add, "admin-token-add",
+         "NAME: add a random admin token named NAME to the tokens file, "
+         "print it once and exit")
     .add(partitions, "partitions",
          "partitions of the deployment (1-65536; 0: the store's, or 64 on "
          "the first start); kept in the store at the first start, and a "
@@ -296,10 +305,6 @@ std::string node_config::validate() const {
       !at || !cluster::private_or_loopback(at->host))
     return "parley.admin-listen must be HOST:PORT on a loopback or private "
            "address, e.g. 127.0.0.1:8090";
-  if (auto at = cluster::parse_host_port(admin_listen);
-      !at || !cluster::private_or_loopback(at->host))
-    return "parley.admin-listen must be HOST:PORT on a loopback or private "
-           "address, e.g. 127.0.0.1:8090";
   if (!cluster_initial_nodes.empty()
       && !cluster::parse_node_list(cluster_initial_nodes))
     return "--cluster.initial-nodes must be distinct node ids 1-65535 "
@@ -340,6 +345,8 @@ std::string node_config::validate() const {
   if (!admin_token_hash.empty()
       && credentials::from_hex32(admin_token_hash).empty())
     return "parley.admin-token-hash must be 64 hex digits (b2sum -l 256)";
+  if (!admin_token_add.empty() && !admin::valid_token_name(admin_token_add))
+    return "--admin-token-add takes a name: 1-64 of A-Z a-z 0-9 . _ -";
   if (partitions > max_partitions)
     return "parley.partitions must be 0-" + std::to_string(max_partitions)
            + " (0: the store's, or " + std::to_string(default_partitions)
@@ -376,6 +383,12 @@ std::string node_config::validate() const {
   return {};
 }
 
+std::string node_config::admin_tokens_file() const {
+  if (!admin_tokens.empty())
+    return admin_tokens;
+  return (std::filesystem::path{data_dir} / "admin-tokens").string();
+}
+
 std::vector<std::string> normalize_args(int argc, char** argv) {
   static const std::pair<const char*, const char*> renames[] = {
     {"--data", "--parley.data"},
@@ -384,6 +397,7 @@ std::vector<std::string> normalize_args(int argc, char** argv) {
     {"--listen", "--parley.listen"},
     {"--rebuild-inbox", "--parley.rebuild-inbox"},
     {"--partitions", "--parley.partitions"},
+    {"--admin-token-add", "--parley.admin-token-add"},
   };
   std::vector<std::string> out;
   for (int i = 1; i < argc; ++i) {

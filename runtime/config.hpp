@@ -36,6 +36,7 @@ inline constexpr uint64_t default_max_frame_bytes = 96 * 1024;
 inline constexpr uint64_t default_max_devices = 8;
 inline constexpr const char* default_password_hash = "interactive";
 inline constexpr uint64_t default_heartbeat_ms = 30000;
+inline constexpr const char* default_admin_listen = "127.0.0.1:8090";
 
 class node_config : public caf::actor_system_config {
 public:
@@ -78,7 +79,10 @@ public:
   uint64_t close_timeout_ms = gateway::default_close_timeout_ms;
   bool no_rate_limits = false;
   std::string admin_token_hash; ///< hex BLAKE2b-256 of the operator token
-  std::string admin_listen = "127.0.0.1:8090"; ///< the admin port (cluster)
+  std::string admin_listen = default_admin_listen; ///< the admin port
+  /// The named admin tokens' file (empty: DATA_DIR/admin-tokens).
+  std::string admin_tokens;
+  std::string admin_token_add; ///< set: add a token of this name and exit
   std::string limit_send_device = "100/s,200";
   std::string limit_send_user = "300/s,600";
   std::string limit_group_create = "10/min,10";
@@ -129,6 +133,9 @@ public:
 
   /// Checks option values; returns a message for the first bad one.
   std::string validate() const;
+
+  /// The admin tokens file: admin_tokens, or DATA_DIR/admin-tokens.
+  std::string admin_tokens_file() const;
 };
 
 /// Rewrites Parley's friendly flags into CAF's form: `--data DIR` and

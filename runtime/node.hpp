@@ -89,6 +89,17 @@ public:
   /// The gateway's port (0 without a gateway).
   uint16_t port() const { return gateway_ ? gateway_->port() : 0; }
 
+  /// This node's id in the partition map (single_node_id alone).
+  node_id self() const { return opts_.self; }
+
+  /// The node's counters (the admin port's status and metrics read them).
+  const std::shared_ptr<node_metrics>& metrics() const { return metrics_; }
+
+  /// The gateway's counters; null without a gateway (or before start()).
+  const gateway::metrics* gateway_stats() const {
+    return gateway_ ? gateway_->stats().get() : nullptr;
+  }
+
 
 private:
   caf::actor_system& sys_;

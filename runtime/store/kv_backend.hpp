@@ -44,6 +44,14 @@ public:
   /// Returns the greatest key in [from, to) with its value, if any.
   virtual caf::expected<std::optional<std::pair<std::string, std::string>>>
   last(std::string_view from, std::string_view to) = 0;
+
+  /// The backend's own statistic `name` as text (LevelDB: its properties,
+  /// e.g. "leveldb.stats"; see leveldb_backend), or empty if it has none.
+  /// For operators (the admin port's status); safe from any thread.
+  virtual std::string property(const std::string& name) {
+    (void) name;
+    return {};
+  }
 };
 
 } // namespace parley

@@ -1,5 +1,7 @@
 #include "runtime/store/leveldb_backend.hpp"
 
+#include <filesystem>
+
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
@@ -26,6 +28,7 @@ caf::error to_error(const leveldb::Status& st) {
 caf::expected<std::shared_ptr<leveldb_backend>>
 leveldb_backend::open(const std::string& dir, const leveldb_options& lo) {
   std::shared_ptr<leveldb_backend> self{new leveldb_backend};
+  self->dir_ = dir;
   // Bloom filters make idempotency misses (every new send) cheap.
   self->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   self->cache_.reset(leveldb::NewLRUCache(64 << 20));
@@ -46,6 +49,22 @@ leveldb_backend::open(const std::string& dir, const leveldb_options& lo) {
 }
 
 leveldb_backend::~leveldb_backend() = default;
+
+std::string leveldb_backend::property(const std::string& name) {
+  if (name == "parley.disk-bytes") {
+    std::error_code ec;
+    uint64_t total = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      std::error_code fec;
+      if (e.is_regular_file(fec))
+        if (auto n = e.file_size(fec); !fec)
+          total += n;
+    }
+    return ec ? std::string{} : std::to_string(total);
+  }
+  std::string out;
+  return db_->GetProperty(name, &out) ? out : std::string{};
+}
 
 caf::error leveldb_backend::write(const write_batch& batch, bool sync) {
   leveldb::WriteBatch wb;

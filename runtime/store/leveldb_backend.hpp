@@ -59,8 +59,15 @@ public:
   caf::expected<std::optional<std::pair<std::string, std::string>>>
   last(std::string_view from, std::string_view to) override;
 
+  /// LevelDB's property `name` (DB::GetProperty: "leveldb.stats",
+  /// "leveldb.num-files-at-level0", ...), or "parley.disk-bytes": the bytes
+  /// of the files in the database's directory. Empty if unknown.
+  std::string property(const std::string& name) override;
+
 private:
   leveldb_backend() = default;
+
+  std::string dir_;
 
   // Declared before db_: the database must close before these go.
   std::unique_ptr<const leveldb::FilterPolicy> filter_;

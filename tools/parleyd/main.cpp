@@ -2,10 +2,12 @@
 // node's actors and runs until SIGTERM or SIGINT, then stops cleanly:
 // in-flight commits finish, then it exits 0.
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <variant>
 
 #include <unistd.h>
 
@@ -16,6 +18,9 @@
 #include <caf/io/middleman.hpp>
 
 #include "runtime/accounts/credentials.hpp"
+#include "runtime/admin/admin_tokens.hpp"
+#include "runtime/admin/handlers.hpp"
+#include "runtime/admin/jobs.hpp"
 #include "runtime/admin_listener.hpp"
 #include "runtime/cluster/cluster_tls.hpp"
 #include "runtime/cluster_member.hpp"
@@ -44,6 +49,14 @@ Usage: parleyd [--data DIR] [--config FILE] [--log-level LEVEL] [CAF options]
   --rebuild-inbox U   recompute the inbox projection of user U (a name or
                       an id) or of all users from the message log, write it
                       and exit; run it with the node stopped
+
+Admin port (parleyctl; on when an admin token is configured):
+  --admin-token-add NAME    add a random admin token named NAME to the
+                            tokens file (DATA_DIR/admin-tokens), print it
+                            once and exit
+  --parley.admin-listen H:P the admin port (default 127.0.0.1:8090;
+                            loopback or private addresses only)
+  --parley.admin-tokens F   the tokens file (lines NAME HASH, mode 0600)
 
 Cluster (all nodes share etcd; without --cluster.etcd: one node, no etcd):
   --cluster.etcd URL        etcd's client URL, e.g. http://127.0.0.1:2379
@@ -122,10 +135,46 @@ int rebuild_inboxes(parley::kv_backend& kv, const std::string& who) {
   return 0;
 }
 
+/// The admin tokens the node accepts: --parley.admin-token-hash (named
+/// "operator") and the tokens file; null after logging why it is refused.
+std::shared_ptr<parley::admin::token_store>
+open_tokens(const parley::node_config& cfg) {
+  using namespace parley;
+  std::vector<admin::admin_token> fixed;
+  if (!cfg.admin_token_hash.empty())
+    fixed.push_back(
+      {"operator", credentials::from_hex32(cfg.admin_token_hash)});
+  auto got = admin::token_store::open(std::move(fixed),
+                                      cfg.admin_tokens_file(),
+                                      cfg.admin_tokens.empty());
+  if (auto* err = std::get_if<std::string>(&got)) {
+    spdlog::critical("{}", *err);
+    return nullptr;
+  }
+  return std::get<0>(got);
+}
+
+/// --admin-token-add NAME: the token alone on stdout. Returns the exit code.
+int add_admin_token(const parley::node_config& cfg) {
+  auto file = cfg.admin_tokens_file();
+  auto added = parley::admin::add_token(file, cfg.admin_token_add);
+  if (!added.error.empty()) {
+    std::cerr << "parleyd: " << added.error << '\n';
+    return 1;
+  }
+  std::cout << added.token << std::endl;
+  std::cerr << "parleyd: admin token " << cfg.admin_token_add
+            << " added to " << file
+            << " (shown once, stored hashed; a node whose admin port is "
+               "open accepts it at once, else restart the node)\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   using namespace parley;
+  const auto started = std::chrono::steady_clock::now();
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -174,6 +223,8 @@ int main(int argc, char** argv) {
     spdlog::critical("libsodium failed to initialize");
     return 1;
   }
+  if (!cfg.admin_token_add.empty())
+    return add_admin_token(cfg);
   auto kv = leveldb_backend::open(cfg.data_dir, cfg.leveldb());
   if (!kv) {
     spdlog::critical("cannot open database data={} error=\"{}\"", cfg.data_dir,
@@ -190,6 +241,9 @@ int main(int argc, char** argv) {
     }
     return rebuild_inboxes(**kv, cfg.rebuild_inbox);
   }
+  auto tokens = open_tokens(cfg);
+  if (!tokens)
+    return 1;
   auto cluster_opts = cfg.cluster();
   if (cluster_opts.enabled()) {
     // CAF's distribution, only for a cluster; automatic connections stay
@@ -205,6 +259,9 @@ int main(int argc, char** argv) {
             caf::timespan{std::chrono::seconds(1)});
   }
   int exit_code = 0;
+  // Outlive the actor system: admin handlers' actors may still hold them.
+  admin::job_board jobs;
+  admin::env admin_env;
   {
     caf::actor_system sys{cfg};
     std::unique_ptr<cluster_member> member;
@@ -247,27 +304,37 @@ int main(int argc, char** argv) {
         member->leave();
       return 1;
     }
-    std::unique_ptr<admin_listener> admin;
-    if (member) {
+    if (member)
       member->attach(n, kv_store);
-      auto hash = credentials::from_hex32(cfg.admin_token_hash);
-      auto at = cluster::parse_host_port(cfg.admin_listen);
-      if (hash.size() == 32 && at) {
-        admin = std::make_unique<admin_listener>(at->host, at->port, hash,
-                                                 *member);
-        if (auto err = admin->start(); !err.empty()) {
-          spdlog::critical("cannot open the admin port {}: {}",
-                           cfg.admin_listen, err);
-          admin.reset();
-          n.stop();
+    admin_env.sys = &sys;
+    admin_env.node = &n;
+    admin_env.member = member.get();
+    admin_env.kv = kv_store.get();
+    admin_env.jobs = &jobs;
+    admin_env.started = started;
+    admin_env.version = PARLEY_VERSION;
+    std::unique_ptr<admin_listener> admin;
+    if (auto count = tokens->size(); count > 0) {
+      admin::handler_table table;
+      admin::add_all_handlers(table, admin_env);
+      auto at = cluster::parse_host_port(cfg.admin_listen); // validated
+      admin = std::make_unique<admin_listener>(at->host, at->port, tokens,
+                                               std::move(table));
+      if (auto err = admin->start(); !err.empty()) {
+        spdlog::critical("cannot open the admin port {}: {}",
+                         cfg.admin_listen, err);
+        admin.reset();
+        n.stop();
+        if (member)
           member->leave();
-          return 1;
-        }
-        spdlog::info("admin listening address={} port={}", at->host,
-                     admin->port());
-      } else {
-        spdlog::info("admin port off (no parley.admin-token-hash)");
+        return 1;
       }
+      spdlog::info("admin listening address={} port={} tokens={}", at->host,
+                   admin->port(), count);
+    } else {
+      spdlog::info("admin port off: no admin token (add one: parleyd --data "
+                   "{} --admin-token-add NAME, then restart)",
+                   cfg.data_dir);
     }
     spdlog::info("node started data={} port={} pid={} workers={}",
                  cfg.data_dir, n.port(), ::getpid(),
