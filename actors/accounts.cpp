@@ -89,9 +89,10 @@ void forget_moved(self_ptr self) {
 
 caf::result<user_id> accounts_detail::do_register(self_ptr self,
                                                   const std::string& name,
-                                                  const std::string& password) {
+                                                  const std::string& password,
+                                                  bool by_operator) {
   auto& st = self->state;
-  if (!st.limits.registration_open)
+  if (!st.limits.registration_open && !by_operator)
     return caf::make_error(errc::forbidden, "registration is closed");
   if (!valid_username(name))
     return caf::make_error(errc::bad_request,
@@ -304,6 +305,11 @@ accounts_impl(self_ptr self, std::shared_ptr<kv_backend> kv,
     [self](account_devices_step& s) { return devices_step(self, s); },
     [self](account_id_step& s) { return id_step(self, s); },
     [self](account_revoke_step& s) { return revoke_step(self, s); },
+    [self](account_show_step& s) { return show_step(self, s); },
+    [self](account_limit_step& s) { return limit_step(self, s); },
+    [self](caf::update_atom, user_id user, send_limit limit) {
+      tell_limit(self, user, limit);
+    },
     [self](caf::close_atom, user_id user, device_id dev, uint32_t cause) {
       close_connections(self, user, dev, static_cast<disconnect_cause>(cause),
                         dev == 0 ? "account blocked" : "device revoked");

@@ -105,6 +105,15 @@ using accounts_actor = caf::typed_actor<
   caf::replies_to<account_devices_step>::with<std::vector<device_info>>,
   caf::replies_to<account_revoke_step>::with<bool>,
   caf::replies_to<account_id_step>::with<user_id>,
+  /// An operator's view of an account, and its own send limit (stored
+  /// with the account, so every node's connections apply it; the user's
+  /// connections here and on every peer get (caf::update_atom,
+  /// send_limit) at once). Error: not_found.
+  caf::replies_to<account_show_step>::with<account_view>,
+  caf::replies_to<account_limit_step>::with<account_view>,
+  /// From another node's accounts actor that changed `user`'s send limit:
+  /// tells this node's connections of the user.
+  caf::reacts_to<caf::update_atom, user_id, send_limit>,
   /// From another node's accounts actor that blocked `user` (device 0) or
   /// revoked one of its devices: closes this node's connections of them
   /// (disconnect cause `cause`; actors/disconnect.hpp).

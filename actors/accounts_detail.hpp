@@ -98,6 +98,14 @@ void tell_peers(self_ptr self, user_id user, device_id dev,
 /// Tells `user`'s connections on this node the read-receipts setting.
 void tell_setting(self_ptr self, user_id user, bool on);
 
+/// Tells `user`'s connections on this node their new send limit.
+void tell_limit(self_ptr self, user_id user, send_limit limit);
+
+/// The operator's steps (actors/accounts_admin.cpp): `user show` and
+/// `user limit`, each here or at the id's owner.
+caf::result<account_view> show_step(self_ptr self, account_show_step s);
+caf::result<account_view> limit_step(self_ptr self, account_limit_step s);
+
 /// Remembers `sender` as a connection of `who`'s device.
 void remember(self_ptr self, const caf::strong_actor_ptr& sender,
               const principal& who);
@@ -127,7 +135,8 @@ caf::error no_such_login(self_ptr self, const std::string& password);
 
 /// Registration in this node's partition.
 caf::result<user_id> do_register(self_ptr self, const std::string& name,
-                                 const std::string& password);
+                                 const std::string& password,
+                                 bool by_operator = false);
 
 /// The step handlers (actors/accounts_forward.cpp): each runs its step
 /// here or hands it to the owner.

@@ -171,7 +171,7 @@ caf::result<user_id> register_step(self_ptr self, account_register_step s) {
   auto p = name_partition(self, s.name);
   if (!here(self, p, s))
     return forward<user_id>(self, p, std::move(s), timeouts::commit);
-  return do_register(self, s.name, s.password);
+  return do_register(self, s.name, s.password, s.by_operator);
 }
 
 caf::result<login_result> login_step(self_ptr self, account_login_step s) {
@@ -236,9 +236,15 @@ devices_step(self_ptr self, account_devices_step s) {
   auto devices = store::list_devices(*self->state.kv, s.user);
   if (!devices)
     return std::move(devices.error());
+  auto seen = store::last_seen(*self->state.kv, s.user);
+  if (!seen)
+    return std::move(seen.error());
   std::vector<device_info> out;
-  for (auto& d : *devices)
-    out.push_back(device_info{d.device, d.name, d.created_at_ms, d.revoked});
+  for (auto& d : *devices) {
+    auto i = seen->find(d.device);
+    out.push_back(device_info{d.device, d.name, d.created_at_ms, d.revoked,
+                              i == seen->end() ? 0 : i->second});
+  }
   return out;
 }
 

@@ -59,6 +59,15 @@ void tell_setting(self_ptr self, user_id user, bool on) {
         caf::anon_send(hdl, caf::update_atom::value, on);
 }
 
+void tell_limit(self_ptr self, user_id user, send_limit limit) {
+  auto& st = self->state;
+  for (auto i = st.online.lower_bound({user, 0});
+       i != st.online.end() && i->first.first == user; ++i)
+    for (auto& addr : i->second)
+      if (auto hdl = caf::actor_cast<caf::actor>(addr))
+        caf::anon_send(hdl, caf::update_atom::value, limit);
+}
+
 void remember(self_ptr self, const caf::strong_actor_ptr& sender,
               const principal& who) {
   if (!sender)
@@ -157,6 +166,10 @@ caf::expected<principal> check_token(self_ptr self, const std::string& token) {
     return caf::make_error(errc::unauthenticated, "account blocked");
   if (*acct)
     who.read_receipts = !(*acct)->read_receipts_off;
+  auto limit = store::find_send_limit(*st.kv, who.user);
+  if (!limit)
+    return limit.error();
+  who.send = *limit;
   return who;
 }
 

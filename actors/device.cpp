@@ -24,6 +24,18 @@ void add_unacked(device_state& st, int64_t delta) {
     st.deps.metrics->deliveries_unacked += delta;
 }
 
+void flush_acks(self_ptr self);
+
+/// Records that the device is seen now (a connection attached or went):
+/// written with the next cursor write, at once if none is under way.
+void mark_seen(self_ptr self) {
+  auto& st = self->state;
+  if (!st.deps.opts.wall_clock)
+    return;
+  st.seen_pending = std::max(st.seen_pending, st.deps.opts.wall_clock());
+  flush_acks(self);
+}
+
 /// Forgets the connection (closed, replaced or expired). What it had not
 /// acknowledged stays recoverable by sync from the device's cursors.
 void detach(self_ptr self, const char* why) {
@@ -35,6 +47,7 @@ void detach(self_ptr self, const char* why) {
                   st.user, st.device, why, st.unacked_total);
   self->demonitor(st.conn);
   st.conn = nullptr;
+  mark_seen(self);
   st.bulk_pushed.clear();
   add_unacked(st, -static_cast<int64_t>(st.unacked_total));
   st.unacked.clear();
@@ -45,13 +58,17 @@ void detach(self_ptr self, const char* why) {
 /// Writes the coalesced delivered cursors; one write at a time.
 void flush_acks(self_ptr self) {
   auto& st = self->state;
-  if (st.writing || st.acks_pending.empty())
+  if (st.writing || (st.acks_pending.empty() && st.seen_pending == 0))
     return;
   write_batch batch;
   for (auto& [conv, seq] : st.acks_pending)
     store::add_delivered_cursor(batch, st.user, st.device, conv, seq);
+  auto seen = std::exchange(st.seen_pending, 0);
+  if (seen != 0)
+    store::add_last_seen(batch, st.user, st.device, seen);
   auto sent = std::move(st.acks_pending);
   st.acks_pending.clear();
+  bool cursors = !sent.empty();
   st.writing = true;
   // The device's own fence id in the store writer (stable: a later device
   // actor of the same device moves past a fence it left, see next_epoch).
@@ -61,13 +78,14 @@ void flush_acks(self_ptr self) {
     ->request(st.deps.writer, timeouts::commit, commit_atom::value, writer_id,
               epoch, std::move(batch))
     .then(
-      [self](uint64_t) {
+      [self, cursors](uint64_t) {
         auto& st = self->state;
         st.writing = false;
-        ++st.cursor_writes;
+        if (cursors)
+          ++st.cursor_writes;
         flush_acks(self);
       },
-      [self, epoch, sent](caf::error& err) {
+      [self, epoch, sent, seen](caf::error& err) {
         // A timeout is handled as a failure although the batch may still
         // land: delivered cursors are max-merged (max_u64), so a late
         // write never moves a cursor back and writing one again is
@@ -78,6 +96,7 @@ void flush_acks(self_ptr self) {
                      st.user, st.device, to_string(err));
         st.writing = false;
         st.write_epoch = std::max(st.write_epoch, next_epoch(err, epoch));
+        st.seen_pending = std::max(st.seen_pending, seen); // max-merged too
         for (auto& [conv, seq] : sent) {
           auto& slot = st.acks_pending[conv];
           slot = std::max(slot, seq);
@@ -208,6 +227,7 @@ device_actor::behavior_type device_impl(self_ptr self, device_deps deps,
         self->monitor(conn);
         if (st.deps.metrics)
           st.deps.metrics->devices_online++;
+        mark_seen(self);
       }
       st.refreshed = self->clock().now();
       return true;

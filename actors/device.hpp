@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -92,6 +93,10 @@ struct device_options {
   size_t max_unacked_per_conversation = 4096;
   /// Acks gather this long before their cursor write (0: write at once).
   std::chrono::milliseconds ack_delay{0};
+  /// Wall clock (epoch ms) for the device's last seen, written (max-merged,
+  /// with the cursors) when a connection attaches and when it goes; empty:
+  /// not recorded (simulations).
+  std::function<int64_t()> wall_clock;
 };
 
 struct device_deps {
@@ -121,6 +126,7 @@ struct device_state {
   std::map<conversation_id, sequence> acks_pending;
   bool writing = false;
   bool flush_scheduled = false;
+  int64_t seen_pending = 0; ///< a last-seen time not yet written (0: none)
   uint64_t write_epoch = 1;
   uint64_t pushed = 0;
   uint64_t cursor_writes = 0;

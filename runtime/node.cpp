@@ -32,6 +32,9 @@ node::node(caf::actor_system& sys, node_options opts)
   opts_.writer.metrics = metrics_;
   if (!opts_.clock)
     opts_.clock = system_clock_ms;
+  // A serving node records when each device was last seen (user show).
+  if (opts_.gateway && !opts_.devices.device.wall_clock)
+    opts_.devices.device.wall_clock = opts_.clock;
 }
 
 node::~node() {

@@ -1,10 +1,285 @@
 #include "runtime/admin/handlers.hpp"
 
-// PLACEHOLDER (issue 23, being written this session): registers nothing yet.
+// The user and device commands (issue 23): user show, user create, user
+// block, user unblock, user limit, device list, device revoke. Each call
+// runs in an actor of its own that asks the accounts actor (which runs
+// each step at the owner of the user's partition) and answers once; an
+// owner that does not answer in time is a 503 the operator may retry.
+
+#include <memory>
+
+#include <sodium.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "actors/accounts.hpp"
+#include "runtime/admin/json_text.hpp"
+#include "runtime/admin/user_json.hpp"
+#include "runtime/core/errors.hpp"
+#include "runtime/core/timeouts.hpp"
+#include "runtime/node.hpp"
 
 namespace parley::admin {
 
-void add_user_handlers(handler_table&, env&) {
+namespace {
+
+using self_ptr = caf::event_based_actor*;
+
+/// Answers at most once (a late second answer is dropped).
+struct once {
+  reply_fn reply;
+  bool done = false;
+
+  void operator()(result r) {
+    if (!std::exchange(done, true))
+      reply(std::move(r));
+  }
+};
+using once_ptr = std::shared_ptr<once>;
+
+/// A view of the account USER (a numeric id, else a name; digits that name
+/// no id are tried as a name), then `then(view)`; errors answered.
+template <class Then>
+void with_view(self_ptr self, accounts_actor accounts, const std::string& arg,
+               once_ptr out, Then then) {
+  auto by_name = [self, accounts, arg, out, then] {
+    self->request(accounts, timeouts::ask, caf::resolve_atom::value, arg)
+      .then(
+        [self, accounts, arg, out, then](user_id id) {
+          self->request(accounts, timeouts::commit, account_show_step{id})
+            .then([then](account_view& v) { then(v); },
+                  [out, arg](caf::error& err) {
+                    (*out)(error_result(err, "user " + arg));
+                  });
+        },
+        [out, arg](caf::error& err) {
+          (*out)(error_result(err, "user " + arg));
+        });
+  };
+  auto id = parse_user_id(arg);
+  if (!id) {
+    by_name();
+    return;
+  }
+  self->request(accounts, timeouts::commit, account_show_step{*id})
+    .then([then](account_view& v) { then(v); },
+          [out, arg, by_name](caf::error& err) {
+            if (is(err, errc::not_found))
+              by_name();
+            else
+              (*out)(error_result(err, "user " + arg));
+          });
+}
+
+/// Whether each active device of `v` holds a connection (its device actor,
+/// at the registry of the user's owner, says so), then `then(online)`; a
+/// device that cannot be asked counts as offline.
+template <class Then>
+void with_online(self_ptr self, device_registry_actor registry,
+                 const account_view& v, Then then) {
+  struct gather {
+    std::map<device_id, bool> online;
+    size_t missing = 0;
+  };
+  auto g = std::make_shared<gather>();
+  for (auto& d : v.devices)
+    if (!d.revoked)
+      g->online[d.device] = false;
+  g->missing = g->online.size();
+  if (g->missing == 0 || !registry) {
+    then(g->online);
+    return;
+  }
+  auto done = [g, then] {
+    if (--g->missing == 0)
+      then(g->online);
+  };
+  for (auto& [dev, on] : g->online) {
+    auto d = dev;
+    self->request(registry, timeouts::ask, caf::get_atom::value, v.user, d)
+      .then(
+        [self, g, d, done](device_actor& actor) {
+          self->request(actor, timeouts::ask, stats_atom::value)
+            .then(
+              [g, d, done](device_status& s) {
+                g->online[d] = s.connected;
+                done();
+              },
+              [done](caf::error&) { done(); });
+        },
+        [done](caf::error&) { done(); });
+  }
+}
+
+/// Runs `body(self, accounts, out)` in an actor of its own.
+template <class Body>
+void run(env& e, reply_fn reply, Body body) {
+  auto out = std::make_shared<once>(once{std::move(reply)});
+  if (!e.sys || !e.node) {
+    (*out)(result{503, "the node is not running"});
+    return;
+  }
+  auto accounts = e.node->accounts();
+  e.sys->spawn([out, accounts, body](caf::event_based_actor* self) {
+    body(self, accounts, out);
+  });
+}
+
+/// 24 characters of base64url from 18 random bytes (libsodium).
+std::string generated_password() {
+  unsigned char raw[18];
+  randombytes_buf(raw, sizeof raw);
+  char text[sodium_base64_ENCODED_LEN(sizeof raw,
+                                      sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(text, sizeof text, raw, sizeof raw,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  return text;
+}
+
+const std::string& arg(const call& c, const char* name) {
+  static const std::string none;
+  auto i = c.args.find(name);
+  return i == c.args.end() ? none : i->second;
+}
+
+} // namespace
+
+void add_user_handlers(handler_table& t, env& e) {
+  env* ep = &e;
+  t.add("user show", [ep](const call& c, reply_fn reply) {
+    auto user = arg(c, "user");
+    auto registry = ep->node ? ep->node->registry() : device_registry_actor{};
+    run(*ep, std::move(reply), [user, registry](self_ptr self, auto accounts,
+                                                once_ptr out) {
+      with_view(self, accounts, user, out,
+                [self, registry, out](const account_view& v) {
+                  with_online(self, registry, v, [v, out](auto& online) {
+                    (*out)(result{200, user_json(v, online)});
+                  });
+                });
+    });
+  });
+  t.add("device list", [ep](const call& c, reply_fn reply) {
+    auto user = arg(c, "user");
+    auto registry = ep->node ? ep->node->registry() : device_registry_actor{};
+    run(*ep, std::move(reply), [user, registry](self_ptr self, auto accounts,
+                                                once_ptr out) {
+      with_view(self, accounts, user, out,
+                [self, registry, out](const account_view& v) {
+                  with_online(self, registry, v, [v, out](auto& online) {
+                    (*out)(result{200, "{\"user_id\":" + std::to_string(v.user)
+                                         + ",\"devices\":"
+                                         + devices_json(v, online) + "}"});
+                  });
+                });
+    });
+  });
+  t.add("user create", [ep](const call& c, reply_fn reply) {
+    auto name = arg(c, "name");
+    auto password = arg(c, "password");
+    bool generated = password.empty();
+    if (generated)
+      password = generated_password();
+    run(*ep, std::move(reply), [=](self_ptr self, auto accounts,
+                                   once_ptr out) {
+      account_register_step step{name, password, false, true};
+      self->request(accounts, timeouts::commit, std::move(step))
+        .then(
+          [=](user_id id) {
+            std::string body = "{\"user_id\":" + std::to_string(id)
+                               + ",\"name\":" + json_quote(name);
+            if (generated)
+              body += ",\"password\":" + json_quote(password);
+            (*out)(result{200, body + "}"});
+          },
+          [out, name](caf::error& err) {
+            (*out)(error_result(err, "user " + name));
+          });
+    });
+  });
+  for (bool blocked : {true, false}) {
+    t.add(blocked ? "user block" : "user unblock",
+          [ep, blocked](const call& c, reply_fn reply) {
+            auto user = arg(c, "user");
+            run(*ep, std::move(reply), [=](self_ptr self, auto accounts,
+                                           once_ptr out) {
+              with_view(self, accounts, user, out,
+                        [=](const account_view& v) {
+                          self
+                            ->request(accounts, timeouts::commit,
+                                      account_block_step{v.user, blocked})
+                            .then(
+                              [v, out](bool now) {
+                                (*out)(result{
+                                  200, "{\"user_id\":" + std::to_string(v.user)
+                                         + ",\"name\":" + json_quote(v.name)
+                                         + ",\"blocked\":"
+                                         + (now ? "true" : "false") + "}"});
+                              },
+                              [out, user](caf::error& err) {
+                                (*out)(error_result(err, "user " + user));
+                              });
+                        });
+            });
+          });
+  }
+  t.add("user limit", [ep](const call& c, reply_fn reply) {
+    auto user = arg(c, "user");
+    auto limit = parse_send_limit(arg(c, "rate"));
+    if (!limit) {
+      reply(result{400, "rate: N/s, N/min, N/h (N 1-1000000) or off"});
+      return;
+    }
+    run(*ep, std::move(reply), [=](self_ptr self, auto accounts,
+                                   once_ptr out) {
+      with_view(self, accounts, user, out, [=](const account_view& v) {
+        self
+          ->request(accounts, timeouts::commit,
+                    account_limit_step{v.user, *limit})
+          .then(
+            [out](account_view& now) {
+              (*out)(result{200, "{\"user_id\":" + std::to_string(now.user)
+                                   + ",\"name\":" + json_quote(now.name)
+                                   + ",\"send_limit\":"
+                                   + json_quote(limit_text(now.send)) + "}"});
+            },
+            [out, user](caf::error& err) {
+              (*out)(error_result(err, "user " + user));
+            });
+      });
+    });
+  });
+  t.add("device revoke", [ep](const call& c, reply_fn reply) {
+    auto user = arg(c, "user");
+    auto dev = parse_user_id(arg(c, "device")).value_or(0);
+    run(*ep, std::move(reply), [=](self_ptr self, auto accounts,
+                                   once_ptr out) {
+      with_view(self, accounts, user, out, [=](const account_view& v) {
+        bool active = false;
+        for (auto& d : v.devices)
+          active = active || (d.device == dev && !d.revoked);
+        if (!active) {
+          (*out)(result{404, "user " + v.name + " has no active device "
+                               + std::to_string(dev)});
+          return;
+        }
+        self
+          ->request(accounts, timeouts::commit,
+                    account_revoke_step{v.user, dev})
+          .then(
+            [v, dev, out](bool) {
+              (*out)(result{200, "{\"user_id\":" + std::to_string(v.user)
+                                   + ",\"device\":" + std::to_string(dev)
+                                   + ",\"revoked\":true}"});
+            },
+            [out, user, dev](caf::error& err) {
+              (*out)(error_result(err, "device " + std::to_string(dev)
+                                         + " of user " + user));
+            });
+      });
+    });
+  });
 }
 
 } // namespace parley::admin

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 
@@ -47,17 +48,20 @@ typename Inspector::result_type inspect(Inspector& f, account_id_step& x) {
 }
 
 /// A registration, in the name's partition. Replies the new user id.
+/// `by_operator`: an operator's `user create` (admin port), allowed while
+/// registration is closed.
 struct account_register_step {
   std::string name;
   std::string password;
   bool forwarded = false;
+  bool by_operator = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type
 inspect(Inspector& f, account_register_step& x) {
   return f(caf::meta::type_name("account_register_step"), x.name,
-           x.password, x.forwarded);
+           x.password, x.forwarded, x.by_operator);
 }
 
 /// Login's second step, in the id's partition: the password against the
@@ -137,6 +141,49 @@ struct account_revoke_step {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, account_revoke_step& x) {
   return f(caf::meta::type_name("account_revoke_step"), x.user, x.device,
+           x.forwarded);
+}
+
+/// What an operator sees of an account (`user show`): its name, whether it
+/// is blocked, its own send limit and its devices (with last seen).
+struct account_view {
+  user_id user = 0;
+  std::string name;
+  bool blocked = false;
+  send_limit send;
+  std::vector<device_info> devices;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_view& x) {
+  return f(caf::meta::type_name("account_view"), x.user, x.name, x.blocked,
+           x.send, x.devices);
+}
+
+/// Reads the account of `user`, in the id's partition. Replies its
+/// account_view. Error: not_found.
+struct account_show_step {
+  user_id user = 0;
+  bool forwarded = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_show_step& x) {
+  return f(caf::meta::type_name("account_show_step"), x.user, x.forwarded);
+}
+
+/// Sets `user`'s own send limit (count 0: back to the node's default), in
+/// the id's partition; the user's connections are told at once. Replies
+/// the account_view after the change. Error: not_found.
+struct account_limit_step {
+  user_id user = 0;
+  send_limit send;
+  bool forwarded = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_limit_step& x) {
+  return f(caf::meta::type_name("account_limit_step"), x.user, x.send,
            x.forwarded);
 }
 

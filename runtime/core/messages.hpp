@@ -271,18 +271,37 @@ typename Inspector::result_type inspect(Inspector& f, idempotency_sweep& x) {
 
 // -- accounts -------------------------------------------------------------------
 
+/// A user's own cap on the messages they send, set by an operator and
+/// stored with the account (runtime/store/account_store.hpp): `count`
+/// messages per `period_ms`, a burst of `count`. count 0: the node's
+/// default (parley.limit-send-user).
+struct send_limit {
+  uint64_t count = 0;
+  uint64_t period_ms = 0;
+
+  bool is_default() const {
+    return count == 0 || period_ms == 0;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_limit& x) {
+  return f(caf::meta::type_name("send_limit"), x.count, x.period_ms);
+}
+
 /// The authenticated identity of a connection: the only ids the server
 /// trusts, never ones a client claims.
 struct principal {
   user_id user = 0;
   device_id device = 0;
   bool read_receipts = true; ///< the user's setting: share and see reads
+  send_limit send;           ///< the user's own send limit, if any
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, principal& x) {
   return f(caf::meta::type_name("principal"), x.user, x.device,
-           x.read_receipts);
+           x.read_receipts, x.send);
 }
 
 /// Direct (1:1) conversations have the top bit set.
@@ -307,12 +326,15 @@ struct device_info {
   std::string name;
   int64_t created_at_ms = 0;
   bool revoked = false;
+  /// When a connection of the device last attached or closed (epoch ms;
+  /// 0: never since last-seen was recorded).
+  int64_t last_seen_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, device_info& x) {
   return f(caf::meta::type_name("device_info"), x.device, x.name,
-           x.created_at_ms, x.revoked);
+           x.created_at_ms, x.revoked, x.last_seen_ms);
 }
 
 // -- sync ---------------------------------------------------------------------------

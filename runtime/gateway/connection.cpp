@@ -1,6 +1,7 @@
 #include "runtime/gateway/connection.hpp"
 #include "runtime/gateway/connection_detail.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -89,6 +90,31 @@ void disconnect(self_ptr self, disconnect_cause cause,
   self->quit();
 }
 
+/// Takes `limit` as the user's send limit (count 0: the node's default).
+/// An operator's limit has a bucket of its own (its key names the limit):
+/// a changed limit starts with a full bucket, not with another rate's
+/// debt.
+void use_send_limit(connection_state& st, send_limit limit) {
+  st.who.send = limit;
+  st.send_user_key = "send/user/" + std::to_string(st.who.user);
+  if (!limit.is_default())
+    st.send_user_key += "/" + std::to_string(limit.count) + "/"
+                        + std::to_string(limit.period_ms);
+}
+
+/// The user's send bucket: the limit an operator set for the user (stored
+/// with the account, it came with the principal or an update since), else
+/// the node's per-user default. "N per period" allows a burst of N.
+bucket_spec user_send_spec(const connection_state& st) {
+  auto& own = st.who.send;
+  if (own.is_default() || !st.deps.limiter)
+    return st.deps.limiter ? st.deps.limiter->limits().send_user
+                           : bucket_spec{};
+  return bucket_spec{static_cast<double>(own.count) * 1000.0
+                       / static_cast<double>(own.period_ms),
+                     static_cast<double>(std::max<uint64_t>(own.count, 1))};
+}
+
 void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   auto& st = self->state;
   auto rid = frame.request_id();
@@ -124,7 +150,7 @@ void on_hello(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
         st.who = who;
         st.send_device_key = "send/device/" + std::to_string(who.user) + "/"
                              + std::to_string(who.device);
-        st.send_user_key = "send/user/" + std::to_string(who.user);
+        use_send_limit(st, who.send);
         // Attach to the device's actor first: from Welcome on, the device
         // receives its messages on this connection.
         st.sink = std::make_shared<ws_sink>(st.link, fmt, st.deps.stats);
@@ -189,7 +215,8 @@ void on_send(self_ptr self, const v1::ClientFrame& frame, frame_format fmt) {
   if (st.deps.limiter) {
     auto& lim = st.deps.limiter->limits();
     if (!within_limit(self, rid, fmt, st.send_device_key, lim.send_device)
-        || !within_limit(self, rid, fmt, st.send_user_key, lim.send_user))
+        || !within_limit(self, rid, fmt, st.send_user_key,
+                         user_send_spec(st)))
       return;
   }
   // The sender is the authenticated device, whatever the frame says.
@@ -219,7 +246,7 @@ void on_send_answer(self_ptr self, const awaited_answer& a,
     // A retry of an accepted send costs no send budget.
     auto& lim = st.deps.limiter->limits();
     st.deps.limiter->refund(st.send_device_key, lim.send_device);
-    st.deps.limiter->refund(st.send_user_key, lim.send_user);
+    st.deps.limiter->refund(st.send_user_key, user_send_spec(st));
   }
   st.deps.stats->messages_accepted++;
   reply(self, accepted_frame(a.request_id, a.conv, a.client_message_id, r),
@@ -405,6 +432,9 @@ connection_impl(self_ptr self, connection_deps deps,
       st.who.read_receipts = read_receipts;
       if (st.device)
         self->send(st.device, caf::update_atom::value, read_receipts);
+    },
+    [self](caf::update_atom, send_limit limit) {
+      use_send_limit(self->state, limit); // from the next Send on
     },
     [self](caf::tick_atom) {
       auto& st = self->state;

@@ -45,6 +45,8 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<caf::close_atom, uint32_t, std::string>,
   /// The user's read-receipt setting changed.
   caf::reacts_to<caf::update_atom, bool>,
+  /// An operator changed the user's send limit (count 0: the default).
+  caf::reacts_to<caf::update_atom, send_limit>,
   /// Pushes from the device actor: a message, a large group's message (on
   /// the bulk lane), a receipt update, a changed inbox entry.
   caf::reacts_to<deliver_atom, stored_message>,

@@ -11,7 +11,6 @@
 #include "actors/disconnect.hpp"
 #include "runtime/core/errors.hpp"
 #include "parley/v1/api.pb.h"
-#include "runtime/accounts/credentials.hpp"
 #include "runtime/gateway/connection.hpp"
 
 namespace parley::gateway {
@@ -247,33 +246,6 @@ void gateway::handle_http(http_request req, respond_fn respond) {
             out.set_device_id(r.device);
             out.set_token(r.token);
             respond({200, "application/json", to_json(out), {}});
-          },
-          [=](caf::error& err) { respond(error_response(err)); });
-    });
-    return;
-  }
-  if (path == "/v1/admin/block" && req.method == "POST") {
-    auto token = bearer_of(req);
-    if (opts_.admin_token_hash.size() != 32
-        || !credentials::token_matches(token, opts_.admin_token_hash)) {
-      respond(error_response(v1::Error::CODE_FORBIDDEN,
-                             opts_.admin_token_hash.empty()
-                               ? "the admin API is off (parley.admin-token-hash)"
-                               : "not the operator's token"));
-      return;
-    }
-    api::v1::BlockRequest body;
-    if (!parse_body(req.body, body, respond))
-      return;
-    sys_.spawn([=](caf::event_based_actor* self) {
-      self->request(accounts, 60s, block_atom::value, body.username(),
-                    body.blocked())
-        .then(
-          [=](bool blocked) {
-            respond({200, "application/json",
-                     std::string{R"({"blocked":)"}
-                       + (blocked ? "true" : "false") + "}",
-                     {}});
           },
           [=](caf::error& err) { respond(error_response(err)); });
     });

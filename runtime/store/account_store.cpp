@@ -114,6 +114,24 @@ void drop_legacy_token(write_batch& batch, std::string_view token_hash) {
   batch.erase(keys::token(token_hash));
 }
 
+void set_send_limit(write_batch& batch, user_id user, const send_limit& l) {
+  if (l.is_default()) {
+    batch.erase(keys::user_limits(user));
+    return;
+  }
+  std::string v;
+  keys::append_u64(v, l.count);
+  keys::append_u64(v, l.period_ms);
+  batch.put(keys::user_limits(user), std::move(v));
+}
+
+void add_last_seen(write_batch& batch, user_id user, device_id dev,
+                   int64_t ms) {
+  std::string v;
+  keys::append_u64(v, static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
+  batch.max_u64(keys::last_seen(user, dev), std::move(v));
+}
+
 void add_delivered_cursor(write_batch& batch, user_id user, device_id dev,
                           conversation_id conv, sequence seq) {
   std::string v;
@@ -285,6 +303,42 @@ caf::expected<std::vector<device_record>> list_devices(kv_backend& kv,
                          out.push_back(decode(
                            keys::decode_device(k).value_or(
                              std::pair<user_id, device_id>{}).second, rec));
+                       return true;
+                     });
+  if (err)
+    return err;
+  return out;
+}
+
+caf::expected<send_limit> find_send_limit(kv_backend& kv, user_id user) {
+  auto bytes = kv.get(keys::user_limits(user));
+  if (!bytes)
+    return bytes.error();
+  send_limit out;
+  if (!*bytes)
+    return out;
+  auto count = keys::read_u64(**bytes, 0);
+  auto period = keys::read_u64(**bytes, 8);
+  if (!count || !period || (*bytes)->size() != 16)
+    return caf::make_error(errc::storage_corrupt,
+                           "user limits of " + std::to_string(user));
+  out.count = *count;
+  out.period_ms = *period;
+  return out;
+}
+
+caf::expected<std::map<device_id, int64_t>> last_seen(kv_backend& kv,
+                                                      user_id user) {
+  std::map<device_id, int64_t> out;
+  auto first = keys::last_seen(user, 0);
+  auto err = kv.scan(first,
+                     keys::prefix_end(keys::user_records(keys::last_seen_tag,
+                                                         user)),
+                     [&](std::string_view k, std::string_view v) {
+                       auto dev = keys::read_u64(k, first.size() - 8);
+                       auto ms = keys::read_u64(v, 0);
+                       if (dev && ms)
+                         out[*dev] = static_cast<int64_t>(*ms);
                        return true;
                      });
   if (err)

@@ -21,6 +21,7 @@
 // username's partition (name -> id) and steps in the id's.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,6 +89,15 @@ void revoke_device(write_batch& batch, user_id user, device_record dev);
 
 /// Erases the record of a token issued before tokens named their user.
 void drop_legacy_token(write_batch& batch, std::string_view token_hash);
+
+/// Sets `user`'s own send limit ('l', the user's partition); a default
+/// limit (count 0) erases it.
+void set_send_limit(write_batch& batch, user_id user, const send_limit& l);
+
+/// Records that device `dev` of `user` was seen at `ms` ('w', max-merged:
+/// a late write never moves it back).
+void add_last_seen(write_batch& batch, user_id user, device_id dev,
+                   int64_t ms);
 
 /// Adds a device's delivered cursor of `conv` (max-merged: never moves
 /// backwards).
@@ -188,6 +198,14 @@ find_device(kv_backend& kv, user_id user, device_id dev);
 /// that does not parse is left out.
 caf::expected<std::vector<device_record>> list_devices(kv_backend& kv,
                                                        user_id user);
+
+/// `user`'s own send limit (the default, count 0, if none is set).
+caf::expected<send_limit> find_send_limit(kv_backend& kv, user_id user);
+
+/// When each device of `user` was last seen (epoch ms), by device id;
+/// devices never seen since it was recorded are absent.
+caf::expected<std::map<device_id, int64_t>> last_seen(kv_backend& kv,
+                                                      user_id user);
 
 /// The device of `user` whose token hashes to `token_hash` (a token that
 /// names `user`); nullopt if none (never issued, revoked, or another

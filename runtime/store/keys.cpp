@@ -183,6 +183,14 @@ std::string device(user_id user, device_id dev) {
   return tagged(user_slot(user), devices_tag, {user, dev});
 }
 
+std::string user_limits(user_id user) {
+  return tagged(user_slot(user), user_limits_tag, {user});
+}
+
+std::string last_seen(user_id user, device_id dev) {
+  return tagged(user_slot(user), last_seen_tag, {user, dev});
+}
+
 std::string token(std::string_view token_hash) {
   return with_bytes(token_slot(token_hash), tokens_tag, token_hash);
 }

@@ -43,11 +43,15 @@
 //  's'  receipts       's' conv:u64 user:u64 kind:u8               seq:u64 (raw, max-merged)
 //  'x'  inbox          'x' user:u64 conv:u64                       InboxRecord
 //  'f'  inbox flags    'f' user:u64 conv:u64                       InboxFlags
+//  'l'  user limits    'l' user:u64                                count:u64 period_ms:u64 (raw)
+//                          (an operator's send limit of the user;
+//                          absent: the node's default)
+//  'w'  last seen      'w' user:u64 device:u64                     ms:u64 (raw, max-merged)
 //  'z'  meta           'z' name:bytes (no 'P' slot prefix)         per name (below)
 //
 // The owner whose slot prefixes a key (one function per table below):
 //  conversation tables b c e g i m o s: the conversation (conversation_slot);
-//  user tables d v y h r x f a: the user (user_slot); 'u': the username
+//  user tables d v y h r x f a l w: the user (user_slot); 'u': the username
 //  (account_slot, placement_key::username); 't': the user named in the
 //  key (user_slot; a token names its user, runtime/accounts/
 //  credentials.hpp), or for a token from before that, token_slot (from
@@ -100,6 +104,8 @@ inline constexpr char delivered_tag = 'r';
 inline constexpr char receipts_tag = 's';
 inline constexpr char inbox_tag = 'x';
 inline constexpr char inbox_flags_tag = 'f';
+inline constexpr char user_limits_tag = 'l';
+inline constexpr char last_seen_tag = 'w';
 inline constexpr char meta_tag = 'z';
 /// The first byte of every partitioned key (then slot:u16, then the tag).
 inline constexpr char partitioned_tag = 'P';
@@ -183,6 +189,12 @@ std::string user_name(user_id user);
 
 /// 'd' user device
 std::string device(user_id user, device_id dev);
+
+/// 'l' user: the user's own limits.
+std::string user_limits(user_id user);
+
+/// 'w' user device: when the device was last seen.
+std::string last_seen(user_id user, device_id dev);
 
 /// 't' token_hash: a token issued before tokens named their user (its slot:
 /// token_slot, from the hash); read and erased, never written any more.

@@ -13,6 +13,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "parley/v1/store.pb.h"
+#include "parleyctl_run.hpp"
 #include "parleyd_node.hpp"
 #include "process.hpp"
 #include "runtime/accounts/credentials.hpp"
@@ -75,6 +77,16 @@ uint16_t start(child& c) {
   return started_port(c);
 }
 
+/// The admin port parleyd logged ("admin listening ... port=N"), or 0.
+uint16_t admin_port_of(child& c) {
+  static const std::regex admin("admin listening .*port=(\\d+)");
+  std::smatch m;
+  for (auto& l : c.lines())
+    if (std::regex_search(l, m, admin))
+      return static_cast<uint16_t>(std::stoi(m[1].str()));
+  return 0;
+}
+
 /// Registers `name`; returns its user id.
 uint64_t enrol(uint16_t port, const std::string& name) {
   auto r = http_call(port, "POST", "/v1/accounts",
@@ -97,8 +109,9 @@ TEST_CASE("parleyd keeps old tokens and the old user counter working on an "
   REQUIRE(old_token.size() == 43);
   write_old_store(dir, old_token);
   std::vector<std::string> args{
-    "--data", dir, "--listen", "127.0.0.1:0", "--parley.password-hash=min",
-    "--parley.admin-token-hash=" + admin_token_hash("ops-secret")};
+    "--data", dir, "--listen", "127.0.0.1:0", "--parley.password-hash=min"};
+  for (auto& a : admin_args())
+    args.push_back(a);
   // Alice's name and id are in different partitions: her login and block
   // take two steps, her token and setting one (actors/accounts.hpp).
   CHECK(partition_of(placement_key::username("alice"), 64)
@@ -161,12 +174,15 @@ TEST_CASE("parleyd keeps old tokens and the old user counter working on an "
     CHECK(set.body == R"({"readReceipts":false})");
     CHECK(http_call(port, "GET", "/v1/settings", {}, laptop).body
           == R"({"readReceipts":false})");
-    // Blocked by the operator: her login is refused, her token too.
-    auto block = http_call(port, "POST", "/v1/admin/block",
-                           R"({"username":"alice","blocked":true})",
-                           "ops-secret");
+    // Blocked by the operator (on the admin port), by name: her two
+    // partitions' steps; her login is refused, her token too.
+    auto admin = admin_port_of(c);
+    REQUIRE(admin != 0);
+    auto block = http_call(admin, "POST", "/v1/admin/users/alice/block",
+                           "{}", test_admin_token);
     CHECK(block.status == 200);
-    CHECK(block.body == R"({"blocked":true})");
+    CHECK(json_field(block.body, "blocked") == "true");
+    CHECK(json_field(block.body, "user_id") == "1");
     auto refused = http_call(port, "POST", "/v1/login",
                              R"({"username":"alice","password":"correct horse",)"
                              R"("deviceName":"tablet"})");

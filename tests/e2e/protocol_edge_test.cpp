@@ -24,6 +24,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "parleyctl_run.hpp"
 #include "parleyd_node.hpp"
 #include "ws_client.hpp"
 
@@ -215,12 +216,13 @@ TEST_CASE("an_older_connection_of_a_device_is_replaced_with_4006") {
 }
 
 TEST_CASE("a_blocked_account_gets_4007_without_reconnect") {
-  node n{{"--parley.admin-token-hash=" + admin_token_hash("ops-secret")}};
+  node n{admin_args()};
+  REQUIRE(n.admin_port != 0);
   auto frank = n.account("frank", "phone");
   ws_client f{n.port};
   REQUIRE(f.call(hello(1, frank), frame_format::binary)->has_welcome());
-  auto r = http_call(n.port, "POST", "/v1/admin/block",
-                     R"({"username":"frank","blocked":true})", "ops-secret");
+  auto r = http_call(n.admin_port, "POST", "/v1/admin/users/frank/block",
+                     "{}", test_admin_token);
   REQUIRE(r.status == 200);
   auto d = read_disconnect(f);
   CHECK(d.code() == 4007);

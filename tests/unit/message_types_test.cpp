@@ -137,7 +137,7 @@ PARLEY_SAMPLE(idempotency_sweep) {
 }
 
 PARLEY_SAMPLE(principal) {
-  return principal{233, 239, false};
+  return principal{233, 239, false, send_limit{751, 757}};
 }
 
 PARLEY_SAMPLE(login_result) {
@@ -145,7 +145,7 @@ PARLEY_SAMPLE(login_result) {
 }
 
 PARLEY_SAMPLE(device_info) {
-  return device_info{257, "phone", 263, true};
+  return device_info{257, "phone", 263, true, 761};
 }
 
 PARLEY_SAMPLE(sync_request) {
@@ -257,7 +257,7 @@ PARLEY_SAMPLE(account_name_step) {
 }
 
 PARLEY_SAMPLE(account_register_step) {
-  return account_register_step{"name", "password", true};
+  return account_register_step{"name", "password", true, true};
 }
 
 PARLEY_SAMPLE(account_login_step) {
@@ -308,6 +308,23 @@ PARLEY_SAMPLE(inbox_query) {
 
 PARLEY_SAMPLE(lease_state) {
   return lease_state{false, 733};
+}
+
+PARLEY_SAMPLE(send_limit) {
+  return send_limit{769, 773};
+}
+
+PARLEY_SAMPLE(account_view) {
+  return account_view{787, "viewed", true, sample<send_limit>::make(),
+                      {sample<device_info>::make()}};
+}
+
+PARLEY_SAMPLE(account_show_step) {
+  return account_show_step{797, true};
+}
+
+PARLEY_SAMPLE(account_limit_step) {
+  return account_limit_step{809, sample<send_limit>::make(), true};
 }
 
 PARLEY_SAMPLE(std::vector<inbox_entry>) {
