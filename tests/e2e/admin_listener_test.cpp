@@ -107,6 +107,20 @@ TEST_CASE("admin_requests_without_a_token_or_with_a_wrong_one_are_refused") {
   auto missing = admin_get(n, "/v1/admin/nothing-here");
   CHECK(missing.status == 404);
   CHECK(number_at(parse(missing.body), {"error", "status"}) == 404);
+  // parleyctl: without a token it asks nothing (exit 2, says where a
+  // token comes from); a wrong one is the node's 403, exit 4.
+  auto at = "127.0.0.1:" + std::to_string(n.admin_port);
+  auto no_token = run_parleyctl({"--node", at, "status"});
+  CHECK(no_token.exit_code == 2);
+  CHECK(no_token.err.find("no admin token") != std::string::npos);
+  auto wrong_token = run_parleyctl({"--node", at, "--token", "nope", "status"});
+  CHECK(wrong_token.exit_code == 4);
+  CHECK(wrong_token.err.find("403") != std::string::npos);
+  auto ok = ctl(n, {"status"});
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.find("connections") != std::string::npos);
+  CHECK(lines_with(n, {"admin: refused without a token"}) == 1);
+  CHECK(lines_with(n, {"admin: refused an unknown token"}) == 2);
 }
 
 TEST_CASE("a_named_token_from_admin_token_add_opens_the_admin_port_and_is_"
@@ -123,8 +137,10 @@ TEST_CASE("a_named_token_from_admin_token_add_opens_the_admin_port_and_is_"
   struct stat st {};
   REQUIRE(::stat((n.dir + "/admin-tokens").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  auto r = admin_get(n, "/v1/admin/jobs", token);
-  CHECK(r.status == 200);
+  auto r = run_parleyctl(
+    {"--node", "127.0.0.1:" + std::to_string(n.admin_port), "jobs"},
+    {{"PARLEYCTL_TOKEN", token}});
+  CHECK(r.exit_code == 0);
   CHECK(lines_with(n, {"admin: token=ops-alice", "command=\"jobs\"",
                        "status=200"})
         == 1);
@@ -211,10 +227,9 @@ TEST_CASE("log_level_changes_at_run_time") {
   node n{admin_args()};
   CHECK(admin_get(n, "/v1/admin/status").status == 200);
   CHECK(lines_with(n, {"admin: request GET /v1/admin/status"}) == 0);
-  auto r = http_call(n.admin_port, "POST", "/v1/admin/log-level",
-                     R"({"level":"debug"})", test_admin_token);
-  REQUIRE(r.status == 200);
-  auto body = parse(r.body);
+  auto r = ctl(n, {"--json", "log", "level", "debug"});
+  REQUIRE(r.exit_code == 0);
+  auto body = parse(r.out);
   CHECK(body.fields().at("level").string_value() == "debug");
   CHECK(body.fields().at("was").string_value() == "info");
   CHECK(admin_get(n, "/v1/admin/status").status == 200);
@@ -277,4 +292,7 @@ TEST_CASE("jobs_lists_none_on_a_fresh_node_and_an_unknown_job_is_404") {
   auto unknown = admin_get(n, "/v1/admin/jobs/12345");
   CHECK(unknown.status == 404);
   CHECK(number_at(parse(unknown.body), {"error", "status"}) == 404);
+  auto watch = ctl(n, {"job", "watch", "12345"});
+  CHECK(watch.exit_code == 1);
+  CHECK(watch.err.find("no job 12345") != std::string::npos);
 }
