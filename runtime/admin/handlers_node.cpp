@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -39,31 +40,45 @@ namespace {
 
 using std::to_string;
 
-/// "leveldb.stats" -> [{"level":0,"files":N,"size_mb":..,"time_s":..,
-/// "read_mb":..,"write_mb":..},...]: the rows under its dashed line
-/// (LevelDB lists the levels that have files or compaction time).
-std::string levels_json(const std::string& stats) {
-  std::string out = "[";
-  auto dashes = stats.find("---");
-  if (dashes != std::string::npos) {
+/// LevelDB's levels: [{"level":0,"files":N,"size_mb":..,"time_s":..,
+/// "read_mb":..,"write_mb":..},...], every level (0-6) whose file count the
+/// store reports ("leveldb.num-files-at-levelN"), with the compaction
+/// figures of "leveldb.stats" (the rows under its dashed line; it lists
+/// only levels with files or compaction time). [] for a store without
+/// these properties.
+std::string levels_json(kv_backend& kv) {
+  struct row {
+    double size = 0, time = 0, read = 0, write = 0;
+  };
+  std::map<int, row> rows;
+  auto stats = kv.property("leveldb.stats");
+  if (auto dashes = stats.find("---"); dashes != std::string::npos) {
     std::istringstream in{stats.substr(stats.find('\n', dashes) + 1)};
     std::string line;
-    bool first = true;
     while (std::getline(in, line)) {
       int level = 0, files = 0;
-      double size = 0, time = 0, read = 0, write = 0;
+      row r;
       if (std::sscanf(line.c_str(), "%d %d %lf %lf %lf %lf", &level, &files,
-                      &size, &time, &read, &write)
+                      &r.size, &r.time, &r.read, &r.write)
           != 6)
         break;
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "{\"level\":%d,\"files\":%d,\"size_mb\":%.0f,"
-                    "\"time_s\":%.0f,\"read_mb\":%.0f,\"write_mb\":%.0f}",
-                    level, files, size, time, read, write);
-      out += (first ? "" : ",") + std::string{buf};
-      first = false;
+      rows[level] = r;
     }
+  }
+  std::string out = "[";
+  for (int level = 0; level < 7; ++level) {
+    auto files = kv.property("leveldb.num-files-at-level"
+                             + std::to_string(level));
+    if (files.empty()
+        || files.find_first_not_of("0123456789") != std::string::npos)
+      break;
+    auto r = rows[level];
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "{\"level\":%d,\"files\":%s,\"size_mb\":%.0f,"
+                  "\"time_s\":%.0f,\"read_mb\":%.0f,\"write_mb\":%.0f}",
+                  level, files.c_str(), r.size, r.time, r.read, r.write);
+    out += (level ? "," : "") + std::string{buf};
   }
   return out + "]";
 }
@@ -98,7 +113,7 @@ std::string status_fields(env& e) {
   if (e.kv) {
     auto bytes = e.kv->property("parley.disk-bytes");
     out += ",\"store_bytes\":" + (bytes.empty() ? std::string{"0"} : bytes)
-           + ",\"levels\":" + levels_json(e.kv->property("leveldb.stats"));
+           + ",\"levels\":" + levels_json(*e.kv);
   }
   if (auto cluster = cluster_status_fields(e.member); !cluster.empty())
     out += "," + cluster;

@@ -211,8 +211,16 @@ TEST_CASE("status_reports_the_node_its_connections_and_leveldb_levels") {
   CHECK(number_at(before, {"outbox_backlog"}) == 0);
   CHECK(number_at(before, {"conversations_running"}) == 0);
   CHECK(!before.fields().at("version").string_value().empty());
+  // LevelDB's seven levels, each with its files and compaction figures.
   REQUIRE(before.fields().count("levels"));
-  CHECK(before.fields().at("levels").has_list_value());
+  auto& levels = before.fields().at("levels").list_value();
+  REQUIRE(levels.values_size() == 7);
+  for (int i = 0; i < 7; ++i) {
+    auto& l = levels.values(i).struct_value();
+    CHECK(number_at(l, {"level"}) == i);
+    CHECK(number_at(l, {"files"}) >= 0);
+    CHECK(number_at(l, {"write_mb"}) >= 0);
+  }
   auto alice = n.account("alice", "phone");
   n.account("bob", "phone");
   ws_client c{n.port};
