@@ -91,9 +91,9 @@ void admin_listener::impl::handle(const http_request& req,
   auto parsed = admin::from_request(req.method, req.target, req.body);
   if (auto* no = std::get_if<admin::refusal>(&parsed)) {
     spdlog::info("admin: token={} from={} request=\"{}\" status={} "
-                 "error=\"{}\"",
+                 "error={}",
                  name, req.remote, request_text(req), no->status,
-                 no->message);
+                 json_quote(no->message));
     respond(error(no->status, no->message));
     return;
   }
@@ -118,8 +118,8 @@ void admin_listener::impl::handle(const http_request& req,
       spdlog::info("admin: token={} from={} {} status={}", name, remote, what,
                    r.status);
     else
-      spdlog::info("admin: token={} from={} {} status={} error=\"{}\"", name,
-                   remote, what, r.status, r.body);
+      spdlog::info("admin: token={} from={} {} status={} error={}", name,
+                   remote, what, r.status, json_quote(r.body));
     http_response resp = r.status >= 200 && r.status < 300
                            ? http_response{r.status, "application/json",
                                            std::move(r.body), {}}

@@ -273,7 +273,6 @@ std::optional<gateway::gateway_options> node_config::gateway() const {
   g.server.max_outbound_frames = max_outbound_frames;
   g.server.close_timeout = std::chrono::milliseconds(close_timeout_ms);
   g.limits.enabled = !no_rate_limits;
-  g.admin_token_hash = credentials::from_hex32(admin_token_hash);
   auto limit = [](const std::string& s) {
     return gateway::parse_bucket_spec(s).value_or(bucket_spec{});
   };

@@ -155,6 +155,32 @@ TEST_CASE("a_named_token_from_admin_token_add_opens_the_admin_port_and_is_"
   CHECK(lines_with(n, {"admin: token=ops-alice", "command=\"jobs\""}) == 1);
 }
 
+TEST_CASE("the_admin_log_names_the_arguments_but_never_a_password") {
+  node n{admin_args()};
+  auto r = ctl(n, {"user", "create", "carol", "very secret words"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(lines_with(n, {"admin: token=operator", "command=\"user create\"",
+                       "name=carol", "password=<hidden>", "status=2"})
+        == 1);
+  CHECK(lines_with(n, {"very secret"}) == 0);
+  // A refused request names no argument from its query or body either.
+  auto bad = http_call(n.admin_port, "POST", "/v1/admin/users",
+                       R"({"name":"dan","password":"short"})",
+                       test_admin_token);
+  CHECK(bad.status == 400);
+  CHECK(lines_with(n, {"admin: token=operator", "status=400"}) == 1);
+  CHECK(lines_with(n, {"\"short\""}) == 0);
+  // What a request carries reaches the log escaped: a line break in a
+  // name cannot forge a log line.
+  auto forged = admin_get(n, "/v1/admin/users/x%0A2099-01-01%20info%20forged");
+  CHECK(forged.status == 400);
+  CHECK(lines_with(n, {"admin: token=operator", "x\\u000a2099-01-01 info "
+                                                "forged"})
+        == 1);
+  for (auto& l : n.log())
+    CHECK(l.rfind("2099-01-01", 0) != 0);
+}
+
 TEST_CASE("a_tokens_file_others_can_read_or_a_malformed_one_stops_the_node_"
           "at_start") {
   auto dir = std::filesystem::temp_directory_path()
