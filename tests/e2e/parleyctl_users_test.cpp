@@ -4,7 +4,8 @@
 // closed), device list and user show (created, last seen, online), device
 // revoke (the device's connection closes, its token is refused), user
 // limit (one user's sends capped, another's not; kept across a restart;
-// `off` restores the default), a name or a numeric id, an unknown user.
+// `off` restores the default), a name or a numeric id, an unknown user,
+// and user create while registration is closed.
 // Each checks parleyctl's table output and its --json output.
 
 #include <doctest/doctest.h>
@@ -277,4 +278,23 @@ TEST_CASE("parleyctl_user_limit_caps_one_users_sends_and_is_kept") {
   CHECK(bad.exit_code != 0);
   CHECK(has(lower(bad.err), "rate"));
   CHECK(ctl(n, {"user", "limit", "nobody", "send", "5/s"}).exit_code == 1);
+}
+
+TEST_CASE("parleyctl_user_create_works_while_registration_is_closed") {
+  auto args = admin_args();
+  args.push_back("--parley.registration-closed");
+  node n{args};
+  // Sign-ups over the client port are refused...
+  CHECK(http_call(n.port, "POST", "/v1/accounts",
+                  R"({"username":"lena","password":"correct horse"})")
+          .status
+        == 403);
+  // ...the operator still creates accounts, which log in.
+  auto js = ok_json(n, {"user", "create", "lena", "correct horse"});
+  CHECK(json_field(js, "name") == "lena");
+  CHECK(json_field(js, "password").empty()); // given, not shown
+  CHECK(http_call(n.port, "POST", "/v1/login",
+                  login_body("lena", "correct horse", "phone"))
+          .status
+        == 200);
 }
