@@ -184,6 +184,33 @@ conversation_impl(self_ptr self, conversation_id id, conversation_deps deps) {
         self->state.stash.push_back(
           {run, [answer](const caf::error& err) { answer(err); }});
     },
+    [self](load_atom) -> caf::result<conversation_snapshot> {
+      auto rp = self->make_response_promise<conversation_snapshot>();
+      auto report = [self, rp]() mutable {
+        auto& st = self->state;
+        if (!st.exists) {
+          rp.deliver(caf::make_error(errc::not_found,
+                                     "no conversation "
+                                       + std::to_string(st.id)));
+          return;
+        }
+        conversation_snapshot s;
+        s.exists = true;
+        s.kind = st.kind;
+        s.head = conversation_send::head(st);
+        s.dispatched = conversation_upkeep::dispatched(st);
+        for (auto& [user, m] : st.groups.members)
+          s.members.push_back(m);
+        s.receipts = conversation_receipts::cursors(st);
+        s.name = st.groups.name;
+        s.description = st.groups.description;
+        s.created_at_ms = st.groups.created_at_ms;
+        s.creator = st.groups.creator;
+        rp.deliver(std::move(s));
+      };
+      when_ready(self, report, rp);
+      return rp;
+    },
     [self](receipt_atom) -> std::vector<receipt_cursor> {
       return conversation_receipts::cursors(self->state);
     },

@@ -70,6 +70,13 @@ using conversation_actor = caf::typed_actor<
   caf::replies_to<receipt_atom>::with<std::vector<receipt_cursor>>,
   /// Reports head, dispatched watermark and in-flight count.
   caf::replies_to<caf::get_atom>::with<conversation_status>,
+  /// The conversation as it stands, for operators (conv show): kind, name,
+  /// head (committed), dispatched watermark (emitted), every member who
+  /// ever joined with role and window, and the members' receipt cursors as
+  /// this actor holds them (the store's, plus any moved within the last
+  /// receipt delay and not yet written). Error: not_found if the
+  /// conversation does not exist.
+  caf::replies_to<load_atom>::with<conversation_snapshot>,
   /// Internal: write and push the receipt cursors that moved.
   caf::reacts_to<caf::flush_atom>,
   /// Internal: persist the outbox watermark if it moved.

@@ -211,6 +211,9 @@ routing_directory_impl(self_ptr self, conversation_deps deps, placement where,
       return route_to<sequence>(self, conv, a, user, device, kind, seq,
                                 shared);
     },
+    [self](load_atom a, conversation_id conv) {
+      return route_to<conversation_snapshot>(self, conv, a);
+    },
     [self](send_atom a, tagged_send& t) {
       auto conv = t.req.conversation;
       auto tag = t.tag;

@@ -52,6 +52,9 @@ using directory_actor = caf::typed_actor<
                   uint32_t>::with<group_info>,
   caf::replies_to<receipt_atom, conversation_id, user_id, device_id, int32_t,
                   sequence, bool>::with<sequence>,
+  /// The operator's view of conversation `conv` (conversation_actor's
+  /// load_atom), routed as the requests above.
+  caf::replies_to<load_atom, conversation_id>::with<conversation_snapshot>,
   /// The same for the client's hot path as ordinary messages (no CAF
   /// request): handed on with the asker kept as their sender, and answered
   /// to it by the conversation (send_answer_actor, receipt_answer_actor),

@@ -86,23 +86,54 @@ caf::result<entries> flags(self_ptr self, const inbox_query& q) {
   return rp;
 }
 
+/// Recomputes from the log every row of `user` that this node's
+/// conversation side holds in its cache, then calls `done` (once all are
+/// known or failed). A rebuild does this first: a cached row with a wrong
+/// count would otherwise be carried forward by the next event (+1 on the
+/// wrong value) and, reaching the user side with a newer head than the
+/// repair, undo it. Events arriving meanwhile are applied to the
+/// recomputed rows (recompute). Rows cached by other nodes' inboxes (the
+/// side of conversations they run) are not reached here.
+void recompute_cached(self_ptr self, user_id user,
+                      std::function<void()> done) {
+  std::vector<entry_key> keys;
+  auto& cache = self->state.cache;
+  for (auto i = cache.lower_bound({user, 0});
+       i != cache.end() && i->first.first == user; ++i)
+    keys.push_back(i->first);
+  auto left = std::make_shared<size_t>(keys.size() + 1);
+  auto one_done = [left, done] {
+    if (--*left == 0)
+      done();
+  };
+  for (auto& k : keys)
+    recompute(self, k, one_done);
+  one_done();
+}
+
+/// Recomputes `user`'s rows: the conversation side's cached ones first,
+/// then the user side's from the log (each written unless the stored one
+/// is newer: a live event's row, which then counts from the recomputed
+/// cache, wins; so nothing is lost or counted twice).
 void rebuild_user(self_ptr self, user_id user, bool all, done_fn done) {
-  store::list_inbox_async(
-    reads(self), user, all,
-    [self, user, done](caf::expected<store::listed_inbox> l) {
-      if (!l) {
-        done(l.error());
-        return;
-      }
-      auto n = uint64_t{l->stale.size()};
-      accept(self, rows_of(user, l->stale), true,
-             [done, n](caf::expected<uint64_t> w) {
-               if (!w)
-                 done(w.error());
-               else
-                 done(n);
-             });
-    });
+  recompute_cached(self, user, [self, user, all, done] {
+    store::list_inbox_async(
+      reads(self), user, all,
+      [self, user, done](caf::expected<store::listed_inbox> l) {
+        if (!l) {
+          done(l.error());
+          return;
+        }
+        auto n = uint64_t{l->stale.size()};
+        accept(self, rows_of(user, l->stale), true,
+               [done, n](caf::expected<uint64_t> w) {
+                 if (!w)
+                   done(w.error());
+                 else
+                   done(n);
+               });
+      });
+  });
 }
 
 /// Reconciles what this node owns, one step at a time: per partition

@@ -80,6 +80,8 @@ public:
   fanout_actor fanout() const { return fanout_; }
   /// The node's map keeper: the one call for a new partition map.
   map_keeper_actor map_keeper() const { return keeper_; }
+  /// The node's inbox projection (its supervisor's stable handle).
+  inbox_supervisor_actor inbox() const { return inbox_; }
 
   /// Reports the cluster at /healthz and /metrics (set before start()).
   void report_cluster(gateway::cluster_report report) {
