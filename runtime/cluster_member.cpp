@@ -354,48 +354,6 @@ void cluster_member::leave() {
   }
 }
 
-std::pair<unsigned, std::string> cluster_member::start_move(uint32_t p,
-                                                           node_id to) {
-  auto& st = *st_;
-  std::lock_guard<std::mutex> guard{st.mtx};
-  if (st.stopping)
-    return {503, "the node is stopping"};
-  if (p >= st.map.partitions())
-    return {400, "no partition " + std::to_string(p) + " (the map has "
-                   + std::to_string(st.map.partitions()) + ")"};
-  if (to != st.opts.node && !st.connected.count(to))
-    return {404, "node " + std::to_string(to)
-                   + " is not connected to this one (not registered, or "
-                     "unreachable)"};
-  if (st.moving)
-    return {409, "a move driven by this node is under way; wait for it "
-                 "(GET /v1/admin/moves)"};
-  if (st.move_thread.joinable())
-    st.move_thread.join(); // the last one, finished
-  st.moving = true;
-  auto& m = st.moves[p];
-  m = move_status{};
-  m.partition = p;
-  m.to = to;
-  m.from = st.map.owner(p);
-  m.started_ms = system_clock_ms();
-  st.move_thread = std::thread{[sp = st_, p, to] {
-    run_move(sp, p, to);
-    std::lock_guard<std::mutex> g{sp->mtx};
-    sp->moving = false;
-  }};
-  return {202, m.json()};
-}
-
-std::string cluster_member::moves_json() const {
-  auto& st = *st_;
-  std::lock_guard<std::mutex> guard{st.mtx};
-  std::string out = "[";
-  for (auto& [p, m] : st.moves)
-    out += (out.size() > 1 ? "," : "") + m.json();
-  return out + "]";
-}
-
 std::string cluster_member::health_fields() const {
   auto& st = *st_;
   std::lock_guard<std::mutex> guard{st.mtx};

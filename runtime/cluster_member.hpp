@@ -31,14 +31,20 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
 #include "runtime/cluster/cluster_options.hpp"
 #include "runtime/core/placement.hpp"
+#include "runtime/partition_move_driver.hpp"
 #include "runtime/store/kv_backend.hpp"
 
 namespace parley {
@@ -75,8 +81,41 @@ public:
   /// connected, 409 a move under way, 503 stopping.
   std::pair<unsigned, std::string> start_move(uint32_t p, node_id to);
 
+  /// One move of a plan: partition `partition` to node `to`.
+  struct move_step {
+    uint32_t partition = 0;
+    node_id to = no_node;
+  };
+  /// Called on the move thread as each move of a plan ends, with its step
+  /// index and final status (phase "done" or "failed"). Must not block.
+  using move_ended = std::function<void(size_t, const move_status&)>;
+
+  /// Starts the moves of `plan` one after another on the move thread
+  /// (cluster_moves.cpp); a failed move ends the plan (later steps are not
+  /// run, `ended` is not called for them). The same answers as start_move,
+  /// checked for every step before any starts: (202, the first move's JSON)
+  /// or 400, 404, 409, 503 with a message. An empty plan is refused (400).
+  std::pair<unsigned, std::string> start_moves(std::vector<move_step> plan,
+                                               move_ended ended);
+
+  /// The newest move of partition `p` this node drove or drives.
+  std::optional<move_status> move_of(uint32_t p) const;
+
   /// The moves this node drove or drives, as a JSON array.
   std::string moves_json() const;
+
+  /// The cluster as this node sees it (for the operator's `status`).
+  struct view {
+    node_id self = no_node;
+    partition_map map;
+    /// This node and the other registered ones: the address "host:port"
+    /// of their cluster listener (this node's is live while lease_live).
+    std::map<node_id, std::string> registered;
+    std::set<node_id> connected; ///< others with a BASP link now
+    bool etcd_up = false;
+    bool lease_live = false;
+  };
+  view snapshot() const;
 
   /// Step 4 above. Idempotent.
   void leave();

@@ -13,6 +13,7 @@
 #include "runtime/core/errors.hpp"
 #include "runtime/core/type_ids.hpp"
 #include "runtime/node.hpp"
+#include "runtime/store/layout.hpp"
 #include "runtime/store/partition_move.hpp"
 
 namespace parley {
@@ -51,6 +52,18 @@ caf::behavior move_agent(caf::event_based_actor* self,
         if (auto err = kv->write(c->batch, true))
           return err;
       return {c->puts, c->erases};
+    },
+    [kv](caf::get_atom, uint32_t p,
+         uint32_t partitions) -> caf::result<uint64_t> {
+      uint64_t n = 0;
+      if (auto err = store::read_partition(*kv, p, partitions,
+                                           [&n](std::string_view,
+                                                std::string_view) {
+                                             ++n;
+                                             return true;
+                                           }))
+        return err;
+      return n;
     },
     // The map epoch the node's store writer holds: the keeper's newest
     // map, handed to the writer (an equal epoch changes nothing there) so
@@ -96,6 +109,7 @@ public:
       return fail("partition already on node " + std::to_string(to_));
     if (from_ == no_node)
       return fail("partition owned by nobody: another move is switching it");
+    count_keys();
     // Stream while the old owner serves; if it is away (dead, frozen,
     // cut off), fence first: it serves nothing meanwhile, and when it is
     // back it takes the fence before it writes again (a regained lease
@@ -235,6 +249,24 @@ private:
     return false;
   }
 
+  /// The move's expected total (move_status::keys_total): the range's
+  /// keys on the old owner, once per pass. Left 0 if it does not answer.
+  void count_keys() {
+    auto src = agent(from_);
+    if (!src)
+      return;
+    self_->request(src, call_timeout, caf::get_atom::value, p_, parts_)
+      .receive(
+        [&](uint64_t n) {
+          update([&](move_status& m) { m.keys_total = 2 * n; });
+        },
+        [&](caf::error& err) {
+          spdlog::warn("move partition={}: no key count from node={} "
+                       "error=\"{}\"",
+                       p_, from_, st_.sys.render(err));
+        });
+  }
+
   enum class outcome { done, failed, source_away };
 
   /// One pass over p's range, from_'s chunks applied on to_. With
@@ -327,7 +359,8 @@ std::string move_status::json() const {
          + std::to_string(to) + ",\"phase\":" + json_quote(phase)
          + ",\"chunks\":" + std::to_string(chunks) + ",\"keys\":"
          + std::to_string(keys) + ",\"puts\":" + std::to_string(puts)
-         + ",\"erases\":" + std::to_string(erases) + ",\"map_epoch\":"
+         + ",\"erases\":" + std::to_string(erases) + ",\"keys_total\":"
+         + std::to_string(keys_total) + ",\"map_epoch\":"
          + std::to_string(map_epoch) + ",\"started_ms\":"
          + std::to_string(started_ms) + ",\"unavailable_ms\":"
          + std::to_string(window_ms()) + ",\"waiting\":" + json_quote(waiting)

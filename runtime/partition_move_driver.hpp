@@ -13,7 +13,9 @@
 //     the new side's half (store::plan_apply), written synced;
 //   (get_atom) -> uint64_t: the map epoch its node's store writer holds
 //       (the keeper's newest map handed to the writer first: answered only
-//       after the writer fenced and wrote what it accepted before it).
+//       after the writer fenced and wrote what it accepted before it);
+//   (get_atom, p, partitions) -> uint64_t: the keys in p's range now (one
+//       read of the range, asked once before streaming: a move's total).
 //
 // A move of partition p from its owner A to node B, run on a thread of the
 // node that took the admin request:
@@ -55,12 +57,17 @@ caf::actor spawn_move_agent(caf::actor_system& sys,
                             std::shared_ptr<kv_backend> kv, caf::actor keeper,
                             caf::actor writer, node_id me);
 
-/// Where a move stands (GET /v1/admin/moves).
+/// Where a move stands (GET /v1/admin/partitions, `moves`).
 struct move_status {
   uint32_t partition = 0;
   node_id from = 0, to = 0;
   std::string phase = "starting"; ///< streaming, fencing, tail, switching, done, failed
   uint64_t chunks = 0, keys = 0, puts = 0, erases = 0;
+  /// The keys the move expects to read in its passes: twice the keys of
+  /// the range counted before streaming (the tail pass reads the whole
+  /// range again); 0 if the old owner could not be asked (then streaming
+  /// is skipped too). `keys` may pass it when the range grows meanwhile.
+  uint64_t keys_total = 0;
   int64_t started_ms = 0, fenced_ms = 0, switched_ms = 0;
   uint64_t map_epoch = 0; ///< the map epoch the move wrote last
   std::string waiting;    ///< what it waits for now, if anything

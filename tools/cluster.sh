@@ -35,8 +35,10 @@ Environment:
   PARTITIONS       partitions of the deployment (default 64; fixed at the
                    first start on the data)
   CLUSTER_NAME     etcd key prefix /parley/NAME/ (default parley)
-  ADMIN_TOKEN      if set, node N opens its admin port (partition moves,
-                   /v1/admin/cluster) on 127.0.0.1:809N for this token
+  ADMIN_TOKEN      if set, node N opens its admin port on 127.0.0.1:809N for
+                   this token: parleyctl --node 127.0.0.1:809N --token
+                   "$ADMIN_TOKEN" status | partitions | partition move P N
+                   | node drain N
 
 To run nodes on several machines instead: one etcd (or an etcd cluster)
 all nodes reach, and on each machine
@@ -160,8 +162,10 @@ initial=$(IFS=,; echo "${nodes[*]}")
 admin_hash=""
 [[ -n ${ADMIN_TOKEN:-} ]] && admin_hash=$(printf %s "$ADMIN_TOKEN" | b2sum -l 256 | cut -d' ' -f1)
 for n in "${nodes[@]}"; do
-  admin=()
-  [[ -n $admin_hash ]] && admin=(--parley.admin-token-hash="$admin_hash" --parley.admin-listen="127.0.0.1:809$n")
+  # Each node its own admin port (open once it has a token: ADMIN_TOKEN,
+  # or one added with parleyd --data DIR --admin-token-add NAME).
+  admin=(--parley.admin-listen="127.0.0.1:809$n")
+  [[ -n $admin_hash ]] && admin+=(--parley.admin-token-hash="$admin_hash")
   "$parleyd" --data "$root/node$n" --listen "127.0.0.1:808$n" \
     --partitions "$partitions" --cluster.etcd="$etcd_url" \
     --cluster.name="$name" --cluster.node="$n" \
@@ -198,7 +202,7 @@ echo "etcd    $etcd_url  (data $root/etcd, log $root/etcd.log)"
 for n in "${nodes[@]}"; do
   body=$(curl -fsS "http://127.0.0.1:808$n/healthz")
   echo "node $n  http://127.0.0.1:808$n  ws://127.0.0.1:808$n/v1/ws  (data $root/node$n, log $root/node$n.log)"
-  [[ -n $admin_hash ]] && echo "        admin http://127.0.0.1:809$n/v1/admin/ (Authorization: Bearer \$ADMIN_TOKEN)"
+  [[ -n $admin_hash ]] && echo "        admin: ./build/tools/parleyctl --node 127.0.0.1:809$n --token \"\$ADMIN_TOKEN\" status"
   echo "        $body"
 done
 echo "running; Ctrl-C or tools/cluster.sh stop stops it"

@@ -256,10 +256,12 @@ void start_move(test_cluster& c, node_id via, uint32_t p, node_id to) {
 }
 
 std::string move_of(test_cluster& c, node_id via, uint32_t p) {
-  auto r = admin_call(c, via, "GET", "/v1/admin/moves");
+  auto r = admin_call(c, via, "GET", "/v1/admin/partitions");
   if (r.status != 200)
     return "";
-  std::regex obj("\\{\"partition\":" + std::to_string(p) + ",[^}]*\\}");
+  // The moves (after the map's {"partition":P,"owner":N} rows) have "from".
+  std::regex obj("\\{\"partition\":" + std::to_string(p)
+                 + ",\"from\":[^}]*\\}");
   std::string last;
   for (auto it = std::sregex_iterator(r.body.begin(), r.body.end(), obj);
        it != std::sregex_iterator(); ++it)

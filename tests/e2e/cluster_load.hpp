@@ -124,10 +124,10 @@ uint16_t admin_port(const cluster_node& n);
 http_result admin_call(test_cluster& c, node_id n, const std::string& method,
                        const std::string& target, const std::string& body = {});
 /// POSTs the move of partition `p` to node `to` through node `via`
-/// (REQUIREs 202).
+/// (REQUIREs 202: the move's job, see runtime/admin/jobs.hpp).
 void start_move(test_cluster& c, node_id via, uint32_t p, node_id to);
-/// The newest move of partition `p` in node `via`'s GET /v1/admin/moves:
-/// its JSON object ("" if none).
+/// The newest move of partition `p` in node `via`'s GET
+/// /v1/admin/partitions ("moves"): its JSON object ("" if none).
 std::string move_of(test_cluster& c, node_id via, uint32_t p);
 /// A string / number field of a flat JSON object ("" / -1 if absent).
 std::string json_text_field(const std::string& json, const std::string& key);

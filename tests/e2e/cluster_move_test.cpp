@@ -2,7 +2,7 @@
 // keep sending to a group owned by node 1, retrying retryable errors with
 // the same clientMessageId, while the group's partition is moved to node 2
 // through node 3's admin port (POST /v1/admin/partitions/P/move, then GET
-// /v1/admin/moves polled until done). The move completes; node 2 serves
+// /v1/admin/partitions polled until its move is done). The move completes; node 2 serves
 // the partition afterwards (/healthz "owned", the map in etcd); every
 // accepted message is in the group's history exactly once, gapless, in
 // order, on every member's device; an accepted clientMessageId sent again

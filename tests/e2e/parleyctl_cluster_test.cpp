@@ -1,0 +1,319 @@
+// parleyctl against a real three-node cluster (issue 23): `status` lists
+// every node (table and --json), `partitions` shows the map etcd holds,
+// `partition move` under traffic follows its job to the end (--json: one
+// job JSON a line, progress never going back, ending done with done ==
+// total) and moves the partition with no message lost or duplicated,
+// `node drain` empties a node, and a drain is refused for a node that is
+// not in the cluster and for the only live node. A single node refuses a
+// move (not a cluster) and shows every partition as its own.
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "cluster_load.hpp"
+#include "parleyctl_run.hpp"
+
+using namespace parley;
+using namespace parley::e2e;
+
+namespace {
+
+cluster_options ctl_cluster() {
+  cluster_options opts;
+  opts.extra = admin_args();
+  opts.extra.push_back("--parley.no-rate-limits");
+  return opts;
+}
+
+/// parleyctl with node `n`'s admin port and the test token, then `args`.
+ctl_result ctl_at(test_cluster& c, node_id n,
+                  const std::vector<std::string>& args) {
+  auto port = admin_port(c.at(n));
+  REQUIRE_MESSAGE(port != 0, "node " << n << " logged no admin port");
+  std::vector<std::string> all{"--node", "127.0.0.1:" + std::to_string(port),
+                               "--token", test_admin_token};
+  all.insert(all.end(), args.begin(), args.end());
+  auto r = run_parleyctl(all, {}, 120000);
+  if (r.exit_code != 0)
+    MESSAGE("parleyctl (node " << n << ") " << args.back() << ": exit "
+                               << r.exit_code << "\nstdout:\n" << r.out
+                               << "\nstderr:\n" << r.err);
+  return r;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    auto end = text.find('\n', at);
+    if (end == std::string::npos)
+      end = text.size();
+    if (end > at)
+      out.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+/// The {"node":N,...} object of `status --json`'s "nodes" ("" if none).
+std::string node_row(const std::string& json, node_id n) {
+  std::smatch m;
+  if (std::regex_search(json, m,
+                        std::regex("\\{\"node\":" + std::to_string(n)
+                                   + ",\"address\"[^}]*\\}")))
+    return m[0].str();
+  return "";
+}
+
+/// `partitions --json`'s owners by partition (0 for "none").
+std::map<uint32_t, node_id> owners_in(const std::string& json) {
+  std::map<uint32_t, node_id> out;
+  std::regex row("\\{\"partition\":([0-9]+),\"owner\":([0-9]+|\"none\")\\}");
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), row);
+       it != std::sregex_iterator(); ++it) {
+    auto owner = (*it)[2].str();
+    out[std::stoul((*it)[1].str())] = owner == "\"none\"" ? 0
+                                                          : std::stoull(owner);
+  }
+  return out;
+}
+
+/// Checks the --json output of a followed job: every line a JSON object
+/// of the same job, `done` never going back, the last one done with done
+/// == total; returns the lines.
+std::vector<std::string> check_job_lines(const ctl_result& r) {
+  auto lines = lines_of(r.out);
+  REQUIRE_FALSE(lines.empty());
+  auto id = json_text_field(lines.front(), "job");
+  CHECK_FALSE(id.empty());
+  int64_t done = -1;
+  for (auto& l : lines) {
+    CHECK_MESSAGE(json_text_field(l, "job") == id, l);
+    auto d = json_number_field(l, "done");
+    auto total = json_number_field(l, "total");
+    CHECK_MESSAGE(d >= done, "progress went back: " << l);
+    if (total > 0)
+      CHECK_MESSAGE(d <= total, l);
+    done = std::max(done, d);
+  }
+  auto& last = lines.back();
+  CHECK_MESSAGE(json_text_field(last, "state") == "done", last);
+  CHECK(json_number_field(last, "done") == json_number_field(last, "total"));
+  std::string seen;
+  for (auto& l : lines)
+    seen += "\n  " + json_text_field(l, "state") + " "
+            + json_text_field(l, "phase") + " "
+            + std::to_string(json_number_field(l, "done")) + "/"
+            + std::to_string(json_number_field(l, "total")) + " at "
+            + std::to_string(json_number_field(l, "elapsed_ms")) + " ms";
+  MESSAGE(lines.size() << " job lines (state phase done/total):" << seen);
+  return lines;
+}
+
+} // namespace
+
+TEST_CASE("parleyctl_status_and_partitions_show_the_three_node_cluster") {
+  test_cluster c{ctl_cluster()};
+  auto map = c.map();
+
+  auto js = ctl_at(c, 1, {"--json", "status"});
+  REQUIRE(js.exit_code == 0);
+  CHECK(js.out.find("\"etcd\":\"reachable\"") != std::string::npos);
+  CHECK(json_number_field(js.out, "map_epoch")
+        == static_cast<int64_t>(map.map_epoch));
+  std::vector<std::string> addresses;
+  for (node_id n = 1; n <= 3; ++n) {
+    auto row = node_row(js.out, n);
+    REQUIRE_MESSAGE(!row.empty(), "node " << n << " missing: " << js.out);
+    CHECK(row.find("\"live\":true") != std::string::npos);
+    CHECK(row.find(n == 1 ? "\"self\":true" : "\"self\":false")
+          != std::string::npos);
+    int64_t owned = 0;
+    for (auto o : map.owners)
+      owned += o == n;
+    CHECK(json_number_field(row, "partitions") == owned);
+    addresses.push_back(json_text_field(row, "address"));
+    CHECK(addresses.back().rfind("127.0.0.1:", 0) == 0);
+  }
+
+  // The table through another node: every node's address on a row.
+  auto table = ctl_at(c, 2, {"status"});
+  REQUIRE(table.exit_code == 0);
+  for (auto& a : addresses)
+    CHECK_MESSAGE(table.out.find(a) != std::string::npos, a);
+
+  auto pj = ctl_at(c, 3, {"--json", "partitions"});
+  REQUIRE(pj.exit_code == 0);
+  CHECK(json_number_field(pj.out, "map_epoch")
+        == static_cast<int64_t>(map.map_epoch));
+  auto owners = owners_in(pj.out);
+  REQUIRE(owners.size() == map.partitions());
+  for (uint32_t p = 0; p < map.partitions(); ++p)
+    CHECK(owners[p] == map.owner(p));
+  auto pt = ctl_at(c, 3, {"partitions"});
+  REQUIRE(pt.exit_code == 0);
+  CHECK(pt.out.find("owner") != std::string::npos);
+}
+
+TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
+  test_cluster c{ctl_cluster()};
+  const node_id from = 1, to = 2, via = 3;
+  auto users = users_on(c, {2, 2, 3, 3}, "member", from);
+  std::vector<uint64_t> ids;
+  for (size_t i = 1; i < users.size(); ++i)
+    ids.push_back(users[i].id);
+  auto conv = group_on(c, c.port(2), users[0], ids, from);
+  auto p = partition_of(placement_key::conversation(conv), c.partitions());
+  MESSAGE("group " << conv << " in partition " << p);
+  // Enough data for a move of many chunks (move_chunk_keys each), so that
+  // parleyctl is likely to poll it between its start and its end.
+  // They go to another group of the same partition (a sync of the
+  // group's history stays short).
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    device d;
+    d.connect(c.port(2), users[0].token);
+    uint64_t bulk = 0;
+    for (int k = 0; k < 100 && !bulk; ++k) {
+      auto f = d.call(group_create("bulk", ids));
+      REQUIRE(f);
+      REQUIRE_MESSAGE(f->has_accepted(), f->DebugString());
+      auto g = f->accepted().conversation_id();
+      if (partition_of(placement_key::conversation(g), c.partitions()) == p)
+        bulk = g;
+    }
+    REQUIRE(bulk != 0);
+    for (int batch = 0; batch < 400; ++batch) {
+      std::vector<uint32_t> rids;
+      for (int i = 0; i < 100; ++i) {
+        auto cmid = "pre-" + std::to_string(batch * 100 + i);
+        rids.push_back(d.send(text(bulk, cmid, payload_of(cmid))));
+      }
+      for (auto rid : rids) {
+        auto f = d.answer(rid);
+        REQUIRE(f);
+        REQUIRE_MESSAGE(f->has_accepted(), f->DebugString());
+      }
+    }
+  }
+  MESSAGE("40000 messages sent in "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - t0)
+               .count()
+          << " ms");
+  auto port_of = [](size_t i) -> node_id { return i < 2 ? 2 : 3; };
+  std::vector<std::unique_ptr<sender>> senders;
+  for (size_t i = 0; i < users.size(); ++i)
+    senders.push_back(std::make_unique<sender>(
+      c.port(port_of(i)), users[i].token, conv, "s" + std::to_string(i) + "-"));
+  auto every = [&](const std::vector<int>& base, int more) {
+    for (size_t i = 0; i < senders.size(); ++i)
+      if (senders[i]->accepted() < base[i] + more && !senders[i]->failed())
+        return false;
+    return true;
+  };
+  CHECK(eventually([&] { return every({0, 0, 0, 0}, 10); }));
+
+  auto r = ctl_at(c, via,
+                  {"--json", "partition", "move", std::to_string(p),
+                   std::to_string(to)});
+  REQUIRE(r.exit_code == 0);
+  auto lines = check_job_lines(r);
+  CHECK(json_text_field(lines.front(), "kind") == "partition move");
+  CHECK(json_text_field(lines.front(), "unit") == "keys");
+  CHECK(json_number_field(lines.back(), "done") > 0);
+  CHECK(c.map().owner(p) == to);
+  auto owners = owners_in(ctl_at(c, 1, {"--json", "partitions"}).out);
+  CHECK(owners[p] == to);
+
+  // The senders keep going on the new owner; then the same partition goes
+  // back, followed in the table mode (a line per progress change).
+  std::vector<int> after;
+  for (auto& s : senders)
+    after.push_back(s->accepted());
+  CHECK(eventually([&] { return every(after, 10); }, 60000));
+  auto back = ctl_at(c, via,
+                     {"partition", "move", std::to_string(p),
+                      std::to_string(from)});
+  CHECK(back.exit_code == 0);
+  CHECK(back.out.find("done") != std::string::npos);
+  CHECK(c.map().owner(p) == from);
+  after.clear();
+  for (auto& s : senders)
+    after.push_back(s->accepted());
+  CHECK(eventually([&] { return every(after, 10); }, 60000));
+  for (auto& s : senders)
+    s->stop();
+
+  std::vector<const sender*> all;
+  for (auto& s : senders) {
+    print_stats(*s);
+    CHECK(s->stats().problems.empty());
+    all.push_back(s.get());
+  }
+  for (size_t i = 0; i < users.size(); ++i) {
+    auto problems = check_history(c.port(port_of(i)), users[i].token, conv,
+                                  all);
+    for (auto& pr : problems)
+      MESSAGE(users[i].name << "'s device: " << pr);
+    CHECK(problems.empty());
+  }
+  senders.clear();
+}
+
+TEST_CASE("parleyctl_node_drain_empties_a_node_and_is_refused_for_the_only_"
+          "live_node") {
+  test_cluster c{ctl_cluster()};
+  int64_t owned = 0;
+  for (auto o : c.map().owners)
+    owned += o == 3;
+  REQUIRE(owned > 0);
+
+  auto r = ctl_at(c, 1, {"--json", "node", "drain", "3"});
+  REQUIRE(r.exit_code == 0);
+  auto lines = check_job_lines(r);
+  CHECK(json_text_field(lines.back(), "unit") == "partitions");
+  CHECK(json_number_field(lines.back(), "total") == owned);
+  auto owners = owners_in(ctl_at(c, 2, {"--json", "partitions"}).out);
+  REQUIRE(owners.size() == c.partitions());
+  for (auto& [p, n] : owners) {
+    CHECK_MESSAGE(n != 3, "partition " << p << " still on node 3");
+    CHECK_MESSAGE(n != 0, "partition " << p << " owned by nobody");
+    CHECK(c.map().owner(p) == n);
+  }
+
+  auto unknown = ctl_at(c, 1, {"node", "drain", "9"});
+  CHECK(unknown.exit_code != 0);
+  CHECK(unknown.err.find("not in the cluster") != std::string::npos);
+
+  // Nodes 2 and 3 leave: node 1 is the only live node.
+  CHECK(c.at(2).terminate() == 0);
+  CHECK(c.at(3).terminate() == 0);
+  node_health h;
+  CHECK_MESSAGE(eventually([&] {
+                  h = c.health(1);
+                  return h.answered && h.peers.empty();
+                }),
+                h.body);
+  auto alone = ctl_at(c, 1, {"node", "drain", "1"});
+  CHECK(alone.exit_code != 0);
+  CHECK(alone.err.find("only live node") != std::string::npos);
+}
+
+TEST_CASE("parleyctl_partition_move_on_a_single_node_is_refused") {
+  e2e::node n{admin_args()};
+  auto r = ctl(n, {"partition", "move", "0", "2"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("not a cluster") != std::string::npos);
+  auto pj = ctl(n, {"--json", "partitions"});
+  REQUIRE(pj.exit_code == 0);
+  auto owners = owners_in(pj.out);
+  CHECK_FALSE(owners.empty());
+  for (auto& [p, o] : owners)
+    CHECK(o == single_node_id);
+}
