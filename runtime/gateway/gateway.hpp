@@ -33,9 +33,8 @@ struct gateway_options {
   /// The largest frame the server sends (sync pages; in Welcome).
   size_t max_server_frame_bytes = default_max_server_frame_bytes;
   rate_limits limits;
-  /// BLAKE2b-256 of the operator's token (raw 32 bytes); empty: no admin
-  /// API.
-  std::string admin_token_hash;
+  // No admin request on the client port: the operator's commands are on
+  // the admin port (runtime/admin_listener.hpp).
 };
 
 /// The node actors the gateway talks to.
