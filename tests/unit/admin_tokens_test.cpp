@@ -1,5 +1,6 @@
 // The admin tokens file (runtime/admin/admin_tokens.hpp): its parser, the
-// file checks, adding a token, and the store that reads it again.
+// file checks, adding a token, and the store that reads it again. And the
+// admin port's routing: every command of the table has a handler.
 
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 
 #include "runtime/accounts/credentials.hpp"
 #include "runtime/admin/admin_tokens.hpp"
+#include "runtime/admin/handlers.hpp"
 
 namespace {
 
@@ -171,4 +173,11 @@ TEST_CASE("a token appended to a file whose last line has no newline "
   write_file(f, "alice " + hash_a + "\n", 0604);
   CHECK(admin::add_token(f, "carol").error.find("mode 0604")
         != std::string::npos);
+}
+
+TEST_CASE("every command of the table has a handler on the node") {
+  admin::handler_table t;
+  admin::env e; // registering touches nothing of it
+  admin::add_all_handlers(t, e);
+  CHECK(t.missing() == std::vector<std::string>{});
 }
