@@ -115,30 +115,34 @@ std::string status_fields(env& e) {
     out += ",\"store_bytes\":" + (bytes.empty() ? std::string{"0"} : bytes)
            + ",\"levels\":" + levels_json(*e.kv);
   }
-  if (auto cluster = cluster_status_fields(e.member); !cluster.empty())
-    out += "," + cluster;
   return out;
 }
 
 void status(env& e, const call&, reply_fn reply) {
   auto fields = status_fields(e);
+  // The cluster's part last: its nodes print as a table below the node's
+  // own lines.
+  auto cluster = cluster_status_fields(e.member);
+  if (!cluster.empty())
+    cluster = "," + cluster;
   if (!e.sys || !e.node)
-    return reply({200, "{" + fields + "}"});
+    return reply({200, "{" + fields + cluster + "}"});
   // The fields are taken now; the actor below touches nothing but the
   // directory's answer and its own captures (it may outlive the env).
   auto dir = e.node->directory();
-  e.sys->spawn([dir, fields, reply](caf::event_based_actor* self) {
+  e.sys->spawn([dir, fields, cluster, reply](caf::event_based_actor* self) {
     self->request(dir, std::chrono::seconds(5), caf::get_atom::value)
       .then(
-        [fields, reply](const std::vector<conversation_actor>& xs) {
+        [fields, cluster, reply](const std::vector<conversation_actor>& xs) {
           reply({200, "{" + fields + ",\"conversations_running\":"
-                        + to_string(xs.size()) + "}"});
+                        + to_string(xs.size()) + cluster + "}"});
         },
-        [fields, reply](const caf::error& err) {
+        [fields, cluster, reply](const caf::error& err) {
           spdlog::warn("admin: status: the directory did not answer "
                        "error=\"{}\"",
                        to_string(err));
-          reply({200, "{" + fields + ",\"conversations_running\":null}"});
+          reply({200, "{" + fields + ",\"conversations_running\":null"
+                        + cluster + "}"});
         });
   });
 }
