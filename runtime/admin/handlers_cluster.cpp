@@ -22,6 +22,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include "runtime/admin/cluster_plan.hpp"
 #include "runtime/admin/jobs.hpp"
 #include "runtime/admin/json_text.hpp"
 #include "runtime/cluster_member.hpp"
@@ -41,21 +42,6 @@ uint64_t number_arg(const call& c, const char* name) {
 
 std::string owner_json(node_id n) {
   return n == no_node ? "\"none\"" : std::to_string(n);
-}
-
-/// Partitions as ranges: {0,1,2,3,8} -> "0-3,8".
-std::string ranges(const std::vector<uint32_t>& ps) {
-  std::string out;
-  for (size_t i = 0; i < ps.size();) {
-    size_t j = i;
-    while (j + 1 < ps.size() && ps[j + 1] == ps[j] + 1)
-      ++j;
-    out += (out.empty() ? "" : ",") + std::to_string(ps[i]);
-    if (j > i)
-      out += "-" + std::to_string(ps[j]);
-    i = j + 1;
-  }
-  return out;
 }
 
 /// {"map_epoch":N,"partitions":[{"partition":P,"owner":N|"none"},...]
@@ -223,18 +209,19 @@ void node_drain(env& e, const call& c, reply_fn reply) {
       targets.push_back(id);
   if (targets.empty())
     return reply({409, "node " + std::to_string(n)
-                         + " is the only live node: its partitions have "
-                           "nowhere to go"});
+                         + " is the only live node (no other is registered "
+                           "and connected to this one): its partitions "
+                           "have nowhere to go"});
   auto what = "node " + std::to_string(n) + " (partitions "
-              + (owned.empty() ? "none" : ranges(owned)) + ")";
+              + (owned.empty() ? "none" : partition_ranges(owned)) + ")";
   if (owned.empty()) {
     auto j = e.jobs->create("node drain", what, "partitions");
     j->finish();
     return reply({202, j->to_json()});
   }
   std::vector<move_step> plan;
-  for (size_t i = 0; i < owned.size(); ++i)
-    plan.push_back({owned[i], targets[i % targets.size()]});
+  for (auto& [p, to] : drain_plan(owned, targets))
+    plan.push_back({p, to});
   reply(start_plan(e, "node drain", what, std::move(plan), false));
 }
 
@@ -271,7 +258,7 @@ std::string cluster_status_fields(cluster_member* member) {
              + ",\"live\":" + (live ? "true" : "false")
              + ",\"self\":" + (id == v.self ? "true" : "false")
              + ",\"partitions\":" + std::to_string(ps.size())
-             + ",\"owned\":" + json_quote(ranges(ps)) + "}";
+             + ",\"owned\":" + json_quote(partition_ranges(ps)) + "}";
   }
   return "\"map_epoch\":" + std::to_string(v.map.map_epoch) + ",\"etcd\":"
          + (v.etcd_up ? "\"reachable\"" : "\"unreachable\"") + ",\"lease\":"

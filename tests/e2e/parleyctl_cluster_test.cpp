@@ -3,8 +3,9 @@
 // `partition move` under traffic follows its job to the end (--json: one
 // job JSON a line, progress never going back, ending done with done ==
 // total) and moves the partition with no message lost or duplicated,
-// `node drain` empties a node, and a drain is refused for a node that is
-// not in the cluster and for the only live node. A single node refuses a
+// `node drain` empties a node, a move the driver refuses (to the owner
+// itself) ends failed with its reason, and a drain is refused for a node
+// that is not in the cluster and for the only live node. A single node refuses a
 // move (not a cluster) and shows every partition as its own.
 
 #include <doctest/doctest.h>
@@ -144,6 +145,7 @@ TEST_CASE("parleyctl_status_and_partitions_show_the_three_node_cluster") {
   // The table through another node: every node's address on a row.
   auto table = ctl_at(c, 2, {"status"});
   REQUIRE(table.exit_code == 0);
+  MESSAGE("parleyctl status (node 2):\n" << table.out);
   for (auto& a : addresses)
     CHECK_MESSAGE(table.out.find(a) != std::string::npos, a);
 
@@ -157,6 +159,7 @@ TEST_CASE("parleyctl_status_and_partitions_show_the_three_node_cluster") {
     CHECK(owners[p] == map.owner(p));
   auto pt = ctl_at(c, 3, {"partitions"});
   REQUIRE(pt.exit_code == 0);
+  MESSAGE("parleyctl partitions (node 3):\n" << pt.out);
   CHECK(pt.out.find("owner") != std::string::npos);
 }
 
@@ -242,6 +245,7 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
                       std::to_string(from)});
   CHECK(back.exit_code == 0);
   CHECK(back.out.find("done") != std::string::npos);
+  MESSAGE("parleyctl partition move (lines):\n" << back.out);
   CHECK(c.map().owner(p) == from);
   after.clear();
   for (auto& s : senders)
@@ -286,6 +290,11 @@ TEST_CASE("parleyctl_node_drain_empties_a_node_and_is_refused_for_the_only_"
     CHECK_MESSAGE(n != 0, "partition " << p << " owned by nobody");
     CHECK(c.map().owner(p) == n);
   }
+
+  // A move the driver refuses ends its job failed, with the reason.
+  auto same = ctl_at(c, 1, {"partition", "move", "0", std::to_string(owners[0])});
+  CHECK(same.exit_code != 0);
+  CHECK(same.err.find("already on node") != std::string::npos);
 
   auto unknown = ctl_at(c, 1, {"node", "drain", "9"});
   CHECK(unknown.exit_code != 0);
