@@ -6,6 +6,8 @@
 // each step at the owner of the user's partition) and answers once; an
 // owner that does not answer in time is a 503 the operator may retry.
 
+#include <chrono>
+#include <functional>
 #include <memory>
 
 #include <sodium.h>
@@ -26,14 +28,22 @@ namespace {
 
 using self_ptr = caf::event_based_actor*;
 
-/// Answers at most once (a late second answer is dropped).
+/// A call answers within this (parleyctl waits 10 s): past it, 503.
+constexpr auto call_deadline = std::chrono::seconds(8);
+
+/// Answers at most once (a late second answer is dropped), then ends the
+/// call's actor (`finish`).
 struct once {
   reply_fn reply;
   bool done = false;
+  std::function<void()> finish;
 
   void operator()(result r) {
-    if (!std::exchange(done, true))
-      reply(std::move(r));
+    if (std::exchange(done, true))
+      return;
+    reply(std::move(r));
+    if (finish)
+      finish();
   }
 };
 using once_ptr = std::shared_ptr<once>;
@@ -121,8 +131,18 @@ void run(env& e, reply_fn reply, Body body) {
     return;
   }
   auto accounts = e.node->accounts();
-  e.sys->spawn([out, accounts, body](caf::event_based_actor* self) {
+  e.sys->spawn([out, accounts,
+                body](caf::event_based_actor* self) -> caf::behavior {
+    out->finish = [self] { self->quit(); };
     body(self, accounts, out);
+    self->delayed_send(self, call_deadline, caf::timeout_atom::value);
+    return {
+      [out](caf::timeout_atom) {
+        (*out)(result{503, "no answer in time from the node owning the "
+                           "user's partition (a change may still be "
+                           "made); retry"});
+      },
+    };
   });
 }
 

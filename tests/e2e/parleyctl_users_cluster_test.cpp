@@ -6,7 +6,7 @@
 // a new one (with the principal), never another user's; `user show` and
 // `device list` answer the same from every node (online from the device's
 // actor at the owner); `user block` closes the user's connections on
-// every node.
+// every node; with the owner frozen, the node asked answers 503 (retry).
 
 #include <doctest/doctest.h>
 
@@ -136,4 +136,18 @@ TEST_CASE("cluster_user_limit_and_block_asked_of_any_node_hold_on_every_node") {
   auto pong = b.call(ping(0));
   REQUIRE(pong);
   CHECK(pong->has_pong());
+  // The owner frozen: a node asked answers in time that it got no answer
+  // (503, retry), parleyctl says so and fails.
+  c.freeze(owner);
+  auto port = admin_port(c.at(via));
+  auto r = run_parleyctl({"--node", "127.0.0.1:" + std::to_string(port),
+                          "--token", test_admin_token, "user", "show",
+                          "alice"},
+                         {}, 60000);
+  c.thaw(owner);
+  CAPTURE(r.out);
+  CAPTURE(r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("no answer in time") != std::string::npos);
+  CHECK(r.err.find("retry") != std::string::npos);
 }
