@@ -26,7 +26,7 @@ enum class disconnect_cause : uint32_t {
   /// The same device connected again; this older session ends. Not
   /// reconnect: the newer one holds the device.
   replaced = 4006,
-  /// An operator blocked the account (POST /v1/admin/block). Not reconnect.
+  /// An operator blocked the account (parleyctl user block). Not reconnect.
   account_blocked = 4007,
   /// The server-side device actor of this session failed or could not be
   /// attached (its push state is gone). Reconnect, then sync.
