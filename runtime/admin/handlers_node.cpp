@@ -183,6 +183,7 @@ void metrics_top(env& e, const call&, reply_fn reply) {
     {"commits", commits},
     {"fanout_pushes", m.fanout_pushes.load()},
     {"rate_limited", g.rate_limited.load()},
+    {"logins", g.logins.load()},
     {"connections_total", g.connections_total.load()},
     {"frames_in", g.frames_in.load()},
     {"frames_out", g.frames_out.load()},

@@ -236,11 +236,12 @@ void gateway::handle_http(http_request req, respond_fn respond) {
     if (limited("login/user/" + body.username(),
                 limiter_->limits().login_account))
       return;
-    sys_.spawn([=](caf::event_based_actor* self) {
+    sys_.spawn([=, stats = stats_](caf::event_based_actor* self) {
       self->request(accounts, 60s, login_atom::value, body.username(),
                     body.password(), body.device_name())
         .then(
           [=](login_result& r) {
+            stats->logins++;
             api::v1::LoginResponse out;
             out.set_user_id(r.user);
             out.set_device_id(r.device);

@@ -40,6 +40,9 @@ std::string metrics::render() const {
       rate_limited.load());
   add("parley_sync_requests_total", "counter", "Sync pages requested.",
       sync_requests.load());
+  add("parley_logins_total", "counter",
+      "Logins answered with a device token (POST /v1/login).",
+      logins.load());
   add("parley_slow_disconnects_total", "counter",
       "Connections closed because their outbound queue overflowed (the "
       "device resumes by sync).",

@@ -20,6 +20,7 @@ struct metrics {
   std::atomic<uint64_t> rate_limited{0};   ///< requests refused by a limit
   std::atomic<uint64_t> slow_disconnects{0}; ///< outbound queue overflowed
   std::atomic<uint64_t> sync_requests{0};
+  std::atomic<uint64_t> logins{0}; ///< POST /v1/login answered with a token
 
   /// Renders every counter in Prometheus text exposition format.
   std::string render() const;

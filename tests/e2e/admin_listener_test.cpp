@@ -279,11 +279,14 @@ TEST_CASE("log_level_changes_at_run_time") {
 
 TEST_CASE("metrics_counters_grow_after_a_send") {
   node n{admin_args()};
+  auto zero = parse(admin_get(n, "/v1/admin/metrics").body);
+  CHECK(number_at(zero, {"counters", "logins"}) == 0);
   auto alice = n.account("alice", "phone");
   n.account("bob", "phone");
   ws_client c{n.port};
   auto conv = open_chat(c, alice, "bob", gateway::frame_format::binary);
   auto before = parse(admin_get(n, "/v1/admin/metrics").body);
+  CHECK(number_at(before, {"counters", "logins"}) == 2);
   auto a = c.call(send_frame(3, conv, "m1", "hello"),
                   gateway::frame_format::binary);
   REQUIRE(a);
