@@ -99,6 +99,7 @@ struct tail_run {
   conversation_id conv = 0;
   uint32_t partition = 0;
   sequence last = 0; ///< the head when it started
+  deadline until;
   std::vector<std::string> rows; ///< message_json, in sequence order
 };
 
@@ -123,7 +124,11 @@ void read_tail(caf::event_based_actor* self, directory_actor dir,
   r.queries.push_back(q);
   r.budget = t->last - after;
   r.room = tail_read_bytes;
-  self->request(dir, admin_ask, fetch_atom::value, std::move(r))
+  auto within = ask_within(t->until);
+  if (within.count() == 0)
+    return reply(failure("conversation " + std::to_string(t->conv),
+                         caf::sec::request_timeout));
+  self->request(dir, within, fetch_atom::value, std::move(r))
     .then(
       [self, dir, t, after, reply](conv_answers& a) {
         if (a.answers.empty())
@@ -146,24 +151,25 @@ void read_tail(caf::event_based_actor* self, directory_actor dir,
 }
 
 /// Asks the directory where `conv` lives, then its actor for the
-/// conversation as it stands; `then` gets both.
+/// conversation as it stands; `then` gets both (and the answer's deadline).
 template <class Then>
 void ask_conversation(env& e, conversation_id conv, reply_fn reply,
                       Then then) {
   if (!e.node || !e.sys)
     return reply({503, "the node is not running"});
   auto dir = e.node->directory();
-  e.sys->spawn([dir, conv, reply, then](caf::event_based_actor* self) {
+  auto until = std::chrono::steady_clock::now() + answer_within;
+  e.sys->spawn([dir, conv, reply, then, until](caf::event_based_actor* self) {
     auto what = "conversation " + std::to_string(conv);
     self
-      ->request(dir, admin_ask, caf::get_atom::value,
+      ->request(dir, ask_within(until), caf::get_atom::value,
                 placement_key::conversation(conv))
       .then(
-        [self, dir, conv, reply, then, what](const route& r) {
-          self->request(dir, admin_ask, load_atom::value, conv)
+        [self, dir, conv, reply, then, what, until](const route& r) {
+          self->request(dir, ask_within(until), load_atom::value, conv)
             .then(
-              [self, dir, r, then](conversation_snapshot& s) {
-                then(self, dir, r, s);
+              [self, dir, r, then, until](conversation_snapshot& s) {
+                then(self, dir, r, s, until);
               },
               [reply, what](const caf::error& err) {
                 reply(failure(what, err));
@@ -178,7 +184,7 @@ void conv_show(env& e, const call& c, reply_fn reply) {
   ask_conversation(e, conv, reply,
                    [conv, reply](caf::event_based_actor*, directory_actor,
                                  const route& r,
-                                 const conversation_snapshot& s) {
+                                 const conversation_snapshot& s, deadline) {
                      reply({200, show_json(conv, r, s)});
                    });
 }
@@ -189,8 +195,10 @@ void conv_tail(env& e, const call& c, reply_fn reply) {
   ask_conversation(
     e, conv, reply,
     [conv, count, reply](caf::event_based_actor* self, directory_actor dir,
-                         const route& r, const conversation_snapshot& s) {
+                         const route& r, const conversation_snapshot& s,
+                         deadline until) {
       auto t = std::make_shared<tail_run>();
+      t->until = until;
       t->conv = conv;
       t->partition = r.partition;
       t->last = s.head;
@@ -199,6 +207,14 @@ void conv_tail(env& e, const call& c, reply_fn reply) {
 }
 
 } // namespace
+
+caf::timespan ask_within(deadline d) {
+  auto left = d - std::chrono::steady_clock::now();
+  if (left <= left.zero())
+    return caf::timespan{0};
+  return std::min<caf::timespan>(
+    std::chrono::duration_cast<caf::timespan>(left), admin_ask);
+}
 
 uint64_t number_arg(const call& c, const std::string& name) {
   auto i = c.args.find(name);

@@ -4,6 +4,7 @@
 // rebuild (handlers_inbox.cpp) share: how long they wait for an actor and
 // how an actor's error becomes the operator's answer.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -18,6 +19,16 @@ namespace parley::admin {
 /// before the operator is told to retry (parleyctl waits 10 s for the
 /// whole answer).
 inline constexpr auto admin_ask = timeouts::client;
+
+/// The whole answer's bound (a conv tail asks several times): past it, 503
+/// with a retry message.
+inline constexpr auto answer_within = std::chrono::seconds(8);
+
+using deadline = std::chrono::steady_clock::time_point;
+
+/// The timeout for one more question before `d`: admin_ask, or what is
+/// left if less (0 if none).
+caf::timespan ask_within(deadline d);
 
 /// The numeric argument `name` of `c` (checked by the parser), 0 if absent.
 uint64_t number_arg(const call& c, const std::string& name);

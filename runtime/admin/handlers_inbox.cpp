@@ -122,14 +122,17 @@ void rebuild_all(caf::event_based_actor* self, kv_backend* kv,
 }
 
 /// Finds the user named `text` (a name, else a numeric id of an account),
-/// checks that this node owns the user's partition, and calls `then`.
+/// checks that this node owns the user's partition, and calls `then`;
+/// else answers (before answer_within).
 void resolve_user(caf::event_based_actor* self, env& e, std::string text,
                   reply_fn reply, std::function<void(user_id)> then) {
   auto accounts = e.node->accounts();
   auto dir = e.node->directory();
-  auto owned = [self, dir, text, reply, then](user_id id) {
+  auto until = std::chrono::steady_clock::now() + answer_within;
+  auto owned = [self, dir, text, reply, then, until](user_id id) {
     self
-      ->request(dir, admin_ask, caf::get_atom::value, placement_key::user(id))
+      ->request(dir, ask_within(until), caf::get_atom::value,
+                placement_key::user(id))
       .then(
         [text, id, reply, then](const route& rt) {
           if (rt.local)
@@ -143,8 +146,9 @@ void resolve_user(caf::event_based_actor* self, env& e, std::string text,
           reply(failure("user " + text, err));
         });
   };
-  self->request(accounts, admin_ask, caf::resolve_atom::value, text)
-    .then(owned, [self, accounts, text, reply, owned](const caf::error& err) {
+  self->request(accounts, ask_within(until), caf::resolve_atom::value, text)
+    .then(owned, [self, accounts, text, reply, owned,
+                  until](const caf::error& err) {
       auto digits = !text.empty()
                     && std::all_of(text.begin(), text.end(),
                                    [](char ch) { return ch >= '0' && ch <= '9'; });
@@ -153,7 +157,7 @@ void resolve_user(caf::event_based_actor* self, env& e, std::string text,
       // Not a name: a user id, if an account has it.
       auto id = std::stoull(text);
       self
-        ->request(accounts, admin_ask, caf::resolve_atom::value,
+        ->request(accounts, ask_within(until), caf::resolve_atom::value,
                   std::vector<std::string>{}, std::vector<uint64_t>{id})
         .then([owned, id](const std::vector<uint64_t>&) { owned(id); },
               [reply, text](const caf::error& err) {
