@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "parleyctl_fakes.hpp"
+#include "parleyctl_run.hpp"
 
 namespace parley::e2e {
 
@@ -120,6 +121,50 @@ TEST_CASE("parleyctl_ctrl_c_leaves_a_followed_job_running_and_says_how_to_watch_
   REQUIRE(ctl.expect("the partition move keeps running on the node; watch it "
                      "with: parleyctl job watch 42"));
   CHECK(ctl.wait_exit() == 130);
+}
+
+TEST_CASE("parleyctl_shell_runs_commands_against_a_node_and_survives_refusals") {
+  node n{admin_args()};
+  auto addr = "127.0.0.1:" + std::to_string(n.admin_port);
+  pty_session sh{{"--node", addr, "--token", test_admin_token}};
+  std::string prompt = "parley " + addr + "> ";
+  REQUIRE(sh.expect(prompt));
+  sh.type_at_prompt("user create dora\r");
+  REQUIRE(sh.expect("name"));
+  REQUIRE(sh.expect("dora"));
+  REQUIRE(sh.expect(prompt));
+  // The node refuses (no such user): the shell prints why and goes on.
+  sh.type_at_prompt("user show nobody-here\r");
+  REQUIRE(sh.expect("the node refused"));
+  REQUIRE(sh.expect(prompt));
+  sh.type_at_prompt("user show dora\r");
+  REQUIRE(sh.expect("blocked"));
+  REQUIRE(sh.expect(prompt));
+  sh.type_at_prompt("exit\r");
+  CHECK(sh.wait_exit() == 0);
+}
+
+TEST_CASE("parleyctl_metrics_top_redraws_on_a_terminal_until_q") {
+  std::atomic<int> n{0};
+  fake_admin admin{[&](const std::string&, const std::string&,
+                       const std::string&, const std::string&) {
+    int i = n++;
+    return fake_admin::reply{
+      200, "{\"time_ms\":" + std::to_string(1796665201000 + i * 1000)
+             + ",\"counters\":{\"sends\":" + std::to_string(i * 30)
+             + "},\"gauges\":{},\"latency\":{}}"};
+  }};
+  pty_session top{{"--node", admin.address(), "--token", "t", "metrics",
+                   "top"}};
+  // Each refresh clears the screen and draws the interval's rates.
+  REQUIRE(top.expect("\x1b[H\x1b[2J"));
+  REQUIRE(top.expect("(q quits)"));
+  REQUIRE(top.expect("\x1b[H\x1b[2J"));
+  REQUIRE(top.expect("sends    30.0"));
+  REQUIRE(top.expect("\x1b[H\x1b[2J"));
+  REQUIRE(top.expect("sends    30.0"));
+  top.type("q");
+  CHECK(top.wait_exit() == 0);
 }
 
 } // namespace parley::e2e
