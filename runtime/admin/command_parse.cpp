@@ -251,8 +251,10 @@ parse(const std::vector<std::string>& words) {
     std::string name;
     for (auto& w : rest)
       name += (name.empty() ? "" : " ") + w;
-    if (!find_command(name))
-      return unknown_message(name);
+    if (!find_command(name)) {
+      auto found = command_of(*split_words(name));
+      return found.index() == 1 ? std::get<1>(found) : unknown_message(name);
+    }
     out.args["command"] = name;
     return out;
   }
@@ -268,9 +270,13 @@ parse(const std::vector<std::string>& words) {
       return std::get<1>(v) + "; usage: " + usage(*spec);
     out.args[a.name] = std::get<0>(v);
   }
-  if (rest.size() > spec->args.size())
-    return "too many arguments ('" + rest[spec->args.size()]
-           + "' is one too many); usage: " + usage(*spec);
+  if (rest.size() > spec->args.size()) {
+    auto& extra = rest[spec->args.size()];
+    return "too many arguments ('" + extra + "' is one too many"
+           + (extra.compare(0, 2, "--") == 0 ? "; options go before the command"
+                                             : "")
+           + "); usage: " + usage(*spec);
+  }
   return out;
 }
 

@@ -71,6 +71,10 @@ TEST_CASE("parleyctl_without_a_token_exits_2_and_says_where_one_goes") {
   auto r = run_parleyctl({"status"});
   CHECK(r.exit_code == 2);
   CHECK(has(r.err, "no admin token"));
+  // A token that would break the request's header is refused here.
+  r = run_parleyctl({"--token", "tok\r\nX-Evil: 1", "status"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "control character"));
   // help needs neither token nor node.
   r = run_parleyctl({"help", "user", "limit"});
   CHECK(r.exit_code == 0);

@@ -195,6 +195,7 @@ TEST_CASE("parse refuses missing, extra and wrong arguments with the usage") {
   CHECK(has(missing, "usage: user show USER"));
   auto extra = parse_error({"status", "now"});
   CHECK(has(extra, "'now'"));
+  CHECK(has(parse_error({"status", "--json"}), "options go before the command"));
   auto wrong = parse_error({"partition", "move", "x", "2"});
   CHECK(has(wrong, "partition"));
   CHECK(has(wrong, "usage: partition move PARTITION TO"));
@@ -211,6 +212,11 @@ TEST_CASE("help takes a command of one or two words, quoted or not") {
         == "user show");
   CHECK(must_parse({"help", "status"}).args.at("command") == "status");
   CHECK(has(parse_error({"help", "stauts"}), "did you mean 'status'"));
+  // A group word alone: its commands are named.
+  auto group = parse_error({"help", "user"});
+  CHECK(has(group, "needs a second word"));
+  CHECK(has(group, "limit"));
+  CHECK(has(parse_error({"help", "user", "shwo"}), "did you mean 'user show'"));
 }
 
 TEST_CASE("split_words groups quotes and refuses an unterminated one") {

@@ -143,6 +143,10 @@ std::optional<std::string> resolve(const flags& f, settings& out) {
   if (node && !parse_endpoint(*node, out.node))
     return "bad node address '" + *node + "' (expected HOST:PORT)";
   out.token = token.value_or("");
+  for (unsigned char c : out.token)
+    if (c <= 0x20 || c == 0x7f)
+      return std::string{"the admin token holds a space or a control "
+                         "character"};
   out.json = f.json;
   out.count = f.count;
   return std::nullopt;
