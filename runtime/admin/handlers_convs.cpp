@@ -8,6 +8,8 @@
 #include "runtime/admin/handlers.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -26,6 +28,12 @@ namespace {
 /// Bytes of messages one conv tail read carries (payloads included; the
 /// store reader stops there and the next read goes on after the last).
 constexpr uint64_t tail_read_bytes = 4 << 20;
+
+/// conv show names the members of conversations up to this size.
+constexpr size_t max_named_members = 64;
+
+/// How long conv show waits for a member's name.
+constexpr caf::timespan name_lookup = std::chrono::seconds(2);
 
 const char* kind_name(int32_t kind) {
   return kind == conversation_direct  ? "direct"
@@ -53,7 +61,8 @@ const char* message_kind_name(int32_t kind) {
 }
 
 std::string show_json(conversation_id conv, const route& r,
-                      const conversation_snapshot& s) {
+                      const conversation_snapshot& s,
+                      const std::map<user_id, std::string>& names) {
   auto n = [](uint64_t x) { return std::to_string(x); };
   std::string out = "{\"conversation\":" + n(conv) + ",\"kind\":\""
                     + kind_name(s.kind) + "\"";
@@ -73,7 +82,10 @@ std::string show_json(conversation_id conv, const route& r,
       ++current;
     if (!members.empty())
       members += ',';
-    members += "{\"user\":" + n(m.user) + ",\"role\":\"" + role_name(m.role)
+    auto name = names.find(m.user);
+    members += "{\"user\":" + n(m.user) + ",\"name\":"
+               + json_quote(name == names.end() ? "" : name->second)
+               + ",\"role\":\"" + role_name(m.role)
                + "\",\"joined_at\":" + n(m.joined_at_sequence)
                + ",\"left_at\":" + n(m.left_at_sequence)
                + ",\"delivered\":" + n(delivered) + ",\"read\":" + n(read)
@@ -179,14 +191,48 @@ void ask_conversation(env& e, conversation_id conv, reply_fn reply,
   });
 }
 
+/// Asks the accounts for the names of the members of `s` (each at the
+/// owner of the user's partition; at most max_named_members of them, else
+/// none), then calls `done`. A name not known within name_lookup stays
+/// empty: names are a courtesy, the cursors are the answer.
+void with_names(caf::event_based_actor* self, accounts_actor accounts,
+                const conversation_snapshot& s, deadline until,
+                std::function<void(const std::map<user_id, std::string>&)>
+                  done) {
+  auto names = std::make_shared<std::map<user_id, std::string>>();
+  if (!accounts || s.members.empty()
+      || s.members.size() > max_named_members)
+    return done(*names);
+  auto within = std::min<caf::timespan>(ask_within(until), name_lookup);
+  auto left = std::make_shared<size_t>(s.members.size());
+  for (auto& m : s.members) {
+    auto user = m.user;
+    auto one = [names, left, done] {
+      if (--*left == 0)
+        done(*names);
+    };
+    self->request(accounts, within, account_show_step{user, false})
+      .then([names, user, one](const account_view& v) {
+              (*names)[user] = v.name;
+              one();
+            },
+            [one](const caf::error&) { one(); });
+  }
+}
+
 void conv_show(env& e, const call& c, reply_fn reply) {
   auto conv = number_arg(c, "conversation");
-  ask_conversation(e, conv, reply,
-                   [conv, reply](caf::event_based_actor*, directory_actor,
-                                 const route& r,
-                                 const conversation_snapshot& s, deadline) {
-                     reply({200, show_json(conv, r, s)});
-                   });
+  auto accounts = e.node ? e.node->accounts() : accounts_actor{};
+  ask_conversation(
+    e, conv, reply,
+    [conv, reply, accounts](caf::event_based_actor* self, directory_actor,
+                            const route& r, const conversation_snapshot& s,
+                            deadline until) {
+      with_names(self, accounts, s, until,
+                 [conv, reply, r, s](const std::map<user_id, std::string>& ns) {
+                   reply({200, show_json(conv, r, s, ns)});
+                 });
+    });
 }
 
 void conv_tail(env& e, const call& c, reply_fn reply) {

@@ -180,10 +180,11 @@ namespace {
 
 /// Checks `conv show CONV` (JSON and table) against what the test set:
 /// the kind, head and dispatched watermark, and each member's
-/// (delivered, read) cursors.
+/// (delivered, read) cursors and name.
 void check_show(const node& n, uint64_t conv, const std::string& kind,
                 uint64_t head,
-                const std::map<uint64_t, std::pair<int, int>>& expect) {
+                const std::map<uint64_t, std::pair<int, int>>& expect,
+                const std::map<uint64_t, std::string>& names) {
   auto id = std::to_string(conv);
   auto js = ok(n, {"--json", "conv", "show", id}).out;
   INFO(js);
@@ -195,12 +196,15 @@ void check_show(const node& n, uint64_t conv, const std::string& kind,
   CHECK(num(j, "owner") == 1);
   CHECK(num(j, "member_count") == expect.size());
   std::map<uint64_t, std::pair<int, int>> got;
+  std::map<uint64_t, std::string> got_names;
   for (auto& m : list(j, "members").values()) {
     auto& o = m.struct_value();
-    got[static_cast<uint64_t>(num(o, "user"))]
-      = {int(num(o, "delivered")), int(num(o, "read"))};
+    auto user = static_cast<uint64_t>(num(o, "user"));
+    got[user] = {int(num(o, "delivered")), int(num(o, "read"))};
+    got_names[user] = str(o, "name");
   }
   CHECK(got == expect);
+  CHECK(got_names == names);
 
   auto t = ok(n, {"conv", "show", id}).out;
   INFO(t);
@@ -208,10 +212,14 @@ void check_show(const node& n, uint64_t conv, const std::string& kind,
   CHECK(table_value(t, "dispatched") == std::to_string(head));
   CHECK(table_value(t, "kind") == kind);
   std::map<uint64_t, std::pair<int, int>> rows;
-  for (auto& r : table_rows(t, {"user", "delivered", "read"}))
+  std::map<uint64_t, std::string> row_names;
+  for (auto& r : table_rows(t, {"user", "name", "delivered", "read"})) {
     rows[std::stoull(r["user"])] = {std::stoi(r["delivered"]),
                                     std::stoi(r["read"])};
+    row_names[std::stoull(r["user"])] = r["name"];
+  }
   CHECK(rows == expect);
+  CHECK(row_names == names);
 }
 
 } // namespace
@@ -235,7 +243,10 @@ TEST_CASE("conv_show_reports_the_head_and_the_cursors_a_client_just_set"
     REQUIRE(b.call(send_frame(10 + i, conv, "m" + std::to_string(i), "hello"),
                    frame_format::binary)
               ->has_accepted());
-  check_show(n, conv, "direct", 4, {{alice_id, {0, 0}}, {bob_id, {0, 0}}});
+  std::map<uint64_t, std::string> names{{alice_id, "alice"},
+                                        {bob_id, "bob"}};
+  check_show(n, conv, "direct", 4, {{alice_id, {0, 0}}, {bob_id, {0, 0}}},
+             names);
   // Alice has 3 on a device and has read 2; Bob hears both (the cursors
   // are written before they are pushed).
   a.send(receipt_frame(2, conv, 3, false), frame_format::binary);
@@ -246,7 +257,8 @@ TEST_CASE("conv_show_reports_the_head_and_the_cursors_a_client_just_set"
   REQUIRE(read_until(b, [](auto& f) {
     return is_receipt(f, v1::RECEIPT_KIND_READ, 2);
   }));
-  check_show(n, conv, "direct", 4, {{alice_id, {3, 2}}, {bob_id, {0, 0}}});
+  check_show(n, conv, "direct", 4, {{alice_id, {3, 2}}, {bob_id, {0, 0}}},
+             names);
 }
 
 TEST_CASE("conv_show_of_a_group_reports_each_members_cursors") {
@@ -292,7 +304,8 @@ TEST_CASE("conv_show_of_a_group_reports_each_members_cursors") {
   std::map<uint64_t, std::pair<int, int>> expect{{id["alice"], {0, 0}},
                                                  {id["bob"], {6, 4}},
                                                  {id["carol"], {6, 6}}};
-  check_show(n, conv, "group", 6, expect);
+  check_show(n, conv, "group", 6, expect,
+             {{id["alice"], "alice"}, {id["bob"], "bob"}, {id["carol"], "carol"}});
 }
 
 TEST_CASE("conv_tail_lists_the_last_messages_in_order_without_payloads") {
