@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
@@ -33,6 +35,8 @@ namespace {
 /// An inbox rebuild under way: its users, rebuilt one at a time.
 struct rebuild_run {
   std::shared_ptr<job> j;
+  std::string token_name; ///< who asked (for the log)
+  std::string what;       ///< "all users", "user alice"
   inbox_supervisor_actor inbox;
   std::vector<user_id> users;
   size_t next = 0;
@@ -45,12 +49,16 @@ struct rebuild_run {
 void rebuild_next(caf::event_based_actor* self, std::shared_ptr<rebuild_run> r) {
   auto total = r->users.size();
   if (r->next == total) {
-    if (r->failed == 0) {
+    // Logged before the job shows its end (a follower that saw it ended
+    // finds the line).
+    spdlog::info("admin job ended job={} token={} command=\"inbox rebuild\" "
+                 "what=\"{}\" users={} failed={}",
+                 r->j->id(), r->token_name, r->what, total, r->failed);
+    if (r->failed == 0)
       r->j->finish();
-    } else {
+    else
       r->j->finish(std::to_string(r->failed) + " of " + std::to_string(total)
                    + " users not rebuilt; first: " + r->first_error);
-    }
     self->quit();
     return;
   }
@@ -172,8 +180,10 @@ void inbox_rebuild(env& e, const call& c, reply_fn reply) {
   auto text = c.args.at("user");
   auto r = std::make_shared<rebuild_run>();
   r->inbox = e.node->inbox();
+  r->token_name = c.token_name;
+  r->what = text == "all" ? "all users" : "user " + text;
   if (text == "all") {
-    r->j = e.jobs->create("inbox rebuild", "all users", "users");
+    r->j = e.jobs->create("inbox rebuild", r->what, "users");
     reply({202, r->j->to_json()});
     e.sys->spawn<caf::detached>(rebuild_all, e.kv, e.node->directory(), r);
     return;
@@ -181,7 +191,7 @@ void inbox_rebuild(env& e, const call& c, reply_fn reply) {
   auto* ep = &e;
   e.sys->spawn([ep, text, reply, r](caf::event_based_actor* self) {
     resolve_user(self, *ep, text, reply, [self, ep, text, reply, r](user_id id) {
-      r->j = ep->jobs->create("inbox rebuild", "user " + text, "users");
+      r->j = ep->jobs->create("inbox rebuild", r->what, "users");
       r->users = {id};
       r->j->set_phase("rebuilding");
       r->j->set_progress(0, 1);

@@ -470,6 +470,16 @@ TEST_CASE("inbox_rebuild_of_all_users_and_of_one_keeps_every_unread_count") {
   CHECK(str(all, "what") == "all users");
   CHECK(num(all, "total") == 3);
   CHECK(num(all, "done") == 3);
+  // The node logs the job's end with the token's name.
+  auto job_id = str(all, "job");
+  bool logged = false;
+  for (auto& line : w.n.log())
+    logged = logged
+             || (line.find("admin job ended job=" + job_id + " ")
+                   != std::string::npos
+                 && line.find("token=operator") != std::string::npos
+                 && line.find("users=3 failed=0") != std::string::npos);
+  CHECK(logged);
   CHECK(w.unread() == before);
 
   auto one = rebuild(w.n, "alice");
