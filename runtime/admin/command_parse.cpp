@@ -46,6 +46,16 @@ bool name_chars(const std::string& s) {
             });
 }
 
+/// A new account's name, as the accounts actor takes it (3-32 of a-z 0-9
+/// _ . -), so parleyctl refuses a bad one before asking the node.
+bool new_name(const std::string& s) {
+  return s.size() >= 3 && s.size() <= 32
+         && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                     || c == '.' || c == '_' || c == '-';
+            });
+}
+
 std::string upper(std::string s) {
   for (auto& c : s)
     c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -64,7 +74,7 @@ constexpr uint64_t max_id = 9223372036854775807ull; // 2^63-1
 std::string accepts(const arg_spec& spec) {
   switch (spec.kind) {
     case arg_kind::name:
-      return "1-64 of A-Z a-z 0-9 . _ -";
+      return "3-32 of a-z 0-9 . _ -";
     case arg_kind::user:
       return "a user name or a numeric user id";
     case arg_kind::user_or_all:
@@ -114,7 +124,7 @@ std::optional<std::string> check_value(const arg_spec& spec,
                                        const std::string& text) {
   switch (spec.kind) {
     case arg_kind::name:
-      if (name_chars(text))
+      if (new_name(text))
         return text;
       return std::nullopt;
     case arg_kind::user_or_all:
@@ -381,8 +391,11 @@ std::vector<std::string> complete(const std::string& line) {
 
 std::string usage(const command_spec& cmd) {
   std::string s = cmd.name;
-  for (auto& a : cmd.args)
-    s += a.optional ? " [" + upper(a.name) + "]" : " " + upper(a.name);
+  for (auto& a : cmd.args) {
+    auto word = upper(a.name)
+                + (a.kind == arg_kind::user_or_all ? "|all" : "");
+    s += a.optional ? " [" + word + "]" : " " + word;
+  }
   return s;
 }
 

@@ -23,7 +23,8 @@ namespace parley::admin {
 
 /// What an argument accepts (check_arg() holds the rules).
 enum class arg_kind {
-  name,         ///< a user name for a new account: 1-64 of [A-Za-z0-9._-]
+  name,         ///< a user name for a new account: 3-32 of [a-z0-9._-] (as the
+                ///< accounts actor takes it)
   user,         ///< an existing user: a name, or a numeric user id
   user_or_all,  ///< as `user`, or the word "all"
   password,     ///< 8-1024 bytes of anything but control characters

@@ -59,7 +59,7 @@ struct fixture : sim::coordinated_system {
   fixture() {
     auto accounts = sys->spawn([](caf::event_based_actor*) -> caf::behavior {
       return {[](auth_atom, const std::string&) {
-        return principal{100, 1, true};
+        return principal{100, 1, true, {}};
       }};
     });
     auto device = sys->spawn([](caf::event_based_actor* self) {

@@ -113,9 +113,9 @@ TEST_CASE("each argument kind accepts its values and refuses others") {
     std::vector<std::string> bad;
   };
   std::vector<row> rows{
-    {arg_kind::name, {{"a", "a"}, {"A.b_c-9", "A.b_c-9"},
-                      {std::string(64, 'x'), std::string(64, 'x')}},
-     {"", "a b", "é", "a/b", std::string(65, 'x'), "a\n"}},
+    {arg_kind::name, {{"abc", "abc"}, {"a.b_c-9", "a.b_c-9"},
+                      {std::string(32, 'x'), std::string(32, 'x')}},
+     {"", "ab", "Alice", "a b", "é", "a/b", std::string(33, 'x'), "abc\n"}},
     {arg_kind::user, {{"bob", "bob"}, {"42", "42"}, {"007", "007"}},
      {"", "b b", "x;y", std::string(65, 'u')}},
     {arg_kind::user_or_all, {{"all", "all"}, {"bob", "bob"}, {"5", "5"}},
