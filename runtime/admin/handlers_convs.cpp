@@ -29,6 +29,11 @@ namespace {
 /// store reader stops there and the next read goes on after the last).
 constexpr uint64_t tail_read_bytes = 4 << 20;
 
+/// conv show lists at most this many members (who ever joined, in user
+/// order; members_listed says how many), so a large group's answer stays
+/// a screenful of kilobytes, not megabytes.
+constexpr uint64_t max_listed_members = 1000;
+
 /// conv show names the members of conversations up to this size.
 constexpr size_t max_named_members = 64;
 
@@ -71,15 +76,19 @@ std::string show_json(conversation_id conv, const route& r,
   out += ",\"head\":" + n(s.head) + ",\"dispatched\":" + n(s.dispatched)
          + ",\"partition\":" + n(r.partition) + ",\"owner\":" + n(r.owner)
          + ",\"map_epoch\":" + n(r.map_epoch);
-  uint64_t current = 0;
+  // Receipts and members are both in user order; a map keeps it simple.
+  std::map<user_id, std::pair<sequence, sequence>> cursors;
+  for (auto& c : s.receipts)
+    (c.kind == 2 ? cursors[c.user].second : cursors[c.user].first) = c.seq;
+  uint64_t current = 0, listed = 0;
   std::string members;
   for (auto& m : s.members) {
-    sequence delivered = 0, read = 0;
-    for (auto& c : s.receipts)
-      if (c.user == m.user)
-        (c.kind == 2 ? read : delivered) = c.seq;
     if (m.left_at_sequence == 0)
       ++current;
+    if (listed == max_listed_members)
+      continue;
+    ++listed;
+    auto cur = cursors[m.user];
     if (!members.empty())
       members += ',';
     auto name = names.find(m.user);
@@ -88,11 +97,11 @@ std::string show_json(conversation_id conv, const route& r,
                + ",\"role\":\"" + role_name(m.role)
                + "\",\"joined_at\":" + n(m.joined_at_sequence)
                + ",\"left_at\":" + n(m.left_at_sequence)
-               + ",\"delivered\":" + n(delivered) + ",\"read\":" + n(read)
-               + "}";
+               + ",\"delivered\":" + n(cur.first) + ",\"read\":"
+               + n(cur.second) + "}";
   }
-  out += ",\"member_count\":" + n(current) + ",\"members\":[" + members
-         + "]}";
+  out += ",\"member_count\":" + n(current) + ",\"members_listed\":"
+         + n(listed) + ",\"members\":[" + members + "]}";
   return out;
 }
 

@@ -195,6 +195,7 @@ void check_show(const node& n, uint64_t conv, const std::string& kind,
   CHECK(num(j, "dispatched") == head);
   CHECK(num(j, "owner") == 1);
   CHECK(num(j, "member_count") == expect.size());
+  CHECK(num(j, "members_listed") == expect.size());
   std::map<uint64_t, std::pair<int, int>> got;
   std::map<uint64_t, std::string> got_names;
   for (auto& m : list(j, "members").values()) {
