@@ -109,14 +109,21 @@ void admin_listener::impl::handle(const http_request& req,
   auto what = "command=\"" + c.spec->name + "\"";
   if (auto a = args_text(*c.spec, c.args); !a.empty())
     what += " " + a;
+  // parleyctl re-asks `metrics top` every second and a followed job every
+  // half second: those reads log at debug, every other command at info.
+  auto level = c.spec->mode == admin::client_mode::top
+                   || (c.spec->mode == admin::client_mode::job
+                       && c.spec->method == "GET")
+                 ? spdlog::level::debug
+                 : spdlog::level::info;
   auto answered = std::make_shared<std::atomic<bool>>(false);
-  auto reply = [g = gate_, answered, name, remote = req.remote, what,
+  auto reply = [g = gate_, answered, name, remote = req.remote, what, level,
                 respond](admin::result r) {
     if (answered->exchange(true))
       return; // a second answer: the first one stands
     if (r.status >= 200 && r.status < 300)
-      spdlog::info("admin: token={} from={} {} status={}", name, remote, what,
-                   r.status);
+      spdlog::log(level, "admin: token={} from={} {} status={}", name, remote,
+                  what, r.status);
     else
       spdlog::info("admin: token={} from={} {} status={} error={}", name,
                    remote, what, r.status, json_quote(r.body));
