@@ -14,10 +14,15 @@
 //                   partitions the node owned; the phase names the move
 //                   under way. A failed move ends the drain (failed, naming
 //                   the partition).
+// A job's end is logged once (before the job shows it ended, so a follower
+// that saw the end finds the line): job, the admin token's name, command,
+// what, outcome (done, or failed with the error) and elapsed time.
 
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+
+#include <spdlog/spdlog.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -70,6 +75,23 @@ void mirror(job& j, const move_status& m) {
   j.set_progress(m.keys, total);
 }
 
+/// Logs the end of job `id` (see the top of the file).
+void log_end(uint64_t id, const std::string& token, const std::string& kind,
+             const std::string& what, const std::string& failure,
+             std::chrono::steady_clock::time_point started) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - started)
+              .count();
+  if (failure.empty())
+    spdlog::info("admin job ended job={} token={} command=\"{}\" what=\"{}\" "
+                 "outcome=done elapsed_ms={}",
+                 id, token, kind, what, ms);
+  else
+    spdlog::info("admin job ended job={} token={} command=\"{}\" what=\"{}\" "
+                 "outcome=failed error={} elapsed_ms={}",
+                 id, token, kind, what, json_quote(failure), ms);
+}
+
 /// A job driven by a plan of moves (one move, or a drain). The job is held
 /// weakly (it holds this through its refresh hook); the move thread may
 /// end a move before the job exists: `ended` keeps what it said.
@@ -82,6 +104,11 @@ struct plan_job {
   bool over = false;    ///< the plan ended (all done, or one failed)
   std::string failure;
   move_status last;     ///< the last move ended
+  // For the log of the plan's end (once, when the job exists).
+  std::string token, kind, what;
+  std::chrono::steady_clock::time_point started =
+    std::chrono::steady_clock::now();
+  bool logged = false;
 
   /// Records move `i` ended as `m`. Call with mu held.
   void record(size_t i, const move_status& m) {
@@ -104,6 +131,10 @@ struct plan_job {
       auto moved = failure.empty() ? ended : ended - 1;
       x.set_progress(moved, plan.size());
     }
+    if (over && !logged) {
+      logged = true;
+      log_end(x.id(), token, kind, what, failure, started);
+    }
     if (over)
       x.finish(failure);
   }
@@ -111,11 +142,14 @@ struct plan_job {
 
 /// Starts `plan` as a job of `kind`: (202, the job's JSON) or the member's
 /// refusal.
-result start_plan(env& e, std::string kind, std::string what,
+result start_plan(env& e, const call& c, std::string kind, std::string what,
                   std::vector<move_step> plan, bool by_keys) {
   auto pj = std::make_shared<plan_job>();
   pj->plan = plan;
   pj->by_keys = by_keys;
+  pj->token = c.token_name;
+  pj->kind = kind;
+  pj->what = what;
   auto* member = e.member;
   auto [status, text] = member->start_moves(
     std::move(plan), [pj](size_t i, const move_status& m) {
@@ -183,7 +217,7 @@ void partition_move(env& e, const call& c, reply_fn reply) {
     return reply({409, not_a_cluster});
   auto p = static_cast<uint32_t>(number_arg(c, "partition"));
   auto to = number_arg(c, "to");
-  reply(start_plan(e, "partition move",
+  reply(start_plan(e, c, "partition move",
                    "partition " + std::to_string(p) + " to node "
                      + std::to_string(to),
                    {{p, to}}, true));
@@ -216,13 +250,15 @@ void node_drain(env& e, const call& c, reply_fn reply) {
               + (owned.empty() ? "none" : partition_ranges(owned)) + ")";
   if (owned.empty()) {
     auto j = e.jobs->create("node drain", what, "partitions");
+    log_end(j->id(), c.token_name, "node drain", what, {},
+            std::chrono::steady_clock::now());
     j->finish();
     return reply({202, j->to_json()});
   }
   std::vector<move_step> plan;
   for (auto& [p, to] : drain_plan(owned, targets))
     plan.push_back({p, to});
-  reply(start_plan(e, "node drain", what, std::move(plan), false));
+  reply(start_plan(e, c, "node drain", what, std::move(plan), false));
 }
 
 } // namespace

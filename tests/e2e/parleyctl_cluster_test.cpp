@@ -2,7 +2,9 @@
 // every node (table and --json), `partitions` shows the map etcd holds,
 // `partition move` under traffic follows its job to the end (--json: one
 // job JSON a line, progress never going back, ending done with done ==
-// total) and moves the partition with no message lost or duplicated,
+// total; with the new owner frozen until parleyctl shows the move under
+// way, in --json and in line mode) and moves the partition with no message
+// lost or duplicated, the node logs each job's end with the token's name,
 // `node drain` empties a node, a move the driver refuses (to the owner
 // itself) ends failed with its reason, and a drain is refused for a node
 // that is not in the cluster and for the only live node. A single node refuses a
@@ -11,6 +13,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <csignal>
+#include <functional>
 #include <memory>
 #include <regex>
 #include <string>
@@ -18,6 +22,7 @@
 
 #include "cluster_load.hpp"
 #include "parleyctl_run.hpp"
+#include "process.hpp"
 
 using namespace parley;
 using namespace parley::e2e;
@@ -116,6 +121,64 @@ std::vector<std::string> check_job_lines(const ctl_result& r) {
   return lines;
 }
 
+/// Runs parleyctl against node `via` with node `frozen` stopped (SIGSTOP)
+/// from before the start until parleyctl prints a line for which
+/// `in_progress` holds (the move cannot finish meanwhile: the frozen node
+/// applies no chunk), then thawed (SIGCONT); reads on to parleyctl's exit.
+/// `seen` gets the in-progress line ("" if none came within 3 s: then the
+/// node was thawed, and the move ran on).
+/// The frozen node must stay stopped well under its lease (5 s): parleyctl
+/// polls every 0.5 s and prints a line mode's change at most every 1 s.
+ctl_result ctl_frozen(test_cluster& c, node_id via, node_id frozen,
+                      const std::vector<std::string>& args,
+                      const std::function<bool(const std::string&)>& in_progress,
+                      std::string& seen) {
+  auto port = admin_port(c.at(via));
+  REQUIRE_MESSAGE(port != 0, "node " << via << " logged no admin port");
+  std::vector<std::string> all{"--node", "127.0.0.1:" + std::to_string(port),
+                               "--token", test_admin_token};
+  all.insert(all.end(), args.begin(), args.end());
+  c.freeze(frozen);
+  child ctl{PARLEYCTL, all};
+  std::string line;
+  seen.clear();
+  // Thawed after 3 s at most (a bound on the failure's path only).
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (seen.empty()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  until - std::chrono::steady_clock::now())
+                  .count();
+    if (left <= 0 || !ctl.read_line(line, static_cast<int>(left)))
+      break;
+    if (in_progress(line))
+      seen = line;
+  }
+  c.thaw(frozen);
+  while (ctl.read_line(line, 120000)) {
+  }
+  ctl_result r;
+  r.exit_code = exit_code(ctl.wait(10000));
+  for (auto& l : ctl.lines())
+    r.out += l + "\n";
+  if (r.exit_code != 0 || seen.empty())
+    MESSAGE("parleyctl (node " << via << ", node " << frozen
+                               << " frozen) exit " << r.exit_code
+                               << "\noutput:\n" << r.out);
+  return r;
+}
+
+/// Whether node `n`'s log has a line with every one of `parts`.
+bool logged(test_cluster& c, node_id n, const std::vector<std::string>& parts) {
+  for (auto& line : lines_of(c.at(n).log())) {
+    bool all = true;
+    for (auto& p : parts)
+      all = all && line.find(p) != std::string::npos;
+    if (all)
+      return true;
+  }
+  return false;
+}
+
 } // namespace
 
 TEST_CASE("parleyctl_status_and_partitions_show_the_three_node_cluster") {
@@ -173,10 +236,9 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
   auto conv = group_on(c, c.port(2), users[0], ids, from);
   auto p = partition_of(placement_key::conversation(conv), c.partitions());
   MESSAGE("group " << conv << " in partition " << p);
-  // Enough data for a move of many chunks (move_chunk_keys each), so that
-  // parleyctl is likely to poll it between its start and its end.
-  // They go to another group of the same partition (a sync of the
-  // group's history stays short).
+  // Data for a move of several chunks (move_chunk_keys each), in another
+  // group of the same partition (a sync of the group's history stays
+  // short).
   auto t0 = std::chrono::steady_clock::now();
   {
     device d;
@@ -191,7 +253,7 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
         bulk = g;
     }
     REQUIRE(bulk != 0);
-    for (int batch = 0; batch < 400; ++batch) {
+    for (int batch = 0; batch < 40; ++batch) {
       std::vector<uint32_t> rids;
       for (int i = 0; i < 100; ++i) {
         auto cmid = "pre-" + std::to_string(batch * 100 + i);
@@ -204,7 +266,7 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
       }
     }
   }
-  MESSAGE("40000 messages sent in "
+  MESSAGE("4000 messages sent in "
           << std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now() - t0)
                .count()
@@ -222,15 +284,36 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
   };
   CHECK(eventually([&] { return every({0, 0, 0, 0}, 10); }));
 
-  auto r = ctl_at(c, via,
-                  {"--json", "partition", "move", std::to_string(p),
-                   std::to_string(to)});
+  // The new owner frozen until parleyctl shows the move under way (keys
+  // counted, not all copied: the frozen node applies no chunk), then
+  // thawed: the move goes on to done.
+  std::string mid;
+  auto r = ctl_frozen(
+    c, via, to,
+    {"--json", "partition", "move", std::to_string(p), std::to_string(to)},
+    [](const std::string& l) {
+      auto total = json_number_field(l, "total");
+      return json_text_field(l, "state") == "running" && total > 0
+             && json_number_field(l, "done") < total;
+    },
+    mid);
   REQUIRE(r.exit_code == 0);
+  MESSAGE("under way: " << mid);
+  REQUIRE_FALSE(mid.empty());
+  CHECK(json_text_field(mid, "phase").rfind("streaming", 0) == 0);
   auto lines = check_job_lines(r);
   CHECK(json_text_field(lines.front(), "kind") == "partition move");
   CHECK(json_text_field(lines.front(), "unit") == "keys");
-  CHECK(json_number_field(lines.back(), "done") > 0);
+  CHECK(json_number_field(lines.back(), "done")
+        > json_number_field(mid, "done"));
   CHECK(c.map().owner(p) == to);
+  // The node that ran it logs the end with the token's name.
+  auto what = "what=\"partition " + std::to_string(p) + " to node "
+              + std::to_string(to) + "\"";
+  CHECK(logged(c, via,
+               {"admin job ended job=" + json_text_field(mid, "job") + " ",
+                "token=operator", "command=\"partition move\"", what,
+                "outcome=done", "elapsed_ms="}));
   auto owners = owners_in(ctl_at(c, 1, {"--json", "partitions"}).out);
   CHECK(owners[p] == to);
 
@@ -240,11 +323,23 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
   for (auto& s : senders)
     after.push_back(s->accepted());
   CHECK(eventually([&] { return every(after, 10); }, 60000));
-  auto back = ctl_at(c, via,
-                     {"partition", "move", std::to_string(p),
-                      std::to_string(from)});
+  // The same with the old owner (the new target) frozen: a line
+  // "partition move: streaming D/T keys" with D < T before the end.
+  std::string mid_line;
+  auto back = ctl_frozen(
+    c, via, from,
+    {"partition", "move", std::to_string(p), std::to_string(from)},
+    [](const std::string& l) {
+      std::smatch m;
+      return std::regex_search(l, m,
+                               std::regex("^partition move: streaming.* "
+                                          "([0-9]+)/([0-9]+) keys"))
+             && std::stoull(m[1].str()) < std::stoull(m[2].str());
+    },
+    mid_line);
   CHECK(back.exit_code == 0);
-  CHECK(back.out.find("done") != std::string::npos);
+  CHECK_MESSAGE(!mid_line.empty(), back.out);
+  CHECK(back.out.find("partition move done: ") != std::string::npos);
   MESSAGE("parleyctl partition move (lines):\n" << back.out);
   CHECK(c.map().owner(p) == from);
   after.clear();
@@ -283,6 +378,11 @@ TEST_CASE("parleyctl_node_drain_empties_a_node_and_is_refused_for_the_only_"
   auto lines = check_job_lines(r);
   CHECK(json_text_field(lines.back(), "unit") == "partitions");
   CHECK(json_number_field(lines.back(), "total") == owned);
+  CHECK(logged(c, 1,
+               {"admin job ended job=" + json_text_field(lines.back(), "job")
+                  + " ",
+                "token=operator", "command=\"node drain\"",
+                "what=\"node 3 (partitions ", "outcome=done", "elapsed_ms="}));
   auto owners = owners_in(ctl_at(c, 2, {"--json", "partitions"}).out);
   REQUIRE(owners.size() == c.partitions());
   for (auto& [p, n] : owners) {
@@ -295,6 +395,10 @@ TEST_CASE("parleyctl_node_drain_empties_a_node_and_is_refused_for_the_only_"
   auto same = ctl_at(c, 1, {"partition", "move", "0", std::to_string(owners[0])});
   CHECK(same.exit_code != 0);
   CHECK(same.err.find("already on node") != std::string::npos);
+  CHECK(logged(c, 1,
+               {"admin job ended job=", "token=operator",
+                "command=\"partition move\"", "what=\"partition 0 to node ",
+                "outcome=failed error=\"partition already on node "}));
 
   auto unknown = ctl_at(c, 1, {"node", "drain", "9"});
   CHECK(unknown.exit_code != 0);
