@@ -7,6 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
+
+#include <unistd.h>
 
 #include <sys/stat.h>
 
@@ -226,6 +229,121 @@ TEST_CASE("parleyctl_metrics_top_shows_rates_and_percentiles_per_interval") {
   CHECK(has(r.out, "sends    100.0       200\n"));
   CHECK(has(r.out, "connections  7\n"));
   CHECK(has(r.out, "send     10.0        <=100 us  >1.0 ms  500 us\n"));
+}
+
+TEST_CASE("parleyctl_takes_the_flag_then_the_environment_then_the_config_file") {
+  // Three nodes, all down: the one parleyctl tries names where it looked.
+  dead_port by_flag, by_env, by_file;
+  auto addr = [](const dead_port& p) {
+    return "127.0.0.1:" + std::to_string(p.port);
+  };
+  auto dir = std::filesystem::temp_directory_path()
+             / ("parleyctl-order-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "parleyctl.conf").string();
+  {
+    std::ofstream f{path};
+    f << "node = " << addr(by_file) << "\ntoken = t\n";
+  }
+  chmod(path.c_str(), 0600);
+  std::map<std::string, std::string> env{{"PARLEYCTL_CONFIG", path},
+                                         {"PARLEYCTL_NODE", addr(by_env)}};
+  auto r = run_parleyctl({"--node", addr(by_flag), "status"}, env);
+  CHECK(r.exit_code == 3);
+  CHECK(has(r.err, "cannot reach the node at " + addr(by_flag)));
+  r = run_parleyctl({"status"}, env);
+  CHECK(r.exit_code == 3);
+  CHECK(has(r.err, "cannot reach the node at " + addr(by_env)));
+  r = run_parleyctl({"status"}, {{"PARLEYCTL_CONFIG", path}});
+  CHECK(r.exit_code == 3);
+  CHECK(has(r.err, "cannot reach the node at " + addr(by_file)));
+
+  // The token likewise: a node that says which token it got.
+  fake_admin admin{[](const std::string&, const std::string&,
+                      const std::string&, const std::string& auth) {
+    return fake_admin::reply{
+      403, R"({"error":{"status":403,"message":"got )" + auth + "\"}}"};
+  }};
+  {
+    std::ofstream f{path};
+    f << "node = " << admin.address() << "\ntoken = from-file\n";
+  }
+  env = {{"PARLEYCTL_CONFIG", path}, {"PARLEYCTL_TOKEN", "from-env"}};
+  r = run_parleyctl({"--token", "from-flag", "status"}, env);
+  CHECK(r.exit_code == 4);
+  CHECK(has(r.err, "got Bearer from-flag"));
+  r = run_parleyctl({"status"}, env);
+  CHECK(has(r.err, "got Bearer from-env"));
+  r = run_parleyctl({"status"}, {{"PARLEYCTL_CONFIG", path}});
+  CHECK(has(r.err, "got Bearer from-file"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("parleyctl_refuses_a_config_file_with_bad_lines_binary_or_too_large") {
+  auto dir = std::filesystem::temp_directory_path()
+             / ("parleyctl-badconf-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "parleyctl.conf").string();
+  struct bad_case {
+    std::string text, message;
+  };
+  for (auto& [text, message] : std::vector<bad_case>{
+         {"node = 127.0.0.1:1\nnode 127.0.0.1:2\n",
+          path + ":2: expected `key = value`"},
+         {"tokn = t\n", path + ":1: unknown key 'tokn'"},
+         {std::string("\x7f" "ELF\x02\x01\0\0\0token=\0\0", 16),
+          path + ":1: not text"},
+         {"# " + std::string(100000, 'x') + "\n", "larger than 65536 bytes"},
+       }) {
+    CAPTURE(message);
+    {
+      std::ofstream f{path, std::ios::binary | std::ios::trunc};
+      f << text;
+    }
+    chmod(path.c_str(), 0600);
+    auto r = run_parleyctl({"status"}, {{"PARLEYCTL_CONFIG", path}});
+    CHECK(r.exit_code == 2);
+    CHECK(has(r.err, message));
+  }
+  // A directory, and a named file that does not exist.
+  auto r = run_parleyctl({"--config", dir.string(), "status"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "not a regular file"));
+  r = run_parleyctl({"--config", (dir / "none").string(), "status"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "cannot read the config file"));
+  // Another user's file (only root can give a file away to test this).
+  {
+    std::ofstream f{path, std::ios::trunc};
+    f << "token = t\n";
+  }
+  chmod(path.c_str(), 0600);
+  if (geteuid() == 0 && chown(path.c_str(), 65534, 65534) == 0) {
+    r = run_parleyctl({"--config", path, "status"});
+    CHECK(r.exit_code == 2);
+    CHECK(has(r.err, "belongs to uid 65534, not to the user running "
+                     "parleyctl"));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("parleyctl_says_how_to_watch_a_job_when_the_node_stops_answering") {
+  std::optional<fake_admin> admin;
+  admin.emplace([](const std::string& method, const std::string&,
+                   const std::string&, const std::string&) {
+    if (method == "POST")
+      return fake_admin::reply{202, job("running", "starting", 0)};
+    return fake_admin::reply{200, job("running", "scanning", 100)};
+  });
+  auto addr = admin->address();
+  pty_session ctl{{"--node", addr, "--token", "tok", "inbox", "rebuild",
+                   "all"}};
+  REQUIRE(ctl.expect("100/300 users  scanning"));
+  admin.reset(); // the node restarts: its port refuses connections
+  REQUIRE(ctl.expect("cannot reach the node at " + addr));
+  REQUIRE(ctl.expect("the inbox rebuild likely keeps running on the node; "
+                     "watch it with: parleyctl job watch 7"));
+  CHECK(ctl.wait_exit() == 3);
 }
 
 } // namespace parley::e2e

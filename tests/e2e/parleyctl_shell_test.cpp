@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "parleyctl_fakes.hpp"
 #include "parleyctl_run.hpp"
 
@@ -92,11 +94,30 @@ TEST_CASE("parleyctl_shell_keeps_passwords_out_of_its_history") {
   sh.type_at_prompt("user create carol sekrit-password-1\r");
   REQUIRE(sh.expect("cannot reach the node"));
   REQUIRE(sh.expect(prompt));
+  // Lines parleyctl refuses before sending them keep their passwords too.
+  sh.type_at_prompt("user create Bob hunter2-sekrit\r");
+  REQUIRE(sh.expect("bad name 'Bob'"));
+  REQUIRE(sh.expect(prompt));
+  sh.type_at_prompt("user create bob sekr\r");
+  REQUIRE(sh.expect("bad password"));
+  REQUIRE(sh.expect(prompt));
+  sh.type_at_prompt("user crate bob sekrit-typo-1\r");
+  REQUIRE(sh.expect("did you mean 'user create'"));
+  REQUIRE(sh.expect(prompt));
+  sh.type_at_prompt("help user create\r");
+  REQUIRE(sh.expect("usage: user create NAME [PASSWORD]"));
+  REQUIRE(sh.expect(prompt));
   sh.type_at_prompt("quit\r");
   CHECK(sh.wait_exit() == 0);
-  auto history = read_file(sh.home + "/.parleyctl_history");
-  CHECK(history.find("sekrit") == std::string::npos);
+  auto path = sh.home + "/.parleyctl_history";
+  auto history = read_file(path);
+  CHECK(history.find("sekr") == std::string::npos);
+  CHECK(history.find("hunter2") == std::string::npos);
+  CHECK(history_has(history, "help user create"));
   CHECK(history_has(history, "quit"));
+  struct stat st{};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
 }
 
 TEST_CASE("parleyctl_ctrl_c_leaves_a_followed_job_running_and_says_how_to_watch_it") {

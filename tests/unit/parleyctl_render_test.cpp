@@ -3,10 +3,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "tools/parleyctl/config.hpp"
 #include "tools/parleyctl/http.hpp"
 #include "tools/parleyctl/json.hpp"
 #include "tools/parleyctl/render.hpp"
+#include "tools/parleyctl/shell.hpp"
 #include "tools/parleyctl/top.hpp"
 
 using namespace parley::ctl;
@@ -70,6 +73,55 @@ TEST_CASE("values show epoch times as UTC, durations and sizes readably") {
   CHECK(human_bytes(512) == "512 B");
 }
 
+TEST_CASE("parleyctl_tables_show_control_characters_clients_chose_escaped") {
+  // A device name, a group name, a client_message_id: chosen by clients;
+  // the JSON reader turns \u001b back into ESC.
+  auto answer = must(
+    R"({"name":"\u001b]0;owned\u0007","devices":[{"id":1,)"
+    R"("name":"ph\u001b[2Jone\u007f","client_message_id":"a\u009bb\u00e9"}],)"
+    R"("tags":["\r\n"],"group":{"title":"x\u0085y"}})");
+  auto out = render(answer);
+  auto raw = std::count_if(out.begin(), out.end(), [](unsigned char c) {
+    return c != '\n' && (c < 0x20 || c == 0x7f);
+  });
+  CHECK(raw == 0);
+  CHECK(out.find("\xc2\x9b") == std::string::npos);
+  CHECK(out.find("\xc2\x85") == std::string::npos);
+  CHECK(has(out, "name  \\x1b]0;owned\\x07\n"));
+  CHECK(has(out, "ph\\x1b[2Jone\\x7f"));
+  CHECK(has(out, "a\\u009bb\xc3\xa9"));  // C1 escaped, other UTF-8 kept
+  CHECK(has(out, "tags  \\x0d\\x0a\n"));
+  CHECK(has(out, "title  x\\u0085y\n"));
+  // Stray bytes that are not UTF-8 (C1 on an 8-bit terminal).
+  CHECK(visible("a\x9b" "b\xff") == "a\\x9bb\\xff");
+  std::string utf8 = "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac";
+  CHECK(visible(utf8) == utf8);
+  // --json keeps the text as the node sent it.
+  CHECK(to_json(answer).find("\\u001b]0;owned") != std::string::npos);
+}
+
+TEST_CASE("parleyctl_shows_a_zero_point_in_time_as_never_and_keeps_durations") {
+  json zero{json::number, "0", {}, {}};
+  for (std::string key : {"created_ms", "last_seen_ms", "started_ms",
+                          "sent_ms", "blocked_at_ms", "time_ms"}) {
+    CAPTURE(key);
+    CHECK(point_in_time(key));
+    CHECK(show_value(key, zero) == "never");
+  }
+  for (std::string key : {"elapsed_ms", "unavailable_ms", "uptime_ms"}) {
+    CAPTURE(key);
+    CHECK_FALSE(point_in_time(key));
+    CHECK(show_value(key, zero) == "0 ms");
+  }
+  json t{json::number, "1796665201000", {}, {}};
+  CHECK(show_value("created_ms", t) == "2026-12-07 17:40:01");
+  CHECK(show_value("blocked_at_ms", t) == "2026-12-07 17:40:01");
+  // In a table too: a device that never connected.
+  auto out = render(must(R"({"devices":[{"id":1,"created_ms":0,)"
+                         R"("last_seen_ms":0}]})"));
+  CHECK(has(out, "  1   never       never\n"));
+}
+
 TEST_CASE("an answer renders as key lines, tables and titled blocks") {
   auto out = render(must(
     R"({"name":"alice","blocked":false,"tags":["a","b"],"none":[],)"
@@ -108,6 +160,27 @@ TEST_CASE("top's percentiles come from the interval's bucket counts") {
   CHECK(has(top_view(cur, prev, 0), "sends    0.0"));
 }
 
+TEST_CASE("parleyctl_top_divides_by_the_nodes_time_between_samples") {
+  auto sample = [](const std::string& time, int sends) {
+    return must("{" + time + "\"counters\":{\"sends\":"
+                + std::to_string(sends) + "}}");
+  };
+  // The node's samples 2 s apart, the client's polls 4 s apart (a slow
+  // answer): the rate is over the node's 2 s.
+  CHECK(has(top_view(sample("\"time_ms\":1000,", 0),
+                     sample("\"time_ms\":3000,", 200), 4),
+            "sends    100.0"));
+  // No time_ms in one of the samples, or not increasing: the client's 4 s.
+  CHECK(has(top_view(sample("", 0), sample("\"time_ms\":3000,", 200), 4),
+            "sends    50.0"));
+  CHECK(has(top_view(sample("\"time_ms\":3000,", 0),
+                     sample("", 200), 4),
+            "sends    50.0"));
+  CHECK(has(top_view(sample("\"time_ms\":3000,", 0),
+                     sample("\"time_ms\":3000,", 200), 4),
+            "sends    50.0"));
+}
+
 TEST_CASE("parleyctl reads node addresses and its flags") {
   endpoint e;
   CHECK(parse_endpoint("10.0.0.2:9000", e));
@@ -135,4 +208,80 @@ TEST_CASE("parleyctl reads node addresses and its flags") {
   CHECK(parse_flags({"--count", "0", "status"}, g, rest));
   CHECK(parse_flags({"--token"}, g, rest));
   CHECK(parse_flags({"--colour", "status"}, g, rest));
+}
+
+TEST_CASE("parleyctl_config_file_refuses_bad_lines_binary_and_large_files") {
+  std::optional<std::string> node, token;
+  auto err = parse_config("# c\n\n  node = h:1  \r\ntoken=t\n", "f", node,
+                          token);
+  CHECK_FALSE(err);
+  CHECK(*node == "h:1");
+  CHECK(*token == "t");
+  // Set already (a flag or the environment): the file does not override.
+  std::optional<std::string> flag_node = std::string{"flag:2"}, no_token;
+  CHECK_FALSE(parse_config("node = h:1\ntoken = t\n", "f", flag_node,
+                           no_token));
+  CHECK(*flag_node == "flag:2");
+  CHECK(*no_token == "t");
+
+  struct bad_case {
+    std::string text, message;
+  };
+  for (auto& [text, message] : std::vector<bad_case>{
+         {"node = h:1\njust words\n", "f:2: expected `key = value`"},
+         {"colour = red\n", "f:1: unknown key 'colour' (node, token)"},
+         {std::string("\x7f" "ELF\x02\x01\x01\0\0=\0", 11),
+          "f:1: not text"},
+         {"token = a\x1b[2Jb\n", "f:1: not text"},
+         {std::string(max_config_bytes + 1, '#'), "larger than 65536 bytes"},
+       }) {
+    CAPTURE(message);
+    std::optional<std::string> n, t;
+    auto e = parse_config(text, "f", n, t);
+    REQUIRE(e);
+    CHECK(has(*e, message));
+  }
+}
+
+TEST_CASE("parleyctl_config_file_must_be_the_users_own_private_regular_file") {
+  struct stat st{};
+  st.st_mode = S_IFREG | 0600;
+  st.st_uid = 1000;
+  st.st_size = 40;
+  CHECK_FALSE(config_file_problem(st, 1000, "f"));
+  auto e = config_file_problem(st, 1001, "f");
+  REQUIRE(e);
+  CHECK(has(*e, "belongs to uid 1000, not to the user running parleyctl"));
+  st.st_mode = S_IFREG | 0640;
+  e = config_file_problem(st, 1000, "f");
+  REQUIRE(e);
+  CHECK(has(*e, "chmod 600 f"));
+  st.st_mode = S_IFIFO | 0600;
+  e = config_file_problem(st, 1000, "f");
+  REQUIRE(e);
+  CHECK(has(*e, "not a regular file"));
+  st.st_mode = S_IFREG | 0600;
+  st.st_size = 1 << 30;
+  e = config_file_problem(st, 1000, "f");
+  REQUIRE(e);
+  CHECK(has(*e, "larger than"));
+}
+
+TEST_CASE("parleyctl_shell_history_keeps_out_password_lines_that_fail_to_parse") {
+  for (std::string line :
+       {"user create carol sekrit-password-1", // parses
+        "user create Bob hunter2",             // a bad name
+        "user create bob short",               // a short password
+        "user create bob \"half quoted",       // an unterminated quote
+        "User  Create bob pw",                  // spelled otherwise
+        "user crate bob hunter2-long",          // a typo of the command
+        "\"user create\" bob hunter2-long", "user create"}) {
+    CAPTURE(line);
+    CHECK(history_secret(line));
+  }
+  for (std::string line : {"status", "user show bob", "help user create",
+                           "user block bob", "stauts", "quit", ""}) {
+    CAPTURE(line);
+    CHECK_FALSE(history_secret(line));
+  }
 }

@@ -1,9 +1,12 @@
 #include "tools/parleyctl/config.hpp"
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 
-#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace parley::ctl {
 
@@ -24,34 +27,98 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-/// Reads `node` and `token` from the file at `path`. `must_exist`: a
-/// missing file is an error (it was named explicitly).
+/// Reads `node` and `token` from the file at `path` through one open
+/// descriptor (what is checked is what is read). `must_exist`: a missing
+/// file is an error (it was named explicitly).
 std::optional<std::string> read_config(const std::string& path,
                                        bool must_exist,
                                        std::optional<std::string>& node,
                                        std::optional<std::string>& token) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (must_exist)
-      return "cannot read the config file " + path;
-    return std::nullopt;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY
+                                  | O_NONBLOCK);
+  if (fd < 0) {
+    if ((errno == ENOENT || errno == ENOTDIR) && !must_exist)
+      return std::nullopt;
+    return "cannot read the config file " + path + ": "
+           + std::strerror(errno);
   }
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } guard{fd};
+  struct stat st{};
+  if (::fstat(fd, &st) != 0)
+    return "cannot read the config file " + path + ": "
+           + std::strerror(errno);
+  if (auto err = config_file_problem(st, ::geteuid(), path))
+    return err;
+  std::string text;
+  char buf[4096];
+  while (text.size() <= max_config_bytes) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return "cannot read the config file " + path + ": "
+             + std::strerror(errno);
+    if (n == 0)
+      break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  if (text.size() > max_config_bytes)
+    return "the config file " + path + " is larger than "
+           + std::to_string(max_config_bytes) + " bytes";
+  return parse_config(text, path, node, token);
+}
+
+} // namespace
+
+std::optional<std::string> config_file_problem(const struct stat& st,
+                                               uid_t user,
+                                               const std::string& path) {
+  if (!S_ISREG(st.st_mode))
+    return "the config file " + path + " is not a regular file";
+  if (st.st_uid != user)
+    return "the config file " + path + " belongs to uid "
+           + std::to_string(st.st_uid) + ", not to the user running "
+           "parleyctl (uid " + std::to_string(user) + "); refusing a token "
+           "someone else could have written";
   if (st.st_mode & 077)
     return "the config file " + path + " holds a token and is readable by "
            "others; make it private: chmod 600 " + path;
-  std::ifstream in{path};
-  if (!in)
-    return "cannot read the config file " + path;
-  std::string line;
+  if (static_cast<uint64_t>(st.st_size) > max_config_bytes)
+    return "the config file " + path + " is larger than "
+           + std::to_string(max_config_bytes) + " bytes";
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_config(const std::string& text,
+                                        const std::string& path,
+                                        std::optional<std::string>& node,
+                                        std::optional<std::string>& token) {
+  if (text.size() > max_config_bytes)
+    return "the config file " + path + " is larger than "
+           + std::to_string(max_config_bytes) + " bytes";
+  size_t pos = 0;
   int n = 0;
-  while (std::getline(in, line)) {
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    auto line = text.substr(pos, end - pos);
+    pos = end + 1;
     ++n;
+    auto where = path + ":" + std::to_string(n) + ": ";
+    for (unsigned char c : line)
+      if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+        return where + "not text (a control character); expected lines "
+                       "`node = HOST:PORT` and `token = ...`";
     auto t = trim(line);
     if (t.empty() || t[0] == '#')
       continue;
     auto eq = t.find('=');
     if (eq == std::string::npos)
-      return path + ":" + std::to_string(n) + ": expected `key = value`";
+      return where + "expected `key = value`";
     auto key = trim(t.substr(0, eq));
     auto value = trim(t.substr(eq + 1));
     if (key == "node") {
@@ -61,14 +128,11 @@ std::optional<std::string> read_config(const std::string& path,
       if (!token)
         token = value;
     } else {
-      return path + ":" + std::to_string(n) + ": unknown key '" + key
-             + "' (node, token)";
+      return where + "unknown key '" + key.substr(0, 40) + "' (node, token)";
     }
   }
   return std::nullopt;
 }
-
-} // namespace
 
 std::optional<std::string> parse_flags(const std::vector<std::string>& args,
                                        flags& out,

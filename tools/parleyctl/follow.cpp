@@ -140,6 +140,12 @@ int follow_job(const settings& s, json job) {
     std::cout << (tty ? "\n" : "") << std::flush;
     std::cerr << "the " << kind << " keeps running on the node; watch it "
               << "with: parleyctl job watch " << id << "\n";
+  } else if (code == exit_unreachable) {
+    // A poll failed (the node restarting, the network): the job most
+    // likely still runs. The exit code stays 3.
+    std::cout << std::flush;
+    std::cerr << "the " << kind << " likely keeps running on the node; "
+              << "watch it with: parleyctl job watch " << id << "\n";
   }
   std::cout << std::flush;
   return code;

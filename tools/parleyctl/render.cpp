@@ -57,7 +57,9 @@ std::string object_table(const json& arr, const std::string& indent) {
     for (auto& [k, v] : item.fields)
       if (std::find(keys.begin(), keys.end(), k) == keys.end())
         keys.push_back(k);
-  std::vector<std::vector<std::string>> rows{keys};
+  std::vector<std::vector<std::string>> rows{{}};
+  for (auto& k : keys)
+    rows[0].push_back(visible(k));
   for (auto& item : arr.items) {
     std::vector<std::string> row;
     for (auto& k : keys) {
@@ -71,14 +73,14 @@ std::string object_table(const json& arr, const std::string& indent) {
 
 void render_complex(const std::string& key, const json& v,
                     const std::string& indent, std::string& out) {
-  out += "\n" + indent + key + ":\n";
+  out += "\n" + indent + visible(key) + ":\n";
   if (v.kind == json::string) { // multi-line text (LevelDB's statistics)
     size_t pos = 0;
     while (pos < v.text.size()) {
       auto end = v.text.find('\n', pos);
       if (end == std::string::npos)
         end = v.text.size();
-      out += indent + "  " + v.text.substr(pos, end - pos) + "\n";
+      out += indent + "  " + visible(v.text.substr(pos, end - pos)) + "\n";
       pos = end + 1;
     }
   } else if (table_array(v)) {
@@ -91,7 +93,7 @@ void render_complex(const std::string& key, const json& v,
         render_object(item, indent + "  ", out);
         out += "\n";
       } else {
-        out += indent + "  " + to_json(item) + "\n";
+        out += indent + "  " + visible(to_json(item)) + "\n";
       }
     }
   }
@@ -106,16 +108,16 @@ void render_object(const json& obj, const std::string& indent,
   size_t w = 0;
   for (auto& [k, v] : obj.fields)
     if ((v.scalar() && !multi_line(v)) || scalar_array(v))
-      w = std::max(w, width(k));
+      w = std::max(w, width(visible(k)));
   for (auto& [k, v] : obj.fields) {
     if (v.scalar() && !multi_line(v)) {
-      out += indent + pad(k, w) + "  " + show_value(k, v) + "\n";
+      out += indent + pad(visible(k), w) + "  " + show_value(k, v) + "\n";
     } else if (scalar_array(v)) {
       std::string list;
       for (auto& item : v.items)
         list += (list.empty() ? "" : ", ") + show_value(k, item);
-      out += indent + pad(k, w) + "  " + (list.empty() ? "(none)" : list)
-             + "\n";
+      out += indent + pad(visible(k), w) + "  "
+             + (list.empty() ? "(none)" : list) + "\n";
     }
   }
   for (auto& [k, v] : obj.fields)
@@ -169,20 +171,82 @@ std::string human_bytes(double bytes) {
   return buf;
 }
 
+std::string visible(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  char buf[12];
+  size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) { // C0 and DEL
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: copied when well formed and not a C1 control.
+    size_t n = c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    bool ok = n > 0 && i + n <= text.size();
+    for (size_t k = 1; ok && k < n; ++k)
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (!ok) { // a stray byte (in an 8-bit terminal 0x80-0x9f are C1)
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++i;
+      continue;
+    }
+    auto c2 = static_cast<unsigned char>(text[i + 1]);
+    if (c == 0xC2 && c2 <= 0x9F) { // U+0080-U+009F: C1
+      std::snprintf(buf, sizeof buf, "\\u%04x", c2);
+      out += buf;
+    } else {
+      out.append(text, i, n);
+    }
+    i += n;
+  }
+  return out;
+}
+
+bool point_in_time(const std::string& key) {
+  if (!ends_with(key, "_ms"))
+    return false;
+  if (ends_with(key, "_at_ms"))
+    return true;
+  auto stem = key.substr(0, key.size() - 3);
+  if (stem == "time" || stem == "since" || stem == "expires")
+    return true;
+  static const char* const events[] = {"created", "seen",  "started",
+                                       "sent",    "ended", "finished",
+                                       "updated", "modified"};
+  for (auto* e : events)
+    if (stem == e || ends_with(stem, std::string{"_"} + e))
+      return true;
+  return false;
+}
+
 std::string show_value(const std::string& key, const json& v) {
   if (v.kind == json::null)
     return "-";
   if (v.kind != json::number)
-    return v.text;
+    return visible(v.text);
   double d = std::strtod(v.text.c_str(), nullptr);
-  // Epoch ms between 2001 and 2286; 0 is "never".
+  if (point_in_time(key)) // 0: the thing never happened
+    return d <= 0 ? "never" : utc_time(static_cast<int64_t>(d));
   if (ends_with(key, "_ms")) {
+    // Other *_ms are durations, unless the value can only be an epoch
+    // time (2001-2286).
     if (d >= 1e12 && d < 1e13)
       return utc_time(static_cast<int64_t>(d));
-    if (d >= 0 && !ends_with(key, "_at_ms") && !ends_with(key, "seen_ms"))
+    if (d >= 0)
       return duration(d);
-    if (d == 0)
-      return "never";
   }
   if (ends_with(key, "_bytes") && d >= 0)
     return human_bytes(d);
@@ -217,7 +281,7 @@ std::string render(const json& answer) {
   else if (table_array(answer))
     out = object_table(answer, "");
   else
-    out = to_json(answer) + "\n";
+    out = visible(to_json(answer)) + "\n";
   return out;
 }
 

@@ -17,8 +17,20 @@ namespace parley::ctl {
 /// The whole answer.
 std::string render(const json& answer);
 
-/// One scalar as shown for the field `key`.
+/// One scalar as shown for the field `key` (strings through visible()).
+/// A point in time (time_ms, created_ms, last_seen_ms, started_ms,
+/// sent_ms, *_at_ms, ...) shows as a UTC time, 0 as "never"; other *_ms
+/// (elapsed_ms, uptime_ms, ...) as durations.
 std::string show_value(const std::string& key, const json& v);
+
+/// `text` safe for a terminal: C0 controls, DEL and stray non-UTF-8
+/// bytes become "\x1b", C1 controls (U+0080-U+009F) "\u009b"; the rest
+/// (valid UTF-8) is unchanged. Names and ids clients chose pass through
+/// here before they reach the operator's screen.
+std::string visible(const std::string& text);
+
+/// Whether the *_ms field `key` names a point in time, not a duration.
+bool point_in_time(const std::string& key);
 
 /// Epoch milliseconds as "2026-12-07 17:40:01" (UTC).
 std::string utc_time(int64_t epoch_ms);

@@ -1,5 +1,7 @@
 #include "tools/parleyctl/shell.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,16 +42,10 @@ std::string history_path() {
   return std::string(home && *home ? home : ".") + "/.parleyctl_history";
 }
 
-/// A line with a password in it stays out of the history file.
-bool secret(const std::vector<std::string>& words) {
-  auto p = admin::parse(words);
-  if (p.index() != 0)
-    return false;
-  auto& cmd = std::get<0>(p);
-  for (auto& a : cmd.spec->args)
-    if (a.kind == admin::arg_kind::password && cmd.args.count(a.name))
-      return true;
-  return false;
+bool has_password_arg(const admin::command_spec* c) {
+  return c && std::any_of(c->args.begin(), c->args.end(), [](auto& a) {
+           return a.kind == admin::arg_kind::password;
+         });
 }
 
 std::string trim(const std::string& s) {
@@ -59,7 +55,43 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
+std::string lower(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 } // namespace
+
+bool history_secret(const std::string& line) {
+  // The words, roughly: quotes dropped, so that a line with an
+  // unterminated quote is judged too.
+  std::vector<std::string> words;
+  std::string cur;
+  for (char c : line + " ") {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!cur.empty())
+        words.push_back(lower(cur));
+      cur.clear();
+    } else if (c != '"' && c != '\'') {
+      cur += c;
+    }
+  }
+  if (words.empty() || words[0] == "help")
+    return false;
+  // Whether the line parses or not (a bad name, a short password, a typo
+  // in the command): its first words name a command that takes a
+  // password, or are closest to one.
+  if (words.size() >= 2) {
+    auto two = words[0] + " " + words[1];
+    if (has_password_arg(admin::find_command(two)))
+      return true;
+    if (!admin::find_command(two) && !admin::find_command(words[0]))
+      if (has_password_arg(admin::find_command(admin::suggest(two))))
+        return true;
+  }
+  return has_password_arg(admin::find_command(words[0]));
+}
 
 int run_shell(const settings& s) {
   rl_readline_name = "parleyctl";
@@ -90,10 +122,12 @@ int run_shell(const settings& s) {
     if (line.empty())
       continue;
     auto words = admin::split_words(line);
-    if (words && !secret(*words)) {
+    if (!history_secret(line)) {
       add_history(line.c_str());
+      // Created private (0600), never readable by others for a moment.
+      auto mask = umask(077);
       write_history(hist.c_str());
-      chmod(hist.c_str(), 0600);
+      umask(mask);
     }
     if (line == "quit" || line == "exit")
       break;

@@ -111,7 +111,14 @@ std::vector<double> numbers(const json* arr) {
 } // namespace
 
 std::string top_view(const json& prev, const json& cur, double fallback_s) {
-  double dt = (cur.num("time_ms") - prev.num("time_ms")) / 1000;
+  // The node's own clock between the samples; parleyctl's (the time
+  // between its polls, which includes the requests' delays) only when a
+  // sample lacks time_ms or it did not increase.
+  auto* t0 = prev.get("time_ms");
+  auto* t1 = cur.get("time_ms");
+  double dt = 0;
+  if (t0 && t1 && t0->kind == json::number && t1->kind == json::number)
+    dt = (cur.num("time_ms") - prev.num("time_ms")) / 1000;
   if (dt <= 0)
     dt = fallback_s > 0 ? fallback_s : 1;
   std::string out;
