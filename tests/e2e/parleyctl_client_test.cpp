@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -325,6 +326,29 @@ TEST_CASE("parleyctl_refuses_a_config_file_with_bad_lines_binary_or_too_large") 
                      "parleyctl"));
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("parleyctl_escapes_control_characters_in_the_nodes_messages") {
+  // A refusal quoting a name a client chose, and a job's error.
+  fake_admin admin{[](const std::string& method, const std::string&,
+                      const std::string&, const std::string&) {
+    if (method == "GET")
+      return fake_admin::reply{
+        404, R"({"error":{"status":404,"message":"no user \u001b[2Jx"}})"};
+    return fake_admin::reply{
+      202, R"({"job":"7","kind":"inbox rebuild","state":"failed",)"
+           R"("phase":"p\u001b]0;t\u0007","error":"bad \u009b31m"})"};
+  }};
+  auto r = run_parleyctl(at(admin, {"user", "show", "bob"}));
+  CHECK(r.exit_code == 1);
+  CHECK(has(r.err, "no user \\x1b[2Jx"));
+  r = run_parleyctl(at(admin, {"inbox", "rebuild", "all"}));
+  CHECK(r.exit_code == 1);
+  CHECK(has(r.err, "the inbox rebuild failed: bad \\u009b31m"));
+  for (auto& text : {r.out, r.err})
+    CHECK(std::count_if(text.begin(), text.end(), [](unsigned char c) {
+            return c == 0x1b || c == 0x07 || c == 0x9b;
+          }) == 0);
 }
 
 TEST_CASE("parleyctl_says_how_to_watch_a_job_when_the_node_stops_answering") {

@@ -40,10 +40,10 @@ std::string bar(double done, double total) {
 
 std::string count(const json& job) {
   auto done = job.str("done"), total = job.str("total"), unit = job.str("unit");
-  std::string s = done.empty() ? "0" : done;
+  std::string s = done.empty() ? "0" : visible(done);
   if (!total.empty() && total != "0")
-    s += "/" + total;
-  return unit.empty() ? s : s + " " + unit;
+    s += "/" + visible(total);
+  return unit.empty() ? s : s + " " + visible(unit);
 }
 
 /// The ETA from the progress seen since following started.
@@ -71,12 +71,13 @@ struct rate_watch {
 
 int follow_job(const settings& s, json job) {
   bool tty = !s.json && isatty(STDOUT_FILENO);
-  auto id = job.str("job");
-  auto kind = job.str("kind").empty() ? std::string{"job"} : job.str("kind");
+  auto id = visible(job.str("job"));
+  auto kind = job.str("kind").empty() ? std::string{"job"}
+                                      : visible(job.str("kind"));
   auto watch = admin::parse({"job", "watch", id});
   if (id.empty() || watch.index() != 0) {
-    std::cerr << "parleyctl: the node's answer names no job: " << to_json(job)
-              << "\n";
+    std::cerr << "parleyctl: the node's answer names no job: "
+              << visible(to_json(job)) << "\n";
     return exit_refused;
   }
   auto req = admin::to_request(std::get<0>(watch));
@@ -87,7 +88,7 @@ int follow_job(const settings& s, json job) {
   int code = exit_ok;
   while (true) {
     auto state = job.str("state");
-    auto phase = job.str("phase");
+    auto phase = visible(job.str("phase"));
     double done = job.num("done"), total = job.num("total");
     bool over = state == "done" || state == "failed";
     auto eta = rate.eta(done, total);
@@ -116,7 +117,7 @@ int follow_job(const settings& s, json job) {
       if (state == "failed") {
         std::cout << std::flush;
         std::cerr << "parleyctl: the " << kind << " failed: "
-                  << job.str("error") << "\n";
+                  << visible(job.str("error")) << "\n";
         code = exit_refused;
       } else if (!s.json) {
         std::cout << kind << " done: " << count(job) << elapsed << "\n";

@@ -25,11 +25,11 @@ std::string error_message(const std::string& body) {
   if (auto j = parse_json(body))
     if (auto* e = j->get("error"); e && e->kind == json::object)
       if (auto m = e->str("message"); !m.empty())
-        return m;
+        return visible(m);
   auto t = body.substr(0, 500);
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r'))
     t.pop_back();
-  return t.empty() ? "(no message)" : t;
+  return t.empty() ? "(no message)" : visible(t);
 }
 
 } // namespace
@@ -80,7 +80,7 @@ std::optional<json> send(const settings& s, const admin::request& req,
   auto j = parse_json(a.body);
   if (!j) {
     std::cerr << "parleyctl: the node's answer is not JSON: "
-              << a.body.substr(0, 200) << "\n";
+              << visible(a.body.substr(0, 200)) << "\n";
     code = exit_refused;
     return std::nullopt;
   }
@@ -99,9 +99,10 @@ int run_command(const settings& s, const admin::parsed_command& cmd) {
     return exit_ok;
   }
   if (s.token.empty()) {
-    std::cerr << "parleyctl: no admin token: give --token TOKEN, set "
-                 "PARLEYCTL_TOKEN, or put `token = ...` in "
-              << default_config_path() << " (chmod 600)\n";
+    std::cerr << "parleyctl: no admin token: set PARLEYCTL_TOKEN, put "
+                 "`token = ...` in "
+              << default_config_path()
+              << " (chmod 600), or give --token TOKEN\n";
     return exit_usage;
   }
   auto req = admin::to_request(cmd);
