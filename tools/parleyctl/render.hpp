@@ -3,8 +3,10 @@
 // render: a node's answer as text a person reads (the output contract of
 // issue 23): an object's scalar fields as aligned "key  value" lines,
 // arrays of flat objects as aligned tables with a header row, nested
-// objects as titled blocks. *_ms epoch times are shown as UTC times,
-// other *_ms as durations, *_bytes as sizes.
+// objects as titled blocks. *_ms points in time are shown as UTC times
+// (0: never), other *_ms as durations, *_bytes as sizes. Text goes
+// through visible(): clients choose names and ids, and a control
+// character must not reach the operator's terminal.
 
 #include <cstdint>
 #include <string>
