@@ -8,10 +8,12 @@
 // know is 403. The routes are the command table's
 // (runtime/admin/command_table.hpp): admin::from_request checks the
 // request and its arguments, then the command's handler from the
-// handler_table answers. Every request is logged at info with the token's
-// name, the peer, the command, its arguments (passwords hidden) and the
-// status; refusals of a token as warnings. Answers are JSON; errors
-// {"error":{"status":N,"message":"..."}}.
+// handler_table answers. Every command is logged with the token's name,
+// the peer, the command, its arguments (passwords hidden) and the status:
+// at info, except the answered polls parleyctl repeats (`metrics top`, and
+// GET of a followed job: `job watch`), which log at debug; a command the
+// node refuses (non-2xx) at info always; a missing or unknown token as a
+// warning. Answers are JSON; errors {"error":{"status":N,"message":"..."}}.
 
 #include <cstdint>
 #include <memory>

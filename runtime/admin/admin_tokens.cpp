@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -73,6 +74,16 @@ std::variant<std::string, std::string> read_all(int fd,
 
 using tokens_or_error = std::variant<std::vector<admin_token>, std::string>;
 
+std::string reserved_name_text() {
+  return "the token name " + std::string{flag_token_name}
+         + " is kept for --parley.admin-token-hash's token (the log could "
+           "not tell them apart): give this token another name";
+}
+
+int64_t ns_of(const struct timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
 tokens_or_error load_fd(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0)
@@ -136,6 +147,8 @@ parse_tokens(std::string_view text) {
              + std::to_string(words.size()) + " words";
     if (!valid_token_name(words[0]))
       return at + "a token name is 1-64 of A-Z a-z 0-9 . _ -";
+    if (words[0] == flag_token_name)
+      return at + reserved_name_text();
     auto hash = credentials::from_hex32(words[1]);
     if (hash.size() != 32)
       return at + "the hash of token " + std::string{words[0]}
@@ -165,6 +178,8 @@ load_tokens(const std::string& path, bool missing_ok) {
 added_token add_token(const std::string& path, const std::string& name) {
   if (!valid_token_name(name))
     return {{}, "a token name is 1-64 of A-Z a-z 0-9 . _ -"};
+  if (name == flag_token_name)
+    return {{}, reserved_name_text()};
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
                   0600);
   if (fd < 0)
@@ -217,40 +232,54 @@ token_store::open(std::vector<admin_token> fixed, std::string file,
   self->fixed_ = std::move(fixed);
   self->file_ = std::move(file);
   self->missing_ok_ = missing_ok;
-  if (!self->file_.empty()) {
-    auto got = load_tokens(self->file_, missing_ok);
-    if (got.index() == 1)
-      return std::get<1>(got);
-    self->from_file_ = std::move(std::get<0>(got));
-    std::lock_guard<std::mutex> guard{self->mu_};
-    self->refresh(); // records the stamp (reads the same file again)
-  }
+  self->seen_.racy = true; // read whatever the stamp
+  std::lock_guard<std::mutex> guard{self->mu_};
+  self->refresh(false);
+  if (!self->bad_.empty())
+    return self->bad_;
   return self;
 }
 
-void token_store::refresh() {
+void token_store::refresh(bool log) {
   if (file_.empty())
     return;
   struct stat st {};
   stamp now;
-  if (::stat(file_.c_str(), &st) == 0) {
-    now.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000
-                   + st.st_mtim.tv_nsec;
+  if (::lstat(file_.c_str(), &st) == 0) {
+    now.mtime_ns = ns_of(st.st_mtim);
+    now.ctime_ns = ns_of(st.st_ctim);
     now.size = st.st_size;
     now.inode = st.st_ino;
+    now.mode = st.st_mode;
   }
   if (now == seen_)
     return;
   seen_ = now;
-  auto got = load_tokens(file_, true);
+  auto got = load_tokens(file_, missing_ok_);
+  // A change within the same timestamp tick as the one just read would
+  // leave the stamp as it is: until the file is a second old, read it
+  // again at every check.
+  struct timespec t {};
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  seen_.racy = now.ctime_ns >= 0 && ns_of(t) - now.ctime_ns < 1000000000;
   if (got.index() == 1) {
-    spdlog::warn("admin: keeping the last good tokens: {}", std::get<1>(got));
+    // Fail closed: a token removed by the edit that made the file bad
+    // must not stay valid.
+    from_file_.clear();
+    if (log && bad_ != std::get<1>(got))
+      spdlog::error("admin: refusing every token of the tokens file until "
+                    "it is good again ({} accepted): {}",
+                    fixed_.empty() ? "no token is"
+                                   : "only --parley.admin-token-hash's is",
+                    std::get<1>(got));
+    bad_ = std::move(std::get<1>(got));
     return;
   }
   auto& next = std::get<0>(got);
-  if (next.size() != from_file_.size())
+  if (log && (!bad_.empty() || next.size() != from_file_.size()))
     spdlog::info("admin: tokens file read again file={} tokens={}", file_,
                  next.size());
+  bad_.clear();
   from_file_ = std::move(next);
 }
 

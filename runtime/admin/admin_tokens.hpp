@@ -11,7 +11,8 @@
 // hex digits (as `printf %s TOKEN | b2sum -l 256` prints it). A token is
 // 32 random bytes, URL-safe base64 without padding (43 characters), shown
 // once by `parleyd --admin-token-add NAME`. The name is what the node's log
-// shows for each admin action.
+// shows for each admin action. The name "operator" is kept for the token
+// of --parley.admin-token-hash: a file line with it is refused.
 
 #include <cstddef>
 #include <memory>
@@ -33,12 +34,16 @@ struct admin_token {
 /// The largest tokens file read.
 inline constexpr size_t max_tokens_file_bytes = 64 * 1024;
 
+/// The name of --parley.admin-token-hash's token; no file token has it.
+inline constexpr std::string_view flag_token_name = "operator";
+
 /// Whether `name` may name a token: 1-64 of [A-Za-z0-9._-].
 bool valid_token_name(std::string_view name);
 
 /// Parses a tokens file's text; the tokens, or a message naming the first
 /// bad line ("line 3: ..."): a line that is not NAME HEX64, a bad name, a
-/// name given twice, text over max_tokens_file_bytes.
+/// name given twice, the name flag_token_name, text over
+/// max_tokens_file_bytes.
 std::variant<std::vector<admin_token>, std::string>
 parse_tokens(std::string_view text);
 
@@ -57,15 +62,20 @@ struct added_token {
 
 /// Makes a new random token named `name` and appends "NAME HEX64" to
 /// `path` (created with mode 0600 if missing; locked while it is read and
-/// appended). Refuses a bad name, a name the file already has, and a file
-/// load_tokens would refuse.
+/// appended). Refuses a bad name, flag_token_name, a name the file already
+/// has, and a file load_tokens would refuse.
 added_token add_token(const std::string& path, const std::string& name);
 
 /// The tokens a node accepts: `fixed` ones (--parley.admin-token-hash, as
-/// "operator") and those of the tokens file, which is checked at every
+/// flag_token_name) and those of the tokens file, which is checked at every
 /// match() and read again when it changed (a token added or removed while
-/// the node runs counts at once). A file that turns bad keeps the last
-/// good tokens (and says so in the log). Thread-safe.
+/// the node runs counts at once). A change is any of mtime, ctime, size,
+/// inode or mode (a chmod counts); a file changed less than a second
+/// before it was read is read again at the next match() (a rewrite within
+/// one timestamp tick leaves the stamp as it was). Fails closed: while the
+/// file is bad (a mode group or others may use, a bad line, ...) no token
+/// of the file is accepted, only the fixed ones, and the log says why at
+/// error level; the file's tokens count again once it is good. Thread-safe.
 class token_store {
 public:
   /// Reads `file` (empty: no file); an error message if it is refused
@@ -82,19 +92,25 @@ public:
 
 private:
   token_store() = default;
-  void refresh(); // with mu_ held
+  void refresh(bool log = true); // with mu_ held
 
   std::mutex mu_;
   std::vector<admin_token> fixed_, from_file_;
   std::string file_;
   bool missing_ok_ = true;
-  // What the last read saw (mtime ns, size, inode); reread on a change.
+  std::string bad_; // why the file is refused now, or empty
+  // What the last read saw; read again on a change. `racy`: the file
+  // changed too shortly before it was read for the stamp to be trusted.
   struct stamp {
-    int64_t mtime_ns = -1;
+    int64_t mtime_ns = -1, ctime_ns = -1;
     int64_t size = -1;
     ino_t inode = 0;
+    mode_t mode = 0;
+    bool racy = false;
     bool operator==(const stamp& o) const {
-      return mtime_ns == o.mtime_ns && size == o.size && inode == o.inode;
+      return !racy && !o.racy && mtime_ns == o.mtime_ns
+             && ctime_ns == o.ctime_ns && size == o.size && inode == o.inode
+             && mode == o.mode;
     }
   } seen_;
 };

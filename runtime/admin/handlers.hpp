@@ -56,7 +56,16 @@ struct result {
 using reply_fn = std::function<void(result)>;
 using handler = std::function<void(const call&, reply_fn)>;
 
-/// What handlers reach. Pointers stay valid while the listener runs.
+/// What handlers reach. A handler's work may outlive the listener's stop
+/// (a detached inbox rebuild keeps `kv`, an actor spawned by a handler
+/// keeps this env). tools/parleyd/main.cpp makes that safe: the store
+/// (`kv`), this env and the job board are declared before the actor
+/// system, so they outlive it, and the system's destructor waits for every
+/// actor, detached ones too. `node` and `member` do not: main stops the
+/// listener (joining its thread), then stops and destroys them before the
+/// system. So read `node` and `member` when the handler is called (take
+/// the actor handles you need then); never from an actor or a thread that
+/// may run after the call returned.
 struct env {
   caf::actor_system* sys = nullptr;
   parley::node* node = nullptr;

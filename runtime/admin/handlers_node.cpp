@@ -1,10 +1,15 @@
 #include "runtime/admin/handlers.hpp"
 
 // The node's own commands (command_table.cpp): `status`, `jobs`, `job
-// watch JOB`, `metrics top` and `log level LEVEL`. Everything is read from
-// the node's lock-free counters on the admin port's thread, except the
-// number of running conversations, which the directory answers (asked from
-// a spawned actor, with a timeout).
+// watch JOB`, `metrics top` and `log level LEVEL`, answered on the admin
+// port's thread. metrics top reads only the node's lock-free counters.
+// status reads them too, but also asks the store on that thread: the data
+// directory's size ("parley.disk-bytes" walks its files) and LevelDB's
+// "leveldb.stats" and per-level file counts; the number of running
+// conversations is the length of the directory's list of every
+// conversation handle (asked from a spawned actor, with a timeout: the
+// directory's interface has no count query, and adding one would change
+// actors/directory.hpp, which much of the tree includes).
 //
 // metrics top's answer (parleyctl computes rates and percentiles from two
 // of them):

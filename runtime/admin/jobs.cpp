@@ -1,5 +1,8 @@
 #include "runtime/admin/jobs.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "runtime/admin/json_text.hpp"
 
 namespace parley::admin {
@@ -12,20 +15,27 @@ job::job(uint64_t id, std::string kind, std::string what, std::string unit)
     started_(std::chrono::steady_clock::now()) {
 }
 
+// Updates after finish() are dropped: a refresh hook that read its source
+// just before the job ended must not leave a stale phase or count.
+
 void job::set_phase(std::string phase) {
   std::lock_guard<std::mutex> guard{mu_};
-  phase_ = std::move(phase);
+  if (state_ == "running")
+    phase_ = std::move(phase);
 }
 
 void job::set_progress(uint64_t done, uint64_t total) {
   std::lock_guard<std::mutex> guard{mu_};
+  if (state_ != "running")
+    return;
   done_ = done;
   total_ = total;
 }
 
 void job::add_done(uint64_t n) {
   std::lock_guard<std::mutex> guard{mu_};
-  done_ += n;
+  if (state_ == "running")
+    done_ += n;
 }
 
 void job::finish(std::string error) {
@@ -78,7 +88,7 @@ std::shared_ptr<job> job_board::create(std::string kind, std::string what,
   auto j = std::make_shared<job>(next_++, std::move(kind), std::move(what),
                                  std::move(unit));
   jobs_.emplace(j->id(), j);
-  while (jobs_.size() > 100) {
+  while (jobs_.size() > max_jobs) {
     auto oldest = std::find_if(jobs_.begin(), jobs_.end(),
                                [](auto& kv) { return kv.second->finished(); });
     if (oldest == jobs_.end())

@@ -15,6 +15,7 @@
 // the job's JSON.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,14 +30,19 @@ public:
   job(uint64_t id, std::string kind, std::string what, std::string unit);
 
   uint64_t id() const { return id_; }
+  /// Progress of a running job; ignored once it finished (a late update
+  /// from a refresh hook or a worker leaves the end as finish() made it).
   void set_phase(std::string phase);
   void set_progress(uint64_t done, uint64_t total);
   void add_done(uint64_t n);
-  /// Ends the job: done (error empty) or failed.
+  /// Ends the job: done (error empty) or failed; the phase becomes the
+  /// state. A second call is ignored.
   void finish(std::string error = {});
   bool finished() const;
-  /// Called under the job's lock before each to_json(): lets a job mirror
-  /// progress kept elsewhere (a move driver's status). Optional.
+  /// Called before each to_json(), without the job's lock (it may call
+  /// set_phase and the like, and may race finish()): lets a job mirror
+  /// progress kept elsewhere (a move driver's status). Optional; dropped
+  /// by finish().
   void set_refresh(std::function<void(job&)> refresh);
   std::string to_json() const;
 
@@ -55,10 +61,15 @@ private:
 
 class job_board {
 public:
+  static constexpr size_t max_jobs = 100;
+
   std::shared_ptr<job> create(std::string kind, std::string what,
                               std::string unit);
+  /// The job `id`, or null (unknown, or dropped from the board).
   std::shared_ptr<job> find(uint64_t id) const;
-  /// {"jobs":[...]} newest first (at most the last 100 kept).
+  /// {"jobs":[...]} newest first. The board keeps at most max_jobs: past
+  /// that, the oldest finished jobs are dropped (a running job never, so
+  /// more than max_jobs running ones are all kept).
   std::string to_json() const;
 
 private:

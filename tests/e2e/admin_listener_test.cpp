@@ -155,6 +155,46 @@ TEST_CASE("a_named_token_from_admin_token_add_opens_the_admin_port_and_is_"
   CHECK(lines_with(n, {"admin: token=ops-alice", "command=\"jobs\""}) == 1);
 }
 
+TEST_CASE("a_tokens_file_that_turns_bad_at_run_time_refuses_its_tokens_"
+          "and_a_token_removed_meanwhile_stays_refused_after_chmod_600") {
+  node n{admin_args()};
+  auto add = [&](const std::string& name) {
+    auto [code, out] = run_parleyd({"--data", n.dir, "--admin-token-add",
+                                    name});
+    REQUIRE(code == 0);
+    REQUIRE(!out.empty());
+    return out.front();
+  };
+  auto alice = add("ops-alice");
+  auto bob = add("ops-bob");
+  CHECK(admin_get(n, "/v1/admin/jobs", bob).status == 200);
+  // The flag's name is not given to a file token.
+  auto taken = run_parleyd({"--data", n.dir, "--admin-token-add",
+                            "operator"});
+  CHECK(taken.first != 0);
+  CHECK(any_line(taken.second, "operator is kept for"));
+  // An editor removes bob's line and leaves the file 0644.
+  auto file = n.dir + "/admin-tokens";
+  std::string alice_line;
+  {
+    std::ifstream in{file};
+    std::getline(in, alice_line);
+  }
+  REQUIRE(alice_line.rfind("ops-alice ", 0) == 0);
+  std::ofstream{file, std::ios::trunc} << alice_line << "\n";
+  REQUIRE(::chmod(file.c_str(), 0644) == 0);
+  CHECK(admin_get(n, "/v1/admin/jobs", alice).status == 403);
+  CHECK(admin_get(n, "/v1/admin/jobs", bob).status == 403);
+  CHECK(admin_get(n, "/v1/admin/jobs").status == 200); // the flag's token
+  CHECK(lines_with(n, {" error [parleyd] admin: refusing every token of "
+                       "the tokens file",
+                       "has mode 0644"})
+        == 1);
+  REQUIRE(::chmod(file.c_str(), 0600) == 0);
+  CHECK(admin_get(n, "/v1/admin/jobs", alice).status == 200);
+  CHECK(admin_get(n, "/v1/admin/jobs", bob).status == 403);
+}
+
 TEST_CASE("the_admin_log_names_the_arguments_but_never_a_password") {
   node n{admin_args()};
   auto r = ctl(n, {"user", "create", "carol", "very secret words"});
@@ -204,6 +244,13 @@ TEST_CASE("a_tokens_file_others_can_read_or_a_malformed_one_stops_the_node_"
   auto bad = start();
   CHECK(bad.first == 1);
   CHECK(any_line(bad.second, "line 2: the hash of token ops-2"));
+  // A line named operator: the name of --parley.admin-token-hash's token.
+  std::ofstream{file, std::ios::trunc} << "operator " << std::string(64, 'a')
+                                       << "\n";
+  auto reserved = start();
+  CHECK(reserved.first == 1);
+  CHECK(any_line(reserved.second, "line 1: the token name operator is kept "
+                                  "for --parley.admin-token-hash"));
   // A named file that is missing is an error too (a typo must not leave
   // the node without its tokens silently).
   std::filesystem::remove(file);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,17 @@ struct temp_dir {
     return (path / name).string();
   }
 };
+
+/// The tokens file's HEX64 of `token`.
+std::string hex_hash(const std::string& token) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : credentials::token_hash(token)) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
 
 void write_file(const std::string& path, const std::string& text,
                 mode_t mode) {
@@ -154,9 +166,105 @@ TEST_CASE("an added admin token is stored hashed in a 0600 file and "
     << "alice " << text.substr(text.find(' ') + 1);
   CHECK(store->match(b.token).empty());
   CHECK(store->match(a.token) == "alice");
-  // A file that turns bad keeps the last good tokens.
+  // A file that turns bad refuses its tokens (fails closed), the flag's
+  // token still counts; good again, its tokens count again.
+  auto good = "alice " + text.substr(text.find(' ') + 1);
   write_file(f, "garbage\n", 0600);
+  CHECK(store->match(a.token).empty());
+  CHECK(store->match("op-token") == "operator");
+  CHECK(store->size() == 1);
+  write_file(f, good, 0600);
   CHECK(store->match(a.token) == "alice");
+}
+
+TEST_CASE("a token removed by an edit that left the tokens file 0644 is "
+          "refused once the file is chmod 600, and no file token is "
+          "accepted while it is 0644") {
+  REQUIRE(credentials::init());
+  temp_dir d;
+  auto f = d.file("admin-tokens");
+  auto a = admin::add_token(f, "alice");
+  auto b = admin::add_token(f, "bob");
+  REQUIRE(a.error.empty());
+  REQUIRE(b.error.empty());
+  auto got = admin::token_store::open(
+    {{"operator", credentials::token_hash("op-token")}}, f, false);
+  REQUIRE(got.index() == 0);
+  auto store = std::get<0>(got);
+  CHECK(store->match(b.token) == "bob");
+  // The editor drops bob's line and writes the file 0644 (same inode).
+  std::ifstream in{f};
+  std::string text{std::istreambuf_iterator<char>{in}, {}};
+  auto alice_line = text.substr(0, text.find('\n') + 1);
+  REQUIRE(alice_line.rfind("alice ", 0) == 0);
+  write_file(f, alice_line, 0644);
+  CHECK(store->match(a.token).empty());
+  CHECK(store->match(b.token).empty());
+  CHECK(store->match("op-token") == "operator");
+  // chmod alone (no write): the file is read again.
+  REQUIRE(::chmod(f.c_str(), 0600) == 0);
+  CHECK(store->match(b.token).empty());
+  CHECK(store->match(a.token) == "alice");
+  CHECK(store->size() == 2);
+}
+
+TEST_CASE("a same-size rewrite of the tokens file that keeps its mtime is "
+          "read again") {
+  REQUIRE(credentials::init());
+  temp_dir d;
+  auto f = d.file("admin-tokens");
+  write_file(f, "alice " + hex_hash("token-a") + "\n", 0600);
+  auto got = admin::token_store::open({}, f, false);
+  REQUIRE(got.index() == 0);
+  auto store = std::get<0>(got);
+  CHECK(store->match("token-a") == "alice");
+  struct stat before {};
+  REQUIRE(::stat(f.c_str(), &before) == 0);
+  // Rewritten in place, same size, mtime set back: as a rewrite within
+  // one timestamp tick looks.
+  write_file(f, "alice " + hex_hash("token-b") + "\n", 0600);
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, f.c_str(), times, 0) == 0);
+  struct stat after {};
+  REQUIRE(::stat(f.c_str(), &after) == 0);
+  REQUIRE(after.st_size == before.st_size);
+  REQUIRE(after.st_ino == before.st_ino);
+  CHECK(store->match("token-a").empty());
+  CHECK(store->match("token-b") == "alice");
+}
+
+TEST_CASE("a file token named operator (the name of the flag's token) is "
+          "refused") {
+  REQUIRE(credentials::init());
+  temp_dir d;
+  auto f = d.file("admin-tokens");
+  auto err = error_of(parse_tokens("operator " + hash_a));
+  CHECK(err.rfind("line 1: the token name operator is kept for "
+                  "--parley.admin-token-hash",
+                  0)
+        == 0);
+  CHECK(admin::add_token(f, "operator").error.find("is kept for")
+        != std::string::npos);
+  // At start: the node refuses the file, saying why.
+  write_file(f, "operator " + hex_hash("file-token") + "\n", 0600);
+  auto refused = admin::token_store::open(
+    {{"operator", credentials::token_hash("op-token")}}, f, false);
+  REQUIRE(refused.index() == 1);
+  CHECK(std::get<1>(refused).find("operator is kept for")
+        != std::string::npos);
+  // At run time: the file is bad, only the flag's token counts.
+  write_file(f, "alice " + hex_hash("token-a") + "\n", 0600);
+  auto got = admin::token_store::open(
+    {{"operator", credentials::token_hash("op-token")}}, f, false);
+  REQUIRE(got.index() == 0);
+  auto store = std::get<0>(got);
+  CHECK(store->match("token-a") == "alice");
+  write_file(f, "alice " + hex_hash("token-a") + "\noperator "
+                  + hex_hash("file-token") + "\n",
+             0600);
+  CHECK(store->match("file-token").empty());
+  CHECK(store->match("token-a").empty());
+  CHECK(store->match("op-token") == "operator");
 }
 
 TEST_CASE("a token appended to a file whose last line has no newline "
