@@ -130,10 +130,16 @@ TEST_CASE("parleyctl_user_create_makes_accounts_that_log_in") {
                   login_body("hana", "a-long-password", "laptop"))
           .status
         == 200);
-  // A name the accounts refuse (upper case): exit 1 with a message.
+  // A name the accounts refuse (upper case): the table's check is the
+  // accounts' rule, so parleyctl refuses it before asking (exit 2, naming
+  // the rule), and the node refuses the same request (400).
   auto bad = ctl(n, {"user", "create", "Kim"});
-  CHECK(bad.exit_code == 1);
-  CHECK(has(lower(bad.err + bad.out), "username"));
+  CHECK(bad.exit_code == 2);
+  CHECK(has(bad.err + bad.out, "3-32 of a-z"));
+  CHECK(http_call(n.admin_port, "POST", "/v1/admin/users",
+                  R"({"name":"Kim"})", test_admin_token)
+          .status
+        == 400);
 }
 
 TEST_CASE("parleyctl_user_block_refuses_logins_and_closes_the_connection") {
