@@ -36,9 +36,10 @@ Environment:
                    first start on the data)
   CLUSTER_NAME     etcd key prefix /parley/NAME/ (default parley)
   ADMIN_TOKEN      if set, node N opens its admin port on 127.0.0.1:809N for
-                   this token: parleyctl --node 127.0.0.1:809N --token
-                   "$ADMIN_TOKEN" status | partitions | partition move P N
-                   | node drain N
+                   this token: PARLEYCTL_TOKEN="$ADMIN_TOKEN" parleyctl
+                   --node 127.0.0.1:809N status | partitions |
+                   partition move P N | node drain N (the token in the
+                   environment, not on a command line others can read)
 
 To run nodes on several machines instead: one etcd (or an etcd cluster)
 all nodes reach, and on each machine
@@ -202,7 +203,7 @@ echo "etcd    $etcd_url  (data $root/etcd, log $root/etcd.log)"
 for n in "${nodes[@]}"; do
   body=$(curl -fsS "http://127.0.0.1:808$n/healthz")
   echo "node $n  http://127.0.0.1:808$n  ws://127.0.0.1:808$n/v1/ws  (data $root/node$n, log $root/node$n.log)"
-  [[ -n $admin_hash ]] && echo "        admin: ./build/tools/parleyctl --node 127.0.0.1:809$n --token \"\$ADMIN_TOKEN\" status"
+  [[ -n $admin_hash ]] && echo "        admin: PARLEYCTL_TOKEN=\"\$ADMIN_TOKEN\" ./build/tools/parleyctl --node 127.0.0.1:809$n status"
   echo "        $body"
 done
 echo "running; Ctrl-C or tools/cluster.sh stop stops it"
