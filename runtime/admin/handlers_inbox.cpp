@@ -22,6 +22,7 @@
 
 #include "runtime/admin/handlers_convs.hpp"
 #include "runtime/admin/jobs.hpp"
+#include "runtime/admin/resolve_user.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
 #include "runtime/node.hpp"
@@ -129,13 +130,14 @@ void rebuild_all(caf::event_based_actor* self, kv_backend* kv,
         });
 }
 
-/// Finds the user named `text` (a name, else a numeric id of an account),
-/// checks that this node owns the user's partition, and calls `then`;
-/// else answers (before answer_within).
-void resolve_user(caf::event_based_actor* self, env& e, std::string text,
-                  reply_fn reply, std::function<void(user_id)> then) {
-  auto accounts = e.node->accounts();
-  auto dir = e.node->directory();
+/// Finds the user `text` names (resolve_user.hpp: a numeric id first,
+/// as every user command reads it), checks that this node owns the user's
+/// partition, and calls `then`; else answers (before answer_within). Takes
+/// actor handles, never the env: it runs in an actor that may start after
+/// the node began to stop.
+void owned_user(caf::event_based_actor* self, accounts_actor accounts,
+                directory_actor dir, std::string text, reply_fn reply,
+                std::function<void(user_id)> then) {
   auto until = std::chrono::steady_clock::now() + answer_within;
   auto owned = [self, dir, text, reply, then, until](user_id id) {
     self
@@ -154,24 +156,11 @@ void resolve_user(caf::event_based_actor* self, env& e, std::string text,
           reply(failure("user " + text, err));
         });
   };
-  self->request(accounts, ask_within(until), caf::resolve_atom::value, text)
-    .then(owned, [self, accounts, text, reply, owned,
-                  until](const caf::error& err) {
-      auto digits = !text.empty()
-                    && std::all_of(text.begin(), text.end(),
-                                   [](char ch) { return ch >= '0' && ch <= '9'; });
-      if (!is(err, errc::not_found) || !digits || text.size() > 19)
-        return reply(failure("user " + text, err));
-      // Not a name: a user id, if an account has it.
-      auto id = std::stoull(text);
-      self
-        ->request(accounts, ask_within(until), caf::resolve_atom::value,
-                  std::vector<std::string>{}, std::vector<uint64_t>{id})
-        .then([owned, id](const std::vector<uint64_t>&) { owned(id); },
-              [reply, text](const caf::error& err) {
-                reply(failure("user " + text, err));
-              });
-    });
+  resolve_user(self, accounts, text, ask_within(until),
+               [owned](const account_view& v) { owned(v.user); },
+               [reply, text](const caf::error& err) {
+                 reply(failure("user " + text, err));
+               });
 }
 
 void inbox_rebuild(env& e, const call& c, reply_fn reply) {
@@ -188,16 +177,22 @@ void inbox_rebuild(env& e, const call& c, reply_fn reply) {
     e.sys->spawn<caf::detached>(rebuild_all, e.kv, e.node->directory(), r);
     return;
   }
-  auto* ep = &e;
-  e.sys->spawn([ep, text, reply, r](caf::event_based_actor* self) {
-    resolve_user(self, *ep, text, reply, [self, ep, text, reply, r](user_id id) {
-      r->j = ep->jobs->create("inbox rebuild", r->what, "users");
-      r->users = {id};
-      r->j->set_phase("rebuilding");
-      r->j->set_progress(0, 1);
-      reply({202, r->j->to_json()});
-      rebuild_next(self, r);
-    });
+  // Everything the actor needs, taken now (env.node may be gone by the
+  // time it runs; the job board outlives the actor system).
+  auto accounts = e.node->accounts();
+  auto dir = e.node->directory();
+  auto* jobs = e.jobs;
+  e.sys->spawn([accounts, dir, jobs, text, reply,
+                r](caf::event_based_actor* self) {
+    owned_user(self, accounts, dir, text, reply,
+               [self, jobs, reply, r](user_id id) {
+                 r->j = jobs->create("inbox rebuild", r->what, "users");
+                 r->users = {id};
+                 r->j->set_phase("rebuilding");
+                 r->j->set_progress(0, 1);
+                 reply({202, r->j->to_json()});
+                 rebuild_next(self, r);
+               });
   });
 }
 

@@ -17,6 +17,7 @@
 
 #include "actors/accounts.hpp"
 #include "runtime/admin/json_text.hpp"
+#include "runtime/admin/resolve_user.hpp"
 #include "runtime/admin/user_json.hpp"
 #include "runtime/core/errors.hpp"
 #include "runtime/core/timeouts.hpp"
@@ -48,38 +49,16 @@ struct once {
 };
 using once_ptr = std::shared_ptr<once>;
 
-/// A view of the account USER (a numeric id, else a name; digits that name
-/// no id are tried as a name), then `then(view)`; errors answered.
+/// A view of the account USER (resolve_user.hpp: a numeric id, else a
+/// name), then `then(view)`; errors answered.
 template <class Then>
 void with_view(self_ptr self, accounts_actor accounts, const std::string& arg,
                once_ptr out, Then then) {
-  auto by_name = [self, accounts, arg, out, then] {
-    self->request(accounts, timeouts::ask, caf::resolve_atom::value, arg)
-      .then(
-        [self, accounts, arg, out, then](user_id id) {
-          self->request(accounts, timeouts::commit, account_show_step{id})
-            .then([then](account_view& v) { then(v); },
-                  [out, arg](caf::error& err) {
-                    (*out)(error_result(err, "user " + arg));
-                  });
-        },
-        [out, arg](caf::error& err) {
-          (*out)(error_result(err, "user " + arg));
-        });
-  };
-  auto id = parse_user_id(arg);
-  if (!id) {
-    by_name();
-    return;
-  }
-  self->request(accounts, timeouts::commit, account_show_step{*id})
-    .then([then](account_view& v) { then(v); },
-          [out, arg, by_name](caf::error& err) {
-            if (is(err, errc::not_found))
-              by_name();
-            else
-              (*out)(error_result(err, "user " + arg));
-          });
+  resolve_user(self, accounts, arg, timeouts::commit,
+               [then](account_view& v) { then(v); },
+               [out, arg](caf::error& err) {
+                 (*out)(error_result(err, "user " + arg));
+               });
 }
 
 /// Whether each active device of `v` holds a connection (its device actor,

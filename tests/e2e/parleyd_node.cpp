@@ -175,4 +175,23 @@ v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f) {
   return f->error().code();
 }
 
+v1::ClientFrame receipt_frame(uint32_t rid, uint64_t conv, uint64_t seq,
+                              bool read) {
+  v1::ClientFrame f;
+  f.set_request_id(rid);
+  if (read) {
+    f.mutable_read()->set_conversation_id(conv);
+    f.mutable_read()->set_up_to_sequence(seq);
+  } else {
+    f.mutable_delivered()->set_conversation_id(conv);
+    f.mutable_delivered()->set_up_to_sequence(seq);
+  }
+  return f;
+}
+
+bool is_receipt(const v1::ServerFrame& f, v1::ReceiptKind kind, uint64_t seq) {
+  return f.has_receipt() && f.receipt().kind() == kind
+         && f.receipt().up_to_sequence() == seq;
+}
+
 } // namespace parley::e2e

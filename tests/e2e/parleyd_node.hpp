@@ -85,6 +85,13 @@ std::vector<v1::SyncPage> sync_by_continuation(ws_client& c,
 /// The operator's token hash as parleyd takes it (hex of b2sum -l 256).
 std::string admin_token_hash(const std::string& token);
 
+/// A Delivered (or, `read`, a Read) receipt frame for `conv` up to `seq`.
+v1::ClientFrame receipt_frame(uint32_t rid, uint64_t conv, uint64_t seq,
+                              bool read);
+
+/// Whether `f` is a Receipt of `kind` up to `seq`.
+bool is_receipt(const v1::ServerFrame& f, v1::ReceiptKind kind, uint64_t seq);
+
 /// The code of an Error frame (fails the test for anything else).
 v1::Error::Code error_of(const std::optional<v1::ServerFrame>& f);
 

@@ -26,29 +26,6 @@ using namespace parley;
 using namespace parley::e2e;
 using gateway::frame_format;
 
-namespace {
-
-v1::ClientFrame receipt_frame(uint32_t rid, uint64_t conv, uint64_t seq,
-                              bool read) {
-  v1::ClientFrame f;
-  f.set_request_id(rid);
-  if (read) {
-    f.mutable_read()->set_conversation_id(conv);
-    f.mutable_read()->set_up_to_sequence(seq);
-  } else {
-    f.mutable_delivered()->set_conversation_id(conv);
-    f.mutable_delivered()->set_up_to_sequence(seq);
-  }
-  return f;
-}
-
-bool is_receipt(const v1::ServerFrame& f, v1::ReceiptKind kind, uint64_t seq) {
-  return f.has_receipt() && f.receipt().kind() == kind
-         && f.receipt().up_to_sequence() == seq;
-}
-
-} // namespace
-
 TEST_CASE("three_devices_get_each_message_once_and_receipts_reach_the_sender") {
   node n;
   auto phone = n.account("alice", "phone");
