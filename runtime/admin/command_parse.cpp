@@ -31,7 +31,8 @@ std::optional<std::string> number_in(const std::string& s, uint64_t lo,
   if (!all_digits(s))
     return std::nullopt;
   auto d = strip_zeros(s);
-  if (d.size() > 19)
+  static const std::string max64 = "18446744073709551615"; // 2^64-1
+  if (d.size() > max64.size() || (d.size() == max64.size() && d > max64))
     return std::nullopt;
   uint64_t v = std::stoull(d);
   if (v < lo || v > hi)
@@ -88,7 +89,7 @@ std::string accepts(const arg_spec& spec) {
     case arg_kind::partition:
       return "a partition, 0-65535";
     case arg_kind::conversation:
-      return "a conversation id, 1-9223372036854775807";
+      return "a conversation id, 1-18446744073709551615";
     case arg_kind::count:
       return "a count, 1-1000";
     case arg_kind::rate:
@@ -145,8 +146,9 @@ std::optional<std::string> check_value(const arg_spec& spec,
           return std::nullopt;
       return text;
     case arg_kind::device:
-    case arg_kind::conversation:
       return number_in(text, 1, max_id);
+    case arg_kind::conversation: // a direct chat's id has the top bit set
+      return number_in(text, 1, UINT64_MAX);
     case arg_kind::node:
       return number_in(text, 1, 65535);
     case arg_kind::partition:

@@ -31,7 +31,8 @@ enum class arg_kind {
   device,       ///< a device id: 1 .. 2^63-1
   node,         ///< a node id: 1-65535
   partition,    ///< a partition: 0-65535
-  conversation, ///< a conversation id: 1 .. 2^63-1
+  conversation, ///< a conversation id: 1 .. 2^64-1 (a direct chat's has
+                ///< the top bit set)
   count,        ///< 1-1000
   rate,         ///< "N/s", "N/min", "N/h" (N 1-1000000) or "off"
   choice,       ///< one of arg_spec::choices
@@ -44,7 +45,7 @@ struct arg_spec {
   arg_kind kind;
   std::string help;
   bool optional = false;              ///< only the last arguments
-  std::vector<std::string> choices;   ///< for arg_kind::choice
+  std::vector<std::string> choices = {}; ///< for arg_kind::choice
 };
 
 /// How parleyctl treats the answer.

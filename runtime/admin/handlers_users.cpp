@@ -37,7 +37,7 @@ constexpr auto call_deadline = std::chrono::seconds(8);
 struct once {
   reply_fn reply;
   bool done = false;
-  std::function<void()> finish;
+  std::function<void()> finish = {};
 
   void operator()(result r) {
     if (std::exchange(done, true))

@@ -65,12 +65,8 @@ void check_show(const node& n, uint64_t conv, const std::string& kind,
 
 } // namespace
 
-// should_fail until parleyctl takes direct conversation ids (the top bit
-// set: 2^63 and up): command_parse.cpp checks a conversation id against
-// 1..2^63-1 and exits 2 "bad conversation" before asking the node
-// (/work/notes/helperD-findings.md).
-TEST_CASE("conv_show_reports_the_head_and_the_cursors_a_client_just_set"
-          * doctest::should_fail()) {
+// A direct chat: its id has the top bit set (2^63 and up).
+TEST_CASE("conv_show_reports_the_head_and_the_cursors_a_client_just_set") {
   node n{admin_args()};
   auto alice = n.account("alice", "phone");
   auto bob = n.account("bob", "desk");
