@@ -146,33 +146,32 @@ const std::string& arg(const call& c, const char* name) {
 
 void add_user_handlers(handler_table& t, env& e) {
   env* ep = &e;
-  t.add("user show", [ep](const call& c, reply_fn reply) {
-    auto user = arg(c, "user");
-    auto registry = ep->node ? ep->node->registry() : device_registry_actor{};
-    run(*ep, std::move(reply), [user, registry](self_ptr self, auto accounts,
-                                                once_ptr out) {
-      with_view(self, accounts, user, out,
-                [self, registry, out](const account_view& v) {
-                  with_online(self, registry, v, [v, out](auto& online) {
-                    (*out)(result{200, user_json(v, online)});
+  // user show and device list: the account's view and its devices' online
+  // state, rendered two ways.
+  auto add_view = [&t, ep](const char* command, auto render) {
+    t.add(command, [ep, render](const call& c, reply_fn reply) {
+      auto user = arg(c, "user");
+      auto registry = ep->node ? ep->node->registry()
+                               : device_registry_actor{};
+      run(*ep, std::move(reply), [user, registry, render](
+                                   self_ptr self, auto accounts,
+                                   once_ptr out) {
+        with_view(self, accounts, user, out,
+                  [self, registry, out, render](const account_view& v) {
+                    with_online(self, registry, v,
+                                [v, out, render](auto& online) {
+                                  (*out)(result{200, render(v, online)});
+                                });
                   });
-                });
+      });
     });
+  };
+  add_view("user show", [](const account_view& v, const auto& online) {
+    return user_json(v, online);
   });
-  t.add("device list", [ep](const call& c, reply_fn reply) {
-    auto user = arg(c, "user");
-    auto registry = ep->node ? ep->node->registry() : device_registry_actor{};
-    run(*ep, std::move(reply), [user, registry](self_ptr self, auto accounts,
-                                                once_ptr out) {
-      with_view(self, accounts, user, out,
-                [self, registry, out](const account_view& v) {
-                  with_online(self, registry, v, [v, out](auto& online) {
-                    (*out)(result{200, "{\"user_id\":" + std::to_string(v.user)
-                                         + ",\"devices\":"
-                                         + devices_json(v, online) + "}"});
-                  });
-                });
-    });
+  add_view("device list", [](const account_view& v, const auto& online) {
+    return "{\"user_id\":" + std::to_string(v.user) + ",\"devices\":"
+           + devices_json(v, online) + "}";
   });
   t.add("user create", [ep](const call& c, reply_fn reply) {
     auto name = arg(c, "name");

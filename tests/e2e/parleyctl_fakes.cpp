@@ -1,4 +1,5 @@
 #include "parleyctl_fakes.hpp"
+#include "parleyctl_run.hpp"
 
 #include <doctest/doctest.h>
 
@@ -18,15 +19,6 @@
 namespace parley::e2e {
 
 namespace {
-
-std::string fresh_home() {
-  static std::atomic<int> counter{0};
-  auto dir = std::filesystem::temp_directory_path()
-             / ("parleyctl-pty-" + std::to_string(getpid()) + "-"
-                + std::to_string(counter++));
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
 
 int loopback_socket(uint16_t& port, bool listening) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -57,18 +49,8 @@ pty_session::pty_session(const std::vector<std::string>& args,
   ws.ws_col = 120;
   pid_ = forkpty(&fd_, nullptr, nullptr, &ws);
   REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    std::vector<char*> argv{const_cast<char*>(PARLEYCTL)};
-    for (auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : envs)
-      envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    execve(PARLEYCTL, argv.data(), envp.data());
-    _exit(127);
-  }
+  if (pid_ == 0)
+    exec_parleyctl(args, envs);
 }
 
 pty_session::~pty_session() {

@@ -19,15 +19,34 @@ std::vector<std::string> admin_args() {
           "--parley.admin-token-hash=" + admin_token_hash(test_admin_token)};
 }
 
+std::string fresh_home() {
+  static std::atomic<int> counter{0};
+  auto dir = std::filesystem::temp_directory_path()
+             / ("parleyctl-home-" + std::to_string(getpid()) + "-"
+                + std::to_string(counter++));
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+void exec_parleyctl(const std::vector<std::string>& args,
+                    const std::vector<std::string>& envs) {
+  std::vector<char*> argv{const_cast<char*>(PARLEYCTL)};
+  for (auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : envs)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  execve(PARLEYCTL, argv.data(), envp.data());
+  _exit(127);
+}
+
 ctl_result run_parleyctl(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env,
                          int timeout_ms) {
-  static std::atomic<int> counter{0};
-  auto home = std::filesystem::temp_directory_path()
-              / ("parleyctl-home-" + std::to_string(getpid()) + "-"
-                 + std::to_string(counter++));
-  std::filesystem::create_directories(home);
-  std::vector<std::string> envs{"PATH=/usr/bin:/bin", "HOME=" + home.string(),
+  auto home = fresh_home();
+  std::vector<std::string> envs{"PATH=/usr/bin:/bin", "HOME=" + home,
                                 "LANG=C.UTF-8"};
   for (auto& [k, v] : env)
     envs.push_back(k + "=" + v);
@@ -43,16 +62,7 @@ ctl_result run_parleyctl(const std::vector<std::string>& args,
     close(err[0]);
     close(out[1]);
     close(err[1]);
-    std::vector<char*> argv{const_cast<char*>(PARLEYCTL)};
-    for (auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : envs)
-      envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    execve(PARLEYCTL, argv.data(), envp.data());
-    _exit(127);
+    exec_parleyctl(args, envs);
   }
   close(out[1]);
   close(err[1]);

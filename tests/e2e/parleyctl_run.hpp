@@ -19,6 +19,15 @@ inline const std::string test_admin_token = "test-admin-token-0123456789";
 /// (its hash) accepted. node::admin_port is then set.
 std::vector<std::string> admin_args();
 
+/// A fresh empty directory for parleyctl's HOME (no config file or
+/// history of the user's is read); the caller removes it.
+std::string fresh_home();
+
+/// In a forked child: replaces it with parleyctl, `args` after the
+/// program name, `envs` (NAME=VALUE) as its whole environment.
+[[noreturn]] void exec_parleyctl(const std::vector<std::string>& args,
+                                 const std::vector<std::string>& envs);
+
 struct ctl_result {
   int exit_code = -1;  ///< -1: killed, or did not end within the timeout
   std::string out;
