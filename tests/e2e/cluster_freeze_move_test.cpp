@@ -39,15 +39,9 @@ TEST_CASE("cluster_owner_frozen_past_its_lease_during_a_move_accepts_nothing") {
   MESSAGE("group " << conv << " in partition " << p << " owned by node " << owner);
   const std::vector<node_id> on{1, 2, 2, 3};
 
-  std::vector<std::unique_ptr<sender>> senders;
-  for (size_t i = 0; i < users.size(); ++i)
-    senders.push_back(std::make_unique<sender>(
-      c.port(on[i]), users[i].token, conv, "s" + std::to_string(i) + "-"));
+  auto senders = start_senders(c, users, conv, [&](size_t i) { return on[i]; });
   auto every = [&](const std::vector<int>& base, int more) {
-    for (size_t i = 0; i < senders.size(); ++i)
-      if (senders[i]->accepted() < base[i] + more && !senders[i]->failed())
-        return false;
-    return true;
+    return each_sent(senders, base, more);
   };
   CHECK(eventually([&] { return every({0, 0, 0, 0}, 10); }));
 
@@ -92,9 +86,7 @@ TEST_CASE("cluster_owner_frozen_past_its_lease_during_a_move_accepts_nothing") {
   MESSAGE("move: " << move);
   CHECK(json_text_field(move, "phase") == "done");
   MESSAGE("the move's unavailable_ms: " << json_number_field(move, "unavailable_ms"));
-  std::vector<int> after;
-  for (auto& s : senders)
-    after.push_back(s->accepted());
+  auto after = accepted_counts(senders);
   CHECK(eventually([&] { return every(after, 10); }, 60000));
   for (auto& s : senders)
     s->stop();

@@ -293,4 +293,30 @@ std::string wait_move(test_cluster& c, node_id via, uint32_t p,
   return last;
 }
 
+sender_list start_senders(test_cluster& c,
+                          const std::vector<user_account>& users,
+                          uint64_t conv,
+                          const std::function<node_id(size_t)>& on_node) {
+  sender_list out;
+  for (size_t i = 0; i < users.size(); ++i)
+    out.push_back(std::make_unique<sender>(c.port(on_node(i)), users[i].token,
+                                           conv, "s" + std::to_string(i) + "-"));
+  return out;
+}
+
+std::vector<int> accepted_counts(const sender_list& senders) {
+  std::vector<int> out;
+  for (auto& s : senders)
+    out.push_back(s->accepted());
+  return out;
+}
+
+bool each_sent(const sender_list& senders, const std::vector<int>& base,
+               int more) {
+  for (size_t i = 0; i < senders.size(); ++i)
+    if (senders[i]->accepted() < base[i] + more && !senders[i]->failed())
+      return false;
+  return true;
+}
+
 } // namespace parley::e2e

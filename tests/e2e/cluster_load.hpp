@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -107,6 +108,22 @@ std::vector<user_account> users_on(test_cluster& c, const std::vector<node_id>& 
 /// lands on node `owner`: its conversation id (REQUIREs one).
 uint64_t group_on(test_cluster& c, uint16_t port, const user_account& creator,
                   const std::vector<uint64_t>& members, node_id owner);
+
+using sender_list = std::vector<std::unique_ptr<sender>>;
+
+/// One sender per user to `conv`: user i through node on_node(i)'s client
+/// port, sending "s<i>-0", "s<i>-1", ...
+sender_list start_senders(test_cluster& c,
+                          const std::vector<user_account>& users,
+                          uint64_t conv,
+                          const std::function<node_id(size_t)>& on_node);
+
+/// Each sender's accepted() now.
+std::vector<int> accepted_counts(const sender_list& senders);
+
+/// Whether each sender has `more` accepted beyond its `base` (or gave up).
+bool each_sent(const sender_list& senders, const std::vector<int>& base,
+               int more);
 
 /// Prints a sender's numbers (MESSAGE).
 void print_stats(const sender& s);

@@ -35,15 +35,9 @@ TEST_CASE("cluster_partition_moved_under_load_loses_and_duplicates_nothing") {
   MESSAGE("group " << conv << " in partition " << p << " owned by node " << from);
   auto port_of = [](size_t i) -> node_id { return i < 2 ? 2 : 3; };
 
-  std::vector<std::unique_ptr<sender>> senders;
-  for (size_t i = 0; i < users.size(); ++i)
-    senders.push_back(std::make_unique<sender>(
-      c.port(port_of(i)), users[i].token, conv, "s" + std::to_string(i) + "-"));
+  auto senders = start_senders(c, users, conv, port_of);
   auto every = [&](const std::vector<int>& base, int more) {
-    for (size_t i = 0; i < senders.size(); ++i)
-      if (senders[i]->accepted() < base[i] + more && !senders[i]->failed())
-        return false;
-    return true;
+    return each_sent(senders, base, more);
   };
   CHECK(eventually([&] { return every({0, 0, 0, 0}, 20); }));
 
@@ -55,9 +49,7 @@ TEST_CASE("cluster_partition_moved_under_load_loses_and_duplicates_nothing") {
   CHECK(json_text_field(move, "phase") == "done");
   MESSAGE("the move's unavailable_ms: " << json_number_field(move, "unavailable_ms"));
   // The senders keep going on the new owner: ten more each.
-  std::vector<int> after;
-  for (auto& s : senders)
-    after.push_back(s->accepted());
+  auto after = accepted_counts(senders);
   CHECK(eventually([&] { return every(after, 10); }, 60000));
   for (auto& s : senders)
     s->stop();

@@ -272,15 +272,9 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
                .count()
           << " ms");
   auto port_of = [](size_t i) -> node_id { return i < 2 ? 2 : 3; };
-  std::vector<std::unique_ptr<sender>> senders;
-  for (size_t i = 0; i < users.size(); ++i)
-    senders.push_back(std::make_unique<sender>(
-      c.port(port_of(i)), users[i].token, conv, "s" + std::to_string(i) + "-"));
+  auto senders = start_senders(c, users, conv, port_of);
   auto every = [&](const std::vector<int>& base, int more) {
-    for (size_t i = 0; i < senders.size(); ++i)
-      if (senders[i]->accepted() < base[i] + more && !senders[i]->failed())
-        return false;
-    return true;
+    return each_sent(senders, base, more);
   };
   CHECK(eventually([&] { return every({0, 0, 0, 0}, 10); }));
 
@@ -319,9 +313,7 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
 
   // The senders keep going on the new owner; then the same partition goes
   // back, followed in the table mode (a line per progress change).
-  std::vector<int> after;
-  for (auto& s : senders)
-    after.push_back(s->accepted());
+  auto after = accepted_counts(senders);
   CHECK(eventually([&] { return every(after, 10); }, 60000));
   // The same with the old owner (the new target) frozen: a line
   // "partition move: streaming D/T keys" with D < T before the end.
@@ -342,9 +334,7 @@ TEST_CASE("parleyctl_partition_move_under_traffic_reports_progress_to_done") {
   CHECK(back.out.find("partition move done: ") != std::string::npos);
   MESSAGE("parleyctl partition move (lines):\n" << back.out);
   CHECK(c.map().owner(p) == from);
-  after.clear();
-  for (auto& s : senders)
-    after.push_back(s->accepted());
+  after = accepted_counts(senders);
   CHECK(eventually([&] { return every(after, 10); }, 60000));
   for (auto& s : senders)
     s->stop();
