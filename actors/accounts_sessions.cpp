@@ -150,7 +150,9 @@ caf::expected<principal> check_token(self_ptr self, const std::string& token) {
     return owner.error();
   if (!*owner)
     return refuse;
-  principal who{(*owner)->user, (*owner)->device};
+  principal who;
+  who.user = (*owner)->user;
+  who.device = (*owner)->device;
   if (*named == 0)
     if (auto err = own_step(self, user_partition(self, who.user), "auth"))
       return err;

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace parley::credentials {
 
@@ -31,19 +32,21 @@ bool verify_password(const std::string& hash, std::string_view password) {
               == 0;
 }
 
-std::string new_token(uint64_t user) {
-  unsigned char raw[32];
-  randombytes_buf(raw, sizeof raw);
-  char out[sodium_base64_ENCODED_LEN(32,
-                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-  sodium_bin2base64(out, sizeof out, raw, sizeof raw,
+std::string random_secret(size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  randombytes_buf(raw.data(), raw.size());
+  std::vector<char> out(
+    sodium_base64_ENCODED_LEN(bytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING));
+  sodium_bin2base64(out.data(), out.size(), raw.data(), raw.size(),
                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  sodium_memzero(raw, sizeof raw);
-  auto token = std::to_string(user);
-  token += '.';
-  token += out;
-  sodium_memzero(out, sizeof out);
-  return token;
+  sodium_memzero(raw.data(), raw.size());
+  std::string secret = out.data();
+  sodium_memzero(out.data(), out.size());
+  return secret;
+}
+
+std::string new_token(uint64_t user) {
+  return std::to_string(user) + "." + random_secret(32);
 }
 
 std::optional<uint64_t> token_user(std::string_view token) {

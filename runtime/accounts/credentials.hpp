@@ -33,6 +33,10 @@ std::string hash_password(std::string_view password,
 /// Constant-time check of `password` against a stored hash.
 bool verify_password(const std::string& hash, std::string_view password);
 
+/// `bytes` random bytes (libsodium) as unpadded base64url: a secret to hand
+/// out once (tokens, generated passwords).
+std::string random_secret(size_t bytes);
+
 /// A new bearer token of `user` (> 0): "<user>.<secret>" as above.
 std::string new_token(uint64_t user);
 

@@ -198,14 +198,7 @@ added_token add_token(const std::string& path, const std::string& name) {
     if (t.name == name)
       return {{}, "the admin tokens file " + path + " already has a token "
                     "named " + name + " (remove its line to replace it)"};
-  unsigned char raw[32];
-  randombytes_buf(raw, sizeof raw);
-  char b64[sodium_base64_ENCODED_LEN(32,
-                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-  sodium_bin2base64(b64, sizeof b64, raw, sizeof raw,
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  sodium_memzero(raw, sizeof raw);
-  std::string token = b64;
+  std::string token = credentials::random_secret(32);
   std::string line = name + " " + hex(credentials::token_hash(token)) + "\n";
   // A last line without its newline gets one first.
   struct stat st {};

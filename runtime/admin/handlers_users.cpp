@@ -10,12 +10,11 @@
 #include <functional>
 #include <memory>
 
-#include <sodium.h>
-
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
 #include "actors/accounts.hpp"
+#include "runtime/accounts/credentials.hpp"
 #include "runtime/admin/json_text.hpp"
 #include "runtime/admin/resolve_user.hpp"
 #include "runtime/admin/user_json.hpp"
@@ -125,17 +124,6 @@ void run(env& e, reply_fn reply, Body body) {
   });
 }
 
-/// 24 characters of base64url from 18 random bytes (libsodium).
-std::string generated_password() {
-  unsigned char raw[18];
-  randombytes_buf(raw, sizeof raw);
-  char text[sodium_base64_ENCODED_LEN(sizeof raw,
-                                      sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-  sodium_bin2base64(text, sizeof text, raw, sizeof raw,
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  return text;
-}
-
 const std::string& arg(const call& c, const char* name) {
   static const std::string none;
   auto i = c.args.find(name);
@@ -178,7 +166,7 @@ void add_user_handlers(handler_table& t, env& e) {
     auto password = arg(c, "password");
     bool generated = password.empty();
     if (generated)
-      password = generated_password();
+      password = credentials::random_secret(18); // 24 characters
     run(*ep, std::move(reply), [=](self_ptr self, auto accounts,
                                    once_ptr out) {
       account_register_step step{name, password, false, true};
