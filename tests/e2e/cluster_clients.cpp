@@ -211,7 +211,9 @@ std::vector<v1::Message> history(uint16_t port, const std::string& token,
   REQUIRE(w);
   REQUIRE(w->has_welcome());
   std::vector<v1::Message> out;
-  for (auto& p : sync_all(c, {{conv, 0}}, 7, frame_format::binary, 2))
+  // Pages of 7 (many pages on purpose); up to 20,000 of them: the move
+  // tests' senders can pass the 7,000 messages 1,000 pages hold.
+  for (auto& p : sync_all(c, {{conv, 0}}, 7, frame_format::binary, 2, 20000))
     for (auto& m : p.messages())
       if (m.conversation_id() == conv)
         out.push_back(m);
